@@ -1,0 +1,21 @@
+"""hp-advisor: hyperparameter laws for language-model training, as data, with their evidence.
+
+Library use::
+
+    from advisor import recommend
+    rec = recommend(params=7e9)          # total parameters
+    rec.learning_rate.value, rec.to_yaml()
+
+Importing this package is cheap: it never imports torch.
+"""
+from advisor.errors import AdvisorError
+
+__all__ = ["AdvisorError", "recommend"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy, so `import advisor` stays fast
+    if name == "recommend":
+        from advisor.recommend import recommend
+        return recommend
+    raise AttributeError(name)
