@@ -35,6 +35,20 @@ _TOP_KEYS = {"schema", "name", "title", "source", "conventions", "laws", "mup", 
 _MAX_FILE_BYTES = 1 << 20
 
 
+class _SafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads 1e-3 and 7.0e7 as floats (YAML 1.2 style).
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so `1e-3` is a
+    float but `7.0e7` and `1e9` would be strings: the commonest way to break a law file.
+    """
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 @dataclass(frozen=True)
 class LawSet:
     """A validated law set. ``laws`` maps quantity -> law mapping (see lawforms)."""
@@ -222,7 +236,7 @@ def read_yaml_file(path, what: str = "file"):
 
 def parse_yaml_text(text: str, where: str):
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SafeLoader)  # safe: no object construction
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" (line {mark.line + 1})" if mark is not None else ""
