@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # lazy, so `import advisor` stays fast
     if name == "recommend":
-        from advisor.recommend import recommend
+        from advisor.recommendation import recommend
         return recommend
     raise AttributeError(name)

@@ -1,0 +1,60 @@
+"""``advisor compare``: every shipped law's LR, batch and weight decay for one target."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from advisor.lawset import load_lawset
+from advisor.numbers import parse_count
+from advisor.recommendation import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
+                                    compute_optimal_tokens, law_table)
+from advisor.shapes import load_family, shape_for_params
+
+
+def _fmt(x, spec):
+    width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
+    return "-".rjust(width) if x is None else format(x, spec)
+
+
+@click.command()
+@click.option("--params", required=True, metavar="N", help="Total parameters, e.g. 7e9.")
+@click.option("--tokens", default=None, metavar="D",
+              help="Training tokens (default: compute-optimal, as `recommend`).")
+@click.option("--seq-len", default=str(DEFAULT_SEQ_LEN), show_default=True)
+@click.option("--family", default=DEFAULT_FAMILY, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def compare(params, tokens, seq_len, family, fmt):
+    """One table: each shipped law's LR / batch / weight decay for the same target.
+
+    Each law is evaluated at N in its own convention (non-embedding, total, ...). Weight
+    decay by AdamW timescale (Power Lines) uses the default law's LR and batch.
+    """
+    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+    seq_len = int(parse_count(seq_len, "seq-len", minimum=1, maximum=1e7))
+    shape = shape_for_params(load_family(family), params)
+    loss_ls = load_lawset(DEFAULT_LOSS_LAW)
+    D = (compute_optimal_tokens(float(shape.params_total), loss_ls) if tokens is None
+         else parse_count(tokens, "tokens", minimum=1e3, maximum=1e17))
+    loss = loss_ls.predict("loss", shape.params_total, D)
+    rows = law_table(shape, D, seq_len, loss=loss)
+    if fmt == "json":
+        click.echo(json.dumps({"params_total": params, "tokens": D, "seq_len": seq_len,
+                               "model": shape.to_dict(), "laws": rows}, indent=2))
+        return
+    click.echo(f"target: {shape.params_total:.4g} parameters ({shape.n_layers} layers x "
+               f"d_model {shape.d_model}), {D:.4g} tokens, seq_len {seq_len}")
+    click.echo(f"{'law':<17} {'N used':>9} {'peak LR':>9} {'batch tok':>10} "
+               f"{'batch seq':>9} {'wd':>7} {'loss':>6} {'B_crit tok':>10}  outside fitted range")
+    for r in rows:
+        bseq = None if r["batch_size_tokens"] is None else r["batch_size_tokens"] / seq_len
+        rng = "; ".join(r["out_of_range"]) if r["out_of_range"] else ""
+        click.echo(f"{r['law']:<17} {r['N']:>9.3g} {_fmt(r['learning_rate'], '9.3g')} "
+                   f"{_fmt(r['batch_size_tokens'], '10.3g')} {_fmt(bseq, '9.0f')} "
+                   f"{_fmt(r['weight_decay'], '7.3g')} {_fmt(r['loss'], '6.3f')} "
+                   f"{_fmt(r['critical_batch_size_tokens'], '10.3g')}  {rng}")
+    click.echo("Losses are on each law's own corpus and tokenizer (not comparable across "
+               "rows); kaplan's critical batch reads its own loss.")
+    click.echo("minicpm's LR is its muP base LR scaled to this width (x 256/d_model); its "
+               "batch reads the loss L from the default loss law.")

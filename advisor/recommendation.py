@@ -1,0 +1,413 @@
+"""``recommend``: a complete training configuration for a target model size, with evidence.
+
+Data flow: target size -> model shape (recipes/families) -> law sets (recipes/laws or a fitted
+file) -> LR, batch, weight decay, loss -> optimizer, warmup, schedule, muP view -> a typed
+:class:`Recommendation`. Everything here is pure computation; files and printing happen in
+``advisor/commands``. Units are stated on every value: batch sizes in tokens and in
+sequences of ``seq_len`` tokens; N in each law set's own parameter convention.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from advisor.errors import AdvisorError
+from advisor.lawset import LawSet, load_lawset, load_shipped
+from advisor.lr_schedule import Schedule
+from advisor.shapes import Shape, load_family, shape_for_params
+
+DEFAULT_LAW = "step-law"          # see README: "Why Step Law is the default"
+DEFAULT_LOSS_LAW = "epoch-chinchilla"
+DEFAULT_WD_LAW = "power-lines"
+DEFAULT_FAMILY = "llama"
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_BASE_WIDTH = 256
+SPREAD_WARN_FACTOR = 2.0          # warn when shipped laws' LR or batch differ by more than this
+
+
+@dataclass(frozen=True)
+class Value:
+    """One recommended number with its unit and where it came from."""
+
+    value: Any
+    unit: str
+    source: str
+    note: str | None = None
+    interval_95: tuple | None = None
+
+    def to_dict(self) -> dict:
+        d = {"value": self.value, "unit": self.unit, "source": self.source}
+        if self.interval_95 is not None:
+            d["interval_95"] = [float(x) for x in self.interval_95]
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The advisor's answer. Stable JSON keys: see README, "Output schema"."""
+
+    target: dict
+    model: dict
+    learning_rate: Value
+    weight_decay: Value
+    batch_size_tokens: Value
+    batch_size_sequences: Value
+    optimizer: dict
+    warmup_steps: Value
+    total_steps: Value
+    schedule: dict
+    mup: dict
+    predicted_loss: Value
+    law: dict
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {}
+        for key, val in self.__dict__.items():
+            out[key] = val.to_dict() if isinstance(val, Value) else _plain(val)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_yaml(self) -> str:
+        import yaml
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, Value):
+        return x.to_dict()
+    return x
+
+
+def compute_optimal_tokens(params_total: float, loss_law: LawSet) -> float:
+    """Training tokens D at which ``params_total`` is compute-optimal under L = E + A/N^a + B/D^b.
+
+    Minimising L at fixed C = 6ND gives N_opt = G (C/6)^(b/(a+b)), G = (a A / (b B))^(1/(a+b))
+    (Hoffmann et al. 2022, Eq. 4); we invert it for C and return D = C / (6 N).
+    """
+    law = loss_law.laws.get("loss")
+    if law is None or law["form"] != "chinchilla":
+        raise AdvisorError(f"law set {loss_law.name!r} has no Chinchilla-form loss law "
+                           "to derive compute-optimal tokens from")
+    a, b, A, B = (float(law[k]) for k in ("alpha", "beta", "A", "B"))
+    G = (a * A / (b * B)) ** (1.0 / (a + b))
+    c_over_6 = (params_total / G) ** ((a + b) / b)
+    return c_over_6 / params_total
+
+
+def round_batch(sequences: float) -> tuple[int, int]:
+    """Round a batch in sequences to a multiple of a power of two g <= sequences/32.
+
+    Returns (rounded, g). The rounding moves the batch by at most 1/64 (about 1.6%), well
+    inside the flat region of loss vs batch, and keeps the global batch divisible by many
+    data-parallel sizes.
+    """
+    if sequences < 1:
+        return 1, 1
+    g = 1
+    while g * 2 <= sequences / 32:
+        g *= 2
+    return max(g, int(round(sequences / g)) * g), g
+
+
+def adam_beta2(batch_tokens: float, ref_tokens: float = 1_048_576, ref_beta2: float = 0.95):
+    """beta2 for a batch of ``batch_tokens``; keeps the EMA half-life in tokens fixed below ref.
+
+    At and above ``ref_tokens`` (1M tokens) LLM practice uses 0.95 (LLaMA, DeepSeek). Below
+    it, beta2 = ref_beta2 ** (B / ref), which holds the second-moment half-life constant in
+    tokens (Marek et al. 2025, "Small Batch Size Training for Language Models"); Porian et
+    al. 2024 likewise found beta2 of 0.99-0.999 necessary at small batches. Capped at 0.999.
+    """
+    if batch_tokens >= ref_tokens:
+        return ref_beta2
+    return min(0.999, ref_beta2 ** (batch_tokens / ref_tokens))
+
+
+def _citation(ls: LawSet) -> str:
+    return str(ls.source.get("citation", ls.title))
+
+
+def _predict(ls: LawSet, quantity: str, shape: Shape, D: float, seq_len: int, **extra):
+    """(value, interval, N used) of a law in its set's own conventions."""
+    N = shape.params(ls.conventions["params"])
+    kw = dict(M=shape.flops_per_token(seq_len), **extra)
+    value = ls.predict(quantity, N, D, **kw)
+    if quantity in ("batch_size",) and ls.batch_unit == "sequences":
+        value *= float(ls.conventions["seq_len"])
+    return value, ls.interval(quantity, N, D, **kw), N
+
+
+def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
+              sets: list[LawSet] | None = None) -> list[dict]:
+    """Each law set's LR / batch (tokens) / weight decay / loss for one target, side by side.
+
+    LR and batch come from each set's own laws; weight decay from a set's own
+    ``weight_decay`` law, evaluated with the LR and batch of the default law set when the set
+    has none of its own (Power Lines predicts only weight decay). Missing entries are None.
+    """
+    sets = sets if sets is not None else load_shipped()
+    default = load_lawset(DEFAULT_LAW)
+    lr0, _, _ = _predict(default, "learning_rate", shape, D, seq_len)
+    b0, _, _ = _predict(default, "batch_size", shape, D, seq_len)
+    rows = []
+    for ls in sets:
+        extra = {} if ls.has("loss") or loss is None else {"L": loss}
+        row = {"law": ls.name, "title": ls.title, "params_convention": ls.conventions["params"],
+               "N": shape.params(ls.conventions["params"])}
+        for q, key in (("learning_rate", "learning_rate"), ("batch_size", "batch_size_tokens"),
+                       ("loss", "loss"), ("critical_batch_size", "critical_batch_size_tokens")):
+            row[key] = _predict(ls, q, shape, D, seq_len, **extra)[0] if ls.has(q) else None
+        if ls.has("learning_rate") and ls.conventions.get("learning_rate") == "mup_base":
+            base = float((ls.mup or {}).get("base_width", DEFAULT_BASE_WIDTH))
+            row["learning_rate"] *= base / shape.d_model  # hidden-matrix LR at this width
+        if ls.has("weight_decay"):
+            lr = row["learning_rate"] or lr0
+            bt = row["batch_size_tokens"] or b0
+            row["weight_decay"] = _predict(ls, "weight_decay", shape, D, seq_len,
+                                           lr=lr, B_tokens=bt, **extra)[0]
+        else:
+            row["weight_decay"] = None
+        row["out_of_range"] = [f"{q}: {note}" for q in ls.laws
+                               for note in ls.out_of_range(
+                                   q, shape.params(ls.conventions["params"]), D,
+                                   M=shape.flops_per_token(seq_len), **_range_extra(ls, q, lr0, b0, loss))]
+        rows.append(row)
+    return rows
+
+
+def _range_extra(ls, q, lr, b, loss):
+    extra = {"lr": lr, "B_tokens": b} if q == "weight_decay" else {}
+    if not ls.has("loss") and loss is not None:
+        extra["L"] = loss
+    return extra
+
+
+def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DEFAULT_LAW,
+              laws_file=None, family: str = DEFAULT_FAMILY,
+              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None) -> Recommendation:
+    """Recommend a training configuration.
+
+    Args:
+        params: total parameters of the target model (embeddings included), e.g. 7e9.
+        tokens: training tokens; default: compute-optimal for ``params`` under Epoch AI's
+            Chinchilla refit.
+        seq_len: tokens per sequence, to express the batch in sequences.
+        law: name of a shipped law set for LR and batch size (``advisor laws`` lists them).
+        laws_file: path to a law-set YAML (e.g. from ``advisor fit``); overrides ``law``.
+        family: target-model family in recipes/families (shape for the parameter count).
+        base_width: width of the muP proxy the muP multipliers are relative to.
+        schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
+            the schedule block comes from ``advisor.schedule.recommend_schedule``.
+    """
+    from advisor.numbers import parse_count
+    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+    seq_len = int(parse_count(seq_len, "seq-len", minimum=1, maximum=1e7))
+    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
+    fam = load_family(family)
+    shape = shape_for_params(fam, params)
+    primary = load_lawset(laws_file if laws_file is not None else law)
+    for q in ("learning_rate", "batch_size"):
+        if not primary.has(q):
+            raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "
+                               "has (advisor laws lists them)")
+    loss_set = primary if primary.has("loss") else load_lawset(DEFAULT_LOSS_LAW)
+    warnings: list[str] = []
+
+    # --- tokens
+    tokens_ls = load_lawset(DEFAULT_LOSS_LAW)
+    if tokens is None:
+        D = compute_optimal_tokens(float(shape.params_total), tokens_ls)
+        tokens_source = (f"compute-optimal for {shape.params_total:.4g} parameters under "
+                         f"{tokens_ls.title} ({_citation(tokens_ls)})")
+    else:
+        D = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
+        tokens_source = "given (--tokens)"
+
+    # --- loss
+    loss_N = shape.params(loss_set.conventions["params"])
+    loss_value = loss_set.predict("loss", loss_N, D)
+    extra_L = {} if primary.has("loss") else {"L": loss_value}
+    if not primary.has("loss") and any("L" in str(l.get("exponents", {}))
+                                       for l in primary.laws.values()):
+        warnings.append(f"{primary.name}: a law reads the loss L; using {loss_set.name}'s "
+                        f"prediction {loss_value:.3f}, measured on another corpus")
+
+    # --- learning rate
+    lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, seq_len, **extra_L)
+    lr_note = None
+    if primary.conventions.get("learning_rate") == "mup_base":
+        base = float((primary.mup or {}).get("base_width", base_width))
+        lr_note = (f"{primary.name} gives a muP base LR of {lr:.3g} at width {base:g}; "
+                   f"hidden matrices at width {shape.d_model} use {lr:.3g} * {base:g} / "
+                   f"{shape.d_model}; vector-like parameters keep {lr:.3g}")
+        lr = lr * base / shape.d_model
+        lr_int = None
+
+    # --- batch size
+    b_tokens_law, b_int, _ = _predict(primary, "batch_size", shape, D, seq_len, **extra_L)
+    seqs, granule = round_batch(b_tokens_law / seq_len)
+    b_tokens = seqs * seq_len
+    rounding = (f"{b_tokens_law / seq_len:.1f} sequences from the law, rounded to the "
+                f"nearest multiple of {granule} ({100 * (b_tokens / b_tokens_law - 1):+.1f}%)")
+
+    # --- weight decay
+    wd_set = primary if primary.has("weight_decay") else load_lawset(DEFAULT_WD_LAW)
+    wd, _, _ = _predict(wd_set, "weight_decay", shape, D, seq_len, lr=lr, B_tokens=b_tokens)
+    coupled = wd_set.conventions.get("weight_decay", "coupled") == "coupled"
+    wd_value = Value(
+        value=_sig(wd), unit="AdamW weight decay lambda",
+        source=f"{wd_set.title} ({_citation(wd_set)})"
+        + (", from the AdamW timescale tau = B/(lr lambda D) with the LR and batch above"
+           if wd_set.laws["weight_decay"]["form"] == "adamw_timescale" else ""),
+        note=("coupled with the LR, as torch.optim.AdamW: each step multiplies weights by "
+              f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
+              else "independent of the LR: each step multiplies weights by (1 - lambda)"))
+
+    # --- optimizer
+    beta2 = adam_beta2(b_tokens)
+    optimizer = {
+        "name": "AdamW", "beta1": 0.9, "beta2": round(beta2, 5), "eps": 1e-8,
+        "grad_clip_norm": 1.0,
+        "source": ("beta1 0.9, eps 1e-8, clip 1.0: common LLM practice (LLaMA 2, DeepSeek "
+                   "LLM); beta2 0.95 at batches of 1M tokens or more, else 0.95^(B/1M tokens) "
+                   "to keep the second-moment half-life in tokens (Marek et al. 2025; Porian "
+                   "et al. 2024 found beta2 0.99-0.999 necessary at small batches)"),
+    }
+
+    # --- steps and warmup
+    total = int(math.ceil(D / b_tokens))
+    floor = int(math.ceil(2.0 / (1.0 - beta2)))
+    warm_tokens = shape.params_total
+    warm = max(floor, int(math.ceil(warm_tokens / b_tokens)))
+    warm_note = None
+    if warm > 0.1 * total:
+        warm = max(1, min(warm, int(0.1 * total)))
+        warm_note = "capped at 10% of the run"
+    warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
+                   "about N tokens of warmup (Porian et al. 2024), and at least 2/(1-beta2) "
+                   "steps (Ma and Yarats 2021)", note=warm_note)
+    total_steps = Value(total, "optimizer steps",
+                        f"ceil(tokens / batch) = ceil({D:.4g} / {b_tokens})")
+
+    # --- schedule
+    schedule = _schedule_block(total, warm, lr, schedule_law, warnings)
+
+    # --- muP view
+    mup = _mup_view(shape, base_width, lr, primary)
+
+    # --- warnings: ranges and disagreement
+    for ls, q, extra in ((primary, "learning_rate", extra_L), (primary, "batch_size", extra_L),
+                         (wd_set, "weight_decay", {"lr": lr, "B_tokens": b_tokens}),
+                         (loss_set, "loss", {})):
+        for note in ls.out_of_range(q, shape.params(ls.conventions["params"]), D,
+                                    M=shape.flops_per_token(seq_len), **extra):
+            warnings.append(f"{ls.name} {q}: target outside the fitted range: {note}")
+    rows = law_table(shape, D, seq_len, loss=loss_value)
+    for key, label in (("learning_rate", "peak LR"), ("batch_size_tokens", "batch (tokens)")):
+        vals = [(r["law"], r[key]) for r in rows if r[key]]
+        if len(vals) >= 2:
+            lo, hi = min(v for _, v in vals), max(v for _, v in vals)
+            if hi / lo > SPREAD_WARN_FACTOR:
+                spread = ", ".join(f"{n} {v:.3g}" for n, v in vals)
+                warnings.append(f"shipped laws disagree on the {label} by {hi / lo:.1f}x: "
+                                f"{spread} (see advisor compare)")
+
+    law_info = {"name": primary.name, "title": primary.title, "citation": _citation(primary),
+                "url": primary.source.get("url"), "file": primary.path,
+                "conventions": dict(primary.conventions),
+                "used_for": {"learning_rate": primary.name, "batch_size": primary.name,
+                             "weight_decay": wd_set.name, "loss": loss_set.name,
+                             "tokens": tokens_ls.name if tokens is None else "given"}}
+    model = shape.to_dict()
+    model["params_for_laws"] = {"value": n_lr, "convention": primary.conventions["params"]}
+    target = {"params_total": params, "tokens": {"value": D, "unit": "training tokens",
+                                                 "source": tokens_source},
+              "tokens_per_param": D / shape.params_total, "seq_len": seq_len}
+    return Recommendation(
+        target=target, model=model,
+        learning_rate=Value(_sig(lr), "peak LR (AdamW)",
+                            f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "
+                            f"({primary.conventions['params']}), D = {D:.4g}",
+                            note=lr_note, interval_95=lr_int),
+        weight_decay=wd_value,
+        batch_size_tokens=Value(b_tokens, "tokens per optimizer step",
+                                f"{primary.title}: {b_tokens_law:.4g} tokens, rounded to "
+                                "whole sequences", interval_95=b_int),
+        batch_size_sequences=Value(seqs, f"sequences of {seq_len} tokens", "batch_size_tokens "
+                                   "/ seq_len", note=rounding),
+        optimizer=optimizer, warmup_steps=warmup, total_steps=total_steps, schedule=schedule,
+        mup=mup,
+        predicted_loss=Value(round(loss_value, 4), loss_set.laws["loss"].get("unit",
+                                                                            "nats/token"),
+                             f"{loss_set.title} ({_citation(loss_set)}) at N = {loss_N:.4g}, "
+                             f"D = {D:.4g}",
+                             note="a loss on the law's own corpus and tokenizer; compare "
+                                  "across runs of one setup only"),
+        law=law_info, warnings=warnings)
+
+
+def _sig(x: float, digits: int = 3) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def _schedule_block(total: int, warm: int, lr: float, schedule_law, warnings) -> dict:
+    if schedule_law is not None:
+        from advisor.schedule import recommend_schedule
+        block = dict(recommend_schedule(schedule_law, total, peak_lr=lr))
+        block["source"] = f"fitted schedule law {schedule_law} (advisor schedule optimize)"
+        return block
+    wsd = Schedule(family="wsd", warmup=warm, cooldown=0.2, shape="1-sqrt", final=0.0)
+    cos = Schedule(family="cosine", warmup=warm, final=0.1)
+    return {
+        "family": "wsd", "spec": wsd.to_spec(), "warmup_steps": warm,
+        "decay_start_step": wsd.decay_start(total), "cooldown_fraction": 0.2,
+        "cooldown_shape": "1-sqrt", "final_lr": 0.0,
+        "source": ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed budget "
+                   "and lets one run branch cooldowns from its stable phase (Hagele et al. "
+                   "2024); long or to-zero decays help more at high tokens per parameter "
+                   "(Bergsma et al. 2025). Fit a schedule law for a measured choice."),
+        "alternative": {"family": "cosine", "spec": cos.to_spec(), "final_lr": _sig(lr * 0.1),
+                        "note": "cosine to 10% of the peak over the whole run"},
+    }
+
+
+def _mup_view(shape: Shape, base_width: int, lr: float, primary: LawSet) -> dict:
+    """Per-parameter-group multipliers of a muP model at this width vs a proxy of base_width.
+
+    muP for Adam (Yang et al. 2022, Tensor Programs V, Table 3): hidden matrices' LR and
+    init variance scale with 1/m (m = width / base width), the readout's output is
+    multiplied by 1/m, vector-like parameters and embeddings keep their base values.
+    """
+    m = shape.d_model / base_width
+    groups = [
+        {"group": "embedding", "lr_multiplier": 1.0, "init_std_multiplier": 1.0,
+         "output_multiplier": 1.0},
+        {"group": "hidden matrices (attention q/k/v/o, MLP)", "lr_multiplier": 1 / m,
+         "init_std_multiplier": 1 / math.sqrt(m), "output_multiplier": 1.0},
+        {"group": "norm gains, biases", "lr_multiplier": 1.0, "init_std_multiplier": 1.0,
+         "output_multiplier": 1.0},
+        {"group": "readout (unembedding)", "lr_multiplier": 1.0, "init_std_multiplier": 1.0,
+         "output_multiplier": 1 / m},
+        {"group": "attention logits", "scale": "1/d_head (times a base-width-tuned multiplier)",
+         "note": f"head_dim is fixed at {shape.head_dim}, so 1/d_head and 1/sqrt(d_head) "
+                 "differ by a constant here"},
+    ]
+    for g in groups:
+        for k in ("lr_multiplier", "init_std_multiplier", "output_multiplier"):
+            if k in g:
+                g[k] = _sig(g[k], 4)
+    return {"base_width": base_width, "width": shape.d_model, "width_multiplier": _sig(m, 4),
+            "groups": groups,
+            "note": "multipliers relative to a muP proxy of width base_width trained with "
+                    "the same base LR; for a standard-parameterisation run use the peak LR "
+                    "above as is"}
