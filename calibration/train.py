@@ -1,0 +1,302 @@
+"""Train one proxy model (``train_run``) or a group of same-shaped runs (``train_group``).
+
+A run is fully described by a :class:`RunSpec`; its id is a hash of those settings, so the
+same settings always map to the same row of the results store (which is how sweeps resume).
+
+The loop: AdamW with muP's per-group multipliers (calibration.model.build_optimizer), the
+LR schedule from advisor.lr_schedule applied to each group's base LR, bf16 autocast and
+torch.compile on CUDA, fp32 on the CPU. Every ``eval_interval`` steps (and at the last step)
+it records the mean training loss since the previous point, the held-out loss on a fixed set
+of windows, the LR, and tokens seen. A run ends ``finished``, ``diverged`` (a non-finite loss,
+or a smoothed training loss above ``diverge_factor`` x its first loss: stopped early to save
+compute) or ``failed`` (an exception, kept as text).
+
+Units: ``batch_size`` in sequences, ``seq_len`` and ``tokens`` in tokens, ``lr`` is the peak
+LR of the base-width model, losses in nats per token.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+
+from advisor.errors import AdvisorError
+
+# Settings that change how a run is executed but not its result: not part of the run id.
+_NOT_IN_ID = {"stack", "compile"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run's settings."""
+
+    family: str = "proxy-llama"
+    width: int = 128
+    depth: int = 4
+    parameterization: str = "mup"
+    lr: float = 2 ** -8
+    weight_decay: float = 0.0
+    batch_size: int = 32          # sequences per step
+    seq_len: int = 256            # tokens per sequence
+    tokens: int = 32 * 256 * 600  # training tokens (steps = tokens // (batch_size * seq_len))
+    schedule: str = "constant"    # advisor.lr_schedule spec string
+    seed: int = 0                 # model init and data order
+    optimizer: str = "muadamw"    # muadamw | adamw
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 0.0        # max global grad norm; 0 = off
+    eval_interval: int = 50       # steps between curve points
+    eval_sequences: int = 128     # held-out sequences per evaluation
+    diverge_factor: float = 1.5   # stop when smoothed train loss > factor x first loss
+    data: str = "stdlib"          # calibration.data spec
+    model: tuple = ()             # ProxyConfig overrides as sorted (key, value) pairs
+    stack: bool = False           # allow stacked training of same-shape runs
+    compile: str = "auto"         # auto (CUDA only) | always | never
+
+    def __post_init__(self):
+        def bad(msg):
+            raise AdvisorError(msg)
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", tuple(sorted(self.model.items())))
+        for name in ("width", "depth", "batch_size", "seq_len", "tokens", "eval_interval",
+                     "eval_sequences"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            bad(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("lr", "eps", "diverge_factor"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                bad(f"{name} must be a positive number, got {v!r}")
+        for name in ("weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                bad(f"{name} must be a number >= 0, got {v!r}")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+                bad(f"{name} must be in [0, 1), got {v!r}")
+        if self.parameterization not in ("mup", "sp"):
+            bad(f"parameterization must be mup or sp, got {self.parameterization!r}")
+        if self.optimizer not in ("muadamw", "adamw"):
+            bad(f"optimizer must be muadamw or adamw, got {self.optimizer!r}")
+        if self.compile not in ("auto", "always", "never"):
+            bad(f"compile must be auto, always or never, got {self.compile!r}")
+        if self.tokens < self.batch_size * self.seq_len:
+            bad(f"tokens {self.tokens} is less than one step of {self.batch_size} x "
+                f"{self.seq_len} tokens")
+        from advisor.lr_schedule import parse_schedule
+        parse_schedule(self.schedule)
+
+    # ------------------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        return self.tokens // (self.batch_size * self.seq_len)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    def settings(self) -> dict:
+        """Flat JSON-able settings (the store's ``settings``)."""
+        d = asdict(self)
+        d["model"] = dict(self.model)
+        return d
+
+    @property
+    def run_id(self) -> str:
+        d = {k: v for k, v in self.settings().items() if k not in _NOT_IN_ID}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def model_config(self, vocab_size: int | None = None):
+        """The ProxyConfig this run trains (validated: AdvisorError if it cannot be built)."""
+        from calibration.model import ProxyConfig
+
+        over = dict(self.model)
+        over["seq_len"] = self.seq_len
+        over["parameterization"] = self.parameterization
+        if vocab_size is not None:
+            over["vocab_size"] = vocab_size
+        return ProxyConfig.from_family(self.family, width=self.width, depth=self.depth, **over)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    @classmethod
+    def from_settings(cls, d: dict) -> "RunSpec":
+        return cls(**{k: v for k, v in d.items() if k in cls.field_names()})
+
+
+@dataclass
+class RunResult:
+    """What a run produced; the store keeps all of it."""
+
+    spec: RunSpec
+    status: str                      # finished | diverged | failed
+    error: str = ""
+    final_train_loss: float = math.nan
+    final_val_loss: float = math.nan
+    n_params: int = 0
+    n_params_non_embedding: int = 0
+    tokens_seen: int = 0
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    device: str = ""
+    curve: dict = field(default_factory=lambda: {k: [] for k in
+                                                 ("step", "tokens", "lr", "train_loss", "val_loss")})
+    diagnostics: list = field(default_factory=list)   # (step, name, value)
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+
+def resolve_device(device: str | None = None) -> str:
+    """'auto' or None -> 'cuda' when available, else 'cpu'."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise AdvisorError(f"device {device} requested but CUDA is not available")
+    return str(device)
+
+
+def _evaluate(model, data, spec, device, autocast) -> float:
+    import torch
+    from calibration.data import heldout_batches
+
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad(), autocast():
+        for x, y in heldout_batches(data, spec.seq_len, spec.eval_sequences,
+                                    spec.batch_size, device):
+            logits = model(x)
+            total += torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                reduction="sum").item()
+            n += y.numel()
+    model.train()
+    return total / n
+
+
+def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=None) -> RunResult:
+    """Train one run to the end (or to divergence) and return its result; never raises for
+    a training failure (status ``failed`` with the error instead).
+
+    ``callbacks``: objects with ``on_step(step, model, optimizer, batch) -> dict | None``,
+    called after each optimiser step; returned dicts are kept as diagnostics (name -> float).
+    ``progress``: optional ``f(step, total_steps, train_loss)`` called every step.
+    """
+    import contextlib
+
+    import torch
+
+    from advisor.lr_schedule import parse_schedule
+    from calibration.data import BatchSampler
+    from calibration.model import build_model, build_optimizer, compute_loss, count_params
+
+    result = RunResult(spec=spec, status="failed", device=str(device))
+    t0 = time.perf_counter()
+    try:
+        cfg = spec.model_config(vocab_size=data.vocab_size)
+        data.check_fits(spec.seq_len)
+        model = build_model(cfg, device=device, seed=spec.seed)
+        result.n_params, result.n_params_non_embedding = count_params(model)
+        opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,
+                              betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer)
+        is_cuda = str(device).startswith("cuda")
+        fwd = model
+        if spec.compile == "always" or (spec.compile == "auto" and is_cuda):
+            fwd = torch.compile(model)
+        if is_cuda:
+            autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        else:
+            autocast = contextlib.nullcontext
+        mults = parse_schedule(spec.schedule).multipliers(spec.steps)
+        sampler = BatchSampler(data, spec.batch_size, spec.seq_len, seed=spec.seed + 1_000_003)
+        curve = result.curve
+        first_loss, ema, since, since_n = None, None, 0.0, 0
+        status = "finished"
+        for step in range(1, spec.steps + 1):
+            lr_mult = float(mults[step - 1])
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] * lr_mult
+            x, y = sampler.next(device)
+            with autocast():
+                logits = fwd(x)
+            loss, ce = compute_loss(logits, y, cfg.z_loss)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if spec.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+            opt.step()
+            loss_v = ce.item()
+            for cb in callbacks:
+                diag = cb.on_step(step, model, opt, (x, y))
+                for name, value in (diag or {}).items():
+                    result.diagnostics.append((step, str(name), float(value)))
+            if progress is not None:
+                progress(step, spec.steps, loss_v)
+            result.tokens_seen = step * spec.tokens_per_step
+            if not math.isfinite(loss_v):
+                status = "diverged"
+            else:
+                first_loss = loss_v if first_loss is None else first_loss
+                ema = loss_v if ema is None else 0.9 * ema + 0.1 * loss_v
+                since += loss_v
+                since_n += 1
+                if step > 10 and ema > spec.diverge_factor * first_loss:
+                    status = "diverged"
+            last = step == spec.steps or status == "diverged"
+            if step % spec.eval_interval == 0 or last:
+                val = _evaluate(fwd, data, spec, device, autocast) if status == "finished" else math.nan
+                curve["step"].append(step)
+                curve["tokens"].append(step * spec.tokens_per_step)
+                curve["lr"].append(spec.lr * lr_mult)
+                curve["train_loss"].append(since / since_n if since_n else math.nan)
+                curve["val_loss"].append(val)
+                since, since_n = 0.0, 0
+            if status == "diverged":
+                break
+        result.status = status
+        result.final_train_loss = curve["train_loss"][-1]
+        result.final_val_loss = curve["val_loss"][-1]
+        if is_cuda:
+            torch.cuda.synchronize()
+    except AdvisorError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # a failed run is a result, not a crash of the sweep
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    result.wall_time_s = time.perf_counter() - t0
+    if result.wall_time_s > 0:
+        result.tokens_per_s = result.tokens_seen / result.wall_time_s
+    return result
+
+
+def train_group(specs, data, device: str = "cpu", on_result=None, callbacks=(), progress=None):
+    """Train runs that share a shape. Delegates to calibration.stacked.train_stack when the
+    specs ask for stacking (``stack: true``) and that module is importable; otherwise trains
+    them one at a time. ``on_result(RunResult)`` is called as each run ends."""
+    specs = list(specs)
+    if specs and all(s.stack for s in specs) and len(specs) > 1:
+        try:
+            from calibration.stacked import train_stack
+        except ImportError:
+            train_stack = None
+        if train_stack is not None:
+            return train_stack(specs, data, device, on_result)
+    results = []
+    for spec in specs:
+        r = train_run(spec, data, device, callbacks=callbacks, progress=progress)
+        if on_result is not None:
+            on_result(r)
+        results.append(r)
+    return results
