@@ -113,7 +113,6 @@ def to_hf_training_args(rec) -> str:
             s.get("cooldown_shape"), "linear")
         args["lr_scheduler_type"] = "warmup_stable_decay"
         args["lr_scheduler_kwargs"] = {
-            "num_stable_steps": max(0, c["steps"] - c["warmup"] - decay),
             "num_decay_steps": decay, "decay_type": shape,
             "min_lr_ratio": float(s.get("final_lr", 0.0)) / c["lr"] if c["lr"] else 0.0}
     else:

@@ -104,7 +104,7 @@ def validate_law(quantity: str, law: Mapping) -> None:
     if not isinstance(law, Mapping):
         raise AdvisorError(f"{where} must be a mapping, got {type(law).__name__}")
     form_name = law.get("form")
-    if form_name not in FORMS:
+    if not isinstance(form_name, str) or form_name not in FORMS:
         raise AdvisorError(f"{where}: unknown form {form_name!r}; "
                            f"known forms: {', '.join(sorted(FORMS))}")
     form = FORMS[form_name]

@@ -1,0 +1,38 @@
+"""A plain (non-editable) install from a wheel finds its recipes and answers `recommend`."""
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_in_a_fresh_virtualenv_recommends_7b(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheels), str(REPO)], check=True, capture_output=True)
+    (wheel,) = wheels.glob("hp_advisor-*.whl")
+    env_dir = tmp_path / "venv"
+    # system site-packages only lends numpy/scipy/click/pyyaml if the base Python has them;
+    # pip installs whatever is missing. Our own package comes from the wheel alone.
+    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True,
+                   capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    where = subprocess.run([str(py), "-c", "import advisor, recipes; print(advisor.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert str(env_dir) in where.stdout, "advisor was not imported from the wheel install"
+    r = subprocess.run([str(env_dir / "bin" / "advisor"), "recommend", "--params", "7e9",
+                        "--format", "json"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert 1e-4 < json.loads(r.stdout)["learning_rate"]["value"] < 1e-3
+    laws = subprocess.run([str(env_dir / "bin" / "advisor"), "laws", "--format", "json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert len(json.loads(laws.stdout)) >= 8
