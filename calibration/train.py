@@ -149,6 +149,7 @@ class RunResult:
     wall_time_s: float = 0.0
     tokens_per_s: float = 0.0
     device: str = ""
+    arch: dict = field(default_factory=dict)     # derived sizes: heads, d_head, ffn_hidden
     curve: dict = field(default_factory=lambda: {k: [] for k in
                                                  ("step", "tokens", "lr", "train_loss", "val_loss")})
     diagnostics: list = field(default_factory=list)   # (step, name, value)
@@ -208,6 +209,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     try:
         cfg = spec.model_config(vocab_size=data.vocab_size)
         data.check_fits(spec.seq_len)
+        result.arch = {"heads": cfg.heads, "d_head": cfg.d_head, "ffn_hidden": cfg.ffn_hidden,
+                       "vocab_size": cfg.vocab_size, "data_fingerprint": data.fingerprint}
         model = build_model(cfg, device=device, seed=spec.seed)
         result.n_params, result.n_params_non_embedding = count_params(model)
         opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,

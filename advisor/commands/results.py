@@ -1,0 +1,96 @@
+"""``advisor results DIR``: summarise a results store (runs, best LR per width), export CSV."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+
+
+def _lr(x: float) -> str:
+    if not (x and math.isfinite(x)):
+        return "-"
+    k = math.log2(x)
+    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{x:.3g}"
+
+
+def _loss(x) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+
+@click.command()
+@click.argument("directory", metavar="DIR", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="csv: Step Law's column layout plus ours, to stdout.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the Step Law-layout CSV to this file.")
+@click.option("--status", type=click.Choice(["finished", "diverged", "failed"]), default=None,
+              help="Only runs with this status.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of held-out loss against LR per width.")
+def results(directory, fmt, csv_path, status, plot_path):
+    """Summarise the results store in DIR."""
+    from calibration.store import STEPLAW_COLUMNS, ResultsStore, write_steplaw_csv
+    from calibration.summary import best_lr_table, optimum_shift, plot_lr_sweeps
+
+    with ResultsStore.open(directory) as store:
+        runs = store.runs(status=status)
+        all_runs = store.runs()
+        steplaw = store.steplaw_rows() if (fmt == "csv" or csv_path) else None
+    best = best_lr_table(all_runs)
+    shifts = optimum_shift(best)
+    if csv_path:
+        write_steplaw_csv(steplaw, csv_path)
+    if plot_path:
+        plot_lr_sweeps(all_runs, plot_path)
+    if fmt == "json":
+        click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": best,
+                                      "optimum_shift": shifts}), indent=2))
+        return
+    if fmt == "csv":
+        import csv
+        w = csv.DictWriter(sys.stdout, fieldnames=STEPLAW_COLUMNS)
+        w.writeheader()
+        for r in steplaw:
+            w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
+                        for k in STEPLAW_COLUMNS})
+        return
+    click.echo(f"{len(runs)} runs in {directory}")
+    hdr = (f"{'run_id':<16} {'param':<5} {'width':>5} {'depth':>5} {'lr':>8} {'wd':>6} "
+           f"{'bs':>4} {'tokens':>10} {'schedule':<22} {'seed':>4} {'status':<8} "
+           f"{'train':>7} {'val':>7}")
+    click.echo(hdr)
+    key = lambda r: (r.settings.get("parameterization", ""), r.settings["width"],
+                     r.settings["depth"], r.settings["lr"], r.settings["seed"])
+    for r in sorted(runs, key=key):
+        s = r.settings
+        click.echo(f"{r.run_id:<16} {s.get('parameterization', ''):<5} {s['width']:>5} "
+                   f"{s['depth']:>5} {_lr(s['lr']):>8} {s['weight_decay']:>6.3g} "
+                   f"{s['batch_size']:>4} {s['tokens']:>10} {s['schedule'][:22]:<22} "
+                   f"{s['seed']:>4} {r.status:<8} {_loss(r.final_train_loss):>7} "
+                   f"{_loss(r.final_val_loss):>7}")
+    failed = [r for r in runs if r.status == "failed"]
+    for r in failed:
+        click.echo(f"  failed {r.run_id}: {r.error.splitlines()[0] if r.error else ''}")
+    if best:
+        click.echo("\nbest LR per width (lowest mean held-out loss over seeds; diverged = inf)")
+        click.echo(f"{'param':<5} {'depth':>5} {'width':>5} {'best lr':>8} {'val loss':>8} "
+                   f"{'LRs':>4}")
+        for b in sorted(best, key=lambda b: (b["parameterization"], b["depth"], b["width"])):
+            click.echo(f"{b['parameterization']:<5} {b['depth']:>5} {b['width']:>5} "
+                       f"{_lr(b['best_lr']):>8} {_loss(b['best_val_loss']):>8} {b['n_lrs']:>4}")
+    for s in shifts:
+        click.echo(f"{s['parameterization']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
+                   f"from width {s['smallest_width']} to {s['largest_width']}")
+
+
+def _clean(o):
+    """NaN/inf -> None so the JSON is standard."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
