@@ -1,0 +1,349 @@
+"""Fitting a schedule law to loss curves: Huber loss on log loss, L-BFGS-B from a grid.
+
+The objective is the weighted mean over logged points of ``huber(log y - log pred; delta)``
+(delta = 1e-3 as in both papers), divided by delta^2 so that L-BFGS-B sees numbers of order
+one. Positive scale constants (A, B, C) are optimised on a log scale; gradients are
+analytic. Starting points come from a first stage in which the law is linear in its
+amplitudes once the exponent is fixed: a grid over alpha with weighted least squares for
+(L0, A, B or C) gives (L0, A, alpha, B) cheaply; the full fit then starts from a small grid
+over the remaining exponents, the best few starts are refined.
+
+Options that change *what* is fitted (chosen by cross-validation in :mod:`select`):
+
+* ``weighting="points"``: every logged point counts once (the papers' choice, so long and
+  densely logged curves dominate); ``"curve"``: each curve carries the same total weight.
+* ``late``: extra weight growing linearly with the step, for extrapolating in length.
+* ``tail``: extra weight on the points where the LR is annealed, ``w *= 1 + tail * (1 -
+  eta_t / eta_max)``, so that the fit respects the end of each decay -- the number a
+  schedule choice depends on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+
+from advisor.errors import AdvisorError
+from advisor.schedule import multipower, tissue
+from advisor.schedule.curves import Curve
+
+LAWS = {"multipower": multipower, "tissue": tissue}
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How a law is fitted (not which law)."""
+
+    delta: float = 1e-3          # Huber threshold on log-loss residuals
+    weighting: str = "points"    # "points" | "curve"
+    tail: float = 0.0            # extra weight where the LR is annealed (see module doc)
+    late: float = 0.0            # extra weight late in each curve: w *= 1 + late * t / t_last
+    max_points: int = 300        # per curve; longer curves are thinned evenly (last kept)
+    lam: float | None = None     # tissue: annealing momentum; None tries tissue.LAMS
+    n_refine: int = 3            # best grid starts refined by L-BFGS-B
+    fix: tuple = ()              # ((param, value), ...) held fixed, e.g. the exponents
+
+    def label(self) -> str:
+        parts = [self.weighting]
+        if self.tail:
+            parts.append(f"tail={self.tail:g}")
+        if self.late:
+            parts.append(f"late={self.late:g}")
+        for k, v in self.fix:
+            parts.append(f"{k}={v:g}")
+        return ",".join(parts)
+
+
+@dataclass
+class FitResult:
+    law: str
+    params: dict
+    lr_scale: float
+    lam: float | None
+    objective: float
+    options: FitOptions
+    curves: list
+    n_points: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.array([self.params[p] for p in LAWS[self.law].PARAMS])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["options"] = asdict(self.options)
+        return d
+
+
+def thin(steps: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spread logged points, the last one kept."""
+    n = len(steps)
+    if n <= max_points:
+        return np.arange(n)
+    idx = np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
+    return idx
+
+
+def make_plan(law: str, curve: Curve, lr_scale: float, steps=None, lam=None):
+    u = curve.lrs / lr_scale
+    steps = curve.steps if steps is None else np.asarray(steps, dtype=np.int64)
+    if law == "multipower":
+        return multipower.make_plan(u, steps)
+    return tissue.make_plan(u, steps, lam=0.999 if lam is None else lam)
+
+
+def point_weights(curve: Curve, idx: np.ndarray, opts: FitOptions) -> np.ndarray:
+    w = np.ones(len(idx))
+    if opts.tail:
+        u = curve.lrs[curve.steps[idx]] / curve.peak_lr
+        w *= 1.0 + opts.tail * np.clip(1.0 - u, 0.0, 1.0)
+    if opts.late:
+        st = curve.steps[idx].astype(np.float64)
+        w *= 1.0 + opts.late * st / st[-1]
+    if opts.weighting == "curve":
+        w /= w.sum()
+    elif opts.weighting != "points":
+        raise AdvisorError(f"unknown weighting {opts.weighting!r}")
+    return w
+
+
+class _Problem:
+    """Stacked plans, targets and weights of several curves for one law."""
+
+    def __init__(self, law, plans, ys, ws, delta, fix=()):
+        self.mod = LAWS[law]
+        self.plans, self.ys, self.delta = plans, ys, delta
+        wall = np.concatenate(ws)
+        self.ws = [w / wall.sum() for w in ws]
+        self.logy = [np.log(y) for y in ys]
+        names = self.mod.PARAMS
+        self.logmask = np.array([p in self.mod.LOG_PARAMS for p in names])
+        self.bounds = []
+        for p in names:
+            if p in self.mod.LOG_PARAMS:
+                self.bounds.append((-30.0, 30.0))
+            else:
+                self.bounds.append(self.mod.BOUNDS.get(p, (None, None)))
+        self.free = np.ones(len(names), dtype=bool)
+        for k, _ in fix:
+            self.free[names.index(k)] = False
+
+    def to_z(self, theta):
+        z = np.array(theta, dtype=np.float64)
+        z[self.logmask] = np.log(np.maximum(z[self.logmask], 1e-300))
+        return z
+
+    def to_theta(self, z):
+        th = np.array(z, dtype=np.float64)
+        th[self.logmask] = np.exp(th[self.logmask])
+        return th
+
+    def objective(self, z, grad=True):
+        th = self.to_theta(z)
+        d = self.delta
+        f, g = 0.0, np.zeros(len(th))
+        for plan, logy, w in zip(self.plans, self.logy, self.ws):
+            if grad:
+                pred, J = self.mod.value_and_jac(th, plan)
+            else:
+                pred, J = self.mod.predict(th, plan), None
+            if np.any(~np.isfinite(pred)) or np.any(pred <= 0):
+                return (1e10, np.zeros(len(th))) if grad else 1e10
+            r = logy - np.log(pred)
+            a = np.abs(r)
+            h = np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d))
+            f += np.dot(w, h)
+            if grad:
+                psi = np.clip(r, -d, d)
+                g += -(w * psi / pred) @ J
+        f /= d * d
+        if not grad:
+            return f
+        g /= d * d
+        g = np.where(self.logmask, g * th, g)           # chain rule for log parameters
+        if not np.all(np.isfinite(g)):
+            return 1e10, np.zeros(len(th))
+        return f, g
+
+    def _clip(self, z):
+        lo = np.array([-np.inf if b[0] is None else b[0] for b in self.bounds])
+        hi = np.array([np.inf if b[1] is None else b[1] for b in self.bounds])
+        return np.clip(z, lo, hi), lo, hi
+
+    def residuals(self, z):
+        """Weighted log residuals sqrt(w_i N) (log y_i - log pred_i) and their Jacobian."""
+        th = self.to_theta(z)
+        rs, Js = [], []
+        N = sum(len(w) for w in self.ws)
+        for plan, logy, w in zip(self.plans, self.logy, self.ws):
+            pred, J = self.mod.value_and_jac(th, plan)
+            sw = np.sqrt(w * N)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rs.append(sw * (logy - np.log(np.maximum(pred, 1e-12))))
+                Js.append(-(sw / np.maximum(pred, 1e-12))[:, None] * J)
+        r, J = np.concatenate(rs), np.concatenate(Js)
+        J = np.where(self.logmask[None, :], J * th[None, :], J)
+        return r, J
+
+    def refine(self, theta0, maxiter=200):
+        """Trust-region least squares with the Huber loss on the log residuals (Gauss-Newton
+        steps converge in tens of iterations), then L-BFGS-B on the exact weighted Huber
+        objective to polish. Fixed parameters stay at their values in ``theta0``."""
+        from scipy.optimize import least_squares
+        zfull, lo, hi = self._clip(self.to_z(theta0))
+        free = self.free
+        cache = {}
+
+        def full(zf):
+            z = zfull.copy()
+            z[free] = zf
+            return z
+
+        def fun(zf):
+            key = zf.tobytes()
+            if key not in cache:
+                cache.clear()
+                cache[key] = self.residuals(full(zf))
+            r = cache[key][0]
+            return np.where(np.isfinite(r), r, 1e3)
+
+        def jac(zf):
+            fun(zf)
+            J = cache[zf.tobytes()][1][:, free]
+            return np.where(np.isfinite(J), J, 0.0)
+
+        lo_, hi_ = lo[free], hi[free]
+        eps = 1e-9 * np.maximum(1.0, np.abs(zfull[free]))
+        z0 = np.clip(zfull[free], lo_ + eps * np.isfinite(lo_), hi_ - eps * np.isfinite(hi_))
+        res = least_squares(fun, z0, jac=jac, bounds=(lo_, hi_), method="trf", loss="huber",
+                            f_scale=self.delta, x_scale="jac", max_nfev=maxiter,
+                            ftol=1e-12, xtol=1e-12, gtol=1e-12)
+        z = full(res.x)
+
+        def obj(zf):
+            f, g = self.objective(full(zf))
+            return f, g[free]
+
+        bounds = [b for b, m in zip(self.bounds, free) if m]
+        res2 = minimize(obj, res.x, jac=True, method="L-BFGS-B", bounds=bounds,
+                        options={"maxiter": 50, "ftol": 1e-13, "gtol": 1e-10})
+        if res2.fun <= self.objective(z, grad=False):
+            z = full(res2.x)
+        return self.to_theta(z), float(self.objective(z, grad=False))
+
+
+def _first_stage(law, curves, lr_scale, idxs, ws, lam):
+    """(L0, A, alpha, B-or-C) by weighted least squares on a grid of alpha.
+
+    For the multi-power law, the loss drop is replaced by its saturated value
+    eta_peak - eta_t (G = 1), which makes the law linear in (L0, A, B).
+    """
+    X1, X2, Y, W = [], [], [], []
+    for c, idx, w in zip(curves, idxs, ws):
+        u = c.lrs / lr_scale
+        st = c.steps[idx]
+        if law.startswith("multipower"):
+            S1 = np.cumsum(u)[st]
+            X2.append(-(u.max() - u[st]))
+        else:
+            p = tissue.make_plan(u, st, lam=lam)
+            S1 = p.S1
+            X2.append(-p.S2)
+        X1.append(np.maximum(S1, 1e-12))
+        Y.append(c.loss[idx])
+        W.append(w)
+    S1, x2, y, w = map(np.concatenate, (X1, X2, Y, W))
+    sw = np.sqrt(w / w.sum())
+    best = None
+    for alpha in np.linspace(0.05, 1.5, 59):
+        X = np.stack([np.ones_like(S1), S1 ** -alpha, -x2 * -1.0], axis=1)
+        X[:, 2] = x2
+        coef, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
+        L0, A, k = coef
+        if A <= 0:
+            continue
+        resid = np.sum((sw * (X @ coef - y)) ** 2)
+        if best is None or resid < best[0]:
+            best = (resid, L0, A, alpha, max(-k if k < 0 else k, 1e-6))
+    if best is None:
+        raise AdvisorError("cannot fit: the loss does not fall as the LR area grows")
+    _, L0, A, alpha, k = best
+    return np.array([max(L0, 1e-3), A, alpha, k])
+
+
+def check_identifiable(curves: list[Curve]) -> None:
+    if not curves:
+        raise AdvisorError("no curves to fit")
+    if not any(c.has_annealing() for c in curves):
+        raise AdvisorError("every curve has a constant LR after warmup: the annealing term "
+                           "is not identifiable; add a curve whose LR decays (cosine, or a "
+                           "WSD cooldown)")
+
+
+def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> FitResult:
+    """Fit ``law`` ("multipower" or "tissue") to ``curves`` sharing one peak LR."""
+    if law not in LAWS:
+        raise AdvisorError(f"unknown schedule law {law!r}; choose from {', '.join(LAWS)}")
+    check_identifiable(curves)
+    t0 = time.perf_counter()
+    lr_scale = max(c.peak_lr for c in curves)
+    idxs = [thin(c.steps, opts.max_points) for c in curves]
+    ws = [point_weights(c, i, opts) for c, i in zip(curves, idxs)]
+    ys = [c.loss[i] for c, i in zip(curves, idxs)]
+    lams = [None] if law.startswith("multipower") else ([opts.lam] if opts.lam else list(tissue.LAMS))
+    best = None
+    for lam in lams:
+        plans = [make_plan(law, c, lr_scale, c.steps[i], lam) for c, i in zip(curves, idxs)]
+        prob = _Problem(law, plans, ys, ws, opts.delta, opts.fix)
+        base = _first_stage(law, curves, lr_scale, idxs, ws, lam if lam else 0.999)
+        if law == "multipower":
+            grid = multipower.starts(base)
+        else:
+            s2max = max(float(np.max(np.abs(p.S2))) for p in plans)
+            grid = tissue.starts(base, s2max) + [base]
+        names = LAWS[law].PARAMS
+        for g in grid:
+            for k, v in opts.fix:
+                g[names.index(k)] = v
+        scored = sorted(((prob.objective(prob.to_z(s), grad=False), i)
+                         for i, s in enumerate(grid)))
+        for _, i in scored[: opts.n_refine]:
+            th, f = prob.refine(grid[i])
+            if best is None or f < best[0]:
+                best = (f, th, lam)
+    f, th, lam = best
+    mod = LAWS[law]
+    return FitResult(law=law, params=dict(zip(mod.PARAMS, map(float, th))), lr_scale=lr_scale,
+                     lam=lam, objective=f, options=opts, curves=[c.name for c in curves],
+                     n_points=int(sum(len(i) for i in idxs)),
+                     seconds=time.perf_counter() - t0)
+
+
+def predict_curve(fit: FitResult, curve_or_lrs, steps=None) -> np.ndarray:
+    """Predicted loss of a fitted law for a curve (or per-step LRs) at ``steps``."""
+    if isinstance(curve_or_lrs, Curve):
+        lrs = curve_or_lrs.lrs
+        steps = curve_or_lrs.steps if steps is None else steps
+    else:
+        lrs = np.asarray(curve_or_lrs, dtype=np.float64)
+    u = lrs / fit.lr_scale
+    steps = np.asarray(steps, dtype=np.int64)
+    mod = LAWS[fit.law]
+    if fit.law == "multipower":
+        plan = multipower.make_plan(u, steps)
+    else:
+        plan = tissue.make_plan(u, steps, lam=fit.lam or 0.999)
+    return mod.predict(fit.theta, plan)
+
+
+def curve_errors(fit: FitResult, curve: Curve) -> dict:
+    """Relative errors of a fit on one curve: mean, max, and at the final logged step."""
+    pred = predict_curve(fit, curve)
+    rel = np.abs(pred - curve.loss) / curve.loss
+    return {"mean_rel": float(rel.mean()), "max_rel": float(rel.max()),
+            "final_rel": float((pred[-1] - curve.loss[-1]) / curve.loss[-1]),
+            "final_pred": float(pred[-1]), "final_true": float(curve.loss[-1])}

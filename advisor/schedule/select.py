@@ -1,0 +1,104 @@
+"""Choosing a law and a fitting procedure by cross-validation, not by in-sample fit.
+
+Candidates are (law, fit options) pairs. Each is scored on folds built from the fit curves:
+
+* leave one curve out: fit on the others (when they still show annealing), predict the
+  held-out curve;
+* truncation: fit on the first 60% of every curve's logged points, predict the remaining
+  40% (a check of extrapolation in length, which a longer production run needs).
+
+A fold's score is the mean relative error over the held-out points plus the absolute
+relative error at each held-out curve's last point (the final loss is what a schedule
+choice rests on). The candidate with the lowest mean score is refitted on all curves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from advisor.errors import AdvisorError
+from advisor.schedule.curves import Curve
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
+
+#: Default candidates. The multi-power law with beta, gamma held at 0.6, 0.65 (about what
+#: Luo et al. 2025 fit at 25M-400M) has 5 free constants instead of 7, for small fit sets.
+CANDIDATES = (
+    ("multipower", FitOptions()),
+    ("multipower", FitOptions(fix=(("beta", 0.6), ("gamma", 0.65)))),
+    ("tissue", FitOptions()),
+)
+
+
+def _truncate(c: Curve, frac: float) -> Curve | None:
+    n = max(3, int(round(len(c.steps) * frac)))
+    if n >= len(c.steps):
+        return None
+    return Curve(name=c.name, lrs=c.lrs, steps=c.steps[:n], loss=c.loss[:n], source=c.source,
+                 meta=c.meta)
+
+
+def folds(curves: list[Curve], trunc: float = 0.6) -> list[tuple[str, list[Curve], list]]:
+    """(label, fit curves, [(held-out curve, index of first held-out point)]) per fold."""
+    out = []
+    if len(curves) >= 2:
+        for i, c in enumerate(curves):
+            rest = curves[:i] + curves[i + 1:]
+            if any(r.has_annealing() for r in rest):
+                out.append((f"leave out {c.name}", rest, [(c, 0)]))
+    short = [_truncate(c, trunc) for c in curves]
+    if all(s is not None for s in short) and any(s.has_annealing() for s in short):
+        out.append((f"first {trunc:.0%} of each curve", short,
+                    [(c, len(s.steps)) for c, s in zip(curves, short)]))
+    return out
+
+
+def score_fit(fit, held) -> dict:
+    errs, finals = [], []
+    for c, start in held:
+        pred = predict_curve(fit, c)
+        rel = np.abs(pred - c.loss) / c.loss
+        errs.append(rel[start:])
+        finals.append(abs(pred[-1] - c.loss[-1]) / c.loss[-1])
+    mean_rel = float(np.concatenate(errs).mean())
+    final = float(np.mean(finals))
+    return {"mean_rel": mean_rel, "final_rel": final, "score": mean_rel + final}
+
+
+def cross_validate(curves: list[Curve], candidates=CANDIDATES, progress=None) -> list[dict]:
+    """Score every candidate on every fold; rows sorted best first."""
+    fl = folds(curves)
+    if not fl:
+        raise AdvisorError("cannot cross-validate: need two curves, or curves long enough to "
+                           "hold out their last 40%")
+    rows = []
+    for law, opts in candidates:
+        per = []
+        for label, fit_curves, held in fl:
+            try:
+                fit = fit_law(law, fit_curves, opts)
+                s = score_fit(fit, held)
+            except AdvisorError as exc:
+                s = {"mean_rel": float("nan"), "final_rel": float("nan"),
+                     "score": float("inf"), "error": str(exc)}
+            per.append(dict(s, fold=label))
+            if progress:
+                progress(f"cv {law} [{opts.label()}] {label}: score {s['score']:.4%}")
+        scores = [p["score"] for p in per]
+        rows.append({"law": law, "options": opts, "label": f"{law} [{opts.label()}]",
+                     "score": float(np.mean(scores)),
+                     "mean_rel": float(np.nanmean([p["mean_rel"] for p in per])),
+                     "final_rel": float(np.nanmean([p["final_rel"] for p in per])),
+                     "folds": per})
+    rows.sort(key=lambda r: r["score"])
+    return rows
+
+
+def select_and_fit(curves: list[Curve], candidates=CANDIDATES, progress=None):
+    """Cross-validate, then refit the winner on all curves. Returns (FitResult, cv rows)."""
+    if len(candidates) == 1:
+        law, opts = candidates[0]
+        return fit_law(law, curves, opts), []
+    rows = cross_validate(curves, candidates, progress)
+    best = rows[0]
+    if not np.isfinite(best["score"]):
+        raise AdvisorError("no candidate law could be fitted on the cross-validation folds")
+    return fit_law(best["law"], curves, best["options"]), rows
