@@ -45,8 +45,30 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith(module_name):
                 return None  # command not built yet
-            raise
+            return _missing_dependency_command(name, exc.name or "a dependency")
         return getattr(module, attr)
+
+
+_EXTRAS = {"torch": "calibrate", "mup": "calibrate", "tqdm": "calibrate",
+           "matplotlib": "plot", "ray": "ray", "cupy": "gpu"}
+
+
+def _missing_dependency_command(name: str, missing: str) -> click.Command:
+    """A stand-in for a command whose optional dependency is not installed."""
+    top = missing.split(".")[0]
+    extra = _EXTRAS.get(top)
+    how = (f"pip install 'hp-advisor[{extra}]'" if extra else f"pip install {top}")
+    if top == "mup":
+        how = "pip install --no-deps mup==1.0.0"
+    message = f"`advisor {name}` needs {top}, which is not installed: {how}"
+
+    def callback(**_):
+        raise AdvisorError(message)
+
+    return click.Command(name, callback=callback, help=message, short_help=f"(needs {top})",
+                         context_settings={"ignore_unknown_options": True,
+                                           "allow_extra_args": True},
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

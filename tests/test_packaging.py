@@ -36,3 +36,12 @@ def test_wheel_in_a_fresh_virtualenv_recommends_7b(tmp_path):
     laws = subprocess.run([str(env_dir / "bin" / "advisor"), "laws", "--format", "json"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert len(json.loads(laws.stdout)) >= 8
+    # the core install has no torch: training commands say which extra they need
+    helptext = subprocess.run([str(env_dir / "bin" / "advisor"), "--help"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True)
+    assert helptext.returncode == 0 and "recommend" in helptext.stdout, helptext.stderr
+    has_torch = subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode == 0
+    if not has_torch:
+        r = subprocess.run([str(env_dir / "bin" / "advisor"), "calibrate", "ci"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True)
+        assert r.returncode == 2 and "calibrate" in r.stderr and "Traceback" not in r.stderr
