@@ -138,3 +138,8 @@ def test_shapes_cover_small_and_huge_targets():
         assert shape_for_params(fam, p).params_total == pytest.approx(p, rel=0.05)
     with pytest.raises(AdvisorError, match="smaller than the smallest"):
         shape_for_params(fam, 1e6)
+
+
+def test_an_absurd_token_budget_is_flagged_not_silently_answered():
+    rec = recommend(params=7e9, tokens=1e3)
+    assert any("do not use it as is" in w for w in rec.warnings)
