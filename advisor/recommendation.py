@@ -273,11 +273,11 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
               f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
               else "independent of the LR: each step multiplies weights by (1 - lambda)"))
 
-    if lr * wd > 0.01:
-        warnings.append(f"weight decay {wd:.3g} at peak LR {lr:.3g} shrinks weights by "
-                        f"{100 * lr * wd:.2g}% a step: the AdamW-timescale law is far outside "
-                        "its range here (tokens per parameter "
-                        f"{D / shape.params_total:.3g}); do not use it as is")
+    if not 1e-4 <= wd <= 1.0:
+        warnings.append(f"weight decay {wd:.3g} is outside anything used in practice "
+                        "(0.01-0.3 with coupled AdamW): the law is far outside its range here "
+                        f"(tokens per parameter {D / shape.params_total:.3g}); do not use it "
+                        "as is")
 
     # --- optimizer
     beta2 = adam_beta2(b_tokens)
