@@ -1,0 +1,194 @@
+"""Sweeps end to end through the CLI: bad input, the CI plan, SIGKILL and resume, executors."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("torch")
+pytest.importorskip("mup")
+
+from advisor.cli import main
+from calibration.store import ResultsStore
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+TINY_SETTINGS = dict(family="proxy-llama", data="stdlib", depth=2, head_dim=16, base_width=32,
+                     seq_len=32, batch_size=4, tokens=4 * 32 * 30, eval_interval=10,
+                     eval_sequences=16, schedule="wsd:warmup=3,cooldown=0.2")
+
+
+def write_plan(path, settings=None, grid=None, **top):
+    plan = {"name": "t", "settings": {**TINY_SETTINGS, **(settings or {})},
+            "grid": grid if grid is not None else {"width": [32], "lr": {"pow2": [-7, -6]}}}
+    plan.update(top)
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def cli(*args):
+    """Run the advisor CLI in-process; return its exit code."""
+    try:
+        main(list(args))
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def calibrate_cmd(plan, out, *extra):
+    return [sys.executable, "-m", "advisor.cli", "calibrate", str(plan), "--out", str(out),
+            "--device", "cpu", "--threads", "1", "--no-progress", *extra]
+
+
+# ---------------------------------------------------------------- bad input, no compute
+@pytest.mark.parametrize("settings, grid, top, msg", [
+    ({"learning_rate": 0.1}, None, {}, "unknown key(s) in settings: learning_rate"),
+    ({}, {"width": [32], "lr": [-0.01]}, {}, "lr must be a positive number"),
+    ({}, {"width": [32], "lr": []}, {}, "grid axis 'lr' is empty"),
+    ({}, {}, {}, "empty grid"),
+    ({}, {"width": [40], "lr": [0.01]}, {}, "does not divide width 40"),
+    ({}, None, {"owner": "me"}, "unknown key(s) owner"),
+    ({"data": "tokens:/nonexistent/train.bin"}, None, {}, "does not exist"),
+])
+def test_bad_plans_fail_with_one_line_before_any_compute(tmp_path, capsys, settings, grid, top, msg):
+    plan = write_plan(tmp_path / "p.yaml", settings, grid, **top)
+    out = tmp_path / "out"
+    assert cli("calibrate", str(plan), "--out", str(out), "--device", "cpu") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and msg in err and "\n" not in err
+    assert not (out / "results.sqlite").exists()
+
+
+def test_corrupt_data_file(tmp_path, capsys):
+    (tmp_path / "x.bin").write_bytes(b"\x00" * 1001)
+    plan = write_plan(tmp_path / "p.yaml", {"data": f"tokens:{tmp_path / 'x.bin'}"})
+    assert cli("calibrate", str(plan), "--out", str(tmp_path / "out")) == 2
+    assert "not a whole number of uint16 tokens" in capsys.readouterr().err
+
+
+def test_corrupt_store_is_refused_and_left_alone(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.sqlite").write_bytes(b"garbage" * 500)
+    plan = write_plan(tmp_path / "p.yaml")
+    assert cli("calibrate", str(plan), "--out", str(out), "--device", "cpu") == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert (out / "results.sqlite").read_bytes() == b"garbage" * 500
+    assert cli("results", str(out)) == 2
+
+
+# ---------------------------------------------------------------- the CI plan, end to end
+def test_ci_plan_runs_end_to_end_and_loss_falls(tmp_path, capsys):
+    out = tmp_path / "ci"
+    r = subprocess.run(calibrate_cmd("ci", out), capture_output=True, text=True, env=ENV,
+                       cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert cli("results", str(out), "--format", "json") == 0
+    report = json.loads(capsys.readouterr().out)
+    runs = report["runs"]
+    assert len(runs) == 20
+    assert {r["status"] for r in runs} <= {"finished", "diverged"}
+    with ResultsStore.open(out) as st:
+        for run in runs:
+            if run["status"] == "finished":
+                c = st.curve(run["run_id"])
+                assert c["val_loss"][-1] < c["val_loss"][0] < np.log(256), run["settings"]
+                assert c["train_loss"][-1] < c["train_loss"][0]
+    best = {(b["parameterization"], b["width"]): b for b in report["best_lr"]}
+    assert set(best) == {(p, w) for p in ("mup", "sp") for w in (32, 64)}
+    assert cli("results", str(out), "--csv", str(tmp_path / "ci.csv")) == 0
+    table = capsys.readouterr().out
+    assert "best LR per width" in table
+    assert (tmp_path / "ci.csv").read_text().startswith("h,ffnh,numh,numl,lr,bs,ti,loss")
+
+
+# ---------------------------------------------------------------- SIGKILL and resume
+def _snapshot(db):
+    con = sqlite3.connect(db)
+    runs = con.execute("SELECT run_id, settings, status, final_val_loss, recorded_at FROM runs "
+                       "ORDER BY run_id").fetchall()
+    curves = con.execute("SELECT * FROM curves ORDER BY run_id, step").fetchall()
+    con.close()
+    return runs, curves
+
+
+def test_sigkill_mid_sweep_then_resume_loses_nothing(tmp_path):
+    plan = write_plan(tmp_path / "p.yaml", grid={"width": [32, 64], "lr": {"pow2": [-8, -6]}})
+    out = tmp_path / "out"
+    db = out / "results.sqlite"
+    proc = subprocess.Popen(calibrate_cmd(plan, out), env=ENV, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    n_done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                con = sqlite3.connect(db, timeout=5)
+                n_done = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+                con.close()
+            except sqlite3.OperationalError:
+                n_done = 0
+            if n_done >= 2:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before_runs, before_curves = _snapshot(db)
+    assert 2 <= len(before_runs) < 6                  # killed mid-sweep
+
+    r = subprocess.run(calibrate_cmd(plan, out), capture_output=True, text=True, env=ENV,
+                       cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(before_runs)} were already stored, {6 - len(before_runs)} ran" in r.stdout
+    after_runs, after_curves = _snapshot(db)
+    assert len(after_runs) == 6 and {row[2] for row in after_runs} == {"finished"}
+    kept = {row[0]: row for row in after_runs}
+    for row in before_runs:                           # finished rows untouched
+        assert kept[row[0]] == row
+    assert set(before_curves) <= set(after_curves)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    # a third invocation has nothing left to do
+    r = subprocess.run(calibrate_cmd(plan, out), capture_output=True, text=True, env=ENV,
+                       cwd=REPO, timeout=120)
+    assert "6 were already stored, 0 ran" in r.stdout
+
+
+# ---------------------------------------------------------------- executors
+def test_process_executor_matches_in_process(tmp_path):
+    plan = write_plan(tmp_path / "p.yaml", {"tokens": 4 * 32 * 15})
+    a, b = tmp_path / "inproc", tmp_path / "procs"
+    for out, extra in ((a, ()), (b, ("--executor", "gpus", "--workers", "2"))):
+        r = subprocess.run(calibrate_cmd(plan, out, *extra), capture_output=True, text=True,
+                           env=ENV, cwd=REPO, timeout=600)
+        assert r.returncode == 0, r.stderr
+    with ResultsStore.open(a) as sa, ResultsStore.open(b) as sb:
+        ra = {r.run_id: r.final_val_loss for r in sa.runs()}
+        rb = {r.run_id: r.final_val_loss for r in sb.runs()}
+    assert ra.keys() == rb.keys() and len(ra) == 2
+    for k in ra:
+        assert rb[k] == pytest.approx(ra[k], rel=1e-5)
+
+
+def test_ray_executor_with_a_local_instance(tmp_path):
+    pytest.importorskip("ray")
+    plan = write_plan(tmp_path / "p.yaml", {"tokens": 4 * 32 * 10})
+    out = tmp_path / "ray"
+    r = subprocess.run(calibrate_cmd(plan, out, "--executor", "ray"), capture_output=True,
+                       text=True, env=ENV, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    with ResultsStore.open(out) as st:
+        runs = st.runs()
+    assert len(runs) == 2 and {r.status for r in runs} == {"finished"}
+    assert all(len(ResultsStore.open(out).curve(r.run_id)["step"]) == 1 for r in runs)
