@@ -42,7 +42,8 @@ class FitOptions:
     late: float = 0.0            # extra weight late in each curve: w *= 1 + late * t / t_last
     max_points: int = 300        # per curve; longer curves are thinned evenly (last kept)
     lam: float | None = None     # tissue: annealing momentum; None tries tissue.LAMS
-    n_refine: int = 3            # best grid starts refined by L-BFGS-B
+    n_refine: int = 3            # best grid starts refined (on the coarse plan)
+    coarse_points: int = 60      # per curve, for screening starts before the full fit
     fix: tuple = ()              # ((param, value), ...) held fixed, e.g. the exponents
 
     def label(self) -> str:
@@ -295,26 +296,34 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
     ws = [point_weights(c, i, opts) for c, i in zip(curves, idxs)]
     ys = [c.loss[i] for c, i in zip(curves, idxs)]
     lams = [None] if law.startswith("multipower") else ([opts.lam] if opts.lam else list(tissue.LAMS))
+    names = LAWS[law].PARAMS
     best = None
     for lam in lams:
-        plans = [make_plan(law, c, lr_scale, c.steps[i], lam) for c, i in zip(curves, idxs)]
-        prob = _Problem(law, plans, ys, ws, opts.delta, opts.fix)
+        def problem(max_pts):
+            ids = [thin(c.steps, max_pts) for c in curves]
+            plans = [make_plan(law, c, lr_scale, c.steps[i], lam) for c, i in zip(curves, ids)]
+            wts = [point_weights(c, i, opts) for c, i in zip(curves, ids)]
+            return _Problem(law, plans, [c.loss[i] for c, i in zip(curves, ids)], wts,
+                            opts.delta, opts.fix), plans
         base = _first_stage(law, curves, lr_scale, idxs, ws, lam if lam else 0.999)
+        coarse, cplans = problem(min(opts.coarse_points, opts.max_points))
         if law == "multipower":
             grid = multipower.starts(base)
         else:
-            s2max = max(float(np.max(np.abs(p.S2))) for p in plans)
+            s2max = max(float(np.max(np.abs(p.S2))) for p in cplans)
             grid = tissue.starts(base, s2max) + [base]
-        names = LAWS[law].PARAMS
         for g in grid:
             for k, v in opts.fix:
                 g[names.index(k)] = v
-        scored = sorted(((prob.objective(prob.to_z(s), grad=False), i)
+        scored = sorted(((coarse.objective(coarse.to_z(s), grad=False), i)
                          for i, s in enumerate(grid)))
-        for _, i in scored[: opts.n_refine]:
-            th, f = prob.refine(grid[i])
-            if best is None or f < best[0]:
-                best = (f, th, lam)
+        # Screen on the coarse plan (cheap), then refine the winner on all points.
+        cands = [coarse.refine(grid[i]) for _, i in scored[: opts.n_refine]]
+        th0 = min(cands, key=lambda r: r[1])[0]
+        full, _ = problem(opts.max_points)
+        th, f = full.refine(th0, maxiter=60)
+        if best is None or f < best[0]:
+            best = (f, th, lam)
     f, th, lam = best
     mod = LAWS[law]
     return FitResult(law=law, params=dict(zip(mod.PARAMS, map(float, th))), lr_scale=lr_scale,

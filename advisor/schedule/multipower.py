@@ -38,7 +38,9 @@ class Plan:
     D: np.ndarray          # (M,) total LR drop of each block (eta_{k-1} - eta_k summed)
     logu: np.ndarray       # (M,) log of the drop-weighted mean LR of each block
     Pprev: np.ndarray      # (M,) drop-weighted mean of P[k-1] over the block
-    Sdiff: np.ndarray      # (n, M) S_k(t) for each eval step and block (0 where k > t)
+    rows: np.ndarray       # (E,) eval index of each (step, block) pair with S_k(t) > 0
+    cols: np.ndarray       # (E,) block index of that pair
+    S: np.ndarray          # (E,) S_k(t) of that pair (pairs with k > t are left out)
 
 
 def _blocks(steps: np.ndarray, ratio: float = 2.0) -> list[tuple[int, int]]:
@@ -57,13 +59,23 @@ def _blocks(steps: np.ndarray, ratio: float = 2.0) -> list[tuple[int, int]]:
     return out
 
 
-def make_plan(u: np.ndarray, steps: np.ndarray, ratio: float = 2.0) -> Plan:
-    """Block plan for normalised per-step LRs ``u`` (index = step) at eval ``steps``."""
+def make_plan(u: np.ndarray, steps: np.ndarray, ratio: float = 2.0,
+              warmup_in_ld: bool = False) -> Plan:
+    """Block plan for normalised per-step LRs ``u`` (index = step) at eval ``steps``.
+
+    ``warmup_in_ld=False`` (our default) leaves the warmup's LR *rises* out of the loss-drop
+    sum, so warmup enters only as forward area: with the rises in (as in the authors' code),
+    the fitted L0 silently absorbs the warmup of the fitted curves and a schedule with a
+    different warmup is mispredicted by up to B * eta_max. ``True`` reproduces the authors.
+    """
     u = np.asarray(u, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.int64)
     P = np.cumsum(u)
     d = np.zeros_like(u)
     d[1:] = u[:-1] - u[1:]                     # drop at step k (negative in warmup)
+    if not warmup_in_ld:
+        ipk = int(np.argmax(u >= u.max() * (1 - 1e-9)))
+        d[: ipk + 1] = 0.0
     tmax = int(steps[-1])
     # Only k with a nonzero drop matter; build geometric blocks, then keep nonzero ones.
     nz = np.flatnonzero(d[1: tmax + 1]) + 1
@@ -87,12 +99,17 @@ def make_plan(u: np.ndarray, steps: np.ndarray, ratio: float = 2.0) -> Plan:
         ends = b - 1
     D, U, Pp = np.asarray(D, float), np.asarray(U, float), np.asarray(Pp, float)
     Pt = P[steps]
-    Sdiff = np.clip(Pt[:, None] - Pp[None, :], 0.0, None) if len(D) else np.zeros((len(steps), 0))
-    if len(D):
-        Sdiff[steps[:, None] < np.asarray(ends)[None, :]] = 0.0
     tiny = 1e-12
+    if len(D):
+        Sd = Pt[:, None] - Pp[None, :]
+        ok = (Sd > 0) & (steps[:, None] >= np.asarray(ends)[None, :])
+        rows, cols = np.nonzero(ok)
+        S = Sd[rows, cols]
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+        S = np.zeros(0)
     return Plan(steps=steps, S1=np.maximum(Pt, tiny), Pt=Pt, D=D,
-                logu=np.log(np.maximum(U, tiny)), Pprev=Pp, Sdiff=Sdiff)
+                logu=np.log(np.maximum(U, tiny)), Pprev=Pp, rows=rows, cols=cols, S=S)
 
 
 def loss_drop(theta, plan: Plan, need_jac: bool = False):
@@ -101,17 +118,18 @@ def loss_drop(theta, plan: Plan, need_jac: bool = False):
     n = len(plan.steps)
     if plan.D.size == 0:
         return np.zeros(n), np.zeros((n, 3))
-    v = np.exp(-gamma * plan.logu)                       # u^-gamma per block
-    x = (C * v)[None, :] * plan.Sdiff
+    v = C * np.exp(-gamma * plan.logu)                   # C u^-gamma per block
+    x = v[plan.cols] * plan.S
     L = np.log1p(x)
     E = np.exp(-beta * L)                                # (1 + x)^-beta
-    LD = (1.0 - E) @ plan.D
+    Dk = plan.D[plan.cols]
+    LD = np.bincount(plan.rows, weights=(1.0 - E) * Dk, minlength=n)
     if not need_jac:
         return LD, None
-    Gx_x = beta * E * x / (1.0 + x)                      # x dG/dx
-    dC = (Gx_x @ plan.D) / C
-    dgamma = Gx_x @ (plan.D * -plan.logu)
-    dbeta = (E * L) @ plan.D
+    Gx_x = beta * E * x / (1.0 + x) * Dk                 # x dG/dx, times the drop
+    dC = np.bincount(plan.rows, weights=Gx_x, minlength=n) / C
+    dgamma = np.bincount(plan.rows, weights=Gx_x * -plan.logu[plan.cols], minlength=n)
+    dbeta = np.bincount(plan.rows, weights=E * L * Dk, minlength=n)
     return LD, np.stack([dC, dbeta, dgamma], axis=1)
 
 
