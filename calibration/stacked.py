@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
+from calibration.stacked_optim import StackedAdamW, hypers_from_optimizers
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -129,11 +131,13 @@ class StackedModel:
         return list(self.params.values())
 
     def vmapped(self, fn: Callable, batched_extra: int = 1, shared_extra: int = 0):
-        """``fn(module_outputs_fn, *extra)`` vmapped over members.
+        """``fn(forward, *extra)`` vmapped over members, as ``g(params, buffers, *extra)``.
 
-        Returns ``g(*extra)``: calls ``fn(forward, *extra_k)`` for each member k, where
-        ``forward(x)`` runs member k's model on ``x``; the first ``batched_extra`` extras have
-        a leading member axis, the next ``shared_extra`` are shared by all members.
+        For each member k, ``fn`` gets ``forward`` (runs member k's model: token ids ->
+        logits) and its extras; the first ``batched_extra`` extras carry a leading member
+        axis, the next ``shared_extra`` are shared by all members. ``params`` is
+        ``self.params`` or a subset of members of it (same names); ``buffers`` is
+        ``self.buffers``. The returned function is pure, so ``torch.compile`` can trace it.
         """
         from torch.func import functional_call, vmap
 
@@ -147,13 +151,17 @@ class StackedModel:
         in_dims = (0, dict(self.buffer_dims)) + (0,) * batched_extra + (None,) * shared_extra
         mapped = vmap(per_member, in_dims=in_dims, randomness="different")
 
-        def call(*extra):
+        def call(params, buffers, *extra):
             with warnings.catch_warnings():
-                # CPU attention has no vmap batching rule and falls back to a loop (correct,
-                # slower); CUDA's flash/efficient kernels have one.
+                # CPU attention has no vmap batching rule and falls back to a loop over
+                # members (correct, slower); CUDA's flash/efficient kernels have one.
                 warnings.filterwarnings("ignore", message=".*batching rule.*")
-                return mapped(self.params, self.buffers, *extra)
+                return mapped(params, buffers, *extra)
         return call
+
+    def subset(self, index) -> dict:
+        """The stacked parameters of the members in ``index`` (a LongTensor), detached."""
+        return {n: p.detach().index_select(0, index) for n, p in self.params.items()}
 
     def member_state_dict(self, k: int) -> dict:
         """Member k's parameters (detached copies) under the single model's names."""
@@ -169,18 +177,456 @@ class StackedModel:
                 p.mul_(keep).nan_to_num_(0.0, 0.0, 0.0)
 
 
-def clip_member_grads(params: Sequence, max_norm: float, eps: float = 1e-6):
+def clip_member_grads(params: Sequence, max_norm, eps: float = 1e-6):
     """Per-member global-norm clipping, as ``torch.nn.utils.clip_grad_norm_`` does for one
-    model: each member's gradients are scaled by min(1, max_norm / (norm_k + 1e-6)).
-    Returns the per-member gradient norms (K,) before clipping."""
+    model: member k's gradients are scaled by min(1, max_norm_k / (norm_k + 1e-6)).
+
+    ``max_norm``: a number, or a tensor (K,) of per-member limits where 0 means no clipping.
+    Returns the per-member gradient norms (K,) before clipping.
+    """
     import torch
 
     grads = [p.grad for p in params if p.grad is not None]
     K = grads[0].shape[0]
     sq = torch.stack([g.reshape(K, -1).pow(2).sum(1) for g in grads]).sum(0)
     norms = sq.sqrt()
-    if max_norm and max_norm > 0:
+    if isinstance(max_norm, (int, float)):
+        if max_norm <= 0:
+            return norms
         coef = (max_norm / (norms + eps)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.view((K,) + (1,) * (g.dim() - 1)))
+    else:
+        limit = max_norm.to(norms.dtype)
+        coef = torch.where(limit > 0, (limit / (norms + eps)).clamp(max=1.0),
+                           torch.ones_like(norms))
+    for g in grads:
+        g.mul_(coef.view((K,) + (1,) * (g.dim() - 1)))
     return norms
+
+
+# --------------------------------------------------------------------------------------
+# Training a stack of RunSpecs (the calibration engine's entry point)
+# --------------------------------------------------------------------------------------
+
+# RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
+# pass (model overrides, z-loss), the shared held-out batches, or Adam's betas (one bias
+# correction for all). Everything else (lr, weight_decay, seed, schedule, tokens, eps,
+# grad_clip, eval_interval, diverge_factor, optimizer kind) may differ per member.
+STACK_KEY_FIELDS = ("family", "width", "depth", "parameterization", "batch_size", "seq_len",
+                    "beta1", "beta2", "eval_sequences", "data", "model", "compile")
+
+
+def stack_key(spec) -> tuple:
+    """Specs with equal keys can train in one stack."""
+    return tuple(getattr(spec, f) for f in STACK_KEY_FIELDS)
+
+
+class _StackOOM(Exception):
+    """The stack ran out of device memory; the caller retries with fewer members."""
+
+
+class _MemberLog:
+    """Host-side bookkeeping of one member, mirroring calibration.train.train_run's loop."""
+
+    def __init__(self, spec, result):
+        self.spec, self.result = spec, result
+        self.first_loss = None
+        self.ema = None
+        self.since, self.since_n = 0.0, 0
+        self.status = "finished"
+        self.done = False          # result final and reported
+        self.end_step = spec.steps
+
+    def record(self, step: int, loss_v: float) -> bool:
+        """Take the training loss of ``step``; True when this step ends the run."""
+        spec = self.spec
+        self.result.tokens_seen = step * spec.tokens_per_step
+        if not math.isfinite(loss_v):
+            self.status = "diverged"
+        else:
+            self.first_loss = loss_v if self.first_loss is None else self.first_loss
+            self.ema = loss_v if self.ema is None else 0.9 * self.ema + 0.1 * loss_v
+            self.since += loss_v
+            self.since_n += 1
+            if step > 10 and self.ema > spec.diverge_factor * self.first_loss:
+                self.status = "diverged"
+        if self.status == "diverged":
+            self.end_step = step
+        return step == spec.steps or self.status == "diverged"
+
+    def wants_curve_point(self, step: int) -> bool:
+        return step % self.spec.eval_interval == 0 or step == self.end_step
+
+    def add_curve_point(self, step: int, lr_mult: float, val: float) -> None:
+        c = self.result.curve
+        c["step"].append(step)
+        c["tokens"].append(step * self.spec.tokens_per_step)
+        c["lr"].append(self.spec.lr * lr_mult)
+        c["train_loss"].append(self.since / self.since_n if self.since_n else math.nan)
+        c["val_loss"].append(val)
+        self.since, self.since_n = 0.0, 0
+
+
+class _Stack:
+    """K RunSpecs of one stack key, built and stepped together."""
+
+    def __init__(self, specs, data, device: str, compile_ok: bool = True):
+        import contextlib
+
+        import numpy as np
+        import torch
+
+        from advisor.lr_schedule import parse_schedule
+        from calibration.data import BatchSampler
+        from calibration.model import build_model, build_optimizer, compute_loss, count_params
+
+        self.specs, self.data, self.device = list(specs), data, device
+        spec0 = self.specs[0]
+        self.K = len(self.specs)
+        self.cfg = cfg = spec0.model_config(vocab_size=data.vocab_size)
+        data.check_fits(spec0.seq_len)
+        self.is_cuda = str(device).startswith("cuda")
+        models, opts = [], []
+        for spec in self.specs:
+            m = build_model(cfg, device=device, seed=spec.seed)
+            opts.append(build_optimizer(m, cfg, spec.lr, spec.weight_decay,
+                                        betas=(spec.beta1, spec.beta2), eps=spec.eps,
+                                        kind=spec.optimizer))
+            models.append(m)
+        self.n_params = count_params(models[0])
+        hypers, betas = hypers_from_optimizers([dict(m.named_parameters()) for m in models], opts)
+        del opts
+        self.model = StackedModel(models)
+        del models
+        self.opt = StackedAdamW(self.model.params, hypers, betas)
+        self.steps = max(s.steps for s in self.specs)
+        mults = np.zeros((self.K, self.steps))
+        for k, spec in enumerate(self.specs):
+            mults[k, :spec.steps] = parse_schedule(spec.schedule).multipliers(spec.steps)
+        self.mults_host = mults
+        p0 = next(iter(self.model.params.values()))
+        self.mults = torch.tensor(mults.T.copy(), dtype=p0.dtype, device=device)  # (T, K)
+        self.active = torch.ones(self.K, dtype=p0.dtype, device=device)
+        self.clip = torch.tensor([s.grad_clip for s in self.specs], dtype=p0.dtype, device=device)
+        self.any_clip = bool((self.clip > 0).any())
+        # the data order of each member is its single run's: the same sampler and seed
+        self.samplers = [BatchSampler(data, s.batch_size, s.seq_len, seed=s.seed + 1_000_003)
+                         for s in self.specs]
+        self.losses = torch.zeros(self.steps, self.K, dtype=torch.float32, device=device)
+
+        if self.is_cuda:
+            self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        else:
+            self.autocast = contextlib.nullcontext
+        autocast, z_loss = self.autocast, cfg.z_loss
+
+        def member_loss(forward, x, y):
+            with autocast():
+                logits = forward(x)
+            return compute_loss(logits, y, z_loss)
+
+        def member_eval(forward, x, y):
+            with autocast():
+                logits = forward(x)
+            return torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+
+        self.loss_fn = self.model.vmapped(member_loss, batched_extra=2)
+        self.eval_fn = self.model.vmapped(member_eval, batched_extra=0, shared_extra=2)
+        want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
+        self.compiled = None
+        if want and compile_ok:
+            self.compiled = torch.compile(self.loss_fn)
+
+    # ------------------------------------------------------------------------------
+    def batch(self):
+        """Every member's next training batch, (K, B, T) inputs and targets, one transfer.
+
+        Draws exactly what ``BatchSampler.next`` draws for each member (same generator calls,
+        same windows); gathered with one fancy index instead of B slices per member.
+        """
+        import numpy as np
+        import torch
+
+        arr = self.data.train
+        T = self.specs[0].seq_len
+        starts = np.stack([s.rng.integers(0, len(arr) - s.seq_len, size=s.batch_size)
+                           for s in self.samplers])                      # (K, B)
+        idx = starts[..., None] + np.arange(T + 1)
+        chunk = torch.from_numpy(np.asarray(arr[idx], dtype=np.int64))
+        if self.is_cuda:
+            chunk = chunk.pin_memory().to(self.device, non_blocking=True)
+        else:
+            chunk = chunk.to(self.device)
+        return chunk[..., :-1], chunk[..., 1:]
+
+    def step(self, t: int) -> None:
+        """Training step t (from 1) for all members; the per-member CE goes to losses[t-1]."""
+        import torch
+
+        x, y = self.batch()
+        fn = self.compiled or self.loss_fn
+        try:
+            loss, ce = fn(self.model.params, self.model.buffers, x, y)
+        except Exception as exc:
+            if self.compiled is None or _is_oom(exc):
+                raise
+            warnings.warn(f"torch.compile of the stacked step failed ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); running eager")
+            self.compiled = None
+            loss, ce = self.loss_fn(self.model.params, self.model.buffers, x, y)
+        self.opt.zero_grad()
+        on = self.active > 0
+        torch.where(on, loss, torch.zeros_like(loss)).sum().backward()
+        if self.any_clip:
+            clip_member_grads(self.model.parameters(), self.clip)
+        self.opt.step(self.mults[t - 1] * self.active)
+        self.losses[t - 1] = ce.detach().float()
+
+    def stop(self, members: list[int]) -> None:
+        """Freeze these members for good: LR 0, out of the loss, weights and moments zeroed
+        (a diverged member's NaNs cannot reach anything, its compute stays finite)."""
+        import torch
+
+        if not members:
+            return
+        mask = torch.zeros(self.K, dtype=torch.bool, device=self.active.device)
+        mask[members] = True
+        self.active[mask] = 0.0
+        self.model.zero_members(mask)
+        self.opt.reset_members(mask)
+
+    def evaluate(self, members: list[int]) -> list[float]:
+        """Held-out loss (nats/token) of these members on the fixed windows, as train_run's
+        evaluation computes it (same windows, same batches)."""
+        import torch
+
+        from calibration.data import heldout_batches
+
+        spec = self.specs[0]
+        idx = torch.tensor(members, device=self.device)
+        params = self.model.subset(idx)
+        total = torch.zeros(len(members), dtype=torch.float64, device=self.device)
+        n = 0
+        with torch.no_grad():
+            for x, y in heldout_batches(self.data, spec.seq_len, spec.eval_sequences,
+                                        spec.batch_size, self.device):
+                total += self.eval_fn(params, self.model.buffers, x, y).double()
+                n += y.numel()
+        return (total / n).tolist()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
+
+
+def _sync_every(device: str, specs) -> int:
+    """Steps between host reads of the losses: every step on the CPU (nothing to overlap);
+    on a GPU, reading a loss stalls the launch queue, so read only every few steps (a
+    diverged member runs on for at most that many steps, isolated from the others)."""
+    if not str(device).startswith("cuda"):
+        return 1
+    return max(1, min(16, min(s.eval_interval for s in specs)))
+
+
+def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
+    """Train one stack to the end; reports each member through ``on_result`` as it ends.
+
+    Returns the list of RunResults (in ``specs`` order). Raises _StackOOM on device memory
+    exhaustion (with the members already reported in ``exc.args[0]``).
+    """
+    import torch
+
+    from calibration.train import RunResult
+
+    t0 = time.perf_counter()
+    logs = [_MemberLog(s, RunResult(spec=s, status="failed", device=str(device))) for s in specs]
+    try:
+        stack = _Stack(specs, data, device, compile_ok=compile_ok)
+    except AdvisorError as exc:      # bad settings: every member fails as train_run would
+        for log in logs:
+            log.result.error = str(exc)
+            _report(log, t0, on_result)
+        return [log.result for log in logs]
+    except Exception as exc:
+        if _is_oom(exc):
+            raise _StackOOM([]) from exc
+        raise
+    for log in logs:
+        log.result.n_params, log.result.n_params_non_embedding = stack.n_params
+        log.result.diagnostics.append((0, "stack_size", float(stack.K)))
+    every = _sync_every(device, specs)
+    synced = 0                         # losses of steps <= synced have been read
+    try:
+        for t in range(1, stack.steps + 1):
+            stack.step(t)
+            live = [k for k, log in enumerate(logs) if not log.done]
+            need = (t % every == 0 or t == stack.steps
+                    or any(logs[k].wants_curve_point(t) or t == logs[k].spec.steps for k in live))
+            if not need:
+                continue
+            rows = stack.losses[synced:t].cpu().tolist()
+            for s_off, row in enumerate(rows):
+                s = synced + 1 + s_off
+                ending, points = [], []
+                for k in live:
+                    log = logs[k]
+                    if log.done or s > log.end_step:
+                        continue
+                    ended = log.record(s, row[k])
+                    if log.wants_curve_point(s) or ended:
+                        points.append(k)
+                    if ended:
+                        ending.append(k)
+                if points:
+                    finished = [k for k in points if logs[k].status == "finished"]
+                    vals = dict(zip(finished, stack.evaluate(finished))) if finished else {}
+                    for k in points:
+                        mult = float(stack.mults_host[k, s - 1])
+                        logs[k].add_curve_point(s, mult, vals.get(k, math.nan))
+                for k in ending:
+                    logs[k].result.status = logs[k].status
+                    c = logs[k].result.curve
+                    logs[k].result.final_train_loss = c["train_loss"][-1]
+                    logs[k].result.final_val_loss = c["val_loss"][-1]
+                    _report(logs[k], t0, on_result)
+                stack.stop(ending)
+                live = [k for k in live if not logs[k].done]
+            synced = t
+            if progress is not None:
+                progress(t, stack.steps, float(stack.losses[t - 1].mean()))
+            if all(log.done for log in logs):
+                break
+        if stack.is_cuda:
+            torch.cuda.synchronize()
+    except Exception as exc:
+        if _is_oom(exc):
+            raise _StackOOM([log.spec for log in logs if log.done]) from exc
+        raise
+    return [log.result for log in logs]
+
+
+def _report(log: _MemberLog, t0: float, on_result) -> None:
+    r = log.result
+    r.wall_time_s = time.perf_counter() - t0   # the stack's time up to this member's end
+    if r.wall_time_s > 0:
+        r.tokens_per_s = r.tokens_seen / r.wall_time_s
+    log.done = True
+    if on_result is not None:
+        on_result(r)
+
+
+def measure_member_bytes(spec, data, device) -> tuple[float, float]:
+    """(bytes one more member adds, bytes a stack needs regardless of K) on a CUDA device,
+    measured by building stacks of 1 and 2 copies of ``spec`` and taking one step each."""
+    import dataclasses
+
+    import torch
+
+    peaks = []
+    for k in (1, 2):
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        specs = [dataclasses.replace(spec, seed=spec.seed + i) for i in range(k)]
+        stack = _Stack(specs, data, device, compile_ok=False)
+        stack.step(1)
+        torch.cuda.synchronize()
+        peaks.append(torch.cuda.max_memory_allocated() - base)
+        del stack
+    torch.cuda.empty_cache()
+    per = max(peaks[1] - peaks[0], 1.0)
+    return float(per), float(max(peaks[0] - per, 0.0))
+
+
+def choose_stack_size(specs, data, device, max_members: int | None = None) -> int:
+    """Members per stack: from free GPU memory (measured per member), else a fixed cap."""
+    n = len(specs)
+    if max_members is not None:
+        if max_members < 1:
+            raise AdvisorError(f"max_members must be >= 1, got {max_members}")
+        return min(n, max_members)
+    env = os.environ.get("ADVISOR_STACK_MAX")
+    if env:
+        try:
+            return max(1, min(n, int(env)))
+        except ValueError:
+            raise AdvisorError(f"ADVISOR_STACK_MAX must be an integer, got {env!r}") from None
+    if not str(device).startswith("cuda"):
+        return min(n, CPU_MAX_MEMBERS)
+    import torch
+
+    per, fixed = measure_member_bytes(specs[0], data, device)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return stack_size_from_memory(n, free, per, fixed)
+
+
+def train_stack(specs, data, device: str = "cpu", on_result=None, *,
+                max_members: int | None = None, progress=None):
+    """Train runs as stacks of same-shape members; ``calibration.train.train_group``'s
+    signature and results (one RunResult per spec, in ``specs`` order; ``on_result`` called
+    as each member ends).
+
+    Specs are grouped by :data:`STACK_KEY_FIELDS`, sorted by length (so members of a stack
+    end close together), and cut into stacks of K members, K from free GPU memory or
+    ``max_members`` / ``$ADVISOR_STACK_MAX`` / 8 on the CPU. A stack that runs out of
+    memory is retried as two halves; a stack that fails for another reason falls back to
+    ``train_run`` one member at a time for the members not yet reported (with a warning),
+    so a sweep never loses runs to the stacking itself.
+    """
+    from calibration.train import resolve_device, train_run
+
+    specs = list(specs)
+    if not specs:
+        return []
+    device = resolve_device(device)
+    results: dict[int, object] = {}
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(specs):
+        groups.setdefault(stack_key(s), []).append(i)
+
+    def deliver(i, r):
+        results[i] = r
+        if on_result is not None:
+            on_result(r)
+
+    for idxs in groups.values():
+        idxs = sorted(idxs, key=lambda i: -specs[i].steps)
+        try:
+            k = choose_stack_size([specs[i] for i in idxs], data, device, max_members)
+        except AdvisorError:
+            raise
+        except Exception as exc:
+            warnings.warn(f"could not measure stack memory ({type(exc).__name__}: {exc}); "
+                          f"using stacks of {CPU_MAX_MEMBERS}")
+            k = min(len(idxs), CPU_MAX_MEMBERS)
+        todo = split_evenly(idxs, k)
+        while todo:
+            chunk = todo.pop(0)
+            reported = set()
+
+            def on_member(r, chunk=chunk, reported=reported):
+                i = next(i for i in chunk if specs[i] is r.spec and i not in reported)
+                reported.add(i)
+                deliver(i, r)
+
+            try:
+                if len(chunk) == 1:
+                    on_member(train_run(specs[chunk[0]], data, device))
+                else:
+                    _run_stack([specs[i] for i in chunk], data, device, on_member, progress)
+            except _StackOOM:
+                rest = [i for i in chunk if i not in reported]
+                half = max(1, len(rest) // 2)
+                warnings.warn(f"a stack of {len(chunk)} ran out of device memory; "
+                              f"retrying its {len(rest)} unfinished members in stacks of {half}")
+                todo[:0] = split_evenly(rest, half)
+            except Exception as exc:
+                rest = [i for i in chunk if i not in reported]
+                warnings.warn(f"stacked training failed ({type(exc).__name__}: {exc}); "
+                              f"training {len(rest)} member(s) one at a time")
+                for i in rest:
+                    on_member(train_run(specs[i], data, device))
+    return [results[i] for i in range(len(specs))]

@@ -1,0 +1,141 @@
+"""Stacked training through the calibration engine's own types (RunSpec -> RunResult).
+
+Specification: ``train_stack(specs, data, device, on_result)`` returns, for every spec, the
+result ``train_run(spec, data, device)`` returns: the same loss curve (to float rounding),
+the same held-out losses, the same status, and one ``on_result`` call per member, even when
+members differ in LR, weight decay, seed, schedule and token budget, and when one of them
+diverges. Real data (the embedded stdlib corpus), real training steps, float64 on the CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("mup")
+
+from calibration.data import load_data  # noqa: E402
+from calibration.stacked import stack_key, train_stack  # noqa: E402
+from calibration.train import RunSpec, train_group, train_run  # noqa: E402
+
+# A tiny muP proxy at twice its base width (so muP's multipliers are not all 1).
+BASE = RunSpec(width=32, depth=2, batch_size=4, seq_len=16, tokens=4 * 16 * 24,
+               eval_interval=8, eval_sequences=8, grad_clip=1.0,
+               model=(("base_width", 16), ("head_dim", 16)))
+
+MEMBERS = [
+    dataclasses.replace(BASE, lr=1e-2, weight_decay=0.1, seed=0,
+                        schedule="wsd:warmup=3,cooldown=0.3"),
+    dataclasses.replace(BASE, lr=3e-3, weight_decay=0.0, seed=1, schedule="cosine:warmup=2"),
+    dataclasses.replace(BASE, lr=2e-2, weight_decay=1.0, seed=2, tokens=4 * 16 * 16),
+    # far too high an LR: stopped by the divergence rule while the others go on
+    dataclasses.replace(BASE, lr=8.0, seed=3, diverge_factor=1.05),
+]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("stdlib")
+
+
+@pytest.fixture(scope="module")
+def float64():
+    # float64 so that any difference is a bug, not rounding; one thread because tiny
+    # models only lose from threading (and a shared 2-core CI box is easily oversubscribed)
+    old, threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(old)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def stacked_and_alone(data, float64):
+    reported = []
+    stacked = train_stack(MEMBERS, data, "cpu", on_result=reported.append)
+    alone = [train_run(s, data, "cpu") for s in MEMBERS]
+    return stacked, alone, reported
+
+
+def test_each_member_follows_its_single_run(stacked_and_alone):
+    stacked, alone, _ = stacked_and_alone
+    assert [r.spec for r in stacked] == MEMBERS
+    for s, a in zip(stacked, alone):
+        assert s.error == "" and a.error == ""
+        assert s.status == a.status
+        assert s.curve["step"] == a.curve["step"]
+        assert s.curve["tokens"] == a.curve["tokens"]
+        np.testing.assert_allclose(s.curve["lr"], a.curve["lr"], rtol=1e-12)
+        assert s.tokens_seen == a.tokens_seen
+        assert (s.n_params, s.n_params_non_embedding) == (a.n_params, a.n_params_non_embedding)
+        if s.status == "diverged":   # chaotic by then: rounding differences are amplified
+            continue
+        # the loss is computed in float32 by calibration.model.compute_loss on both paths
+        np.testing.assert_allclose(s.curve["train_loss"], a.curve["train_loss"], rtol=2e-6)
+        np.testing.assert_allclose(s.curve["val_loss"], a.curve["val_loss"], rtol=2e-6)
+        assert s.final_train_loss == pytest.approx(a.final_train_loss, rel=2e-6)
+
+
+def test_members_really_trained_and_the_diverged_one_stopped(stacked_and_alone):
+    stacked, _, _ = stacked_and_alone
+    for r in stacked[:3]:
+        assert r.status == "finished"
+        assert r.curve["train_loss"][-1] < r.curve["train_loss"][0] - 0.3
+        assert r.final_val_loss < np.log(256)
+    assert stacked[2].tokens_seen == 4 * 16 * 16        # its own, shorter budget
+    bad = stacked[3]
+    assert bad.status == "diverged"
+    assert bad.tokens_seen < bad.spec.tokens
+    assert np.isnan(bad.final_val_loss)
+
+
+def test_on_result_reports_each_member_once_as_it_ends(stacked_and_alone):
+    stacked, _, reported = stacked_and_alone
+    assert sorted(id(r) for r in reported) == sorted(id(r) for r in stacked)
+    # the diverged member and the short member end first
+    assert {r.spec.seed for r in reported[:2]} == {2, 3}
+    assert all(("stack_size" in [d[1] for d in r.diagnostics]) for r in stacked)
+
+
+def test_train_group_delegates_stackable_specs(data, float64):
+    specs = [dataclasses.replace(MEMBERS[0], stack=True, tokens=4 * 16 * 4),
+             dataclasses.replace(MEMBERS[1], stack=True, tokens=4 * 16 * 4)]
+    results = train_group(specs, data, "cpu")
+    assert [d for d in results[0].diagnostics if d[1] == "stack_size"] == [(0, "stack_size", 2.0)]
+    alone = train_run(specs[1], data, "cpu")
+    np.testing.assert_allclose(results[1].curve["train_loss"], alone.curve["train_loss"],
+                               rtol=2e-6)
+    # stacking is an execution detail: the run id (the store's row key) ignores it
+    assert specs[0].run_id == dataclasses.replace(specs[0], stack=False).run_id
+
+
+def test_specs_of_different_shapes_go_to_different_stacks(data, float64):
+    a = dataclasses.replace(BASE, tokens=4 * 16 * 2, eval_interval=2)
+    b = dataclasses.replace(a, width=48, model=(("base_width", 16), ("head_dim", 16)))
+    c = dataclasses.replace(a, lr=1e-3)
+    assert stack_key(a) == stack_key(c) != stack_key(b)
+    results = train_stack([a, b, c], data, "cpu")
+    assert [r.spec for r in results] == [a, b, c]
+    sizes = [dict((d[1], d[2]) for d in r.diagnostics).get("stack_size") for r in results]
+    # a and c share a stack of two; b alone goes through train_run (no stack diagnostics)
+    assert sizes == [2.0, None, 2.0]
+    assert all(r.status == "finished" for r in results)
+
+
+def test_bad_settings_fail_every_member_with_one_clear_error(data):
+    short = dataclasses.replace(BASE, seq_len=16, data="stdlib")
+
+    class Tiny:       # a data source shorter than one sequence
+        spec, vocab_size = "tiny", 256
+        train = np.zeros(8, np.uint8)
+        val = np.zeros(8, np.uint8)
+
+        def check_fits(self, seq_len):
+            return load_data("stdlib").__class__.check_fits(self, seq_len)
+
+    results = train_stack([short, dataclasses.replace(short, lr=1e-3)], Tiny(), "cpu")
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all("fewer than one sequence" in r.error for r in results)
