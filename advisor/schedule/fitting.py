@@ -40,7 +40,7 @@ class FitOptions:
     weighting: str = "points"    # "points" | "curve"
     tail: float = 0.0            # extra weight where the LR is annealed (see module doc)
     late: float = 0.0            # extra weight late in each curve: w *= 1 + late * t / t_last
-    max_points: int = 300        # per curve; longer curves are thinned evenly (last kept)
+    max_points: int = 200        # per curve; longer curves are thinned evenly (last kept)
     lam: float | None = None     # tissue: annealing momentum; None tries tissue.LAMS
     n_refine: int = 3            # best grid starts refined (on the coarse plan)
     coarse_points: int = 60      # per curve, for screening starts before the full fit
