@@ -290,7 +290,7 @@ class ResultsStore:
         rows = []
         for r in self.runs():
             s = r.settings
-            arch = s.get("arch") or {}
+            arch = s.get("arch") or _arch_from_settings(s)
             width, depth, seq = int(s["width"]), int(s["depth"]), int(s["seq_len"])
             ffn, n_heads = arch.get("ffn_hidden"), arch.get("heads")
             bs_tokens = int(s["batch_size"]) * seq
@@ -311,6 +311,23 @@ class ResultsStore:
                 "parameterization": s.get("parameterization", ""),
             })
         return rows
+
+
+def _arch_from_settings(s: dict) -> dict:
+    """Heads and MLP size from a run's settings and its family file (when a run was stored
+    without them), the way calibration.model.ProxyConfig derives them; torch-free."""
+    import yaml
+
+    from calibration.plan import PLANS_DIR
+
+    kw = {}
+    fam = PLANS_DIR.parent / "families" / f"{s.get('family', 'proxy-llama')}.yaml"
+    if fam.is_file():
+        kw.update((yaml.safe_load(fam.read_text()) or {}).get("architecture") or {})
+    kw.update(s.get("model") or {})
+    width = int(s["width"])
+    heads = kw.get("n_heads") or width // int(kw.get("head_dim", 64))
+    return {"heads": heads, "ffn_hidden": int(round(float(kw.get("ffn_mult", 2.75)) * width))}
 
 
 STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smooth loss",

@@ -86,8 +86,35 @@ def optimum_shift(rows: list[dict]) -> list[dict]:
     return out
 
 
-def plot_lr_sweeps(runs, path) -> None:
-    """Held-out loss against LR, one line per width, one panel per parameterisation."""
+def arm_labels(keys) -> dict:
+    """Short names for sweeps: the parameterisation plus the model overrides that differ
+    between them (settings shared by every sweep are left out)."""
+    keys = list(keys)
+    overs = [dict(k[-1]) for k in keys]
+    shared = set.intersection(*(set(o.items()) for o in overs)) if overs else set()
+    out = {}
+    for k, o in zip(keys, overs):
+        extra = ",".join(f"{a}={b}" for a, b in sorted(o.items()) if (a, b) not in shared)
+        out[k] = k[0] + (f" ({extra})" if extra else "")
+    return out
+
+
+def best_by_width(runs) -> dict:
+    """{width: {arm label: best mean held-out loss}}: does muP win at every width?"""
+    out: dict = defaultdict(dict)
+    curves = lr_curves(runs)
+    labels = arm_labels(curves)
+    for key, widths in curves.items():
+        for w, pts in widths.items():
+            finite = [p[1] for p in pts if math.isfinite(p[1])]
+            out[w][labels[key]] = min(finite) if finite else math.nan
+    return dict(sorted(out.items()))
+
+
+def plot_lr_sweeps(runs, path, title: str = "") -> None:
+    """Held-out loss against LR. Top row: one panel per arm (parameterisation), one line per
+    width (does the optimum stay put?). Bottom row: one panel per width, one line per arm
+    (which parameterisation is better there?)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,32 +124,49 @@ def plot_lr_sweeps(runs, path) -> None:
     if not curves:
         from advisor.errors import AdvisorError
         raise AdvisorError("nothing to plot: the store has no finished runs")
-    keys = sorted(curves, key=str)
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.2), squeeze=False,
-                             sharey=True)
+    labels = arm_labels(curves)
+    keys = sorted(curves, key=labels.get)
+    widths = sorted({w for k in keys for w in curves[k]})
+    ncol = max(len(keys), len(widths))
+    fig, axes = plt.subplots(2, ncol, figsize=(4.2 * ncol, 7.6), squeeze=False, sharey=True)
     finite_all = [p[1] for k in keys for pts in curves[k].values() for p in pts
                   if math.isfinite(p[1])]
+    cmap = plt.get_cmap("viridis")
+    arm_colors = plt.get_cmap("tab10")
+
+    def draw(ax, pts, color, label):
+        lrs = [p[0] for p in pts if math.isfinite(p[1])]
+        ls = [p[1] for p in pts if math.isfinite(p[1])]
+        ax.plot(lrs, ls, "o-", color=color, label=label, ms=4)
+        if ls:
+            j = int(np.argmin(ls))
+            ax.plot([lrs[j]], [ls[j]], "*", color=color, ms=13, mec="k")
+
     for ax, key in zip(axes[0], keys):
-        widths = sorted(curves[key])
-        cmap = plt.get_cmap("viridis")
         for i, w in enumerate(widths):
-            pts = curves[key][w]
-            lrs = [p[0] for p in pts if math.isfinite(p[1])]
-            ls = [p[1] for p in pts if math.isfinite(p[1])]
-            color = cmap(i / max(1, len(widths) - 1))
-            ax.plot(lrs, ls, "o-", color=color, label=f"width {w}", ms=4)
-            if ls:
-                j = int(np.argmin(ls))
-                ax.plot([lrs[j]], [ls[j]], "*", color=color, ms=13, mec="k")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("peak LR (base-width units)")
-        ax.set_title(f"{key[0]}  (depth {key[1]}, {key[4]})", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("final held-out loss (nats/token)")
+            if w in curves[key]:
+                draw(ax, curves[key][w], cmap(i / max(1, len(widths) - 1)), f"width {w}")
+        ax.set_title(labels[key], fontsize=10)
+    for ax, w in zip(axes[1], widths):
+        for i, key in enumerate(keys):
+            if w in curves[key]:
+                draw(ax, curves[key][w], arm_colors(i), labels[key])
+        ax.set_title(f"width {w}", fontsize=10)
+    for row in axes:
+        for ax in row:
+            if not ax.lines:
+                ax.set_visible(False)
+                continue
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("peak LR (base-width units)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        row[0].set_ylabel("final held-out loss (nats/token)")
     if finite_all:
         lo = min(finite_all)
-        axes[0][0].set_ylim(lo - 0.05, min(max(finite_all), lo + 1.5) + 0.05)
+        axes[0][0].set_ylim(lo - 0.05, min(max(finite_all), lo + 1.2) + 0.05)
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -32,7 +32,7 @@ def _loss(x) -> str:
 def results(directory, fmt, csv_path, status, plot_path):
     """Summarise the results store in DIR."""
     from calibration.store import STEPLAW_COLUMNS, ResultsStore, write_steplaw_csv
-    from calibration.summary import best_lr_table, optimum_shift, plot_lr_sweeps
+    from calibration.summary import best_by_width, best_lr_table, optimum_shift, plot_lr_sweeps
 
     with ResultsStore.open(directory) as store:
         runs = store.runs(status=status)
@@ -43,10 +43,13 @@ def results(directory, fmt, csv_path, status, plot_path):
     if csv_path:
         write_steplaw_csv(steplaw, csv_path)
     if plot_path:
-        plot_lr_sweeps(all_runs, plot_path)
+        plot_lr_sweeps(all_runs, plot_path, title=str(directory))
     if fmt == "json":
         click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": best,
-                                      "optimum_shift": shifts}), indent=2))
+                                      "optimum_shift": shifts,
+                                      "best_by_width": {str(w): v for w, v in
+                                                        best_by_width(all_runs).items()}}),
+                              indent=2))
         return
     if fmt == "csv":
         import csv
@@ -80,6 +83,11 @@ def results(directory, fmt, csv_path, status, plot_path):
         for b in sorted(best, key=lambda b: (b["parameterization"], b["depth"], b["width"])):
             click.echo(f"{b['parameterization']:<5} {b['depth']:>5} {b['width']:>5} "
                        f"{_lr(b['best_lr']):>8} {_loss(b['best_val_loss']):>8} {b['n_lrs']:>4}")
+    by_width = best_by_width(all_runs)
+    if by_width and len({a for v in by_width.values() for a in v}) > 1:
+        click.echo("\nbest held-out loss per width, by arm")
+        for w, arms in by_width.items():
+            click.echo(f"  width {w:>5}: " + "  ".join(f"{a} {_loss(v)}" for a, v in sorted(arms.items())))
     for s in shifts:
         click.echo(f"{s['parameterization']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
                    f"from width {s['smallest_width']} to {s['largest_width']}")
