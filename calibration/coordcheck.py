@@ -132,3 +132,30 @@ def coord_check(parameterization: str, widths=(32, 64, 128, 256), steps: int = 4
                 h.remove()
     result.act, result.delta = acc_act, acc_delta
     return result
+
+
+def main(argv=None) -> None:
+    """``python -m calibration.coordcheck --out DIR``: run the check for muP and SP, print
+    each layer's slope and write coordcheck_<param>.png."""
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description="muP coordinate check on the proxy family")
+    ap.add_argument("--out", default=".", help="folder for the PNGs")
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512])
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=2 ** -6)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for par in ("mup", "sp"):
+        cc = coord_check(par, widths=tuple(args.widths), steps=args.steps, lr=args.lr)
+        slopes = cc.slopes("delta")
+        print(f"{par}: slope of log|change since step 0| against log(width), step {args.steps - 1}")
+        print("   " + "  ".join(f"{k} {v:+.2f}" for k, v in slopes.items()))
+        cc.plot(out / f"coordcheck_{par}.png")
+    print(f"plots in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -85,3 +85,14 @@ def test_train_group_trains_each_and_reports(data):
     seen = []
     out = train_group(specs, data, "cpu", on_result=seen.append)
     assert [r.spec for r in seen] == specs and len(out) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_with_bf16_and_compile(data):
+    spec = RunSpec(lr=2 ** -6, tokens=4 * 32 * 20, **TINY)
+    r = train_run(spec, data, "cuda")
+    assert r.status == "finished", r.error
+    assert r.curve["val_loss"][-1] < r.curve["val_loss"][0]
+    cpu = train_run(spec, data, "cpu")
+    assert r.final_val_loss == pytest.approx(cpu.final_val_loss, abs=0.1)   # bf16 vs fp32
