@@ -133,6 +133,9 @@ class ResultsStore:
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:                # created but killed before its schema was committed
+                cls._init_schema(conn)
+                tables = {"meta", "runs", "curves", "diagnostics"}
             if not {"meta", "runs", "curves", "diagnostics"} <= tables:
                 raise sqlite3.DatabaseError("missing tables")
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -155,13 +158,18 @@ class ResultsStore:
         d.mkdir(parents=True, exist_ok=True)
         conn = cls._connect(d / DB_NAME)
         conn.execute("PRAGMA journal_mode = WAL")
+        cls._init_schema(conn)
+        return cls(d / DB_NAME, conn)
+
+    @staticmethod
+    def _init_schema(conn: sqlite3.Connection) -> None:
+        """Create the tables in one transaction (idempotent)."""
         conn.execute("BEGIN IMMEDIATE")
         for stmt in _SCHEMA.split(";"):
             if stmt.strip():
                 conn.execute(stmt)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
-        return cls(d / DB_NAME, conn)
 
     @classmethod
     def open_or_create(cls, directory) -> "ResultsStore":

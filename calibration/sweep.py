@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -202,7 +203,10 @@ def _worker(worker_idx: int, device: str, out_dir: str, jobs, events, threads: i
     from calibration.train import RunSpec, train_group
 
     store = ResultsStore.open(out_dir)
+    parent = os.getppid()
     while True:
+        if os.getppid() != parent:      # the sweep was killed: stop after the current run
+            break
         try:
             group = jobs.get(timeout=1.0)
         except queue.Empty:

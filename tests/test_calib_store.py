@@ -79,3 +79,10 @@ def test_steplaw_csv_has_the_published_layout(tmp_path, external_data):
     with open(tmp_path / "out.csv") as f:
         back = list(csv.DictReader(f))
     assert float(back[0]["lr"]) == 0.01 and back[0]["status"] == "finished"
+
+
+def test_a_store_killed_before_its_schema_was_written_is_reused(tmp_path):
+    sqlite3.connect(tmp_path / "results.sqlite").close()      # an empty database file
+    st = ResultsStore.open(tmp_path)
+    assert st.runs() == []
+    assert st.record("a", SETTINGS, "finished", curve=CURVE)
