@@ -136,6 +136,9 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
     if not plan.specs:
         raise AdvisorError(f"plan {plan.name} has no runs")
     datas = check_inputs(plan, device)
+    if executor != "ray":
+        from calibration.train import resolve_device
+        resolve_device(device)            # AdvisorError now if CUDA was asked for and is absent
     store = ResultsStore.create(out_dir)
     t0 = time.perf_counter()
     try:
