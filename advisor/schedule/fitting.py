@@ -45,6 +45,8 @@ class FitOptions:
     n_refine: int = 3            # best grid starts refined (on the coarse plan)
     coarse_points: int = 60      # per curve, for screening starts before the full fit
     fix: tuple = ()              # ((param, value), ...) held fixed, e.g. the exponents
+    skip: float = 0.0            # leave out points before this fraction of each curve
+    rho: float = 1.0             # multi-power: forward area sum eta^rho (1 = published law)
 
     def label(self) -> str:
         parts = [self.weighting]
@@ -54,6 +56,10 @@ class FitOptions:
             parts.append(f"late={self.late:g}")
         for k, v in self.fix:
             parts.append(f"{k}={v:g}")
+        if self.skip:
+            parts.append(f"skip={self.skip:g}")
+        if self.rho != 1.0:
+            parts.append(f"rho={self.rho:g}")
         return ",".join(parts)
 
 
@@ -80,20 +86,22 @@ class FitResult:
         return d
 
 
-def thin(steps: np.ndarray, max_points: int) -> np.ndarray:
-    """Indices of at most ``max_points`` evenly spread logged points, the last one kept."""
-    n = len(steps)
+def thin(steps: np.ndarray, max_points: int, skip: float = 0.0) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spread logged points, the last one kept;
+    with ``skip``, only points at steps >= skip * last step."""
+    first = int(np.searchsorted(steps, skip * steps[-1])) if skip else 0
+    first = min(first, len(steps) - 3)
+    n = len(steps) - first
     if n <= max_points:
-        return np.arange(n)
-    idx = np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
-    return idx
+        return np.arange(first, len(steps))
+    return first + np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
 
 
-def make_plan(law: str, curve: Curve, lr_scale: float, steps=None, lam=None):
+def make_plan(law: str, curve: Curve, lr_scale: float, steps=None, lam=None, rho=1.0):
     u = curve.lrs / lr_scale
     steps = curve.steps if steps is None else np.asarray(steps, dtype=np.int64)
-    if law == "multipower":
-        return multipower.make_plan(u, steps)
+    if law.startswith("multipower"):
+        return multipower.make_plan(u, steps, rho=rho)
     return tissue.make_plan(u, steps, lam=0.999 if lam is None else lam)
 
 
@@ -237,7 +245,7 @@ class _Problem:
         return self.to_theta(z), float(self.objective(z, grad=False))
 
 
-def _first_stage(law, curves, lr_scale, idxs, ws, lam):
+def _first_stage(law, curves, lr_scale, idxs, ws, lam, opts):
     """(L0, A, alpha, B-or-C) by weighted least squares on a grid of alpha.
 
     For the multi-power law, the loss drop is replaced by its saturated value
@@ -248,7 +256,7 @@ def _first_stage(law, curves, lr_scale, idxs, ws, lam):
         u = c.lrs / lr_scale
         st = c.steps[idx]
         if law.startswith("multipower"):
-            S1 = np.cumsum(u)[st]
+            S1 = np.cumsum(np.where(u > 0, u, 0.0) ** opts.rho)[st]
             X2.append(-(u.max() - u[st]))
         else:
             p = tissue.make_plan(u, st, lam=lam)
@@ -292,7 +300,7 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
     check_identifiable(curves)
     t0 = time.perf_counter()
     lr_scale = max(c.peak_lr for c in curves)
-    idxs = [thin(c.steps, opts.max_points) for c in curves]
+    idxs = [thin(c.steps, opts.max_points, opts.skip) for c in curves]
     ws = [point_weights(c, i, opts) for c, i in zip(curves, idxs)]
     ys = [c.loss[i] for c, i in zip(curves, idxs)]
     lams = [None] if law.startswith("multipower") else ([opts.lam] if opts.lam else list(tissue.LAMS))
@@ -300,12 +308,13 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
     best = None
     for lam in lams:
         def problem(max_pts):
-            ids = [thin(c.steps, max_pts) for c in curves]
-            plans = [make_plan(law, c, lr_scale, c.steps[i], lam) for c, i in zip(curves, ids)]
+            ids = [thin(c.steps, max_pts, opts.skip) for c in curves]
+            plans = [make_plan(law, c, lr_scale, c.steps[i], lam, opts.rho)
+                     for c, i in zip(curves, ids)]
             wts = [point_weights(c, i, opts) for c, i in zip(curves, ids)]
             return _Problem(law, plans, [c.loss[i] for c, i in zip(curves, ids)], wts,
                             opts.delta, opts.fix), plans
-        base = _first_stage(law, curves, lr_scale, idxs, ws, lam if lam else 0.999)
+        base = _first_stage(law, curves, lr_scale, idxs, ws, lam if lam else 0.999, opts)
         coarse, cplans = problem(min(opts.coarse_points, opts.max_points))
         if law == "multipower":
             grid = multipower.starts(base)
@@ -342,8 +351,8 @@ def predict_curve(fit: FitResult, curve_or_lrs, steps=None) -> np.ndarray:
     u = lrs / fit.lr_scale
     steps = np.asarray(steps, dtype=np.int64)
     mod = LAWS[fit.law]
-    if fit.law == "multipower":
-        plan = multipower.make_plan(u, steps)
+    if fit.law.startswith("multipower"):
+        plan = multipower.make_plan(u, steps, rho=fit.options.rho)
     else:
         plan = tissue.make_plan(u, steps, lam=fit.lam or 0.999)
     return mod.predict(fit.theta, plan)

@@ -7,6 +7,7 @@ Layout::
     params: {L0: ..., A: ..., alpha: ..., B: ..., C: ..., beta: ..., gamma: ...}
     lr_scale: 0.0003           # peak LR of the fit; the law sees LR / lr_scale
     lam: null                  # tissue only: momentum of the annealing area
+    rho: 1.0                   # multipower only: forward area sum (LR/lr_scale)^rho (1 = published)
     total_steps_fitted: 24000  # longest fitted curve, in optimizer steps
     fit:                       # how it was fitted and how well
       options: {...}
@@ -45,6 +46,7 @@ class ScheduleLaw:
     lam: float | None
     total_steps_fitted: int
     doc: dict
+    rho: float = 1.0
 
     @property
     def theta(self) -> np.ndarray:
@@ -55,7 +57,7 @@ class ScheduleLaw:
         u = np.asarray(lrs, dtype=np.float64) / self.lr_scale
         steps = np.asarray(steps, dtype=np.int64)
         if self.law == "multipower":
-            return multipower.predict(self.theta, multipower.make_plan(u, steps))
+            return multipower.predict(self.theta, multipower.make_plan(u, steps, rho=self.rho))
         return tissue.predict(self.theta, tissue.make_plan(u, steps, lam=self.lam or 0.999))
 
 
@@ -91,6 +93,9 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
     lam = d.get("lam")
     if law == "tissue" and (not isinstance(lam, (int, float)) or not 0 < lam < 1):
         raise AdvisorError(f"{where}: a tissue law needs lam in (0, 1)")
+    rho = d.get("rho", 1.0)
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 2:
+        raise AdvisorError(f"{where}: rho must be a number in (0, 2], got {rho!r}")
     T = d.get("total_steps_fitted")
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise AdvisorError(f"{where}: total_steps_fitted must be a positive integer")
@@ -110,7 +115,8 @@ def load_schedule_law(path) -> ScheduleLaw:
     validate_schedule_law_dict(d, str(path))
     return ScheduleLaw(law=d["law"], params={k: float(v) for k, v in d["params"].items()},
                        lr_scale=float(d["lr_scale"]), lam=d.get("lam"),
-                       total_steps_fitted=int(d["total_steps_fitted"]), doc=d)
+                       total_steps_fitted=int(d["total_steps_fitted"]), doc=d,
+                       rho=float(d.get("rho", 1.0)))
 
 
 def _plain(x):
@@ -173,6 +179,7 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
         "params": dict(fit.params),
         "lr_scale": float(fit.lr_scale),
         "lam": fit.lam,
+        "rho": float(fit.options.rho),
         "total_steps_fitted": int(max(c.steps[-1] for c in curves)),
         "warmup_steps_fitted": warm,
         "min_lr_fraction_fitted": min_frac,

@@ -21,10 +21,19 @@ from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
 
 #: Default candidates. The multi-power law with beta, gamma held at 0.6, 0.65 (about what
 #: Luo et al. 2025 fit at 25M-400M) has 5 free constants instead of 7, for small fit sets.
+#: rho < 1 is our variant (forward area sum eta^rho, see multipower.make_plan); skip=0.2
+#: leaves the first 20% of each curve (the post-warmup transient) out of the fit.
+_FIXED = (("beta", 0.6), ("gamma", 0.65))
 CANDIDATES = (
     ("multipower", FitOptions()),
-    ("multipower", FitOptions(fix=(("beta", 0.6), ("gamma", 0.65)))),
+    ("multipower", FitOptions(fix=_FIXED)),
     ("tissue", FitOptions()),
+    ("multipower", FitOptions(rho=0.8)),
+    ("multipower", FitOptions(rho=0.6)),
+    ("multipower", FitOptions(rho=0.8, fix=_FIXED)),
+    ("multipower", FitOptions(rho=0.6, fix=_FIXED)),
+    ("multipower", FitOptions(rho=0.6, fix=_FIXED, skip=0.2)),
+    ("multipower", FitOptions(rho=0.8, fix=_FIXED, skip=0.2)),
 )
 
 
