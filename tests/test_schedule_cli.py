@@ -133,3 +133,59 @@ def test_user_csv_fit_recovers_a_known_law(tmp_path, capsys):
     assert code == 0, err
     d = yaml.safe_load((tmp_path / "t.yaml").read_text())
     assert max(c["mean_rel"] for c in d["fit"]["curves"]) < 2e-4
+
+
+def test_fit_from_a_results_store_takes_the_group_that_differs_only_in_schedule(tmp_path, capsys):
+    """Runs read back through calibration.store: the group of runs sharing every setting but
+    the schedule is fitted; a lone run of another width is left out."""
+    from advisor.schedule import tissue
+    from advisor.schedule.curves import load_store
+    store_mod = pytest.importorskip("calibration.store")
+    store = store_mod.ResultsStore.create(tmp_path / "store")
+    T, peak = 3000, 2e-3
+    steps = np.arange(25, T + 1, 25)
+    for width, sched in ((64, "constant"), (64, "cosine:final=0.1"), (128, "constant")):
+        lr = peak * np.concatenate([[1.0], parse_schedule(sched).multipliers(T)])
+        loss = tissue.predict([2.0, 10.0, 0.5, 2e-4], tissue.make_plan(lr / peak, steps))
+        loss = loss + (0.05 if width == 128 else 0.0)
+        settings = {"width": width, "depth": 2, "lr": peak, "schedule": sched, "seed": 0,
+                    "batch_size": 16, "seq_len": 128, "tokens": 16 * 128 * T}
+        run_id = f"w{width}-{sched.split(':')[0]}"
+        store.record(run_id, settings, "finished",
+                     curve={"step": steps, "tokens": steps * 2048, "lr": lr[steps],
+                            "train_loss": loss, "val_loss": np.full(len(steps), np.nan)})
+    store.close()
+    curves = load_store(tmp_path / "store")
+    assert sorted(c.meta["run_id"] for c in curves) == ["w64-constant", "w64-cosine"]
+    code, out, err = run(["schedule", "fit", str(tmp_path / "store"), "--law", "tissue",
+                          "--out", str(tmp_path / "law.yaml")], capsys)
+    assert code == 0, err
+    d = yaml.safe_load((tmp_path / "law.yaml").read_text())
+    assert max(c["mean_rel"] for c in d["fit"]["curves"]) < 5e-4
+    assert d["lr_scale"] == pytest.approx(peak)
+
+
+def test_law_file_validation_and_rho_round_trip(tmp_path):
+    from advisor.errors import AdvisorError
+    from advisor.schedule.lawfile import dump_schedule_law, validate_schedule_law_dict
+    good = {"schema": SCHEMA, "law": "multipower", "lr_scale": 3e-4, "lam": None, "rho": 0.6,
+            "total_steps_fitted": 24000,
+            "params": {"L0": 2.5, "A": 30.0, "alpha": 0.5, "B": 0.15, "C": 0.02,
+                       "beta": 0.6, "gamma": 0.65}}
+    path = dump_schedule_law(good, tmp_path / "l.yaml")
+    law = load_schedule_law(path)
+    assert law.rho == 0.6
+    lrs = 3e-4 * np.concatenate([[0.0], parse_schedule("constant:warmup=100").multipliers(1000)])
+    flat = load_schedule_law(dump_schedule_law(dict(good, rho=1.0), tmp_path / "m.yaml"))
+    # rho < 1 gives a low-LR warmup step more area, so early predicted loss differs
+    assert law.predict(lrs, [50])[0] != flat.predict(lrs, [50])[0]
+    for broken, msg in ((dict(good, schema="v0"), "schema"),
+                        (dict(good, law="cubic"), "law must be"),
+                        (dict(good, params=dict(good["params"], B=-1.0)), "positive"),
+                        (dict(good, rho=0), "rho"),
+                        (dict(good, lr_scale="big"), "lr_scale")):
+        with pytest.raises(AdvisorError, match=msg):
+            validate_schedule_law_dict(broken)
+    with pytest.raises(AdvisorError):
+        dump_schedule_law(dict(good, law="cubic"), tmp_path / "bad.yaml")
+    assert not (tmp_path / "bad.yaml").exists()

@@ -31,11 +31,14 @@ def _echo_err(msg):
 @click.option("--run-id", "run_ids", multiple=True,
               help="results store: fit these runs (default: the largest group of runs that "
                    "differ only in schedule)")
+@click.option("--loss", "loss_col", default="train_loss", show_default=True,
+              type=click.Choice(["train_loss", "val_loss"]),
+              help="results store: which logged loss to fit")
 @click.option("--curve", "extra", multiple=True, type=click.Path(),
               help="more CSVs (step,lr,loss) of the same model at the same peak LR")
 @click.option("--plot", "plot_path", type=click.Path(), default=None,
               help="PNG overlay of the fitted curves")
-def fit_cmd(source, out, law_choice, run_ids, extra, plot_path):
+def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
     """Fit a schedule law to SOURCE: a CSV of step,lr,loss, a results store folder, or a
     folder of the multi-power-law curves (fits the authors' training split)."""
     from advisor.schedule.curves import load_csv, load_curves
@@ -43,7 +46,7 @@ def fit_cmd(source, out, law_choice, run_ids, extra, plot_path):
     from advisor.schedule.lawfile import build_document, dump_schedule_law
     from advisor.schedule.select import CANDIDATES, select_and_fit
 
-    curves = load_curves(source, run_ids=run_ids) + [load_csv(p) for p in extra]
+    curves = load_curves(source, run_ids=run_ids, loss=loss_col) + [load_csv(p) for p in extra]
     peaks = sorted({round(c.peak_lr, 12) for c in curves})
     if peaks[-1] > peaks[0] * 1.001:
         raise AdvisorError(f"the curves have different peak LRs ({', '.join(map(str, peaks))}); "

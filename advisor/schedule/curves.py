@@ -328,7 +328,7 @@ def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     return curves
 
 
-def load_curves(source, run_ids=None) -> list[Curve]:
+def load_curves(source, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     """Curves from a CSV file, a multi-power-law size folder, or a results store folder."""
     p = Path(source)
     if p.is_file():
@@ -337,5 +337,5 @@ def load_curves(source, run_ids=None) -> list[Curve]:
         names = [n for n in MP_TRAIN]
         return list(load_multipower_size(p.name, names, root=p.parent).values())
     if p.is_dir():
-        return load_store(p, run_ids=run_ids)
+        return load_store(p, run_ids=run_ids, loss=loss)
     raise AdvisorError(f"no such curves: {source} (a CSV of step,lr,loss or a results store)")
