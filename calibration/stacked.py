@@ -32,7 +32,7 @@ import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
-from calibration.stacked_optim import StackedAdamW, hypers_from_optimizers
+from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -297,7 +297,8 @@ class _Stack:
         del opts
         self.model = StackedModel(models)
         del models
-        self.opt = StackedAdamW(self.model.params, hypers, betas)
+        want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
+        self.opt = StackedAdamW(self.model.params, hypers, betas, compile=want and compile_ok)
         self.steps = max(s.steps for s in self.specs)
         mults = np.zeros((self.K, self.steps))
         for k, spec in enumerate(self.specs):
@@ -332,7 +333,6 @@ class _Stack:
 
         self.loss_fn = self.model.vmapped(member_loss, batched_extra=2)
         self.eval_fn = self.model.vmapped(member_eval, batched_extra=0, shared_extra=2)
-        want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
         self.compiled = None
         if want and compile_ok:
             self.compiled = torch.compile(self.loss_fn)
@@ -379,7 +379,18 @@ class _Stack:
         torch.where(on, loss, torch.zeros_like(loss)).sum().backward()
         if self.any_clip:
             clip_member_grads(self.model.parameters(), self.clip)
-        self.opt.step(self.mults[t - 1] * self.active)
+        scale = self.mults[t - 1] * self.active
+        try:
+            self.opt.step(scale)
+        except Exception as exc:
+            if not self.opt.compiled or _is_oom(exc):
+                raise
+            # compilation fails before any tensor is touched: redo the step eagerly
+            warnings.warn(f"torch.compile of the stacked optimizer failed "
+                          f"({type(exc).__name__}); running eager")
+            self.opt.compiled, self.opt._update = False, adam_update
+            self.opt.t -= 1
+            self.opt.step(scale)
         self.losses[t - 1] = ce.detach().float()
 
     def stop(self, members: list[int]) -> None:

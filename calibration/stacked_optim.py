@@ -100,16 +100,41 @@ def hypers_from_optimizers(member_params: Sequence[Mapping[str, object]],
     return out, (betas or (0.9, 0.999))
 
 
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, settings, scale, bc1, bc2_sqrt,
+                beta1: float, beta2: float) -> None:
+    """One Adam(W) update of stacked tensors, in place (see the module docstring).
+
+    ``settings[i]``: (peak LR (K,1..), weight decay (K,1..), eps (K,1..) or a float,
+    decoupled, any decay); ``scale``: (K,) schedule multipliers; ``bc1`` and ``bc2_sqrt``: the
+    bias corrections 1 - beta1^t and sqrt(1 - beta2^t), floats or 0-d tensors (tensors when
+    compiled, so that a new step does not recompile).
+    """
+    for p, g, m, v, (lr0, wd, eps, decoupled, any_wd) in zip(params, grads, exp_avgs,
+                                                               exp_avg_sqs, settings):
+        lr = lr0 * scale.view(lr0.shape)
+        if any_wd:
+            if decoupled:
+                p.mul_(1 - lr * wd)
+            else:
+                g = g + wd * p
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / bc2_sqrt).add_(eps)
+        p.sub_(m / denom * (lr / bc1))
+
+
 class StackedAdamW:
     """Adam(W) over stacked parameters ``{name: tensor (K, ...)}`` with per-member settings.
 
     ``step(scale)`` multiplies every member's peak LR by ``scale[k]`` (its schedule value at
     this step, 0 for a stopped member) and applies one Adam(W) update to all members at once.
-    Gradients are read from ``param.grad``.
+    Gradients are read from ``param.grad``. With ``compile=True`` the update is one
+    ``torch.compile``d function (inductor fuses the per-parameter loop into a few kernels;
+    worth it on a GPU, where the eager loop is ~8 kernel launches per parameter).
     """
 
     def __init__(self, params: Mapping[str, "torch.Tensor"], hypers: Mapping[str, MemberHypers],
-                 betas: tuple[float, float]):
+                 betas: tuple[float, float], compile: bool = False):
         import torch
 
         self.params = dict(params)
@@ -130,13 +155,17 @@ class StackedAdamW:
             def col(values, p=p, shape=shape):
                 return torch.tensor(values, dtype=torch.float64).to(p.device, p.dtype).view(shape)
 
+            eps = h.eps[0] if len(set(h.eps)) == 1 else col(h.eps)
             self.state[n] = {
-                "lr": col(h.lr), "wd": col(h.weight_decay), "eps": col(h.eps),
-                "uniform_eps": len(set(h.eps)) == 1, "eps_value": h.eps[0],
-                "decoupled": h.decoupled, "any_wd": any(w != 0 for w in h.weight_decay),
+                "settings": (col(h.lr), col(h.weight_decay), eps, h.decoupled,
+                             any(w != 0 for w in h.weight_decay)),
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
             }
+        self._update = adam_update
+        self.compiled = bool(compile)
+        if self.compiled:
+            self._update = torch.compile(adam_update)
 
     def zero_grad(self) -> None:
         for p in self.params.values():
@@ -154,27 +183,16 @@ class StackedAdamW:
         import torch
 
         self.t += 1
-        t = self.t
         b1, b2 = self.beta1, self.beta2
-        bc1 = 1 - b1 ** t
-        bc2_sqrt = (1 - b2 ** t) ** 0.5
+        bc1 = 1 - b1 ** self.t
+        bc2_sqrt = (1 - b2 ** self.t) ** 0.5
+        if self.compiled:
+            bc1 = torch.tensor(bc1, dtype=self.dtype, device=self.device)
+            bc2_sqrt = torch.tensor(bc2_sqrt, dtype=self.dtype, device=self.device)
+        names = [n for n, p in self.params.items() if p.grad is not None]
         with torch.no_grad():
-            for n, p in self.params.items():
-                g = p.grad
-                if g is None:
-                    continue
-                s = self.state[n]
-                lr = s["lr"] * scale.to(p.dtype).view(s["lr"].shape)
-                if s["any_wd"]:
-                    if s["decoupled"]:
-                        p.mul_(1 - lr * s["wd"])
-                    else:
-                        g = g + s["wd"] * p
-                s["exp_avg"].lerp_(g, 1 - b1)
-                s["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = s["exp_avg_sq"].sqrt() / bc2_sqrt
-                if s["uniform_eps"]:
-                    denom.add_(s["eps_value"])
-                else:
-                    denom.add_(s["eps"])
-                p.sub_(s["exp_avg"] / denom * (lr / bc1))
+            self._update([self.params[n] for n in names], [self.params[n].grad for n in names],
+                         [self.state[n]["exp_avg"] for n in names],
+                         [self.state[n]["exp_avg_sq"] for n in names],
+                         [self.state[n]["settings"] for n in names],
+                         scale.to(self.dtype), bc1, bc2_sqrt, b1, b2)

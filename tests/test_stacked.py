@@ -9,6 +9,8 @@ diverges. Real data (the embedded stdlib corpus), real training steps, float64 o
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -139,3 +141,31 @@ def test_bad_settings_fail_every_member_with_one_clear_error(data):
     results = train_stack([short, dataclasses.replace(short, lr=1e-3)], Tiny(), "cpu")
     assert [r.status for r in results] == ["failed", "failed"]
     assert all("fewer than one sequence" in r.error for r in results)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")),
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_stack_matches_eager_single_runs(data):
+    """The path a GPU takes by default (torch.compile of the vmapped loss and of the stacked
+    optimizer), exercised here on the CPU with inductor: same curves as eager train_run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        specs = [dataclasses.replace(m, compile="always", tokens=4 * 16 * 8, eval_interval=4)
+                 for m in MEMBERS[:2]]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stacked = train_stack(specs, data, "cpu")
+        # no silent fallback to eager or to one run at a time
+        assert not [w for w in caught if "eager" in str(w.message)
+                    or "one at a time" in str(w.message)]
+        assert all(dict((d[1], d[2]) for d in r.diagnostics)["stack_size"] == 2 for r in stacked)
+        for s, spec in zip(stacked, specs):
+            alone = train_run(dataclasses.replace(spec, compile="never"), data, "cpu")
+            assert s.status == alone.status == "finished"
+            # float32 here; inductor may reassociate sums
+            np.testing.assert_allclose(s.curve["train_loss"], alone.curve["train_loss"],
+                                       rtol=2e-5)
+    finally:
+        torch.set_num_threads(threads)
