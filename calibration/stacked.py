@@ -335,7 +335,10 @@ class _Stack:
         self.eval_fn = self.model.vmapped(member_eval, batched_extra=0, shared_extra=2)
         self.compiled = None
         if want and compile_ok:
-            self.compiled = torch.compile(self.loss_fn)
+            # $ADVISOR_STACK_COMPILE_MODE picks torch.compile's mode for the forward and
+            # backward, e.g. "reduce-overhead" (CUDA graphs) or "max-autotune-no-cudagraphs"
+            mode = os.environ.get("ADVISOR_STACK_COMPILE_MODE") or None
+            self.compiled = torch.compile(self.loss_fn, mode=mode)
 
     # ------------------------------------------------------------------------------
     def batch(self):
