@@ -105,6 +105,12 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
         raise AdvisorError("--points must be at least 2")
     law = load_schedule_law(law_path)
     st, loss, lr = predict_schedule(law, spec, steps, peak_lr, n_points=points)
+    if peak_lr is not None and abs(peak_lr / law.lr_scale - 1) > 1e-6:
+        _echo_err(f"note: peak LR {peak_lr:g} differs from the fit's {law.lr_scale:g}; the "
+                  f"law was fitted at one peak LR and cannot rank peak LRs")
+    if steps > 1.5 * law.total_steps_fitted:
+        _echo_err(f"note: {steps} steps is {steps / law.total_steps_fitted:.1f}x the longest "
+                  f"fitted curve: the prediction extrapolates in length")
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as fh:
         w = csv.writer(fh)
