@@ -1,0 +1,101 @@
+"""``advisor fit RESULTS --out laws.yaml``: fit laws from a sweep and write a law set."""
+from __future__ import annotations
+
+import os
+
+# The fits are many small dense solves; BLAS threads only contend for the CPU there. This
+# takes effect when numpy is first imported by this command (the CLI imports it lazily).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import click  # noqa: E402
+
+
+@click.command("fit")
+@click.argument("results")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="law-set YAML file to write")
+@click.option("--name", default=None, help="law-set name (default: fitted-<results stem>)")
+@click.option("--method", type=click.Choice(["surface", "optima", "best-point"]),
+              default="surface", show_default=True, help="how the LR and batch laws are fitted")
+@click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
+              default="auto", show_default=True,
+              help="loss column: smooth (Step Law's 'smooth loss'), final ('loss')")
+@click.option("--seq-len", default=2048, show_default=True,
+              help="tokens per sequence, to read a bs column given in sequences")
+@click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
+              help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
+@click.option("--cv/--no-cv", default=False, show_default=True,
+              help="also record the leave-one-cell-out gap in the provenance")
+@click.option("--schedule", default=None, help="the LR schedule the sweep used (recorded)")
+@click.option("--lr-convention", type=click.Choice(["peak", "mup_base"]), default="peak",
+              show_default=True, help="what the sweep's lr column means")
+@click.option("--seed", default=0, show_default=True)
+def fit(results, out, name, method, loss_col, seq_len, n_bootstrap, cv, schedule,
+        lr_convention, seed):
+    """Fit LR, batch, loss (and weight-decay, critical-batch) laws from RESULTS.
+
+    RESULTS is a results store directory or a CSV in the Step Law layout (bs in sequences
+    of --seq-len tokens, or a bs_tokens column; N non-embedding parameters; D tokens).
+    """
+    from advisor.errors import AdvisorError
+    from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
+    from advisor.lawset import dump_lawset, load_lawset
+    from advisor.runs import load_runs
+
+    if n_bootstrap < 0:
+        raise AdvisorError("--bootstrap must be 0 or more")
+    t0 = time.perf_counter()
+    table = load_runs(results, loss=loss_col, seq_len=seq_len)
+    click.echo(table.summary(), err=True)
+    for note in table.notes:
+        click.echo(f"note: {note}", err=True)
+
+    def progress(msg):
+        click.echo(f"  fitting {msg} ...", err=True)
+
+    result = fit_sweep(table, method=method, n_bootstrap=n_bootstrap, cv=cv, seed=seed,
+                       progress=progress)
+    command = "advisor fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "advisor fit"
+    d = lawset_dict(result, name=name or default_name(results), command=command,
+                    schedule=schedule or "as the sweep's runs (see provenance.source)",
+                    lr_convention=lr_convention)
+    dump_lawset(d, out)
+    load_lawset(out)  # what we wrote must load as any law set does
+    elapsed = time.perf_counter() - t0
+    _print_summary(result, d, out, elapsed)
+
+
+def _print_summary(result, d, out, elapsed):
+    laws = d["laws"]
+
+    def pl(law):
+        ex = " ".join(f"{k}^{v:+.3f}" for k, v in law["exponents"].items())
+        return f"{law['coefficient']:.4g} {ex}"
+
+    click.echo(f"learning rate: {pl(laws['learning_rate'])}")
+    if "batch_size" in laws:
+        click.echo(f"batch size   : {pl(laws['batch_size'])} tokens")
+    if "loss" in laws:
+        lo = laws["loss"]
+        click.echo(f"loss         : {lo['E']:.4g} + {lo['A']:.4g}/N^{lo['alpha']:.3f} + "
+                   f"{lo['B']:.4g}/D^{lo['beta']:.3f}")
+    if "weight_decay" in laws:
+        w = laws["weight_decay"]
+        click.echo(f"weight decay : tau* = {w['coefficient']:.4g} TPP^{w['exponents']['TPP']:+.3f}")
+    if "critical_batch_size" in laws:
+        click.echo(f"critical batch: {pl(laws['critical_batch_size'])} tokens")
+    q = d["provenance"]["fit_quality"]
+    s = q["in_sample_gap"]
+    click.echo(f"in-sample gap: mean {s['mean_gap_pct']:.3f}%, median {s['median_gap_pct']:.3f}%, "
+               f"max {s['max_gap_pct']:.3f}% over {s['cells']} cells")
+    if q.get("cross_validated_gap"):
+        s = q["cross_validated_gap"]
+        click.echo(f"held-out gap : mean {s['mean_gap_pct']:.3f}%, median "
+                   f"{s['median_gap_pct']:.3f}%, max {s['max_gap_pct']:.3f}%")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"wrote {out} ({elapsed:.1f} s)")

@@ -1,0 +1,7 @@
+"""Fitting laws from sweeps: per-cell optima, LR/batch/weight-decay laws, the loss law.
+
+Torch-free: numpy and scipy only. Modules: optima (per-cell smooth optimum with bootstrap),
+surface (joint loss surface over log LR and log batch), powerlaw (log-linear laws, critical
+batch), weight_decay (AdamW timescale), loss_law (Chinchilla/Epoch Huber fit), gaps and
+crossval (how good a law is on a grid), lawset_out (the law-set file).
+"""

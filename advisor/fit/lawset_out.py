@@ -1,0 +1,227 @@
+"""Fit every law a sweep supports and write them as a law set (recipes/laws/SCHEMA.md).
+
+``fit_sweep`` runs the whole pipeline on a :class:`~advisor.runs.RunTable`: per-cell optima
+(with bootstrap intervals), the LR and batch laws (method ``surface`` by default), the loss
+law (Chinchilla/Epoch Huber fit on each cell's best loss, bootstrap intervals), the AdamW
+timescale law where weight decay was swept, and the critical batch size where the grid
+brackets it. ``lawset_dict`` turns the result into a law set with its provenance, so
+``advisor recommend --laws FILE`` uses it as it uses a published one.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from advisor.errors import AdvisorError
+from advisor.fit.crossval import (LRBatchLaws, check_grid, cross_validate, fit_lr_batch,
+                                  in_sample, summarize)
+from advisor.fit.loss_law import LossLawFit, fit_loss_law
+from advisor.fit.optima import all_optima
+from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
+from advisor.fit.weight_decay import fit_timescale_law
+from advisor.runs import RunTable
+
+MIN_CRITICAL_CELLS = 3
+
+
+@dataclass
+class SweepFit:
+    table: RunTable
+    laws: LRBatchLaws
+    optima: list
+    loss: LossLawFit | None
+    weight_decay: PowerLaw | None
+    critical: PowerLaw | None
+    critical_cells: list                       # (N, D, B_crit tokens or None)
+    in_sample: dict
+    cross_validated: dict | None
+    notes: list = field(default_factory=list)
+
+
+def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50,
+              cv: bool = False, seed: int = 0, progress=None) -> SweepFit:
+    """Fit all laws the sweep supports; laws it cannot support are skipped with a note."""
+    check_grid(table)
+    notes = list(table.notes)
+    say = progress or (lambda msg: None)
+    say("per-cell optima")
+    optima = all_optima(table, n_bootstrap=n_bootstrap, seed=seed)
+    say(f"LR and batch laws ({method})")
+    laws = fit_lr_batch(table, method, optima=optima)
+    if laws.batch is None:
+        notes.append("one batch size per cell: no batch law fitted")
+
+    loss = None
+    N = np.array([o.N for o in optima])
+    D = np.array([o.D for o in optima])
+    Lbest = np.array([o.best_loss for o in optima])
+    if len(optima) >= 6 and len(np.unique(N)) >= 2 and len(np.unique(D)) >= 2:
+        say("loss law")
+        loss = fit_loss_law(N, D, Lbest, n_bootstrap=n_bootstrap, seed=seed)
+    else:
+        notes.append(f"loss law not fitted: it needs at least 6 cells with 2 sizes and 2 token "
+                     f"counts, got {len(optima)}")
+
+    wd = None
+    if sum("weight_decay" in o.optimum for o in optima) >= 3:
+        wd = fit_timescale_law(optima)
+    else:
+        notes.append("weight decay not swept (3 or more values per cell in 3 or more cells "
+                     "needed): no weight-decay law")
+
+    crit_cells, crit = [], None
+    if laws.batch is not None:
+        idx = table.cell_index
+        crit_cells = [(n, d, critical_batch(table, idx == c))
+                      for c, (n, d) in enumerate(table.cells)]
+        ok = [(n, d, b) for n, d, b in crit_cells if b is not None]
+        if len(ok) >= MIN_CRITICAL_CELLS and len({d for _, d, _ in ok}) >= 2:
+            crit = fit_power_law(np.array([b for *_, b in ok]), {"D": np.array([d for _, d, _ in ok])},
+                                 what="critical batch size")
+        else:
+            notes.append(f"critical batch size bracketed by the grid in {len(ok)} cell(s); "
+                         f"{MIN_CRITICAL_CELLS} with 2 token counts needed for a law")
+
+    ins = summarize(in_sample(table, laws))
+    cvs = None
+    if cv:
+        say("leave-one-cell-out cross-validation")
+        cvs = summarize(cross_validate(table, method))
+    return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
+                    critical=crit, critical_cells=crit_cells, in_sample=ins,
+                    cross_validated=cvs, notes=notes)
+
+
+def _r(x, digits=6):
+    return float(f"{float(x):.{digits}g}")
+
+
+def _range(values):
+    return [_r(min(values), 4), _r(max(values), 4)]
+
+
+def default_name(path) -> str:
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(str(path)).stem.lower()).strip("-") or "sweep"
+    return f"fitted-{stem}"[:60]
+
+
+def _gap_summary(s):
+    if s is None:
+        return None
+    return {"cells": s["cells"], "mean_gap_pct": _r(100 * s["mean_gap"], 4),
+            "median_gap_pct": _r(100 * s["median_gap"], 4),
+            "max_gap_pct": _r(100 * s["max_gap"], 4)}
+
+
+def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
+                schedule: str = "as the sweep's runs (see provenance.source)",
+                lr_convention: str = "peak") -> dict:
+    """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
+        raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")
+    t = fit.table
+    Ns = [c[0] for c in t.cells]
+    Ds = [c[1] for c in t.cells]
+    rng_ND = {"N": _range(Ns), "D": _range(Ds)}
+    method_note = {
+        "surface": "minimum of a joint loss surface over (ln lr, ln B) whose location is "
+                   "linear in (ln N, ln D) (advisor/fit/surface.py)",
+        "optima": "power law through each cell's smooth (quadratic) optimum",
+        "best-point": "power law through each cell's best grid run",
+    }[fit.laws.method]
+    laws = {}
+    coef, exps, cov = fit.laws.lr
+    laws["learning_rate"] = _power_law_entry(coef, exps, cov, "peak LR", rng_ND, method_note)
+    if fit.laws.batch is not None:
+        coef, exps, cov = fit.laws.batch
+        laws["batch_size"] = _power_law_entry(coef, exps, cov, "tokens", rng_ND, method_note)
+    if fit.loss is not None:
+        lf = fit.loss
+        entry = {"form": "chinchilla", **{k: _r(v) for k, v in lf.params().items()},
+                 "unit": "nats/token (the sweep's final loss column)",
+                 "fitted_range": rng_ND,
+                 "note": "Huber (delta 1e-3) on log loss, L-BFGS from Chinchilla's grid of "
+                         f"starts, on each cell's best loss; rms log residual "
+                         f"{lf.rms_log_residual:.2g}"}
+        if lf.intervals:
+            entry["uncertainty"] = {"interval_95": {k: [_r(a), _r(b)]
+                                                    for k, (a, b) in lf.intervals.items()},
+                                    "n_bootstrap": lf.n_bootstrap}
+        laws["loss"] = entry
+    if fit.weight_decay is not None:
+        w = fit.weight_decay
+        laws["weight_decay"] = {"form": "adamw_timescale", "coefficient": _r(w.coefficient),
+                                "exponents": {k: _r(v) for k, v in w.exponents.items()},
+                                "unit": "AdamW lambda (coupled, PyTorch convention)",
+                                "fitted_range": rng_ND,
+                                "note": "tau* = B/(lr lambda D) at each cell's optimum, "
+                                        "fitted as a power law in TPP (Power Lines form)"}
+    if fit.critical is not None:
+        c = fit.critical
+        laws["critical_batch_size"] = _power_law_entry(
+            c.coefficient, c.exponents, c.log_covariance, "tokens", {"D": rng_ND["D"]},
+            "largest batch whose best loss (over LR) at the same token budget is within 1% "
+            "of the cell's best")
+    cells = []
+    crit = {(n, d): b for n, d, b in fit.critical_cells}
+    for o in fit.optima:
+        row = {"N": _r(o.N), "D": _r(o.D), "runs": o.n_runs, "diverged": o.n_diverged,
+               "best_loss": _r(o.best_loss),
+               "best_run": {k: _r(v, 4) for k, v in o.best_run.items()},
+               "optimum": {k: _r(v, 4) for k, v in o.optimum.items()},
+               "interval_95": {k: [_r(a, 4), _r(b, 4)] for k, (a, b) in o.interval.items()},
+               "method": o.method}
+        if crit.get((o.N, o.D)) is not None:
+            row["critical_batch_tokens"] = _r(crit[(o.N, o.D)], 4)
+        if o.flags:
+            row["flags"] = list(o.flags)
+        cells.append(row)
+    provenance = {
+        "command": command,
+        "source": t.source,
+        "loss_column": t.loss_column,
+        "runs": len(t), "diverged": int(t.diverged.sum()), "failed": t.n_failed,
+        "cells": len(t.cells), "N_range": rng_ND["N"], "D_range": rng_ND["D"],
+        "method": fit.laws.method,
+        "fit_quality": {
+            "in_sample_gap": _gap_summary(fit.in_sample),
+            "cross_validated_gap": _gap_summary(fit.cross_validated),
+            "gap_definition": "per cell, loss of the run nearest the prediction in "
+                              "(ln lr, ln B) relative to the cell's best run",
+        },
+        "notes": list(fit.notes),
+        "per_cell": cells,
+    }
+    surf = fit.laws.detail if fit.laws.method == "surface" else None
+    if surf is not None:
+        provenance["surface"] = {
+            "degree": surf.options.degree, "window": surf.options.window,
+            "runs_in_fit": surf.n_runs, "rms_log_residual": _r(surf.rms, 3),
+            "centre_lnN_lnD": [_r(x) for x in surf.centre],
+            "terms": surf.terms.tolist(),
+            "shape_c_g_h": [[_r(x) for x in row] for row in surf.shape],
+        }
+    return {
+        "schema": "hp-advisor/lawset/v1",
+        "name": name,
+        "title": f"Laws fitted from {Path(t.source.split(' ')[-1]).name}",
+        "source": {"citation": "fitted by `advisor fit` (hp-advisor)",
+                   "checked": f"{len(t)} runs in {len(t.cells)} cells; see provenance"},
+        "conventions": {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",
+                        "weight_decay": "coupled", "learning_rate": lr_convention,
+                        "schedule": schedule},
+        "laws": laws,
+        "provenance": provenance,
+    }
+
+
+def _power_law_entry(coef, exps, cov, unit, rng, note):
+    entry = {"form": "power_law", "coefficient": _r(coef),
+             "exponents": {k: _r(v) for k, v in exps.items()}, "unit": unit,
+             "fitted_range": {k: rng[k] for k in rng}, "note": note}
+    if cov is not None and np.all(np.isfinite(cov)):
+        entry["uncertainty"] = {"log_covariance": [[_r(x, 5) for x in row] for row in cov]}
+    return entry

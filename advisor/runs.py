@@ -1,0 +1,282 @@
+"""A sweep's runs as one table, read from a Step Law-layout CSV or a results store.
+
+Layout (shared/data/external/README.md): one row per run with at least ``N`` (parameters;
+non-embedding in Step Law and in our results stores), ``D`` (training tokens), ``lr`` (peak
+LR), a batch size and a final loss. The batch is read from ``bs_tokens`` (tokens) when the
+column exists, else from ``bs`` in sequences of ``seq_len`` tokens (Step Law: 2048). Optional
+columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status`` (finished | diverged |
+failed), ``exp_name``, ``ti`` (steps; when present it must agree with D / batch, which catches
+a batch given in the wrong unit).
+
+Checks, each failing with one line (AdvisorError): missing columns, non-numbers, NaN losses
+of runs not marked diverged, duplicate runs (same N, D, lr, batch, weight decay and seed),
+a batch that looks like sequences where tokens are expected (or the reverse).
+
+Diverged runs are kept and marked, never dropped: a run is diverged when its status says so,
+or when its loss is non-finite with a status column present, or when its loss is more than
+``DIVERGED_EXCESS`` above the best finished run of its (N, D) cell. They tell the fitters
+that the LR (at that batch) is too high.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from advisor.errors import AdvisorError
+
+STEPLAW_SEQ_LEN = 2048
+DIVERGED_EXCESS = 0.2          # loss > 1.2 x the cell's best: diverged
+LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
+MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
+MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
+FAILED = "failed"
+
+
+@dataclass
+class RunTable:
+    """Runs of a sweep as parallel arrays (one entry per run).
+
+    N: parameters as the source counts them (non-embedding for Step Law grids and our
+    stores); D: training tokens; lr: peak LR; batch_tokens: batch in tokens; weight_decay:
+    AdamW lambda (NaN where not given); seed (NaN where not given); loss: final loss in nats
+    per token (NaN for diverged runs without one); diverged: bool.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    lr: np.ndarray
+    batch_tokens: np.ndarray
+    weight_decay: np.ndarray
+    seed: np.ndarray
+    loss: np.ndarray
+    diverged: np.ndarray
+    names: list
+    source: str
+    loss_column: str
+    n_failed: int = 0
+    notes: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.N)
+
+    @property
+    def cells(self) -> list[tuple[float, float]]:
+        """Distinct (N, D) cells, sorted by N then D."""
+        return sorted(set(zip(self.N.tolist(), self.D.tolist())))
+
+    @property
+    def cell_index(self) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.cells)}
+        return np.array([lookup[c] for c in zip(self.N.tolist(), self.D.tolist())], dtype=int)
+
+    @property
+    def finished(self) -> np.ndarray:
+        return ~self.diverged & np.isfinite(self.loss)
+
+    def subset(self, mask) -> "RunTable":
+        mask = np.asarray(mask, bool)
+        return RunTable(N=self.N[mask], D=self.D[mask], lr=self.lr[mask],
+                        batch_tokens=self.batch_tokens[mask],
+                        weight_decay=self.weight_decay[mask], seed=self.seed[mask],
+                        loss=self.loss[mask], diverged=self.diverged[mask],
+                        names=[n for n, m in zip(self.names, mask) if m], source=self.source,
+                        loss_column=self.loss_column, n_failed=self.n_failed,
+                        notes=list(self.notes))
+
+    def summary(self) -> str:
+        return (f"{len(self)} runs ({int(self.diverged.sum())} diverged) in "
+                f"{len(self.cells)} (N, D) cells from {self.source}, loss column "
+                f"{self.loss_column!r}")
+
+
+def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN) -> RunTable:
+    """Read a sweep from a Step Law-layout CSV or a results store directory.
+
+    ``loss``: "smooth" (column ``smooth loss``), "final" (column ``loss``) or "auto"
+    (smooth where the column exists, else final). ``seq_len`` converts ``bs`` (sequences)
+    to tokens when there is no ``bs_tokens`` column.
+    """
+    p = Path(path)
+    if p.is_dir():
+        rows = _store_rows(p)
+        source = f"results store {p}"
+    elif p.is_file():
+        rows = _csv_rows(p)
+        source = str(p)
+    else:
+        raise AdvisorError(f"no such results store or CSV file: {path}")
+    return table_from_rows(rows, source=source, loss=loss, seq_len=seq_len)
+
+
+def _store_rows(p: Path) -> list[dict]:
+    from calibration.store import ResultsStore  # torch-free; imported only for stores
+
+    store = ResultsStore.open(p)
+    try:
+        return store.steplaw_rows()
+    finally:
+        store.close()
+
+
+def _csv_rows(p: Path) -> list[dict]:
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise AdvisorError(f"{p} is empty")
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise AdvisorError(f"{p} is not a text CSV file") from None
+    except csv.Error as exc:
+        raise AdvisorError(f"{p} is not a valid CSV file: {exc}") from None
+    if not rows:
+        raise AdvisorError(f"{p} has a header but no runs")
+    return rows
+
+
+def _number(row: dict, key: str, i: int, name: str) -> float:
+    raw = row.get(key)
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return math.nan
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"row {i + 2} ({name}): column {key!r} is not a number: "
+                           f"{raw!r}") from None
+
+
+def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto",
+                    seq_len: int = STEPLAW_SEQ_LEN) -> RunTable:
+    """Build a checked :class:`RunTable` from rows in the Step Law layout (see module doc)."""
+    if not rows:
+        raise AdvisorError(f"{source}: no runs")
+    cols = set(rows[0])
+    missing = [c for c in ("N", "D", "lr") if c not in cols]
+    if "bs" not in cols and "bs_tokens" not in cols:
+        missing.append("bs or bs_tokens")
+    if loss not in ("auto", "smooth", "final"):
+        raise AdvisorError(f"loss must be auto, smooth or final, got {loss!r}")
+    loss_col = (("smooth loss" if "smooth loss" in cols else "loss") if loss == "auto"
+                else LOSS_COLUMNS[loss])
+    if loss_col not in cols:
+        missing.append(loss_col)
+    if missing:
+        raise AdvisorError(f"{source}: missing column(s) {', '.join(missing)} (expected the "
+                           "Step Law layout: N, D, lr, bs, loss, smooth loss; see "
+                           "shared/data/external/README.md)")
+    if not isinstance(seq_len, int) or seq_len <= 0:
+        raise AdvisorError(f"seq_len must be a positive integer, got {seq_len!r}")
+
+    has_status = "status" in cols
+    names, keep = [], []
+    N, D, lr, bt, wd, seed, L, status, steps = ([] for _ in range(9))
+    n_failed = 0
+    for i, row in enumerate(rows):
+        name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
+        st = str(row.get("status") or "finished").strip().lower() if has_status else "finished"
+        if st not in ("finished", "diverged", FAILED):
+            raise AdvisorError(f"row {i + 2} ({name}): status must be finished, diverged or "
+                               f"failed, got {st!r}")
+        if st == FAILED:            # crashed for reasons unrelated to the LR: not evidence
+            n_failed += 1
+            continue
+        names.append(name)
+        N.append(_number(row, "N", i, name))
+        D.append(_number(row, "D", i, name))
+        lr.append(_number(row, "lr", i, name))
+        if "bs_tokens" in cols:
+            bt.append(_number(row, "bs_tokens", i, name))
+        else:
+            bt.append(_number(row, "bs", i, name) * seq_len)
+        wd.append(_number(row, "weight_decay", i, name))
+        seed.append(_number(row, "seed", i, name))
+        L.append(_number(row, loss_col, i, name))
+        status.append(st)
+        steps.append(_number(row, "ti", i, name))
+    if not names:
+        raise AdvisorError(f"{source}: every run failed; nothing to fit")
+    N, D, lr, bt, wd, seed, L, steps = (np.array(x, float)
+                                        for x in (N, D, lr, bt, wd, seed, L, steps))
+    diverged = np.array([s == "diverged" for s in status])
+
+    for arr, col in ((N, "N"), (D, "D"), (lr, "lr"), (bt, "batch")):
+        bad = ~(np.isfinite(arr) & (arr > 0))
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise AdvisorError(f"{source}: {int(bad.sum())} run(s) have a missing, zero or "
+                               f"negative {col} (first: {names[j]})")
+
+    _check_batch_units(bt, D, steps, "bs_tokens" in cols, seq_len, source)
+
+    nan_loss = ~np.isfinite(L) & ~diverged
+    if nan_loss.any():
+        j = int(np.argmax(nan_loss))
+        hint = ("mark them status=diverged" if has_status
+                else "add a status column with diverged for runs that blew up")
+        raise AdvisorError(f"{source}: {int(nan_loss.sum())} run(s) not marked diverged have "
+                           f"a NaN or missing {loss_col!r} (first: {names[j]}); {hint}, or "
+                           "remove them")
+    if np.any(L[np.isfinite(L)] <= 0):
+        raise AdvisorError(f"{source}: losses must be positive")
+
+    key_cols = np.column_stack([N, D, lr, bt, np.nan_to_num(wd, nan=-1.0),
+                                np.nan_to_num(seed, nan=-1.0)])
+    _, first, counts = np.unique(key_cols, axis=0, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        dup_rows = key_cols[first[counts > 1][0]]
+        j = int(np.flatnonzero(np.all(key_cols == dup_rows, axis=1))[1])
+        raise AdvisorError(f"{source}: {int((counts - 1)[counts > 1].sum())} duplicate run(s) "
+                           f"with the same N, D, lr, batch, weight decay and seed (first: "
+                           f"{names[j]}); remove them or give each repeat its own seed")
+
+    table = RunTable(N=N, D=D, lr=lr, batch_tokens=bt, weight_decay=wd, seed=seed, loss=L,
+                     diverged=diverged, names=names, source=source, loss_column=loss_col,
+                     n_failed=n_failed)
+    _mark_blown_up(table)
+    if not table.finished.any():
+        raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "
+                           "everywhere, so there is no optimum to fit")
+    return table
+
+
+def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source):
+    """Catch a batch in sequences where tokens are expected, and the reverse."""
+    if from_tokens_col and np.median(bt) < MIN_TOKEN_BATCH:
+        raise AdvisorError(f"{source}: bs_tokens has median {np.median(bt):.0f}, which looks "
+                           "like a batch in sequences, not tokens; name that column bs "
+                           f"(sequences of {seq_len} tokens) or convert it to tokens")
+    if not from_tokens_col and np.median(bt / seq_len) > MAX_SEQ_BATCH:
+        raise AdvisorError(f"{source}: bs has median {np.median(bt / seq_len):.0f}, which looks "
+                           "like a batch in tokens, not sequences; name that column bs_tokens")
+    ok = np.isfinite(steps) & (steps > 0)
+    if ok.any():
+        ratio = steps[ok] * bt[ok] / D[ok]
+        bad = (ratio < 0.8) | (ratio > 1.25)
+        if np.mean(bad) > 0.5:
+            med = float(np.median(ratio))
+            raise AdvisorError(f"{source}: steps x batch is {med:.3g} x D for most runs "
+                               "(expected 1): the batch column is in the wrong unit "
+                               f"(bs in sequences of {seq_len} tokens, bs_tokens in tokens) or "
+                               "D is not in tokens")
+
+
+def _mark_blown_up(table: RunTable) -> None:
+    """Mark runs whose loss is far above their cell's best as diverged (in place)."""
+    idx = table.cell_index
+    fin = table.finished
+    blown = np.zeros(len(table), bool)
+    for c in range(len(table.cells)):
+        m = idx == c
+        if not (m & fin).any():
+            continue
+        best = table.loss[m & fin].min()
+        blown |= m & fin & (table.loss > best * (1 + DIVERGED_EXCESS))
+    if blown.any():
+        table.diverged = table.diverged | blown
+        table.notes.append(f"{int(blown.sum())} run(s) with a loss more than "
+                           f"{DIVERGED_EXCESS:.0%} above their cell's best are treated as "
+                           "diverged")
