@@ -100,3 +100,29 @@ def test_rebuilt_schedules_have_the_documented_shape():
 def test_constant_lr_only_is_not_identifiable(curves):
     with pytest.raises(AdvisorError, match="not identifiable"):
         fit_law("multipower", [curves["25M"]["constant_24000"]])
+
+
+@pytest.mark.slow
+def test_cv_choice_beats_the_plain_fit_on_final_losses_at_400m(curves):
+    """At 400M the law chosen by cross-validation on the three training curves predicts the
+    six held-out final losses better than the plain multi-power fit (measured: worst 0.50%
+    vs 1.01%), and exaggerates the WSD-over-cosine gain less than the published constants
+    (0.034 vs 0.057 nats predicted; 0.017 measured). It does NOT reach 0.3% (see README)."""
+    from advisor.schedule.fitting import predict_curve
+    from advisor.schedule.select import select_and_fit
+    cs = curves["400M"]
+    train = [cs[n] for n in MP_TRAIN]
+    ours, _ = select_and_fit(train)
+    plain = fit_law("multipower", train)
+
+    def worst_final(fit):
+        return max(abs(curve_errors(fit, cs[n])["final_rel"]) for n in MP_TEST)
+
+    assert worst_final(ours) < 0.006 < worst_final(plain)
+    gain = lambda pred: pred("cosine_24000") - pred("wsd_20000_24000")
+    true_gain = gain(lambda n: cs[n].final_loss)
+    ours_gain = gain(lambda n: predict_curve(ours, cs[n])[-1])
+    th = mp.params_from_raw(AUTHORS["400M"], 3e-4)
+    auth_gain = gain(lambda n: mp.predict(th, mp.make_plan(cs[n].lrs / 3e-4, cs[n].steps,
+                                                           warmup_in_ld=True))[-1])
+    assert abs(ours_gain - true_gain) < 0.5 * abs(auth_gain - true_gain)

@@ -1,12 +1,18 @@
-"""Fitting a schedule law to loss curves: Huber loss on log loss, L-BFGS-B from a grid.
+"""Fitting a schedule law to loss curves: Huber loss on log loss, from a grid of starts.
 
 The objective is the weighted mean over logged points of ``huber(log y - log pred; delta)``
-(delta = 1e-3 as in both papers), divided by delta^2 so that L-BFGS-B sees numbers of order
-one. Positive scale constants (A, B, C) are optimised on a log scale; gradients are
-analytic. Starting points come from a first stage in which the law is linear in its
-amplitudes once the exponent is fixed: a grid over alpha with weighted least squares for
-(L0, A, B or C) gives (L0, A, alpha, B) cheaply; the full fit then starts from a small grid
-over the remaining exponents, the best few starts are refined.
+(delta = 1e-3 as in both papers), divided by delta^2 so that the optimisers see numbers of
+order one. Positive scale constants (A, B, C) are optimised on a log scale; Jacobians are
+analytic.
+
+Procedure: (1) a first stage in which the law is linear in its amplitudes once alpha is
+fixed (the multi-power loss drop replaced by its saturated value): a grid over alpha with
+weighted least squares gives (L0, A, alpha, B or C); (2) a grid over the remaining
+exponents, scored on a coarse subsample of each curve (``coarse_points``); (3) the best
+``n_refine`` starts refined there by trust-region least squares with the Huber loss
+(scipy ``least_squares``, Gauss-Newton steps: tens of iterations, where L-BFGS-B alone
+needs hundreds); (4) the winner refined on up to ``max_points`` points per curve and
+polished by L-BFGS-B on the exact objective.
 
 Options that change *what* is fitted (chosen by cross-validation in :mod:`select`):
 
@@ -14,8 +20,13 @@ Options that change *what* is fitted (chosen by cross-validation in :mod:`select
   densely logged curves dominate); ``"curve"``: each curve carries the same total weight.
 * ``late``: extra weight growing linearly with the step, for extrapolating in length.
 * ``tail``: extra weight on the points where the LR is annealed, ``w *= 1 + tail * (1 -
-  eta_t / eta_max)``, so that the fit respects the end of each decay -- the number a
-  schedule choice depends on.
+  eta_t / eta_max)``, so that the fit respects the end of each decay.
+* ``skip``: leave out the first fraction of each curve (the post-warmup transient).
+* ``fix``: hold constants fixed (e.g. the multi-power exponents beta, gamma).
+* ``rho``: multi-power forward area sum eta^rho (see :func:`multipower.make_plan`).
+
+On the authors' curves (bench/bench_schedule.py) tail and late weights did not lower the
+held-out final-loss errors; they stay available, not among the default candidates.
 """
 from __future__ import annotations
 
@@ -269,15 +280,14 @@ def _first_stage(law, curves, lr_scale, idxs, ws, lam, opts):
     sw = np.sqrt(w / w.sum())
     best = None
     for alpha in np.linspace(0.05, 1.5, 59):
-        X = np.stack([np.ones_like(S1), S1 ** -alpha, -x2 * -1.0], axis=1)
-        X[:, 2] = x2
+        X = np.stack([np.ones_like(S1), S1 ** -alpha, x2], axis=1)   # L0, A, B or C
         coef, *_ = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)
         L0, A, k = coef
         if A <= 0:
             continue
         resid = np.sum((sw * (X @ coef - y)) ** 2)
         if best is None or resid < best[0]:
-            best = (resid, L0, A, alpha, max(-k if k < 0 else k, 1e-6))
+            best = (resid, L0, A, alpha, max(k, 1e-6))   # k < 0: annealing did not help
     if best is None:
         raise AdvisorError("cannot fit: the loss does not fall as the LR area grows")
     _, L0, A, alpha, k = best
