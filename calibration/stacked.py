@@ -364,22 +364,20 @@ class _Stack:
 
     def step(self, t: int) -> None:
         """Training step t (from 1) for all members; the per-member CE goes to losses[t-1]."""
-        import torch
 
         x, y = self.batch()
-        fn = self.compiled or self.loss_fn
+        on = self.active > 0
         try:
-            loss, ce = fn(self.model.params, self.model.buffers, x, y)
+            ce = self._forward_backward(self.compiled or self.loss_fn, x, y, on)
         except Exception as exc:
             if self.compiled is None or _is_oom(exc):
                 raise
+            # torch.compile fails while tracing the forward or, lazily, the backward; the
+            # weights are untouched until the optimizer step, so redo the step eagerly
             warnings.warn(f"torch.compile of the stacked step failed ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}); running eager")
             self.compiled = None
-            loss, ce = self.loss_fn(self.model.params, self.model.buffers, x, y)
-        self.opt.zero_grad()
-        on = self.active > 0
-        torch.where(on, loss, torch.zeros_like(loss)).sum().backward()
+            ce = self._forward_backward(self.loss_fn, x, y, on)
         if self.any_clip:
             clip_member_grads(self.model.parameters(), self.clip)
         scale = self.mults[t - 1] * self.active
@@ -395,6 +393,14 @@ class _Stack:
             self.opt.t -= 1
             self.opt.step(scale)
         self.losses[t - 1] = ce.detach().float()
+
+    def _forward_backward(self, fn, x, y, on):
+        import torch
+
+        self.opt.zero_grad()
+        loss, ce = fn(self.model.params, self.model.buffers, x, y)
+        torch.where(on, loss, torch.zeros_like(loss)).sum().backward()
+        return ce
 
     def stop(self, members: list[int]) -> None:
         """Freeze these members for good: LR 0, out of the loss, weights and moments zeroed
