@@ -364,7 +364,6 @@ class _Stack:
 
     def step(self, t: int) -> None:
         """Training step t (from 1) for all members; the per-member CE goes to losses[t-1]."""
-
         x, y = self.batch()
         on = self.active > 0
         try:
