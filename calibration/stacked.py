@@ -17,6 +17,16 @@ all K forward and backward passes as batched kernels and one Adam(W) update:
   gradient clipping, and its own divergence: a diverged member stops (LR 0, its loss leaves the
   sum, its weights are zeroed so it cannot produce NaNs), the others go on. A member whose
   token budget is spent stops the same way, and its result is reported at once.
+* **Speed**: on CUDA (``compile: auto``) the vmapped forward/backward and the optimizer
+  update are each one ``torch.compile``d function (bf16 autocast as in ``train_run``); a
+  compile failure falls back to eager with a warning. ``$ADVISOR_STACK_COMPILE_MODE`` sets
+  the compile mode (``reduce-overhead`` for CUDA graphs). Losses are read back to the host
+  only every few steps, so the CPU can queue kernels ahead of the GPU.
+* **K** (members per stack): measured, not guessed: on CUDA a stack of one and of two
+  members each take a step and the difference in peak memory is one member's cost; K fills
+  85% of the free memory (:func:`choose_stack_size`), at most 64. On the CPU 8.
+  ``$ADVISOR_STACK_MAX`` or ``max_members=`` override. A stack that still runs out of
+  memory is retried as two halves.
 
 :func:`train_stack` has :func:`calibration.train.train_group`'s signature and returns the same
 :class:`~calibration.train.RunResult` per member, so the executors and the results store see
