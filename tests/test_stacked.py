@@ -169,3 +169,22 @@ def test_compiled_stack_matches_eager_single_runs(data):
                                        rtol=2e-5)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
+    """On a GPU (bf16 autocast, torch.compile): K from free memory fits this sweep, and each
+    member ends where its single run ends (bf16: a looser tolerance)."""
+    from calibration.stacked import choose_stack_size
+
+    base = RunSpec(width=128, depth=2, batch_size=16, seq_len=128, tokens=16 * 128 * 40,
+                   eval_interval=20, eval_sequences=32)
+    specs = [dataclasses.replace(base, lr=2.0 ** -k, seed=k) for k in (9, 8, 7)]
+    assert choose_stack_size(specs, data, "cuda") == 3
+    stacked = train_stack(specs, data, "cuda")
+    for s, spec in zip(stacked, specs):
+        alone = train_run(spec, data, "cuda")
+        assert s.status == alone.status == "finished"
+        np.testing.assert_allclose(s.curve["train_loss"], alone.curve["train_loss"], rtol=2e-2)
+        np.testing.assert_allclose(s.final_val_loss, alone.final_val_loss, rtol=2e-2)
