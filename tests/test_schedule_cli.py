@@ -71,6 +71,14 @@ def test_optimize_and_recommend_schedule(law_file, capsys):
         assert b["branch_step"] == wsd.decay_start(b["total_steps"])
     losses = [b["predicted_final_loss"] for b in r["branch_points"]]
     assert losses == sorted(losses, reverse=True)    # longer runs end lower
+    # another peak LR is used as asked, with a note that the law cannot rank peak LRs
+    other = recommend_schedule(law_file, 24000, peak_lr=1e-3)
+    assert any("cannot rank peak LRs" in n for n in other["notes"])
+    from advisor.errors import AdvisorError
+    with pytest.raises(AdvisorError):
+        recommend_schedule(law_file, 5)
+    with pytest.raises(AdvisorError):
+        recommend_schedule(law_file.parent / "missing.yaml", 24000)
 
 
 def _write(path, rows):
