@@ -149,8 +149,9 @@ def test_bad_settings_fail_every_member_with_one_clear_error(data):
 def test_compiled_stack_matches_eager_single_runs(data):
     """The path a GPU takes by default (torch.compile of the vmapped loss and of the stacked
     optimizer), exercised here on the CPU with inductor: same curves as eager train_run."""
-    threads = torch.get_num_threads()
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)    # as a real sweep runs
     try:
         specs = [dataclasses.replace(m, compile="always", tokens=4 * 16 * 8, eval_interval=4)
                  for m in MEMBERS[:2]]
@@ -169,6 +170,7 @@ def test_compiled_stack_matches_eager_single_runs(data):
                                        rtol=2e-5)
     finally:
         torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
 
 
 @pytest.mark.gpu
@@ -178,6 +180,7 @@ def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
     member ends where its single run ends (bf16: a looser tolerance)."""
     from calibration.stacked import choose_stack_size
 
+    torch.set_default_dtype(torch.float32)    # the module's float64 fixture may still be active
     base = RunSpec(width=128, depth=2, batch_size=16, seq_len=128, tokens=16 * 128 * 40,
                    eval_interval=20, eval_sequences=32)
     specs = [dataclasses.replace(base, lr=2.0 ** -k, seed=k) for k in (9, 8, 7)]
