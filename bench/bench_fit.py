@@ -1,0 +1,92 @@
+"""Benchmark of `advisor fit` on Step Law's released grid (1,911 runs, 17 (N, D) cells).
+
+Prints, per cell and in summary, the gap of the run nearest each law's prediction (in ln lr,
+ln batch) relative to the cell's best run, smoothed loss (Li et al. 2025's measure):
+
+- the published Step Law (in-sample: it was fitted on these runs and more);
+- a plain log-linear refit of each cell's best run (lr ~ N, D; B ~ D), each cell held out;
+- per-cell smooth optima, then power laws, each cell held out;
+- our joint-surface fit (the default of `advisor fit`), each cell held out;
+
+and the wall time to fit the full grid. Run: python bench/bench_fit.py [--json OUT]
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from advisor.fit.crossval import cross_validate, fit_lr_batch  # noqa: E402
+from advisor.fit.gaps import lawset_gaps, summarize  # noqa: E402
+from advisor.fit.lawset_out import fit_sweep  # noqa: E402
+from advisor.lawset import load_lawset  # noqa: E402
+from advisor.runs import load_runs  # noqa: E402
+
+GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / \
+    "steplaw_dense_lr_bs_loss.csv"
+
+
+def pct(s):
+    return (f"mean {100 * s['mean_gap']:.3f}%  median {100 * s['median_gap']:.3f}%  "
+            f"max {100 * s['max_gap']:.3f}%")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grid", default=str(GRID))
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    table = load_runs(args.grid)
+    t_load = time.perf_counter() - t0
+    print(table.summary())
+    results = {"grid": args.grid, "runs": len(table), "cells": len(table.cells),
+               "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, "
+                          f"{platform.python_implementation()} {platform.python_version()}"}
+
+    rows = {"step-law (published, in-sample)": lawset_gaps(table, load_lawset("step-law"))}
+    timings = {}
+    for method, label in [("best-point", "plain log-linear refit, held out"),
+                          ("optima", "per-cell smooth optima + power law, held out"),
+                          ("surface", "joint surface (ours), held out")]:
+        t = time.perf_counter()
+        rows[label] = cross_validate(table, method)
+        timings[f"cross-validation {method} (17 refits)"] = time.perf_counter() - t
+
+    print(f"\n{'cell':>22} " + " ".join(f"{k[:14]:>14}" for k in rows))
+    for i, (N, D) in enumerate(table.cells):
+        print(f"N={N:9.3g} D={D:8.3g} " + " ".join(f"{100 * v[i]['gap']:13.3f}%"
+                                                   for v in rows.values()))
+    print()
+    results["gaps"] = {}
+    for label, cells in rows.items():
+        s = summarize(cells)
+        results["gaps"][label] = {k: (100 * v if k != "cells" else v) for k, v in s.items()}
+        print(f"{label:48s} {pct(s)}")
+
+    t = time.perf_counter()
+    fit_lr_batch(table, "surface")
+    timings["surface fit of the full grid (LR + batch laws)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fit_sweep(table, n_bootstrap=50)
+    timings["full `advisor fit` pipeline (optima + surface + loss law, 50 bootstraps)"] = \
+        time.perf_counter() - t
+    timings["loading the CSV"] = t_load
+    print()
+    for k, v in timings.items():
+        print(f"{k:75s} {v:6.2f} s")
+    results["seconds"] = timings
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
