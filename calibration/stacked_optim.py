@@ -64,10 +64,9 @@ def hypers_from_optimizers(member_params: Sequence[Mapping[str, object]],
     betas = None
     out = {n: MemberHypers([], [], [], True) for n in names}
     for k, (params, opt) in enumerate(zip(member_params, optimizers)):
-        if not isinstance(opt, torch.optim.Adam):  # AdamW subclasses Adam in torch >= 2.6
-            if not isinstance(opt, torch.optim.AdamW):
-                raise AdvisorError(f"stacked training reproduces Adam/AdamW only, "
-                                   f"not {type(opt).__name__}")
+        if not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
+            raise AdvisorError(f"stacked training reproduces Adam/AdamW only, "
+                               f"not {type(opt).__name__}")
         if list(params) != names:
             raise AdvisorError("members of a stack must have the same parameter names")
         group_of = {}
