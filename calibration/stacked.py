@@ -570,6 +570,9 @@ def measure_member_bytes(spec, data, device) -> tuple[float, float]:
     return float(per), float(max(peaks[0] - per, 0.0))
 
 
+_MEMBER_BYTES: dict[tuple, tuple[float, float]] = {}
+
+
 def choose_stack_size(specs, data, device, max_members: int | None = None) -> int:
     """Members per stack: from free GPU memory (measured per member), else a fixed cap."""
     n = len(specs)
@@ -587,7 +590,10 @@ def choose_stack_size(specs, data, device, max_members: int | None = None) -> in
         return min(n, CPU_MAX_MEMBERS)
     import torch
 
-    per, fixed = measure_member_bytes(specs[0], data, device)
+    key = (stack_key(specs[0]), str(device), data.fingerprint)
+    if key not in _MEMBER_BYTES:     # once per shape and device in this process
+        _MEMBER_BYTES[key] = measure_member_bytes(specs[0], data, device)
+    per, fixed = _MEMBER_BYTES[key]
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return stack_size_from_memory(n, free, per, fixed)
 
