@@ -27,9 +27,11 @@ import click  # noqa: E402
               default="auto", show_default=True, help="loss column of the grid")
 @click.option("--seq-len", default=2048, show_default=True,
               help="tokens per sequence, to read a bs column given in sequences")
+@click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
+              help="variables of the batch law refitted by --cross-validate")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def evaluate(grid, law, cross, method, loss_col, seq_len, fmt):
+def evaluate(grid, law, cross, method, loss_col, seq_len, batch_vars, fmt):
     """Loss gap of a law's (LR, batch) prediction on every cell of a grid."""
     from advisor.errors import AdvisorError
     from advisor.fit.crossval import cross_validate
@@ -53,7 +55,8 @@ def evaluate(grid, law, cross, method, loss_col, seq_len, fmt):
         def progress(i, n):
             if fmt == "text":
                 click.echo(f"  held out {i}/{n}", err=True)
-        cells = cross_validate(table, method, progress=progress)
+        bv = tuple(batch_vars.split(",")) if batch_vars else None
+        cells = cross_validate(table, method, progress=progress, batch_vars=bv)
         label = f"our fit ({method}), each cell held out"
     else:
         if lawset.conventions.get("params") != "non_embedding":

@@ -8,7 +8,6 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import click  # noqa: E402
@@ -33,9 +32,12 @@ import click  # noqa: E402
 @click.option("--schedule", default=None, help="the LR schedule the sweep used (recorded)")
 @click.option("--lr-convention", type=click.Choice(["peak", "mup_base"]), default="peak",
               show_default=True, help="what the sweep's lr column means")
+@click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
+              help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: N,D; "
+                   "D for best-point, Step Law's form)")
 @click.option("--seed", default=0, show_default=True)
 def fit(results, out, name, method, loss_col, seq_len, n_bootstrap, cv, schedule,
-        lr_convention, seed):
+        lr_convention, batch_vars, seed):
     """Fit LR, batch, loss (and weight-decay, critical-batch) laws from RESULTS.
 
     RESULTS is a results store directory or a CSV in the Step Law layout (bs in sequences
@@ -58,8 +60,11 @@ def fit(results, out, name, method, loss_col, seq_len, n_bootstrap, cv, schedule
         click.echo(f"  fitting {msg} ...", err=True)
 
     result = fit_sweep(table, method=method, n_bootstrap=n_bootstrap, cv=cv, seed=seed,
-                       progress=progress)
-    command = "advisor fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "advisor fit"
+                       progress=progress,
+                       batch_vars=tuple(batch_vars.split(",")) if batch_vars else None)
+    command = (f"advisor fit {results} --out {out} --method {method} --loss {loss_col} "
+               f"--seq-len {seq_len} --bootstrap {n_bootstrap} --seed {seed}"
+               + (f" --batch-vars {batch_vars}" if batch_vars else ""))
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
                     lr_convention=lr_convention)

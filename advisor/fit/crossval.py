@@ -15,7 +15,7 @@ in-sample gap rewards overfitting.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,15 +89,26 @@ def batch_varies(table: RunTable) -> bool:
 
 
 def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
-                 options: SurfaceOptions = SurfaceOptions(), optima=None) -> LRBatchLaws:
-    """Fit the LR and batch laws on ``cells`` (indices into table.cells; default all)."""
+                 options: SurfaceOptions = SurfaceOptions(), optima=None,
+                 batch_vars=None) -> LRBatchLaws:
+    """Fit the LR and batch laws on ``cells`` (indices into table.cells; default all).
+
+    ``batch_vars``: the variables of the batch law, ("N", "D") (default), ("D",) or ("N",);
+    best-point defaults to ("D",), Step Law's form.
+    """
     if method not in METHODS:
         raise AdvisorError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if batch_vars is not None:
+        batch_vars = tuple(batch_vars)
+        if batch_vars not in (("N", "D"), ("D",), ("N",)):
+            raise AdvisorError(f"batch law variables must be N,D or D or N, got {batch_vars}")
     cells = list(range(len(table.cells))) if cells is None else list(cells)
     check_grid(table, cells)
     with_batch = batch_varies(table)
     keys = [table.cells[c] for c in cells]
     if method == "surface":
+        if batch_vars is not None:
+            options = replace(options, batch_vars=batch_vars)
         return _fit_surface(table, cells, keys, with_batch, options)
     if method == "optima":
         opts = optima if optima is not None else all_optima(table, n_bootstrap=0)
@@ -105,7 +116,7 @@ def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
         lr = np.array([o.optimum["learning_rate"] for o in pts])
         b = (np.array([o.optimum.get("batch_size", np.nan) for o in pts]) if with_batch
              else None)
-        return _two_step(method, lr, b, keys, ("N", "D"), pts)
+        return _two_step(method, lr, b, keys, batch_vars or ("N", "D"), pts)
     # best-point
     idx = table.cell_index
     lr, b = [], []
@@ -114,8 +125,8 @@ def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
         i = np.flatnonzero(fin)[np.argmin(table.loss[fin])]
         lr.append(table.lr[i])
         b.append(table.batch_tokens[i])
-    return _two_step(method, np.array(lr), np.array(b) if with_batch else None, keys, ("D",),
-                     None)
+    return _two_step(method, np.array(lr), np.array(b) if with_batch else None, keys,
+                     batch_vars or ("D",), None)
 
 
 def _two_step(method, lr, b, keys, batch_vars, detail):
@@ -154,7 +165,8 @@ def _fit_surface(table, cells, keys, with_batch, options):
 
 
 def cross_validate(table: RunTable, method: str = "surface", *,
-                   options: SurfaceOptions = SurfaceOptions(), progress=None) -> list[dict]:
+                   options: SurfaceOptions = SurfaceOptions(), progress=None,
+                   batch_vars=None) -> list[dict]:
     """Leave-one-cell-out gaps: each cell scored by a law fitted without it."""
     n = len(table.cells)
     check_grid(table)
@@ -166,7 +178,7 @@ def cross_validate(table: RunTable, method: str = "surface", *,
     out = []
     for c in range(n):
         laws = fit_lr_batch(table, method, [i for i in range(n) if i != c], options=options,
-                            optima=optima)
+                            optima=optima, batch_vars=batch_vars)
         lr, b = laws.predict(*table.cells[c])
         out.append(cell_gap(table, idx == c, lr, b))
         if progress is not None:

@@ -42,7 +42,8 @@ class SweepFit:
 
 
 def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50,
-              cv: bool = False, seed: int = 0, progress=None) -> SweepFit:
+              cv: bool = False, seed: int = 0, progress=None,
+              batch_vars=None) -> SweepFit:
     """Fit all laws the sweep supports; laws it cannot support are skipped with a note."""
     check_grid(table)
     notes = list(table.notes)
@@ -50,7 +51,7 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     say("per-cell optima")
     optima = all_optima(table, n_bootstrap=n_bootstrap, seed=seed)
     say(f"LR and batch laws ({method})")
-    laws = fit_lr_batch(table, method, optima=optima)
+    laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars)
     if laws.batch is None:
         notes.append("one batch size per cell: no batch law fitted")
 
@@ -89,7 +90,7 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     cvs = None
     if cv:
         say("leave-one-cell-out cross-validation")
-        cvs = summarize(cross_validate(table, method))
+        cvs = summarize(cross_validate(table, method, batch_vars=batch_vars))
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
                     cross_validated=cvs, notes=notes)

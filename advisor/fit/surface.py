@@ -38,7 +38,7 @@ class SurfaceOptions:
     window: float = 0.015            # runs within this relative excess of the cell best
     f_scale: float = 0.001           # soft-L1 scale on log loss (0.1%)
     shape_varies: bool = True        # shape coefficients linear in (ln N, ln D)
-    batch_depends_on_N: bool = True  # B*(N, D) rather than B*(D)
+    batch_vars: tuple = ("N", "D")   # variables of the batch optimum: (N, D), (D,) or (N,)
     min_cells: int = 4
 
 
@@ -147,9 +147,10 @@ def fit_surface(X, cell, cell_logN, cell_logD, loss, axes, *, options=SurfaceOpt
     features = []
     for ax in axes:
         f = ["1"]
-        if distinct_N and (ax != "batch_size" or options.batch_depends_on_N):
+        use = options.batch_vars if ax == "batch_size" else ("N", "D")
+        if distinct_N and "N" in use:
             f.append("N")
-        if distinct_D:
+        if distinct_D and "D" in use:
             f.append("D")
         features.append(f)
     F = {"1": np.ones_like(n), "N": n, "D": d}
