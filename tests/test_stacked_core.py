@@ -219,3 +219,56 @@ def test_split_evenly_balances_chunks():
     assert [len(c) for c in split_evenly(list(range(10)), 4)] == [4, 3, 3]
     assert split_evenly(list(range(5)), 8) == [[0, 1, 2, 3, 4]]
     assert sum(split_evenly(list(range(17)), 5), []) == list(range(17))
+
+
+class _MLP(torch.nn.Module):
+    """Not the proxy: any module with mup base shapes stacks the same way."""
+
+    def __init__(self, width):
+        super().__init__()
+        from mup import MuReadout
+
+        self.inp = torch.nn.Linear(8, width)
+        self.hidden = torch.nn.Linear(width, width)
+        self.out = MuReadout(width, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(torch.relu(self.inp(x)))))
+
+
+def test_an_arbitrary_mup_module_stacks_with_MuAdamW():
+    from mup import MuAdamW, set_base_shapes
+
+    def build(seed):
+        torch.manual_seed(seed)
+        m = _MLP(64)
+        set_base_shapes(m, _MLP(16), delta=_MLP(32))
+        return m
+
+    lrs, seeds = [0.03, 0.01, 0.003], [0, 1, 2]
+    x = torch.randn(3, 10, 8, generator=torch.Generator().manual_seed(9))
+    y = torch.randint(0, 3, (3, 10), generator=torch.Generator().manual_seed(8))
+    expected = []
+    for k in range(3):
+        m = build(seeds[k])
+        opt = MuAdamW(m.parameters(), lr=lrs[k], weight_decay=0.1)
+        for _ in range(5):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(x[k]), y[k]).backward()
+            opt.step()
+        expected.append(m.hidden.weight.detach())
+    models = [build(s) for s in seeds]
+    opts = [MuAdamW(m.parameters(), lr=lr, weight_decay=0.1) for m, lr in zip(models, lrs)]
+    hypers, betas = hypers_from_optimizers([dict(m.named_parameters()) for m in models], opts)
+    assert hypers["hidden.weight"].lr == pytest.approx([lr / 4 for lr in lrs])  # m = 64/16
+    stack = StackedModel(models)
+    opt = StackedAdamW(stack.params, hypers, betas)
+    loss = stack.vmapped(lambda fwd, xb, yb: torch.nn.functional.cross_entropy(fwd(xb), yb),
+                         batched_extra=2)
+    for _ in range(5):
+        opt.zero_grad()
+        loss(stack.params, stack.buffers, x, y).sum().backward()
+        opt.step(torch.ones(3))
+    for k in range(3):
+        np.testing.assert_allclose(stack.params["hidden.weight"][k].detach().numpy(),
+                                   expected[k].numpy(), rtol=0, atol=1e-12)
