@@ -191,3 +191,37 @@ def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
         assert s.status == alone.status == "finished"
         np.testing.assert_allclose(s.curve["train_loss"], alone.curve["train_loss"], rtol=2e-2)
         np.testing.assert_allclose(s.final_val_loss, alone.final_val_loss, rtol=2e-2)
+
+
+def test_a_sweep_with_stack_true_stores_one_row_per_member(tmp_path, data):
+    """Through the executor: a plan with ``stack: true`` trains its same-shape runs as one
+    stack, and the results store holds one ordinary row (and curve) per member."""
+    from calibration.plan import load_plan
+    from calibration.store import ResultsStore
+    from calibration.sweep import run_sweep
+
+    plan_file = tmp_path / "tiny.yaml"
+    plan_file.write_text(
+        "name: tiny-stacked\n"
+        "settings: {family: proxy-llama, data: stdlib, depth: 2, head_dim: 16, base_width: 16,"
+        " seq_len: 16, batch_size: 4, tokens: 256, eval_interval: 2, eval_sequences: 8,"
+        " stack: true}\n"
+        "grid: {width: [32], lr: [0.001, 0.003, 0.01]}\n")
+    plan = load_plan(plan_file)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_sweep(plan, tmp_path / "store", device="cpu", show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    store = ResultsStore.open(tmp_path / "store")
+    try:
+        runs = store.runs()
+        assert sorted(r.settings["lr"] for r in runs) == [0.001, 0.003, 0.01]
+        assert all(r.status == "finished" for r in runs)
+        for r in runs:
+            sizes = [d["value"] for d in store.diagnostics(r.run_id) if d["name"] == "stack_size"]
+            assert sizes == [3.0]
+            assert len(store.curve(r.run_id)["step"]) == 2      # steps 2 and 4
+    finally:
+        store.close()
