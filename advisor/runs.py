@@ -34,6 +34,7 @@ LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
 MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
 MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
 FAILED = "failed"
+MUST_AGREE = ("parameterization", "schedule")   # a law is fitted under one of each
 
 
 @dataclass
@@ -93,12 +94,14 @@ class RunTable:
                 f"{self.loss_column!r}")
 
 
-def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN) -> RunTable:
+def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN,
+              select=()) -> RunTable:
     """Read a sweep from a Step Law-layout CSV or a results store directory.
 
     ``loss``: "smooth" (column ``smooth loss``), "final" (column ``loss``) or "auto"
     (smooth where the column exists, else final). ``seq_len`` converts ``bs`` (sequences)
-    to tokens when there is no ``bs_tokens`` column.
+    to tokens when there is no ``bs_tokens`` column. ``select``: "COLUMN=VALUE" strings; only
+    rows matching all of them are kept (e.g. parameterization=mup).
     """
     p = Path(path)
     if p.is_dir():
@@ -109,7 +112,23 @@ def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN) -> Ru
         source = str(p)
     else:
         raise AdvisorError(f"no such results store or CSV file: {path}")
+    rows = select_rows(rows, select, source)
     return table_from_rows(rows, source=source, loss=loss, seq_len=seq_len)
+
+
+def select_rows(rows: list[dict], select, source: str) -> list[dict]:
+    """Keep the rows whose columns match every "COLUMN=VALUE" in ``select``."""
+    for item in select:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key:
+            raise AdvisorError(f"--select takes COLUMN=VALUE, got {item!r}")
+        if rows and key not in rows[0]:
+            raise AdvisorError(f"{source}: no column {key!r} to select on "
+                               f"(columns: {', '.join(rows[0])})")
+        rows = [r for r in rows if str(r.get(key)) == value]
+        if not rows:
+            raise AdvisorError(f"{source}: no runs with {key}={value}")
+    return rows
 
 
 def _store_rows(p: Path) -> list[dict]:
@@ -171,9 +190,14 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     if not isinstance(seq_len, int) or seq_len <= 0:
         raise AdvisorError(f"seq_len must be a positive integer, got {seq_len!r}")
 
+    for col in MUST_AGREE:
+        values = sorted({str(r.get(col)) for r in rows if r.get(col) not in (None, "")})
+        if len(values) > 1:
+            raise AdvisorError(f"{source}: runs differ in {col} ({', '.join(values[:4])}); fit "
+                               f"one at a time, e.g. --select {col}={values[0]}")
     has_status = "status" in cols
-    names, keep = [], []
-    N, D, lr, bt, wd, seed, L, status, steps = ([] for _ in range(9))
+    names = []
+    N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col = ([] for _ in range(11))
     n_failed = 0
     for i, row in enumerate(rows):
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
@@ -197,10 +221,12 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         L.append(_number(row, loss_col, i, name))
         status.append(st)
         steps.append(_number(row, "ti", i, name))
+        bs_col.append(_number(row, "bs", i, name))
+        sl_col.append(_number(row, "seq_len", i, name))
     if not names:
         raise AdvisorError(f"{source}: every run failed; nothing to fit")
-    N, D, lr, bt, wd, seed, L, steps = (np.array(x, float)
-                                        for x in (N, D, lr, bt, wd, seed, L, steps))
+    N, D, lr, bt, wd, seed, L, steps, bs_col, sl_col = (
+        np.array(x, float) for x in (N, D, lr, bt, wd, seed, L, steps, bs_col, sl_col))
     diverged = np.array([s == "diverged" for s in status])
 
     for arr, col in ((N, "N"), (D, "D"), (lr, "lr"), (bt, "batch")):
@@ -210,7 +236,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
             raise AdvisorError(f"{source}: {int(bad.sum())} run(s) have a missing, zero or "
                                f"negative {col} (first: {names[j]})")
 
-    _check_batch_units(bt, D, steps, "bs_tokens" in cols, seq_len, source)
+    _check_batch_units(bt, D, steps, "bs_tokens" in cols, seq_len, source, bs_col, sl_col)
 
     nan_loss = ~np.isfinite(L) & ~diverged
     if nan_loss.any():
@@ -243,12 +269,22 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     return table
 
 
-def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source):
+def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source, bs_col, sl_col):
     """Catch a batch in sequences where tokens are expected, and the reverse."""
-    if from_tokens_col and np.median(bt) < MIN_TOKEN_BATCH:
-        raise AdvisorError(f"{source}: bs_tokens has median {np.median(bt):.0f}, which looks "
-                           "like a batch in sequences, not tokens; name that column bs "
-                           f"(sequences of {seq_len} tokens) or convert it to tokens")
+    looks_like_seqs = (f"{source}: bs_tokens looks like a batch in sequences, not tokens "
+                       "({why}); name that column bs (sequences of "
+                       f"{seq_len} tokens) or convert it to tokens")
+    if from_tokens_col:
+        has_sl = np.isfinite(sl_col) & (sl_col > 0)
+        has_bs = np.isfinite(bs_col) & (bs_col > 0)
+        if has_sl.any() and np.any(bt[has_sl] < sl_col[has_sl]):
+            raise AdvisorError(looks_like_seqs.format(why="some batches are shorter than one "
+                                                          "sequence of seq_len tokens"))
+        if has_bs.any() and np.median(bt[has_bs] / bs_col[has_bs]) < 2:
+            raise AdvisorError(looks_like_seqs.format(why="it equals the bs column"))
+        if not has_sl.any() and not has_bs.any() and np.median(bt) < MIN_TOKEN_BATCH:
+            raise AdvisorError(looks_like_seqs.format(
+                why=f"median {np.median(bt):.0f}, below {MIN_TOKEN_BATCH} tokens"))
     if not from_tokens_col and np.median(bt / seq_len) > MAX_SEQ_BATCH:
         raise AdvisorError(f"{source}: bs has median {np.median(bt / seq_len):.0f}, which looks "
                            "like a batch in tokens, not sequences; name that column bs_tokens")

@@ -25,13 +25,16 @@ import click  # noqa: E402
               default="surface", show_default=True, help="fit method for --cross-validate")
 @click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
               default="auto", show_default=True, help="loss column of the grid")
+@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
+              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
+                   "parameterization=mup")
 @click.option("--seq-len", default=2048, show_default=True,
               help="tokens per sequence, to read a bs column given in sequences")
 @click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
               help="variables of the batch law refitted by --cross-validate")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def evaluate(grid, law, cross, method, loss_col, seq_len, batch_vars, fmt):
+def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, fmt):
     """Loss gap of a law's (LR, batch) prediction on every cell of a grid."""
     from advisor.errors import AdvisorError
     from advisor.fit.crossval import cross_validate
@@ -49,7 +52,7 @@ def evaluate(grid, law, cross, method, loss_col, seq_len, batch_vars, fmt):
         lawset = load_lawset(law)
         if not lawset.has("learning_rate"):
             raise AdvisorError(f"law set {lawset.name!r} has no learning_rate law to evaluate")
-    table = load_runs(grid, loss=loss_col, seq_len=seq_len)
+    table = load_runs(grid, loss=loss_col, seq_len=seq_len, select=select)
     notes = list(table.notes)
     if cross:
         def progress(i, n):

@@ -23,6 +23,9 @@ import click  # noqa: E402
 @click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
               default="auto", show_default=True,
               help="loss column: smooth (Step Law's 'smooth loss'), final ('loss')")
+@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
+              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
+                   "parameterization=mup")
 @click.option("--seq-len", default=2048, show_default=True,
               help="tokens per sequence, to read a bs column given in sequences")
 @click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
@@ -36,7 +39,7 @@ import click  # noqa: E402
               help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: N,D; "
                    "D for best-point, Step Law's form)")
 @click.option("--seed", default=0, show_default=True)
-def fit(results, out, name, method, loss_col, seq_len, n_bootstrap, cv, schedule,
+def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, schedule,
         lr_convention, batch_vars, seed):
     """Fit LR, batch, loss (and weight-decay, critical-batch) laws from RESULTS.
 
@@ -51,7 +54,7 @@ def fit(results, out, name, method, loss_col, seq_len, n_bootstrap, cv, schedule
     if n_bootstrap < 0:
         raise AdvisorError("--bootstrap must be 0 or more")
     t0 = time.perf_counter()
-    table = load_runs(results, loss=loss_col, seq_len=seq_len)
+    table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select)
     click.echo(table.summary(), err=True)
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
@@ -64,7 +67,8 @@ def fit(results, out, name, method, loss_col, seq_len, n_bootstrap, cv, schedule
                        batch_vars=tuple(batch_vars.split(",")) if batch_vars else None)
     command = (f"advisor fit {results} --out {out} --method {method} --loss {loss_col} "
                f"--seq-len {seq_len} --bootstrap {n_bootstrap} --seed {seed}"
-               + (f" --batch-vars {batch_vars}" if batch_vars else ""))
+               + (f" --batch-vars {batch_vars}" if batch_vars else "")
+               + "".join(f" --select {x}" for x in select))
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
                     lr_convention=lr_convention)

@@ -29,8 +29,11 @@ import click  # noqa: E402
               help="shipped law set (or file) drawn beside ours; 'none' for none")
 @click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
               default="auto", show_default=True)
+@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
+              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
+                   "parameterization=mup")
 @click.option("--seq-len", default=2048, show_default=True)
-def plot(results, out, laws_path, compare, loss_col, seq_len):
+def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     """Draw the sweep, its per-cell optima and the fitted laws as PNG files in OUT."""
     try:
         import matplotlib
@@ -43,7 +46,7 @@ def plot(results, out, laws_path, compare, loss_col, seq_len):
     from advisor.lawset import LawSet, load_lawset
     from advisor.runs import load_runs
 
-    table = load_runs(results, loss=loss_col, seq_len=seq_len)
+    table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select)
     if laws_path:
         ours = load_lawset(laws_path)
         optima = all_optima(table, n_bootstrap=200)

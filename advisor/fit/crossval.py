@@ -76,9 +76,9 @@ def check_grid(table: RunTable, cells=None) -> None:
                                "finished runs; an optimum needs at least 3 LRs per cell")
     Ns = {table.cells[c][0] for c in use}
     Ds = {table.cells[c][1] for c in use}
-    if len(Ns) < 2 or len(Ds) < 2:
-        raise AdvisorError(f"the LR law lr*(N, D) needs at least 2 model sizes and 2 token "
-                           f"counts, got {len(Ns)} and {len(Ds)}")
+    if len(Ns) < 2 and len(Ds) < 2:
+        raise AdvisorError(f"the LR law needs cells at 2 or more model sizes or token counts; "
+                           f"all {len(list(use))} cells have N={min(Ns):.3g}, D={min(Ds):.3g}")
 
 
 def batch_varies(table: RunTable) -> bool:
@@ -132,7 +132,9 @@ def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
 def _two_step(method, lr, b, keys, batch_vars, detail):
     N = np.array([k[0] for k in keys])
     D = np.array([k[1] for k in keys])
-    v = {"N": N, "D": D}
+    # a variable the cells do not vary cannot be in a law (a width sweep at one D: lr*(N))
+    v = {k: x for k, x in (("N", N), ("D", D)) if len(np.unique(x)) > 1}
+    batch_vars = tuple(k for k in batch_vars if k in v) or tuple(v)
     law = fit_power_law(lr, v, what="learning-rate")
     out_lr = (law.coefficient, law.exponents, law.log_covariance)
     out_b = None
@@ -151,7 +153,22 @@ def _fit_surface(table, cells, keys, with_batch, options):
                         + ([np.log(table.batch_tokens[fin])] if with_batch else []))
     cN = np.log([c[0] for c in table.cells])
     cD = np.log([c[1] for c in table.cells])
-    fit = fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=options, cells=cells)
+    notes = []
+    try:
+        fit = fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=options,
+                          cells=cells)
+    except AdvisorError as exc:
+        if "too few runs" not in str(exc):
+            raise
+        # a small sweep: a shared quadratic bowl over a wider window
+        small = replace(options, degree=2, shape_varies=False, window=max(options.window, 0.05))
+        try:
+            fit = fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=small,
+                              cells=cells)
+        except AdvisorError as exc2:
+            raise AdvisorError(f"{exc2}; try --method optima") from None
+        notes.append(f"few runs near the optima: the surface was a shared quadratic over a "
+                     f"{small.window:.0%} window instead of degree {options.degree}")
     lr_coef, lr_exp = fit.power_law("learning_rate")
     out_lr = (lr_coef, lr_exp, fit.covariance.get("learning_rate"))
     out_b = None
@@ -161,7 +178,7 @@ def _fit_surface(table, cells, keys, with_batch, options):
     not_bowl = [k for k in keys if np.any(np.linalg.eigvalsh(fit.hessian(*k)) <= 0)]
     return LRBatchLaws(method="surface", lr=out_lr, batch=out_b, cells=keys, detail=fit,
                        extra={"rms_log_residual_runs": fit.rms, "runs_in_fit": fit.n_runs,
-                              "cells_not_bowl": not_bowl})
+                              "cells_not_bowl": not_bowl, "notes": notes})
 
 
 def cross_validate(table: RunTable, method: str = "surface", *,

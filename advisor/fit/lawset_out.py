@@ -52,6 +52,10 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     optima = all_optima(table, n_bootstrap=n_bootstrap, seed=seed)
     say(f"LR and batch laws ({method})")
     laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars)
+    notes.extend(laws.extra.get("notes", []))
+    if laws.extra.get("cells_not_bowl"):
+        notes.append(f"the fitted surface is not a bowl at {len(laws.extra['cells_not_bowl'])} "
+                     "cell(s): their optimum is a saddle; look at `advisor plot`")
     if laws.batch is None:
         notes.append("one batch size per cell: no batch law fitted")
 
