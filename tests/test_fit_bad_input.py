@@ -153,3 +153,13 @@ def test_diverged_runs_are_kept_and_cap_the_lr_optimum(rows):
     assert any("capped" in f or "edge" in f for f in o1.flags)
     # the table keeps them, marked as diverged
     assert len(t1) == len(cell) and t1.diverged.sum() == o1.n_diverged
+
+
+def test_mixed_parameterizations_are_refused_until_one_is_selected(rows, tmp_path, capsys):
+    sub = [dict(r, parameterization="mup" if i % 2 else "sp") for i, r in enumerate(rows)]
+    path = write(tmp_path, sub)
+    expect_error(capsys, path, "runs differ in parameterization", "--select",
+                 tmp_path=tmp_path)
+    from advisor.runs import load_runs
+    t = load_runs(path, select=["parameterization=mup"])
+    assert len(t) == len(rows) // 2
