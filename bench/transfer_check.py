@@ -17,12 +17,22 @@ The whole GPU sequence that produces our own law set and this table (one H100; b
 training steps resume where they stopped if a command is cut off, so just run it again):
 
     advisor calibrate gpu-calibration --out runs/gpu-calibration --device cuda
-    advisor results runs/gpu-calibration --plot runs/gpu-calibration/lr_sweeps.png
-    advisor fit runs/gpu-calibration --out recipes/laws/proxy-stdlib.yaml   # see `advisor fit -h`
+    mkdir -p recipes/laws/proxy-stdlib
+    advisor results runs/gpu-calibration --plot recipes/laws/proxy-stdlib/lr_sweeps.png
+    advisor fit runs/gpu-calibration --out recipes/laws/proxy-stdlib.yaml \\
+        --name proxy-stdlib --select parameterization=mup --lr-convention mup_base \\
+        --schedule "wsd:warmup=0.05,cooldown=0.2,shape=linear" --cv
+    advisor plot runs/gpu-calibration --laws recipes/laws/proxy-stdlib.yaml \\
+        --select parameterization=mup --out recipes/laws/proxy-stdlib/
     python bench/transfer_check.py --calibration runs/gpu-calibration \\
         --laws recipes/laws/proxy-stdlib.yaml --out runs/gpu-transfer \\
         --table runs/gpu-transfer/transfer.md --json runs/gpu-transfer/transfer.json \\
         --plot runs/gpu-transfer/transfer.png
+
+(``--lr-convention mup_base``: the sweep's lr is the muP base-width LR, which is also what
+this script trains with.) Then add the device and date to the law set's provenance, and
+this script's table to the README. The same sequence ran end to end here on the CPU at toy
+size (widths 16-32, 2 budgets, held-out width 128, 40 steps; not a result).
 
 On the CPU the same script runs at toy size against a CPU sweep, e.g.::
 
@@ -221,6 +231,10 @@ def run(args) -> int:
     if missing:
         raise AdvisorError(f"{args.out}: {len(missing)} grid runs missing; run without --no-train")
     chosen = {name: loss_of(dataclasses.replace(held, lr=float(lr))) for name, lr in choices.items()}
+    missing = [name for name, v in chosen.items() if math.isnan(v)]
+    if missing:
+        raise AdvisorError(f"{args.out}: no run at the LR of {', '.join(missing)}; "
+                           f"run without --no-train")
     rows = transfer_table(grid, choices, chosen)
     device = next((r.device for r in held_runs.values() if r.device), "?")
     header = (f"Held-out transfer at width {width} (law fitted on widths up to {w_max}): "
