@@ -60,6 +60,14 @@ class RunTable:
     loss_column: str
     n_failed: int = 0
     notes: list = field(default_factory=list)
+    flops_per_token: np.ndarray | None = None   # DeepSeek's M, where h and numl are given
+
+    def cell_flops_per_token(self, c: int):
+        """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
+        if self.flops_per_token is None:
+            return None
+        m = self.flops_per_token[self.cell_index == c]
+        return float(m[0]) if np.all(np.isfinite(m)) else None
 
     def __len__(self):
         return len(self.N)
@@ -86,7 +94,9 @@ class RunTable:
                         loss=self.loss[mask], diverged=self.diverged[mask],
                         names=[n for n, m in zip(self.names, mask) if m], source=self.source,
                         loss_column=self.loss_column, n_failed=self.n_failed,
-                        notes=list(self.notes))
+                        notes=list(self.notes),
+                        flops_per_token=None if self.flops_per_token is None
+                        else self.flops_per_token[mask])
 
     def summary(self) -> str:
         return (f"{len(self)} runs ({int(self.diverged.sum())} diverged) in "
@@ -197,7 +207,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                                f"one at a time, e.g. --select {col}={values[0]}")
     has_status = "status" in cols
     names = []
-    N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col = ([] for _ in range(11))
+    N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col, M = ([] for _ in range(12))
     n_failed = 0
     for i, row in enumerate(rows):
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
@@ -223,6 +233,10 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         steps.append(_number(row, "ti", i, name))
         bs_col.append(_number(row, "bs", i, name))
         sl_col.append(_number(row, "seq_len", i, name))
+        # DeepSeek LLM's M = 72 n_layer d^2 + 12 n_layer d seq (Bi et al. 2024, Sec. 3.1)
+        h, nl = _number(row, "h", i, name), _number(row, "numl", i, name)
+        sl = sl_col[-1] if math.isfinite(sl_col[-1]) else seq_len
+        M.append(72 * nl * h * h + 12 * nl * h * sl)
     if not names:
         raise AdvisorError(f"{source}: every run failed; nothing to fit")
     N, D, lr, bt, wd, seed, L, steps, bs_col, sl_col = (
@@ -259,9 +273,10 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                            f"with the same N, D, lr, batch, weight decay and seed (first: "
                            f"{names[j]}); remove them or give each repeat its own seed")
 
+    M = np.array(M, float)
     table = RunTable(N=N, D=D, lr=lr, batch_tokens=bt, weight_decay=wd, seed=seed, loss=L,
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
-                     n_failed=n_failed)
+                     n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None)
     _mark_blown_up(table)
     if not table.finished.any():
         raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "

@@ -58,10 +58,11 @@ def lawset_gaps(table: RunTable, lawset) -> list[dict]:
     has_batch = lawset.has("batch_size")
     out = []
     for c, (N, D) in enumerate(table.cells):
-        lr = lawset.predict("learning_rate", N=N, D=D)
+        M = table.cell_flops_per_token(c)        # for laws in DeepSeek's compute M*D
+        lr = lawset.predict("learning_rate", N=N, D=D, M=M)
         b = None
         if has_batch:
-            b = lawset.predict("batch_size", N=N, D=D)
+            b = lawset.predict("batch_size", N=N, D=D, M=M)
             if lawset.batch_unit == "sequences":
                 b *= float(lawset.conventions.get("seq_len", 2048))
         out.append(cell_gap(table, idx == c, lr, b))
