@@ -84,7 +84,8 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
                       for c, (n, d) in enumerate(table.cells)]
         ok = [(n, d, b) for n, d, b in crit_cells if b is not None]
         if len(ok) >= MIN_CRITICAL_CELLS and len({d for _, d, _ in ok}) >= 2:
-            crit = fit_power_law(np.array([b for *_, b in ok]), {"D": np.array([d for _, d, _ in ok])},
+            crit = fit_power_law(np.array([b for *_, b in ok]),
+                                 {"D": np.array([d for _, d, _ in ok])},
                                  what="critical batch size")
         else:
             notes.append(f"critical batch size bracketed by the grid in {len(ok)} cell(s); "
