@@ -23,7 +23,8 @@ from advisor.errors import AdvisorError
 from advisor.fit.gaps import cell_gap, summarize
 from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import fit_power_law
-from advisor.fit.surface import SurfaceOptions, fit_surface
+from advisor.fit.surface import (SurfaceOptions, average_power_law, ensemble_options,
+                                 fit_surface)
 from advisor.runs import RunTable
 
 METHODS = ("surface", "optima", "best-point")
@@ -154,31 +155,33 @@ def _fit_surface(table, cells, keys, with_batch, options):
     cN = np.log([c[0] for c in table.cells])
     cD = np.log([c[1] for c in table.cells])
     notes = []
+    members = ensemble_options(options) if options.ensemble else [options]
     try:
-        fit = fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=options,
-                          cells=cells)
+        fits = [fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=o, cells=cells)
+                for o in members]
     except AdvisorError as exc:
         if "too few runs" not in str(exc):
             raise
-        # a small sweep: a shared quadratic bowl over a wider window
-        small = replace(options, degree=2, shape_varies=False, window=max(options.window, 0.05))
+        # a small sweep: one shared quadratic bowl over a wider window
+        small = replace(options, degree=2, shape_varies=False, ensemble=False,
+                        window=max(max(o.window for o in members), 0.05))
         try:
-            fit = fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=small,
-                              cells=cells)
+            fits = [fit_surface(X, idx[fin], cN, cD, table.loss[fin], axes, options=small,
+                                cells=cells)]
         except AdvisorError as exc2:
             raise AdvisorError(f"{exc2}; try --method optima") from None
         notes.append(f"few runs near the optima: the surface was a shared quadratic over a "
                      f"{small.window:.0%} window instead of degree {options.degree}")
-    lr_coef, lr_exp = fit.power_law("learning_rate")
-    out_lr = (lr_coef, lr_exp, fit.covariance.get("learning_rate"))
-    out_b = None
-    if with_batch:
-        b_coef, b_exp = fit.power_law("batch_size")
-        out_b = (b_coef, b_exp, fit.covariance.get("batch_size"))
-    not_bowl = [k for k in keys if np.any(np.linalg.eigvalsh(fit.hessian(*k)) <= 0)]
+    fit = fits[0]
+    out_lr = average_power_law(fits, "learning_rate")
+    out_b = average_power_law(fits, "batch_size") if with_batch else None
+    not_bowl = [k for k in keys
+                if any(np.any(np.linalg.eigvalsh(f.hessian(*k)) <= 0) for f in fits)]
     return LRBatchLaws(method="surface", lr=out_lr, batch=out_b, cells=keys, detail=fit,
                        extra={"rms_log_residual_runs": fit.rms, "runs_in_fit": fit.n_runs,
-                              "cells_not_bowl": not_bowl, "notes": notes})
+                              "cells_not_bowl": not_bowl, "notes": notes,
+                              "members": [(f.options.window, f.options.f_scale)
+                                          for f in fits]})
 
 
 def cross_validate(table: RunTable, method: str = "surface", *,

@@ -134,7 +134,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
     rng_ND = {"N": _range(Ns), "D": _range(Ds)}
     method_note = {
         "surface": "minimum of a joint loss surface over (ln lr, ln B) whose location is "
-                   "linear in (ln N, ln D) (advisor/fit/surface.py)",
+                   "linear in (ln N, ln D), averaged over 6 fit settings "
+                   "(advisor/fit/surface.py)",
         "optima": "power law through each cell's smooth (quadratic) optimum",
         "best-point": "power law through each cell's best grid run",
     }[fit.laws.method]
@@ -204,6 +205,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
     surf = fit.laws.detail if fit.laws.method == "surface" else None
     if surf is not None:
         provenance["surface"] = {
+            "ensemble_window_f_scale": [list(m) for m in fit.laws.extra.get("members", [])],
             "degree": surf.options.degree, "window": surf.options.window,
             "runs_in_fit": surf.n_runs, "rms_log_residual": _r(surf.rms, 3),
             "centre_lnN_lnD": [_r(x) for x in surf.centre],

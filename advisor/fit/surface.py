@@ -14,12 +14,16 @@ too-high LR, LR-batch coupling) is shared across cells and varies smoothly with 
 a free level per cell. Only finished runs within ``window`` (relative) of their cell's best
 loss enter the fit; the fit is robust (soft-L1 on log loss, scale ``f_scale``).
 
+By default the law is the average of fits over a fixed small set of windows and robust
+scales (:func:`ensemble_options`), which removes the need to pick one of them on the same
+cells that judge the result (see README: picking one by cross-validation is itself noisy).
+
 Units: N as the grid counts it (non-embedding for Step Law), D and B in tokens, lr peak LR.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -31,8 +35,7 @@ AXIS_NAMES = ("learning_rate", "batch_size", "weight_decay")
 
 @dataclass(frozen=True)
 class SurfaceOptions:
-    """How the surface is specified. The defaults were chosen by leave-one-cell-out CV on the
-    Step Law grid (bench/bench_fit.py); see README."""
+    """How the surface is specified (bench/bench_fit.py measures the alternatives)."""
 
     degree: int = 4                  # highest total degree of the shape polynomial
     window: float = 0.015            # runs within this relative excess of the cell best
@@ -40,6 +43,34 @@ class SurfaceOptions:
     shape_varies: bool = True        # shape coefficients linear in (ln N, ln D)
     batch_vars: tuple = ("N", "D")   # variables of the batch optimum: (N, D), (D,) or (N,)
     min_cells: int = 4
+    ensemble: bool = True            # average over ENSEMBLE_WINDOWS x ENSEMBLE_SCALES
+
+
+ENSEMBLE_WINDOWS = (0.015, 0.02, 0.025)
+ENSEMBLE_SCALES = (0.001, 0.002)
+
+
+def ensemble_options(base: SurfaceOptions) -> list:
+    """The settings an ensemble fit averages: each window x each robust scale."""
+    return [replace(base, window=w, f_scale=f, ensemble=False)
+            for w in ENSEMBLE_WINDOWS for f in ENSEMBLE_SCALES]
+
+
+def average_power_law(fits, axis):
+    """(coefficient, exponents, log covariance) of the mean of the fits' log-linear laws.
+
+    The covariance is the mean of the members' covariances plus the spread between members.
+    """
+    laws = [f.power_law(axis) for f in fits]
+    names = list(laws[0][1])
+    P = np.array([[np.log(c)] + [e[k] for k in names] for c, e in laws])
+    mean = P.mean(axis=0)
+    covs = [np.asarray(f.covariance[axis]) for f in fits if axis in f.covariance]
+    cov = None
+    if len(covs) == len(fits):
+        spread = np.cov(P.T, bias=True) if len(fits) > 1 else 0.0
+        cov = (np.mean(covs, axis=0) + spread).tolist()
+    return float(np.exp(mean[0])), {k: float(v) for k, v in zip(names, mean[1:])}, cov
 
 
 @dataclass
