@@ -57,7 +57,8 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, fm
     if cross:
         def progress(i, n):
             if fmt == "text":
-                click.echo(f"  held out {i}/{n}", err=True)
+                click.echo(f"\r  refitting with cell {i}/{n} held out", err=True,
+                           nl=(i == n))
         bv = tuple(batch_vars.split(",")) if batch_vars else None
         cells = cross_validate(table, method, progress=progress, batch_vars=bv)
         label = f"our fit ({method}), each cell held out"
