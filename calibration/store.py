@@ -144,7 +144,8 @@ class ResultsStore:
         except sqlite3.DatabaseError as exc:
             raise AdvisorError(f"results store {path} is corrupt or not a results store "
                                f"({exc}); move it aside to start a new one") from None
-        conn.execute("PRAGMA journal_mode = WAL")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
         return cls(path, conn)
 
     @classmethod

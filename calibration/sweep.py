@@ -272,9 +272,9 @@ def _run_processes(pending, out_dir, device, workers, progress):
                          daemon=True) for i, dev in enumerate(devices)]
     for p in procs:
         p.start()
-    alive = len(procs)
+    exited: set = set()
     try:
-        while alive:
+        while len(exited) < len(procs):
             try:
                 ev = events.get(timeout=2.0)
             except Exception:
@@ -286,13 +286,13 @@ def _run_processes(pending, out_dir, device, workers, progress):
             elif ev[0] == "step":
                 progress.step(by_id[ev[1]], ev[2], ev[3], ev[4])
             elif ev[0] == "exit":
-                alive -= 1
+                exited.add(ev[1])
     finally:
         for p in procs:
-            p.join(timeout=5)
+            p.join(timeout=120)       # a worker that said goodbye is only flushing its queue
             if p.is_alive():
                 p.terminate()
-    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    bad = [p.exitcode for i, p in enumerate(procs) if i not in exited and p.exitcode != 0]
     if bad:
         raise AdvisorError(f"executor gpus: {len(bad)} worker(s) exited with codes {bad}; "
                            "finished runs are stored, run the same command again to resume")
