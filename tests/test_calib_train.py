@@ -96,3 +96,15 @@ def test_cuda_run_with_bf16_and_compile(data):
     assert r.curve["val_loss"][-1] < r.curve["val_loss"][0]
     cpu = train_run(spec, data, "cpu")
     assert r.final_val_loss == pytest.approx(cpu.final_val_loss, abs=0.1)   # bf16 vs fp32
+
+
+def test_stacked_groups_go_to_train_stack_and_agree_with_single_runs(data):
+    pytest.importorskip("calibration.stacked")
+    tiny = dict(TINY, tokens=4 * 32 * 10)
+    stacked = train_group([RunSpec(lr=lr, stack=True, **tiny) for lr in (2 ** -7, 2 ** -6)],
+                          data, "cpu")
+    assert all(("stack_size" in {d[1] for d in r.diagnostics}) for r in stacked)
+    for r in stacked:
+        single = train_run(RunSpec(lr=r.spec.lr, **tiny), data)
+        assert r.run_id == single.run_id              # stacking does not change the run id
+        assert r.final_val_loss == pytest.approx(single.final_val_loss, abs=1e-4)
