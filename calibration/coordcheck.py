@@ -13,7 +13,6 @@ over the widths, at the last measured step.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

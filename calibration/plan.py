@@ -24,7 +24,6 @@ width the family cannot build is one AdvisorError naming the plan.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -3,7 +3,6 @@ import csv
 import math
 import sqlite3
 
-import numpy as np
 import pytest
 
 from advisor.errors import AdvisorError
