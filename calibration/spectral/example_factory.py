@@ -25,7 +25,7 @@ BASE_WIDTH = 64
 N_HEADS = 4
 VOCAB = 256          # bytes
 SEQ_LEN = 64
-LR = 2 ** -7         # Adam, base width
+LR = 2 ** -10        # Adam, base width: small, so that 20 probe steps stay in the early regime
 
 
 class Attention(nn.Module):

@@ -1,0 +1,25 @@
+"""``assert_width_invariant``: the spectral width-invariance check as one line in a test suite.
+
+    from calibration.spectral.pytest_helper import assert_width_invariant
+    from mypackage.model import make_model          # width -> model or (model, optimizer)
+
+    def test_my_model_is_width_invariant():
+        assert_width_invariant(make_model, widths=(64, 128, 256), steps=20)
+
+Fails with the table of failing layers (see ``calibration.spectral.invariance``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from calibration.spectral.invariance import DEFAULT_TOL, CheckResult, run_check
+
+
+def assert_width_invariant(factory: Callable, widths=(64, 128, 256), steps: int = 20,
+                           tol: float = DEFAULT_TOL, seeds: int = 2, **kw) -> CheckResult:
+    """Run the check; raise AssertionError naming the failing layers. Returns the result."""
+    result = run_check(factory, widths, steps=steps, tol=tol, seeds=seeds, **kw)
+    if not result.passed:
+        raise AssertionError("layers are not width-invariant:\n"
+                             + result.table(only_failures=True))
+    return result
