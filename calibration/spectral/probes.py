@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

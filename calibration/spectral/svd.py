@@ -30,7 +30,7 @@ float64; the device only runs matrix products, so the CuPy path needs nothing be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
