@@ -368,9 +368,30 @@ def _sig(x: float, digits: int = 3) -> float:
 
 def _schedule_block(total: int, warm: int, lr: float, schedule_law, warnings) -> dict:
     if schedule_law is not None:
+        from advisor.lr_schedule import parse_schedule
         from advisor.schedule import recommend_schedule
-        block = dict(recommend_schedule(schedule_law, total, peak_lr=lr))
-        block["source"] = f"fitted schedule law {schedule_law} (advisor schedule optimize)"
+        fitted = recommend_schedule(schedule_law, total, peak_lr=lr)
+        best = parse_schedule(fitted["schedule"]).with_(warmup=warm)
+        block = {
+            "family": best.family, "spec": best.to_spec(), "warmup_steps": warm,
+            "decay_start_step": best.decay_start(total),
+            "cooldown_fraction": best.cooldown if best.family == "wsd" else None,
+            "cooldown_shape": best.shape if best.family == "wsd" else None,
+            "final_lr": _sig(lr * best.final_ratio),
+            "predicted_final_loss": fitted["predicted_final_loss"],
+            "gain_over_cosine_nats": fitted["gain_over_cosine_nats"],
+            "cooldown_band": fitted["cooldown_band"],
+            "branch_points": fitted["branch_points"],
+            "law_warmup_steps": fitted["warmup_steps"],
+            "notes": fitted["notes"],
+            "source": (f"fitted schedule law {schedule_law} ({fitted['law']}), the schedule "
+                       "with the lowest predicted final loss (advisor schedule optimize); "
+                       "warmup from the rule above, not from the law"),
+            "alternative": {"family": "cosine", "spec": fitted["cosine_reference"]
+                            if isinstance(fitted["cosine_reference"], str)
+                            else Schedule(family="cosine", warmup=warm, final=0.1).to_spec(),
+                            "note": "cosine to 10% of the peak, the law's reference"},
+        }
         return block
     wsd = Schedule(family="wsd", warmup=warm, cooldown=0.2, shape="1-sqrt", final=0.0)
     cos = Schedule(family="cosine", warmup=warm, final=0.1)

@@ -143,3 +143,20 @@ def test_shapes_cover_small_and_huge_targets():
 def test_an_absurd_token_budget_is_flagged_not_silently_answered():
     rec = recommend(params=7e9, tokens=1e3)
     assert any("do not use it as is" in w for w in rec.warnings)
+
+
+def test_a_fitted_schedule_law_chooses_the_schedule_block_and_says_so(tmp_path, external_data):
+    import subprocess
+    import sys
+    law = tmp_path / "schedule-law.yaml"
+    subprocess.run([sys.executable, "-m", "advisor.cli", "schedule", "fit",
+                    str(external_data / "multipower_loss_curves" / "25M"), "--law", "multipower",
+                    "--out", str(law)], check=True, capture_output=True)
+    rec = recommend(params=1e9, schedule_law=str(law))
+    s = rec.schedule
+    assert "fitted schedule law" in s["source"]
+    assert s["warmup_steps"] == rec.warmup_steps.value
+    assert s["gain_over_cosine_nats"] >= 0
+    assert s["branch_points"][-1]["total_steps"] == rec.total_steps.value
+    from advisor.lr_schedule import parse_schedule
+    assert parse_schedule(s["spec"]).decay_start(rec.total_steps.value) == s["decay_start_step"]
