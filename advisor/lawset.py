@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.lawforms import evaluate_law, log_interval, validate_law, variables_needed
+from advisor.yamlio import atomic_write_text, parse_yaml_text, read_yaml_file
 
 SCHEMA_ID = "hp-advisor/lawset/v1"
 QUANTITIES = ("learning_rate", "batch_size", "weight_decay", "loss", "critical_batch_size")
@@ -32,23 +32,6 @@ CONVENTIONS = {
 }
 _TOP_KEYS = {"schema", "name", "title", "source", "conventions", "laws", "mup", "provenance",
              "notes"}
-_MAX_FILE_BYTES = 1 << 20
-
-
-class _SafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that also reads 1e-3 and 7.0e7 as floats (YAML 1.2 style).
-
-    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so `1e-3` is a
-    float but `7.0e7` and `1e9` would be strings: the commonest way to break a law file.
-    """
-
-
-_SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
-
-
 @dataclass(frozen=True)
 class LawSet:
     """A validated law set. ``laws`` maps quantity -> law mapping (see lawforms)."""
@@ -223,27 +206,6 @@ def shipped_names() -> list[str]:
     return sorted(p.name[:-5] for p in shipped_dir().iterdir() if p.name.endswith(".yaml"))
 
 
-def read_yaml_file(path, what: str = "file"):
-    """safe_load a YAML file with one-line errors for missing, huge or malformed files."""
-    p = Path(path)
-    if not p.is_file():
-        raise AdvisorError(f"{what} not found: {path}")
-    if p.stat().st_size > _MAX_FILE_BYTES:
-        raise AdvisorError(f"{what} {path} is larger than 1 MiB; refusing to read it")
-    text = p.read_text(encoding="utf-8", errors="replace")
-    return parse_yaml_text(text, f"{what} {path}")
-
-
-def parse_yaml_text(text: str, where: str):
-    try:
-        return yaml.load(text, Loader=_SafeLoader)  # safe: no object construction
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise AdvisorError(f"{where} is not valid YAML{loc}: {problem}") from None
-
-
 def load_lawset(name_or_path) -> LawSet:
     """A shipped law set by name (``step-law``) or a law-set YAML file by path."""
     s = str(name_or_path)
@@ -268,24 +230,6 @@ def dump_lawset(d: Mapping, path) -> None:
     validate_lawset_dict(d)
     text = yaml.safe_dump(_plain(d), sort_keys=False, default_flow_style=None, width=100)
     atomic_write_text(path, text)
-
-
-def atomic_write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _plain(x):

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Mapping
 
 from advisor.errors import AdvisorError
-from advisor.lawset import parse_yaml_text
+from advisor.yamlio import parse_yaml_text
 
 _FAMILY_KEYS = {"kind", "name", "title", "vocab_size", "head_dim", "d_model_multiple",
                 "aspect_ratio", "ffn_ratio", "ffn_multiple", "tied_embeddings", "max_layers"}

@@ -23,7 +23,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 
 
 def _sync(device):

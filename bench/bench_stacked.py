@@ -215,8 +215,8 @@ def main(argv=None) -> int:
               f"{row['mfu_single']:.1%} -> {row['mfu_stacked']:.1%}", flush=True)
 
     print()
-    print(f"| width | members | one at a time (model-tokens/s) | stacked (model-tokens/s) | "
-          f"K | speedup (steady) | speedup (end to end) | MFU one / stacked |")
+    print("| width | members | one at a time (model-tokens/s) | stacked (model-tokens/s) | "
+          "K | speedup (steady) | speedup (end to end) | MFU one / stacked |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['width']} | {r['members']} | {r['single']['model_tokens_per_s']:,.0f} | "

@@ -191,7 +191,7 @@ class ProxyConfig:
 
 def load_family(name_or_path) -> dict:
     """Read a model-family recipe (a name in recipes/families/ or a path to a YAML file)."""
-    import yaml
+    from advisor.yamlio import read_yaml_file
 
     p = Path(name_or_path)
     if not p.suffix:
@@ -199,10 +199,7 @@ def load_family(name_or_path) -> dict:
     if not p.is_file():
         known = sorted(f.stem for f in FAMILIES_DIR.glob("*.yaml"))
         raise AdvisorError(f"unknown model family {name_or_path!r} (known: {', '.join(known)})")
-    try:
-        spec = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise AdvisorError(f"cannot parse family file {p}: {str(exc).splitlines()[0]}") from None
+    spec = read_yaml_file(p, "family file")
     if not isinstance(spec, dict):
         raise AdvisorError(f"family file {p} must be a mapping")
     unknown = set(spec) - {"name", "description", "architecture", "base", "provenance"}

@@ -78,9 +78,7 @@ def _split_keys(plan_name: str, d: dict, where: str) -> None:
 
 def load_plan(name_or_path) -> Plan:
     """Read, expand and validate a plan (a name in recipes/plans/ or a path)."""
-    import yaml
-
-    from calibration.train import RunSpec
+    from advisor.yamlio import read_yaml_file
 
     p = Path(name_or_path)
     if not p.suffix and not p.exists():
@@ -88,10 +86,7 @@ def load_plan(name_or_path) -> Plan:
     if not p.is_file():
         known = sorted(f.stem for f in PLANS_DIR.glob("*.yaml"))
         raise AdvisorError(f"no plan {name_or_path!r} (a YAML path, or one of: {', '.join(known)})")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise AdvisorError(f"cannot parse plan {p}: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml_file(p, "plan")
     if not isinstance(raw, dict):
         raise AdvisorError(f"plan {p} must be a YAML mapping")
     label = str(raw.get("name") or p.stem)

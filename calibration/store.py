@@ -325,14 +325,13 @@ class ResultsStore:
 def _arch_from_settings(s: dict) -> dict:
     """Heads and MLP size from a run's settings and its family file (when a run was stored
     without them), the way calibration.model.ProxyConfig derives them; torch-free."""
-    import yaml
-
+    from advisor.yamlio import read_yaml_file
     from calibration.plan import PLANS_DIR
 
     kw = {}
     fam = PLANS_DIR.parent / "families" / f"{s.get('family', 'proxy-llama')}.yaml"
     if fam.is_file():
-        kw.update((yaml.safe_load(fam.read_text()) or {}).get("architecture") or {})
+        kw.update((read_yaml_file(fam, "family file") or {}).get("architecture") or {})
     kw.update(s.get("model") or {})
     width = int(s["width"])
     heads = kw.get("n_heads") or width // int(kw.get("head_dim", 64))

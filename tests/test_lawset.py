@@ -2,7 +2,6 @@
 import math
 
 import pytest
-import yaml
 
 from advisor.errors import AdvisorError
 from advisor.lawset import (LawSet, dump_lawset, load_lawset, load_shipped, parse_yaml_text,

@@ -6,14 +6,11 @@ instead refits our own laws with each cell held out and scores the held-out cell
 """
 from __future__ import annotations
 
-import os
+import advisor.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import json
 
-import json  # noqa: E402
-
-import click  # noqa: E402
+import click
 
 
 @click.command("evaluate")

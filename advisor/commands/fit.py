@@ -1,16 +1,11 @@
 """``advisor fit RESULTS --out laws.yaml``: fit laws from a sweep and write a law set."""
 from __future__ import annotations
 
-import os
+import advisor.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
-# The fits are many small dense solves; BLAS threads only contend for the CPU there. This
-# takes effect when numpy is first imported by this command (the CLI imports it lazily).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import time
 
-import time  # noqa: E402
-
-import click  # noqa: E402
+import click
 
 
 @click.command("fit")

@@ -9,14 +9,11 @@ matplotlib is imported here only (Agg backend).
 """
 from __future__ import annotations
 
-import os
+import advisor.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from pathlib import Path
 
-from pathlib import Path  # noqa: E402
-
-import click  # noqa: E402
+import click
 
 
 @click.command("plot")

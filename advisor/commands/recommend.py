@@ -44,7 +44,7 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
                      family=family, base_width=base_width, schedule_law=schedule_law)
     text = export(rec, fmt)
     if output:
-        from advisor.lawset import atomic_write_text
+        from advisor.yamlio import atomic_write_text
         atomic_write_text(output, text)
         click.echo(f"wrote {fmt} config to {output}", err=True)
     else:

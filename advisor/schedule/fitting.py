@@ -312,7 +312,6 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
     lr_scale = max(c.peak_lr for c in curves)
     idxs = [thin(c.steps, opts.max_points, opts.skip) for c in curves]
     ws = [point_weights(c, i, opts) for c, i in zip(curves, idxs)]
-    ys = [c.loss[i] for c, i in zip(curves, idxs)]
     lams = [None] if law.startswith("multipower") else ([opts.lam] if opts.lam else list(tissue.LAMS))
     names = LAWS[law].PARAMS
     best = None

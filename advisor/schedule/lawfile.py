@@ -15,14 +15,12 @@ Layout::
       cv: {...}                # cross-validated choice of law and procedure (select.py)
     provenance: {created, advisor_version, command}
 
-Loaded with ``yaml.safe_load`` and validated before use; written atomically (a temporary
+Loaded with the project's safe YAML loader (advisor.yamlio) and validated before use; written atomically (a temporary
 file in the same folder, then a rename), after validation.
 """
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 import yaml
 
 from advisor.errors import AdvisorError
+from advisor.yamlio import atomic_write_text, read_yaml_file
 from advisor.schedule import multipower, tissue
 
 SCHEMA = "hp-advisor/schedule-law/v1"
@@ -108,10 +107,7 @@ def load_schedule_law(path) -> ScheduleLaw:
     path = Path(path)
     if not path.is_file():
         raise AdvisorError(f"no such schedule-law file: {path}")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise AdvisorError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    d = read_yaml_file(path, "schedule law")
     validate_schedule_law_dict(d, str(path))
     return ScheduleLaw(law=d["law"], params={k: float(v) for k, v in d["params"].items()},
                        lr_scale=float(d["lr_scale"]), lam=d.get("lam"),
@@ -139,17 +135,8 @@ def dump_schedule_law(d: dict, path) -> Path:
     d = _plain(d)
     validate_schedule_law_dict(d, "schedule law to write")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(d, sort_keys=False, default_flow_style=None, width=100)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, yaml.safe_dump(d, sort_keys=False, default_flow_style=None,
+                                           width=100))
     return path
 
 

@@ -112,7 +112,6 @@ def make_plan(u: np.ndarray, steps: np.ndarray, ratio: float = 2.0,
     else:
         rows = cols = np.zeros(0, dtype=np.int64)
         S = np.zeros(0)
-    dmask = d != 0
     S1 = Pt if rho == 1.0 else np.cumsum(np.where(u > 0, np.abs(u) ** rho, 0.0))[steps]
     return Plan(steps=steps, S1=np.maximum(S1, tiny), Pt=Pt, D=D,
                 logu=np.log(np.maximum(U, tiny)), Pprev=Pp, rows=rows, cols=cols, S=S)

@@ -107,7 +107,7 @@ class HVP:
         return flatten(hv).detach()
 
     def _jvp(self, v):
-        from torch.func import functional_call, grad, jvp
+        from torch.func import grad, jvp
 
         model_params = {id(p): p for p in self.params}
         names = [n for n, p in self._named() if id(p) in model_params]

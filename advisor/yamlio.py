@@ -1,0 +1,69 @@
+"""Reading and writing the project's YAML files (law sets, families, plans, schedule laws).
+
+One loader for all of them: ``yaml.SafeLoader`` (no object construction, so hostile tags are
+refused) that also reads ``1e-3`` and ``7.0e7`` as floats. PyYAML follows YAML 1.1, where a
+float needs a dot and a signed exponent, so ``lr: 1e-3`` would otherwise be the *string*
+"1e-3": the commonest way to break a plan or a law file. Errors are one-line AdvisorErrors.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from advisor.errors import AdvisorError
+
+MAX_FILE_BYTES = 1 << 20
+
+
+class SafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads exponent-only floats (YAML 1.2 style)."""
+
+
+SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml_text(text: str, where: str):
+    """Parse YAML text safely; ``where`` names the source in the one-line error."""
+    try:
+        return yaml.load(text, Loader=SafeLoader)  # safe: SafeLoader constructs no objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AdvisorError(f"{where} is not valid YAML{loc}: {problem}") from None
+
+
+def read_yaml_file(path, what: str = "file"):
+    """Parse a YAML file, with one-line errors for missing, huge or malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise AdvisorError(f"{what} not found: {path}")
+    if p.stat().st_size > MAX_FILE_BYTES:
+        raise AdvisorError(f"{what} {path} is larger than 1 MiB; refusing to read it")
+    return parse_yaml_text(p.read_text(encoding="utf-8", errors="replace"), f"{what} {path}")
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
