@@ -13,3 +13,14 @@ def external_data() -> Path:
     if not EXTERNAL.is_dir():
         pytest.skip(f"shared external data not found at {EXTERNAL}")
     return EXTERNAL
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread: tiny CPU models run several times faster that way
+    on a loaded 2-core machine than with two threads contending."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -9,12 +9,7 @@ from calibration.coordcheck import coord_check
 WIDTHS = (32, 64, 128, 256)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_mup_activations_and_updates_are_flat_in_width():

@@ -15,12 +15,7 @@ from calibration.model import (ProxyConfig, build_model, build_optimizer, comput
 TINY = dict(depth=2, head_dim=16, base_width=32, seq_len=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cfg(width, par="mup", **kw):

@@ -15,12 +15,7 @@ TINY = dict(width=32, depth=2, batch_size=4, seq_len=32, eval_interval=5, eval_s
             model={"head_dim": 16, "base_width": 32})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
