@@ -14,7 +14,10 @@ from advisor.errors import AdvisorError
 
 @click.group("schedule")
 def schedule():
-    """Loss-vs-LR-schedule laws (Tissue et al. 2024; Luo et al. 2025 multi-power law)."""
+    """Fit, predict and optimise LR schedules with loss-curve laws.
+
+    The laws: Tissue et al. 2024 (LR annealing) and Luo et al. 2025 (multi-power law).
+    """
 
 
 def _echo_err(msg):
