@@ -2,7 +2,7 @@
 
 A law set is data (schema: recipes/laws/SCHEMA.md). :func:`load_lawset` accepts the name of a
 shipped set (``step-law``) or a path to a YAML file (``advisor fit`` writes those). Files are
-read with ``yaml.safe_load`` and checked key by key; a malformed or hostile file raises
+read with the safe loader of ``advisor.yamlio`` and checked key by key; a malformed or hostile file raises
 :class:`~advisor.errors.AdvisorError` with one line saying what is wrong.
 """
 from __future__ import annotations
