@@ -3,15 +3,21 @@
 Subcommands live in ``advisor/commands/<name>.py`` and are imported only when invoked, so
 that ``advisor recommend`` never pays for (or needs) torch, matplotlib or the fitting code.
 Every :class:`~advisor.errors.AdvisorError` becomes one line on stderr and exit code 2.
+
+Exit codes: 0 success; 1 a check failed (check-spectral), a sweep with failed runs, or an
+internal error; 2 bad input or environment (a usage error, a missing dependency, an
+unwritable output); 130 interrupted.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
 
 import click
 
+from advisor.deps import missing_message
 from advisor.errors import AdvisorError
 
 # name -> "module:attribute" of a click command; imported lazily.
@@ -49,18 +55,10 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
 
-_EXTRAS = {"torch": "calibrate", "mup": "calibrate", "tqdm": "calibrate",
-           "matplotlib": "plot", "ray": "ray", "cupy": "gpu"}
-
-
 def _missing_dependency_command(name: str, missing: str) -> click.Command:
-    """A stand-in for a command whose optional dependency is not installed."""
+    """A stand-in for a command whose module imports a dependency that is not installed."""
     top = missing.split(".")[0]
-    extra = _EXTRAS.get(top)
-    how = (f"pip install 'hp-advisor[{extra}]'" if extra else f"pip install {top}")
-    if top == "mup":
-        how = "pip install --no-deps mup==1.0.0"
-    message = f"`advisor {name}` needs {top}, which is not installed: {how}"
+    message = missing_message(name, top)
 
     def callback(**_):
         raise AdvisorError(message)
@@ -77,10 +75,28 @@ def cli():
     """Hyperparameters for training language models, with the evidence behind every number."""
 
 
+# OS errors that say something about the user's files or machine, not about our code.
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
+                       errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG,
+                       errno.EMFILE, errno.ENFILE, errno.ELOOP}
+
+
+def exit_code(returned) -> int:
+    """The process exit code for what ``cli.main(..., standalone_mode=False)`` returned.
+
+    In that mode click *returns* the code of a ``click.exceptions.Exit`` (and ``ctx.exit``)
+    instead of raising it, and otherwise returns the command's own return value: an int is
+    an exit code, anything else (None) is success.
+    """
+    if isinstance(returned, bool) or not isinstance(returned, int):
+        return 0
+    return returned
+
+
 def main(argv=None):
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="advisor", standalone_mode=False)
+        returned = cli.main(args=argv, prog_name="advisor", standalone_mode=False)
     except AdvisorError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -95,13 +111,24 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS or os.environ.get("ADVISOR_DEBUG"):
+            raise_internal(exc)
+        where = f" {exc.filename}" if exc.filename else ""
+        click.echo(f"error: cannot access{where}: {exc.strerror}", err=True)
+        sys.exit(2)
     except Exception as exc:  # a bug: one line, unless asked for the traceback
-        if os.environ.get("ADVISOR_DEBUG"):
-            raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} "
-                   "(set ADVISOR_DEBUG=1 for the traceback)", err=True)
-        sys.exit(1)
-    sys.exit(0)
+        raise_internal(exc)
+    sys.exit(exit_code(returned))
+
+
+def raise_internal(exc: BaseException):
+    """A bug: one line and exit 1, or the traceback when ADVISOR_DEBUG is set."""
+    if os.environ.get("ADVISOR_DEBUG"):
+        raise exc
+    click.echo(f"internal error: {type(exc).__name__}: {exc} "
+               "(set ADVISOR_DEBUG=1 for the traceback)", err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Mapping
 
 import yaml
@@ -206,19 +205,34 @@ def shipped_names() -> list[str]:
     return sorted(p.name[:-5] for p in shipped_dir().iterdir() if p.name.endswith(".yaml"))
 
 
+def is_path_like(s: str) -> bool:
+    """True when ``s`` names a file: it has a folder separator or a .yaml/.yml suffix."""
+    seps = [os.sep] + ([os.altsep] if os.altsep else [])
+    return s.lower().endswith((".yaml", ".yml")) or any(c in s for c in seps)
+
+
 def load_lawset(name_or_path) -> LawSet:
-    """A shipped law set by name (``step-law``) or a law-set YAML file by path."""
+    """A shipped law set by name (``step-law``) or a law-set YAML file by path.
+
+    A path is a path only if it has a folder separator or a .yaml/.yml suffix; anything else
+    is a shipped name, whatever the working directory holds (a folder named ``porian`` in the
+    current directory does not hide the shipped ``porian``).
+    """
     s = str(name_or_path)
-    looks_like_path = s.endswith((".yaml", ".yml")) or os.sep in s or Path(s).exists()
-    if looks_like_path:
-        data = read_yaml_file(s, "law set")
-        return LawSet.from_dict(data, path=s)
+    if is_path_like(s):
+        return load_lawset_file(s)
     names = shipped_names()
     if s not in names:
-        raise AdvisorError(f"unknown law set {s!r}; shipped sets: {', '.join(names)} "
-                           "(or give a path to a .yaml file)")
+        hint = (f"; to read the file {s}, write ./{s}" if os.path.isfile(s) else
+                " (or give a path to a .yaml file)")
+        raise AdvisorError(f"unknown law set {s!r}; shipped sets: {', '.join(names)}{hint}")
     text = (shipped_dir() / f"{s}.yaml").read_text(encoding="utf-8")
     return LawSet.from_dict(parse_yaml_text(text, f"shipped law set {s}"), path=f"{s}.yaml")
+
+
+def load_lawset_file(path) -> LawSet:
+    """A law-set YAML file by path (never a shipped name): for options that take a file."""
+    return LawSet.from_dict(read_yaml_file(path, "law set"), path=str(path))
 
 
 def load_shipped() -> list[LawSet]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import AdvisorError
-from advisor.lawset import LawSet, load_lawset, load_shipped
+from advisor.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.lr_schedule import Schedule
 from advisor.shapes import Shape, load_family, shape_for_params
 
@@ -209,13 +209,13 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
         schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
             the schedule block comes from ``advisor.schedule.recommend_schedule``.
     """
-    from advisor.numbers import parse_count
+    from advisor.numbers import parse_count, parse_seq_len
     params = parse_count(params, "params", minimum=1e6, maximum=1e14)
-    seq_len = int(parse_count(seq_len, "seq-len", minimum=1, maximum=1e7))
+    seq_len = parse_seq_len(seq_len)
     base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
     fam = load_family(family)
     shape = shape_for_params(fam, params)
-    primary = load_lawset(laws_file if laws_file is not None else law)
+    primary = load_lawset(law) if laws_file is None else load_lawset_file(laws_file)
     for q in ("learning_rate", "batch_size"):
         if not primary.has(q):
             raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "

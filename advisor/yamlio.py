@@ -1,5 +1,7 @@
 """Reading and writing the project's YAML files (law sets, families, plans, schedule laws).
 
+Writing goes through :func:`advisor.outputs.atomic_write_text` (re-exported here).
+
 One loader for all of them: ``yaml.SafeLoader`` (no object construction, so hostile tags are
 refused) that also reads ``1e-3`` and ``7.0e7`` as floats. PyYAML follows YAML 1.1, where a
 float needs a dot and a signed exponent, so ``lr: 1e-3`` would otherwise be the *string*
@@ -7,14 +9,13 @@ float needs a dot and a signed exponent, so ``lr: 1e-3`` would otherwise be the 
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from advisor.errors import AdvisorError
+from advisor.outputs import atomic_write_text  # noqa: F401  (the one writer; re-exported)
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -47,23 +48,7 @@ def read_yaml_file(path, what: str = "file"):
         raise AdvisorError(f"{what} not found: {path}")
     if p.stat().st_size > MAX_FILE_BYTES:
         raise AdvisorError(f"{what} {path} is larger than 1 MiB; refusing to read it")
-    return parse_yaml_text(p.read_text(encoding="utf-8", errors="replace"), f"{what} {path}")
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    data = parse_yaml_text(p.read_text(encoding="utf-8", errors="replace"), f"{what} {path}")
+    if data is None:  # an empty file, or only comments
+        raise AdvisorError(f"{what} {path} is empty")
+    return data

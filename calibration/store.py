@@ -125,6 +125,12 @@ class ResultsStore:
         """Open an existing store; AdvisorError if it is missing or not a valid store."""
         d = Path(directory)
         path = d / DB_NAME
+        if path.is_dir():
+            raise AdvisorError(f"{path} is a directory, not a results store file; move it "
+                               f"aside (a results store is the file {DB_NAME} in {d})")
+        if d.is_file():
+            raise AdvisorError(f"{d} is a file; give the sweep directory that holds "
+                               f"{DB_NAME}" + (f" ({d.parent})" if d.name == DB_NAME else ""))
         if not path.is_file():
             raise AdvisorError(f"no results store in {d} (expected {path})")
         try:

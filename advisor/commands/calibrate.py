@@ -29,15 +29,26 @@ def calibrate(plan, out_dir, executor, address, device, workers, threads, progre
 
     Finished runs are never re-run or overwritten: kill it at any time and run the same
     command again to resume.
+
+    Exit status: 0 when every run finished or diverged (a diverged run is a result); 1 when
+    any run failed (`advisor results DIR` shows why; the same command retries them); 2 on
+    bad input or environment (plan, data, output folder, torch or mup not installed), found
+    before anything is trained; 130 when interrupted.
     """
-    from calibration.plan import load_plan
-    from calibration.sweep import check_inputs, run_sweep
+    from advisor.deps import require
+    from advisor.outputs import check_output_dir
 
     if workers is not None and workers < 1:
         raise AdvisorError(f"--workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise AdvisorError(f"--threads must be >= 1, got {threads}")
+    require("calibrate", "torch", "mup", *(["ray"] if executor == "ray" else []))
+    check_output_dir(out_dir, "sweep folder")
+
+    from calibration.plan import load_plan
+    from calibration.sweep import check_inputs, run_sweep
+
     if threads is not None:
-        if threads < 1:
-            raise AdvisorError(f"--threads must be >= 1, got {threads}")
         import torch
         torch.set_num_threads(threads)
     p = load_plan(plan)

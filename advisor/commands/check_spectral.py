@@ -8,7 +8,6 @@ layer and statistic, the slope of log(statistic) against log(width) (see
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -58,8 +57,12 @@ VARIANTS = {
 @click.option("--all-rows", is_flag=True, help="print passing rows too (table format).")
 def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds, lr, tol, fmt,
                    all_rows):
-    """Check that activations, updates and top singular values do not change with width."""
-    from calibration.spectral.invariance import family_factory, load_factory, run_check
+    """Check that activations, updates and top singular values do not change with width.
+
+    Exit status: 0 when every layer passes, 1 when any fails, 2 on bad input or a missing
+    dependency (torch; mup for --family).
+    """
+    from advisor.deps import require
 
     widths = _parse_widths(widths)
     if steps < 1 or seeds < 1 or depth < 1 or heads < 1:
@@ -68,6 +71,9 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
         raise AdvisorError("--tol and --lr must be positive")
     if factory and family:
         raise AdvisorError("give --factory or --family, not both")
+    require("check-spectral", "torch", *([] if factory else ["mup"]))
+    from calibration.spectral.invariance import family_factory, load_factory, run_check
+
     if factory:
         fn = load_factory(factory)
         label = factory
@@ -84,4 +90,5 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:
         click.echo(result.table(only_failures=not all_rows and not result.passed))
-    sys.exit(0 if result.passed else 1)
+    if not result.passed:
+        raise click.exceptions.Exit(1)

@@ -6,7 +6,7 @@ import json
 import click
 
 from advisor.lawset import load_lawset
-from advisor.numbers import parse_count
+from advisor.numbers import SEQ_LEN_UNITS, parse_count, parse_seq_len
 from advisor.recommendation import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
                                     compute_optimal_tokens, law_table)
 from advisor.shapes import load_family, shape_for_params
@@ -21,7 +21,8 @@ def _fmt(x, spec):
 @click.option("--params", required=True, metavar="N", help="Total parameters, e.g. 7e9.")
 @click.option("--tokens", default=None, metavar="D",
               help="Training tokens (default: compute-optimal, as `recommend`).")
-@click.option("--seq-len", default=str(DEFAULT_SEQ_LEN), show_default=True)
+@click.option("--seq-len", default=str(DEFAULT_SEQ_LEN), show_default=True,
+              help=f"Tokens per sequence; {SEQ_LEN_UNITS}.")
 @click.option("--family", default=DEFAULT_FAMILY, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
@@ -32,7 +33,7 @@ def compare(params, tokens, seq_len, family, fmt):
     decay by AdamW timescale (Power Lines) uses the default law's LR and batch.
     """
     params = parse_count(params, "params", minimum=1e6, maximum=1e14)
-    seq_len = int(parse_count(seq_len, "seq-len", minimum=1, maximum=1e7))
+    seq_len = parse_seq_len(seq_len)
     shape = shape_for_params(load_family(family), params)
     loss_ls = load_lawset(DEFAULT_LOSS_LAW)
     D = (compute_optimal_tokens(float(shape.params_total), loss_ls) if tokens is None

@@ -12,6 +12,8 @@ import json
 
 import click
 
+from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
+
 
 @click.command("evaluate")
 @click.option("--grid", "grid", required=True, help="results store or Step Law-layout CSV")
@@ -25,8 +27,9 @@ import click
 @click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
               help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
                    "parameterization=mup")
-@click.option("--seq-len", default=2048, show_default=True,
-              help="tokens per sequence, to read a bs column given in sequences")
+@click.option("--seq-len", default="2048", show_default=True,
+              help=f"tokens per sequence, to read a bs column given in sequences; "
+                   f"{SEQ_LEN_UNITS}")
 @click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
               help="variables of the batch law refitted by --cross-validate")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -38,6 +41,7 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, fm
     from advisor.fit.gaps import lawset_gaps, summarize
     from advisor.runs import load_runs
 
+    seq_len = parse_seq_len(seq_len)
     if cross and law:
         raise AdvisorError("give either --law (score a law set) or --cross-validate (score our "
                            "own fit on held-out cells), not both")

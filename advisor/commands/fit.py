@@ -7,6 +7,8 @@ import time
 
 import click
 
+from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
+
 
 @click.command("fit")
 @click.argument("results")
@@ -21,8 +23,9 @@ import click
 @click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
               help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
                    "parameterization=mup")
-@click.option("--seq-len", default=2048, show_default=True,
-              help="tokens per sequence, to read a bs column given in sequences")
+@click.option("--seq-len", default="2048", show_default=True,
+              help=f"tokens per sequence, to read a bs column given in sequences; "
+                   f"{SEQ_LEN_UNITS}")
 @click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
               help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
 @click.option("--cv/--no-cv", default=False, show_default=True,
@@ -43,11 +46,14 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     """
     from advisor.errors import AdvisorError
     from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
-    from advisor.lawset import dump_lawset, load_lawset
+    from advisor.lawset import dump_lawset, load_lawset_file
+    from advisor.outputs import check_output_file
     from advisor.runs import load_runs
 
     if n_bootstrap < 0:
         raise AdvisorError("--bootstrap must be 0 or more")
+    seq_len = parse_seq_len(seq_len)
+    check_output_file(out, "law set")         # before the fit, not after it
     t0 = time.perf_counter()
     table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select)
     click.echo(table.summary(), err=True)
@@ -68,7 +74,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
                     lr_convention=lr_convention)
     dump_lawset(d, out)
-    load_lawset(out)  # what we wrote must load as any law set does
+    load_lawset_file(out)  # what we wrote must load as any law set does
     elapsed = time.perf_counter() - t0
     _print_summary(result, d, out, elapsed)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
+
 
 @click.command("plot")
 @click.argument("results")
@@ -29,14 +31,19 @@ import click
 @click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
               help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
                    "parameterization=mup")
-@click.option("--seq-len", default=2048, show_default=True)
+@click.option("--seq-len", default="2048", show_default=True,
+              help=f"tokens per sequence, to read a bs column given in sequences; "
+                   f"{SEQ_LEN_UNITS}")
 def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     """Draw the sweep, its per-cell optima and the fitted laws as PNG files in OUT."""
-    try:
-        import matplotlib
-    except ImportError:
-        from advisor.errors import AdvisorError
-        raise AdvisorError("advisor plot needs matplotlib: pip install 'hp-advisor[plot]'")
+    from advisor.deps import require
+    from advisor.outputs import check_output_dir
+
+    require("plot", "matplotlib")
+    seq_len = parse_seq_len(seq_len)
+    check_output_dir(out, "plot folder")
+    outdir = Path(out)
+    import matplotlib
     matplotlib.use("Agg")
     from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
     from advisor.fit.optima import all_optima
@@ -53,14 +60,23 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
         ours = LawSet.from_dict(lawset_dict(fit, name=default_name(results)))
         optima = fit.optima
     other = None if compare in ("none", "", None) else load_lawset(compare)
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
     paths = [_loss_vs_lr(table, optima, ours, outdir / "loss_vs_lr.png"),
              _laws(table, optima, ours, other, outdir / "laws.png")]
     if ours.has("loss"):
         paths.append(_loss_law(optima, ours, outdir / "loss_law.png"))
     for p in paths:
         click.echo(f"wrote {p}")
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+    from advisor.outputs import atomic_output
+
+    try:
+        with atomic_output(path, "plot") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _predict(ls, q, N, D):
@@ -114,8 +130,7 @@ def _loss_vs_lr(table, optima, ours, path):
     fig.suptitle("loss vs peak LR (black: cell optimum and 95% interval; red dashed: law; "
                  "x: diverged)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -158,8 +173,7 @@ def _laws(table, optima, ours, other, path):
                      + (f", dotted = {other.name}" if other is not None else ""), fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -184,6 +198,5 @@ def _loss_law(optima, ours, path):
                  f"{law['B']:.3g}/D^{law['beta']:.3f}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path

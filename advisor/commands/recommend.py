@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from advisor.export import FORMATS, export
+from advisor.numbers import SEQ_LEN_UNITS
 from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_LAW,
                                     DEFAULT_SEQ_LEN, recommend as _recommend)
 
@@ -16,7 +17,7 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
               help="Training tokens (default: compute-optimal for --params under Epoch AI's "
                    "Chinchilla refit, about 20 per parameter).")
 @click.option("--seq-len", default=str(DEFAULT_SEQ_LEN), show_default=True,
-              help="Tokens per sequence; sets the batch in sequences.")
+              help=f"Tokens per sequence; sets the batch in sequences; {SEQ_LEN_UNITS}.")
 @click.option("--law", default=DEFAULT_LAW, show_default=True,
               help="Shipped law set for LR and batch size (see `advisor laws`).")
 @click.option("--laws", "laws_file", type=click.Path(dir_okay=False), default=None,
@@ -40,12 +41,15 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
 
         advisor recommend --params 7e9 --format json
     """
+    from advisor.outputs import atomic_write_text, check_output_file
+
+    if output:
+        check_output_file(output, "config")
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law)
     text = export(rec, fmt)
     if output:
-        from advisor.yamlio import atomic_write_text
-        atomic_write_text(output, text)
+        atomic_write_text(output, text, "config")
         click.echo(f"wrote {fmt} config to {output}", err=True)
     else:
         click.echo(text, nl=False)

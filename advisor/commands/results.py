@@ -31,8 +31,16 @@ def _loss(x) -> str:
               help="Write a PNG of held-out loss against LR per width.")
 def results(directory, fmt, csv_path, status, plot_path):
     """Summarise the results store in DIR."""
-    from calibration.store import STEPLAW_COLUMNS, ResultsStore, write_steplaw_csv
-    from calibration.summary import best_by_width, best_lr_table, optimum_shift, plot_lr_sweeps
+    from advisor.outputs import atomic_output, atomic_write_text, check_output_file
+    from calibration.store import ResultsStore
+    from calibration.summary import best_by_width, best_lr_table, optimum_shift
+
+    if plot_path:
+        from advisor.deps import require
+        require("results --plot", "matplotlib")
+        check_output_file(plot_path, "plot")
+    if csv_path:
+        check_output_file(csv_path, "CSV file")
 
     with ResultsStore.open(directory) as store:
         runs = store.runs(status=status)
@@ -41,9 +49,12 @@ def results(directory, fmt, csv_path, status, plot_path):
     best = best_lr_table(all_runs)
     shifts = optimum_shift(best)
     if csv_path:
-        write_steplaw_csv(steplaw, csv_path)
+        atomic_write_text(csv_path, _steplaw_csv(steplaw), "CSV file")
     if plot_path:
-        plot_lr_sweeps(all_runs, plot_path, title=str(directory))
+        from calibration.summary import plot_lr_sweeps
+        from pathlib import Path
+        with atomic_output(plot_path, "plot", suffix=Path(plot_path).suffix or ".png") as tmp:
+            plot_lr_sweeps(all_runs, tmp, title=str(directory))
     if fmt == "json":
         click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": best,
                                       "optimum_shift": shifts,
@@ -52,12 +63,7 @@ def results(directory, fmt, csv_path, status, plot_path):
                               indent=2))
         return
     if fmt == "csv":
-        import csv
-        w = csv.DictWriter(sys.stdout, fieldnames=STEPLAW_COLUMNS)
-        w.writeheader()
-        for r in steplaw:
-            w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
-                        for k in STEPLAW_COLUMNS})
+        sys.stdout.write(_steplaw_csv(steplaw))
         return
     click.echo(f"{len(runs)} runs in {directory}")
     hdr = (f"{'run_id':<16} {'param':<5} {'width':>5} {'depth':>5} {'lr':>8} {'wd':>6} "
@@ -91,6 +97,22 @@ def results(directory, fmt, csv_path, status, plot_path):
     for s in shifts:
         click.echo(f"{s['parameterization']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
                    f"from width {s['smallest_width']} to {s['largest_width']}")
+
+
+def _steplaw_csv(rows) -> str:
+    """The rows as CSV text in Step Law's column layout (NaN as an empty field)."""
+    import csv
+    import io
+
+    from calibration.store import STEPLAW_COLUMNS
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=STEPLAW_COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
+                    for k in STEPLAW_COLUMNS})
+    return buf.getvalue()
 
 
 def _clean(o):

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shlex
 import sys
-from pathlib import Path
 
 import click
 
@@ -22,6 +22,37 @@ def schedule():
 
 def _echo_err(msg):
     click.echo(msg, err=True)
+
+
+# Cost of one loss prediction over T steps: both laws hold a few float64 arrays of length T
+# (per-step LRs, cumulative sums). Measured peak 56-132 bytes/step (tracemalloc; tissue and
+# multipower, WSD and cosine, T = 1e6 and 4e6) and 0.1-0.55 us/step on a 2-core CPU; the
+# constants below are those figures rounded up.
+BYTES_PER_STEP = 160
+SECONDS_PER_STEP = 1e-6
+#: final-loss evaluations of `schedule optimize`: the candidate grid, warmups, branch points
+OPTIMIZE_EVALUATIONS = 130
+
+
+def _check_cost(steps: int, evaluations: int, what: str) -> None:
+    """Refuse, before starting, a --steps whose arrays cannot fit in memory; warn when the
+    computation will take long."""
+    from advisor.membudget import check_memory
+
+    check_memory(f"{what} over {steps} steps", BYTES_PER_STEP * steps,
+                 hint="predict a shorter run (the laws' extrapolation in length is weak "
+                      "far beyond the fitted curves anyway)")
+    seconds = SECONDS_PER_STEP * steps * evaluations
+    if seconds > 30:
+        _echo_err(f"note: {what} over {steps} steps will take about {seconds / 60:.0f} min")
+
+
+def _require_plot(command: str, path) -> None:
+    from advisor.deps import require
+    from advisor.outputs import check_output_file
+
+    require(command, "matplotlib")
+    check_output_file(path, "plot")
 
 
 @schedule.command("fit")
@@ -48,7 +79,11 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
     from advisor.schedule.fitting import FitOptions, curve_errors
     from advisor.schedule.lawfile import build_document, dump_schedule_law
     from advisor.schedule.select import CANDIDATES, select_and_fit
+    from advisor.outputs import check_output_file
 
+    check_output_file(out, "schedule law")
+    if plot_path:
+        _require_plot("schedule fit --plot", plot_path)
     curves = load_curves(source, run_ids=run_ids, loss=loss_col) + [load_csv(p) for p in extra]
     peaks = sorted({round(c.peak_lr, 12) for c in curves})
     if peaks[-1] > peaks[0] * 1.001:
@@ -99,6 +134,7 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
     """The predicted loss curve of a schedule (CSV of step, lr, predicted_loss)."""
     from advisor.lr_schedule import parse_schedule
     from advisor.schedule.lawfile import load_schedule_law
+    from advisor.outputs import atomic_write_text, check_output_file
     from advisor.schedule.optimize import predict_schedule
 
     parse_schedule(spec)                       # bad spec: error before anything else
@@ -106,7 +142,11 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
         raise AdvisorError(f"--steps must be at least 10, got {steps}")
     if points < 2:
         raise AdvisorError("--points must be at least 2")
+    check_output_file(csv_path, "CSV file")
+    if not no_plot:
+        _require_plot("schedule predict", plot_path)
     law = load_schedule_law(law_path)
+    _check_cost(steps, 1, "the prediction")
     st, loss, lr = predict_schedule(law, spec, steps, peak_lr, n_points=points)
     if peak_lr is not None and abs(peak_lr / law.lr_scale - 1) > 1e-6:
         _echo_err(f"note: peak LR {peak_lr:g} differs from the fit's {law.lr_scale:g}; the "
@@ -114,12 +154,12 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
     if steps > 1.5 * law.total_steps_fitted:
         _echo_err(f"note: {steps} steps is {steps / law.total_steps_fitted:.1f}x the longest "
                   f"fitted curve: the prediction extrapolates in length")
-    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["step", "lr", "predicted_loss"])
-        for row in zip(st.tolist(), lr.tolist(), loss.tolist()):
-            w.writerow([row[0], f"{row[1]:.6g}", f"{row[2]:.6f}"])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["step", "lr", "predicted_loss"])
+    for row in zip(st.tolist(), lr.tolist(), loss.tolist()):
+        w.writerow([row[0], f"{row[1]:.6g}", f"{row[2]:.6f}"])
+    atomic_write_text(csv_path, buf.getvalue(), "CSV file")
     click.echo(f"{spec}, {steps} steps, peak LR {peak_lr or law.lr_scale:g}: predicted final "
                f"loss {loss[-1]:.4f} ({law.law} law)")
     click.echo(f"wrote {csv_path}")
@@ -142,7 +182,18 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
     from advisor.schedule.lawfile import load_schedule_law
     from advisor.schedule.optimize import optimize
 
+    from advisor.schedule.optimize import default_warmup
+
+    if steps < 10:
+        raise AdvisorError(f"--steps must be at least 10, got {steps}")
+    if warmup is not None and not 0 <= warmup < steps:
+        raise AdvisorError(f"--warmup must be in [0, --steps) = [0, {steps}), got {warmup}")
     law = load_schedule_law(law_path)
+    if warmup is None and default_warmup(law, steps) >= steps:
+        raise AdvisorError(f"--steps {steps} is shorter than the default warmup of "
+                           f"{default_warmup(law, steps)} steps (at least 2 / (1 - beta2) = "
+                           f"40); give --warmup below {steps}, or more --steps")
+    _check_cost(steps, OPTIMIZE_EVALUATIONS, "the schedule search")
     r = optimize(law, steps, peak_lr, warmup)
     if as_json:
         click.echo(json.dumps(r, indent=2))
@@ -185,9 +236,7 @@ def _plot_prediction(steps, loss, lr, path, title):
     ax2.set_ylabel("learning rate", color="C1")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_fit(curves, preds, path, title):
@@ -206,6 +255,16 @@ def _plot_fit(curves, preds, path, title):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _save(fig, path):
+    """Write the figure as PNG atomically (advisor.outputs rules), then close it."""
+    import matplotlib.pyplot as plt
+    from advisor.outputs import atomic_output
+
+    try:
+        with atomic_output(path, "plot") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)

@@ -1,0 +1,49 @@
+"""Optional dependencies: which command needs which module, and the exact install command.
+
+``require("calibrate", "torch", "mup")`` is called by a command before it does any work:
+a module that is missing (or fails to import) is one :class:`~advisor.errors.AdvisorError`
+line saying what to install (exit 2), never a traceback or a sweep of failed runs.
+
+mup is not in any extra: mup 1.0.0 declares torchvision, seaborn and pandas as
+dependencies although it needs none of them, and a pip extra cannot say ``--no-deps``, so
+it is installed on its own with :data:`MUP_INSTALL`.
+"""
+from __future__ import annotations
+
+import importlib
+
+from advisor.errors import AdvisorError
+
+#: top-level module -> the extra of hp-advisor that provides it
+EXTRAS = {"torch": "calibrate", "tqdm": "calibrate", "matplotlib": "plot", "ray": "ray",
+          "cupy": "gpu"}
+MUP_INSTALL = "pip install --no-deps mup==1.0.0"
+
+
+def install_hint(module: str) -> str:
+    """The exact command that installs ``module`` (a top-level module name)."""
+    top = module.split(".")[0]
+    if top == "mup":
+        return MUP_INSTALL
+    extra = EXTRAS.get(top)
+    return f"pip install 'hp-advisor[{extra}]'" if extra else f"pip install {top}"
+
+
+def missing_message(command: str, module: str) -> str:
+    top = module.split(".")[0]
+    return f"`advisor {command}` needs {top}, which is not installed: {install_hint(top)}"
+
+
+def require(command: str, *modules: str) -> None:
+    """Import each of ``modules``; AdvisorError naming the install command for the first
+    one that cannot be imported. ``command`` is the subcommand, for the message."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            missing = getattr(exc, "name", None) or name
+            if missing.split(".")[0] != name.split(".")[0]:  # installed; a dependency is not
+                raise AdvisorError(f"`advisor {command}` needs {name}, which needs "
+                                   f"{missing.split('.')[0]}, which is not installed: "
+                                   f"{install_hint(missing)}") from None
+            raise AdvisorError(missing_message(command, name)) from None
