@@ -143,7 +143,7 @@ def branch_points(law, total_steps: int, cooldown: float, shape: str, final: flo
     out = []
     for f in fractions:
         Ti = int(round(f * T))
-        if Ti <= warmup + 1:
+        if Ti <= warmup + 1 or Ti < 10:  # no cooldown to branch, or too short to predict
             continue
         spec = f"wsd:cooldown={cooldown:g},shape={shape},final={final:g},warmup={int(warmup)}"
         s = parse_schedule(spec)
