@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import AdvisorError
+from advisor.lawforms import NotApplicable
 from advisor.lawset import LawSet, load_lawset, load_shipped
 from advisor.lr_schedule import Schedule
+from advisor.plausibility import check as check_plausible
 from advisor.shapes import Shape, load_family, shape_for_params
 
 DEFAULT_LAW = "step-law"          # see README: "Why Step Law is the default"
@@ -163,18 +165,25 @@ def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
     for ls in sets:
         extra = {} if ls.has("loss") or loss is None else {"L": loss}
         row = {"law": ls.name, "title": ls.title, "params_convention": ls.conventions["params"],
-               "N": shape.params(ls.conventions["params"])}
+               "N": shape.params(ls.conventions["params"]), "not_applicable": {}}
+
+        def value(q, **kw):
+            try:
+                return _predict(ls, q, shape, D, seq_len, **kw)[0]
+            except NotApplicable as exc:
+                row["not_applicable"][q] = str(exc)
+                return None
+
         for q, key in (("learning_rate", "learning_rate"), ("batch_size", "batch_size_tokens"),
                        ("loss", "loss"), ("critical_batch_size", "critical_batch_size_tokens")):
-            row[key] = _predict(ls, q, shape, D, seq_len, **extra)[0] if ls.has(q) else None
-        if ls.has("learning_rate") and ls.conventions.get("learning_rate") == "mup_base":
+            row[key] = value(q, **extra) if ls.has(q) else None
+        if row["learning_rate"] and ls.conventions.get("learning_rate") == "mup_base":
             base = float((ls.mup or {}).get("base_width", DEFAULT_BASE_WIDTH))
             row["learning_rate"] *= base / shape.d_model  # hidden-matrix LR at this width
         if ls.has("weight_decay"):
             lr = row["learning_rate"] or lr0
             bt = row["batch_size_tokens"] or b0
-            row["weight_decay"] = _predict(ls, "weight_decay", shape, D, seq_len,
-                                           lr=lr, B_tokens=bt, **extra)[0]
+            row["weight_decay"] = value("weight_decay", lr=lr, B_tokens=bt, **extra)
         else:
             row["weight_decay"] = None
         row["out_of_range"] = [f"{q}: {note}" for q in ls.laws
@@ -183,6 +192,34 @@ def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
                                    M=shape.flops_per_token(seq_len), **_range_extra(ls, q, lr0, b0, loss))]
         rows.append(row)
     return rows
+
+
+def disagreement_warnings(rows: list[dict], chosen: str, chosen_values: dict) -> list[str]:
+    """Warnings where the laws' LR or batch (tokens) differ by more than SPREAD_WARN_FACTOR.
+
+    Only applicable (positive) values enter the spread; laws reported not applicable are
+    named separately, with their reason. The chosen law and its value are always in the
+    message, and in the spread even when it is a file rather than a shipped set.
+    """
+    out = []
+    for key, label in (("learning_rate", "peak LR"), ("batch_size_tokens", "batch (tokens)")):
+        vals = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
+        vals[chosen] = float(chosen_values[key])
+        excluded = [f"{r['law']} ({r['not_applicable'][q]})" for r in rows
+                    for q in r.get("not_applicable", {})
+                    if q == {"learning_rate": "learning_rate",
+                             "batch_size_tokens": "batch_size"}[key]]
+        if len(vals) >= 2:
+            lo, hi = min(vals.values()), max(vals.values())
+            if hi / lo > SPREAD_WARN_FACTOR:
+                spread = ", ".join(f"{n} {v:.3g}" for n, v in sorted(vals.items()))
+                msg = (f"laws disagree on the {label} by {hi / lo:.1f}x: {spread}; this "
+                       f"recommendation uses {chosen} ({vals[chosen]:.3g}) (see advisor "
+                       "compare)")
+                if excluded:
+                    msg += "; left out: " + "; ".join(excluded)
+                out.append(msg)
+    return out
 
 
 def _range_extra(ls, q, lr, b, loss):
@@ -232,6 +269,7 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
     else:
         D = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
         tokens_source = "given (--tokens)"
+    warnings.extend(check_plausible({"tokens_per_param": D / shape.params_total}))
 
     # --- loss
     loss_N = shape.params(loss_set.conventions["params"])
@@ -273,11 +311,6 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
               f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
               else "independent of the LR: each step multiplies weights by (1 - lambda)"))
 
-    if not 1e-4 <= wd <= 1.0:
-        warnings.append(f"weight decay {wd:.3g} is outside anything used in practice "
-                        "(0.01-0.3 with coupled AdamW): the law is far outside its range here "
-                        f"(tokens per parameter {D / shape.params_total:.3g}); do not use it "
-                        "as is")
 
     # --- optimizer
     beta2 = adam_beta2(b_tokens)
@@ -302,6 +335,10 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
     warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
                    "about N tokens of warmup (Porian et al. 2024), and at least 2/(1-beta2) "
                    "steps (Ma and Yarats 2021)", note=warm_note)
+    warnings.extend(check_plausible({
+        "learning_rate": lr, "weight_decay": wd,
+        "decay_per_step": lr * wd if coupled else wd, "batch_size_tokens": b_tokens,
+        "total_steps": total}))
     total_steps = Value(total, "optimizer steps",
                         f"ceil(tokens / batch) = ceil({D:.4g} / {b_tokens})")
 
@@ -319,14 +356,8 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                                     M=shape.flops_per_token(seq_len), **extra):
             warnings.append(f"{ls.name} {q}: target outside the fitted range: {note}")
     rows = law_table(shape, D, seq_len, loss=loss_value)
-    for key, label in (("learning_rate", "peak LR"), ("batch_size_tokens", "batch (tokens)")):
-        vals = [(r["law"], r[key]) for r in rows if r[key]]
-        if len(vals) >= 2:
-            lo, hi = min(v for _, v in vals), max(v for _, v in vals)
-            if hi / lo > SPREAD_WARN_FACTOR:
-                spread = ", ".join(f"{n} {v:.3g}" for n, v in vals)
-                warnings.append(f"shipped laws disagree on the {label} by {hi / lo:.1f}x: "
-                                f"{spread} (see advisor compare)")
+    warnings.extend(disagreement_warnings(rows, primary.name, {"learning_rate": lr,
+                                                               "batch_size_tokens": b_tokens}))
 
     law_info = {"name": primary.name, "title": primary.title, "citation": _citation(primary),
                 "url": primary.source.get("url"), "file": primary.path,

@@ -140,9 +140,11 @@ def test_shapes_cover_small_and_huge_targets():
         shape_for_params(fam, 1e6)
 
 
-def test_an_absurd_token_budget_is_flagged_not_silently_answered():
-    rec = recommend(params=7e9, tokens=1e3)
-    assert any("do not use it as is" in w for w in rec.warnings)
+def test_an_absurd_token_budget_is_refused_not_silently_answered():
+    with pytest.raises(AdvisorError, match="tokens_per_param"):
+        recommend(params=7e9, tokens=1e3)
+    rec = recommend(params=7e9, tokens=1e9)          # unusual but possible: a warning
+    assert any("tokens_per_param" in w and "unusually low" in w for w in rec.warnings)
 
 
 def test_a_fitted_schedule_law_chooses_the_schedule_block_and_says_so(tmp_path, external_data):

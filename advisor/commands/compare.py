@@ -49,8 +49,12 @@ def compare(params, tokens, seq_len, family, fmt):
                f"{'batch seq':>9} {'wd':>7} {'loss':>6} {'B_crit tok':>10}  outside fitted range")
     for r in rows:
         bseq = None if r["batch_size_tokens"] is None else r["batch_size_tokens"] / seq_len
-        rng = "; ".join(r["out_of_range"]) if r["out_of_range"] else ""
-        click.echo(f"{r['law']:<17} {r['N']:>9.3g} {_fmt(r['learning_rate'], '9.3g')} "
+        notes = list(r["out_of_range"]) + [f"{q} {why}" for q, why in
+                                           r.get("not_applicable", {}).items()]
+        rng = "; ".join(notes)
+        lr_cell = ("n/a".rjust(9) if "learning_rate" in r.get("not_applicable", {})
+                   else _fmt(r['learning_rate'], '9.3g'))
+        click.echo(f"{r['law']:<17} {r['N']:>9.3g} {lr_cell} "
                    f"{_fmt(r['batch_size_tokens'], '10.3g')} {_fmt(bseq, '9.0f')} "
                    f"{_fmt(r['weight_decay'], '7.3g')} {_fmt(r['loss'], '6.3f')} "
                    f"{_fmt(r['critical_batch_size_tokens'], '10.3g')}  {rng}")
