@@ -66,6 +66,7 @@ class Recommendation:
     predicted_loss: Value
     law: dict
     warnings: list = field(default_factory=list)
+    published_nearest: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = {}
@@ -222,6 +223,24 @@ def disagreement_warnings(rows: list[dict], chosen: str, chosen_values: dict) ->
     return out
 
 
+def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: float,
+                   k_published: int = 3, k_tuned: int = 2) -> list[dict]:
+    """What practice used near the target: the nearest published runs and tuned optima.
+
+    Each row carries the entry's values and source (recipes/published/configs.yaml) and
+    ``lr_ratio`` / ``batch_ratio``: this recommendation divided by the entry's value.
+    """
+    from advisor.published import nearest
+    rows = []
+    for kind, k in (("published", k_published), ("tuned_optimum", k_tuned)):
+        for e in nearest(params_total, tokens, k=k, kind=kind):
+            d = e.to_dict()
+            d["lr_ratio"] = _sig(lr / e.peak_lr)
+            d["batch_ratio"] = None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)
+            rows.append(d)
+    return rows
+
+
 def _range_extra(ls, q, lr, b, loss):
     extra = {"lr": lr, "B_tokens": b} if q == "weight_decay" else {}
     if not ls.has("loss") and loss is not None:
@@ -370,7 +389,9 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
     target = {"params_total": params, "tokens": {"value": D, "unit": "training tokens",
                                                  "source": tokens_source},
               "tokens_per_param": D / shape.params_total, "seq_len": seq_len}
+    nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens)
     return Recommendation(
+        published_nearest=nearest_rows,
         target=target, model=model,
         learning_rate=Value(_sig(lr), "peak LR (AdamW)",
                             f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "

@@ -108,3 +108,58 @@ def test_every_output_value_has_a_range():
         ulo, uhi = r.usual
         assert lo is None or ulo is None or lo <= ulo
         assert hi is None or uhi is None or uhi <= hi
+
+
+# --------------------------------------------------------------- published configurations
+from advisor.published import load_published, nearest, parse_published, shape_from_spec  # noqa: E402
+
+
+def test_published_configs_load_with_sources_and_exact_counts():
+    entries = load_published()
+    assert len([e for e in entries if e.kind == "published"]) >= 23
+    assert len([e for e in entries if e.kind == "tuned_optimum"]) >= 10
+    for e in entries:
+        assert e.source["citation"] and e.source["place"] and e.checked in ("config", "memory")
+    by_id = {e.id: e for e in entries}
+    # LLaMA 2 7B: 6.74e9 parameters (model card); 70B with GQA: 6.9e10
+    assert by_id["llama2-7b"].shape.params_total == pytest.approx(6.74e9, rel=0.005)
+    assert by_id["llama2-70b"].shape.params_total == pytest.approx(6.9e10, rel=0.01)
+    assert by_id["llama2-7b"].eps == 1e-5 and by_id["stablelm-3b-4e1t"].eps == 1e-6
+
+
+def test_published_configs_lie_inside_the_usual_ranges():
+    for e in load_published():
+        vals = {"learning_rate": e.peak_lr, "tokens_per_param": e.tokens / e.shape.params_total}
+        if e.batch_tokens:
+            vals["batch_size_tokens"] = e.batch_tokens
+        if e.weight_decay:
+            vals["weight_decay"] = e.weight_decay
+            vals["decay_per_step"] = e.weight_decay * e.peak_lr
+        assert check(vals) == [], e.id
+
+
+def test_nearest_published_configs_are_in_the_recommendation():
+    rec = recommend(params=7e9, tokens=2e12).to_dict()
+    rows = rec["published_nearest"]
+    assert {"published", "tuned_optimum"} == {r["kind"] for r in rows}
+    ids = [r["id"] for r in rows if r["kind"] == "published"]
+    assert {"llama2-7b", "olmo-7b", "deepseek-llm-7b"} & set(ids)
+    r = rows[0]
+    assert r["lr_ratio"] == pytest.approx(rec["learning_rate"]["value"] / r["peak_lr"], rel=0.01)
+
+
+def test_compare_lists_published_rows():
+    r = advisor("compare", "--params", "1.3e9")
+    assert r.returncode == 0 and "pythia-1.4b" in r.stdout and "tuned_optimum" in r.stdout
+
+
+def test_a_bad_published_entry_is_one_clear_error():
+    with pytest.raises(AdvisorError, match="peak_lr"):
+        parse_published({"schema": "hp-advisor/published/v1", "entries": [{
+            "id": "x", "kind": "published", "checked": "memory", "tokens": 1e9, "seq_len": 2048,
+            "peak_lr": -1, "source": {"citation": "c", "place": "p"},
+            "shape": {"d_model": 64, "n_layers": 2, "n_heads": 2, "ffn_hidden": 128,
+                      "vocab": 100}}]})
+    with pytest.raises(AdvisorError, match="divisible"):
+        shape_from_spec({"d_model": 100, "n_layers": 2, "n_heads": 3, "ffn_hidden": 8,
+                         "vocab": 10})
