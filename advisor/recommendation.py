@@ -20,7 +20,7 @@ from advisor.lr_schedule import Schedule
 from advisor.plausibility import check as check_plausible
 from advisor.shapes import Shape, load_family, shape_for_params
 
-DEFAULT_LAW = "step-law"          # see README: "Why Step Law is the default"
+DEFAULT_LAW = "evidence-fit"      # the best-ranked law set on independent evidence (docs/trust.md)
 DEFAULT_LOSS_LAW = "epoch-chinchilla"
 DEFAULT_WD_LAW = "power-lines"
 DEFAULT_FAMILY = "llama"
@@ -67,6 +67,8 @@ class Recommendation:
     law: dict
     warnings: list = field(default_factory=list)
     published_nearest: list = field(default_factory=list)
+    uncertainty: dict = field(default_factory=dict)
+    expected_excess_loss: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {}
@@ -390,8 +392,26 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                                                  "source": tokens_source},
               "tokens_per_param": D / shape.params_total, "seq_len": seq_len}
     nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens)
+    from advisor.trust import excess_loss_block, quantity_uncertainty
+    law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len), **extra_L)
+    unc = {}
+    for q, key, value in (("learning_rate", "learning_rate", lr),
+                          ("batch_size", "batch_size_tokens", b_tokens_law)):
+        others = [r[key] for r in rows if r[key] is not None and r[key] > 0]
+        unc[key] = quantity_uncertainty(primary, q, value, law_vars, others, DEFAULT_LAW)
+    lr_int = tuple(unc["learning_rate"]["interval_95"])
+    b_int = tuple(unc["batch_size_tokens"]["interval_95"])
+    if unc["learning_rate"]["width_factor"] > 6.0:
+        warnings.append(
+            f"the peak LR is uncertain by a factor of {unc['learning_rate']['width_factor']:.0f}"
+            f" (95% interval {lr_int[0]:.3g}-{lr_int[1]:.3g}): independent setups put their "
+            "optimum or choice that far apart (docs/trust.md); expected_excess_loss says what "
+            "calibrating would save")
+    excess = excess_loss_block(float(shape.params_non_embedding), D, shape,
+                               unc["learning_rate"]["sd_ln"],
+                               unc["batch_size_tokens"]["sd_ln"])
     return Recommendation(
-        published_nearest=nearest_rows,
+        published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
         learning_rate=Value(_sig(lr), "peak LR (AdamW)",
                             f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "

@@ -1,7 +1,9 @@
 """Values that must never come out, and what the recommendation says about its own trust."""
 import json
+import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,6 +13,8 @@ from advisor.errors import AdvisorError
 from advisor.lawforms import NotApplicable
 from advisor.lawset import load_lawset
 from advisor.plausibility import RANGES, check
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def advisor(*args, timeout=60):
@@ -53,8 +57,8 @@ def test_disagreement_warning_survives_a_negative_law_and_names_the_chosen_one(p
     assert r.returncode == 0, r.stderr
     warns = [w for w in json.loads(r.stdout)["warnings"] if "disagree on the peak LR" in w]
     assert warns, "the laws still differ by more than 2x without Kaplan"
-    assert "uses step-law" in warns[0]
-    assert "kaplan (not applicable" in warns[0] or params == "13e9"
+    assert "uses evidence-fit" in warns[0]
+    assert "kaplan (not applicable" in warns[0]
     spread = warns[0].split(":")[1].split(";")[0]
     assert " -" not in spread and "kaplan" not in spread   # no negative value in the spread
 
@@ -163,3 +167,77 @@ def test_a_bad_published_entry_is_one_clear_error():
     with pytest.raises(AdvisorError, match="divisible"):
         shape_from_spec({"d_model": 100, "n_layers": 2, "n_heads": 3, "ffn_hidden": 8,
                          "vocab": 10})
+
+
+# --------------------------------------------------------------- uncertainty and its cost
+from advisor import uncertainty as un  # noqa: E402
+
+
+def test_the_interval_widens_with_extrapolation_beyond_the_fitted_range():
+    inside = recommend(params=6e8, tokens=2e10, law="step-law").to_dict()["uncertainty"]
+    far = recommend(params=4e11, tokens=1.5e13, law="step-law").to_dict()["uncertainty"]
+    for key in ("learning_rate", "batch_size_tokens"):
+        assert inside[key]["components_ln"]["extrapolation"] == 0
+        assert far[key]["components_ln"]["extrapolation"] > 0.5
+        assert far[key]["width_factor"] > inside[key]["width_factor"]
+
+
+def test_interval_components_combine_as_documented():
+    u = recommend(params=7e9).to_dict()["uncertainty"]["learning_rate"]
+    c = u["components_ln"]
+    sd = math.sqrt(c["fit"] ** 2 + max(c["setup_to_setup"], c["between_laws"]) ** 2
+                   + c["extrapolation"] ** 2)
+    assert u["sd_ln"] == pytest.approx(sd, rel=1e-3)
+    lo, hi = u["interval_95"]
+    assert hi / lo == pytest.approx(math.exp(2 * 1.96 * sd), rel=0.02)
+
+
+def test_expected_excess_loss_is_stated_with_unit_source_and_cost():
+    d = recommend(params=7e9).to_dict()
+    e = d["expected_excess_loss"]
+    assert e["unit"].startswith("nats") and "curvature" in e["source"]
+    assert 0 < e["after_calibration"]["value"] < e["value"] < 0.5
+    a = e["after_calibration"]
+    p = a["proxy"]
+    flops = 10 * 6 * p["params_non_embedding"] * p["tokens"]
+    assert a["compute_flops"] == pytest.approx(flops, rel=0.01)
+    assert a["gpu_hours"] == pytest.approx(flops / (989e12 * 0.4) / 3600, rel=0.01)
+
+
+def test_sweep_error_formula_matches_a_simulation():
+    import random
+    rng = random.Random(0)
+    sd, n, s = 1.5, 5, 1.0
+    grid = [(i - (n - 1) / 2) * s for i in range(n)]
+    sims = []
+    for _ in range(20000):
+        e = rng.gauss(0, sd)
+        sims.append(min((e - g) ** 2 for g in grid))
+    assert un.mean_sq_error_after_sweep(sd, n, s) == pytest.approx(sum(sims) / len(sims),
+                                                                     rel=0.05)
+    assert un.mean_sq_error_after_sweep(0.0, n, s) == 0.0
+
+
+def test_shipped_trust_data_is_what_the_evidence_script_derives(external_data):
+    sys.path.insert(0, str(REPO / "bench"))
+    import trust_evidence
+    sys.argv = ["trust_evidence.py", "--external", str(external_data)]
+    out = trust_evidence.main()
+    from advisor.trust import load_trust
+    shipped = load_trust()
+    for law, qs in out["laws"].items():
+        for q, v in qs.items():
+            assert shipped["laws"][law][q]["setup_sd_ln"] == pytest.approx(v["setup_sd_ln"],
+                                                                          abs=1e-3)
+    assert shipped["ranking"][0]["law"] == "evidence-fit"      # the default is the best-ranked
+    fit = load_lawset("evidence-fit")
+    from advisor import evidence as ev
+    from advisor.published import load_published
+    pts = ev.published_points(load_published()) + ev.steplaw_points(
+        ev.steplaw_cells(external_data / "steplaw_dense_lr_bs_loss.csv"))
+    lnc, a, b = ev.fit_power_law(pts, "lr")
+    law = fit.laws["learning_rate"]
+    assert law["coefficient"] == pytest.approx(math.exp(lnc), rel=1e-3)
+    assert law["exponents"]["N"] == pytest.approx(a, abs=1e-3)
+    # held-out coverage of the 95% interval, as docs/trust.md reports it
+    assert out["coverage"]["learning_rate"]["evidence-fit"]["coverage"] >= 0.8
