@@ -241,3 +241,34 @@ def test_shipped_trust_data_is_what_the_evidence_script_derives(external_data):
     assert law["exponents"]["N"] == pytest.approx(a, abs=1e-3)
     # held-out coverage of the 95% interval, as docs/trust.md reports it
     assert out["coverage"]["learning_rate"]["evidence-fit"]["coverage"] >= 0.8
+
+
+# --------------------------------------------------------------- warmup, schedule, citations
+def test_warmup_is_safe_for_the_high_lrs_of_small_models():
+    # the case: a 135M model at 2T tokens got 40 warmup steps at LR 0.025
+    rec = recommend(params=135e6, tokens=2e12)
+    assert rec.warmup_steps.value >= 2000
+    assert "Wen et al. 2025" in rec.warmup_steps.source
+
+
+def test_a_short_run_at_a_high_lr_gets_a_capped_warmup_and_a_reason():
+    from advisor.recommendation import warmup_steps_for
+    assert warmup_steps_for(3e-4, 100_000, 500.0, 0.95) == (2000, None)
+    assert warmup_steps_for(3e-4, 100_000, 5000.0, 0.95)[0] == 5000    # N tokens
+    steps, note = warmup_steps_for(4e-3, 2000, 100.0, 0.95)
+    assert steps == 1000 and "shorter than the 2,000" in note and "4e-3" in note
+    steps, note = warmup_steps_for(3e-4, 2000, 100.0, 0.95)
+    assert steps == 1000 and "shorter" not in note
+
+
+def test_eps_citation_matches_the_published_configs():
+    src = recommend(params=7e9).optimizer["source"]
+    assert "LLaMA 2 used 1e-5" in src and "StableLM-3B-4E1T 1e-6" in src
+    by_id = {e.id: e for e in load_published()}
+    assert by_id["llama2-7b"].eps == 1e-5 and by_id["pythia-160m"].eps == 1e-8
+
+
+def test_the_schedule_block_says_the_lr_law_was_measured_under_another_schedule():
+    s = recommend(params=7e9, law="step-law").schedule
+    assert "1e-5" in s["law_schedule"]["measured_under"]
+    assert "none" in s["law_schedule"]["conversion"]
