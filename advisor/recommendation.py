@@ -258,6 +258,30 @@ def warmup_steps_for(lr: float, total_steps: int, n_tokens_steps: float,
     return cap, note
 
 
+def _target_shape(params, family: str, model_spec):
+    """(shape, requested total parameters, where the shape came from)."""
+    from advisor.numbers import parse_count
+    if model_spec is not None:
+        from advisor.published import shape_from_spec
+        shape = shape_from_spec(model_spec, "model")
+        if params is None:
+            return shape, float(shape.params_total), "given architecture (exact counts)"
+        params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+        if abs(shape.params_total / params - 1) > 0.1:
+            raise AdvisorError(f"--params {params:.4g} and the given architecture "
+                               f"({shape.params_total:.4g} parameters) differ by more than "
+                               "10%; give one of them")
+        return shape, params, "given architecture (exact counts)"
+    if params is None:
+        raise AdvisorError("give --params, or the architecture (--hf-config, or --d-model, "
+                           "--n-layers and --n-heads)")
+    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+    fam = load_family(family)
+    return shape_for_params(fam, params), params, (
+        f"derived from the {fam.name} family for the requested count: "
+        f"{fam.heads_multiple}-multiple heads, depth rule {fam.layer_rule!r}")
+
+
 def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: float,
                    k_published: int = 3, k_tuned: int = 2) -> list[dict]:
     """What practice used near the target: the nearest published runs and tuned optima.
@@ -283,9 +307,10 @@ def _range_extra(ls, q, lr, b, loss):
     return extra
 
 
-def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DEFAULT_LAW,
-              laws_file=None, family: str = DEFAULT_FAMILY,
-              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None) -> Recommendation:
+def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
+              law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
+              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None,
+              model_spec=None) -> Recommendation:
     """Recommend a training configuration.
 
     Args:
@@ -299,13 +324,14 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
         base_width: width of the muP proxy the muP multipliers are relative to.
         schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
             the schedule block comes from ``advisor.schedule.recommend_schedule``.
+        model_spec: the real architecture (advisor.modelspec: d_model, n_layers, n_heads,
+            n_kv_heads, ffn_hidden, vocab, tied, mlp); its exact parameter counts replace
+            the family's derived shape, and ``params`` may then be omitted.
     """
     from advisor.numbers import parse_count
-    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
     seq_len = int(parse_count(seq_len, "seq-len", minimum=1, maximum=1e7))
     base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
-    fam = load_family(family)
-    shape = shape_for_params(fam, params)
+    shape, params, shape_source = _target_shape(params, family, model_spec)
     primary = load_lawset(laws_file if laws_file is not None else law)
     for q in ("learning_rate", "batch_size"):
         if not primary.has(q):
@@ -428,6 +454,10 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                              "tokens": tokens_ls.name if tokens is None else "given"}}
     model = shape.to_dict()
     model["params_for_laws"] = {"value": n_lr, "convention": primary.conventions["params"]}
+    model["shape_source"] = shape_source
+    model["size_error"] = {"value": round(shape.params_total / params - 1.0, 4),
+                           "unit": "fraction: params_total / requested - 1",
+                           "requested": params}
     target = {"params_total": params, "tokens": {"value": D, "unit": "training tokens",
                                                  "source": tokens_source},
               "tokens_per_param": D / shape.params_total, "seq_len": seq_len}

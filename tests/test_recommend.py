@@ -37,7 +37,9 @@ def test_7b_recommendation_lies_where_published_7b_runs_were_trained(rec7b):
 
 def test_the_model_shape_matches_the_target_size(rec7b):
     m = rec7b.model
-    assert m["params_total"] == pytest.approx(7e9, rel=0.02)
+    # LLaMA 2 7B's shape (4096 x 32, 32 heads): 3.7% under 7e9, and the output says so
+    assert m["params_total"] == pytest.approx(7e9, rel=0.04)
+    assert m["size_error"]["value"] == pytest.approx(m["params_total"] / 7e9 - 1, abs=1e-4)
     assert m["d_model"] % m["head_dim"] == 0 and m["n_heads"] * m["head_dim"] == m["d_model"]
     assert m["params_for_laws"]["convention"] == "non_embedding"
     assert m["params_for_laws"]["value"] == m["params_non_embedding"]
@@ -135,7 +137,8 @@ def test_compute_optimal_tokens_minimise_loss_at_fixed_compute():
 def test_shapes_cover_small_and_huge_targets():
     fam = load_family("llama")
     for p in (3e7, 1e9, 7e10, 1e12):
-        assert shape_for_params(fam, p).params_total == pytest.approx(p, rel=0.05)
+        # heads a multiple of 8 (or under 8) and published depths cost up to ~6% in size
+        assert shape_for_params(fam, p).params_total == pytest.approx(p, rel=0.06)
     with pytest.raises(AdvisorError, match="smaller than the smallest"):
         shape_for_params(fam, 1e6)
 

@@ -272,3 +272,71 @@ def test_the_schedule_block_says_the_lr_law_was_measured_under_another_schedule(
     s = recommend(params=7e9, law="step-law").schedule
     assert "1e-5" in s["law_schedule"]["measured_under"]
     assert "none" in s["law_schedule"]["conversion"]
+
+
+# --------------------------------------------------------------- the user's real model
+from advisor.shapes import load_family, shape_for_params  # noqa: E402
+
+
+@pytest.mark.parametrize("params,layers", [(7e9, 32), (13e9, 40), (70e9, None), (405e9, None)])
+def test_derived_shapes_are_ones_people_train(params, layers):
+    s = shape_for_params(load_family("llama"), params)
+    assert s.n_heads % 8 == 0                      # not 71 or 127 heads
+    assert s.n_layers % 2 == 0 and (s.n_layers <= 32 or s.n_layers % 4 == 0)
+    if layers:
+        assert s.n_layers == layers                # 7B: 32 layers, not 33
+    rec = recommend(params=params).to_dict()
+    err = rec["model"]["size_error"]
+    assert err["value"] == pytest.approx(rec["model"]["params_total"] / params - 1, abs=1e-4)
+    assert abs(err["value"]) < 0.06
+
+
+def _hf(tmp_path, **c):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(c), encoding="utf-8")
+    return str(path)
+
+
+def test_hf_config_gives_the_exact_parameter_counts(tmp_path):
+    llama7 = _hf(tmp_path, model_type="llama", hidden_act="silu", hidden_size=4096,
+                 intermediate_size=11008, num_attention_heads=32, num_hidden_layers=32,
+                 num_key_value_heads=32, tie_word_embeddings=False, vocab_size=32000)
+    r = advisor("recommend", "--hf-config", llama7, "--tokens", "2e12", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)["model"]
+    # Hugging Face counts 6,738,415,616 for Llama-2-7B, of which 266,240 are RMSNorm gains
+    assert m["params_total"] == 6_738_415_616 - 266_240
+    assert m["shape_source"].startswith("given architecture")
+
+
+def test_gqa_and_tying_change_the_count_as_they_should(tmp_path):
+    from advisor.modelspec import spec_from_hf_config
+    from advisor.published import shape_from_spec
+    base = dict(model_type="llama", hidden_act="silu", hidden_size=8192,
+                intermediate_size=28672, num_attention_heads=64, num_hidden_layers=80,
+                vocab_size=32000, tie_word_embeddings=False)
+    gqa = shape_from_spec(spec_from_hf_config(_hf(tmp_path, num_key_value_heads=8, **base)))
+    # Llama-2-70B: 68,976,648,192 in Hugging Face's count, 1,318,912 of them norm gains
+    assert gqa.params_total == 68_976_648_192 - 1_318_912
+    mha = shape_from_spec(spec_from_hf_config(_hf(tmp_path, num_key_value_heads=64, **base)))
+    assert mha.params_total - gqa.params_total == 80 * 2 * 8192 * (8192 - 1024)
+    base["tie_word_embeddings"] = True
+    tied = shape_from_spec(spec_from_hf_config(_hf(tmp_path, num_key_value_heads=8, **base)))
+    assert gqa.params_total - tied.params_total == 32000 * 8192
+
+
+def test_model_options_and_their_errors(tmp_path):
+    r = advisor("recommend", "--d-model", "576", "--n-layers", "30", "--n-heads", "9",
+                "--n-kv-heads", "3", "--ffn", "1536", "--vocab", "49152", "--tied-embeddings",
+                "--tokens", "2e12", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"]["params_total"] == pytest.approx(1.345e8, rel=0.002)
+    for args in (["--d-model", "576"], ["--params", "7e9", "--d-model", "576", "--n-layers",
+                                        "30", "--n-heads", "9"],
+                 ["--hf-config", _hf(tmp_path, model_type="mixtral", hidden_size=4096,
+                                     num_hidden_layers=32, num_attention_heads=32,
+                                     num_local_experts=8, vocab_size=32000)],
+                 ["--hf-config", str(tmp_path / "missing.json")]):
+        r = advisor("recommend", *args, "--format", "json")
+        assert r.returncode == 2 and r.stderr.startswith("error: "), (args, r.stderr)
+        assert "Traceback" not in r.stderr
