@@ -467,7 +467,7 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     unc = {}
     for q, key, value in (("learning_rate", "learning_rate", lr),
                           ("batch_size", "batch_size_tokens", b_tokens_law)):
-        others = [r[key] for r in rows if r[key] is not None and r[key] > 0]
+        others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
         unc[key] = quantity_uncertainty(primary, q, value, law_vars, others, DEFAULT_LAW)
     lr_int = tuple(unc["learning_rate"]["interval_95"])
     b_int = tuple(unc["batch_size_tokens"]["interval_95"])

@@ -50,14 +50,30 @@ def _setup_sd(trust: dict, law_name: str, quantity: str, fallback: str):
     raise AdvisorError(f"recipes/published/trust.yaml has no setup spread for {quantity}")
 
 
+CREDIBLE_FACTOR = 1.4
+
+
+def credible_laws(laws_table: dict, quantity: str) -> set:
+    """Law sets whose measured setup spread for ``quantity`` is within CREDIBLE_FACTOR of the
+    best one's: the laws the evidence does not rank far behind, whose disagreement is the
+    model uncertainty (a law far off on every setup would only measure its own error)."""
+    sds = {name: q[quantity]["setup_sd_ln"] for name, q in laws_table.items()
+           if q.get(quantity, {}).get("setup_sd_ln") is not None}
+    best = min(sds.values())
+    return {name for name, sd in sds.items() if sd <= CREDIBLE_FACTOR * best}
+
+
 def quantity_uncertainty(primary, quantity: str, value: float, variables: dict,
-                         law_values: list, fallback_law: str) -> dict:
+                         law_values: dict, fallback_law: str) -> dict:
     """Interval and its components for ``quantity`` of law set ``primary`` at one target.
 
     ``variables`` are the law's variables at the target (N in its convention, D, ...);
-    ``law_values`` the applicable shipped laws' values there (for the model spread).
+    ``law_values`` maps shipped law names to their values there (for the model spread; only
+    the :func:`credible_laws` enter it).
     """
     trust = load_trust()
+    credible = credible_laws(trust["laws"], quantity)
+    law_values = [v for name, v in law_values.items() if name in credible]
     law = primary.laws[quantity]
     fit = log_interval(law, variables)
     sd_fit = 0.0 if fit is None else math.log(fit[1] / fit[0]) / (2 * un.Z95)
@@ -79,9 +95,12 @@ def quantity_uncertainty(primary, quantity: str, value: float, variables: dict,
         "setup_spread_measured_for": measured_on,
         "construction": ("sd^2 = fit^2 + max(setup_to_setup, between_laws)^2 + (kappa x)^2; "
                          "interval value * exp(+-1.96 sd) (advisor/uncertainty.py)"),
-        "evidence": ("setup_to_setup: RMS ln ratio of this law set to published runs and "
-                     "tuned optima it was not fitted on (recipes/published/trust.yaml, from "
-                     "bench/trust_evidence.py); kappa = sd of the shipped laws' exponents"),
+        "evidence": ("setup_to_setup: the 95th percentile of |ln ratio| of this law set to "
+                     "published runs and tuned optima it was not fitted on, / 1.96 "
+                     "(recipes/published/trust.yaml, from bench/trust_evidence.py); "
+                     "between_laws: sd of ln values of the laws the evidence ranks within "
+                     f"{CREDIBLE_FACTOR}x of the best ({', '.join(sorted(credible))}); "
+                     "kappa = sd of the shipped laws' exponents"),
         "coverage_held_out": cov,
     }
 

@@ -28,6 +28,7 @@ from advisor import uncertainty as un  # noqa: E402
 from advisor.lawset import dump_lawset, load_lawset, load_shipped  # noqa: E402
 from advisor.published import load_published, shape_from_spec  # noqa: E402
 from advisor.recommendation import DEFAULT_LOSS_LAW, law_table  # noqa: E402
+from advisor.trust import credible_laws  # noqa: E402
 from advisor.yamlio import atomic_write_text  # noqa: E402
 
 LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan")
@@ -70,6 +71,18 @@ def _fmt(s):
     return f"{s['median']:+.2f} / {s['sd']:.2f} / {s['rms']:.2f} (n={s['n']})"
 
 
+def setup_entry(log2_errors) -> dict:
+    """The setup spread of a law from its log2 errors on evidence it was not fitted on:
+    ``setup_sd_ln`` is the sd a normal needs to put 95% of them inside +-1.96 sd, i.e. the
+    95th percentile of |error| (octaves) * ln 2 / 1.96; the RMS is kept beside it."""
+    xs = sorted(abs(x) for x in log2_errors)
+    s = ev.summary(list(log2_errors))
+    q95 = xs[min(len(xs) - 1, int(0.95 * len(xs)))]
+    return {"setup_sd_ln": round(q95 * math.log(2) / un.Z95, 4),
+            "abs_log2_q95": round(q95, 3), "rms_ln": round(s["rms"] * math.log(2), 4),
+            "median_log2": round(s["median"], 3), "n": s["n"]}
+
+
 def _share_within(r, half_width_oct=0.5 * math.log2(6.0)):
     vals = list(r.values()) if isinstance(r, dict) else list(r)
     return sum(abs(x) <= half_width_oct for x in vals) / max(len(vals), 1)
@@ -107,7 +120,7 @@ def kappa(sets, qname):
     return 0.5 * (sd(exps_n) + sd(exps_d)), exps_n, exps_d
 
 
-def coverage_logo(points, preds, key, qi, kap, law_coef=None):
+def coverage_logo(points, preds, key, qi, kap, law_coef=None, credible=None):
     """Leave one setup out: fit (unless ``law_coef`` is a fixed law's predictions), set the
     setup sd from the other setups only, and test the 95% interval on the held-out setup."""
     hits, widths, rows = 0, [], []
@@ -119,12 +132,12 @@ def coverage_logo(points, preds, key, qi, kap, law_coef=None):
         if law_coef is None:
             coef = ev.fit_power_law(rest, key)
             inner = ev.logo_residuals(rest, key)
-            sd_setup = ev.summary(inner.values())["rms"] * math.log(2)
+            sd_setup = setup_entry(inner.values())["setup_sd_ln"]
             lo_n, hi_n = min(p.n for p in rest), max(p.n for p in rest)
             lo_d, hi_d = min(p.d for p in rest), max(p.d for p in rest)
         else:
             r = ratios(law_coef, rest, qi)
-            sd_setup = ev.summary(r.values())["rms"] * math.log(2)
+            sd_setup = setup_entry(r.values())["setup_sd_ln"]
         for p in held:
             if law_coef is None:
                 value = ev.power_law_value(coef, p.n, p.d)
@@ -135,7 +148,8 @@ def coverage_logo(points, preds, key, qi, kap, law_coef=None):
                     continue
                 value, x = law_coef[p.id][qi], 0.0
             others = [preds[name][p.id][qi] for name in preds
-                      if preds[name].get(p.id) and preds[name][p.id][qi]]
+                      if preds[name].get(p.id) and preds[name][p.id][qi]
+                      and (credible is None or name in credible)]
             sd = un.combine(0.0, sd_setup, un.spread_ln(others), kap, x)
             lo, hi = un.interval(value, sd)
             inside = lo <= getattr(p, key) <= hi
@@ -147,10 +161,74 @@ def coverage_logo(points, preds, key, qi, kap, law_coef=None):
             "median_width": widths[len(widths) // 2] if widths else None}
 
 
+def in_sample_coverage(points, preds, out):
+    """Coverage of the run-time interval (advisor/trust.py) on the evidence itself."""
+    fit = load_lawset("evidence-fit") if (REPO / "recipes/laws/evidence-fit.yaml").exists() \
+        else None
+    res = {}
+    for qi, (key, qname, _) in enumerate(QUANTITIES):
+        kap = out["kappa"][qname]["value"]
+        credible = credible_laws(out["laws"], qname)
+        res[qname] = {}
+        for name in ("evidence-fit", "step-law", "deepseek-llm", "porian"):
+            sd_setup = out["laws"][name][qname]["setup_sd_ln"]
+            hits, widths = 0, []
+            for p in points:
+                if not getattr(p, key) or (name == "step-law" and p.group == "steplaw"):
+                    continue
+                if name == "evidence-fit":
+                    if fit is None:
+                        break
+                    law = fit.laws[qname]
+                    value = fit.predict(qname, p.n, p.d)
+                else:
+                    if not preds[name].get(p.id) or not preds[name][p.id][qi]:
+                        continue
+                    value = preds[name][p.id][qi]
+                    law = load_lawset(name).laws[qname]
+                x = un.extrapolation_ln(law.get("fitted_range"), {"N": p.n, "D": p.d})
+                others = [preds[n][p.id][qi] for n in preds
+                          if preds[n].get(p.id) and preds[n][p.id][qi] and n in credible]
+                if name == "evidence-fit" and "evidence-fit" in credible:
+                    others.append(value)
+                lo, hi = un.interval(value, un.combine(0.0, sd_setup, un.spread_ln(others),
+                                                       kap, x))
+                hits += lo <= getattr(p, key) <= hi
+                widths.append(hi / lo)
+            if widths:
+                widths.sort()
+                res[qname][name] = {"coverage": round(hits / len(widths), 3), "n": len(widths),
+                                    "median_width": round(widths[len(widths) // 2], 1)}
+    return res
+
+
+def print_per_point(points, preds):
+    """log2(law / evidence) of every point, one table per quantity."""
+    logo = {q: ev.logo_residuals(points, q) for q in ("lr", "batch")}
+    for qi, (key, qname, _) in enumerate(QUANTITIES):
+        print(f"\n### log2({qname} of law / evidence), per point")
+        print("| point | kind | N (non-emb.) | D | value | " + " | ".join(LAWS)
+              + " | evidence-fit (held out) |")
+        print("|---|---|---|---|---|" + "---|" * (len(LAWS) + 1))
+        for p in points:
+            if not getattr(p, key):
+                continue
+            cells = []
+            for name in LAWS:
+                v = preds[name].get(p.id)
+                cells.append(f"{math.log2(v[qi] / getattr(p, key)):+.2f}"
+                             if v and v[qi] else "n/a")
+            lg = logo[key].get(p.id)
+            cells.append("-" if lg is None else f"{lg:+.2f}")
+            print(f"| {p.id} | {p.kind} | {p.n:.3g} | {p.d:.3g} | {getattr(p, key):.3g} | "
+                  + " | ".join(cells) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--external", default=str(REPO.parent / "shared" / "data" / "external"))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--per-point", action="store_true", help="print every point's ratios")
     args = ap.parse_args()
     cells = ev.steplaw_cells(Path(args.external) / "steplaw_dense_lr_bs_loss.csv")
     sl_points = ev.steplaw_points(cells)
@@ -178,19 +256,19 @@ def main():
             print(f"| {name} | " + " | ".join(cols) + " |")
             indep = [r[p.id] for p in points if p.id in r
                      and not (name == "step-law" and p.group == "steplaw")]
-            s = ev.summary(indep)
-            out["laws"].setdefault(name, {})[qname] = {
-                "setup_sd_ln": round(s["rms"] * math.log(2), 4), "median_log2": round(
-                    s["median"], 3), "n": s["n"]}
+            out["laws"].setdefault(name, {})[qname] = setup_entry(indep)
         logo = ev.logo_residuals(points, key)
         cols = [_fmt(ev.summary(logo[p.id] for p in points if sel(p) and p.id in logo))
                 for sel in (lambda p: p.kind == "published", lambda p: p.group == "marin",
                             lambda p: p.group == "steplaw")]
         print("| evidence-fit (each setup held out) | " + " | ".join(cols) + " |")
-        s = ev.summary(logo.values())
-        out["laws"].setdefault("evidence-fit", {})[qname] = {
-            "setup_sd_ln": round(s["rms"] * math.log(2), 4), "median_log2": round(
-                s["median"], 3), "n": s["n"]}
+        absr = sorted(abs(x) for x in logo.values())
+        qs = {f"q{int(100 * f)}": round(absr[min(len(absr) - 1, int(f * len(absr)))], 3)
+              for f in (0.5, 0.8, 0.95)}
+        out.setdefault("held_out_abs_log2_quantiles", {})[qname] = qs
+        print("evidence-fit, each setup held out: |log2 error| quantiles "
+              + ", ".join(f"{k} {v:.2f} (a {2 ** (2 * v):.1f}x-wide band)" for k, v in qs.items()))
+        out["laws"].setdefault("evidence-fit", {})[qname] = setup_entry(logo.values())
 
         within6 = {name: _share_within(ratios(preds[name], [
             p for p in points if not (name == "step-law" and p.group == "steplaw")], qi))
@@ -200,10 +278,14 @@ def main():
               + ", ".join(f"{k} {v:.0%}" for k, v in within6.items()))
         out.setdefault("within_6x", {})[qname] = {k: round(v, 3) for k, v in within6.items()}
         print(f"\n95% interval, each setup held out ({qname}):")
-        cov = {"evidence-fit": coverage_logo(points, preds, key, qi, kap)}
+        credible = credible_laws(out["laws"], qname)
+        print(f"laws whose disagreement counts as model uncertainty ({qname}): "
+              + ", ".join(sorted(credible)))
+        cov = {"evidence-fit": coverage_logo(points, preds, key, qi, kap, credible=credible)}
         for name in ("step-law", "deepseek-llm", "porian"):
             indep = [p for p in points if not (name == "step-law" and p.group == "steplaw")]
-            cov[name] = coverage_logo(indep, preds, key, qi, kap, law_coef=preds[name])
+            cov[name] = coverage_logo(indep, preds, key, qi, kap, law_coef=preds[name],
+                                      credible=credible)
         for name, c in cov.items():
             print(f"  {name:<14} coverage {c['coverage']:.0%} of {c['n']}, median width "
                   f"{c['median_width']:.1f}x")
@@ -235,6 +317,14 @@ def main():
         "source": "Step Law released grid (steplaw_dense_lr_bs_loss.csv, smoothed final "
                   "loss), 17 cells, N 2.15e8-1.07e9 non-embedding, D 4e9-1e11"}
 
+    out["in_sample_coverage"] = in_sample_coverage(points, preds, out)
+    print("\n95% interval as `recommend` builds it (setup spread from all evidence: "
+          "in-sample): " + "; ".join(
+              f"{q}: " + ", ".join(f"{k} {v['coverage']:.0%} (median width "
+                                   f"{v['median_width']:.0f}x)" for k, v in d.items())
+              for q, d in out["in_sample_coverage"].items()))
+    if args.per_point:
+        print_per_point(points, preds)
     rank = ranking(out)
     out["ranking"] = [{"law": k, "rms_setup_sd_ln": round(v, 4)} for k, v in rank]
     print("\n## Ranking by setup spread (RMS over LR and batch, ln units; lower is better): "
