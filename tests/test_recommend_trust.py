@@ -340,3 +340,16 @@ def test_model_options_and_their_errors(tmp_path):
         r = advisor("recommend", *args, "--format", "json")
         assert r.returncode == 2 and r.stderr.startswith("error: "), (args, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_docs_trust_reports_the_shipped_figures():
+    from advisor.trust import load_trust
+    text = (REPO / "docs" / "trust.md").read_text(encoding="utf-8")
+    t = load_trust()
+    for q in ("learning_rate", "batch_size"):
+        q80 = t["held_out_abs_log2_quantiles"][q]["q80"]
+        assert f"{2 ** (2 * q80):.1f}x" in text, q
+    cov = t["coverage"]["batch_size"]["evidence-fit"]
+    assert f"covers {cov['coverage']:.0%} of {cov['n']}" in text
+    ranking = ", ".join(f"{r['law']} {r['rms_setup_sd_ln']:.2f}" for r in t["ranking"])
+    assert ranking in text
