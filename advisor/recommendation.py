@@ -361,7 +361,10 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                         f"prediction {loss_value:.3f}, measured on another corpus")
 
     # --- learning rate
-    lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, seq_len, **extra_L)
+    try:
+        lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, learning_rate: {exc}") from None
     lr_note = None
     if primary.conventions.get("learning_rate") == "mup_base":
         base = float((primary.mup or {}).get("base_width", base_width))
@@ -372,7 +375,10 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         lr_int = None
 
     # --- batch size
-    b_tokens_law, b_int, _ = _predict(primary, "batch_size", shape, D, seq_len, **extra_L)
+    try:
+        b_tokens_law, b_int, _ = _predict(primary, "batch_size", shape, D, seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
     seqs, granule = round_batch(b_tokens_law / seq_len)
     b_tokens = seqs * seq_len
     rounding = (f"{b_tokens_law / seq_len:.1f} sequences from the law, rounded to the "

@@ -356,6 +356,7 @@ def write_files(points, out):
          "title": "Evidence fit: published runs and tuned optima of 13 setups",
          "source": {"citation": "this repository: bench/trust_evidence.py on "
                                 "recipes/published/configs.yaml and the Step Law grid",
+                    "url": "docs/trust.md",
                     "checked": "refit by `python bench/trust_evidence.py --write`; "
                                "tests/test_recommend_trust.py checks the constants"},
          "conventions": {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",

@@ -353,3 +353,15 @@ def test_docs_trust_reports_the_shipped_figures():
     assert f"covers {cov['coverage']:.0%} of {cov['n']}" in text
     ranking = ", ".join(f"{r['law']} {r['rms_setup_sd_ln']:.2f}" for r in t["ranking"])
     assert ranking in text
+
+
+def test_a_chosen_law_that_is_not_applicable_is_refused_by_name(tmp_path):
+    d = load_lawset("step-law").to_dict()
+    d["name"] = "loglin"
+    d["laws"]["learning_rate"] = {"form": "log_linear", "intercept": 0.003239,
+                                  "coefficients": {"N": -0.0001395}}
+    path = tmp_path / "loglin.yaml"
+    path.write_text(yaml.safe_dump(d), encoding="utf-8")
+    r = advisor("recommend", "--params", "70e9", "--laws", str(path), "--format", "json")
+    assert r.returncode == 2
+    assert "'loglin', learning_rate: not applicable" in r.stderr and r.stdout == ""
