@@ -61,7 +61,9 @@ RANGES: dict[str, Range] = {
         "a run this short is not pre-training: the laws and the warmup rule assume thousands "
         "of steps", ""),
     "warmup_steps": Range(
-        "optimizer steps", (0, None), (0, None), "", ""),
+        "optimizer steps", (0, None), (100, None),
+        "published runs warm up over 117 (GPT-3 175B) to 8,000 steps (Llama 3 405B), and "
+        "Wen et al. 2025 saw peak LRs of 8e-3 diverge with 500", ""),
     "tokens_per_param": Range(
         "training tokens per parameter", (0.01, 1e6), (1.0, 3e4),
         "below about 1 token per parameter a model has barely seen data",

@@ -419,6 +419,7 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         warnings.append(f"warmup: {warm_note}")
     warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
                    WARMUP_SOURCE, note=warm_note)
+    warnings.extend(check_plausible({"warmup_steps": warm}))
     warnings.extend(check_plausible({
         "learning_rate": lr, "weight_decay": wd,
         "decay_per_step": lr * wd if coupled else wd, "batch_size_tokens": b_tokens,

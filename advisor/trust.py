@@ -155,7 +155,10 @@ def excess_loss_block(n_non_embedding: float, tokens: float, shape, sd_lr_ln: fl
                       f"{2 ** SWEEP_SPACING_OCT:g} apart, centred on the recommendation"),
             "assumes": ("the sweep finds the grid point nearest the optimum (no noise) and "
                         "the proxy's optimum transfers to the target exactly (muP); the "
-                        "transfer error is not measured here (needs a GPU)"),
+                        "transfer error is not measured here (needs a GPU). The proxy trains "
+                        f"{PROXY_TOKENS_PER_PARAM:g} tokens per parameter: how the optimum "
+                        "moves with the target's D comes from the law's D exponent, not "
+                        "from the sweep"),
             "proxy": {"d_model": d_p, "n_layers": shape.n_layers, "ffn_hidden": f,
                       "params_non_embedding": n_p, "tokens": d_tokens},
             "compute_flops": float(f"{flops:.3g}"),

@@ -365,3 +365,9 @@ def test_a_chosen_law_that_is_not_applicable_is_refused_by_name(tmp_path):
     r = advisor("recommend", "--params", "70e9", "--laws", str(path), "--format", "json")
     assert r.returncode == 2
     assert "'loglin', learning_rate: not applicable" in r.stderr and r.stdout == ""
+
+
+def test_a_short_warmup_is_flagged_as_unusual():
+    (w,) = check({"warmup_steps": 40})
+    assert "unusually low" in w and "8e-3 diverge" in w
+    assert check({"warmup_steps": 2000}) == []
