@@ -174,12 +174,37 @@ def _check_finite(where: str, value) -> float:
     return float(value)
 
 
+class NotApplicable(AdvisorError):
+    """A law evaluated outside the region where its form is valid (e.g. a negative LR).
+
+    Every quantity a law set predicts (LR, batch, weight decay, loss) is positive, so a value
+    <= 0 means the target lies beyond where the formula means anything; callers report the law
+    as not applicable, with this reason, and leave it out of spreads.
+    """
+
+
 def evaluate_law(law: Mapping, variables: Mapping) -> float:
-    """Value of a validated law at the given variables."""
+    """Value of a validated law at the given variables (positive and finite, else an error)."""
     value = FORMS[law["form"]].evaluate(law, variables)
     if not math.isfinite(value):
         raise AdvisorError(f"law {law['form']} evaluates to {value} here")
+    if value <= 0:
+        raise NotApplicable(f"not applicable: the {law['form']} formula gives {value:.3g} "
+                            f"here{_zero_crossing(law)}, and the quantity must be positive")
     return value
+
+
+def _zero_crossing(law: Mapping) -> str:
+    """Where a one-variable log-linear law crosses zero, as text ('' for other forms)."""
+    if law["form"] != "log_linear" or len(law["coefficients"]) != 1:
+        return ""
+    (var, c), = law["coefficients"].items()
+    c = float(c)
+    if c == 0:
+        return ""
+    x0 = math.exp(-float(law["intercept"]) / c)
+    side = "above" if c < 0 else "below"
+    return f" (it is negative for {var} {side} {x0:.3g})"
 
 
 def variables_needed(law: Mapping) -> set:

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made, so `advisor recommend` skips it
+    import numpy as np
 
 FAMILIES = ("constant", "cosine", "linear", "wsd", "step")
 SHAPES = ("linear", "1-sqrt", "cosine", "exp")
@@ -107,6 +109,7 @@ class Schedule:
 
     def multipliers(self, total_steps: int) -> np.ndarray:
         """LR / peak LR for steps 1..total_steps, as a float64 array of that length."""
+        import numpy as np
         if not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
             raise AdvisorError(f"total steps must be a positive integer, got {total_steps}")
         T = int(total_steps)
@@ -149,6 +152,7 @@ class Schedule:
 
 def _decay_shape(shape: str, p: np.ndarray) -> np.ndarray:
     """Fraction of the (peak - final) gap left at decay progress p in [0, 1]."""
+    import numpy as np
     if shape == "linear":
         return 1.0 - p
     if shape == "1-sqrt":

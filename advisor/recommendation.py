@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import AdvisorError
+from advisor.lawforms import NotApplicable
 from advisor.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.lr_schedule import Schedule
+from advisor.plausibility import check as check_plausible
 from advisor.shapes import Shape, load_family, shape_for_params
 
-DEFAULT_LAW = "step-law"          # see README: "Why Step Law is the default"
+DEFAULT_LAW = "evidence-fit"      # the best-ranked law set on independent evidence (docs/trust.md)
 DEFAULT_LOSS_LAW = "epoch-chinchilla"
 DEFAULT_WD_LAW = "power-lines"
 DEFAULT_FAMILY = "llama"
@@ -64,6 +66,9 @@ class Recommendation:
     predicted_loss: Value
     law: dict
     warnings: list = field(default_factory=list)
+    published_nearest: list = field(default_factory=list)
+    uncertainty: dict = field(default_factory=dict)
+    expected_excess_loss: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {}
@@ -163,18 +168,25 @@ def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
     for ls in sets:
         extra = {} if ls.has("loss") or loss is None else {"L": loss}
         row = {"law": ls.name, "title": ls.title, "params_convention": ls.conventions["params"],
-               "N": shape.params(ls.conventions["params"])}
+               "N": shape.params(ls.conventions["params"]), "not_applicable": {}}
+
+        def value(q, **kw):
+            try:
+                return _predict(ls, q, shape, D, seq_len, **kw)[0]
+            except NotApplicable as exc:
+                row["not_applicable"][q] = str(exc)
+                return None
+
         for q, key in (("learning_rate", "learning_rate"), ("batch_size", "batch_size_tokens"),
                        ("loss", "loss"), ("critical_batch_size", "critical_batch_size_tokens")):
-            row[key] = _predict(ls, q, shape, D, seq_len, **extra)[0] if ls.has(q) else None
-        if ls.has("learning_rate") and ls.conventions.get("learning_rate") == "mup_base":
+            row[key] = value(q, **extra) if ls.has(q) else None
+        if row["learning_rate"] and ls.conventions.get("learning_rate") == "mup_base":
             base = float((ls.mup or {}).get("base_width", DEFAULT_BASE_WIDTH))
             row["learning_rate"] *= base / shape.d_model  # hidden-matrix LR at this width
         if ls.has("weight_decay"):
             lr = row["learning_rate"] or lr0
             bt = row["batch_size_tokens"] or b0
-            row["weight_decay"] = _predict(ls, "weight_decay", shape, D, seq_len,
-                                           lr=lr, B_tokens=bt, **extra)[0]
+            row["weight_decay"] = value("weight_decay", lr=lr, B_tokens=bt, **extra)
         else:
             row["weight_decay"] = None
         row["out_of_range"] = [f"{q}: {note}" for q in ls.laws
@@ -185,6 +197,109 @@ def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
     return rows
 
 
+def disagreement_warnings(rows: list[dict], chosen: str, chosen_values: dict) -> list[str]:
+    """Warnings where the laws' LR or batch (tokens) differ by more than SPREAD_WARN_FACTOR.
+
+    Only applicable (positive) values enter the spread; laws reported not applicable are
+    named separately, with their reason. The chosen law and its value are always in the
+    message, and in the spread even when it is a file rather than a shipped set.
+    """
+    out = []
+    for key, label in (("learning_rate", "peak LR"), ("batch_size_tokens", "batch (tokens)")):
+        vals = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
+        vals[chosen] = float(chosen_values[key])
+        excluded = [f"{r['law']} ({r['not_applicable'][q]})" for r in rows
+                    for q in r.get("not_applicable", {})
+                    if q == {"learning_rate": "learning_rate",
+                             "batch_size_tokens": "batch_size"}[key]]
+        if len(vals) >= 2:
+            lo, hi = min(vals.values()), max(vals.values())
+            if hi / lo > SPREAD_WARN_FACTOR:
+                spread = ", ".join(f"{n} {v:.3g}" for n, v in sorted(vals.items()))
+                msg = (f"laws disagree on the {label} by {hi / lo:.1f}x: {spread}; this "
+                       f"recommendation uses {chosen} ({vals[chosen]:.3g}) (see advisor "
+                       "compare)")
+                if excluded:
+                    msg += "; left out: " + "; ".join(excluded)
+                out.append(msg)
+    return out
+
+
+WARMUP_MIN_STEPS = 2000
+WARMUP_MAX_FRACTION = 0.5
+WARMUP_SOURCE = (
+    "at least 2,000 steps: in Wen et al. 2025's tuned AdamW sweep (recipes/published/"
+    "configs.yaml, marin-*), peak LR 8e-3 diverged with 500 warmup steps (130M, 1-4x "
+    "Chinchilla) and with 1,000 (300M), and trained with 2,000; at 4e-3 (520M) 500 steps "
+    "cost 0.05 nats against 1,000. Published runs at peak LRs 3e-4 to 3e-3 use 2,000 (LLaMA "
+    "1/2, TinyLlama, OLMo-1B, OLMo 2, SmolLM2, DeepSeek LLM) to 8,000 (Llama 3 405B). Also "
+    "at least N tokens (Porian et al. 2024) and 2/(1-beta2) steps (Ma and Yarats 2021); at "
+    "most half the run (Wen et al.'s 1x-Chinchilla 130M run warmed up over 2,000 of its "
+    "3,815 steps)")
+
+
+def warmup_steps_for(lr: float, total_steps: int, n_tokens_steps: float,
+                     beta2: float) -> tuple[int, str | None]:
+    """Warmup steps for a peak LR ``lr`` (see WARMUP_SOURCE) and an optional note.
+
+    max(2000, ceil(N tokens / batch), ceil(2 / (1 - beta2))), capped at half of
+    ``total_steps``; ``n_tokens_steps`` is N / batch tokens (steps that see N tokens).
+    """
+    want = max(WARMUP_MIN_STEPS, int(math.ceil(n_tokens_steps)),
+               int(math.ceil(2.0 / (1.0 - beta2))))
+    cap = max(1, int(WARMUP_MAX_FRACTION * total_steps))
+    if want <= cap:
+        return want, None
+    note = f"capped at half of the {total_steps}-step run"
+    if cap < WARMUP_MIN_STEPS and lr >= 1e-3:
+        note += (f"; {cap} steps is shorter than the 2,000 that kept peak LRs of 4e-3 to "
+                 f"8e-3 stable in Wen et al. 2025's sweep, at a peak LR of {lr:.3g}: "
+                 "lower the LR or train longer")
+    return cap, note
+
+
+def _target_shape(params, family: str, model_spec):
+    """(shape, requested total parameters, where the shape came from)."""
+    from advisor.numbers import parse_count
+    if model_spec is not None:
+        from advisor.published import shape_from_spec
+        shape = shape_from_spec(model_spec, "model")
+        if params is None:
+            return shape, float(shape.params_total), "given architecture (exact counts)"
+        params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+        if abs(shape.params_total / params - 1) > 0.1:
+            raise AdvisorError(f"--params {params:.4g} and the given architecture "
+                               f"({shape.params_total:.4g} parameters) differ by more than "
+                               "10%; give one of them")
+        return shape, params, "given architecture (exact counts)"
+    if params is None:
+        raise AdvisorError("give --params, or the architecture (--hf-config, or --d-model, "
+                           "--n-layers and --n-heads)")
+    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+    fam = load_family(family)
+    return shape_for_params(fam, params), params, (
+        f"derived from the {fam.name} family for the requested count: "
+        f"{fam.heads_multiple}-multiple heads, depth rule {fam.layer_rule!r}")
+
+
+def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: float,
+                   k_published: int = 3, k_tuned: int = 2) -> list[dict]:
+    """What practice used near the target: the nearest published runs and tuned optima.
+
+    Each row carries the entry's values and source (recipes/published/configs.yaml) and
+    ``lr_ratio`` / ``batch_ratio``: this recommendation divided by the entry's value.
+    """
+    from advisor.published import nearest
+    rows = []
+    for kind, k in (("published", k_published), ("tuned_optimum", k_tuned)):
+        for e in nearest(params_total, tokens, k=k, kind=kind):
+            d = e.to_dict()
+            d["lr_ratio"] = _sig(lr / e.peak_lr)
+            d["batch_ratio"] = None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)
+            rows.append(d)
+    return rows
+
+
 def _range_extra(ls, q, lr, b, loss):
     extra = {"lr": lr, "B_tokens": b} if q == "weight_decay" else {}
     if not ls.has("loss") and loss is not None:
@@ -192,9 +307,10 @@ def _range_extra(ls, q, lr, b, loss):
     return extra
 
 
-def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DEFAULT_LAW,
-              laws_file=None, family: str = DEFAULT_FAMILY,
-              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None) -> Recommendation:
+def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
+              law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
+              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None,
+              model_spec=None) -> Recommendation:
     """Recommend a training configuration.
 
     Args:
@@ -208,13 +324,14 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
         base_width: width of the muP proxy the muP multipliers are relative to.
         schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
             the schedule block comes from ``advisor.schedule.recommend_schedule``.
+        model_spec: the real architecture (advisor.modelspec: d_model, n_layers, n_heads,
+            n_kv_heads, ffn_hidden, vocab, tied, mlp); its exact parameter counts replace
+            the family's derived shape, and ``params`` may then be omitted.
     """
     from advisor.numbers import parse_count, parse_seq_len
-    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
     seq_len = parse_seq_len(seq_len)
     base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
-    fam = load_family(family)
-    shape = shape_for_params(fam, params)
+    shape, params, shape_source = _target_shape(params, family, model_spec)
     primary = load_lawset(law) if laws_file is None else load_lawset_file(laws_file)
     for q in ("learning_rate", "batch_size"):
         if not primary.has(q):
@@ -232,6 +349,7 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
     else:
         D = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
         tokens_source = "given (--tokens)"
+    warnings.extend(check_plausible({"tokens_per_param": D / shape.params_total}))
 
     # --- loss
     loss_N = shape.params(loss_set.conventions["params"])
@@ -243,7 +361,10 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                         f"prediction {loss_value:.3f}, measured on another corpus")
 
     # --- learning rate
-    lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, seq_len, **extra_L)
+    try:
+        lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, learning_rate: {exc}") from None
     lr_note = None
     if primary.conventions.get("learning_rate") == "mup_base":
         base = float((primary.mup or {}).get("base_width", base_width))
@@ -254,7 +375,10 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
         lr_int = None
 
     # --- batch size
-    b_tokens_law, b_int, _ = _predict(primary, "batch_size", shape, D, seq_len, **extra_L)
+    try:
+        b_tokens_law, b_int, _ = _predict(primary, "batch_size", shape, D, seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
     seqs, granule = round_batch(b_tokens_law / seq_len)
     b_tokens = seqs * seq_len
     rounding = (f"{b_tokens_law / seq_len:.1f} sequences from the law, rounded to the "
@@ -273,40 +397,47 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
               f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
               else "independent of the LR: each step multiplies weights by (1 - lambda)"))
 
-    if not 1e-4 <= wd <= 1.0:
-        warnings.append(f"weight decay {wd:.3g} is outside anything used in practice "
-                        "(0.01-0.3 with coupled AdamW): the law is far outside its range here "
-                        f"(tokens per parameter {D / shape.params_total:.3g}); do not use it "
-                        "as is")
 
     # --- optimizer
     beta2 = adam_beta2(b_tokens)
     optimizer = {
         "name": "AdamW", "beta1": 0.9, "beta2": round(beta2, 5), "eps": 1e-8,
         "grad_clip_norm": 1.0,
-        "source": ("beta1 0.9, eps 1e-8, clip 1.0: common LLM practice (LLaMA 2, DeepSeek "
-                   "LLM); beta2 0.95 at batches of 1M tokens or more, else 0.95^(B/1M tokens) "
-                   "to keep the second-moment half-life in tokens (Marek et al. 2025; Porian "
-                   "et al. 2024 found beta2 0.99-0.999 necessary at small batches)"),
+        "source": ("beta1 0.9, beta2 0.95, eps 1e-8, clip 1.0: the published runs of "
+                   "recipes/published/configs.yaml that state them (GPT-3, Pythia, OLMo, "
+                   "SmolLM2, TinyLlama, LLaMA, DeepSeek LLM use beta 0.9/0.95; eps 1e-8 in "
+                   "GPT-3, Pythia, SmolLM2, OLMo 2; LLaMA 2 used 1e-5 and StableLM-3B-4E1T "
+                   "1e-6); below batches of 1M tokens beta2 = 0.95^(B/1M tokens), which keeps "
+                   "the second-moment half-life in tokens (Marek et al. 2025; Porian et al. "
+                   "2024 found beta2 0.99-0.999 necessary at small batches)"),
     }
 
     # --- steps and warmup
     total = int(math.ceil(D / b_tokens))
-    floor = int(math.ceil(2.0 / (1.0 - beta2)))
-    warm_tokens = shape.params_total
-    warm = max(floor, int(math.ceil(warm_tokens / b_tokens)))
-    warm_note = None
-    if warm > 0.1 * total:
-        warm = max(1, min(warm, int(0.1 * total)))
-        warm_note = "capped at 10% of the run"
+    warm, warm_note = warmup_steps_for(lr, total, shape.params_total / b_tokens, beta2)
+    if warm_note and "shorter than" in warm_note:
+        warnings.append(f"warmup: {warm_note}")
     warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
-                   "about N tokens of warmup (Porian et al. 2024), and at least 2/(1-beta2) "
-                   "steps (Ma and Yarats 2021)", note=warm_note)
+                   WARMUP_SOURCE, note=warm_note)
+    warnings.extend(check_plausible({"warmup_steps": warm}))
+    warnings.extend(check_plausible({
+        "learning_rate": lr, "weight_decay": wd,
+        "decay_per_step": lr * wd if coupled else wd, "batch_size_tokens": b_tokens,
+        "total_steps": total}))
     total_steps = Value(total, "optimizer steps",
                         f"ceil(tokens / batch) = ceil({D:.4g} / {b_tokens})")
 
     # --- schedule
     schedule = _schedule_block(total, warm, lr, schedule_law, warnings)
+    schedule["law_schedule"] = {
+        "law": primary.name, "measured_under": primary.conventions.get("schedule"),
+        "conversion": ("none: the peak LR is used as the law gives it. No published conversion "
+                       "of the optimal peak LR from cosine-style decay (Step Law: to a final LR "
+                       "of 1e-5) to WSD or linear decay to 0 could be checked here; the "
+                       "evidence behind the interval mixes cosine to 10% (GPT-3, Pythia, "
+                       "LLaMA, OLMo), WSD/linear to 0 (SmolLM2, Wen et al. 2025) and "
+                       "multi-step (DeepSeek LLM), so its setup-to-setup term includes that "
+                       "variation")}
 
     # --- muP view
     mup = _mup_view(shape, base_width, lr, primary)
@@ -319,14 +450,8 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                                     M=shape.flops_per_token(seq_len), **extra):
             warnings.append(f"{ls.name} {q}: target outside the fitted range: {note}")
     rows = law_table(shape, D, seq_len, loss=loss_value)
-    for key, label in (("learning_rate", "peak LR"), ("batch_size_tokens", "batch (tokens)")):
-        vals = [(r["law"], r[key]) for r in rows if r[key]]
-        if len(vals) >= 2:
-            lo, hi = min(v for _, v in vals), max(v for _, v in vals)
-            if hi / lo > SPREAD_WARN_FACTOR:
-                spread = ", ".join(f"{n} {v:.3g}" for n, v in vals)
-                warnings.append(f"shipped laws disagree on the {label} by {hi / lo:.1f}x: "
-                                f"{spread} (see advisor compare)")
+    warnings.extend(disagreement_warnings(rows, primary.name, {"learning_rate": lr,
+                                                               "batch_size_tokens": b_tokens}))
 
     law_info = {"name": primary.name, "title": primary.title, "citation": _citation(primary),
                 "url": primary.source.get("url"), "file": primary.path,
@@ -336,10 +461,34 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                              "tokens": tokens_ls.name if tokens is None else "given"}}
     model = shape.to_dict()
     model["params_for_laws"] = {"value": n_lr, "convention": primary.conventions["params"]}
+    model["shape_source"] = shape_source
+    model["size_error"] = {"value": round(shape.params_total / params - 1.0, 4),
+                           "unit": "fraction: params_total / requested - 1",
+                           "requested": params}
     target = {"params_total": params, "tokens": {"value": D, "unit": "training tokens",
                                                  "source": tokens_source},
               "tokens_per_param": D / shape.params_total, "seq_len": seq_len}
+    nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens)
+    from advisor.trust import excess_loss_block, quantity_uncertainty
+    law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len), **extra_L)
+    unc = {}
+    for q, key, value in (("learning_rate", "learning_rate", lr),
+                          ("batch_size", "batch_size_tokens", b_tokens_law)):
+        others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
+        unc[key] = quantity_uncertainty(primary, q, value, law_vars, others, DEFAULT_LAW)
+    lr_int = tuple(unc["learning_rate"]["interval_95"])
+    b_int = tuple(unc["batch_size_tokens"]["interval_95"])
+    if unc["learning_rate"]["width_factor"] > 6.0:
+        warnings.append(
+            f"the peak LR is uncertain by a factor of {unc['learning_rate']['width_factor']:.0f}"
+            f" (95% interval {lr_int[0]:.3g}-{lr_int[1]:.3g}): independent setups put their "
+            "optimum or choice that far apart (docs/trust.md); expected_excess_loss says what "
+            "calibrating would save")
+    excess = excess_loss_block(float(shape.params_non_embedding), D, shape,
+                               unc["learning_rate"]["sd_ln"],
+                               unc["batch_size_tokens"]["sd_ln"])
     return Recommendation(
+        published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
         learning_rate=Value(_sig(lr), "peak LR (AdamW)",
                             f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "

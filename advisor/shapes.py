@@ -21,7 +21,8 @@ from advisor.errors import AdvisorError
 from advisor.yamlio import parse_yaml_text
 
 _FAMILY_KEYS = {"kind", "name", "title", "vocab_size", "head_dim", "d_model_multiple",
-                "aspect_ratio", "ffn_ratio", "ffn_multiple", "tied_embeddings", "max_layers"}
+                "aspect_ratio", "ffn_ratio", "ffn_multiple", "tied_embeddings", "max_layers",
+                "heads_multiple", "layer_rule"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,27 @@ class Family:
     ffn_multiple: int
     tied_embeddings: bool
     max_layers: int
+    heads_multiple: int = 1          # head counts: fewer than this, or a multiple of it
+    layer_rule: str = "any"          # any | published: even to 32, x4 to 64, x8 beyond
+
+    def heads_ok(self, n_heads: int) -> bool:
+        """Tensor-parallel-friendly head counts: a multiple of heads_multiple (LLaMA 2 70B: 64
+        heads; Llama 3 405B: 128), or fewer heads than that (small models, trained without
+        tensor parallelism: GPT-3 125M and Pythia-160M have 12 of 64, SmolLM2-135M 9)."""
+        m = self.heads_multiple
+        return n_heads % m == 0 or n_heads < m
+
+    def layers_ok(self, n_layers: int) -> bool:
+        """Depths as published families use them (LLaMA 32/40/60/80, DeepSeek 30, TinyLlama
+        22, SmolLM2 30/32, Llama 3 126 ~ 128): even up to 32, multiples of 4 up to 64,
+        multiples of 8 beyond (rule ``published``); every depth for rule ``any``."""
+        if self.layer_rule == "any":
+            return True
+        if n_layers <= 2:
+            return True
+        if n_layers <= 32:
+            return n_layers % 2 == 0
+        return n_layers % (4 if n_layers <= 64 else 8) == 0
 
     def ffn_hidden(self, d_model: int) -> int:
         raw = self.ffn_ratio * d_model
@@ -107,7 +129,9 @@ def load_family(name: str) -> Family:
                       aspect_ratio=float(d["aspect_ratio"]), ffn_ratio=float(d["ffn_ratio"]),
                       ffn_multiple=int(d["ffn_multiple"]),
                       tied_embeddings=bool(d["tied_embeddings"]),
-                      max_layers=int(d.get("max_layers", 256)))
+                      max_layers=int(d.get("max_layers", 256)),
+                      heads_multiple=int(d.get("heads_multiple", 1)),
+                      layer_rule=str(d.get("layer_rule", "any")))
     except KeyError as exc:
         raise AdvisorError(f"family {name!r} lacks key {exc.args[0]!r}") from None
 
@@ -115,9 +139,11 @@ def load_family(name: str) -> Family:
 def shape_for_params(family: Family, params_total: float) -> Shape:
     """The shape of ``family`` whose total parameter count best matches ``params_total``.
 
-    Among all (d_model, n_layers) with d_model a multiple of ``d_model_multiple``, minimise
-    10 * |ln(total / target)| + |ln(aspect / preferred aspect)|: within about 1% of the
-    target where the grid allows, and as close to the family's aspect ratio as that permits.
+    Among all (d_model, n_layers) with d_model a multiple of ``d_model_multiple``, a head
+    count and a depth the family allows (:meth:`Family.heads_ok`, :meth:`Family.layers_ok`),
+    minimise 10 * |ln(total / target)| + |ln(aspect / preferred aspect)|: as close to the
+    target as those shapes allow (the recommendation states the difference), and as close to
+    the family's aspect ratio as that permits.
     """
     smallest = family.shape(family.d_model_multiple, 1)
     if params_total < smallest.params_total * 0.5:
@@ -127,12 +153,16 @@ def shape_for_params(family: Family, params_total: float) -> Shape:
     best, best_cost = None, math.inf
     m = family.d_model_multiple
     for n_layers in range(1, family.max_layers + 1):
+        if not family.layers_ok(n_layers):
+            continue
         # d_model that would hit the target at this depth, by bisection-free search nearby
         lo_k, hi_k = 1, 1
         while family.shape(hi_k * m, n_layers).params_total < params_total and hi_k < 4096:
             lo_k, hi_k = hi_k, hi_k * 2
         for k in _candidates(family, n_layers, lo_k, hi_k, params_total):
             s = family.shape(k * m, n_layers)
+            if not family.heads_ok(s.n_heads):
+                continue
             cost = (10 * abs(math.log(s.params_total / params_total))
                     + abs(math.log((s.d_model / n_layers) / family.aspect_ratio)))
             if cost < best_cost:
@@ -141,7 +171,8 @@ def shape_for_params(family: Family, params_total: float) -> Shape:
 
 
 def _candidates(family, n_layers, lo_k, hi_k, target):
-    """The two multiples k bracketing the target at this depth (binary search)."""
+    """The multiples k bracketing the target at this depth (binary search), and the nearest
+    ones on each side whose head count the family allows."""
     m = family.d_model_multiple
     while hi_k - lo_k > 1:
         mid = (lo_k + hi_k) // 2
@@ -149,4 +180,11 @@ def _candidates(family, n_layers, lo_k, hi_k, target):
             lo_k = mid
         else:
             hi_k = mid
-    return {lo_k, hi_k}
+    out = {lo_k, hi_k}
+    for start, step in ((lo_k, -1), (hi_k, 1)):
+        k = start
+        while 1 <= k <= 8192 and not family.heads_ok(k * m // family.head_dim):
+            k += step
+        if 1 <= k <= 8192:
+            out.add(k)
+    return out

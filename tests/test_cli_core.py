@@ -70,7 +70,7 @@ def test_output_file_is_written(tmp_path):
     out = tmp_path / "cfg.yaml"
     r = advisor("recommend", "--params", "1B", "--output", str(out))
     assert r.returncode == 0
-    assert yaml.safe_load(out.read_text())["model"]["params_total"] == pytest.approx(1e9, rel=0.03)
+    assert yaml.safe_load(out.read_text())["model"]["params_total"] == pytest.approx(1e9, rel=0.05)
 
 
 def test_laws_lists_every_shipped_set_with_its_source():

@@ -37,7 +37,9 @@ def test_7b_recommendation_lies_where_published_7b_runs_were_trained(rec7b):
 
 def test_the_model_shape_matches_the_target_size(rec7b):
     m = rec7b.model
-    assert m["params_total"] == pytest.approx(7e9, rel=0.02)
+    # LLaMA 2 7B's shape (4096 x 32, 32 heads): 3.7% under 7e9, and the output says so
+    assert m["params_total"] == pytest.approx(7e9, rel=0.04)
+    assert m["size_error"]["value"] == pytest.approx(m["params_total"] / 7e9 - 1, abs=1e-4)
     assert m["d_model"] % m["head_dim"] == 0 and m["n_heads"] * m["head_dim"] == m["d_model"]
     assert m["params_for_laws"]["convention"] == "non_embedding"
     assert m["params_for_laws"]["value"] == m["params_non_embedding"]
@@ -69,7 +71,7 @@ def test_extrapolation_and_disagreement_are_warned_about(rec7b):
 
 
 def test_in_range_target_has_no_range_warning_for_step_law():
-    rec = recommend(params=6e8, tokens=2e10)
+    rec = recommend(params=6e8, tokens=2e10, law="step-law")
     assert not [w for w in rec.warnings if w.startswith("step-law") and "fitted range" in w]
 
 
@@ -80,7 +82,7 @@ def test_a_fitted_law_file_is_used_like_a_shipped_one(tmp_path):
     d["laws"]["learning_rate"]["coefficient"] = 3.58   # twice step-law's
     dump_lawset(d, tmp_path / "fit.yaml")
     mine = recommend(params=1e9, tokens=2e10, laws_file=str(tmp_path / "fit.yaml"))
-    ref = recommend(params=1e9, tokens=2e10)
+    ref = recommend(params=1e9, tokens=2e10, law="step-law")
     assert mine.law["name"] == "my-fit"
     assert mine.learning_rate.value == pytest.approx(2 * ref.learning_rate.value, rel=0.01)
 
@@ -135,14 +137,17 @@ def test_compute_optimal_tokens_minimise_loss_at_fixed_compute():
 def test_shapes_cover_small_and_huge_targets():
     fam = load_family("llama")
     for p in (3e7, 1e9, 7e10, 1e12):
-        assert shape_for_params(fam, p).params_total == pytest.approx(p, rel=0.05)
+        # heads a multiple of 8 (or under 8) and published depths cost up to ~6% in size
+        assert shape_for_params(fam, p).params_total == pytest.approx(p, rel=0.06)
     with pytest.raises(AdvisorError, match="smaller than the smallest"):
         shape_for_params(fam, 1e6)
 
 
-def test_an_absurd_token_budget_is_flagged_not_silently_answered():
-    rec = recommend(params=7e9, tokens=1e3)
-    assert any("do not use it as is" in w for w in rec.warnings)
+def test_an_absurd_token_budget_is_refused_not_silently_answered():
+    with pytest.raises(AdvisorError, match="tokens_per_param"):
+        recommend(params=7e9, tokens=1e3)
+    rec = recommend(params=7e9, tokens=1e9)          # unusual but possible: a warning
+    assert any("tokens_per_param" in w and "unusually low" in w for w in rec.warnings)
 
 
 def test_a_fitted_schedule_law_chooses_the_schedule_block_and_says_so(tmp_path, external_data):

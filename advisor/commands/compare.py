@@ -7,6 +7,7 @@ import click
 
 from advisor.lawset import load_lawset
 from advisor.numbers import SEQ_LEN_UNITS, parse_count, parse_seq_len
+from advisor.published import nearest
 from advisor.recommendation import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
                                     compute_optimal_tokens, law_table)
 from advisor.shapes import load_family, shape_for_params
@@ -40,9 +41,12 @@ def compare(params, tokens, seq_len, family, fmt):
          else parse_count(tokens, "tokens", minimum=1e3, maximum=1e17))
     loss = loss_ls.predict("loss", shape.params_total, D)
     rows = law_table(shape, D, seq_len, loss=loss)
+    practice = [e.to_dict() for kind, k in (("published", 4), ("tuned_optimum", 2))
+                for e in nearest(float(shape.params_total), D, k=k, kind=kind)]
     if fmt == "json":
         click.echo(json.dumps({"params_total": params, "tokens": D, "seq_len": seq_len,
-                               "model": shape.to_dict(), "laws": rows}, indent=2))
+                               "model": shape.to_dict(), "laws": rows,
+                               "published": practice}, indent=2))
         return
     click.echo(f"target: {shape.params_total:.4g} parameters ({shape.n_layers} layers x "
                f"d_model {shape.d_model}), {D:.4g} tokens, seq_len {seq_len}")
@@ -50,11 +54,23 @@ def compare(params, tokens, seq_len, family, fmt):
                f"{'batch seq':>9} {'wd':>7} {'loss':>6} {'B_crit tok':>10}  outside fitted range")
     for r in rows:
         bseq = None if r["batch_size_tokens"] is None else r["batch_size_tokens"] / seq_len
-        rng = "; ".join(r["out_of_range"]) if r["out_of_range"] else ""
-        click.echo(f"{r['law']:<17} {r['N']:>9.3g} {_fmt(r['learning_rate'], '9.3g')} "
+        notes = list(r["out_of_range"]) + [f"{q} {why}" for q, why in
+                                           r.get("not_applicable", {}).items()]
+        rng = "; ".join(notes)
+        lr_cell = ("n/a".rjust(9) if "learning_rate" in r.get("not_applicable", {})
+                   else _fmt(r['learning_rate'], '9.3g'))
+        click.echo(f"{r['law']:<17} {r['N']:>9.3g} {lr_cell} "
                    f"{_fmt(r['batch_size_tokens'], '10.3g')} {_fmt(bseq, '9.0f')} "
                    f"{_fmt(r['weight_decay'], '7.3g')} {_fmt(r['loss'], '6.3f')} "
                    f"{_fmt(r['critical_batch_size_tokens'], '10.3g')}  {rng}")
+    for p in practice:
+        bt = p["batch_tokens"]
+        click.echo(f"{p['id'][:17]:<17} {p['params_non_embedding']:>9.3g} "
+                   f"{p['peak_lr']:>9.3g} {_fmt(bt, '10.3g')} "
+                   f"{_fmt(None if bt is None else bt / p['seq_len'], '9.0f')} "
+                   f"{_fmt(p['weight_decay'], '7.3g')} {'-':>6} {'-':>10}  {p['kind']}: "
+                   f"{p['tokens']:.3g} tokens, seq {p['seq_len']}; {p['source']['citation']}, "
+                   f"{p['source']['place']} (checked: {p['checked']})")
     click.echo("Losses are on each law's own corpus and tokenizer (not comparable across "
                "rows); kaplan's critical batch reads its own loss.")
     click.echo("minicpm's LR is its muP base LR scaled to this width (x 256/d_model); its "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from advisor.errors import AdvisorError
 from advisor.export import FORMATS, export
 from advisor.numbers import SEQ_LEN_UNITS
 from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_LAW,
@@ -10,9 +11,9 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
 
 
 @click.command()
-@click.option("--params", required=True, metavar="N",
+@click.option("--params", default=None, metavar="N",
               help="Total parameters of the target model, embeddings included: 7e9, 7B or "
-                   "7000000000.")
+                   "7000000000 (optional when the architecture is given).")
 @click.option("--tokens", default=None, metavar="D",
               help="Training tokens (default: compute-optimal for --params under Epoch AI's "
                    "Chinchilla refit, about 20 per parameter).")
@@ -28,12 +29,23 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
               help="Width of the muP proxy the muP multipliers are relative to.")
 @click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
               help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
+@click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
+              help="A Hugging Face config.json of the real model: exact parameter counts "
+                   "(vocabulary, tying, GQA key/value heads).")
+@click.option("--d-model", default=None, help="Real model width (with --n-layers, --n-heads).")
+@click.option("--n-layers", default=None, help="Real model depth.")
+@click.option("--n-heads", default=None, help="Attention heads.")
+@click.option("--n-kv-heads", default=None, help="Key/value heads (GQA; default: --n-heads).")
+@click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
+@click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
+@click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="yaml",
               show_default=True, help="Output format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (atomically) instead of standard output.")
-def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law, fmt,
-              output):
+def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
+              hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
+              fmt, output):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -41,12 +53,20 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
 
         advisor recommend --params 7e9 --format json
     """
+    from advisor.modelspec import spec_from_hf_config, spec_from_options
     from advisor.outputs import atomic_write_text, check_output_file
 
     if output:
         check_output_file(output, "config")
+    spec = spec_from_options(d_model, n_layers, n_heads, n_kv_heads, ffn, vocab,
+                             tied_embeddings)
+    if hf_config:
+        if spec is not None:
+            raise AdvisorError("give --hf-config or --d-model/--n-layers/--n-heads, not both")
+        spec = spec_from_hf_config(hf_config)
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
-                     family=family, base_width=base_width, schedule_law=schedule_law)
+                     family=family, base_width=base_width, schedule_law=schedule_law,
+                     model_spec=spec)
     text = export(rec, fmt)
     if output:
         atomic_write_text(output, text, "config")
