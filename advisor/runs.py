@@ -274,6 +274,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     names = []
     N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col, M = ([] for _ in range(12))
     labels = [[] for _ in cell_by]
+    arch = {c: [] for c in ARCH_COLUMNS if c in cols}
     n_failed = 0
     for i, row in enumerate(rows):
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
@@ -288,6 +289,8 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         N.append(_number(row, n_column, i, name))
         for lab, c in zip(labels, cell_by):
             lab.append(str(row.get(c) if row.get(c) is not None else "").strip())
+        for c, vals in arch.items():
+            vals.append(str(row.get(c)).strip())
         D.append(_number(row, "D", i, name))
         lr.append(_number(row, "lr", i, name))
         if "bs_tokens" in cols:
@@ -352,6 +355,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
                      n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
                      cell_labels=labels, cell_by=cell_by, n_column=n_column)
+    _note_mixed_architectures(table, {c: np.array(v, dtype=object) for c, v in arch.items()})
     _mark_blown_up(table)
     if not table.finished.any():
         raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "
@@ -388,6 +392,31 @@ def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source, bs_col, s
                                "(expected 1): the batch column is in the wrong unit "
                                f"(bs in sequences of {seq_len} tokens, bs_tokens in tokens) or "
                                "D is not in tokens")
+
+
+ARCH_COLUMNS = ("h", "ffnh", "numh", "numl", "nume", "topk", "moeh")
+
+
+def _note_mixed_architectures(table: RunTable, arch: dict) -> None:
+    """Note cells whose runs differ in an architecture column not named in --cell-by.
+
+    ``arch``: {column: per-run values (strings)} for the ARCH_COLUMNS the file has.
+    """
+    present = [c for c in arch if c not in table.cell_by]
+    if not present:
+        return
+    idx = table.cell_index
+    mixed = []
+    for c in range(len(table.cells)):
+        m = idx == c
+        differ = [col for col in present if len(set(arch[col][m].tolist())) > 1]
+        if differ:
+            mixed.append((table.cell_label(c), differ))
+    if mixed:
+        cols = sorted({col for _, d in mixed for col in d})
+        table.notes.append(f"{len(mixed)} cell(s) mix architectures (first: {mixed[0][0]}, "
+                           f"{', '.join(mixed[0][1])} differ); if they are different models "
+                           f"at the same N, split them with --cell-by {','.join(cols)}")
 
 
 def _mark_blown_up(table: RunTable) -> None:

@@ -57,6 +57,7 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
     if not cross and not law:
         raise AdvisorError("give --law NAME|FILE, or --cross-validate")
     lawset = None
+    extrapolation_cells = None
     if law:
         from advisor.lawset import load_lawset
         lawset = load_lawset(law)
@@ -76,9 +77,11 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
         cells = cross_validate(table, method, progress=progress, batch_vars=bv)
         label = f"our fit ({method}), each cell held out (interpolation)"
         folds = None
+        extrapolation_cells = None
         if extrap:
             folds = extrapolation_cv(table, method, batch_vars=bv)
             extrapolation = extrapolation_summary(folds)
+            extrapolation_cells = {k: f.get("cells", []) for k, f in folds.items()}
         for c in cells + [g for f in (folds or {}).values() for g in f.get("cells", [])]:
             for n in c.pop("fit_notes", []):
                 if n not in notes:
@@ -104,6 +107,7 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
         click.echo(json.dumps({"grid": table.source, "evaluated": label,
                                "loss_column": table.loss_column, "summary": summary,
                                "cells": cells, "extrapolation": extrapolation,
+                               "extrapolation_cells": extrapolation_cells,
                                "notes": notes, "warnings": warnings}, indent=1))
         return
     click.echo(f"{table.summary()}")

@@ -3,7 +3,8 @@
 Methods (each maps the runs of some cells to a predictor (N, D) -> (lr, B_tokens)):
 
 - ``surface`` (default): the joint loss surface of :mod:`advisor.fit.surface`, whose minimum
-  is a power law in N and D; every run near a cell's optimum informs the law.
+  is a power law (LR in N and D, batch in D by default); every run near a cell's optimum
+  informs the law.
 - ``optima``: the smooth optimum of each cell (:mod:`advisor.fit.optima`), then power laws
   lr*(N, D) and B*(N, D) by least squares on logs.
 - ``best-point``: the best grid run of each cell, then lr*(N, D) and B*(D) by least squares
@@ -112,8 +113,9 @@ def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
                  batch_vars=None) -> LRBatchLaws:
     """Fit the LR and batch laws on ``cells`` (indices into table.cells; default all).
 
-    ``batch_vars``: the variables of the batch law, ("N", "D") (default), ("D",) or ("N",);
-    best-point defaults to ("D",), Step Law's form.
+    ``batch_vars``: the variables of the batch law, ("N", "D"), ("D",) or ("N",). Defaults,
+    chosen by extrapolation CV (docs/fitting.md): ("D",) for surface and best-point (Step
+    Law's form), ("N", "D") for optima.
     """
     if method not in METHODS:
         raise AdvisorError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

@@ -33,7 +33,7 @@ def span_reason(values, var: str) -> str | None:
         return f"all cells have {var}={v[0]:.4g}" if len(v) else f"no cells"
     factor = float(v.max() / v.min())
     if factor < MIN_FACTOR:
-        return (f"{var} spans only {100 * (factor - 1):.3g}% ({v.min():.4g} to {v.max():.4g}); "
+        return (f"{var} spans only {100 * (factor - 1):.2g}% ({v.min():.4g} to {v.max():.4g}); "
                 f"an exponent in {var} needs a range of at least {MIN_FACTOR}x")
     return None
 

@@ -54,7 +54,7 @@ class SweepFit:
 
 def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50,
               cv: bool = False, seed: int = 0, progress=None,
-              batch_vars=None) -> SweepFit:
+              batch_vars=None, options=None) -> SweepFit:
     """Fit all laws the sweep supports; laws it cannot support are skipped with a note."""
     check_grid(table)
     notes = list(table.notes)
@@ -62,7 +62,8 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     say("per-cell optima")
     optima = all_optima(table, n_bootstrap=n_bootstrap, seed=seed)
     say(f"LR and batch laws ({method})")
-    laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars)
+    kw = {} if options is None else {"options": options}
+    laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars, **kw)
     notes.extend(laws.notes)
     notes.extend(laws.extra.get("notes", []))
     status = list(laws.status)
@@ -119,9 +120,10 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     cvs = ext = None
     if cv:
         say("leave-one-cell-out cross-validation")
-        cvs = summarize(cross_validate(table, method, batch_vars=batch_vars))
+        cvs = summarize(cross_validate(table, method, batch_vars=batch_vars, **kw))
         say("extrapolation cross-validation (largest/smallest N and D held out)")
-        ext = extrapolation_summary(extrapolation_cv(table, method, batch_vars=batch_vars))
+        ext = extrapolation_summary(extrapolation_cv(table, method, batch_vars=batch_vars,
+                                                     **kw))
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
                     cross_validated=cvs, notes=notes, extrapolation=ext, status=status,

@@ -42,10 +42,13 @@ class SurfaceOptions:
     window: float = 0.015            # runs within this relative excess of the cell best
     f_scale: float = 0.001           # soft-L1 scale on log loss (0.1%)
     shape_varies: bool = True        # shape coefficients linear in (ln N, ln D)
-    batch_vars: tuple = ("N", "D")   # variables of the batch optimum: (N, D), (D,) or (N,)
+    # variables of the batch optimum: (N, D), (D,) or (N,); B*(D) by default because it
+    # extrapolates to larger N best (docs/fitting.md, bench/bench_fit.py --extrapolation)
+    batch_vars: tuple = ("D",)
     lr_vars: tuple = ("N", "D")      # variables of the LR optimum (advisor.fit.identify)
     min_cells: int = 4
     ensemble: bool = True            # average over ENSEMBLE_WINDOWS x ENSEMBLE_SCALES
+    max_nfev: int = 500              # least_squares budget per fit (status read after)
 
 
 ENSEMBLE_WINDOWS = (0.015, 0.02, 0.025)
@@ -265,7 +268,7 @@ def fit_surface(X, cell, cell_logN, cell_logD, loss, axes, *, options=SurfaceOpt
     p0[n_loc + n_shape:] = np.log([best[c] for c in all_cells])
 
     res = least_squares(resid, p0, jac=jac, loss="soft_l1", f_scale=options.f_scale,
-                        x_scale="jac", max_nfev=500)
+                        x_scale="jac", max_nfev=options.max_nfev)
     locs, sh, m = unpack(res.x)
     location = {ax: {name: float(a[q]) for q, name in enumerate(f)}
                 for ax, f, a in zip(axes, features, locs)}
