@@ -241,7 +241,8 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     if not isinstance(n_column, str) or not n_column.strip():
         raise AdvisorError(f"--n-column takes one column name, got {n_column!r}")
     n_column = n_column.strip()
-    bad = [c for c in (n_column, *cell_by) if c not in cols]
+    asked = ((n_column,) if n_column != "N" else ()) + cell_by
+    bad = [c for c in asked if c not in cols]
     if bad:
         raise AdvisorError(f"{source}: no column(s) {', '.join(map(repr, bad))} for "
                            f"--n-column/--cell-by (columns: {', '.join(rows[0])})")

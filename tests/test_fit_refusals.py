@@ -199,3 +199,50 @@ def test_in_sample_only_on_the_grid_the_law_was_fitted_on(rows, tmp_path, capsys
     code, o, _ = run_cli(capsys, "evaluate", "--grid", a, "--law", "step-law", "--format",
                          "json")
     assert "does not say" in json.loads(o)["evaluated"]
+
+
+def test_cell_by_splits_architectures_that_share_n(rows, tmp_path, capsys):
+    """Two dense models (N=429M, numl 10, and N=537M, numl 13) relabelled to one N: at
+    D=50B both have a cell, which without --cell-by would silently merge."""
+    keep = {"429260800", "536872960"}
+    sub = [dict(r, N="429260800") for r in rows if r["N"] in keep]
+    path = write(tmp_path / "shared_n.csv", sub)
+    merged = load_runs(path)
+    assert len(merged.cells) == 6
+    assert any("mix architectures" in n and "--cell-by" in n for n in merged.notes)
+    split = load_runs(path, cell_by="numl")
+    assert len(split.cells) == 7 and split.cell_by == ("numl",)
+    assert not any("mix architectures" in n for n in split.notes)
+    assert "numl=13" in split.cell_label(6) or any("numl=13" in split.cell_label(c)
+                                                    for c in range(7))
+    # a repeat of one architecture's runs under another name is refused as duplicates
+    # until --cell-by names the column that tells them apart
+    cell = [r for r in sub if r["numl"] == "10" and r["D"] == "50000000000"]
+    dup = write(tmp_path / "dup.csv", sub + [dict(r, numl="11") for r in cell])
+    code, _, err = run_cli(capsys, "evaluate", "--grid", dup, "--law", "step-law")
+    assert code == 2 and "duplicate run(s)" in err and "--cell-by" in err
+    code, out, err = run_cli(capsys, "evaluate", "--grid", dup, "--law", "step-law",
+                             "--cell-by", "numl", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["summary"]["cells"] == 8
+
+
+def test_n_column_and_cell_by_errors(rows, tmp_path, capsys):
+    keep = sorted({(r["N"], r["D"]) for r in rows})[::2]
+    sub = [{("Na" if k == "N" else k): v for k, v in r.items()} for r in rows
+           if (r["N"], r["D"]) in keep]
+    path = write(tmp_path / "na.csv", sub)
+    t = load_runs(path, n_column="Na")
+    assert t.n_column == "Na" and len(t.cells) == len(keep)
+    out = tmp_path / "l.yaml"
+    code, _, err = run_cli(capsys, "fit", path, "--out", str(out), "--bootstrap", "0",
+                           "--method", "best-point", "--n-column", "Na")
+    assert code == 0, err
+    assert yaml.safe_load(out.read_text())["provenance"]["n_column"] == "Na"
+    for args, phrase in ((["--n-column", "Nx"], "no column(s) 'Nx'"),
+                         (["--n-column", "Na", "--cell-by", "h,,numl"], "--cell-by takes"),
+                         (["--n-column", "Na", "--cell-by", "D"], "N and D always define")):
+        code, _, err = run_cli(capsys, "evaluate", "--grid", path, "--law", "step-law", *args)
+        assert code == 2 and phrase in err, err
+    code, _, err = run_cli(capsys, "evaluate", "--grid", path, "--law", "step-law")
+    assert code == 2 and "missing column(s) N" in err
