@@ -31,11 +31,12 @@ from pathlib import Path  # noqa: E402
 
 from advisor.fit.crossval import (cross_validate, extrapolation_cv,  # noqa: E402
                                   extrapolation_summary, fit_lr_batch, in_sample)
-from advisor.fit.gaps import lawset_gaps, summarize  # noqa: E402
+from advisor.fit.gaps import cell_gap, lawset_gaps, summarize  # noqa: E402
 from advisor.fit.lawset_out import fit_sweep  # noqa: E402
 from advisor.fit.surface import SurfaceOptions, ensemble_options  # noqa: E402
 from advisor.lawset import load_lawset  # noqa: E402
 from advisor.runs import load_runs  # noqa: E402
+from advisor.yamlio import atomic_write_text  # noqa: E402
 
 GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / \
     "steplaw_dense_lr_bs_loss.csv"
@@ -110,7 +111,15 @@ def score_form(table, method, batch_vars, options):
     folds = extrapolation_cv(table, method, **kw)
     row["extrapolation"] = {k: _pct(v) for k, v in extrapolation_summary(folds).items()}
     row["held_out"] = {k: f["held_out"] for k, f in folds.items()}
-    row["per_cell_loo"] = None
+    # the case: one model size beyond the fit (Step Law's MoE grid is 2x beyond the
+    # dense grid's largest N): fit below the largest N, score the cells at it
+    top = max(c[0] for c in table.cells)
+    idx = table.cell_index
+    train = [i for i, c in enumerate(table.cells) if c[0] < top]
+    laws_top = fit_lr_batch(table, method, train, **kw)
+    row["extrapolation"]["largest-N-only"] = _pct(summarize(
+        [cell_gap(table, idx == c, *laws_top.predict(*table.cells[c]))
+         for c, k in enumerate(table.cells) if k[0] == top]))
     row["seconds"] = time.perf_counter() - t
     return row
 
@@ -133,7 +142,7 @@ def extrapolation_table(table, out_json=None):
                         for k, v in e.items())
               + f"  ({row['seconds']:.0f} s)", flush=True)
     if out_json:
-        Path(out_json).write_text(json.dumps(results, indent=1))
+        atomic_write_text(out_json, json.dumps(results, indent=1))
     return results
 
 
@@ -205,7 +214,7 @@ def main():
         print(f"{k:75s} {v:6.2f} s")
     results["seconds"] = timings
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.json, json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

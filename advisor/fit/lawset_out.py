@@ -274,6 +274,9 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
 
 
 def _power_law_entry(coef, exps, cov, unit, rng, note):
+    if not (np.isfinite(coef) and coef > 0 and all(np.isfinite(list(exps.values())))):
+        raise AdvisorError(f"a fitted law ({unit}) has a non-finite constant (coefficient "
+                           f"{coef!r}, exponents {exps}); nothing is written")
     entry = {"form": "power_law", "coefficient": _r(coef),
              "exponents": {k: _r(v) for k, v in exps.items()}, "unit": unit,
              "fitted_range": {k: rng[k] for k in rng}, "note": note}
