@@ -134,9 +134,9 @@ def extrapolation_table(table, out_json=None):
     for label, method, bv, opts in FORMS:
         row = score_form(table, method, bv, opts)
         results["forms"][label] = row
-        e = row["extrapolation"]
+        e, loo = row["extrapolation"], row["leave_one_cell_out"]
         print(f"{label:38s} in {row['in_sample']['mean_gap']:.3f} | LOO "
-              f"{row['leave_one_cell_out']['mean_gap']:.3f}/{row['leave_one_cell_out']['max_gap']:.3f}"
+              f"{loo['mean_gap']:.3f}/{loo['max_gap']:.3f}"
               + "".join(f" | {k} " + (f"{v['mean_gap']:.3f}/{v['max_gap']:.3f}"
                                       if "mean_gap" in v else "refused")
                         for k, v in e.items())
