@@ -246,3 +246,15 @@ def test_n_column_and_cell_by_errors(rows, tmp_path, capsys):
         assert code == 2 and phrase in err, err
     code, _, err = run_cli(capsys, "evaluate", "--grid", path, "--law", "step-law")
     assert code == 2 and "missing column(s) N" in err
+
+
+def test_a_law_that_would_overflow_refuses_to_predict():
+    from advisor.fit.crossval import LRBatchLaws
+
+    laws = LRBatchLaws(method="best-point", lr=(1.0, {"N": 480.0}, None),
+                       batch=(1.0, {"D": float("nan")}, None), cells=[])
+    with pytest.raises(AdvisorError, match="predicts inf"):
+        laws.predict(2.15e9, 2e10)
+    laws.lr = (1.0, {"N": -0.7}, None)
+    with pytest.raises(AdvisorError, match="batch size law predicts NaN"):
+        laws.predict(2.15e9, 2e10)

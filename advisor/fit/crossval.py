@@ -70,7 +70,8 @@ def _pl(law, N, D, what):
     v = {"N": N, "D": D}
     ln = float(np.log(coef)) + sum(e * float(np.log(v[var])) for var, e in exps.items())
     if not np.isfinite(ln) or abs(ln) > 700:
-        raise AdvisorError(f"the fitted {what} law predicts {'0' if ln < 0 else 'inf'} at "
+        value = "NaN" if np.isnan(ln) else "0" if ln < 0 else "inf"
+        raise AdvisorError(f"the fitted {what} law predicts {value} at "
                            f"N={N:.3g}, D={D:.3g} (exponents "
                            + ", ".join(f"{k} {e:.3g}" for k, e in exps.items())
                            + "): the cells do not identify it")
