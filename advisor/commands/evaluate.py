@@ -82,13 +82,8 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
             folds = extrapolation_cv(table, method, batch_vars=bv)
             extrapolation = extrapolation_summary(folds)
             extrapolation_cells = {k: f.get("cells", []) for k, f in folds.items()}
-        for c in cells + [g for f in (folds or {}).values() for g in f.get("cells", [])]:
-            for n in c.pop("fit_notes", []):
-                if n not in notes:
-                    notes.append(n)
-            for w in c.pop("fit_warnings", []):
-                if w not in warnings:
-                    warnings.append(w)
+        notes += _refit_messages(cells, folds, "fit_notes")
+        warnings += _refit_messages(cells, folds, "fit_warnings")
     else:
         if lawset.conventions.get("params") != "non_embedding":
             notes.append(f"law set {lawset.name} counts N as {lawset.conventions.get('params')}; "
@@ -133,3 +128,19 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
         click.echo(f"note: {n}")
     for w in warnings:
         click.echo(f"warning: {w}")
+
+
+def _refit_messages(cells, folds, key):
+    """The refits' notes (or warnings), once each: the same message with other figures in
+    its parentheses counts as one, said with the number of refits that gave it."""
+    per_fit = [c.pop(key, []) for c in cells]                  # one refit per held-out cell
+    for f in (folds or {}).values():
+        got = [c.pop(key, []) for c in f.get("cells", [])]
+        per_fit += got[:1]                                     # one refit per fold
+    first, count = {}, {}
+    for msgs in per_fit:
+        for m in dict.fromkeys(msgs):
+            k = m.split(" (")[0]
+            first.setdefault(k, m)
+            count[k] = count.get(k, 0) + 1
+    return [f"{first[k]} [in {count[k]} of {len(per_fit)} refits]" for k in first]
