@@ -247,7 +247,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         raise AdvisorError(f"{source}: no column(s) {', '.join(map(repr, bad))} for "
                            f"--n-column/--cell-by (columns: {', '.join(rows[0])})")
     for c in cell_by:
-        if c in ("N", "D", n_column):
+        if c in ("D", n_column):
             raise AdvisorError(f"--cell-by {c}: N and D always define a cell; name only the "
                                "columns that tell architectures at the same N and D apart")
     missing = [c for c in (n_column, "D", "lr") if c not in cols]
