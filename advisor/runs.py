@@ -3,7 +3,8 @@
 Layout (shared/data/external/README.md): one row per run with at least ``N`` (parameters;
 non-embedding in Step Law and in our results stores), ``D`` (training tokens), ``lr`` (peak
 LR), a batch size and a final loss. The batch is read from ``bs_tokens`` (tokens) when the
-column exists, else from ``bs`` in sequences of ``seq_len`` tokens (Step Law: 2048). Optional
+column exists, else from ``bs`` in sequences of the row's ``seq_len`` column where the file
+has one, else of ``seq_len`` tokens (Step Law's dense file: 2048). Optional
 columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status`` (finished | diverged |
 failed), ``exp_name``, ``ti`` (steps; when present it must agree with D / batch, which catches
 a batch given in the wrong unit).
@@ -294,10 +295,12 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
             vals.append(str(row.get(c)).strip())
         D.append(_number(row, "D", i, name))
         lr.append(_number(row, "lr", i, name))
+        row_sl = _number(row, "seq_len", i, name)
         if "bs_tokens" in cols:
             bt.append(_number(row, "bs_tokens", i, name))
-        else:
-            bt.append(_number(row, "bs", i, name) * seq_len)
+        else:           # a per-run seq_len column wins over --seq-len
+            bt.append(_number(row, "bs", i, name)
+                      * (row_sl if math.isfinite(row_sl) and row_sl > 0 else seq_len))
         wd.append(_number(row, "weight_decay", i, name))
         seed.append(_number(row, "seed", i, name))
         L.append(_number(row, loss_col, i, name))

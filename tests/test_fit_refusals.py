@@ -258,3 +258,12 @@ def test_a_law_that_would_overflow_refuses_to_predict():
     laws.lr = (1.0, {"N": -0.7}, None)
     with pytest.raises(AdvisorError, match="batch size law predicts NaN"):
         laws.predict(2.15e9, 2e10)
+
+
+def test_a_seq_len_column_converts_bs_per_run(rows):
+    from advisor.runs import table_from_rows
+
+    sub = [dict(r, seq_len="4096", bs=str(int(r["bs"]) // 2)) for r in rows[:300]]
+    t = table_from_rows(sub)
+    want = np.array([int(r["bs"]) * 4096 for r in sub], float)     # sub's bs, halved
+    assert np.array_equal(t.batch_tokens, want)
