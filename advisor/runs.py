@@ -3,7 +3,8 @@
 Layout (shared/data/external/README.md): one row per run with at least ``N`` (parameters;
 non-embedding in Step Law and in our results stores), ``D`` (training tokens), ``lr`` (peak
 LR), a batch size and a final loss. The batch is read from ``bs_tokens`` (tokens) when the
-column exists, else from ``bs`` in sequences of ``seq_len`` tokens (Step Law: 2048). Optional
+column exists, else from ``bs`` in sequences of the row's ``seq_len`` column where the file
+has one, else of ``seq_len`` tokens (Step Law's dense file: 2048). Optional
 columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status`` (finished | diverged |
 failed), ``exp_name``, ``ti`` (steps; when present it must agree with D / batch, which catches
 a batch given in the wrong unit).
@@ -11,6 +12,12 @@ a batch given in the wrong unit).
 Checks, each failing with one line (AdvisorError): missing columns, non-numbers, NaN losses
 of runs not marked diverged, duplicate runs (same N, D, lr, batch, weight decay and seed),
 a batch that looks like sequences where tokens are expected (or the reverse).
+
+Cells: by default a cell is one (N, D) pair. Grids with several architectures at the same N
+(mixture-of-experts variants, depth/width variants) name the columns that tell them apart
+(``cell_by``, e.g. ``h,numl`` or ``nume,topk``): a cell is then one (N, D, those columns).
+``n_column`` names the column the laws read as N (default ``N``; e.g. ``Na``, active
+parameters, in Step Law's MoE file).
 
 Diverged runs are kept and marked, never dropped: a run is diverged when its status says so,
 or when its loss is non-finite with a status column present, or when its loss is more than
@@ -61,6 +68,9 @@ class RunTable:
     n_failed: int = 0
     notes: list = field(default_factory=list)
     flops_per_token: np.ndarray | None = None   # DeepSeek's M, where h and numl are given
+    cell_labels: tuple = ()                      # per cell-by column: (R,) array of strings
+    cell_by: tuple = ()                          # the names of those columns
+    n_column: str = "N"                          # the column N was read from
 
     def cell_flops_per_token(self, c: int):
         """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
@@ -72,15 +82,42 @@ class RunTable:
     def __len__(self):
         return len(self.N)
 
+    def _run_keys(self):
+        return list(zip(self.N.tolist(), self.D.tolist(), *[list(c) for c in self.cell_labels]))
+
+    @property
+    def cell_keys(self) -> list[tuple]:
+        """Distinct cells as (N, D, *cell-by values), sorted by N, then D, then the values."""
+        return sorted(set(self._run_keys()))
+
     @property
     def cells(self) -> list[tuple[float, float]]:
-        """Distinct (N, D) cells, sorted by N then D."""
-        return sorted(set(zip(self.N.tolist(), self.D.tolist())))
+        """(N, D) of each cell, in ``cell_keys`` order (repeats where cell_by splits an N, D)."""
+        return [(k[0], k[1]) for k in self.cell_keys]
+
+    def cell_label(self, c: int) -> str:
+        """Human-readable name of cell c: N, D and the cell-by values."""
+        k = self.cell_keys[c]
+        extra = "".join(f", {name}={v}" for name, v in zip(self.cell_by, k[2:]))
+        return f"N={k[0]:.3g}, D={k[1]:.3g}{extra}"
 
     @property
     def cell_index(self) -> np.ndarray:
-        lookup = {c: i for i, c in enumerate(self.cells)}
-        return np.array([lookup[c] for c in zip(self.N.tolist(), self.D.tolist())], dtype=int)
+        lookup = {c: i for i, c in enumerate(self.cell_keys)}
+        return np.array([lookup[c] for c in self._run_keys()], dtype=int)
+
+    def fingerprint(self) -> str:
+        """SHA-256 (first 16 hex digits) of the runs as fitted: N, D, lr, batch, loss.
+
+        Order-independent; a law file records it so ``advisor evaluate`` can tell whether a
+        grid is the one the law was fitted on (an in-sample figure) or another one.
+        """
+        import hashlib
+
+        rows = sorted(zip(*(np.round(a, 12).tolist() for a in
+                            (self.N, self.D, self.lr, self.batch_tokens,
+                             np.nan_to_num(self.loss, nan=-1.0)))))
+        return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
     @property
     def finished(self) -> np.ndarray:
@@ -96,22 +133,27 @@ class RunTable:
                         loss_column=self.loss_column, n_failed=self.n_failed,
                         notes=list(self.notes),
                         flops_per_token=None if self.flops_per_token is None
-                        else self.flops_per_token[mask])
+                        else self.flops_per_token[mask],
+                        cell_labels=tuple(c[mask] for c in self.cell_labels),
+                        cell_by=self.cell_by, n_column=self.n_column)
 
     def summary(self) -> str:
+        by = ", ".join(("N" if self.n_column == "N" else f"N={self.n_column}", "D")
+                       + tuple(self.cell_by))
         return (f"{len(self)} runs ({int(self.diverged.sum())} diverged) in "
-                f"{len(self.cells)} (N, D) cells from {self.source}, loss column "
+                f"{len(self.cells)} ({by}) cells from {self.source}, loss column "
                 f"{self.loss_column!r}")
 
 
 def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN,
-              select=()) -> RunTable:
+              select=(), cell_by=(), n_column: str = "N") -> RunTable:
     """Read a sweep from a Step Law-layout CSV or a results store directory.
 
     ``loss``: "smooth" (column ``smooth loss``), "final" (column ``loss``) or "auto"
     (smooth where the column exists, else final). ``seq_len`` converts ``bs`` (sequences)
     to tokens when there is no ``bs_tokens`` column. ``select``: "COLUMN=VALUE" strings; only
-    rows matching all of them are kept (e.g. parameterization=mup).
+    rows matching all of them are kept (e.g. parameterization=mup). ``cell_by``: extra
+    columns that define a cell; ``n_column``: the column read as N (module doc).
     """
     p = Path(path)
     if p.is_dir():
@@ -123,7 +165,8 @@ def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN,
     else:
         raise AdvisorError(f"no such results store or CSV file: {path}")
     rows = select_rows(rows, select, source)
-    return table_from_rows(rows, source=source, loss=loss, seq_len=seq_len)
+    return table_from_rows(rows, source=source, loss=loss, seq_len=seq_len, cell_by=cell_by,
+                           n_column=n_column)
 
 
 def select_rows(rows: list[dict], select, source: str) -> list[dict]:
@@ -178,13 +221,37 @@ def _number(row: dict, key: str, i: int, name: str) -> float:
                            f"{raw!r}") from None
 
 
+def parse_columns(text, what: str) -> tuple:
+    """'a,b' -> ('a', 'b'); an empty or malformed list is one clear error."""
+    if text is None or text == () or text == "":
+        return ()
+    items = tuple(text) if isinstance(text, (list, tuple)) else tuple(str(text).split(","))
+    items = tuple(x.strip() for x in items)
+    if not all(items) or len(set(items)) != len(items):
+        raise AdvisorError(f"{what} takes column names separated by commas, got {text!r}")
+    return items
+
+
 def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto",
-                    seq_len: int = STEPLAW_SEQ_LEN) -> RunTable:
+                    seq_len: int = STEPLAW_SEQ_LEN, cell_by=(), n_column: str = "N") -> RunTable:
     """Build a checked :class:`RunTable` from rows in the Step Law layout (see module doc)."""
     if not rows:
         raise AdvisorError(f"{source}: no runs")
     cols = set(rows[0])
-    missing = [c for c in ("N", "D", "lr") if c not in cols]
+    cell_by = parse_columns(cell_by, "--cell-by")
+    if not isinstance(n_column, str) or not n_column.strip():
+        raise AdvisorError(f"--n-column takes one column name, got {n_column!r}")
+    n_column = n_column.strip()
+    asked = ((n_column,) if n_column != "N" else ()) + cell_by
+    bad = [c for c in asked if c not in cols]
+    if bad:
+        raise AdvisorError(f"{source}: no column(s) {', '.join(map(repr, bad))} for "
+                           f"--n-column/--cell-by (columns: {', '.join(rows[0])})")
+    for c in cell_by:
+        if c in ("D", n_column):
+            raise AdvisorError(f"--cell-by {c}: N and D always define a cell; name only the "
+                               "columns that tell architectures at the same N and D apart")
+    missing = [c for c in (n_column, "D", "lr") if c not in cols]
     if "bs" not in cols and "bs_tokens" not in cols:
         missing.append("bs or bs_tokens")
     if loss not in ("auto", "smooth", "final"):
@@ -208,6 +275,8 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     has_status = "status" in cols
     names = []
     N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col, M = ([] for _ in range(12))
+    labels = [[] for _ in cell_by]
+    arch = {c: [] for c in ARCH_COLUMNS if c in cols}
     n_failed = 0
     for i, row in enumerate(rows):
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
@@ -219,13 +288,19 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
             n_failed += 1
             continue
         names.append(name)
-        N.append(_number(row, "N", i, name))
+        N.append(_number(row, n_column, i, name))
+        for lab, c in zip(labels, cell_by):
+            lab.append(str(row.get(c) if row.get(c) is not None else "").strip())
+        for c, vals in arch.items():
+            vals.append(str(row.get(c)).strip())
         D.append(_number(row, "D", i, name))
         lr.append(_number(row, "lr", i, name))
+        row_sl = _number(row, "seq_len", i, name)
         if "bs_tokens" in cols:
             bt.append(_number(row, "bs_tokens", i, name))
-        else:
-            bt.append(_number(row, "bs", i, name) * seq_len)
+        else:           # a per-run seq_len column wins over --seq-len
+            bt.append(_number(row, "bs", i, name)
+                      * (row_sl if math.isfinite(row_sl) and row_sl > 0 else seq_len))
         wd.append(_number(row, "weight_decay", i, name))
         seed.append(_number(row, "seed", i, name))
         L.append(_number(row, loss_col, i, name))
@@ -243,7 +318,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         np.array(x, float) for x in (N, D, lr, bt, wd, seed, L, steps, bs_col, sl_col))
     diverged = np.array([s == "diverged" for s in status])
 
-    for arr, col in ((N, "N"), (D, "D"), (lr, "lr"), (bt, "batch")):
+    for arr, col in ((N, n_column), (D, "D"), (lr, "lr"), (bt, "batch")):
         bad = ~(np.isfinite(arr) & (arr > 0))
         if bad.any():
             j = int(np.argmax(bad))
@@ -263,20 +338,28 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     if np.any(L[np.isfinite(L)] <= 0):
         raise AdvisorError(f"{source}: losses must be positive")
 
+    labels = tuple(np.array(lab, dtype=object) for lab in labels)
+    label_codes = [np.unique(lab.astype(str), return_inverse=True)[1].astype(float)
+                   for lab in labels]
     key_cols = np.column_stack([N, D, lr, bt, np.nan_to_num(wd, nan=-1.0),
-                                np.nan_to_num(seed, nan=-1.0)])
+                                np.nan_to_num(seed, nan=-1.0), *label_codes])
     _, first, counts = np.unique(key_cols, axis=0, return_index=True, return_counts=True)
     if np.any(counts > 1):
         dup_rows = key_cols[first[counts > 1][0]]
         j = int(np.flatnonzero(np.all(key_cols == dup_rows, axis=1))[1])
+        what = ", ".join(("N", "D") + cell_by)
         raise AdvisorError(f"{source}: {int((counts - 1)[counts > 1].sum())} duplicate run(s) "
-                           f"with the same N, D, lr, batch, weight decay and seed (first: "
-                           f"{names[j]}); remove them or give each repeat its own seed")
+                           f"with the same {what}, lr, batch, weight decay and seed (first: "
+                           f"{names[j]}); remove them or give each repeat its own seed, or, "
+                           "for several architectures at the same N, name the columns that "
+                           "tell them apart with --cell-by")
 
     M = np.array(M, float)
     table = RunTable(N=N, D=D, lr=lr, batch_tokens=bt, weight_decay=wd, seed=seed, loss=L,
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
-                     n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None)
+                     n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
+                     cell_labels=labels, cell_by=cell_by, n_column=n_column)
+    _note_mixed_architectures(table, {c: np.array(v, dtype=object) for c, v in arch.items()})
     _mark_blown_up(table)
     if not table.finished.any():
         raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "
@@ -313,6 +396,31 @@ def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source, bs_col, s
                                "(expected 1): the batch column is in the wrong unit "
                                f"(bs in sequences of {seq_len} tokens, bs_tokens in tokens) or "
                                "D is not in tokens")
+
+
+ARCH_COLUMNS = ("h", "ffnh", "numh", "numl", "nume", "topk", "moeh")
+
+
+def _note_mixed_architectures(table: RunTable, arch: dict) -> None:
+    """Note cells whose runs differ in an architecture column not named in --cell-by.
+
+    ``arch``: {column: per-run values (strings)} for the ARCH_COLUMNS the file has.
+    """
+    present = [c for c in arch if c not in table.cell_by]
+    if not present:
+        return
+    idx = table.cell_index
+    mixed = []
+    for c in range(len(table.cells)):
+        m = idx == c
+        differ = [col for col in present if len(set(arch[col][m].tolist())) > 1]
+        if differ:
+            mixed.append((table.cell_label(c), differ))
+    if mixed:
+        cols = sorted({col for _, d in mixed for col in d})
+        table.notes.append(f"{len(mixed)} cell(s) mix architectures (first: {mixed[0][0]}, "
+                           f"{', '.join(mixed[0][1])} differ); if they are different models "
+                           f"at the same N, split them with --cell-by {','.join(cols)}")
 
 
 def _mark_blown_up(table: RunTable) -> None:

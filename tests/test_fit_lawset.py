@@ -74,7 +74,9 @@ def test_surface_recovers_a_planted_power_law():
     lr_law = lambda N, D: 2.0 * N ** -0.7 * D ** 0.3   # noqa: E731
     b_law = lambda N, D: 0.5 * D ** 0.55               # noqa: E731
     table = table_from_rows(synthetic_rows(rng, lr_law, b_law, cells), loss="final")
-    laws = fit_lr_batch(table, "surface")
+    # the default batch law is B*(D); B*(N, D) must find the planted N exponent of 0
+    assert set(fit_lr_batch(table, "surface").batch[1]) == {"D"}
+    laws = fit_lr_batch(table, "surface", batch_vars=("N", "D"))
     coef, exps, _ = laws.lr
     assert exps["N"] == pytest.approx(-0.7, abs=0.05)
     assert exps["D"] == pytest.approx(0.3, abs=0.05)

@@ -29,16 +29,26 @@ from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
 @click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
               help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
 @click.option("--cv/--no-cv", default=False, show_default=True,
-              help="also record the leave-one-cell-out gap in the provenance")
+              help="also record cross-validated gaps in the provenance: leave-one-cell-out "
+                   "(interpolation) and extrapolation (largest/smallest N and D held out)")
 @click.option("--schedule", default=None, help="the LR schedule the sweep used (recorded)")
 @click.option("--lr-convention", type=click.Choice(["peak", "mup_base"]), default="peak",
               show_default=True, help="what the sweep's lr column means")
 @click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
-              help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: N,D; "
-                   "D for best-point, Step Law's form)")
+              help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: D for "
+                   "surface and best-point, N,D for optima: the forms that extrapolate best, "
+                   "docs/fitting.md)")
+@click.option("--cell-by", "cell_by", default=None, metavar="COL[,COL]",
+              help="columns that, with N and D, define a cell (several architectures at the "
+                   "same N, e.g. h,numl or nume,topk)")
+@click.option("--n-column", "n_column", default="N", show_default=True, metavar="COL",
+              help="the column the laws read as N (e.g. Na, active parameters)")
+@click.option("--max-nfev", "max_nfev", default=500, show_default=True,
+              help="function evaluations allowed to each surface fit (a fit that runs out "
+                   "is reported as not converged)")
 @click.option("--seed", default=0, show_default=True)
 def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, schedule,
-        lr_convention, batch_vars, seed):
+        lr_convention, batch_vars, cell_by, n_column, max_nfev, seed):
     """Fit LR, batch, loss (and weight-decay, critical-batch) laws from RESULTS.
 
     RESULTS is a results store directory or a CSV in the Step Law layout (bs in sequences
@@ -50,12 +60,17 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     from advisor.outputs import check_output_file
     from advisor.runs import load_runs
 
+    from advisor.fit.surface import SurfaceOptions
+
     if n_bootstrap < 0:
         raise AdvisorError("--bootstrap must be 0 or more")
     seq_len = parse_seq_len(seq_len)
     check_output_file(out, "law set")         # before the fit, not after it
+    if max_nfev < 1:
+        raise AdvisorError("--max-nfev must be 1 or more")
     t0 = time.perf_counter()
-    table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select)
+    table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select,
+                      cell_by=cell_by or (), n_column=n_column)
     click.echo(table.summary(), err=True)
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
@@ -65,10 +80,15 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
 
     result = fit_sweep(table, method=method, n_bootstrap=n_bootstrap, cv=cv, seed=seed,
                        progress=progress,
-                       batch_vars=tuple(batch_vars.split(",")) if batch_vars else None)
+                       batch_vars=tuple(batch_vars.split(",")) if batch_vars else None,
+                       options=SurfaceOptions(max_nfev=max_nfev))
     command = (f"advisor fit {results} --out {out} --method {method} --loss {loss_col} "
                f"--seq-len {seq_len} --bootstrap {n_bootstrap} --seed {seed}"
                + (f" --batch-vars {batch_vars}" if batch_vars else "")
+               + (f" --cell-by {cell_by}" if cell_by else "")
+               + (f" --n-column {n_column}" if n_column != "N" else "")
+               + (" --cv" if cv else "")
+               + (f" --max-nfev {max_nfev}" if max_nfev != 500 else "")
                + "".join(f" --select {x}" for x in select))
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
@@ -105,7 +125,16 @@ def _print_summary(result, d, out, elapsed):
     if q.get("cross_validated_gap"):
         s = q["cross_validated_gap"]
         click.echo(f"held-out gap : mean {s['mean_gap_pct']:.3f}%, median "
-                   f"{s['median_gap_pct']:.3f}%, max {s['max_gap_pct']:.3f}%")
+                   f"{s['median_gap_pct']:.3f}%, max {s['max_gap_pct']:.3f}% (each cell held "
+                   "out: interpolation)")
+    for fold, s in (q.get("extrapolation_gap") or {}).items():
+        if "refused" in s:
+            click.echo(f"extrapolation {fold:>10}: not scored ({s['refused']})")
+        else:
+            click.echo(f"extrapolation {fold:>10}: mean {s['mean_gap_pct']:.3f}%, max "
+                       f"{s['max_gap_pct']:.3f}% over {s['cells']} held-out cells")
     for note in result.notes:
         click.echo(f"note: {note}")
+    for w in result.warnings:
+        click.echo(f"warning: {w}")
     click.echo(f"wrote {out} ({elapsed:.1f} s)")

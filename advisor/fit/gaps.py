@@ -4,19 +4,36 @@ Step Law's figure of merit (Li et al. 2025, arXiv:2503.04715, Sec. 3): in each (
 take the run nearest to the prediction in (ln lr, ln B) and report its loss relative to the
 cell's best run. Grid axes the prediction does not give (a law set without a batch law, or a
 weight-decay axis) are held at the best run's values. A nearest run that diverged counts as
-an infinite gap.
+an infinite gap. A prediction that is not a finite positive number is refused (AdvisorError),
+never scored: with NaN distances every run would tie and the "nearest" would be the first.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from advisor.errors import AdvisorError
 from advisor.runs import RunTable
+
+
+def _check_prediction(value, what, where):
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        v = float("nan")
+    if not (np.isfinite(v) and v > 0):
+        raise AdvisorError(f"the law's {what} prediction at {where} is {value!r}, not a finite "
+                           "positive number; it is not scored")
+    return v
 
 
 def cell_gap(table: RunTable, mask, lr: float, batch_tokens: float | None = None) -> dict:
     """Gap of the prediction in one cell (``mask`` selects its runs)."""
     fin = mask & table.finished
     best_i = np.flatnonzero(fin)[np.argmin(table.loss[fin])]
+    where = f"N={table.N[best_i]:.3g}, D={table.D[best_i]:.3g}"
+    lr = _check_prediction(lr, "learning-rate", where)
+    if batch_tokens is not None:
+        batch_tokens = _check_prediction(batch_tokens, "batch-size", where)
     cand = mask.copy()
     if batch_tokens is None:
         cand &= np.isclose(table.batch_tokens, table.batch_tokens[best_i])
@@ -27,6 +44,8 @@ def cell_gap(table: RunTable, mask, lr: float, batch_tokens: float | None = None
     dist = (np.log(table.lr[idx]) - np.log(lr)) ** 2
     if batch_tokens is not None:
         dist = dist + (np.log(table.batch_tokens[idx]) - np.log(batch_tokens)) ** 2
+    if not np.all(np.isfinite(dist)):          # cannot happen after the checks; never guess
+        raise AdvisorError(f"cell {where}: distances to the prediction are not finite")
     j = idx[np.argmin(dist)]
     best = float(table.loss[best_i])
     loss = float(table.loss[j]) if np.isfinite(table.loss[j]) else float("inf")
@@ -59,11 +78,15 @@ def lawset_gaps(table: RunTable, lawset) -> list[dict]:
     out = []
     for c, (N, D) in enumerate(table.cells):
         M = table.cell_flops_per_token(c)        # for laws in DeepSeek's compute M*D
-        lr = lawset.predict("learning_rate", N=N, D=D, M=M)
         b = None
-        if has_batch:
-            b = lawset.predict("batch_size", N=N, D=D, M=M)
-            if lawset.batch_unit == "sequences":
-                b *= float(lawset.conventions.get("seq_len", 2048))
+        try:
+            lr = lawset.predict("learning_rate", N=N, D=D, M=M)
+            if has_batch:
+                b = lawset.predict("batch_size", N=N, D=D, M=M)
+                if lawset.batch_unit == "sequences":
+                    b *= float(lawset.conventions.get("seq_len", 2048))
+        except (OverflowError, ZeroDivisionError):
+            raise AdvisorError(f"law set {lawset.name}: its prediction at N={N:.3g}, "
+                               f"D={D:.3g} overflows; it is not scored") from None
         out.append(cell_gap(table, idx == c, lr, b))
     return out

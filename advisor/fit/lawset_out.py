@@ -6,6 +6,11 @@ law (Chinchilla/Epoch Huber fit on each cell's best loss, bootstrap intervals), 
 timescale law where weight decay was swept, and the critical batch size where the grid
 brackets it. ``lawset_dict`` turns the result into a law set with its provenance, so
 ``advisor recommend --laws FILE`` uses it as it uses a published one.
+
+Every law passes the identifiability rule of :mod:`advisor.fit.identify`; every optimizer
+status (:mod:`advisor.fit.status`) is kept, warned about when not clean, and written into the
+provenance. With ``cv`` both kinds of cross-validation are run: leave-one-cell-out
+(interpolation) and the extrapolation folds of :func:`advisor.fit.crossval.holdout_folds`.
 """
 from __future__ import annotations
 
@@ -16,8 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.fit.crossval import (LRBatchLaws, check_grid, cross_validate, fit_lr_batch,
+from advisor.fit.crossval import (LRBatchLaws, check_grid, cross_validate,
+                                  extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
+from advisor.fit.identify import span_reason
+from advisor.fit.status import warnings_of
 from advisor.fit.loss_law import LossLawFit, fit_loss_law
 from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
@@ -39,11 +47,14 @@ class SweepFit:
     in_sample: dict
     cross_validated: dict | None
     notes: list = field(default_factory=list)
+    extrapolation: dict | None = None          # extrapolation_summary of the folds
+    status: list = field(default_factory=list)  # FitStatus of every optimizer call
+    warnings: list = field(default_factory=list)
 
 
 def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50,
               cv: bool = False, seed: int = 0, progress=None,
-              batch_vars=None) -> SweepFit:
+              batch_vars=None, options=None) -> SweepFit:
     """Fit all laws the sweep supports; laws it cannot support are skipped with a note."""
     check_grid(table)
     notes = list(table.notes)
@@ -51,8 +62,11 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     say("per-cell optima")
     optima = all_optima(table, n_bootstrap=n_bootstrap, seed=seed)
     say(f"LR and batch laws ({method})")
-    laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars)
+    kw = {} if options is None else {"options": options}
+    laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars, **kw)
+    notes.extend(laws.notes)
     notes.extend(laws.extra.get("notes", []))
+    status = list(laws.status)
     if laws.extra.get("cells_not_bowl"):
         notes.append(f"the fitted surface is not a bowl at {len(laws.extra['cells_not_bowl'])} "
                      "cell(s): their optimum is a saddle; look at `advisor plot`")
@@ -63,15 +77,25 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     N = np.array([o.N for o in optima])
     D = np.array([o.D for o in optima])
     Lbest = np.array([o.best_loss for o in optima])
-    if len(optima) >= 6 and len(np.unique(N)) >= 2 and len(np.unique(D)) >= 2:
+    why = [r for r in (span_reason(N, "N"), span_reason(D, "D")) if r]
+    if len(optima) >= 6 and not why:
         say("loss law")
         loss = fit_loss_law(N, D, Lbest, n_bootstrap=n_bootstrap, seed=seed)
+        status.append(loss.status)
+        if loss.n_bootstrap_unconverged:
+            notes.append(f"loss law: {loss.n_bootstrap_unconverged} of {n_bootstrap} bootstrap "
+                         "refits stopped before L-BFGS converged (300 iterations)")
     else:
-        notes.append(f"loss law not fitted: it needs at least 6 cells with 2 sizes and 2 token "
-                     f"counts, got {len(optima)}")
+        notes.append(f"loss law not fitted: it needs at least 6 cells whose N and D each span "
+                     f"a usable range, got {len(optima)} cells"
+                     + (f" ({'; '.join(why)})" if why else ""))
 
     wd = None
-    if sum("weight_decay" in o.optimum for o in optima) >= 3:
+    wd_cells = [o for o in optima if "weight_decay" in o.optimum]
+    wd_why = span_reason([o.D / o.N for o in wd_cells], "TPP") if len(wd_cells) >= 3 else None
+    if wd_why:
+        notes.append(f"weight-decay law not fitted: {wd_why}")
+    elif len(wd_cells) >= 3:
         wd = fit_timescale_law(optima)
     else:
         notes.append("weight decay not swept (3 or more values per cell in 3 or more cells "
@@ -83,7 +107,8 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
         crit_cells = [(n, d, critical_batch(table, idx == c))
                       for c, (n, d) in enumerate(table.cells)]
         ok = [(n, d, b) for n, d, b in crit_cells if b is not None]
-        if len(ok) >= MIN_CRITICAL_CELLS and len({d for _, d, _ in ok}) >= 2:
+        if (len(ok) >= MIN_CRITICAL_CELLS
+                and span_reason([d for _, d, _ in ok], "D") is None):
             crit = fit_power_law(np.array([b for *_, b in ok]),
                                  {"D": np.array([d for _, d, _ in ok])},
                                  what="critical batch size")
@@ -92,13 +117,17 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
                          f"{MIN_CRITICAL_CELLS} with 2 token counts needed for a law")
 
     ins = summarize(in_sample(table, laws))
-    cvs = None
+    cvs = ext = None
     if cv:
         say("leave-one-cell-out cross-validation")
-        cvs = summarize(cross_validate(table, method, batch_vars=batch_vars))
+        cvs = summarize(cross_validate(table, method, batch_vars=batch_vars, **kw))
+        say("extrapolation cross-validation (largest/smallest N and D held out)")
+        ext = extrapolation_summary(extrapolation_cv(table, method, batch_vars=batch_vars,
+                                                     **kw))
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
-                    cross_validated=cvs, notes=notes)
+                    cross_validated=cvs, notes=notes, extrapolation=ext, status=status,
+                    warnings=warnings_of(status))
 
 
 def _r(x, digits=6):
@@ -117,6 +146,8 @@ def default_name(path) -> str:
 def _gap_summary(s):
     if s is None:
         return None
+    if "refused" in s:
+        return {"refused": s["refused"]}
     return {"cells": s["cells"], "mean_gap_pct": _r(100 * s["mean_gap"], 4),
             "median_gap_pct": _r(100 * s["median_gap"], 4),
             "max_gap_pct": _r(100 * s["max_gap"], 4)}
@@ -193,9 +224,25 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "runs": len(t), "diverged": int(t.diverged.sum()), "failed": t.n_failed,
         "cells": len(t.cells), "N_range": rng_ND["N"], "D_range": rng_ND["D"],
         "method": fit.laws.method,
+        "grid_fingerprint": t.fingerprint(),
+        "n_column": t.n_column,
+        "cell_by": list(t.cell_by),
+        "optimizer": {
+            "converged": all(st.converged for st in fit.status),
+            "at_bounds": sorted({b for st in fit.status for b in st.at_bounds}),
+            "calls": [st.as_dict() for st in fit.status],
+        },
+        "warnings": list(fit.warnings),
         "fit_quality": {
             "in_sample_gap": _gap_summary(fit.in_sample),
             "cross_validated_gap": _gap_summary(fit.cross_validated),
+            "extrapolation_gap": (None if fit.extrapolation is None else
+                                  {k: _gap_summary(v) for k, v in fit.extrapolation.items()}),
+            "cv_definition": "cross_validated_gap: each cell held out in turn "
+                             "(interpolation); extrapolation_gap: the cells at the largest N "
+                             "(then largest D, smallest N, smallest D) held out together, at "
+                             "least a quarter of the cells, fitted on the rest; upward and "
+                             "downward pool the held-out cells of the two folds each",
             "gap_definition": "per cell, loss of the run nearest the prediction in "
                               "(ln lr, ln B) relative to the cell's best run",
         },
@@ -227,6 +274,9 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
 
 
 def _power_law_entry(coef, exps, cov, unit, rng, note):
+    if not (np.isfinite(coef) and coef > 0 and all(np.isfinite(list(exps.values())))):
+        raise AdvisorError(f"a fitted law ({unit}) has a non-finite constant (coefficient "
+                           f"{coef!r}, exponents {exps}); nothing is written")
     entry = {"form": "power_law", "coefficient": _r(coef),
              "exponents": {k: _r(v) for k, v in exps.items()}, "unit": unit,
              "fitted_range": {k: rng[k] for k in rng}, "note": note}

@@ -21,6 +21,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
 from advisor.errors import AdvisorError
+from advisor.fit.status import FitStatus, from_minimize
 
 PARAMS = ("E", "A", "B", "alpha", "beta")
 HUBER_DELTA = 1e-3
@@ -50,6 +51,8 @@ class LossLawFit:
     rms_log_residual: float           # root mean square of log L_hat - log L
     intervals: dict = field(default_factory=dict)   # name -> (lo, hi), 95%
     n_bootstrap: int = 0
+    status: FitStatus | None = None   # L-BFGS's status for the kept (best) start
+    n_bootstrap_unconverged: int = 0  # bootstrap refits L-BFGS did not finish (300 iterations)
 
     def params(self) -> dict:
         return {k: getattr(self, k) for k in PARAMS}
@@ -103,6 +106,8 @@ def _grid_values(logN, logD, logL, delta, chunk=2048):
 
 def _fit_once(logN, logD, logL, w, delta, starts, maxiter=2000):
     best = None
+    if not starts:
+        raise AdvisorError("loss law: no starting point")
     for x0 in starts:
         res = minimize(_objective, x0, args=(logN, logD, logL, w, delta), jac=True,
                        method="L-BFGS-B", options={"maxiter": maxiter, "gtol": 1e-12,
@@ -146,8 +151,12 @@ def fit_loss_law(N, D, L, *, delta: float = HUBER_DELTA, n_starts: int = 8,
     starts = [grid[i] for i in order]
     w = np.ones_like(logN)
     best = _fit_once(logN, logD, logL, w, delta, starts)
+    if best is None:
+        raise AdvisorError("loss law: L-BFGS ended with non-finite parameters from every start")
     theta = best.x
     fit = _to_fit(theta, logN, logD, logL, delta)
+    fit.status = from_minimize(best, f"loss-law fit (L-BFGS, {len(N)} points)",
+                               names=["a", "b", "e", "alpha", "beta"])
 
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -155,11 +164,17 @@ def fit_loss_law(N, D, L, *, delta: float = HUBER_DELTA, n_starts: int = 8,
         for _ in range(n_bootstrap):
             counts = np.bincount(rng.integers(0, len(N), len(N)), minlength=len(N)).astype(float)
             res = _fit_once(logN, logD, logL, counts, delta, [theta], maxiter=300)
+            if res is None:
+                fit.n_bootstrap_unconverged += 1
+                continue
+            if not res.success:
+                fit.n_bootstrap_unconverged += 1
             samples.append(_natural(res.x))
         samples = np.array(samples)
-        fit.intervals = {k: (float(np.percentile(samples[:, i], 2.5)),
-                             float(np.percentile(samples[:, i], 97.5)))
-                         for i, k in enumerate(PARAMS)}
+        if len(samples):
+            fit.intervals = {k: (float(np.percentile(samples[:, i], 2.5)),
+                                 float(np.percentile(samples[:, i], 97.5)))
+                             for i, k in enumerate(PARAMS)}
         fit.n_bootstrap = n_bootstrap
     return fit
 

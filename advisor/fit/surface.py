@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from advisor.errors import AdvisorError
+from advisor.fit.status import FitStatus, from_least_squares
 
 AXIS_NAMES = ("learning_rate", "batch_size", "weight_decay")
 
@@ -41,9 +42,13 @@ class SurfaceOptions:
     window: float = 0.015            # runs within this relative excess of the cell best
     f_scale: float = 0.001           # soft-L1 scale on log loss (0.1%)
     shape_varies: bool = True        # shape coefficients linear in (ln N, ln D)
-    batch_vars: tuple = ("N", "D")   # variables of the batch optimum: (N, D), (D,) or (N,)
+    # variables of the batch optimum: (N, D), (D,) or (N,); B*(D) by default because it
+    # extrapolates to larger N best (docs/fitting.md, bench/bench_fit.py --extrapolation)
+    batch_vars: tuple = ("D",)
+    lr_vars: tuple = ("N", "D")      # variables of the LR optimum (advisor.fit.identify)
     min_cells: int = 4
     ensemble: bool = True            # average over ENSEMBLE_WINDOWS x ENSEMBLE_SCALES
+    max_nfev: int = 500              # least_squares budget per fit (status read after)
 
 
 ENSEMBLE_WINDOWS = (0.015, 0.02, 0.025)
@@ -87,6 +92,7 @@ class SurfaceFit:
     n_cells: int
     rms: float                       # rms of log-loss residuals (fit runs)
     covariance: dict = field(default_factory=dict)  # axis -> cov of (ln coef, eN, eD)
+    status: FitStatus | None = None  # what least_squares said
 
     def optimum(self, N, D) -> dict:
         """Predicted optimum {axis: value} at N, D (natural units: lr, tokens, lambda)."""
@@ -178,7 +184,8 @@ def fit_surface(X, cell, cell_logN, cell_logD, loss, axes, *, options=SurfaceOpt
     features = []
     for ax in axes:
         f = ["1"]
-        use = options.batch_vars if ax == "batch_size" else ("N", "D")
+        use = (options.batch_vars if ax == "batch_size"
+               else options.lr_vars if ax == "learning_rate" else ("N", "D"))
         if distinct_N and "N" in use:
             f.append("N")
         if distinct_D and "D" in use:
@@ -261,7 +268,7 @@ def fit_surface(X, cell, cell_logN, cell_logD, loss, axes, *, options=SurfaceOpt
     p0[n_loc + n_shape:] = np.log([best[c] for c in all_cells])
 
     res = least_squares(resid, p0, jac=jac, loss="soft_l1", f_scale=options.f_scale,
-                        x_scale="jac", max_nfev=500)
+                        x_scale="jac", max_nfev=options.max_nfev)
     locs, sh, m = unpack(res.x)
     location = {ax: {name: float(a[q]) for q, name in enumerate(f)}
                 for ax, f, a in zip(axes, features, locs)}
@@ -270,7 +277,10 @@ def fit_surface(X, cell, cell_logN, cell_logD, loss, axes, *, options=SurfaceOpt
                      terms=terms, shape=sh, levels={int(c): float(m[i])
                                                      for i, c in enumerate(all_cells)},
                      options=options, n_runs=int(sel.sum()), n_cells=K,
-                     rms=float(np.sqrt(np.mean(r ** 2))))
+                     rms=float(np.sqrt(np.mean(r ** 2))),
+                     status=from_least_squares(
+                         res, f"surface fit (window {options.window:.1%}, f_scale "
+                              f"{options.f_scale:.1%}, {K} cells)"))
     fit.covariance = _cluster_covariance(jac(res.x), r, ci, features, n_loc, n0, d0, axes)
     return fit
 
