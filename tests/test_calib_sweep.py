@@ -192,3 +192,70 @@ def test_ray_executor_with_a_local_instance(tmp_path):
         runs = st.runs()
     assert len(runs) == 2 and {r.status for r in runs} == {"finished"}
     assert all(len(ResultsStore.open(out).curve(r.run_id)["step"]) == 1 for r in runs)
+
+
+# ---------------------------------------------------------------- workers sharing a store
+def _poll_db(db, query, args=()):
+    try:
+        con = sqlite3.connect(db, timeout=5)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:          # not created yet, or its schema not yet written
+        return []
+
+
+def test_two_workers_share_a_store_and_a_killed_workers_run_is_taken_over(tmp_path):
+    """Two `advisor calibrate` processes on one store (one inproc, one with the process
+    executor's two workers), then a SIGKILL of the first mid-run: every run is recorded
+    once, none is trained to the end twice, the killed worker's run is finished by another."""
+    plan = write_plan(tmp_path / "p.yaml", {"tokens": 4 * 32 * 60},
+                      grid={"width": [32, 64], "lr": {"pow2": [-9, -5]}})
+    out = tmp_path / "shared"
+    db = out / "results.sqlite"
+    a = subprocess.Popen(calibrate_cmd(plan, out), env=ENV, cwd=REPO,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen(calibrate_cmd(plan, out, "--executor", "gpus", "--workers", "2"),
+                         env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    mine = f"%:{a.pid}:%"
+    deadline = time.time() + 300
+    while time.time() < deadline and a.poll() is None:
+        ended = _poll_db(db, "SELECT count(*) FROM attempts WHERE owner LIKE ? AND "
+                         "ended_at IS NOT NULL", (mine,))
+        holds = _poll_db(db, "SELECT run_id FROM claims WHERE owner LIKE ?", (mine,))
+        if ended and ended[0][0] >= 1 and holds:
+            break
+        time.sleep(0.02)
+    assert a.poll() is None, "the first worker ended before it could be killed"
+    os.kill(a.pid, signal.SIGKILL)
+    a.wait()
+    killed = {r[0] for r in _poll_db(db, "SELECT run_id FROM claims WHERE owner LIKE ?", (mine,))}
+    assert killed, "the killed worker held no run"
+    out_b, err_b = b.communicate(timeout=600)
+    assert b.returncode == 0, err_b
+    assert "10 runs (10 finished)" in out_b
+
+    with ResultsStore.open(out) as st:
+        runs = st.runs()
+        attempts = st.attempts()
+        assert st.claims() == []                      # nothing left leased
+    assert len(runs) == 10 and len({r.run_id for r in runs}) == 10
+    assert {r.status for r in runs} == {"finished"}
+    by_run: dict = {}
+    for att in attempts:
+        by_run.setdefault(att["run_id"], []).append(att)
+    assert set(by_run) == {r.run_id for r in runs}
+    for rid, atts in by_run.items():
+        ended = [x for x in atts if x["ended_at"] is not None]
+        assert len(ended) == 1, f"run {rid} was trained to the end {len(ended)} times"
+        if rid in killed:                             # started by the killed worker, ...
+            assert len(atts) == 2 and f":{a.pid}:" in atts[0]["owner"]
+            assert atts[0]["ended_at"] is None and atts[0]["status"] is None
+            assert atts[1]["took_over"] == atts[0]["owner"]   # ... finished by another
+            assert f":{a.pid}:" not in atts[1]["owner"]
+        else:
+            assert len(atts) == 1                     # started once
+    owners = {x["owner"].split(":")[1] for x in attempts if x["ended_at"] is not None}
+    assert str(a.pid) in owners and len(owners) >= 2  # the work was shared
