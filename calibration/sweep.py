@@ -118,9 +118,29 @@ class Progress:
             self.bar.close()
 
 
+def device_memory(device: str) -> tuple[float, str, int]:
+    """(bytes of memory, its name, bytes per activation value) of the device runs train on:
+    a CUDA device's total memory (bf16 autocast), else this host's physical memory (fp32)."""
+    import torch
+
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        dev = torch.device(device)
+        idx = dev.index if dev.index is not None else torch.cuda.current_device()
+        return float(torch.cuda.get_device_properties(idx).total_memory), f"cuda:{idx}", 2
+    try:
+        ram = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        ram = math.nan
+    return ram, "this host's memory", 4
+
+
 def check_inputs(plan, device: str):
-    """Load and check every data source the plan uses (before any compute)."""
+    """Load and check every data source the plan uses, and that each run's estimated memory
+    and time fit (calibration.plan's bounds), before any compute."""
     from calibration.data import load_data
+    from calibration.plan import check_memory, check_time
 
     datas = {}
     for spec in plan.specs:
@@ -128,6 +148,10 @@ def check_inputs(plan, device: str):
             datas[spec.data] = load_data(spec.data)
         datas[spec.data].check_fits(spec.seq_len)
         spec.model_config(vocab_size=datas[spec.data].vocab_size)
+        check_time(plan.name, spec, datas[spec.data].vocab_size)
+    memory, where, act_bytes = device_memory(device)
+    check_memory(plan.name, plan.specs, memory, where,
+                 {k: d.vocab_size for k, d in datas.items()}, act_bytes)
     return datas
 
 

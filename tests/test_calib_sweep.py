@@ -67,6 +67,52 @@ def test_bad_plans_fail_with_one_line_before_any_compute(tmp_path, capsys, setti
     assert not (out / "results.sqlite").exists()
 
 
+@pytest.mark.parametrize("settings, grid, msg", [
+    # 1e15 tokens: 4e12 steps; before the bounds, every run failed allocating 14 TiB
+    ({"tokens": 1e15}, None, "would take at least"),
+    ({}, {"width": [32, 65536], "lr": [0.01]}, "TiB of memory"),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_plans_beyond_memory_or_time_are_refused_saying_what_they_need(
+        tmp_path, capsys, settings, grid, msg, dry_run):
+    plan = write_plan(tmp_path / "p.yaml", settings, grid)
+    out = tmp_path / "out"
+    args = ["calibrate", str(plan), "--out", str(out), "--device", "cpu"]
+    assert cli(*args, *(["--dry-run"] if dry_run else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: plan t: run (width=") and msg in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
+    from calibration.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
+
+    small = run_bytes(64, 2, 176, 4, 256, 64, 8)
+    assert 512 * 2 ** 20 < small < 600 * 2 ** 20          # the overhead dominates a proxy
+    assert run_bytes(128, 2, 352, 8, 256, 64, 8) > small
+    assert run_bytes(64, 2, 176, 4, 256, 128, 8) > small
+    assert run_bytes(64, 2, 176, 4, 256, 64, 8, tied=True) < small
+    assert run_seconds_lower_bound(1000, 1.0) == pytest.approx(1000 * MIN_STEP_S)
+    assert run_seconds_lower_bound(1, 1e21) == pytest.approx(1e6)
+    assert run_seconds_lower_bound(int(MAX_RUN_S / MIN_STEP_S) - 1, 1.0) < MAX_RUN_S
+
+
+def test_long_runs_never_hold_a_step_sized_schedule_array():
+    from advisor.lr_schedule import parse_schedule
+    from calibration.train import MultiplierStream
+
+    for spec in ("wsd:warmup=10,cooldown=0.3,shape=1-sqrt", "cosine:warmup=0.05",
+                 "step:at=0.5,to=0.1", "constant"):
+        full = parse_schedule(spec).multipliers(10_000)
+        stream = MultiplierStream(spec, 10_000, chunk=777)
+        assert np.array_equal([stream.at(t) for t in range(1, 10_001)], full)
+        assert np.array_equal(stream.block(9_990, 20)[:11], full[9_989:])
+        assert stream.at(10_001) == 0.0 and not stream.block(9_990, 20)[11:].any()
+    long = MultiplierStream("wsd:warmup=100,cooldown=0.2", 10 ** 12)
+    assert long.at(1) == pytest.approx(0.01) and long.at(10 ** 12) == 0.0
+    assert long.at(5 * 10 ** 11) == 1.0 and len(long._values) == 4096
+
+
 def test_corrupt_data_file(tmp_path, capsys):
     (tmp_path / "x.bin").write_bytes(b"\x00" * 1001)
     plan = write_plan(tmp_path / "p.yaml", {"data": f"tokens:{tmp_path / 'x.bin'}"})
