@@ -321,3 +321,46 @@ def test_two_workers_share_a_store_and_a_killed_workers_run_is_taken_over(tmp_pa
             assert len(atts) == 1                     # started once
     owners = {x["owner"].split(":")[1] for x in attempts if x["ended_at"] is not None}
     assert str(a.pid) in owners and len(owners) >= 2  # the work was shared
+
+
+def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease(
+        tmp_path, one_torch_thread):
+    """A stacked unit whose third member another host holds: the two free members train as
+    a stack; when the other host's lease expires (no heartbeat), the third is taken over."""
+    from calibration.data import load_data
+    from calibration.store import LeaseKeeper
+    from calibration.sweep import claim_loop, work_units
+    from calibration.train import RunSpec, train_group
+
+    model = {k: TINY_SETTINGS[k] for k in ("head_dim", "base_width")}
+    base = {k: v for k, v in TINY_SETTINGS.items() if k not in model}
+    specs = [RunSpec(**{**base, "tokens": 4 * 32 * 10}, width=32, lr=lr, stack=True,
+                     model=model) for lr in (2 ** -8, 2 ** -7, 2 ** -6)]
+    (unit,) = work_units(specs)
+    assert len(unit) == 3                              # one unit: trained together
+    st = ResultsStore.create(tmp_path)
+    data = load_data("stdlib")
+    far = "far-host:4242:feed"
+    st.claim([specs[2].run_id], far, 3.0, 0)           # a 3 s lease, never renewed
+    con = sqlite3.connect(tmp_path / "results.sqlite", isolation_level=None)
+    con.execute("UPDATE claims SET origin='far-host|boot|ns'")
+    con.close()
+    trained = []
+    with LeaseKeeper(st, ttl_s=30) as lease:
+        def train_unit(group):
+            trained.append([s.run_id for s in group])
+            train_group(group, data, "cpu",
+                        on_result=lambda r: st.record_result(r, owner=lease.owner))
+
+        ours = claim_loop([unit], lease, train_unit, poll_s=0.2)
+    assert trained == [[specs[0].run_id, specs[1].run_id], [specs[2].run_id]]
+    assert sorted(ours) == sorted(s.run_id for s in specs)
+    runs = {r.run_id: r for r in st.runs()}
+    assert {r.status for r in runs.values()} == {"finished"} and len(runs) == 3
+    stack_sizes = {rid: [d["value"] for d in st.diagnostics(rid) if d["name"] == "stack_size"]
+                   for rid in runs}
+    assert stack_sizes[specs[0].run_id] == [2.0] and stack_sizes[specs[2].run_id] == []
+    (taken,) = [a for a in st.attempts(specs[2].run_id) if a["owner"] == lease.owner]
+    assert taken["took_over"] == far and taken["status"] == "finished"
+    assert all(r.startup_s > 0 and r.wall_time_s > 0 for r in runs.values())
+    st.close()
