@@ -21,6 +21,7 @@ first-step warm-up) in seconds, claim and attempt times in seconds since the Uni
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -123,6 +124,7 @@ def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+@functools.lru_cache(maxsize=1)
 def _origin() -> str:
     """What makes a pid meaningful: this boot of this kernel and this pid namespace. Two
     containers with the same host name but their own pid namespaces have different origins,
@@ -246,7 +248,13 @@ class ResultsStore:
             if version not in range(1, SCHEMA_VERSION + 1):
                 raise sqlite3.DatabaseError(f"schema version {row and row[0]}")
             if version < SCHEMA_VERSION:
-                cls._migrate(conn)
+                try:
+                    cls._migrate(conn)
+                except sqlite3.OperationalError as exc:
+                    conn.close()
+                    raise AdvisorError(f"results store {path} has schema version {version} and "
+                                       f"could not be upgraded to {SCHEMA_VERSION} in place "
+                                       f"({exc}); open it once where it is writable") from None
         except sqlite3.DatabaseError as exc:
             raise AdvisorError(f"results store {path} is corrupt or not a results store "
                                f"({exc}); move it aside to start a new one") from None

@@ -213,3 +213,4 @@ def test_the_lease_length_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("ADVISOR_LEASE_TTL_S", bad)
         with pytest.raises(AdvisorError, match="ADVISOR_LEASE_TTL_S"):
             lease_ttl_s()
+
