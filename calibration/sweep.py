@@ -179,8 +179,8 @@ def claim_loop(units, lease, train_unit, should_stop=lambda: False,
     ours: list[str] = []
     while todo and not should_stop():
         trained, keep = False, []
-        for unit in todo:
-            if trained or should_stop():
+        for unit in todo:                  # one pass: claim each unit just before training it
+            if should_stop():
                 keep.append(unit)
                 continue
             claimed, held, _done = lease.claim([s.run_id for s in unit])
