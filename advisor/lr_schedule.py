@@ -107,14 +107,19 @@ class Schedule:
             return max(w, int(round(self.at * total_steps)))
         return total_steps
 
-    def multipliers(self, total_steps: int) -> np.ndarray:
-        """LR / peak LR for steps 1..total_steps, as a float64 array of that length."""
+    def multipliers(self, total_steps: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """LR / peak LR for steps 1..total_steps, as a float64 array of that length; or, with
+        ``start``/``stop``, for steps start+1..stop only (a chunk of a long run, so a caller
+        never needs an array of total_steps)."""
         import numpy as np
         if not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
             raise AdvisorError(f"total steps must be a positive integer, got {total_steps}")
         T = int(total_steps)
-        t = np.arange(1, T + 1, dtype=np.float64)
-        out = np.ones(T)
+        stop = T if stop is None else int(stop)
+        if not 0 <= int(start) <= stop <= T:
+            raise AdvisorError(f"steps {start}..{stop} are not within 0..{T}")
+        t = np.arange(int(start) + 1, stop + 1, dtype=np.float64)
+        out = np.ones(len(t))
         w = self.warmup_steps(T)
         start = self.decay_start(T)
         f = self.final_ratio

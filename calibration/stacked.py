@@ -43,11 +43,13 @@ from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
 from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
+from calibration.train import MultiplierStream
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
 CPU_MAX_MEMBERS = 8
 GPU_MAX_MEMBERS = 64
+MULT_CHUNK = 4096     # steps of LR multipliers held at a time
 
 
 # --------------------------------------------------------------------------------------
@@ -282,10 +284,8 @@ class _Stack:
     def __init__(self, specs, data, device: str, compile_ok: bool = True):
         import contextlib
 
-        import numpy as np
         import torch
 
-        from advisor.lr_schedule import parse_schedule
         from calibration.data import BatchSampler
         from calibration.model import build_model, build_optimizer, compute_loss, count_params
 
@@ -310,19 +310,21 @@ class _Stack:
         want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
         self.opt = StackedAdamW(self.model.params, hypers, betas, compile=want and compile_ok)
         self.steps = max(s.steps for s in self.specs)
-        mults = np.zeros((self.K, self.steps))
-        for k, spec in enumerate(self.specs):
-            mults[k, :spec.steps] = parse_schedule(spec.schedule).multipliers(spec.steps)
-        self.mults_host = mults
+        # LR multipliers per member, computed MULT_CHUNK steps at a time (never (K, T))
+        self.streams = [MultiplierStream(s.schedule, s.steps) for s in self.specs]
+        self._mult_lo, self._mults_host, self._mults = 0, None, None
         p0 = next(iter(self.model.params.values()))
-        self.mults = torch.tensor(mults.T.copy(), dtype=p0.dtype, device=device)  # (T, K)
+        self._dtype = p0.dtype
         self.active = torch.ones(self.K, dtype=p0.dtype, device=device)
         self.clip = torch.tensor([s.grad_clip for s in self.specs], dtype=p0.dtype, device=device)
         self.any_clip = bool((self.clip > 0).any())
         # the data order of each member is its single run's: the same sampler and seed
         self.samplers = [BatchSampler(data, s.batch_size, s.seq_len, seed=s.seed + 1_000_003)
                          for s in self.specs]
-        self.losses = torch.zeros(self.steps, self.K, dtype=torch.float32, device=device)
+        # per-member CE of the steps not yet read back: a ring of sync_every rows (the host
+        # reads them at least every sync_every steps), not one row per step of the run
+        self.sync_every = _sync_every(device, self.specs)
+        self.losses = torch.zeros(self.sync_every, self.K, dtype=torch.float32, device=device)
 
         if self.is_cuda:
             self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
@@ -351,6 +353,36 @@ class _Stack:
             self.compiled = torch.compile(self.loss_fn, mode=mode)
 
     # ------------------------------------------------------------------------------
+    def _mult_chunk(self, t: int) -> None:
+        import numpy as np
+        import torch
+
+        i = t - 1
+        if self._mults_host is not None and self._mult_lo <= i < self._mult_lo + MULT_CHUNK:
+            return
+        self._mult_lo = i - i % MULT_CHUNK
+        host = np.stack([st.block(self._mult_lo + 1, MULT_CHUNK) for st in self.streams], 1)
+        self._mults_host = host                                          # (chunk, K)
+        self._mults = torch.tensor(host, dtype=self._dtype, device=self.device)
+
+    def mult(self, k: int, t: int) -> float:
+        """Member k's LR multiplier at step t (0 once its run has ended)."""
+        self._mult_chunk(t)
+        return float(self._mults_host[t - 1 - self._mult_lo, k])
+
+    def mults_at(self, t: int):
+        """Every member's LR multiplier at step t, a (K,) tensor on the device."""
+        self._mult_chunk(t)
+        return self._mults[t - 1 - self._mult_lo]
+
+    def losses_since(self, synced: int, t: int) -> list:
+        """Per-member losses of steps synced+1..t (at most sync_every of them), read back."""
+        n = t - synced
+        if not 0 <= n <= self.sync_every:
+            raise RuntimeError(f"{n} unread steps do not fit the ring of {self.sync_every}")
+        rows = self.losses.cpu().tolist()
+        return [rows[(s - 1) % self.sync_every] for s in range(synced + 1, t + 1)]
+
     def batch(self):
         """Every member's next training batch, (K, B, T) inputs and targets, one transfer.
 
@@ -389,7 +421,7 @@ class _Stack:
             ce = self._forward_backward(self.loss_fn, x, y, on)
         if self.any_clip:
             clip_member_grads(self.model.parameters(), self.clip)
-        scale = self.mults[t - 1] * self.active
+        scale = self.mults_at(t) * self.active
         try:
             self.opt.step(scale)
         except Exception as exc:
@@ -401,7 +433,7 @@ class _Stack:
             self.opt.compiled, self.opt._update = False, adam_update
             self.opt.t -= 1
             self.opt.step(scale)
-        self.losses[t - 1] = ce.detach().float()
+        self.losses[(t - 1) % self.sync_every] = ce.detach().float()
 
     def _forward_backward(self, fn, x, y, on):
         import torch
@@ -470,13 +502,15 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
     from calibration.train import RunResult
 
     t0 = time.perf_counter()
+    clock = _Clock(t0)
     logs = [_MemberLog(s, RunResult(spec=s, status="failed", device=str(device))) for s in specs]
     try:
         stack = _Stack(specs, data, device, compile_ok=compile_ok)
     except AdvisorError as exc:      # bad settings: every member fails as train_run would
+        clock.startup_s = time.perf_counter() - t0
         for log in logs:
             log.result.error = str(exc)
-            _report(log, t0, on_result)
+            _report(log, clock, on_result)
         return [log.result for log in logs]
     except Exception as exc:
         if _is_oom(exc):
@@ -485,17 +519,22 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
     for log in logs:
         log.result.n_params, log.result.n_params_non_embedding = stack.n_params
         log.result.diagnostics.append((0, "stack_size", float(stack.K)))
-    every = _sync_every(device, specs)
+    every = stack.sync_every
     synced = 0                         # losses of steps <= synced have been read
+    clock.startup_s = time.perf_counter() - t0
+    compiled = stack.compiled is not None or stack.opt.compiled
     try:
         for t in range(1, stack.steps + 1):
+            ts = time.perf_counter()
             stack.step(t)
             live = [k for k, log in enumerate(logs) if not log.done]
             need = (t % every == 0 or t == stack.steps
                     or any(logs[k].wants_curve_point(t) or t == logs[k].spec.steps for k in live))
             if not need:
+                clock.add(ts, t, compiled)
                 continue
-            rows = stack.losses[synced:t].cpu().tolist()
+            rows = stack.losses_since(synced, t)      # waits for the device
+            clock.add(ts, t, compiled)
             for s_off, row in enumerate(rows):
                 s = synced + 1 + s_off
                 ending, points = [], []
@@ -512,19 +551,19 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
                     finished = [k for k in points if logs[k].status == "finished"]
                     vals = dict(zip(finished, stack.evaluate(finished))) if finished else {}
                     for k in points:
-                        mult = float(stack.mults_host[k, s - 1])
+                        mult = stack.mult(k, s)
                         logs[k].add_curve_point(s, mult, vals.get(k, math.nan))
                 for k in ending:
                     logs[k].result.status = logs[k].status
                     c = logs[k].result.curve
                     logs[k].result.final_train_loss = c["train_loss"][-1]
                     logs[k].result.final_val_loss = c["val_loss"][-1]
-                    _report(logs[k], t0, on_result)
+                    _report(logs[k], clock, on_result)
                 stack.stop(ending)
                 live = [k for k in live if not logs[k].done]
             synced = t
             if progress is not None:
-                progress(t, stack.steps, float(stack.losses[t - 1].mean()))
+                progress(t, stack.steps, float(stack.losses[(t - 1) % stack.sync_every].mean()))
             if all(log.done for log in logs):
                 break
         if stack.is_cuda:
@@ -536,11 +575,31 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
     return [log.result for log in logs]
 
 
-def _report(log: _MemberLog, t0: float, on_result) -> None:
+class _Clock:
+    """A stack's timing (seconds): ``startup_s`` (building the stack; with compilation also
+    its first step) and ``step_s`` (training steps since, evaluations excluded). On a GPU a
+    step that reads nothing back is queued, not done: its time is counted when the next
+    read-back waits for it."""
+
+    def __init__(self, t0: float):
+        self.t0, self.startup_s, self.step_s, self.first_step_s = t0, 0.0, 0.0, 0.0
+
+    def add(self, ts: float, t: int, compiled: bool) -> None:
+        dt = time.perf_counter() - ts
+        if t == 1 and compiled:
+            self.startup_s += dt
+            self.first_step_s = dt
+        else:
+            self.step_s += dt
+
+
+def _report(log: _MemberLog, clock: _Clock, on_result) -> None:
     r = log.result
-    r.wall_time_s = time.perf_counter() - t0   # the stack's time up to this member's end
-    if r.wall_time_s > 0:
-        r.tokens_per_s = r.tokens_seen / r.wall_time_s
+    r.startup_s = clock.startup_s
+    r.wall_time_s = clock.step_s        # the stack's step time up to this member's end
+    timed = r.tokens_seen - (log.spec.tokens_per_step if clock.first_step_s else 0)
+    if r.wall_time_s > 0 and timed > 0:
+        r.tokens_per_s = timed / r.wall_time_s
     log.done = True
     if on_result is not None:
         on_result(r)

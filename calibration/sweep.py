@@ -2,9 +2,14 @@
 
 - ``inproc`` (default): this process trains every pending run, on ``device``.
 - ``gpus``: one worker process per local GPU (``cuda:0`` ... ``cuda:N-1``), or ``workers``
-  processes on the CPU; each worker writes its runs to the same SQLite store itself.
+  processes on the CPU; each worker claims runs and writes them to the SQLite store itself.
 - ``ray``: one Ray task per group of runs on a Ray cluster (``address``; a local instance
-  when omitted); tasks return their results and this process writes them.
+  when omitted); this process claims the runs, and writes what the tasks return.
+
+Every worker (an inproc sweep, each process of ``gpus``, the Ray driver) claims a run in the
+store before training it (a lease with a heartbeat: calibration.store.LeaseKeeper), so any
+number of sweeps started on one store share its runs instead of repeating them, and a run
+whose worker died (its pid gone, or its lease expired) is taken over by another.
 
 Every executor first checks the plan, the data and the store (AdvisorError before any
 compute), skips runs already stored as finished or diverged, and records each run in one
@@ -36,6 +41,7 @@ class SweepSummary:
     ran: int
     by_status: dict
     wall_time_s: float
+    others: int = 0       # runs of the plan that other workers on the store recorded meanwhile
 
 
 def group_specs(specs) -> list[list]:
@@ -112,9 +118,29 @@ class Progress:
             self.bar.close()
 
 
+def device_memory(device: str) -> tuple[float, str, int]:
+    """(bytes of memory, its name, bytes per activation value) of the device runs train on:
+    a CUDA device's total memory (bf16 autocast), else this host's physical memory (fp32)."""
+    import torch
+
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        dev = torch.device(device)
+        idx = dev.index if dev.index is not None else torch.cuda.current_device()
+        return float(torch.cuda.get_device_properties(idx).total_memory), f"cuda:{idx}", 2
+    try:
+        ram = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        ram = math.nan
+    return ram, "this host's memory", 4
+
+
 def check_inputs(plan, device: str):
-    """Load and check every data source the plan uses (before any compute)."""
+    """Load and check every data source the plan uses, and that each run's estimated memory
+    and time fit (calibration.plan's bounds), before any compute."""
     from calibration.data import load_data
+    from calibration.plan import check_memory, check_time
 
     datas = {}
     for spec in plan.specs:
@@ -122,13 +148,67 @@ def check_inputs(plan, device: str):
             datas[spec.data] = load_data(spec.data)
         datas[spec.data].check_fits(spec.seq_len)
         spec.model_config(vocab_size=datas[spec.data].vocab_size)
+        check_time(plan.name, spec, datas[spec.data].vocab_size)
+    memory, where, act_bytes = device_memory(device)
+    check_memory(plan.name, plan.specs, memory, where,
+                 {k: d.vocab_size for k, d in datas.items()}, act_bytes)
     return datas
+
+
+def work_units(specs) -> list[list]:
+    """Units of work, in plan order: a group of runs that stack (``stack: true``, same shape)
+    is one unit, trained together; every other run is a unit of its own, so that the work
+    spreads evenly over workers."""
+    return [g for grp in group_specs(specs)
+            for g in ([grp] if len(grp) > 1 and all(s.stack for s in grp) else [[s] for s in grp])]
+
+
+def claim_loop(units, lease, train_unit, should_stop=lambda: False,
+               poll_s: float | None = None) -> list[str]:
+    """Train, one unit at a time, the runs of ``units`` this worker can claim.
+
+    ``lease``: a calibration.store.LeaseKeeper; ``train_unit(specs)`` trains the claimed
+    members of a unit and records each of them (closing its attempt and lease). Runs held by
+    a live worker are waited for, every ``poll_s`` seconds (default a quarter of the lease,
+    at most 2 s): if that worker dies or its lease expires, this one takes the run over. Ends
+    when every run is done (stored final, or attempted and ended during this sweep) or
+    ``should_stop()``. Returns the ids this worker claimed and trained.
+    """
+    poll = poll_s if poll_s is not None else min(2.0, lease.ttl_s / 4)
+    todo = [list(u) for u in units]
+    ours: list[str] = []
+    while todo and not should_stop():
+        trained, keep = False, []
+        for unit in todo:                  # one pass: claim each unit just before training it
+            if should_stop():
+                keep.append(unit)
+                continue
+            claimed, held, _done = lease.claim([s.run_id for s in unit])
+            if claimed:
+                by_id = {s.run_id: s for s in unit}
+                try:
+                    train_unit([by_id[r] for r in claimed])
+                finally:
+                    lease.store.release(lease.owner, claimed)   # any not recorded
+                ours.extend(claimed)
+                trained = True
+            rest = [s for s in unit if s.run_id in held]
+            if rest:
+                keep.append(rest)
+        todo = keep
+        if todo and not trained:
+            time.sleep(poll)           # all that is left is being trained elsewhere
+    return ours
 
 
 def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
               address: str | None = None, workers: int | None = None,
               show_progress: bool = True) -> SweepSummary:
-    """Run every pending run of ``plan`` into the store in ``out_dir``."""
+    """Run every pending run of ``plan`` into the store in ``out_dir``.
+
+    Several sweeps (processes, or hosts sharing the store's file system) may run on one store
+    at once: each claims a run before training it, so they share the work, and a run whose
+    worker died is taken over (docs/calibration-store.md)."""
     from calibration.store import ResultsStore
 
     if executor not in EXECUTORS:
@@ -141,6 +221,7 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
         resolve_device(device)            # AdvisorError now if CUDA was asked for and is absent
     store = ResultsStore.create(out_dir)
     t0 = time.perf_counter()
+    ours: list[str] = []
     try:
         done = store.final_ids()
         pending = [s for s in plan.specs if s.run_id not in done]
@@ -149,98 +230,101 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
         try:
             if pending:
                 if executor == "inproc":
-                    _run_inproc(pending, datas, device, store, progress)
+                    ours = _run_inproc(pending, datas, device, store, progress)
                 elif executor == "gpus":
-                    _run_processes(pending, out_dir, device, workers, progress)
+                    ours = _run_processes(pending, out_dir, device, workers, progress)
                 else:
-                    _run_ray(pending, address, device, store, progress)
+                    ours = _run_ray(pending, address, device, store, progress)
         finally:
             progress.close()
         ids = {s.run_id for s in plan.specs}
         by_status: dict = {}
+        final_now = set()
         for r in store.runs():
             if r.run_id in ids:
                 by_status[r.status] = by_status.get(r.status, 0) + 1
+                if r.status in ("finished", "diverged"):
+                    final_now.add(r.run_id)
     finally:
         store.close()
-    return SweepSummary(len(plan.specs), already, len(pending), by_status,
-                        time.perf_counter() - t0)
+    others = len((final_now - done) - set(ours))
+    return SweepSummary(len(plan.specs), already, len(ours), by_status,
+                        time.perf_counter() - t0, others)
 
 
 # --------------------------------------------------------------------------------------
 # In-process
 # --------------------------------------------------------------------------------------
 
-def _run_inproc(pending, datas, device, store, progress):
+def _run_inproc(pending, datas, device, store, progress) -> list[str]:
+    from calibration.store import LeaseKeeper
     from calibration.train import resolve_device, train_group
 
     device = resolve_device(device)
+    with LeaseKeeper(store) as lease:
+        def on_result(r):
+            store.record_result(r, owner=lease.owner)
+            progress.run_done(r.spec, r.status, r.final_val_loss)
 
-    def on_result(r):
-        store.record_result(r)
-        progress.run_done(r.spec, r.status, r.final_val_loss)
+        def train_unit(specs):
+            data = datas[specs[0].data]
+            if len(specs) > 1 and all(s.stack for s in specs):
+                train_group(specs, data, device, on_result=on_result)
+                return
+            for spec in specs:
+                train_group([spec], data, device, on_result=on_result,
+                            progress=functools.partial(progress.step, spec))
 
-    for group in group_specs(pending):
-        data = datas[group[0].data]
-        if len(group) > 1 and all(s.stack for s in group):
-            train_group(group, data, device, on_result=on_result)
-            continue
-        for spec in group:
-            train_group([spec], data, device, on_result=on_result,
-                        progress=functools.partial(progress.step, spec))
+        return claim_loop(work_units(pending), lease, train_unit)
 
 
 # --------------------------------------------------------------------------------------
 # One process per GPU (or N CPU processes)
 # --------------------------------------------------------------------------------------
 
-def _worker(worker_idx: int, device: str, out_dir: str, jobs, events, threads: int | None):
-    """Worker process: train groups from ``jobs`` on ``device``, write each run to the store."""
-    import queue
-
+def _worker(worker_idx: int, device: str, out_dir: str, units, events, threads: int | None):
+    """Worker process: claim and train units (lists of run settings) on ``device``, writing
+    each run to the store; the workers of one sweep (and of other sweeps on the same store)
+    share the units through the store's leases."""
     if threads:
         import torch
         torch.set_num_threads(threads)
     from calibration.data import load_data
-    from calibration.store import ResultsStore
+    from calibration.store import LeaseKeeper, ResultsStore
     from calibration.train import RunSpec, train_group
 
     store = ResultsStore.open(out_dir)
     parent = os.getppid()
-    while True:
-        if os.getppid() != parent:      # the sweep was killed: stop after the current run
-            break
-        try:
-            group = jobs.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        if group is None:
-            break
-        specs = [RunSpec.from_settings(d) for d in group]
-        data = load_data(specs[0].data)
-
+    specs_units = [[RunSpec.from_settings(d) for d in unit] for unit in units]
+    with LeaseKeeper(store) as lease:
         def on_result(r):
-            store.record_result(r)
+            store.record_result(r, owner=lease.owner)
             events.put(("done", r.spec.run_id, r.status, r.final_val_loss))
 
-        if len(specs) > 1 and all(s.stack for s in specs):
-            train_group(specs, data, device, on_result=on_result)
-            continue
-        for spec in specs:
-            last = [0.0]
+        def train_unit(specs):
+            data = load_data(specs[0].data)
+            if len(specs) > 1 and all(s.stack for s in specs):
+                train_group(specs, data, device, on_result=on_result)
+                return
+            for spec in specs:
+                last = [0.0]
 
-            def on_progress(step, total, loss, _id=spec.run_id):
-                now = time.perf_counter()
-                if now - last[0] > 0.5 or step == total:
-                    last[0] = now
-                    events.put(("step", _id, step, total, loss))
+                def on_progress(step, total, loss, _id=spec.run_id):
+                    now = time.perf_counter()
+                    if now - last[0] > 0.5 or step == total:
+                        last[0] = now
+                        events.put(("step", _id, step, total, loss))
 
-            train_group([spec], data, device, on_result=on_result, progress=on_progress)
+                train_group([spec], data, device, on_result=on_result, progress=on_progress)
+
+        # the sweep was killed: stop after the current unit
+        ours = claim_loop(specs_units, lease, train_unit,
+                          should_stop=lambda: os.getppid() != parent)
     store.close()
-    events.put(("exit", worker_idx))
+    events.put(("exit", worker_idx, ours))
 
 
-def _run_processes(pending, out_dir, device, workers, progress):
+def _run_processes(pending, out_dir, device, workers, progress) -> list[str]:
     import multiprocessing as mp
 
     import torch
@@ -259,20 +343,15 @@ def _run_processes(pending, out_dir, device, workers, progress):
         devices = ["cpu"] * n
         threads = max(1, (torch.get_num_threads() or 1) // n)
     ctx = mp.get_context("spawn")
-    jobs, events = ctx.Queue(), ctx.Queue()
+    events = ctx.Queue()
     by_id = {s.run_id: s for s in pending}
-    groups = group_specs(pending)
-    # Split groups into single runs unless stacked, so work spreads evenly over workers.
-    units = [g for grp in groups for g in ([grp] if all(s.stack for s in grp) else [[s] for s in grp])]
-    for unit in units:
-        jobs.put([s.settings() for s in unit])
-    for _ in devices:
-        jobs.put(None)
-    procs = [ctx.Process(target=_worker, args=(i, dev, str(out_dir), jobs, events, threads),
+    units = [[s.settings() for s in unit] for unit in work_units(pending)]
+    procs = [ctx.Process(target=_worker, args=(i, dev, str(out_dir), units, events, threads),
                          daemon=True) for i, dev in enumerate(devices)]
     for p in procs:
         p.start()
     exited: set = set()
+    ours: list[str] = []
     try:
         while len(exited) < len(procs):
             try:
@@ -287,6 +366,7 @@ def _run_processes(pending, out_dir, device, workers, progress):
                 progress.step(by_id[ev[1]], ev[2], ev[3], ev[4])
             elif ev[0] == "exit":
                 exited.add(ev[1])
+                ours.extend(ev[2])
     finally:
         for p in procs:
             p.join(timeout=120)       # a worker that said goodbye is only flushing its queue
@@ -296,6 +376,7 @@ def _run_processes(pending, out_dir, device, workers, progress):
     if bad:
         raise AdvisorError(f"executor gpus: {len(bad)} worker(s) exited with codes {bad}; "
                            "finished runs are stored, run the same command again to resume")
+    return ours
 
 
 # --------------------------------------------------------------------------------------
@@ -311,12 +392,17 @@ def _ray_train_group(settings_list, device):
     return train_group(specs, load_data(specs[0].data), resolve_device(device))
 
 
-def _run_ray(pending, address, device, store, progress):
+def _run_ray(pending, address, device, store, progress) -> list[str]:
+    """Claim units in the store (this driver is their owner), run them as Ray tasks, record
+    what the tasks return. Only this process touches the store, so the store need not be
+    reachable from the Ray workers."""
     try:
         import ray
     except ImportError:
         raise AdvisorError("executor ray needs Ray: pip install 'hp-advisor[ray]'") from None
     import torch
+
+    from calibration.store import LeaseKeeper
 
     use_gpu = device in ("auto", None) and torch.cuda.is_available() or str(device).startswith("cuda")
     if not ray.is_initialized():
@@ -325,12 +411,30 @@ def _run_ray(pending, address, device, store, progress):
     by_id = {s.run_id: s for s in pending}
     remote = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=1)(_ray_train_group)
     dev = "cuda" if use_gpu else "cpu"
-    units = [g for grp in group_specs(pending)
-             for g in ([grp] if all(s.stack for s in grp) else [[s] for s in grp])]
-    refs = [remote.remote([s.settings() for s in unit], dev) for unit in units]
-    while refs:
-        ready, refs = ray.wait(refs, num_returns=1)
-        for res_list in ray.get(ready):
-            for r in res_list:
-                store.record_result(r)
-                progress.run_done(by_id.get(r.spec.run_id, r.spec), r.status, r.final_val_loss)
+    ours: list[str] = []
+    with LeaseKeeper(store) as lease:
+        poll = min(2.0, lease.ttl_s / 4)
+        todo = work_units(pending)
+        refs: dict = {}
+        while todo or refs:
+            keep = []
+            for unit in todo:
+                claimed, held, _done = lease.claim([s.run_id for s in unit])
+                if claimed:
+                    refs[remote.remote([by_id[r].settings() for r in claimed], dev)] = claimed
+                rest = [s for s in unit if s.run_id in held]
+                if rest:
+                    keep.append(rest)
+            todo = keep
+            if not refs:
+                time.sleep(poll)       # all that is left is being trained elsewhere
+                continue
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=poll if todo else None)
+            for ref in ready:
+                claimed = refs.pop(ref)
+                for r in ray.get(ref):
+                    store.record_result(r, owner=lease.owner)
+                    progress.run_done(by_id.get(r.spec.run_id, r.spec), r.status,
+                                      r.final_val_loss)
+                ours.extend(claimed)
+    return ours

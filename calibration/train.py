@@ -146,8 +146,9 @@ class RunResult:
     n_params: int = 0
     n_params_non_embedding: int = 0
     tokens_seen: int = 0
-    wall_time_s: float = 0.0
-    tokens_per_s: float = 0.0
+    wall_time_s: float = 0.0         # seconds in training steps (see train_run)
+    tokens_per_s: float = 0.0        # tokens per second of those steps
+    startup_s: float = 0.0           # seconds before them: build, init, compile
     device: str = ""
     arch: dict = field(default_factory=dict)     # derived sizes: heads, d_head, ffn_hidden
     curve: dict = field(default_factory=lambda: {k: [] for k in
@@ -157,6 +158,40 @@ class RunResult:
     @property
     def run_id(self) -> str:
         return self.spec.run_id
+
+
+class MultiplierStream:
+    """A run's LR multipliers (advisor.lr_schedule) read step by step, computed in chunks of
+    ``chunk`` steps: memory stays O(chunk) however long the run (a T-sized array of a run
+    with 1e12 steps would need 8 TB)."""
+
+    def __init__(self, schedule: str, total_steps: int, chunk: int = 4096):
+        from advisor.lr_schedule import parse_schedule
+
+        self.schedule = parse_schedule(schedule)
+        self.total, self.chunk = int(total_steps), int(chunk)
+        self._lo, self._values = 0, None
+
+    def at(self, step: int) -> float:
+        """The multiplier of ``step`` (1-based); 0 past the end of the run."""
+        if step > self.total:
+            return 0.0
+        i = step - 1
+        if self._values is None or not self._lo <= i < self._lo + len(self._values):
+            self._lo = i - i % self.chunk
+            self._values = self.schedule.multipliers(
+                self.total, self._lo, min(self._lo + self.chunk, self.total))
+        return float(self._values[i - self._lo])
+
+    def block(self, first: int, n: int):
+        """Multipliers of steps first..first+n-1 as a float64 array (0 past the end)."""
+        import numpy as np
+
+        lo, hi = first - 1, min(first - 1 + n, self.total)
+        out = np.zeros(n)
+        if hi > lo:
+            out[:hi - lo] = self.schedule.multipliers(self.total, lo, hi)
+        return out
 
 
 def resolve_device(device: str | None = None) -> str:
@@ -195,17 +230,24 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     ``callbacks``: objects with ``on_step(step, model, optimizer, batch) -> dict | None``,
     called after each optimiser step; returned dicts are kept as diagnostics (name -> float).
     ``progress``: optional ``f(step, total_steps, train_loss)`` called every step.
+
+    Timing (seconds): ``wall_time_s`` is the time spent in training steps (batch, forward,
+    backward, optimizer, reading the loss back), without the held-out evaluations and
+    callbacks; ``startup_s`` is what came before (config, model build and init, optimizer)
+    plus, when the model is compiled, the first step (which compiles it), so the first run
+    of a process no longer looks slower than the next. ``tokens_per_s`` is over the timed
+    steps only.
     """
     import contextlib
 
     import torch
 
-    from advisor.lr_schedule import parse_schedule
     from calibration.data import BatchSampler
     from calibration.model import build_model, build_optimizer, compute_loss, count_params
 
     result = RunResult(spec=spec, status="failed", device=str(device))
     t0 = time.perf_counter()
+    startup, step_s, timed_tokens = None, 0.0, 0
     try:
         cfg = spec.model_config(vocab_size=data.vocab_size)
         data.check_fits(spec.seq_len)
@@ -217,19 +259,23 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
                               betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer)
         is_cuda = str(device).startswith("cuda")
         fwd = model
-        if spec.compile == "always" or (spec.compile == "auto" and is_cuda):
+        compiled = spec.compile == "always" or (spec.compile == "auto" and is_cuda)
+        if compiled:
             fwd = torch.compile(model)
         if is_cuda:
             autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
         else:
             autocast = contextlib.nullcontext
-        mults = parse_schedule(spec.schedule).multipliers(spec.steps)
+        mults = MultiplierStream(spec.schedule, spec.steps)
         sampler = BatchSampler(data, spec.batch_size, spec.seq_len, seed=spec.seed + 1_000_003)
         curve = result.curve
         first_loss, ema, since, since_n = None, None, 0.0, 0
         status = "finished"
         for step in range(1, spec.steps + 1):
-            lr_mult = float(mults[step - 1])
+            ts = time.perf_counter()
+            if startup is None:
+                startup = ts - t0
+            lr_mult = mults.at(step)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * lr_mult
             x, y = sampler.next(device)
@@ -241,7 +287,13 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
             if spec.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
             opt.step()
-            loss_v = ce.item()
+            loss_v = ce.item()             # waits for the device: the step is done
+            dt = time.perf_counter() - ts
+            if step == 1 and compiled:
+                startup += dt
+            else:
+                step_s += dt
+                timed_tokens += spec.tokens_per_step
             for cb in callbacks:
                 diag = cb.on_step(step, model, opt, (x, y))
                 for name, value in (diag or {}).items():
@@ -278,9 +330,10 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         result.error = str(exc)
     except Exception as exc:  # a failed run is a result, not a crash of the sweep
         result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-    result.wall_time_s = time.perf_counter() - t0
-    if result.wall_time_s > 0:
-        result.tokens_per_s = result.tokens_seen / result.wall_time_s
+    result.startup_s = (time.perf_counter() - t0) if startup is None else startup
+    result.wall_time_s = step_s
+    if step_s > 0:
+        result.tokens_per_s = timed_tokens / step_s
     return result
 
 

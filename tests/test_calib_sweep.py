@@ -67,6 +67,52 @@ def test_bad_plans_fail_with_one_line_before_any_compute(tmp_path, capsys, setti
     assert not (out / "results.sqlite").exists()
 
 
+@pytest.mark.parametrize("settings, grid, msg", [
+    # 1e15 tokens: 4e12 steps; before the bounds, every run failed allocating 14 TiB
+    ({"tokens": 1e15}, None, "would take at least"),
+    ({}, {"width": [32, 65536], "lr": [0.01]}, "TiB of memory"),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_plans_beyond_memory_or_time_are_refused_saying_what_they_need(
+        tmp_path, capsys, settings, grid, msg, dry_run):
+    plan = write_plan(tmp_path / "p.yaml", settings, grid)
+    out = tmp_path / "out"
+    args = ["calibrate", str(plan), "--out", str(out), "--device", "cpu"]
+    assert cli(*args, *(["--dry-run"] if dry_run else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: plan t: run (width=") and msg in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
+    from calibration.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
+
+    small = run_bytes(64, 2, 176, 4, 256, 64, 8)
+    assert 512 * 2 ** 20 < small < 600 * 2 ** 20          # the overhead dominates a proxy
+    assert run_bytes(128, 2, 352, 8, 256, 64, 8) > small
+    assert run_bytes(64, 2, 176, 4, 256, 128, 8) > small
+    assert run_bytes(64, 2, 176, 4, 256, 64, 8, tied=True) < small
+    assert run_seconds_lower_bound(1000, 1.0) == pytest.approx(1000 * MIN_STEP_S)
+    assert run_seconds_lower_bound(1, 1e21) == pytest.approx(1e6)
+    assert run_seconds_lower_bound(int(MAX_RUN_S / MIN_STEP_S) - 1, 1.0) < MAX_RUN_S
+
+
+def test_long_runs_never_hold_a_step_sized_schedule_array():
+    from advisor.lr_schedule import parse_schedule
+    from calibration.train import MultiplierStream
+
+    for spec in ("wsd:warmup=10,cooldown=0.3,shape=1-sqrt", "cosine:warmup=0.05",
+                 "step:at=0.5,to=0.1", "constant"):
+        full = parse_schedule(spec).multipliers(10_000)
+        stream = MultiplierStream(spec, 10_000, chunk=777)
+        assert np.array_equal([stream.at(t) for t in range(1, 10_001)], full)
+        assert np.array_equal(stream.block(9_990, 20)[:11], full[9_989:])
+        assert stream.at(10_001) == 0.0 and not stream.block(9_990, 20)[11:].any()
+    long = MultiplierStream("wsd:warmup=100,cooldown=0.2", 10 ** 12)
+    assert long.at(1) == pytest.approx(0.01) and long.at(10 ** 12) == 0.0
+    assert long.at(5 * 10 ** 11) == 1.0 and len(long._values) == 4096
+
+
 def test_corrupt_data_file(tmp_path, capsys):
     (tmp_path / "x.bin").write_bytes(b"\x00" * 1001)
     plan = write_plan(tmp_path / "p.yaml", {"data": f"tokens:{tmp_path / 'x.bin'}"})
@@ -102,6 +148,22 @@ def test_ci_plan_runs_end_to_end_and_loss_falls(tmp_path, capsys):
                 c = st.curve(run["run_id"])
                 assert c["val_loss"][-1] < c["val_loss"][0] < np.log(256), run["settings"]
                 assert c["train_loss"][-1] < c["train_loss"][0]
+    # wall_time_s times the training steps only: the first run of a shape in a fresh process
+    # runs its steps as fast as the next ones (its start-up is in startup_s). Before, the
+    # first run's cold start (model build, mup import, first kernels) was in wall_time_s.
+    with ResultsStore.open(out) as st:
+        stored = st.runs()
+    assert all(r.wall_time_s > 0 and np.isfinite(r.startup_s) and r.startup_s > 0
+               for r in stored)
+    assert all(r.tokens_per_s == pytest.approx(r.tokens_seen / r.wall_time_s) for r in stored)
+    first = min(stored, key=lambda r: r.recorded_at)
+    same = sorted((r for r in stored if r.status == "finished" and r.run_id != first.run_id
+                   and (r.settings["width"], r.settings["parameterization"])
+                   == (first.settings["width"], first.settings["parameterization"])),
+                  key=lambda r: r.recorded_at)
+    per_step = lambda r: r.wall_time_s / (r.tokens_seen / 512)
+    typical = float(np.median([per_step(r) for r in same]))
+    assert per_step(first) < 2.5 * typical, (per_step(first), typical, first.startup_s)
     best = {(b["parameterization"], b["width"]): b for b in report["best_lr"]}
     assert set(best) == {(p, w) for p in ("mup", "sp") for w in (32, 64)}
     assert cli("results", str(out), "--csv", str(tmp_path / "ci.csv")) == 0
@@ -192,3 +254,113 @@ def test_ray_executor_with_a_local_instance(tmp_path):
         runs = st.runs()
     assert len(runs) == 2 and {r.status for r in runs} == {"finished"}
     assert all(len(ResultsStore.open(out).curve(r.run_id)["step"]) == 1 for r in runs)
+
+
+# ---------------------------------------------------------------- workers sharing a store
+def _poll_db(db, query, args=()):
+    try:
+        con = sqlite3.connect(db, timeout=5)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:          # not created yet, or its schema not yet written
+        return []
+
+
+def test_two_workers_share_a_store_and_a_killed_workers_run_is_taken_over(tmp_path):
+    """Two `advisor calibrate` processes on one store (one inproc, one with the process
+    executor's two workers), then a SIGKILL of the first mid-run: every run is recorded
+    once, none is trained to the end twice, the killed worker's run is finished by another."""
+    plan = write_plan(tmp_path / "p.yaml", {"tokens": 4 * 32 * 60},
+                      grid={"width": [32, 64], "lr": {"pow2": [-9, -5]}})
+    out = tmp_path / "shared"
+    db = out / "results.sqlite"
+    a = subprocess.Popen(calibrate_cmd(plan, out), env=ENV, cwd=REPO,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen(calibrate_cmd(plan, out, "--executor", "gpus", "--workers", "2"),
+                         env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    mine = f"%:{a.pid}:%"
+    deadline = time.time() + 300
+    while time.time() < deadline and a.poll() is None:
+        ended = _poll_db(db, "SELECT count(*) FROM attempts WHERE owner LIKE ? AND "
+                         "ended_at IS NOT NULL", (mine,))
+        holds = _poll_db(db, "SELECT run_id FROM claims WHERE owner LIKE ?", (mine,))
+        if ended and ended[0][0] >= 1 and holds:
+            break
+        time.sleep(0.02)
+    assert a.poll() is None, "the first worker ended before it could be killed"
+    os.kill(a.pid, signal.SIGKILL)
+    a.wait()
+    killed = {r[0] for r in _poll_db(db, "SELECT run_id FROM claims WHERE owner LIKE ?", (mine,))}
+    assert killed, "the killed worker held no run"
+    out_b, err_b = b.communicate(timeout=600)
+    assert b.returncode == 0, err_b
+    assert "10 runs (10 finished)" in out_b
+
+    with ResultsStore.open(out) as st:
+        runs = st.runs()
+        attempts = st.attempts()
+        assert st.claims() == []                      # nothing left leased
+    assert len(runs) == 10 and len({r.run_id for r in runs}) == 10
+    assert {r.status for r in runs} == {"finished"}
+    by_run: dict = {}
+    for att in attempts:
+        by_run.setdefault(att["run_id"], []).append(att)
+    assert set(by_run) == {r.run_id for r in runs}
+    for rid, atts in by_run.items():
+        ended = [x for x in atts if x["ended_at"] is not None]
+        assert len(ended) == 1, f"run {rid} was trained to the end {len(ended)} times"
+        if rid in killed:                             # started by the killed worker, ...
+            assert len(atts) == 2 and f":{a.pid}:" in atts[0]["owner"]
+            assert atts[0]["ended_at"] is None and atts[0]["status"] is None
+            assert atts[1]["took_over"] == atts[0]["owner"]   # ... finished by another
+            assert f":{a.pid}:" not in atts[1]["owner"]
+        else:
+            assert len(atts) == 1                     # started once
+    owners = {x["owner"].split(":")[1] for x in attempts if x["ended_at"] is not None}
+    assert str(a.pid) in owners and len(owners) >= 2  # the work was shared
+
+
+def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease(
+        tmp_path, one_torch_thread):
+    """A stacked unit whose third member another host holds: the two free members train as
+    a stack; when the other host's lease expires (no heartbeat), the third is taken over."""
+    from calibration.data import load_data
+    from calibration.store import LeaseKeeper
+    from calibration.sweep import claim_loop, work_units
+    from calibration.train import RunSpec, train_group
+
+    model = {k: TINY_SETTINGS[k] for k in ("head_dim", "base_width")}
+    base = {k: v for k, v in TINY_SETTINGS.items() if k not in model}
+    specs = [RunSpec(**{**base, "tokens": 4 * 32 * 10}, width=32, lr=lr, stack=True,
+                     model=model) for lr in (2 ** -8, 2 ** -7, 2 ** -6)]
+    (unit,) = work_units(specs)
+    assert len(unit) == 3                              # one unit: trained together
+    st = ResultsStore.create(tmp_path)
+    data = load_data("stdlib")
+    far = "far-host:4242:feed"
+    st.claim([specs[2].run_id], far, 3.0, 0)           # a 3 s lease, never renewed
+    con = sqlite3.connect(tmp_path / "results.sqlite", isolation_level=None)
+    con.execute("UPDATE claims SET origin='far-host|boot|ns'")
+    con.close()
+    trained = []
+    with LeaseKeeper(st, ttl_s=30) as lease:
+        def train_unit(group):
+            trained.append([s.run_id for s in group])
+            train_group(group, data, "cpu",
+                        on_result=lambda r: st.record_result(r, owner=lease.owner))
+
+        ours = claim_loop([unit], lease, train_unit, poll_s=0.2)
+    assert trained == [[specs[0].run_id, specs[1].run_id], [specs[2].run_id]]
+    assert sorted(ours) == sorted(s.run_id for s in specs)
+    runs = {r.run_id: r for r in st.runs()}
+    assert {r.status for r in runs.values()} == {"finished"} and len(runs) == 3
+    stack_sizes = {rid: [d["value"] for d in st.diagnostics(rid) if d["name"] == "stack_size"]
+                   for rid in runs}
+    assert stack_sizes[specs[0].run_id] == [2.0] and stack_sizes[specs[2].run_id] == []
+    (taken,) = [a for a in st.attempts(specs[2].run_id) if a["owner"] == lease.owner]
+    assert taken["took_over"] == far and taken["status"] == "finished"
+    assert all(r.startup_s > 0 and r.wall_time_s > 0 for r in runs.values())
+    st.close()
