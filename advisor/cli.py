@@ -60,6 +60,8 @@ def _missing_dependency_command(name: str, missing: str) -> click.Command:
     how = (f"pip install 'hp-advisor[{extra}]'" if extra else f"pip install {top}")
     if top == "mup":
         how = "pip install --no-deps mup==1.0.0"
+    if top == "cupy":
+        how = "pip install cupy-cuda12x or cupy-cuda13x, matching your CUDA"
     message = f"`advisor {name}` needs {top}, which is not installed: {how}"
 
     def callback(**_):
