@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FIT = ("constant", "cosine:final=0.1")
 TEST = ("wsd:cooldown=0.2,shape=1-sqrt,final=0", "wsd:cooldown=0.5,shape=linear,final=0",
