@@ -29,9 +29,15 @@ if compgen -G "$WHEELS/*.whl" >/dev/null; then
         --target "$SITE" "$WHEELS"/*.whl || { echo "error: installing $WHEELS/*.whl failed"; exit 3; }
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
-for m in $REQUIRE; do
-    python3 -c "import $m" 2>/dev/null || { echo "error: python3 cannot import $m (carry its wheel in $WHEELS)"; exit 3; }
-done
+# shellcheck disable=SC2086  # REQUIRE is a list of module names
+python3 - $REQUIRE <<'PY' || exit 3
+import importlib, sys
+for m in sys.argv[1:]:
+    try:
+        importlib.import_module(m)
+    except Exception as exc:
+        sys.exit(f"error: python3 cannot import {m} ({type(exc).__name__}: {exc}); carry its wheel")
+PY
 resume=()
 if [ -f "$RESUME" ]; then resume=(--resume-from "$RESUME"); fi
 export PYTHONUNBUFFERED=1

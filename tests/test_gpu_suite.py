@@ -14,13 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.gpu_suite import budget
-from bench.gpu_suite.budget import Deadline, Estimate, Unit, fit_step_model, fits
-from bench.gpu_suite.report import Figure, restore_bundle, write_bundle
-from bench.gpu_suite.stages.lr_sweep import judge
-from bench.gpu_suite.stages.tests import parse_junit
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))          # bench/ is not an installed package
+
+from bench.gpu_suite import budget  # noqa: E402
+from bench.gpu_suite.budget import Deadline, Estimate, Unit, fit_step_model, fits  # noqa: E402
+from bench.gpu_suite.report import Figure, restore_bundle, write_bundle  # noqa: E402
+from bench.gpu_suite.stages.lr_sweep import judge  # noqa: E402
+from bench.gpu_suite.stages.tests import parse_junit  # noqa: E402
 
 
 # ---------------------------------------------------------------- time arithmetic
@@ -323,5 +324,20 @@ def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_pat
     r2 = _device_call(tmp_path, out2, tmp_path / "suite2", "--smoke --threads 1",
                       resume=out / "gpu-suite.tar.gz")
     assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-2000:]
-    assert "resumed" in r2.stdout and r2.stdout.count("done in an earlier call, kept") == 7
+    assert "resumed" in r2.stdout and "every selected stage is done in an earlier call" in r2.stdout
+    assert "probe (" not in r2.stdout                  # no device time spent on a finished suite
+    assert json.loads((out2 / "summary.json").read_text())["rows"] == summary["rows"]
     _returned_files(out2)
+
+
+def test_the_device_command_stops_before_the_suite_when_an_import_is_missing(tmp_path):
+    _probe_wheel(tmp_path / "whl")
+    env = dict(os.environ, OUT=str(tmp_path / "OUT"), SITE=str(tmp_path / "site"),
+               WHEELS=str(tmp_path / "whl"), REQUIRE="gpusuite_probe no_such_module_here",
+               SUITE_DIR=str(tmp_path / "suite"),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    r = subprocess.run(["bash", "bench/gpu_suite_device.sh"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3
+    assert "error: python3 cannot import no_such_module_here" in r.stdout + r.stderr
+    assert not (tmp_path / "suite").exists()           # the suite never started

@@ -125,7 +125,26 @@ def measure(device: str, sizes: dict, measure_compile: bool) -> dict:
     return out
 
 
-def step_model(probe: dict):
+def step_model(probe: dict, compiled: bool = False):
+    """The probe's step model; ``compiled``: with the per-step floor that compilation
+    removed at the probe's small width (compile fuses kernels and cuts launches; it is taken
+    not to change the arithmetic rate)."""
     from bench.gpu_suite.budget import StepModel
 
-    return StepModel(probe["eager"]["floor_s"], probe["eager"]["rate_flops"])
+    floor, rate = probe["eager"]["floor_s"], probe["eager"]["rate_flops"]
+    c = probe.get("compile")
+    if compiled and c:
+        floor = max(0.0, floor - max(0.0, c["eager_step_s"] - c["compiled_step_s"]))
+    return StepModel(floor, rate)
+
+
+def compile_seconds() -> float | None:
+    """Seconds torch.compile has spent in this process so far (dynamo's own timer of its
+    compile entry point, inductor included); None where this torch does not report it."""
+    try:
+        from torch._dynamo.utils import compile_times
+
+        names, values = compile_times(repr="csv", aggregate=True)
+        return float(dict(zip(names, values)).get("_compile.compile_inner", 0.0))
+    except Exception:       # a private API: absent or changed in another torch version
+        return None

@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from bench.gpu_suite.budget import Deadline, fits
+from bench.gpu_suite.probe import compile_seconds
 from bench.gpu_suite.report import (figures_table, summary_markdown, summary_rows,
                                     write_bundle)
 from bench.gpu_suite.stages.base import Ctx, StageSkipped
@@ -54,6 +55,10 @@ def run_suite(opts, stages) -> int:
         log(f"gpu suite: {'SMOKE (toy sizes: nothing here is a result)' if opts.smoke else 'full size'}; "
             f"budget {opts.budget_s:.0f} s; out {out}; device {device}; torch {torch.__version__}; "
             f"compile {opts.compile}")
+        if all(state.stage(st.name).get("status") == "done" for st in stages):
+            log("every selected stage is done in an earlier call: nothing to measure")
+            failed = []
+            return 0
         probe = measure(device, sz["probe"], measure_compile=device.startswith("cuda")
                         and opts.compile != "never")
         write_json(out / "probe.json", probe)
@@ -67,6 +72,8 @@ def run_suite(opts, stages) -> int:
                   f"CuPy {sw.get('cupy')}; mup {sw.get('mup')}; "
                   f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; budget {opts.budget_s:.0f} s; "
                   f"command `{opts.command}`")
+        state.data["header"] = header
+        state.save()
         ctx = Ctx(out=out, smoke=opts.smoke, device=device, sizes=sz, probe=probe,
                   deadline=deadline, compile=opts.compile, log=log)
         ctx.checkpoint = lambda: _bundle(opts, out, stages, state, header)
@@ -76,14 +83,15 @@ def run_suite(opts, stages) -> int:
                 "smoke": opts.smoke, "command": opts.command, "failed": failed}
         state.add_call(call)
     finally:
-        md = summary_markdown(stages, state, opts.smoke, header or "# GPU suite summary")
+        header = header or state.data.get("header") or "# GPU suite summary"
+        md = summary_markdown(stages, state, opts.smoke, header)
         write_text(out / "summary.md", md)
         write_json(out / "summary.json", _summary_json(stages, state, opts))
         if opts.bundle:
             _bundle(opts, out, stages, state, header)
         log.close()
-    print()
-    print(md, flush=True)
+        print()
+        print(md, flush=True)
     return 1 if failed else 0
 
 
@@ -125,7 +133,7 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
                             note=note, estimate_s=est.seconds)
             skipped.append(st.name)
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), compile_seconds()
         try:
             outcome = st.run(ctx, est)
         except StageSkipped as exc:
@@ -138,16 +146,21 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
             failed.append(st.name)
             continue
         actual = time.perf_counter() - t0
+        c1 = compile_seconds()
+        compile_s = None if c0 is None or c1 is None else c1 - c0
         sdir = ctx.stage_dir(st.name)
         figs = outcome.figures
         write_text(sdir / "figures.md", f"# {st.order}. {st.title}\n\n"
                    + figures_table(figs or st.goals(), outcome.status, ctx.smoke))
         state.set_stage(st.name, status=outcome.status, estimate_s=est.seconds, actual_s=actual,
-                        figures=[f.to_dict() for f in figs], note=outcome.note,
+                        compile_s=compile_s, figures=[f.to_dict() for f in figs],
+                        note=outcome.note,
                         pngs=[str(Path(p).relative_to(ctx.out)) for p in outcome.pngs
                               if Path(p).is_file()], error=None)
         log(f"{st.order}. {st.name}: {outcome.status}; estimate {est.seconds:.1f} s, actual "
-            f"{actual:.1f} s" + (f"; {outcome.note}" if outcome.note else ""))
+            f"{actual:.1f} s" + ("" if compile_s is None else f" (torch.compile {compile_s:.1f} s "
+                                  "in this process)")
+            + (f"; {outcome.note}" if outcome.note else ""))
         ctx.checkpoint()
     if skipped:
         log(f"skipped this call: {', '.join(skipped)}")
@@ -173,7 +186,8 @@ def _summary_json(stages, state, opts) -> dict:
 def _bundle(opts, out, stages, state, header) -> None:
     if not opts.bundle:
         return
-    md = summary_markdown(stages, state, opts.smoke, header or "# GPU suite summary")
+    md = summary_markdown(stages, state, opts.smoke,
+                          header or state.data.get("header") or "# GPU suite summary")
     pngs = [out / p for s in stages for p in state.stage(s.name).get("pngs", [])]
     write_bundle(out, Path(opts.bundle), md, _summary_json(stages, state, opts), pngs)
 

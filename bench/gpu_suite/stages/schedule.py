@@ -55,7 +55,6 @@ class ScheduleStage(Stage):
         if (store / DB_NAME).exists():
             with ResultsStore.open(store) as st:
                 done = st.final_ids()
-        model = step_model(ctx.probe)
         units = []
         for sched, s in specs.items():
             if s.run_id in done:
@@ -64,7 +63,8 @@ class ScheduleStage(Stage):
             compiled = s.compile == "always" or (s.compile == "auto" and ctx.cuda)
             c = ctx.probe.get("compile", {}).get("compile_s", 0.0) if compiled else 0.0
             evals = math.ceil(s.steps / s.eval_interval)
-            units.append(Unit(sched, sweep_seconds(s.steps, 1, fpt * s.tokens_per_step, model, c,
+            units.append(Unit(sched, sweep_seconds(s.steps, 1, fpt * s.tokens_per_step,
+                                                   step_model(ctx.probe, compiled=compiled), c,
                                                    evals * s.eval_sequences * s.seq_len * fpt / 3)))
         return Estimate(15.0, tuple(units), divisible=True,
                         detail=f"{len(units)} of {len(specs)} runs pending, one at a time; "

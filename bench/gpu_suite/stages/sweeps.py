@@ -12,7 +12,7 @@ import math
 import time
 from pathlib import Path
 
-from bench.gpu_suite.budget import StepModel, Unit, compile_pays, sweep_seconds
+from bench.gpu_suite.budget import Unit, compile_pays, sweep_seconds
 from bench.gpu_suite.probe import step_model
 
 SAFETY = 1.25     # a stack starts only if 1.25 x its estimate is left
@@ -34,31 +34,23 @@ def load_suite_plan(plan, stage_dir: Path):
     return load_plan(plan)
 
 
-def _compile_ratio(probe: dict) -> float:
-    c = probe.get("compile")
-    if not c or not c.get("eager_step_s"):
-        return 1.0
-    return min(1.0, c["compiled_step_s"] / c["eager_step_s"])
-
-
 def choose_compile(specs, ctx, vocab_size: int) -> list:
     """The specs with ``compile`` set per stack: ``ctx.compile`` always/never as given;
-    ``auto``: never on the CPU; on CUDA compile a stack when its measured compile time is
-    repaid within that stack's steps (probe: compile time and compiled/eager step ratio)."""
+    ``auto``: never on the CPU; on CUDA compile a stack when the compile time the probe
+    measured is repaid by the per-step time compilation saved there, over the stack's steps
+    (budget.compile_pays)."""
     from calibration.sweep import group_specs
 
     if ctx.compile in ("always", "never"):
         return [dataclasses.replace(s, compile=ctx.compile) for s in specs]
     if not ctx.cuda or "compile" not in ctx.probe:
         return [dataclasses.replace(s, compile="never") for s in specs]
-    model = step_model(ctx.probe)
-    ratio = _compile_ratio(ctx.probe)
+    eager, compiled = step_model(ctx.probe), step_model(ctx.probe, compiled=True)
     compile_s = ctx.probe["compile"]["compile_s"]
     out = []
     for group in group_specs(specs):
         f = _member_step_flops(group[0], vocab_size) * len(group)
-        eager = model.step_s(f)
-        pays = compile_pays(compile_s, eager, eager * ratio, group[0].steps)
+        pays = compile_pays(compile_s, eager.step_s(f), compiled.step_s(f), group[0].steps)
         out += [dataclasses.replace(s, compile="always" if pays else "never") for s in group]
     return out
 
@@ -69,8 +61,7 @@ def _member_step_flops(spec, vocab_size: int) -> float:
     return flops_per_token(spec.model_config(vocab_size=vocab_size)) * spec.tokens_per_step
 
 
-def stack_seconds(group, model: StepModel, compile_s: float, ratio: float,
-                  vocab_size: int) -> float:
+def stack_seconds(group, probe: dict, vocab_size: int) -> float:
     """Estimated wall time of one stack of same-shape runs (see budget.sweep_seconds)."""
     from calibration.model import flops_per_token
 
@@ -79,9 +70,9 @@ def stack_seconds(group, model: StepModel, compile_s: float, ratio: float,
     evals = math.ceil(s0.steps / s0.eval_interval)
     eval_flops = evals * s0.eval_sequences * s0.seq_len * fpt / 3.0   # forward only
     compiled = s0.compile == "always"
-    m = StepModel(model.floor_s * (ratio if compiled else 1.0), model.rate_flops)
-    return sweep_seconds(s0.steps, len(group), fpt * s0.tokens_per_step, m,
-                         compile_s if compiled else 0.0, eval_flops)
+    compile_s = probe.get("compile", {}).get("compile_s", 0.0) if compiled else 0.0
+    return sweep_seconds(s0.steps, len(group), fpt * s0.tokens_per_step,
+                         step_model(probe, compiled=compiled), compile_s, eval_flops)
 
 
 def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, list[Unit]]:
@@ -93,16 +84,13 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
     if (Path(store_dir) / DB_NAME).exists():
         with ResultsStore.open(store_dir) as st:
             done = st.final_ids()
-    model = step_model(ctx.probe)
-    compile_s = ctx.probe.get("compile", {}).get("compile_s", 0.0)
-    ratio = _compile_ratio(ctx.probe)
     groups, units = [], []
     for group in group_specs([s for s in specs if s.run_id not in done]):
         s0 = group[0]
         label = (f"{s0.parameterization} w{s0.width} {s0.steps} steps x {s0.batch_size}x"
                  f"{s0.seq_len} ({len(group)} runs, {'compiled' if s0.compile == 'always' else 'eager'})")
         groups.append(group)
-        units.append(Unit(label, stack_seconds(group, model, compile_s, ratio, vocab_size)))
+        units.append(Unit(label, stack_seconds(group, ctx.probe, vocab_size)))
     return groups, units
 
 

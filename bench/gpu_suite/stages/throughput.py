@@ -53,8 +53,8 @@ class ThroughputStage(Stage):
 
         args = self._args(ctx)
         done = {r["width"] for r in read_json(ctx.stage_dir(self.name) / "rows.json", [])}
-        model = step_model(ctx.probe)
         compiling = args.compile == "always" or (args.compile == "auto" and ctx.cuda)
+        model = step_model(ctx.probe, compiled=compiling)
         c = ctx.probe.get("compile", {}).get("compile_s", 0.0) if compiling else 0.0
         vocab = load_data("stdlib").vocab_size
         units = []
