@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     stages = all_stages()
     if opts.list:
         for s in stages:
-            print(f"{s.order}. {s.name}: {s.title}" + (f" (needs {', '.join(s.needs)})" if s.needs else ""))
+            needs = f" (needs {', '.join(s.needs)})" if s.needs else ""
+            print(f"{s.order}. {s.name}: {s.title}{needs}")
         return 0
     if not opts.out:
         return _error("--out DIR is required (the suite directory)")

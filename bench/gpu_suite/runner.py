@@ -52,7 +52,8 @@ def run_suite(opts, stages) -> int:
     try:
         for name in opts.redo:
             state.forget(name)
-        log(f"gpu suite: {'SMOKE (toy sizes: nothing here is a result)' if opts.smoke else 'full size'}; "
+        mode = "SMOKE (toy sizes: nothing here is a result)" if opts.smoke else "full size"
+        log(f"gpu suite: {mode}; "
             f"budget {opts.budget_s:.0f} s; out {out}; device {device}; torch {torch.__version__}; "
             f"compile {opts.compile}")
         if all(state.stage(st.name).get("status") == "done" for st in stages):
@@ -62,23 +63,27 @@ def run_suite(opts, stages) -> int:
         probe = measure(device, sz["probe"], measure_compile=device.startswith("cuda")
                         and opts.compile != "never")
         write_json(out / "probe.json", probe)
+        eager = probe["eager"]
         log(f"probe ({probe['probe_s']:.1f} s): peak {probe['peak_flops'] / 1e12:.3g} TFLOP/s "
-            f"({probe['peak_source']}), copy {probe['copy_bytes_per_s'] / 1e9:.3g} GB/s, eager step "
-            f"floor {probe['eager']['floor_s'] * 1e3:.2f} ms, rate {probe['eager']['rate_flops'] / 1e12:.3g} "
-            f"TFLOP/s" + (f", compile {probe['compile']['compile_s']:.1f} s" if "compile" in probe else ""))
+            f"({probe['peak_source']}), copy {probe['copy_bytes_per_s'] / 1e9:.3g} GB/s, eager "
+            f"step floor {eager['floor_s'] * 1e3:.2f} ms, rate {eager['rate_flops'] / 1e12:.3g} "
+            f"TFLOP/s" + (f", compile {probe['compile']['compile_s']:.1f} s"
+                          if "compile" in probe else ""))
         sw = probe["software"]
-        header = (f"# GPU suite summary{' (SMOKE: toy sizes on ' + device + ', not results)' if opts.smoke else ''}\n\n"
+        smoke = f" (SMOKE: toy sizes on {device}, not results)" if opts.smoke else ""
+        header = (f"# GPU suite summary{smoke}\n\n"
                   f"device {sw.get('gpu', device)}; torch {sw['torch']} (CUDA {sw['torch_cuda']}); "
                   f"CuPy {sw.get('cupy')}; mup {sw.get('mup')}; "
-                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; budget {opts.budget_s:.0f} s; "
-                  f"command `{opts.command}`")
+                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+                  f"budget {opts.budget_s:.0f} s; command `{opts.command}`")
         state.data["header"] = header
         state.save()
         ctx = Ctx(out=out, smoke=opts.smoke, device=device, sizes=sz, probe=probe,
                   deadline=deadline, compile=opts.compile, log=log)
         ctx.checkpoint = lambda: _bundle(opts, out, stages, state, header)
         failed = _stages(stages, ctx, state, opts, log)
-        call = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": sw.get("gpu", device),
+        call = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "device": sw.get("gpu", device),
                 "torch": sw["torch"], "budget_s": opts.budget_s, "elapsed_s": deadline.elapsed(),
                 "smoke": opts.smoke, "command": opts.command, "failed": failed}
         state.add_call(call)
@@ -128,7 +133,8 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
         log(f"{st.order}. {st.name}: estimate {est.seconds:.1f} s ({est.detail}; estimated in "
             f"{est_wall:.1f} s); {left:.0f} s left -> {verdict}")
         if verdict == "none":
-            note = f"needs ~{est.seconds:.0f} s (at least {est.min_seconds:.0f} s), {left:.0f} s were left"
+            note = (f"needs ~{est.seconds:.0f} s (at least {est.min_seconds:.0f} s), "
+                    f"{left:.0f} s were left")
             state.set_stage(st.name, status="partial" if prior == "partial" else "skipped",
                             note=note, estimate_s=est.seconds)
             skipped.append(st.name)

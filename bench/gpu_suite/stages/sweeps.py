@@ -88,7 +88,8 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
     for group in group_specs([s for s in specs if s.run_id not in done]):
         s0 = group[0]
         label = (f"{s0.parameterization} w{s0.width} {s0.steps} steps x {s0.batch_size}x"
-                 f"{s0.seq_len} ({len(group)} runs, {'compiled' if s0.compile == 'always' else 'eager'})")
+                 f"{s0.seq_len} ({len(group)} runs, "
+                 f"{'compiled' if s0.compile == 'always' else 'eager'})")
         groups.append(group)
         units.append(Unit(label, stack_seconds(group, ctx.probe, vocab_size)))
     return groups, units

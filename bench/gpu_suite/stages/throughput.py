@@ -39,9 +39,11 @@ class ThroughputStage(Stage):
 
     def goals(self):
         w = [128, 256, 1024]
-        return [Figure(self.name, "speedup_0", f"stacked / one-at-a-time, first width ({w[0]} at full size)",
+        return [Figure(self.name, "speedup_0",
+                       f"stacked / one-at-a-time, first width ({w[0]} at full size)",
                        "x", ">= 8", fmt="{:.2f}"),
-                Figure(self.name, "speedup_1", f"stacked / one-at-a-time, second width ({w[1]} at full size)",
+                Figure(self.name, "speedup_1",
+                       f"stacked / one-at-a-time, second width ({w[1]} at full size)",
                        "x", ">= 4", fmt="{:.2f}"),
                 Figure(self.name, "mfu_last", f"stacked MFU, last width ({w[2]} at full size)",
                        "", ">= 40% of the measured bf16 peak", fmt="{:.1%}"),

@@ -64,8 +64,10 @@ class TransferStage(Stage):
         evals = math.ceil(spec.steps / spec.eval_interval)
         compile_s = (ctx.probe.get("compile", {}).get("compile_s", 0.0)
                      if spec.compile == "always" else 0.0)
+        eval_flops = evals * spec.eval_sequences * spec.seq_len * fpt / 3
         s = sweep_seconds(spec.steps, members, fpt * spec.tokens_per_step,
-                          step_model(ctx.probe, compiled=spec.compile == "always"), compile_s, evals * spec.eval_sequences * spec.seq_len * fpt / 3)
+                          step_model(ctx.probe, compiled=spec.compile == "always"), compile_s,
+                          eval_flops)
         return Estimate(10.0 + s, detail=f"width {width}: up to {members} runs of {spec.steps} "
                                          f"steps as one stack ({fpt:.3g} FLOPs/token)")
 
