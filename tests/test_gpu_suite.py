@@ -90,6 +90,15 @@ def test_junit_outcomes_are_read(tmp_path):
     assert got == {"t::a": "passed", "t::b": "failed", "t::c": "skipped"}
 
 
+def test_the_gpu_tests_stage_finds_every_gpu_marked_file():
+    from bench.gpu_suite.stages.tests import gpu_test_files
+
+    files = gpu_test_files(REPO / "tests")
+    assert {"tests/test_calib_train.py", "tests/test_spectral_svd.py",
+            "tests/test_stacked.py"} <= set(files)
+    assert "tests/test_gpu_suite.py" not in files and "tests/test_lawset.py" not in files
+
+
 def test_figure_shows_units_and_missing_values():
     assert Figure("s", "k", "x", "x", fmt="{:.2f}", value=8.123).shown() == "8.12 x"
     assert Figure("s", "k", "x", value=None).shown() == "-"

@@ -102,19 +102,21 @@ def summary_rows(stages: list, state, smoke: bool) -> list[list]:
 
 
 def summary_markdown(stages: list, state, smoke: bool, header: str) -> str:
-    lines = [header, ""]
-    lines.append(md_table(["stage", "status", "figure", "value", "goal", "verdict"],
-                          summary_rows(stages, state, smoke)))
+    """The header, the timing of each stage, then (last) every figure with its goal."""
     timing = []
     for st in stages:
         e = state.stage(st.name)
-        est, act = e.get("estimate_s"), e.get("actual_s")
+        est, act, comp = e.get("estimate_s"), e.get("actual_s"), e.get("compile_s")
         timing.append([f"{st.order}. {st.name}", e.get("status", "not run"),
                        "-" if est is None else f"{est:.0f}",
-                       "-" if act is None else f"{act:.0f}", e.get("note", "")])
-    lines.append("")
-    lines.append(md_table(["stage", "status", "estimate (s)", "actual (s)", "note"], timing))
-    return "\n".join(lines)
+                       "-" if act is None else f"{act:.0f}",
+                       "-" if comp is None else f"{comp:.0f}",
+                       e.get("measured", "-"), e.get("note", "")])
+    return "\n".join([header, "",
+                      md_table(["stage", "status", "estimate (s)", "actual (s)",
+                                "torch.compile (s)", "last run", "note"], timing), "",
+                      md_table(["stage", "status", "figure", "value", "goal", "verdict"],
+                               summary_rows(stages, state, smoke))])
 
 
 def write_bundle(out_dir: Path, dest: Path, summary_md: str, summary: dict,

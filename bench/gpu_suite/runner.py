@@ -160,6 +160,8 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
                    + figures_table(figs or st.goals(), outcome.status, ctx.smoke))
         state.set_stage(st.name, status=outcome.status, estimate_s=est.seconds, actual_s=actual,
                         compile_s=compile_s, figures=[f.to_dict() for f in figs],
+                        measured=f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+                                 f"{ctx.probe['software'].get('gpu', ctx.device)}",
                         note=outcome.note,
                         pngs=[str(Path(p).relative_to(ctx.out)) for p in outcome.pngs
                               if Path(p).is_file()], error=None)

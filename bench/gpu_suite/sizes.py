@@ -9,8 +9,7 @@ from __future__ import annotations
 FULL = {
     "probe": dict(matmul_n=8192, copy_bytes=1 << 30, widths=(128, 1024), depth=4, batch=32,
                   seq_len=256, steps=5, warmup=2, head_dim=None),
-    "tests": dict(files=("tests/test_spectral_svd.py", "tests/test_calib_train.py",
-                         "tests/test_stacked.py"), compiles=8),
+    "tests": dict(compiles=8),        # files: every tests/*.py with a gpu mark
     "lr_sweep": dict(plan="gpu-lr-sweep"),
     "throughput": dict(args=["--widths", "128", "256", "512", "1024"]),
     "spectral": dict(hidden=4096, ffn=11008, layers=3),
@@ -28,8 +27,7 @@ _TOY_SETTINGS = {"family": "proxy-llama", "data": "stdlib", "depth": 1, "head_di
 SMOKE = {
     "probe": dict(matmul_n=256, copy_bytes=1 << 22, widths=(16, 64), depth=1, batch=4,
                   seq_len=16, steps=2, warmup=1, head_dim=8, base_width=16),
-    "tests": dict(files=("tests/test_spectral_svd.py", "tests/test_calib_train.py",
-                         "tests/test_stacked.py"), compiles=0),
+    "tests": dict(compiles=0),
     "lr_sweep": dict(plan={
         "name": "smoke-lr-sweep", "description": "toy muP-vs-SP sweep (suite smoke run)",
         "settings": dict(_TOY_SETTINGS, init_std_hidden=0.113),
