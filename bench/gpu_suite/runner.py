@@ -60,8 +60,9 @@ def run_suite(opts, stages) -> int:
             log("every selected stage is done in an earlier call: nothing to measure")
             failed = []
             return 0
-        probe = measure(device, sz["probe"], measure_compile=device.startswith("cuda")
-                        and opts.compile != "never")
+        # measure compile wherever it will be used: on CUDA unless never, anywhere if always
+        probe = measure(device, sz["probe"], measure_compile=opts.compile == "always"
+                        or (device.startswith("cuda") and opts.compile != "never"))
         write_json(out / "probe.json", probe)
         eager = probe["eager"]
         log(f"probe ({probe['probe_s']:.1f} s): peak {probe['peak_flops'] / 1e12:.3g} TFLOP/s "

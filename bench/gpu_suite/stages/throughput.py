@@ -57,7 +57,9 @@ class ThroughputStage(Stage):
         done = {r["width"] for r in read_json(ctx.stage_dir(self.name) / "rows.json", [])}
         compiling = args.compile == "always" or (args.compile == "auto" and ctx.cuda)
         model = step_model(ctx.probe, compiled=compiling)
-        c = ctx.probe.get("compile", {}).get("compile_s", 0.0) if compiling else 0.0
+        probe_c = ctx.probe.get("compile", {}) if compiling else {}
+        c = probe_c.get("compile_s", 0.0)                   # a shape's first compile
+        c_warm = probe_c.get("warm_compile_s", c)           # its further runs (cache hits)
         vocab = load_data("stdlib").vocab_size
         units = []
         for w in args.widths:
@@ -66,11 +68,12 @@ class ThroughputStage(Stage):
             spec = bench_stacked.sweep_specs(w, args)[0]
             f = flops_per_token(spec.model_config(vocab_size=vocab)) * spec.tokens_per_step
             k = args.lrs * args.seeds
-            one = k * (c + args.steps * model.step_s(f))
+            one = c + (k - 1) * c_warm + k * args.steps * model.step_s(f)
             stacked = c + args.steps * model.step_s(k * f)
             units.append(Unit(f"width {w}", one + stacked))
         return Estimate(5.0 + c, tuple(units), divisible=True,
-                        detail=f"{len(units)} widths pending; compile {c:.1f} s per run and stack")
+                        detail=f"{len(units)} widths pending; compile {c:.1f} s per new shape, "
+                               f"{c_warm:.1f} s per further run of it")
 
     def run(self, ctx, est):
         from calibration.data import load_data
