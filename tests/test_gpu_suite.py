@@ -49,6 +49,15 @@ def test_fits_whole_part_or_none():
     assert fits(Estimate(10.0, (Unit("a", 100.0),)), 50.0) == "none"   # not divisible
 
 
+def test_correction_is_the_clamped_median_of_past_ratios():
+    assert budget.correction([]) == 1.0
+    assert budget.correction([1.5, 3.0, 2.0]) == 2.0
+    assert budget.correction([10.0, 20.0]) == 4.0 and budget.correction([0.1]) == 0.5
+    assert budget.correction([float("nan"), 2.0]) == 2.0
+    est = budget.scaled(Estimate(1.0, (Unit("a", 2.0),), divisible=True), 3.0)
+    assert est.seconds == 9.0 and est.divisible
+
+
 def test_deadline_counts_from_start_minus_reserve():
     t = [100.0]
     d = Deadline(60.0, reserve_s=10.0, clock=lambda: t[0])

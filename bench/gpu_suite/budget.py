@@ -85,7 +85,28 @@ class Estimate:
         return self.fixed_s + self.units[0].seconds
 
 
-def fits(estimate: Estimate, remaining_s: float, safety: float = 1.25) -> str:
+SAFETY = 1.25          # a stage or unit starts only if 1.25 x its estimate is left
+
+
+def scaled(estimate: Estimate, factor: float) -> Estimate:
+    """The estimate with every time multiplied by ``factor``."""
+    return Estimate(estimate.fixed_s * factor,
+                    tuple(Unit(u.label, u.seconds * factor) for u in estimate.units),
+                    estimate.divisible, estimate.detail)
+
+
+def correction(ratios, lo: float = 0.5, hi: float = 4.0) -> float:
+    """How far off this device's estimates have been: the median of actual/estimate over
+    the stages finished on it so far, clamped to [lo, hi]; 1 with none."""
+    r = sorted(x for x in ratios if math.isfinite(x) and x > 0)
+    if not r:
+        return 1.0
+    mid = len(r) // 2
+    med = r[mid] if len(r) % 2 else 0.5 * (r[mid - 1] + r[mid])
+    return min(hi, max(lo, med))
+
+
+def fits(estimate: Estimate, remaining_s: float, safety: float = SAFETY) -> str:
     """'all' when the whole stage fits in ``remaining_s`` with the safety factor, 'part'
     when it is divisible and its first unit fits, else 'none'."""
     if estimate.seconds * safety <= remaining_s:

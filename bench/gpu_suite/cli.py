@@ -25,7 +25,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--stages", nargs="+", default=None, metavar="NAME",
                     help="only these stages (names or numbers), still in priority order")
     ap.add_argument("--redo", nargs="+", default=[], metavar="NAME",
-                    help="forget these stages' done state and run them again")
+                    help="forget these stages' done state and run them again (their results "
+                         "stores are kept: delete DIR/<stage> to retrain)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (auto: CUDA if present)")
     ap.add_argument("--compile", choices=COMPILE, default="auto",
                     help="torch.compile of the training: auto = compile a stack on CUDA only "

@@ -9,7 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.gpu_suite.budget import Deadline, fits
+from bench.gpu_suite.budget import Deadline, correction, fits, scaled
 from bench.gpu_suite.probe import compile_seconds
 from bench.gpu_suite.report import (figures_table, summary_markdown, summary_rows,
                                     write_bundle)
@@ -63,6 +63,8 @@ def run_suite(opts, stages) -> int:
         # measure compile wherever it will be used: on CUDA unless never, anywhere if always
         probe = measure(device, sz["probe"], measure_compile=opts.compile == "always"
                         or (device.startswith("cuda") and opts.compile != "never"))
+        sw = probe["software"]
+        probe["device_name"] = f"{sw.get('gpu', device)} / torch {sw['torch']}"
         write_json(out / "probe.json", probe)
         eager = probe["eager"]
         log(f"probe ({probe['probe_s']:.1f} s): peak {probe['peak_flops'] / 1e12:.3g} TFLOP/s "
@@ -130,11 +132,16 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
             failed.append(st.name)
             continue
         left = ctx.deadline.remaining()
-        verdict = fits(est, left)
+        ratios = state.data.setdefault("ratios", {}).get(ctx.probe["device_name"], [])
+        ctx.time_scale = correction(ratios)
+        verdict = fits(scaled(est, ctx.time_scale), left)
+        corr = (f", x{ctx.time_scale:.2f} from this device's earlier actual/estimate = "
+                f"{est.seconds * ctx.time_scale:.1f} s" if ctx.time_scale != 1.0 else "")
         log(f"{st.order}. {st.name}: estimate {est.seconds:.1f} s ({est.detail}; estimated in "
-            f"{est_wall:.1f} s); {left:.0f} s left -> {verdict}")
+            f"{est_wall:.1f} s{corr}); {left:.0f} s left -> {verdict}")
         if verdict == "none":
-            note = (f"needs ~{est.seconds:.0f} s (at least {est.min_seconds:.0f} s), "
+            est_c = scaled(est, ctx.time_scale)
+            note = (f"needs ~{est_c.seconds:.0f} s (at least {est_c.min_seconds:.0f} s), "
                     f"{left:.0f} s were left")
             state.set_stage(st.name, status="partial" if prior == "partial" else "skipped",
                             note=note, estimate_s=est.seconds)
@@ -153,6 +160,9 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
             failed.append(st.name)
             continue
         actual = time.perf_counter() - t0
+        if outcome.status == "done" and est.seconds >= 5.0:
+            state.data["ratios"].setdefault(ctx.probe["device_name"], []).append(
+                actual / est.seconds)
         c1 = compile_seconds()
         compile_s = None if c0 is None or c1 is None else c1 - c0
         sdir = ctx.stage_dir(st.name)

@@ -34,6 +34,13 @@ class Ctx:
     checkpoint: Callable[[], None] = lambda: None   # re-bundle after each finished unit
     log: Callable[[str], None] = print
     started: float = field(default_factory=time.monotonic)
+    time_scale: float = 1.0        # budget.correction: how far off estimates were here
+
+    def unit_fits(self, seconds: float) -> bool:
+        """Does a unit estimated at ``seconds`` (before correction) fit what is left?"""
+        from bench.gpu_suite.budget import SAFETY
+
+        return seconds * self.time_scale * SAFETY <= self.deadline.remaining()
 
     @property
     def cuda(self) -> bool:

@@ -81,7 +81,7 @@ class ScheduleStage(Stage):
 
         def keep_going(spec):
             sched = next(k for k, v in specs.items() if v is spec)
-            ok = est_by.get(sched, 0.0) * 1.25 <= ctx.deadline.remaining()
+            ok = ctx.unit_fits(est_by.get(sched, 0.0))
             if not ok:
                 ctx.log(f"  stop before {sched}: needs ~{est_by.get(sched, 0):.0f} s")
             return ok

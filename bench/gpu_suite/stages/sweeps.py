@@ -15,9 +15,6 @@ from pathlib import Path
 from bench.gpu_suite.budget import Unit, compile_pays, sweep_seconds
 from bench.gpu_suite.probe import step_model
 
-SAFETY = 1.25     # a stack starts only if 1.25 x its estimate is left
-
-
 def load_suite_plan(plan, stage_dir: Path):
     """A Plan from a recipes/plans name, or from a dict (written to stage_dir/plan.yaml
     first, so the plan that ran is kept with its results)."""
@@ -102,9 +99,9 @@ def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
 
     log, stopped = [], False
     for group, unit in zip(groups, units):
-        left = ctx.deadline.remaining()
-        if unit.seconds * SAFETY > left:
-            ctx.log(f"  stop before {unit.label}: needs ~{unit.seconds:.0f} s, {left:.0f} s left")
+        if not ctx.unit_fits(unit.seconds):
+            ctx.log(f"  stop before {unit.label}: needs ~{unit.seconds * ctx.time_scale:.0f} s, "
+                    f"{ctx.deadline.remaining():.0f} s left")
             stopped = True
             break
         t0 = time.perf_counter()

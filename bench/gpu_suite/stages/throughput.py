@@ -87,7 +87,7 @@ class ThroughputStage(Stage):
         bench_stacked.warm_up(args, data, ctx.device)
         stopped = False
         for w, unit in zip([w for w in args.widths if w not in done], est.units):
-            if unit.seconds * 1.25 > ctx.deadline.remaining():
+            if not ctx.unit_fits(unit.seconds):
                 ctx.log(f"  stop before {unit.label}: needs ~{unit.seconds:.0f} s")
                 stopped = True
                 break
