@@ -15,8 +15,7 @@ import importlib
 from advisor.errors import AdvisorError
 
 #: top-level module -> the extra of hp-advisor that provides it
-EXTRAS = {"torch": "calibrate", "tqdm": "calibrate", "matplotlib": "plot", "ray": "ray",
-          "cupy": "gpu"}
+EXTRAS = {"torch": "calibrate", "tqdm": "calibrate", "matplotlib": "plot", "ray": "ray"}
 MUP_INSTALL = "pip install --no-deps mup==1.0.0"
 
 
@@ -25,6 +24,8 @@ def install_hint(module: str) -> str:
     top = module.split(".")[0]
     if top == "mup":
         return MUP_INSTALL
+    if top == "cupy":   # the `gpu` extra names no wheel: it must match the machine's CUDA
+        return "pip install cupy-cuda12x (CUDA 12) or cupy-cuda13x (CUDA 13)"
     extra = EXTRAS.get(top)
     return f"pip install 'hp-advisor[{extra}]'" if extra else f"pip install {top}"
 

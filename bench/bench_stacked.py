@@ -140,7 +140,8 @@ def stacked(specs, data, device, args) -> dict:
             "statuses": [r.status for r in results]}
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line (also how bench.gpu_suite builds this benchmark's settings)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
@@ -160,69 +161,95 @@ def main(argv=None) -> int:
                     help="members per stack (default: from free GPU memory; 8 on the CPU)")
     ap.add_argument("--compile", default="auto", choices=("auto", "always", "never"))
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    ap.add_argument("--measured-peak", action="store_true",
+                    help="MFU against the bf16 matmul rate measured now (GPU), not the datasheet")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--plot", type=Path, help="write a PNG bar chart here")
-    args = ap.parse_args(argv)
+    return ap
 
-    import torch
 
-    from bench_throughput import device_peak
-    from calibration.data import load_data
-    from calibration.model import flops_per_token
-    from calibration.train import resolve_device
-
-    device = resolve_device(args.device)
+def apply_presets(args, device: str) -> None:
+    """Fill the settings left unset from the GPU or CPU preset (in place)."""
     preset = GPU_DEFAULTS if device.startswith("cuda") else CPU_DEFAULTS
     for k, v in preset.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if args.head_dim is None and not device.startswith("cuda"):
         args.head_dim = 16
+
+
+def bench_width(width: int, args, data, device: str, peak: float) -> dict:
+    """One width: the sweep one run at a time, then stacked; model-tokens/s, speedups and
+    MFU against ``peak`` (FLOP/s)."""
+    from calibration.model import flops_per_token
+
+    specs = sweep_specs(width, args)
+    cfg = specs[0].model_config(vocab_size=data.vocab_size)
+    fpt = flops_per_token(cfg)
+    print(f"width {width}: one at a time ...", flush=True)
+    single = one_at_a_time(specs, data, device, args)
+    print(f"width {width}: stacked ...", flush=True)
+    stack = stacked(specs, data, device, args)
+    row = {"width": width, "members": len(specs), "flops_per_token": fpt,
+           "single": single, "stacked": stack,
+           "speedup": stack["model_tokens_per_s"] / single["model_tokens_per_s"],
+           "speedup_wall": single["wall_s"] / stack["wall_s"],
+           "mfu_single": single["model_tokens_per_s"] * fpt / peak,
+           "mfu_stacked": stack["model_tokens_per_s"] * fpt / peak}
+    print(f"  single {single['model_tokens_per_s']:,.0f} tok/s, stacked "
+          f"{stack['model_tokens_per_s']:,.0f} tok/s (stacks of {stack['stack_sizes']}): "
+          f"x{row['speedup']:.2f} steady, x{row['speedup_wall']:.2f} end to end; MFU "
+          f"{row['mfu_single']:.1%} -> {row['mfu_stacked']:.1%}", flush=True)
+    return row
+
+
+def warm_up(args, data, device: str) -> None:
+    """One untimed short run, so that neither path pays the process's first-call costs."""
+    from calibration.train import train_run
+
+    warm = dataclasses.replace(sweep_specs(args.widths[0], args)[0],
+                               tokens=2 * args.batch * args.seq_len, eval_interval=2)
+    train_run(warm, data, device)
+
+
+def markdown_table(rows) -> str:
+    out = ["| width | members | one at a time (model-tokens/s) | stacked (model-tokens/s) | "
+           "K | speedup (steady) | speedup (end to end) | MFU one / stacked |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['width']} | {r['members']} | {r['single']['model_tokens_per_s']:,.0f} | "
+                   f"{r['stacked']['model_tokens_per_s']:,.0f} | "
+                   f"{'+'.join(map(str, r['stacked']['stack_sizes']))} | x{r['speedup']:.2f} | "
+                   f"x{r['speedup_wall']:.2f} | {r['mfu_single']:.1%} / {r['mfu_stacked']:.1%} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from bench_throughput import device_peak
+    from calibration.data import load_data
+    from calibration.train import resolve_device
+
+    device = resolve_device(args.device)
+    apply_presets(args, device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.warmup >= args.steps - 2:
         ap.error("--warmup must leave at least two timed steps before the last")
     data = load_data("stdlib")
-    name, peak, peak_src = device_peak(device)
+    name, peak, peak_src = device_peak(device, measured=args.measured_peak)
     print(f"device: {name}; peak {peak / 1e12:.3g} TFLOP/s ({peak_src}); torch "
           f"{torch.__version__}; {args.lrs} LRs x {args.seeds} seeds; {args.steps} steps of "
           f"{args.batch} x {args.seq_len} tokens, depth {args.depth}, timed after step "
           f"{args.warmup}")
-    # one untimed short run first, so that neither path pays the process's first-call costs
-    from calibration.train import train_run
-    warm = dataclasses.replace(sweep_specs(args.widths[0], args)[0],
-                               tokens=2 * args.batch * args.seq_len, eval_interval=2)
-    train_run(warm, data, device)
-    rows = []
-    for width in args.widths:
-        specs = sweep_specs(width, args)
-        cfg = specs[0].model_config(vocab_size=data.vocab_size)
-        fpt = flops_per_token(cfg)
-        print(f"width {width}: one at a time ...", flush=True)
-        single = one_at_a_time(specs, data, device, args)
-        print(f"width {width}: stacked ...", flush=True)
-        stack = stacked(specs, data, device, args)
-        row = {"width": width, "members": len(specs), "flops_per_token": fpt,
-               "single": single, "stacked": stack,
-               "speedup": stack["model_tokens_per_s"] / single["model_tokens_per_s"],
-               "speedup_wall": single["wall_s"] / stack["wall_s"],
-               "mfu_single": single["model_tokens_per_s"] * fpt / peak,
-               "mfu_stacked": stack["model_tokens_per_s"] * fpt / peak}
-        rows.append(row)
-        print(f"  single {single['model_tokens_per_s']:,.0f} tok/s, stacked "
-              f"{stack['model_tokens_per_s']:,.0f} tok/s (stacks of {stack['stack_sizes']}): "
-              f"x{row['speedup']:.2f} steady, x{row['speedup_wall']:.2f} end to end; MFU "
-              f"{row['mfu_single']:.1%} -> {row['mfu_stacked']:.1%}", flush=True)
-
+    warm_up(args, data, device)
+    rows = [bench_width(width, args, data, device, peak) for width in args.widths]
     print()
-    print("| width | members | one at a time (model-tokens/s) | stacked (model-tokens/s) | "
-          "K | speedup (steady) | speedup (end to end) | MFU one / stacked |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['width']} | {r['members']} | {r['single']['model_tokens_per_s']:,.0f} | "
-              f"{r['stacked']['model_tokens_per_s']:,.0f} | "
-              f"{'+'.join(map(str, r['stacked']['stack_sizes']))} | x{r['speedup']:.2f} | "
-              f"x{r['speedup_wall']:.2f} | {r['mfu_single']:.1%} / {r['mfu_stacked']:.1%} |")
+    print(markdown_table(rows), end="")
     out = {"device": name, "peak_flops": peak, "peak_source": peak_src,
            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "command": "python bench/bench_stacked.py " + " ".join(sys.argv[1:] if argv is None

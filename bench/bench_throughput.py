@@ -32,26 +32,51 @@ GPU_PEAKS = {
 }
 
 
-def device_peak(device: str) -> tuple[str, float, str]:
-    """(device name, peak FLOP/s, where the peak comes from)."""
+def measure_matmul_peak(device: str, n: int | None = None, reps: int = 10) -> tuple[float, str]:
+    """Measured matrix-product rate in FLOP/s, and what was measured: an n^3 product of
+    random (never zero: zeros run faster, METHOD.md) bf16 matrices on CUDA (n = 8192), fp32
+    on the CPU (n = 2048), timed over ``reps`` products after 3 untimed ones."""
     import torch
 
+    cuda = device.startswith("cuda")
+    n = n or (8192 if cuda else 2048)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    g = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    for _ in range(3):
+        c = a @ b
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        c = a @ b
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    if not torch.isfinite(c).all():
+        raise RuntimeError("matmul peak: the product is not finite")
+    what = f"measured {'bf16' if cuda else 'fp32'} {n}^3 matmul rate, random data"
+    return reps * 2 * n ** 3 / dt, what
+
+
+def device_peak(device: str, measured: bool = False) -> tuple[str, float, str]:
+    """(device name, peak FLOP/s, where the peak comes from). ``measured``: on a GPU, the
+    bf16 matmul rate measured now instead of the datasheet figure."""
+    import torch
+
+    if device.startswith("cuda") and measured:
+        rate, what = measure_matmul_peak(device)
+        return torch.cuda.get_device_name(torch.device(device)), rate, what
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name(torch.device(device))
         for key, peak in GPU_PEAKS.items():
             if key in name:
                 return name, peak, f"datasheet dense bf16 ({key})"
         return name, float("nan"), "unknown GPU: no datasheet peak in the table"
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    reps = 5
-    for _ in range(reps):
-        a @ b
-    rate = reps * 2 * n ** 3 / (time.perf_counter() - t0)
+    rate, what = measure_matmul_peak(device, reps=5)
     name = f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-    return name, rate, "measured fp32 2048^3 matmul rate"
+    return name, rate, what
 
 
 def bench_width(width: int, args, data) -> dict:
@@ -69,7 +94,8 @@ def bench_width(width: int, args, data) -> dict:
     model = build_model(cfg, device=dev, seed=0)
     opt = build_optimizer(model, cfg, 2 ** -8, 0.0)
     cuda = dev.startswith("cuda")
-    fwd = torch.compile(model) if (cuda and not args.no_compile) else model
+    want = (cuda and not args.no_compile) or getattr(args, "force_compile", False)
+    fwd = torch.compile(model) if want else model
     sampler = BatchSampler(data, args.batch_size, args.seq_len, seed=0)
 
     def step():
@@ -85,10 +111,12 @@ def bench_width(width: int, args, data) -> dict:
         opt.step()
         return loss
 
+    tw = time.perf_counter()
     for _ in range(args.warmup):
         step()
     if cuda:
         torch.cuda.synchronize()
+    warmup_s = time.perf_counter() - tw
     t0 = time.perf_counter()
     for _ in range(args.steps):
         loss = step()
@@ -100,7 +128,8 @@ def bench_width(width: int, args, data) -> dict:
     fpt = flops_per_token(cfg)
     return {"width": width, "depth": args.depth, "params": sum(p.numel() for p in model.parameters()),
             "tokens_per_s": tps, "flops_per_token": fpt, "model_flops_per_s": tps * fpt,
-            "step_ms": 1000 * dt / args.steps}
+            "step_ms": 1000 * dt / args.steps, "warmup_s": warmup_s,
+            "compiled": bool(want)}
 
 
 def main(argv=None):
@@ -116,6 +145,8 @@ def main(argv=None):
     ap.add_argument("--head-dim", type=int, default=None, help="default: the family's (64); 16 on CPU")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--measured-peak", action="store_true",
+                    help="MFU against the bf16 matmul rate measured now (GPU), not the datasheet")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -136,7 +167,7 @@ def main(argv=None):
     head_dim = args.head_dim or (None if cuda else 16)
     if head_dim:
         args.model["head_dim"] = head_dim
-    name, peak, peak_src = device_peak(args.device)
+    name, peak, peak_src = device_peak(args.device, measured=args.measured_peak)
     print(f"device: {name}; torch {torch.__version__}")
     print(f"peak: {peak / 1e12:.3g} TFLOP/s ({peak_src})")
     print(f"depth {args.depth}, batch {args.batch_size} x {args.seq_len} tokens, "

@@ -121,6 +121,7 @@ def main(argv=None) -> int:
                                                                        "(default: 0 if present)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-train", action="store_true", help="only analyse what --out holds")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar while training")
     ap.add_argument("--table", type=Path, help="write the Markdown table here")
     ap.add_argument("--json", type=Path, help="write the rows and provenance here")
     ap.add_argument("--plot", type=Path, help="write a PNG of loss against LR here")
@@ -213,7 +214,8 @@ def run(args) -> int:
 
         plan = Plan("transfer-check", f"held-out width {width}", "bench/transfer_check.py",
                     tuple(specs))
-        run_sweep(plan, args.out, device=args.device)
+        run_sweep(plan, args.out, device=args.device,
+                  show_progress=not getattr(args, "no_progress", False))
     out = ResultsStore.open(args.out)
     try:
         held_runs = {r.run_id: r for r in out.runs()}

@@ -1,0 +1,5 @@
+import sys
+
+from bench.gpu_suite.cli import main
+
+sys.exit(main())

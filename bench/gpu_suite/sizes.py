@@ -1,0 +1,53 @@
+"""Every size the suite uses, at full size (the GPU) and at toy size (``--smoke``, the CPU).
+
+Full sizes are those of the existing plans and benchmarks (recipes/plans/gpu-*.yaml, the
+GPU presets of bench/*.py); the toy sizes keep every code path but are small enough for
+the whole suite to run in about a minute on a 2-core CPU.
+"""
+from __future__ import annotations
+
+FULL = {
+    "probe": dict(matmul_n=8192, copy_bytes=1 << 30, widths=(128, 1024), depth=4, batch=32,
+                  seq_len=256, steps=5, warmup=2, head_dim=None),
+    "tests": dict(compiles=8),        # files: every tests/*.py with a gpu mark
+    "lr_sweep": dict(plan="gpu-lr-sweep"),
+    "throughput": dict(args=["--widths", "128", "256", "512", "1024"]),
+    "spectral": dict(hidden=4096, ffn=11008, layers=3),
+    "calibration": dict(plan="gpu-calibration"),
+    "transfer": dict(lr_pow2=(-12, -5), width=None),
+    "schedule": dict(args=["--width", "256", "--depth", "4", "--steps", "4000"]),
+}
+
+# Toy plans, written into the suite directory at run time (same keys as recipes/plans).
+_TOY_SETTINGS = {"family": "proxy-llama", "data": "stdlib", "depth": 1, "head_dim": 8,
+                 "base_width": 16, "seq_len": 16, "batch_size": 4, "tokens": 640,
+                 "schedule": "wsd:warmup=0.1,cooldown=0.2,shape=linear", "weight_decay": 0.0,
+                 "eval_interval": 10, "eval_sequences": 8, "seed": 0, "stack": True}
+
+SMOKE = {
+    "probe": dict(matmul_n=256, copy_bytes=1 << 22, widths=(16, 64), depth=1, batch=4,
+                  seq_len=16, steps=2, warmup=1, head_dim=8, base_width=16),
+    "tests": dict(compiles=0),
+    "lr_sweep": dict(plan={
+        "name": "smoke-lr-sweep", "description": "toy muP-vs-SP sweep (suite smoke run)",
+        "settings": dict(_TOY_SETTINGS, init_std_hidden=0.113),
+        "grid": [{"parameterization": ["mup", "sp"], "width": [16, 32], "lr": {"pow2": [-8, -5]}},
+                 {"parameterization": ["sp"], "init_std_hidden": [0.02],
+                  "init_std_readout": [0.02], "width": [16, 32], "lr": {"pow2": [-8, -5]}}]}),
+    "throughput": dict(args=["--widths", "16", "32", "--depth", "1", "--batch", "4",
+                             "--seq-len", "16", "--steps", "5", "--warmup", "1",
+                             "--head-dim", "8", "--lrs", "2", "--eval-sequences", "4"]),
+    "spectral": dict(hidden=48, ffn=128, layers=1),
+    "calibration": dict(plan={
+        "name": "smoke-calibration", "description": "toy muP calibration (suite smoke run)",
+        "settings": dict(_TOY_SETTINGS, parameterization="mup"),
+        "grid": [{"width": [16, 32], "lr": {"pow2": [-9, -3]}, "tokens": [640, 1280, 1920]}]}),
+    "transfer": dict(lr_pow2=(-9, -4), width=None),
+    "schedule": dict(args=["--width", "16", "--depth", "1", "--steps", "60", "--batch", "4",
+                           "--seq", "16", "--warmup", "6", "--eval-interval", "6",
+                           "--law", "tissue", "--model", "head_dim=8,base_width=16"]),
+}
+
+
+def sizes(smoke: bool) -> dict:
+    return SMOKE if smoke else FULL

@@ -1,0 +1,361 @@
+"""The GPU suite (bench/gpu_suite, issue 18): its time arithmetic, its resume and budget
+logic, its bundle, and the whole suite at toy size on the CPU through the exact device
+command (bench/gpu_suite_device.sh: carried wheels into a --target site on PYTHONPATH,
+the suite, the <= 8 files it leaves in $OUT)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))          # bench/ is not an installed package
+
+from bench.gpu_suite import budget  # noqa: E402
+from bench.gpu_suite.budget import Deadline, Estimate, Unit, fit_step_model, fits  # noqa: E402
+from bench.gpu_suite.report import Figure, restore_bundle, write_bundle  # noqa: E402
+from bench.gpu_suite.stages.lr_sweep import judge  # noqa: E402
+from bench.gpu_suite.stages.tests import parse_junit  # noqa: E402
+
+
+# ---------------------------------------------------------------- time arithmetic
+
+def test_step_model_recovers_floor_and_rate_from_two_points():
+    floor, rate = 0.004, 3e11
+    m = fit_step_model(1e9, floor + 1e9 / rate, 5e10, floor + 5e10 / rate)
+    assert m.floor_s == pytest.approx(floor) and m.rate_flops == pytest.approx(rate)
+    assert m.step_s(2e11) == pytest.approx(floor + 2e11 / rate)
+
+
+def test_step_model_without_growth_overestimates_rather_than_under():
+    m = fit_step_model(1e9, 0.010, 4e9, 0.009)      # noise: the larger step was faster
+    assert m.step_s(4e9) >= 0.009 and m.rate_flops > 0
+    with pytest.raises(ValueError):
+        fit_step_model(1e9, float("nan"), 4e9, 0.1)
+
+
+def test_fits_whole_part_or_none():
+    est = Estimate(10.0, (Unit("a", 20.0), Unit("b", 100.0)), divisible=True)
+    assert est.seconds == 130.0 and est.min_seconds == 30.0
+    assert fits(est, 200.0) == "all"
+    assert fits(est, 50.0) == "part"
+    assert fits(est, 20.0) == "none"
+    assert fits(Estimate(10.0, (Unit("a", 100.0),)), 50.0) == "none"   # not divisible
+
+
+def test_correction_is_the_clamped_median_of_past_ratios():
+    assert budget.correction([]) == 1.0
+    assert budget.correction([1.5, 3.0, 2.0]) == 2.0
+    assert budget.correction([10.0, 20.0]) == 4.0 and budget.correction([0.1]) == 0.5
+    assert budget.correction([float("nan"), 2.0]) == 2.0
+    est = budget.scaled(Estimate(1.0, (Unit("a", 2.0),), divisible=True), 3.0)
+    assert est.seconds == 9.0 and est.divisible
+
+
+def test_deadline_counts_from_start_minus_reserve():
+    t = [100.0]
+    d = Deadline(60.0, reserve_s=10.0, clock=lambda: t[0])
+    t[0] = 120.0
+    assert d.elapsed() == 20.0 and d.remaining() == 30.0
+
+
+def test_compile_pays_only_when_the_steps_repay_it():
+    assert budget.compile_pays(30.0, 0.010, 0.004, 10_000)
+    assert not budget.compile_pays(30.0, 0.010, 0.004, 1_000)
+
+
+# ---------------------------------------------------------------- judgements
+
+def test_lr_sweep_judgement_spreads_and_wins():
+    inf = float("inf")
+    mup = ("mup",) + (None,) * 10 + ((),)
+    sp = ("sp",) + (None,) * 10 + ((),)
+    gpt2 = ("sp",) + (None,) * 10 + ((("init_std_hidden", 0.02),),)
+    curves = {mup: {128: [(2**-9, 1.5, 1, 0), (2**-8, 1.4, 1, 0), (2**-7, inf, 1, 1)],
+                    1024: [(2**-9, 1.3, 1, 0), (2**-8, 1.2, 1, 0)]},
+              sp: {128: [(2**-9, 1.5, 1, 0), (2**-8, 1.4, 1, 0)],
+                   1024: [(2**-11, 1.25, 1, 0), (2**-8, 1.5, 1, 0)]},
+              gpt2: {128: [(2**-8, 1.45, 1, 0)], 1024: [(2**-8, 1.19, 1, 0)]}}
+    j = judge(curves, {mup: "mup", sp: "sp", gpt2: "sp (gpt2)"})
+    assert j["arms"]["mup"]["log2_spread"] == 0
+    assert j["arms"]["sp"]["log2_spread"] == pytest.approx(3)
+    wins = {w["width"]: w["mup_no_worse"] for w in j["wins"]}
+    assert wins == {128: True, 1024: False}          # the GPT-2 arm is better at 1024
+
+
+def test_junit_outcomes_are_read(tmp_path):
+    xml = tmp_path / "j.xml"
+    xml.write_text('<testsuites><testsuite><testcase classname="t" name="a" time="1.5"/>'
+                   '<testcase classname="t" name="b"><failure message="boom"/></testcase>'
+                   '<testcase classname="t" name="c"><skipped message="needs CUDA"/></testcase>'
+                   '</testsuite></testsuites>')
+    got = {c["name"]: c["outcome"] for c in parse_junit(xml)}
+    assert got == {"t::a": "passed", "t::b": "failed", "t::c": "skipped"}
+
+
+def test_the_gpu_tests_stage_finds_every_gpu_marked_file():
+    from bench.gpu_suite.stages.tests import gpu_test_files
+
+    files = gpu_test_files(REPO / "tests")
+    assert {"tests/test_calib_train.py", "tests/test_spectral_svd.py",
+            "tests/test_stacked.py"} <= set(files)
+    assert "tests/test_gpu_suite.py" not in files and "tests/test_lawset.py" not in files
+
+
+def test_figure_shows_units_and_missing_values():
+    assert Figure("s", "k", "x", "x", fmt="{:.2f}", value=8.123).shown() == "8.12 x"
+    assert Figure("s", "k", "x", value=None).shown() == "-"
+    assert Figure("s", "k", "gap", value=float("inf")).shown() == "inf"
+
+
+# ---------------------------------------------------------------- bundle
+
+def test_bundle_fits_the_device_limits_and_restores(tmp_path):
+    suite = tmp_path / "suite"
+    (suite / "a" / "store").mkdir(parents=True)
+    (suite / "a" / "store" / "results.sqlite").write_bytes(b"db")
+    (suite / "cache" / "inductor").mkdir(parents=True)
+    (suite / "cache" / "inductor" / "big").write_bytes(b"x" * 1000)
+    pngs = []
+    for i in range(5):
+        p = suite / f"s{i}" / "plot.png"
+        p.parent.mkdir()
+        p.write_bytes(b"png")
+        pngs.append(p)
+    (suite / "state.json").write_text("{}")
+    dest = tmp_path / "out"
+    files = write_bundle(suite, dest, "# s", {"rows": []}, pngs)
+    assert len(files) <= 7 and all(f.parent == dest for f in files)
+    with tarfile.open(dest / "gpu-suite.tar.gz") as t:
+        names = t.getnames()
+    assert "gpu-suite/a/store/results.sqlite" in names and "gpu-suite/state.json" in names
+    assert not any("cache" in n for n in names)      # compile caches stay behind
+    again = tmp_path / "again"
+    assert restore_bundle(dest / "gpu-suite.tar.gz", again) == len(names)
+    assert (again / "a" / "store" / "results.sqlite").read_bytes() == b"db"
+
+
+# ---------------------------------------------------------------- runner: budget and resume
+
+class _FakeStage:
+    """A divisible stage of three 1-second units that records what it ran."""
+
+    def __init__(self, name, order, unit_s, needs=()):
+        self.name, self.order, self.title, self.needs = name, order, name, needs
+        self.unit_s = unit_s
+
+    def goals(self):
+        return [Figure(self.name, "n", f"{self.name} units", goal=">= 3", fmt="{}")]
+
+    def estimate(self, ctx):
+        done = json.loads((ctx.stage_dir(self.name) / "n").read_text()) \
+            if (ctx.stage_dir(self.name) / "n").exists() else 0
+        return Estimate(0.0, tuple(Unit(str(i), self.unit_s) for i in range(done, 3)),
+                        divisible=True)
+
+    def run(self, ctx, est):
+        from bench.gpu_suite.stages.base import Outcome
+
+        p = ctx.stage_dir(self.name) / "n"
+        n = json.loads(p.read_text()) if p.exists() else 0
+        for u in est.units:
+            if u.seconds * 1.25 > ctx.deadline.remaining():
+                break
+            n += 1
+            p.write_text(json.dumps(n))
+        status = "done" if n == 3 else "partial"
+        return Outcome(status, [self.figure(n)])
+
+    def figure(self, n):
+        return Figure(self.name, "n", f"{self.name} units", goal=">= 3", fmt="{}", value=n,
+                      met=n >= 3)
+
+
+def _opts(out, budget_s):
+    return SimpleNamespace(out=str(out), budget_s=budget_s, smoke=True, device="cpu",
+                           compile="never", redo=[], bundle=None, command="test")
+
+
+def test_runner_skips_what_the_budget_cannot_fit_and_resumes(tmp_path, monkeypatch, capsys):
+    import bench.gpu_suite.probe as probe
+    from bench.gpu_suite.runner import run_suite
+    from bench.gpu_suite.state import SuiteState
+
+    monkeypatch.setattr(probe, "measure", lambda *a, **k: {
+        "probe_s": 0.0, "peak_flops": 1e12, "peak_source": "fake", "copy_bytes_per_s": 1e9,
+        "eager": {"floor_s": 0.0, "rate_flops": 1e12}, "software": {"torch": "x", "torch_cuda": None}})
+    clock = [0.0]
+    monkeypatch.setattr(budget.time, "monotonic", lambda: clock[0])
+
+    stages = [_FakeStage("big", 1, 4.0), _FakeStage("after", 2, 100.0, needs=("big",))]
+
+    # each unit advances the fake clock by its estimate, as if it took that long
+    def timed_run(self, ctx, est):
+        p = ctx.stage_dir(self.name) / "n"
+        n = json.loads(p.read_text()) if p.exists() else 0
+        for u in est.units:
+            if u.seconds * 1.25 > ctx.deadline.remaining():
+                break
+            clock[0] += u.seconds
+            n += 1
+            p.write_text(json.dumps(n))
+        from bench.gpu_suite.stages.base import Outcome
+        return Outcome("done" if n == 3 else "partial", [self.figure(n)])
+
+    monkeypatch.setattr(_FakeStage, "run", timed_run)
+    # 5 s reserve in smoke; 16 s budget leaves 11 s: two units of 4 s, not the third
+    assert run_suite(_opts(tmp_path, 16.0), stages) == 0
+    st = SuiteState(tmp_path)
+    assert st.stage("big")["status"] == "partial" and st.stage("after")["status"] == "skipped"
+    out = capsys.readouterr().out
+    assert "needs stage big done first" in out
+    assert out.rstrip().splitlines()[-1].startswith("| 2. after")    # the timing table is last
+    # the rerun resumes at the third unit; "after" then does not fit (300 s > what is left)
+    clock[0] = 0.0
+    assert run_suite(_opts(tmp_path, 16.0), stages) == 0
+    st = SuiteState(tmp_path)
+    assert st.stage("big")["status"] == "done"
+    assert json.loads((tmp_path / "big" / "n").read_text()) == 3
+    assert st.stage("after")["status"] == "skipped" and "needs ~300 s" in st.stage("after")["note"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| 1. big | done | big units | 3 | >= 3 | met (toy, not a result) |" in summary
+    assert "| 2. after | skipped | after units | - | >= 3 | not run |" in summary
+
+
+def test_a_failing_stage_is_recorded_and_the_exit_code_says_so(tmp_path, monkeypatch):
+    import bench.gpu_suite.probe as probe
+    from bench.gpu_suite.runner import run_suite
+    from bench.gpu_suite.state import SuiteState
+
+    monkeypatch.setattr(probe, "measure", lambda *a, **k: {
+        "probe_s": 0.0, "peak_flops": 1e12, "peak_source": "fake", "copy_bytes_per_s": 1e9,
+        "eager": {"floor_s": 0.0, "rate_flops": 1e12}, "software": {"torch": "x", "torch_cuda": None}})
+
+    class Broken(_FakeStage):
+        def run(self, ctx, est):
+            raise ValueError("bad shape")
+
+    assert run_suite(_opts(tmp_path, 60.0), [Broken("b", 1, 1.0), _FakeStage("ok", 2, 0.1)]) == 1
+    st = SuiteState(tmp_path)
+    assert st.stage("b")["status"] == "failed" and "bad shape" in st.stage("b")["error"]
+    assert st.stage("ok")["status"] == "done"          # the others still ran
+    assert "ValueError" in (tmp_path / "b" / "error.txt").read_text()
+
+
+# ---------------------------------------------------------------- command line
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget-s", "0", "--out", "{d}"], "--budget-s must be a positive"),
+    (["--budget-s", "nan", "--out", "{d}"], "--budget-s must be a positive"),
+    (["--stages", "warp", "--out", "{d}"], "unknown stage 'warp'"),
+    (["--smoke"], "--out DIR is required"),
+    (["--out", "{d}", "--device", "cpu"], "full size needs a CUDA GPU"),
+    (["--out", "{d}", "--resume-from", "{d}/nope.tar.gz"], "no such file"),
+])
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, args, message):
+    args = [a.replace("{d}", str(tmp_path / "suite")) for a in args]
+    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", *args], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_corrupt_state_file_is_refused(tmp_path):
+    (tmp_path / "state.json").write_text("{not json")
+    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
+                        str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "unreadable" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- the device command, toy size
+
+def _probe_wheel(folder: Path) -> Path:
+    """A minimal wheel of a module that exists nowhere else: importing it proves that the
+    script installed the carried wheels and put the site on PYTHONPATH."""
+    folder.mkdir()
+    whl = folder / "gpusuite_probe-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr("gpusuite_probe/__init__.py", "CARRIED = True\n")
+        z.writestr("gpusuite_probe-0.1.dist-info/METADATA",
+                   "Metadata-Version: 2.1\nName: gpusuite-probe\nVersion: 0.1\n")
+        z.writestr("gpusuite_probe-0.1.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("gpusuite_probe-0.1.dist-info/RECORD",
+                   "gpusuite_probe/__init__.py,,\ngpusuite_probe-0.1.dist-info/METADATA,,\n"
+                   "gpusuite_probe-0.1.dist-info/WHEEL,,\ngpusuite_probe-0.1.dist-info/RECORD,,\n")
+    return whl
+
+
+def _device_call(tmp_path, out, suite_dir, suite_args, resume=None):
+    env = dict(os.environ, OUT=str(out), SUITE_DIR=str(suite_dir), SITE=str(tmp_path / "site"),
+               WHEELS=str(tmp_path / "whl"), REQUIRE="torch mup gpusuite_probe",
+               BUDGET_S="300", SUITE_ARGS=suite_args, RESUME=str(resume or tmp_path / "none"),
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(["bash", "bench/gpu_suite_device.sh"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _returned_files(out: Path) -> list[Path]:
+    """What the device tool would bring back: at most 8 files, 2 folders deep, plain names."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    for p in files:
+        rel = p.relative_to(out)
+        assert len(rel.parts) <= 3 and all(re.fullmatch(r"[A-Za-z0-9._-]+", x) for x in rel.parts)
+        assert p.stat().st_size <= 16 * 2**20
+    assert len(files) <= 8, files
+    return files
+
+
+@pytest.mark.slow
+def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_path):
+    _probe_wheel(tmp_path / "whl")
+    out, suite = tmp_path / "OUT", tmp_path / "suite"
+    r = _device_call(tmp_path, out, suite, "--smoke --threads 1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert (tmp_path / "site" / "gpusuite_probe" / "__init__.py").exists()
+    names = {p.name for p in _returned_files(out)}
+    assert {"gpu-suite.tar.gz", "summary.md", "summary.json", "suite.log"} <= names
+    summary = json.loads((out / "summary.json").read_text())
+    status = {k: v["status"] for k, v in summary["stages"].items()}
+    assert status == dict.fromkeys(["gpu-tests", "lr-sweep", "throughput", "spectral",
+                                    "calibration", "transfer", "schedule"], "done"), status
+    # every promised figure is in the summary; the toy run marks itself as no result
+    assert len(summary["rows"]) >= 20
+    assert all("toy, not a result" in row["verdict"] for row in summary["rows"]
+               if row["verdict"] != "not run")
+    log = (out / "suite.log").read_text()
+    assert log.rstrip().splitlines()[-1].startswith("| 7. schedule |")   # the summary is last
+    assert re.search(r"1\. gpu-tests: estimate [\d.]+ s", log) and "actual" in log
+    law = (suite / "calibration" / "proxy-stdlib.yaml").read_text()
+    assert "measured_on:" in law and "torch:" in law
+    # a later call on a fresh machine resumes from the bundle: nothing is redone
+    out2 = tmp_path / "OUT2"
+    r2 = _device_call(tmp_path, out2, tmp_path / "suite2", "--smoke --threads 1",
+                      resume=out / "gpu-suite.tar.gz")
+    assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-2000:]
+    assert "resumed" in r2.stdout and "every selected stage is done in an earlier call" in r2.stdout
+    assert "probe (" not in r2.stdout                  # no device time spent on a finished suite
+    assert json.loads((out2 / "summary.json").read_text())["rows"] == summary["rows"]
+    _returned_files(out2)
+
+
+def test_the_device_command_stops_before_the_suite_when_an_import_is_missing(tmp_path):
+    _probe_wheel(tmp_path / "whl")
+    env = dict(os.environ, OUT=str(tmp_path / "OUT"), SITE=str(tmp_path / "site"),
+               WHEELS=str(tmp_path / "whl"), REQUIRE="gpusuite_probe no_such_module_here",
+               SUITE_DIR=str(tmp_path / "suite"),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    r = subprocess.run(["bash", "bench/gpu_suite_device.sh"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3
+    assert "error: python3 cannot import no_such_module_here" in r.stdout + r.stderr
+    assert not (tmp_path / "suite").exists()           # the suite never started
