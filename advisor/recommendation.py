@@ -64,6 +64,7 @@ class Recommendation:
     predicted_loss: Value
     law: dict
     warnings: list = field(default_factory=list)
+    depth: dict = field(default_factory=dict)   # advisor.depth_view: the depth rules
 
     def to_dict(self) -> dict:
         out = {}
@@ -194,7 +195,8 @@ def _range_extra(ls, q, lr, b, loss):
 
 def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DEFAULT_LAW,
               laws_file=None, family: str = DEFAULT_FAMILY,
-              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None) -> Recommendation:
+              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None,
+              base_depth=None, depth_alpha=None) -> Recommendation:
     """Recommend a training configuration.
 
     Args:
@@ -208,6 +210,8 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
         base_width: width of the muP proxy the muP multipliers are relative to.
         schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
             the schedule block comes from ``advisor.schedule.recommend_schedule``.
+        base_depth, depth_alpha: blocks of the proxy and the depth exponent of the depth
+            view (``advisor.depth_view``; defaults 4 and 1.0, CompleteP).
     """
     from advisor.numbers import parse_count
     params = parse_count(params, "params", minimum=1e6, maximum=1e14)
@@ -310,6 +314,7 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
 
     # --- muP view
     mup = _mup_view(shape, base_width, lr, primary)
+    depth = _depth_block(shape, base_width, base_depth, depth_alpha, lr, primary)
 
     # --- warnings: ranges and disagreement
     for ls, q, extra in ((primary, "learning_rate", extra_L), (primary, "batch_size", extra_L),
@@ -359,7 +364,22 @@ def recommend(params, tokens=None, seq_len: int = DEFAULT_SEQ_LEN, law: str = DE
                              f"D = {D:.4g}",
                              note="a loss on the law's own corpus and tokenizer; compare "
                                   "across runs of one setup only"),
-        law=law_info, warnings=warnings)
+        law=law_info, warnings=warnings, depth=depth)
+
+
+def _depth_block(shape, base_width, base_depth, depth_alpha, lr, primary) -> dict:
+    from advisor.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH, depth_view
+    from advisor.numbers import parse_count
+    base_depth = int(parse_count(DEFAULT_BASE_DEPTH if base_depth is None else base_depth,
+                                 "base-depth", minimum=1, maximum=1e4))
+    try:
+        alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
+    base_lr = None
+    if primary.conventions.get("learning_rate") == "mup_base":
+        base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width", base_width))
+    return depth_view(shape.n_layers, base_depth, alpha, shape.d_model / base_width, base_lr)
 
 
 def _sig(x: float, digits: int = 3) -> float:
