@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 
+from advisor.depth_view import comment_lines
 from advisor.errors import AdvisorError
 
 FORMATS = ("yaml", "json", "nanogpt", "hf", "torchtitan")
@@ -88,6 +89,7 @@ def to_nanogpt(rec) -> str:
         f"lr_decay_iters = {c['steps']}",
         f"max_iters = {c['steps']}",
     ]
+    lines += comment_lines(getattr(rec, "depth", None), "nanogpt")
     return "\n".join(lines) + "\n"
 
 
@@ -160,6 +162,7 @@ def to_torchtitan(rec) -> str:
         f"steps = {c['steps']}",
         f"max_norm = {_toml_float(c['clip'])}",
     ]
+    out += comment_lines(getattr(rec, "depth", None), "torchtitan")
     return "\n".join(out) + "\n"
 
 

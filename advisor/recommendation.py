@@ -69,6 +69,7 @@ class Recommendation:
     published_nearest: list = field(default_factory=list)
     uncertainty: dict = field(default_factory=dict)
     expected_excess_loss: dict = field(default_factory=dict)
+    depth: dict = field(default_factory=dict)   # advisor.depth_view: the depth rules
 
     def to_dict(self) -> dict:
         out = {}
@@ -310,7 +311,7 @@ def _range_extra(ls, q, lr, b, loss):
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
               base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None,
-              model_spec=None) -> Recommendation:
+              model_spec=None, base_depth=None, depth_alpha=None) -> Recommendation:
     """Recommend a training configuration.
 
     Args:
@@ -327,6 +328,8 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         model_spec: the real architecture (advisor.modelspec: d_model, n_layers, n_heads,
             n_kv_heads, ffn_hidden, vocab, tied, mlp); its exact parameter counts replace
             the family's derived shape, and ``params`` may then be omitted.
+        base_depth, depth_alpha: blocks of the proxy and the depth exponent of the depth
+            view (``advisor.depth_view``; defaults 4 and 1.0, CompleteP).
     """
     from advisor.numbers import parse_count, parse_seq_len
     seq_len = parse_seq_len(seq_len)
@@ -441,6 +444,7 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
 
     # --- muP view
     mup = _mup_view(shape, base_width, lr, primary)
+    depth = _depth_block(shape, base_width, base_depth, depth_alpha, lr, primary)
 
     # --- warnings: ranges and disagreement
     for ls, q, extra in ((primary, "learning_rate", extra_L), (primary, "batch_size", extra_L),
@@ -508,7 +512,22 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                              f"D = {D:.4g}",
                              note="a loss on the law's own corpus and tokenizer; compare "
                                   "across runs of one setup only"),
-        law=law_info, warnings=warnings)
+        law=law_info, warnings=warnings, depth=depth)
+
+
+def _depth_block(shape, base_width, base_depth, depth_alpha, lr, primary) -> dict:
+    from advisor.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH, depth_view
+    from advisor.numbers import parse_count
+    base_depth = int(parse_count(DEFAULT_BASE_DEPTH if base_depth is None else base_depth,
+                                 "base-depth", minimum=1, maximum=1e4))
+    try:
+        alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
+    base_lr = None
+    if primary.conventions.get("learning_rate") == "mup_base":
+        base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width", base_width))
+    return depth_view(shape.n_layers, base_depth, alpha, shape.d_model / base_width, base_lr)
 
 
 def _sig(x: float, digits: int = 3) -> float:

@@ -1,4 +1,4 @@
-"""Coordinate check: do activation sizes and their updates stay put as width grows?
+"""Coordinate checks: do activation sizes and their updates stay put as width (or depth) grows?
 
 The test from Tensor Programs V (Yang et al. 2022, section 6 / Fig. 5), written here
 without ``mup.coord_check`` (which needs pandas). For each width, train the proxy for a few
@@ -10,6 +10,10 @@ step grows like width, since every entry moves by about LR regardless of width.
 
 Flatness is summarised by the slope of log(size) against log(width), fitted by least squares
 over the widths, at the last measured step.
+
+The check in depth (:func:`depth_coord_check`) does the same at one width for depths 2-16 and
+a depth exponent alpha (``advisor.optim_rules``), per block index: the residual stream after
+each block and its change since step 0, summarised by the slope against log(depth).
 """
 from __future__ import annotations
 
@@ -133,6 +137,122 @@ def coord_check(parameterization: str, widths=(32, 64, 128, 256), steps: int = 4
     return result
 
 
+@dataclass
+class DepthCoordCheck:
+    """Sizes per block index at several depths, one width (the depth analogue of CoordCheck).
+
+    ``act[L]`` and ``delta[L]``: arrays (L, steps), mean |entry| of the residual stream after
+    each block and of its change since step 0; ``logits_delta[L]``: (steps,) the same for the
+    logits. Averaged over seeds.
+    """
+
+    alpha: float
+    depths: list
+    steps: int
+    act: dict = field(default_factory=dict)
+    delta: dict = field(default_factory=dict)
+    logits_delta: dict = field(default_factory=dict)
+
+    def series(self, kind: str = "delta", where: str = "last", step: int = -1) -> np.ndarray:
+        """One size per depth: the stream after the ``last`` block, or at ``mid`` (block
+        L/2), or the ``logits`` change; ``kind`` ``act`` or ``delta``."""
+        if where == "logits":
+            return np.array([self.logits_delta[L][step] for L in self.depths])
+        table = self.delta if kind == "delta" else self.act
+        idx = (lambda L: L - 1) if where == "last" else (lambda L: L // 2 - 1)
+        return np.array([table[L][idx(L), step] for L in self.depths])
+
+    def slope(self, kind: str = "delta", where: str = "last", step: int = -1) -> float:
+        """d log(size) / d log(depth), least squares over the depths."""
+        y = np.log(np.maximum(self.series(kind, where, step), 1e-30))
+        return float(np.polyfit(np.log(np.asarray(self.depths, dtype=float)), y, 1)[0])
+
+    def plot(self, path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        for ax, (kind, table) in zip(axes, (("activation", self.act),
+                                            ("change since step 0", self.delta))):
+            for L in self.depths:
+                rel = (np.arange(1, L + 1)) / L
+                ax.plot(rel, table[L][:, -1], "o-", ms=3, label=f"depth {L}")
+            ax.set_yscale("log")
+            ax.set_xlabel("block index / depth")
+            ax.set_title(f"alpha {self.alpha:g}: residual stream {kind}, step {self.steps - 1}",
+                         fontsize=9)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def depth_coord_check(alpha: float, depths=(2, 4, 8, 16), steps: int = 4, lr: float = 2 ** -6,
+                      width: int = 32, base_depth: int = 2, head_dim: int = 16,
+                      seq_len: int = 32, batch_size: int = 8, seeds=(0, 1), data=None,
+                      family: str = "proxy-llama", parameterization: str = "mup",
+                      **model_overrides) -> DepthCoordCheck:
+    """Measure the residual stream after every block over the first ``steps`` Adam steps.
+
+    One width (``width`` = the base width, so the width rules are all 1), depths ``depths``
+    relative to ``base_depth``, depth exponent ``alpha`` (``advisor.optim_rules``: 0 = no
+    depth scaling). ``lr`` is the base LR. Theory (Yang et al. 2023; Dey et al. 2025): with
+    alpha = 0 every block moves the stream by about as much as at any depth, so the change of
+    the last block's output after a few Adam steps grows like depth; with alpha = 0.5 (LR x
+    L^-1/2) or 1 it stays put.
+    """
+    import torch
+
+    from calibration.data import BatchSampler, load_data
+    from calibration.model import ProxyConfig, build_model, build_optimizer, compute_loss
+
+    data = data if data is not None else load_data("stdlib")
+    out = DepthCoordCheck(float(alpha), list(depths), steps)
+    for L in depths:
+        act = np.zeros((L, steps))
+        delta = np.zeros((L, steps))
+        ldelta = np.zeros(steps)
+        for seed in seeds:
+            cfg = ProxyConfig.from_family(
+                family, width=width, depth=L, head_dim=head_dim, base_width=width,
+                base_depth=base_depth, seq_len=seq_len, parameterization=parameterization,
+                vocab_size=data.vocab_size, depth_alpha=float(alpha), **model_overrides)
+            model = build_model(cfg, seed=seed)
+            opt = build_optimizer(model, cfg, lr, 0.0)
+            sampler = BatchSampler(data, batch_size, seq_len, seed=seed)
+            fixed_x, _ = sampler.next("cpu")
+            outs: dict = {}
+            hooks = [b.register_forward_hook(
+                lambda mod, inp, o, i=i: outs.__setitem__(i, o.detach().float()))
+                for i, b in enumerate(model.blocks)]
+            hooks.append(model.readout.register_forward_hook(
+                lambda mod, inp, o: outs.__setitem__("logits", o.detach().float())))
+            first: dict = {}
+            for t in range(steps):
+                with torch.no_grad():
+                    model(fixed_x)
+                for key, o in outs.items():
+                    if t == 0:
+                        first[key] = o.clone()
+                    d = (o - first[key]).abs().mean().item() / len(seeds)
+                    if key == "logits":
+                        ldelta[t] += d
+                    else:
+                        act[key, t] += o.abs().mean().item() / len(seeds)
+                        delta[key, t] += d
+                x, y = sampler.next("cpu")
+                loss, _ = compute_loss(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            for h in hooks:
+                h.remove()
+        out.act[L], out.delta[L], out.logits_delta[L] = act, delta, ldelta
+    return out
+
+
 def main(argv=None) -> None:
     """``python -m calibration.coordcheck --out DIR``: run the check for muP and SP, print
     each layer's slope and write coordcheck_<param>.png."""
@@ -144,9 +264,22 @@ def main(argv=None) -> None:
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2 ** -6)
+    ap.add_argument("--depth", action="store_true",
+                    help="the check in depth instead: depths 2-16 at width 32, alpha 0, 0.5, 1; "
+                         "writes depth_coordcheck_alpha<a>.png")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.depth:
+        for alpha in (0.0, 0.5, 1.0):
+            cc = depth_coord_check(alpha, steps=args.steps, lr=args.lr)
+            print(f"alpha {alpha:g}: slope of log|change since step 0| against log(depth), "
+                  f"step {args.steps - 1}: last block {cc.slope('delta', 'last'):+.2f}, "
+                  f"middle block {cc.slope('delta', 'mid'):+.2f}; per depth (last block): "
+                  + ", ".join(f"{L}: {v:.3g}" for L, v in zip(cc.depths, cc.series())))
+            cc.plot(out / f"depth_coordcheck_alpha{alpha:g}.png")
+        print(f"plots in {out}")
+        return
     for par in ("mup", "sp"):
         cc = coord_check(par, widths=tuple(args.widths), steps=args.steps, lr=args.lr)
         slopes = cc.slopes("delta")

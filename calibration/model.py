@@ -22,9 +22,12 @@ multipliers, same per-parameter learning rates). Away from it, with m = width / 
 (Tensor Programs V, Yang et al. 2022, Table 3; the muP column is what ``mup.MuReadout`` and
 ``mup.MuAdamW`` implement once ``mup.set_base_shapes`` has marked which dimensions grow.)
 ``attn_mult`` defaults to sqrt(d_head at the base width), so the two scales agree at d0.
-Depth scaling (depth-muP / CompleteP, Bordelon et al. 2023, Dey et al. 2025) multiplies each
-residual branch by (depth / base_depth)^-alpha and the hidden-matrix LR by
-(depth / base_depth)^(alpha - 1); it is off unless ``depth_alpha`` is set.
+Depth scaling (``depth_alpha``; Depth-muP, Yang et al. 2023 and Bordelon et al. 2023, at
+alpha = 0.5; CompleteP, Dey et al. 2025, at alpha = 1) multiplies each residual branch by
+(depth / base_depth)^-alpha and the LR of every parameter inside the blocks (hidden matrices and
+the blocks' norm gains) by (depth / base_depth)^(alpha - 1), their Adam eps by
+(depth / base_depth)^-alpha; it is off when ``depth_alpha`` is null or 0. Every multiplier here,
+width and depth, comes from ``advisor.optim_rules`` (the recommendation reads the same rules).
 
 Units: widths and head sizes in channels; ``seq_len`` in tokens; LRs are peak LRs of the
 base-width model.
@@ -40,6 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from advisor.errors import AdvisorError
+from advisor.optim_rules import check_alpha, group_multipliers, residual_multiplier
 
 FAMILIES_DIR = Path(__file__).resolve().parents[1] / "recipes" / "families"
 
@@ -109,8 +113,8 @@ class ProxyConfig:
             raise AdvisorError(f"z_loss must be >= 0, got {self.z_loss}")
         if self.attn_mult is not None and self.attn_mult <= 0:
             raise AdvisorError(f"attn_mult must be positive, got {self.attn_mult}")
-        if self.depth_alpha is not None and not 0 <= self.depth_alpha <= 2:
-            raise AdvisorError(f"depth_alpha must be in [0, 2] or null, got {self.depth_alpha}")
+        if self.depth_alpha is not None:
+            check_alpha(self.depth_alpha)
 
     # Derived sizes -------------------------------------------------------------------
     @property
@@ -148,11 +152,19 @@ class ProxyConfig:
         return mult / self.d_head
 
     @property
+    def depth_mult(self) -> float:
+        """m_L = depth / base_depth."""
+        return self.depth / self.base_depth
+
+    @property
+    def alpha(self) -> float:
+        """The depth exponent the rules use: ``depth_alpha``, 0 when off (null)."""
+        return 0.0 if self.depth_alpha is None else float(self.depth_alpha)
+
+    @property
     def residual_mult(self) -> float:
         """Multiplier on each residual branch: (depth / base_depth)^-alpha, 1 when off."""
-        if self.depth_alpha is None:
-            return 1.0
-        return (self.depth / self.base_depth) ** (-self.depth_alpha)
+        return residual_multiplier(self.depth_mult, self.alpha)
 
     def with_(self, **changes) -> "ProxyConfig":
         return replace(self, **changes)
@@ -332,8 +344,8 @@ def build_model(cfg: ProxyConfig, device="cpu", seed: int | None = None) -> Prox
     """Build, set mup base shapes, and initialise a proxy model (see the module docstring).
 
     For muP, base shapes come from the same family at ``base_width`` (and 2 x base_width to
-    tell which dimensions grow). For SP every dimension is marked finite, so ``MuAdamW``
-    reduces to ``AdamW``. Initialisation is done here, after the shapes are known, and never
+    tell which dimensions grow). For SP every dimension is marked finite, so the width rules
+    give 1 (plain AdamW). Initialisation is done here, after the shapes are known, and never
     by ``mup``'s own rescaling (``rescale_params=False``), so the base constants mean what the
     family file says.
     """
@@ -366,10 +378,10 @@ def init_weights(model: ProxyLM, cfg: ProxyConfig) -> None:
         elif name == "readout.weight":                         # only when untied
             nn.init.normal_(p, std=cfg.init_std_readout)
         else:
-            std = cfg.init_std_hidden
-            if cfg.parameterization == "mup":
-                std /= math.sqrt(p.infshape[1].width_mult())  # fan-in multiplier
-            nn.init.normal_(p, std=std)
+            fan_in_mult = p.infshape[1].width_mult() if cfg.parameterization == "mup" else 1.0
+            rule = group_multipliers("hidden", fan_in_mult, cfg.depth_mult, cfg.alpha,
+                                     width_rule=cfg.parameterization)
+            nn.init.normal_(p, std=cfg.init_std_hidden * rule.init_std)
 
 
 def count_params(model: ProxyLM) -> tuple[int, int]:
@@ -386,43 +398,55 @@ def count_params(model: ProxyLM) -> tuple[int, int]:
     return total, total - emb
 
 
+def param_group_kind(name: str, p) -> str:
+    """The ``advisor.optim_rules`` group of a ProxyLM parameter, from its name and rank."""
+    if name == "embed.weight":
+        return "embedding"
+    if name == "readout.weight":
+        return "readout"
+    if name.startswith("blocks."):
+        return "hidden" if p.ndim == 2 else "block_vector"
+    if name == "norm.weight":
+        return "final_norm"
+    raise AdvisorError(f"parameter {name!r} belongs to no optimizer-rules group")
+
+
 def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: float = 0.0,
                     betas=(0.9, 0.95), eps: float = 1e-8, kind: str = "muadamw"):
-    """AdamW with muP's per-group LRs (``kind="muadamw"``) or plain AdamW (``"adamw"``).
+    """AdamW with per-group LR, weight decay and eps from ``advisor.optim_rules``.
 
-    Weight decay is decoupled and applied to matrices only (not to norm gains). With
-    ``mup.MuAdamW`` a hidden matrix gets LR lr/m and weight decay wd*m, so the decay per
-    step, lr*wd, is the same at every width ("independent" weight decay). With depth scaling
-    on, hidden matrices' LR is also multiplied by (depth/base_depth)^(alpha-1) (CompleteP).
+    ``kind="muadamw"``: muP's width rules for a muP model (what ``mup.MuAdamW`` gives: hidden
+    matrices LR lr/m and weight decay wd*m, m their fan-in multiplier read off mup's
+    ``infshape``, so the decay per step lr*wd is the same at every width); ``"adamw"``: no
+    width multipliers (plain AdamW on any model). The depth rules (``cfg.depth_alpha``) apply
+    to both. Weight decay is decoupled (torch's AdamW: weights x (1 - lr_group * wd_group)
+    per step) and applied to matrices only, not to norm gains. ``lr`` is the base model's peak
+    LR; each group's ``initial_lr`` is its peak LR, which the schedule multiplies.
     """
-    from mup import MuAdamW
-
     if kind not in ("muadamw", "adamw"):
         raise AdvisorError(f"optimizer kind must be muadamw or adamw, got {kind!r}")
-    decay, no_decay, seen = [], [], set()
-    for _, p in model.named_parameters():
+    width_rule = "mup" if (kind == "muadamw" and cfg.parameterization == "mup") else "sp"
+    groups: dict = {}
+    seen = set()
+    for name, p in model.named_parameters():
         if id(p) in seen:
             continue
         seen.add(id(p))
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    depth_lr = 1.0
-    if cfg.depth_alpha is not None:
-        depth_lr = (cfg.depth / cfg.base_depth) ** (cfg.depth_alpha - 1.0)
-    hidden = {id(p) for _, p in model.hidden_matrices()}
-    groups = [
-        {"params": [p for p in decay if id(p) in hidden], "weight_decay": weight_decay,
-         "lr": lr * depth_lr},
-        {"params": [p for p in decay if id(p) not in hidden], "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
+        group = param_group_kind(name, p)
+        fan_in_mult = 1.0
+        if width_rule == "mup" and hasattr(p, "infshape") and p.infshape.ninf() == 2:
+            fan_in_mult = p.infshape.width_mult()
+        rule = group_multipliers(group, fan_in_mult, cfg.depth_mult, cfg.alpha, width_rule)
+        wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
+        key = (group, lr * rule.lr, wd, eps * rule.eps)
+        if key not in groups:
+            groups[key] = {"params": [], "lr": key[1], "weight_decay": key[2], "eps": key[3],
+                           "group": group}
+        groups[key]["params"].append(p)
     fused = {}
     if next(model.parameters()).is_cuda:
         fused = {"fused": True}
-    if kind == "adamw":
-        opt = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **fused)
-    else:
-        opt = MuAdamW(groups, lr=lr, betas=betas, eps=eps, **fused)
+    opt = torch.optim.AdamW(list(groups.values()), lr=lr, betas=betas, eps=eps, **fused)
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]   # the schedule multiplies this
     return opt

@@ -27,6 +27,11 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
               help="Target-model family in recipes/families, for the shape.")
 @click.option("--base-width", default=str(DEFAULT_BASE_WIDTH), show_default=True,
               help="Width of the muP proxy the muP multipliers are relative to.")
+@click.option("--base-depth", default=None, metavar="L0",
+              help="Blocks of the proxy the depth view is relative to (default 4).")
+@click.option("--depth-alpha", default=None, metavar="ALPHA",
+              help="Depth exponent of the depth view: 1 CompleteP (default), 0.5 Depth-muP, "
+                   "0 none.")
 @click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
               help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
 @click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
@@ -45,7 +50,7 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
               help="Write to this file (atomically) instead of standard output.")
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
               hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
-              fmt, output):
+              fmt, output, base_depth=None, depth_alpha=None):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -66,7 +71,7 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
         spec = spec_from_hf_config(hf_config)
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law,
-                     model_spec=spec)
+                     model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha)
     text = export(rec, fmt)
     if output:
         atomic_write_text(output, text, "config")
@@ -76,3 +81,6 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
     for w in rec.warnings:
         if fmt not in ("yaml", "json"):
             click.echo(f"warning: {w}", err=True)
+    from advisor.depth_view import export_notes
+    for note in export_notes(rec.depth, fmt):
+        click.echo(f"note: {note}", err=True)
