@@ -34,6 +34,8 @@ CANDIDATES = (
     ("multipower", FitOptions(rho=0.6, fix=_FIXED)),
     ("multipower", FitOptions(rho=0.6, fix=_FIXED, skip=0.2)),
     ("multipower", FitOptions(rho=0.8, fix=_FIXED, skip=0.2)),
+    ("valley", FitOptions()),
+    ("valley", FitOptions(rho=0.6)),
 )
 
 

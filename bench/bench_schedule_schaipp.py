@@ -1,0 +1,191 @@
+"""Schedule laws on the curves of Schaipp et al. 2025 (124M model, SlimPajama, two peak LRs).
+
+For each peak LR (5e-4, 2e-3) and each fit set (default: const_50000 + cos10_50000, the
+question of issue 14; also that set plus lin0.2_50000, a 20% linear cooldown to zero), fit
+with ``advisor schedule fit``'s code, then on every other curve at that peak LR report
+
+* the relative error of the predicted final loss (last logged step, T - 200), mean and max;
+* discordant pairs: pairs of curves with the same horizon whose final losses differ by at
+  least 0.002 nats in the data and whose predicted order is the other way round;
+* ``optimize``'s best linear cooldown fraction (WSD, linear to 0, scored at step T) at each
+  horizon vs the data's best linear cooldown (lin0.1 .. lin0.9);
+* the late-cooldown gain: predicted loss at T - 200 minus at T for a 40% linear cooldown at
+  15k steps (the data's last 200 logged steps of that run drop by about 0.001 nats);
+* the optimizer status (at_bounds) of the fit;
+
+and, across peak LRs, the final-loss error of a law fitted at one peak LR asked about the
+other's curves (``--peak-lr`` of the other).
+
+    /work/venv/bin/python bench/bench_schedule_schaipp.py [--out table.md] [--laws cv,multipower,valley]
+
+Results of each fit are cached under /tmp/bench_schedule_schaipp (delete to refit).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from advisor.schedule.curves import load_csv  # noqa: E402
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve  # noqa: E402
+from advisor.schedule.lawfile import build_document, dump_schedule_law, load_schedule_law  # noqa: E402
+from advisor.schedule.optimize import final_loss, optimize  # noqa: E402
+from advisor.schedule.select import select_and_fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "schaipp_lr_schedules"
+LRS = ("0.0005", "0.002")
+FIT_SETS = {"const+cos10": ("const_50000", "cos10_50000"),
+            "const+cos10+lin0.2": ("const_50000", "cos10_50000", "lin0.2_50000")}
+HORIZONS = (15000, 25000, 35000, 50000)
+CACHE = Path("/tmp/bench_schedule_schaipp")
+
+
+def load_lr(lr: str, root: Path = ROOT) -> dict:
+    """Every curve at one peak LR, read as a user's CSV (``advisor schedule fit`` path)."""
+    d = root / f"124m_lr{lr}"
+    return {p.stem: load_csv(p) for p in sorted(d.glob("*_*.csv")) if p.stem != "final_val"}
+
+
+def horizon(name: str) -> int:
+    return int(name.split("_")[1])
+
+
+def fit(method: str, curves: list):
+    """(FitResult, cv rows) for a method: 'cv' (advisor schedule fit --law auto) or a law."""
+    if method == "cv":
+        return select_and_fit(curves)
+    return fit_law(method, curves, FitOptions()), []
+
+
+def cached_fit(method, lr, set_name, curves):
+    CACHE.mkdir(parents=True, exist_ok=True)
+    src = "".join(Path(m).read_text() for m in sorted(
+        (Path(__file__).resolve().parents[1] / "advisor" / "schedule").glob("*.py")))
+    key = hashlib.sha1(f"{method}|{lr}|{set_name}|{src}".encode()).hexdigest()[:16]
+    path = CACHE / f"{method}_{lr}_{set_name}_{key}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    t = time.perf_counter()
+    out = fit(method, curves)
+    out = (out[0], out[1], time.perf_counter() - t)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def final_metrics(pred: dict, true: dict, held) -> dict:
+    rel = [abs(pred[n] - true[n]) / true[n] for n in held]
+    pairs = [(a, b) for a, b in itertools.combinations(sorted(true), 2)
+             if horizon(a) == horizon(b)]
+    sep = [(a, b) for a, b in pairs if abs(true[a] - true[b]) >= 0.002]
+    disc = [(a, b) for a, b in sep if np.sign(pred[a] - pred[b]) != np.sign(true[a] - true[b])]
+    return {"mean": float(np.mean(rel)), "max": float(np.max(rel)),
+            "worst": max(held, key=lambda n: abs(pred[n] - true[n]) / true[n]),
+            "disc": len(disc), "sep": len(sep), "pairs": len(pairs)}
+
+
+def best_linear_cooldowns(law, curves) -> dict:
+    """{T: (optimize's best linear-to-0 cooldown, the data's)}, optimize scored at step T."""
+    out = {}
+    for T in HORIZONS:
+        r = optimize(law, T)
+        lin = [x for x in r["ranking"] if "shape=linear,final=0," in x["spec"]]
+        law_cd = float(lin[0]["spec"].split(",")[0].split("=")[1])
+        data = {float(n.split("_")[0][3:]): c.final_loss for n, c in curves.items()
+                if n.startswith("lin") and horizon(n) == T and not n.startswith("lin0.994")}
+        out[T] = (law_cd, min(data, key=data.get))
+    return out
+
+
+def late_gain(law, T=15000, cooldown=0.4) -> float:
+    """Predicted loss at T - 200 minus at T for a linear cooldown (nats)."""
+    spec = f"wsd:cooldown={cooldown:g},shape=linear,final=0,warmup=300"
+    from advisor.schedule.optimize import per_step_lrs
+    lrs = per_step_lrs(spec, T, law.lr_scale)
+    a, b = law.predict(lrs, np.array([T - 200, T]))
+    return float(a - b)
+
+
+def data_late_drop(curves, name="lin0.4_15000") -> float:
+    c = curves[name]
+    return float(c.loss[-2] - c.loss[-1])
+
+
+def law_of(fitres, curves, tag) -> object:
+    doc = build_document(fitres, curves)
+    p = dump_schedule_law(doc, CACHE / f"law_{tag}.yaml")
+    return load_schedule_law(p)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", help="also write the markdown tables here")
+    ap.add_argument("--laws", default="cv,multipower,valley",
+                    help="comma list of methods: cv (law chosen by cross-validation), "
+                         "multipower, tissue, valley")
+    ap.add_argument("--sets", default=",".join(FIT_SETS), help="fit sets to run")
+    ap.add_argument("--root", default=str(ROOT), help="the schaipp_lr_schedules folder")
+    args = ap.parse_args(argv)
+    methods = args.laws.split(",")
+    lines = []
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    data = {lr: load_lr(lr, Path(args.root)) for lr in LRS}
+    fits = {}
+    say("| peak LR | fit set | method (chosen) | final-loss error mean / max (worst curve) | "
+        "discordant pairs (>= 0.002 nats apart) | best linear cooldown law / data at "
+        "15k, 25k, 35k, 50k | late gain T-200 -> T, lin0.4 15k (data: last 200 logged) | "
+        "at bounds | fit s |")
+    say("|---|---|---|---|---|---|---|---|---|")
+    for lr in LRS:
+        curves = data[lr]
+        true = {n: c.final_loss for n, c in curves.items()}
+        for set_name in args.sets.split(","):
+            fs = FIT_SETS[set_name]
+            fc = [curves[n] for n in fs]
+            held = [n for n in curves if n not in fs]
+            for m in methods:
+                res, rows, secs = cached_fit(m, lr, set_name, fc)
+                fits[(lr, set_name, m)] = res
+                pred = {n: float(predict_curve(res, c)[-1]) for n, c in curves.items()}
+                fm = final_metrics(pred, true, held)
+                law = law_of(res, fc, f"{lr}_{set_name}_{m}")
+                cds = best_linear_cooldowns(law, curves)
+                chosen = f"{res.law} [{res.options.label()}]"
+                say(f"| {lr} | {set_name} | {m} ({chosen}) | {fm['mean']:.2%} / {fm['max']:.2%} "
+                    f"({fm['worst']}) | {fm['disc']} of {fm['sep']} | "
+                    + ", ".join(f"{a:g}/{b:g}" for a, b in cds.values())
+                    + f" | {late_gain(law):.4f} ({data_late_drop(curves):.4f}) | "
+                    f"{', '.join(res.extra.get('status', {}).get('at_bounds', [])) or '-'} | "
+                    f"{secs:.0f} |")
+    say()
+    say("Cross-LR: a law fitted at one peak LR, asked for the other's curves (final-loss "
+        "error, mean / max over all curves at the other LR):")
+    say()
+    say("| fitted at | asked at | fit set | method | mean / max error | discordant |")
+    say("|---|---|---|---|---|---|")
+    for (lr, set_name, m), res in fits.items():
+        other = LRS[1 - LRS.index(lr)]
+        oc = data[other]
+        pred = {n: float(predict_curve(res, c)[-1]) for n, c in oc.items()}
+        true = {n: c.final_loss for n, c in oc.items()}
+        fm = final_metrics(pred, true, list(oc))
+        say(f"| {lr} | {other} | {set_name} | {m} ({res.law}) | {fm['mean']:.2%} / "
+            f"{fm['max']:.2%} | {fm['disc']} of {fm['sep']} |")
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
