@@ -16,10 +16,10 @@ def recommend_schedule(law_path, total_steps: int, peak_lr: float | None = None)
         law_path: path of a ``hp-advisor/schedule-law/v1`` YAML (``advisor schedule fit``).
         total_steps: optimizer steps of the planned run.
         peak_lr: the run's peak LR; default the law's (the LR its curves were trained at).
-            A law predicts only at its own peak LR (a law fitted at one peak LR misses
-            another's final losses by 3-14%, docs/schedules.md): with a different peak, the
-            schedule shape is chosen at the law's peak and a note says so; the predicted
-            losses are for the law's peak.
+            A law predicts only at its own peak LR (fitted at one peak LR, a law misses
+            another's final losses by 1-14% on average, docs/schedules.md): with another
+            peak, the schedule shape is chosen at the law's peak and a note says so; the
+            predicted losses are for the law's peak.
 
     Returns a dict: ``schedule`` (spec string for :func:`advisor.lr_schedule.parse_schedule`),
     ``warmup_steps``, ``predicted_final_loss`` (nats), ``gain_over_cosine_nats`` (predicted
