@@ -167,3 +167,16 @@ def test_valley_law_file_validation(law_file, tmp_path):
     with pytest.raises(AdvisorError):
         dump_schedule_law(dict(d, params=dict(d["params"], p=-1)), tmp_path / "x.yaml")
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_non_convergence_is_read_and_reported(external_data):
+    """The fit that the old CV chose at peak LR 2e-3 (multi-power with beta, gamma fixed,
+    rho 0.6; issue 14: 4.49% mean error) runs out of its optimizer budget: it says so."""
+    from advisor.schedule.curves import load_csv
+    from advisor.schedule.select import _FIXED
+    d = external_data / "schaipp_lr_schedules" / "124m_lr0.002"
+    fit = fit_law("multipower", [load_csv(d / "const_50000.csv"),
+                                 load_csv(d / "cos10_50000.csv")], FitOptions(rho=0.6, fix=_FIXED))
+    st = fit.extra["status"]
+    assert st["converged"] is False and st["least_squares_status"] == 0
+    assert any("did not converge" in w for w in status_warnings(fit))
