@@ -411,8 +411,7 @@ def status_warnings(fit: FitResult) -> list[str]:
         names = ", ".join(f"{k} = {fit.params[k]:.3g}" for k in st["at_bounds"])
         out.append(f"the {fit.law} fit ends with {names} on the bound of the allowed range: "
                    f"the curves do not identify {'it' if len(st['at_bounds']) == 1 else 'them'}"
-                   f"; predictions for schedules unlike the fitted ones are not reliable "
-                   f"(add a curve that decays to zero, e.g. a 20% linear cooldown)")
+                   f"; predictions for schedules unlike the fitted ones are not reliable")
     return out
 
 
