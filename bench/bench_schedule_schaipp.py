@@ -12,7 +12,8 @@ with ``advisor schedule fit``'s code, then on every other curve at that peak LR 
   horizon vs the data's best linear cooldown (lin0.1 .. lin0.9);
 * the late-cooldown gain of a 40% linear cooldown at 15k steps: the predicted drop over
   steps T-400 -> T-200 (LR 6.7% -> 3.3% of the peak) next to the data's (its last 200
-  logged steps), and over T-200 -> T (LR below 3.3%, not logged);
+  logged steps), and over T-200 -> T (LR below 3.3%, not logged); and over every held-out
+  decaying curve, the law's summed drop over the last logged window divided by the data's;
 * the optimizer status (at_bounds) of the fit;
 
 and, across peak LRs, the final-loss error of a law fitted at one peak LR asked about the
@@ -133,6 +134,20 @@ def data_late_drop(curves, name="lin0.4_15000") -> float:
     return float(c.loss[-2] - c.loss[-1])
 
 
+def last_window_ratio(law, curves, fit_names) -> float:
+    """Sum over every held-out decaying curve of the law's predicted drop over its last
+    logged window (T-400 -> T-200, LR a few % of peak for decays to zero) divided by the
+    same sum in the data: 1 is right, 2 means the law puts twice the measured gain there."""
+    num = den = 0.0
+    for n, c in curves.items():
+        if n in fit_names or not c.has_annealing():
+            continue
+        p = law.predict(c.lrs, c.steps[-2:])
+        num += float(p[0] - p[1])
+        den += float(c.loss[-2] - c.loss[-1])
+    return num / den
+
+
 def law_of(fitres, curves, tag) -> object:
     doc = build_document(fitres, curves)
     p = dump_schedule_law(doc, CACHE / f"law_{tag}.yaml")
@@ -190,8 +205,9 @@ def main(argv=None):
     say("| peak LR | fit set | method (chosen) | final-loss error mean / max (worst curve) | "
         "discordant pairs (>= 0.002 nats apart) | best linear cooldown law / data at "
         "15k, 25k, 35k, 50k | lin0.4 at 15k, drop T-400 -> T-200 law / data; T-200 -> T law | "
+        "last logged window, law / data (all held-out decays) | "
         "at bounds | fit s |")
-    say("|---|---|---|---|---|---|---|---|---|")
+    say("|---|---|---|---|---|---|---|---|---|---|")
     for lr in LRS:
         curves = data[lr]
         true = {n: c.final_loss for n, c in curves.items()}
@@ -216,6 +232,7 @@ def main(argv=None):
                     + ", ".join(f"{a:g}/{b:g}" for a, b in cds.values())
                     + " | {0:.4f} / {2:.4f}; {1:.4f} | ".format(*late_gain(law),
                                                                data_late_drop(curves))
+                    + f"{last_window_ratio(law, curves, fs):.2f} | "
                     + f"{', '.join(res.extra.get('status', {}).get('at_bounds', [])) or '-'} | "
                     f"{secs:.0f} |")
     say()
