@@ -42,7 +42,8 @@ import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
-from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
+from calibration.stacked_optim import (StackedAdamW, adam_update, hypers_from_optimizers,
+                                       stacked_optimizer)
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -300,15 +301,15 @@ class _Stack:
             m = build_model(cfg, device=device, seed=spec.seed)
             opts.append(build_optimizer(m, cfg, spec.lr, spec.weight_decay,
                                         betas=(spec.beta1, spec.beta2), eps=spec.eps,
-                                        kind=spec.optimizer))
+                                        kind=spec.optimizer, muon=spec.muon_settings()))
             models.append(m)
         self.n_params = count_params(models[0])
-        hypers, betas = hypers_from_optimizers([dict(m.named_parameters()) for m in models], opts)
-        del opts
+        member_params = [dict(m.named_parameters()) for m in models]
         self.model = StackedModel(models)
-        del models
         want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
-        self.opt = StackedAdamW(self.model.params, hypers, betas, compile=want and compile_ok)
+        self.opt = stacked_optimizer(self.model.params, member_params, opts,
+                                     compile=want and compile_ok)
+        del opts, models, member_params
         self.steps = max(s.steps for s in self.specs)
         mults = np.zeros((self.K, self.steps))
         for k, spec in enumerate(self.specs):
