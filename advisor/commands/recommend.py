@@ -32,12 +32,21 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
                    "0 none.")
 @click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
               help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="yaml",
-              show_default=True, help="Output format.")
+@click.option("--optimizer", "optimizer_name", type=click.Choice(("adamw", "muon")),
+              default="adamw", show_default=True,
+              help="muon: Muon on hidden matrices + AdamW elsewhere, converted from the AdamW "
+                   "laws (advisor/muon_view.py).")
+@click.option("--muon-convention", type=click.Choice(("match_rms_adamw", "spectral")),
+              default="match_rms_adamw", show_default=True,
+              help="Muon width convention (with --optimizer muon).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("pytorch",)), default="yaml",
+              show_default=True, help="Output format (pytorch: a snippet building the "
+                                      "optimizers; --optimizer muon only).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (atomically) instead of standard output.")
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law, fmt,
-              output, base_depth=None, depth_alpha=None):
+              output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
+              muon_convention="match_rms_adamw"):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -48,7 +57,16 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law,
                      base_depth=base_depth, depth_alpha=depth_alpha)
-    text = export(rec, fmt)
+    from advisor import muon_view
+    if optimizer_name == "muon":
+        rec = muon_view.with_muon(rec, muon_convention)
+    if fmt == "pytorch":
+        if optimizer_name != "muon":
+            from advisor.errors import AdvisorError
+            raise AdvisorError("--format pytorch needs --optimizer muon")
+        text = muon_view.pytorch_snippet(rec)
+    else:
+        text = export(rec, fmt)
     if output:
         from advisor.yamlio import atomic_write_text
         atomic_write_text(output, text)
@@ -59,5 +77,5 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
         if fmt not in ("yaml", "json"):
             click.echo(f"warning: {w}", err=True)
     from advisor.depth_view import export_notes
-    for note in export_notes(rec.depth, fmt):
+    for note in export_notes(rec.depth, fmt) + muon_view.export_notes(rec.optimizer, fmt):
         click.echo(f"note: {note}", err=True)
