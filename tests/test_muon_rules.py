@@ -68,7 +68,7 @@ def test_cpu_muon_plan_expands():
     plan = load_plan("cpu-muon-sweep")
     arms = {(s.optimizer, s.muon_convention if s.optimizer == "muon" else "-") for s in plan.specs}
     assert arms == {("muadamw", "-"), ("muon", "spectral"), ("muon", "match_rms_adamw")}
-    assert {s.width for s in plan.specs} == {32, 64, 128, 256}
+    assert {s.width for s in plan.specs if s.optimizer == "muon"} == {16, 32, 64, 128}
     assert len({s.tokens for s in plan.specs}) == 1          # equal tokens for every arm
 
 
@@ -115,3 +115,13 @@ def test_proxy_muon_refuses_depth_scaling_clearly():
                       depth_alpha=1.0, base_depth=1)
     with pytest.raises(AdvisorError, match="depth"):
         build_optimizer(build_model(cfg, seed=0), cfg, lr=0.01, kind="muon")
+
+
+def test_gpu_muon_plan_expands_and_shares_adamw_runs_with_gpu_lr_sweep():
+    from calibration.plan import load_plan
+
+    plan = load_plan("gpu-muon-sweep")
+    assert len(plan.specs) == 72 and all(s.stack for s in plan.specs)
+    lr_ids = {s.run_id for s in load_plan("gpu-lr-sweep").specs}
+    shared = [s for s in plan.specs if s.run_id in lr_ids]
+    assert len(shared) == 24 and {s.optimizer for s in shared} == {"muadamw"}
