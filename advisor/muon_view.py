@@ -69,7 +69,15 @@ def muon_block(rec, convention: str = DEFAULT_CONVENTION, base_width: int | None
     mup_base = rec.law.get("conventions", {}).get("learning_rate") == "mup_base"
     vec_lr = adam_lr * d / float(rec.mup["base_width"]) if mup_base else adam_lr
     base_w = int(base_width or rec.mup.get("base_width", d))
-    if convention == "match_rms_adamw":
+    fitted = fitted_muon_convention(rec)
+    if fitted is not None and fitted != convention:
+        raise AdvisorError(f"law set {rec.law.get('name')!r} was fitted on Muon runs with the "
+                           f"{fitted} convention: ask for --muon-convention {fitted}")
+    if fitted is not None:
+        muon_lr = adam_lr
+        lr_source = (f"fitted on Muon runs ({convention} convention) by advisor fit: law set "
+                     f"{rec.law.get('name')!r}")
+    elif convention == "match_rms_adamw":
         muon_lr = adam_lr
         lr_source = ("AdamW peak LR reused as is: Moonlight's update-RMS matching (Liu et al. "
                      "2025, arXiv 2502.16982)")
@@ -109,7 +117,7 @@ def muon_block(rec, convention: str = DEFAULT_CONVENTION, base_width: int | None
             "convention": convention, "convention_rule": MUON_CONVENTIONS[convention],
             "lr": {"value": _sig(muon_lr), "unit": "peak LR of the Muon groups (before the "
                    "per-shape update scale)", "source": lr_source,
-                   "note": "a conversion, not a fit"},
+                   "note": "a fit" if fitted else "a conversion, not a fit"},
             "weight_decay": {"value": _sig(wd), "unit": "torch.optim.Muon weight_decay "
                              "(decoupled, x lr per step)", "source": "the AdamW weight decay "
                              "above, reused (Moonlight: weight decay is needed at scale)"},
@@ -123,17 +131,28 @@ def muon_block(rec, convention: str = DEFAULT_CONVENTION, base_width: int | None
         "adamw": {"params": "embedding, norm gains, readout", "beta1": rec.optimizer["beta1"],
                   "beta2": rec.optimizer["beta2"], "eps": rec.optimizer["eps"],
                   "groups": adamw_groups},
-        "conversion_warning": CONVERSION_WARNING,
+        "conversion_warning": None if fitted else CONVERSION_WARNING,
         "source": "Muon for hidden matrices, AdamW for the rest (Jordan et al. 2024; Liu et "
                   "al. 2025); AdamW settings: " + rec.optimizer.get("source", ""),
     })
     return opt
 
 
+def fitted_muon_convention(rec) -> str | None:
+    """The Muon convention the recommendation's LR law was fitted under (``advisor fit`` on
+    Muon runs writes ``conventions.optimizer: muon-<convention>``), or None (AdamW laws)."""
+    opt = str((rec.law.get("conventions") or {}).get("optimizer") or "")
+    if not opt.startswith("muon-"):
+        return None
+    return check_muon_convention(opt[len("muon-"):])
+
+
 def with_muon(rec, convention: str = DEFAULT_CONVENTION):
-    """A copy of ``rec`` whose optimizer block is Muon + AdamW, with the conversion warning."""
-    return dataclasses.replace(rec, optimizer=muon_block(rec, convention),
-                               warnings=list(rec.warnings) + [CONVERSION_WARNING])
+    """A copy of ``rec`` whose optimizer block is Muon + AdamW; the conversion warning is added
+    unless the LR law was fitted on Muon runs of that convention."""
+    block = muon_block(rec, convention)
+    extra = [CONVERSION_WARNING] if block["conversion_warning"] else []
+    return dataclasses.replace(rec, optimizer=block, warnings=list(rec.warnings) + extra)
 
 
 def export_notes(optimizer_block: dict, fmt: str) -> list[str]:
@@ -161,7 +180,7 @@ def pytorch_snippet(rec) -> str:
     conv = mu["convention"]
     body = f'''\
         # Muon + AdamW from `advisor recommend --optimizer muon` ({conv} convention).
-        # {opt["conversion_warning"]}
+        # {opt["conversion_warning"] or "Muon LR from a law fitted on Muon runs."}
         import math
 
         import torch

@@ -34,7 +34,7 @@ LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
 MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
 MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
 FAILED = "failed"
-MUST_AGREE = ("parameterization", "schedule")   # a law is fitted under one of each
+MUST_AGREE = ("parameterization", "schedule", "optimizer")   # a law is fitted under one of each
 
 
 @dataclass
@@ -61,6 +61,7 @@ class RunTable:
     n_failed: int = 0
     notes: list = field(default_factory=list)
     flops_per_token: np.ndarray | None = None   # DeepSeek's M, where h and numl are given
+    optimizer: str = ""      # the runs' optimizer column (muadamw, muon-spectral, ...), "" unknown
 
     def cell_flops_per_token(self, c: int):
         """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
@@ -94,7 +95,7 @@ class RunTable:
                         loss=self.loss[mask], diverged=self.diverged[mask],
                         names=[n for n, m in zip(self.names, mask) if m], source=self.source,
                         loss_column=self.loss_column, n_failed=self.n_failed,
-                        notes=list(self.notes),
+                        notes=list(self.notes), optimizer=self.optimizer,
                         flops_per_token=None if self.flops_per_token is None
                         else self.flops_per_token[mask])
 
@@ -276,7 +277,9 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     M = np.array(M, float)
     table = RunTable(N=N, D=D, lr=lr, batch_tokens=bt, weight_decay=wd, seed=seed, loss=L,
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
-                     n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None)
+                     n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
+                     optimizer=next((str(r["optimizer"]) for r in rows
+                                     if r.get("optimizer") not in (None, "")), ""))
     _mark_blown_up(table)
     if not table.finished.any():
         raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "
