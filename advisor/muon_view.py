@@ -42,8 +42,9 @@ TRAINER_SUPPORT = {
     "hf": ("TrainingArguments.optim has no Muon (transformers 5.24's OptimizerNames): build "
            "the two optimizers with `--format pytorch` and pass a wrapper to "
            "Trainer(optimizers=(optimizer, scheduler))"),
-    "torchtitan": ("the job TOML's [optimizer] section names one torch optimizer for all "
-                   "parameters (Adam/AdamW): Muon's two groups need a custom build_optimizers"),
+    "torchtitan": ("the job TOML's [optimizer] name picks one optimizer class for all "
+                   "parameters (upstream: Adam, AdamW; some forks add Muon): Muon on the "
+                   "hidden matrices with AdamW beside it needs a custom build_optimizers"),
 }
 
 

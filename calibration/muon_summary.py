@@ -71,6 +71,21 @@ def arm_rows(runs) -> list[ArmRow]:
     return rows
 
 
+def smooth_optimum(row: ArmRow) -> float:
+    """log2 of the LR at the vertex of the parabola (in log2 LR) through the best grid point
+    and its two neighbours; NaN when the best point is at an end of the grid or not finite."""
+    pts = [(math.log2(lr), loss) for lr, loss in row.curve]
+    i = next((j for j, p in enumerate(pts) if p[0] == math.log2(row.best_lr)), None) \
+        if math.isfinite(row.best_lr) else None
+    if i is None or i == 0 or i == len(pts) - 1:
+        return math.nan
+    (x0, y0), (x1, y1), (x2, y2) = pts[i - 1], pts[i], pts[i + 1]
+    if not all(math.isfinite(y) for y in (y0, y1, y2)):
+        return math.nan
+    a = np.polyfit([x0, x1, x2], [y0, y1, y2], 2)
+    return float(-a[1] / (2 * a[0])) if a[0] > 0 else math.nan
+
+
 def transfer_verdicts(rows: list[ArmRow]) -> dict:
     """arm -> {widths, best LRs, shift in factors of 2 from the smallest width, ok, edge}.
 
@@ -89,6 +104,7 @@ def transfer_verdicts(rows: list[ArmRow]) -> dict:
         edge = [r.width for r in rs if math.isfinite(r.best_lr)
                 and r.best_lr in (r.curve[0][0], r.curve[-1][0])]
         out[arm] = {"widths": [r.width for r in rs], "best_lr": [r.best_lr for r in rs],
+                    "smooth_log2_lr": [smooth_optimum(r) for r in rs],
                     "best_loss": [r.best_loss for r in rs], "shift_pow2": shifts,
                     "max_shift": max(shifts), "ok": max(shifts) <= 1.0, "edge": edge}
     return out
@@ -190,6 +206,8 @@ def main(argv=None) -> int:
             rows = arm_rows(st.runs())
         print(markdown_table(rows), end="")
         for a, v in transfer_verdicts(rows).items():
+            print(f"{a}: smooth optimum log2(LR) by width "
+                  + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
             if v["edge"]:
                 print(f"{a}: best LR at an end of the grid at width(s) "
                       f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
