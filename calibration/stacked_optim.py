@@ -26,6 +26,10 @@ follows the run trained alone to float rounding:
 
 Coupled (L2) decay, Adam without ``decoupled_weight_decay``, is also reproduced
 (``g <- g + wd * p`` before the moments). AMSGrad and ``maximize`` are refused.
+
+Muon members (``calibration.model.MuonWithAdamW``): :class:`StackedMuon` on the hidden
+matrices, one batched Newton-Schulz for all members, with :class:`StackedAdamW` on the rest
+(:func:`stacked_optimizer` picks; see the Muon section below).
 """
 from __future__ import annotations
 
@@ -228,10 +232,15 @@ class MuonMemberHypers:
     adjust: list[float]        # torch's adjust_lr_fn factor for this shape, per member
 
 
-def newton_schulz_stacked(u, ns_coefficients, ns_steps: int, eps: float, dtype=None):
+def newton_schulz_stacked(u, ns_coefficients, ns_steps: int, eps: float, dtype=None,
+                          use_addmm: bool = True):
     """torch.optim.Muon's orthogonalisation of each u[k] (u: (K, A, B)), batched over k.
 
-    ``dtype``: the iteration's dtype, bfloat16 as torch's (None keeps u's dtype).
+    ``dtype``: the iteration's dtype; None: torch's own cast (``.bfloat16()``).
+    ``use_addmm``: the fused forms b G + c G G and a X + G' X as ``baddbmm`` (torch 2.13
+    always; versions with a ``use_addmm`` group setting only when it is True), else the
+    separate products and sums of the other versions (equal in exact arithmetic, rounded
+    differently).
     """
     import torch
 
@@ -246,8 +255,12 @@ def newton_schulz_stacked(u, ns_coefficients, ns_steps: int, eps: float, dtype=N
     x = x / norms.clamp(min=eps)
     for _ in range(ns_steps):
         gram = torch.bmm(x, x.transpose(1, 2))
-        gram_update = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
-        x = torch.baddbmm(x, gram_update, x, beta=a)
+        if use_addmm:
+            gram_update = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+            x = torch.baddbmm(x, gram_update, x, beta=a)
+        else:
+            gram_update = b * gram + c * torch.bmm(gram, gram)
+            x = a * x + torch.bmm(gram_update, x)
     return x.transpose(1, 2) if tall else x
 
 
@@ -260,14 +273,14 @@ class StackedMuon:
     """
 
     def __init__(self, params, hypers, ns_coefficients, ns_steps: int, eps: float,
-                 ns_dtype=None):
+                 ns_dtype=None, use_addmm: bool = True):
         import torch
 
         self.params = dict(params)
         if set(self.params) != set(hypers):
             raise AdvisorError("stacked Muon: parameters and hyperparameters differ")
         self.ns_coefficients, self.ns_steps, self.eps = tuple(ns_coefficients), ns_steps, eps
-        self.ns_dtype = ns_dtype
+        self.ns_dtype, self.use_addmm = ns_dtype, bool(use_addmm)
         self.state = {}
         for n, p in self.params.items():
             if p.dim() != 3:
@@ -305,7 +318,7 @@ class StackedMuon:
                 buf.lerp_(g, 1 - mu)
                 u = torch.where(st["nesterov"], g.lerp(buf, mu), buf)
                 o = newton_schulz_stacked(u, self.ns_coefficients, self.ns_steps, self.eps,
-                                          self.ns_dtype)
+                                          self.ns_dtype, self.use_addmm)
                 lr = st["lr"] * scale.to(p.dtype).view(-1, 1, 1)
                 p.mul_(1 - lr * st["wd"])
                 p.sub_(o.to(p.dtype) * (lr * st["adjust"]))
@@ -316,7 +329,8 @@ def muon_hypers_from_optimizers(member_params, optimizers):
 
     ``member_params[k]``: {name: parameter} of member k restricted to the Muon matrices;
     ``optimizers[k]``: its torch.optim.Muon. Returns ``(hypers, (ns_coefficients, ns_steps,
-    eps))``; those three must agree across the stack.
+    eps, use_addmm))``; those must agree across the stack (``use_addmm``: the group's setting
+    where torch has one, else True, torch 2.13's fused forms).
     """
     import torch
 
@@ -338,7 +352,7 @@ def muon_hypers_from_optimizers(member_params, optimizers):
             if g is None:
                 raise AdvisorError(f"stacked Muon: {n} is in no Muon group of a member")
             s = (tuple(float(x) for x in g["ns_coefficients"]), int(g["ns_steps"]),
-                 float(g["eps"]))
+                 float(g["eps"]), bool(g.get("use_addmm", True)))
             if shared is None:
                 shared = s
             elif s != shared:
@@ -398,10 +412,11 @@ def stacked_optimizer(params, member_params, optimizers, compile: bool = False):
             raise AdvisorError("members of a stack put different parameters on Muon")
     split = [({n: mp[n] for n in muon_names}, {n: p for n, p in mp.items() if n not in muon_names})
              for mp in member_params]
-    m_hypers, (coeffs, steps, eps) = muon_hypers_from_optimizers([s[0] for s in split],
-                                                                 [o.muon for o in optimizers])
+    m_hypers, (coeffs, steps, eps, addmm) = muon_hypers_from_optimizers(
+        [s[0] for s in split], [o.muon for o in optimizers])
     a_hypers, betas = hypers_from_optimizers([s[1] for s in split], [o.adamw for o in optimizers])
-    muon = StackedMuon({n: params[n] for n in muon_names}, m_hypers, coeffs, steps, eps)
+    muon = StackedMuon({n: params[n] for n in muon_names}, m_hypers, coeffs, steps, eps,
+                       use_addmm=addmm)
     adamw = StackedAdamW({n: p for n, p in params.items() if n not in muon_names}, a_hypers,
                          betas, compile=compile)
     return StackedMuonAdamW(muon, adamw)

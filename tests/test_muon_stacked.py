@@ -28,11 +28,11 @@ def _members(dtype):
 
 def _run(dtype, ns_dtype, atol):
     singles, opts, stacked = _members(dtype)
-    hypers, (coeffs, steps, eps) = muon_hypers_from_optimizers(singles, opts)
+    hypers, (coeffs, steps, eps, addmm) = muon_hypers_from_optimizers(singles, opts)
     assert hypers["tall"].adjust[1] == pytest.approx(0.2 * 12 ** 0.5)
     assert hypers["wide"].adjust[0] == 1.0 and hypers["tall"].adjust[0] == pytest.approx(
         (12 / 5) ** 0.5)
-    smuon = StackedMuon(stacked, hypers, coeffs, steps, eps, ns_dtype=ns_dtype)
+    smuon = StackedMuon(stacked, hypers, coeffs, steps, eps, ns_dtype=ns_dtype, use_addmm=addmm)
     gen = torch.Generator().manual_seed(1)
     sched = [1.0, 0.7, 0.3, 0.0, 0.5, 1.0]
     for t, mult in enumerate(sched):
@@ -131,3 +131,15 @@ def test_a_stack_of_muon_runs_follows_each_run_alone(monkeypatch):
     finally:
         torch.set_default_dtype(old)
         torch.set_num_threads(threads)
+
+
+def test_both_newton_schulz_forms_agree_in_float64():
+    """torch versions with a ``use_addmm`` group setting (False by default) use separate
+    products and sums: the same iteration, rounded differently."""
+    gen = torch.Generator().manual_seed(3)
+    u = torch.randn(2, 10, 7, generator=gen, dtype=torch.float64)
+    coeffs = (3.4445, -4.7750, 2.0315)
+    fused = newton_schulz_stacked(u, coeffs, 5, 1e-7, dtype=torch.float64, use_addmm=True)
+    plain = newton_schulz_stacked(u, coeffs, 5, 1e-7, dtype=torch.float64, use_addmm=False)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-12)
+    assert fused.shape == u.shape
