@@ -12,7 +12,9 @@ all K forward and backward passes as batched kernels and one Adam(W) update:
 * **Optimizer**: :class:`calibration.stacked_optim.StackedAdamW`, with each parameter's
   per-member LR, weight decay and eps read off the optimizer that ``build_optimizer`` builds
   for that member: muP multipliers per parameter group exactly as for a single model (stacked
-  tensors lose mup's ``infshape``; the template keeps it).
+  tensors lose mup's ``infshape``; the template keeps it). Muon members
+  (``optimizer: muon``): ``StackedMuon`` (one batched Newton-Schulz) on the hidden matrices
+  with ``StackedAdamW`` on the rest (``calibration.stacked_optim.stacked_optimizer``).
 * **Per member**: its LR schedule (``advisor.lr_schedule``) as a multiplier each step, its own
   gradient clipping, and its own divergence: a diverged member stops (LR 0, its loss leaves the
   sum, its weights are zeroed so it cannot produce NaNs), the others go on. A member whose
@@ -42,8 +44,7 @@ import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
-from calibration.stacked_optim import (StackedAdamW, adam_update, hypers_from_optimizers,
-                                       stacked_optimizer)
+from calibration.stacked_optim import adam_update, stacked_optimizer
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
