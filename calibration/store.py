@@ -560,6 +560,7 @@ class ResultsStore:
                 "status": r.status, "seed": s["seed"], "schedule": s["schedule"],
                 "width": width, "val_loss": r.final_val_loss,
                 "parameterization": s.get("parameterization", ""),
+                "optimizer": optimizer_label(s),
             })
         return rows
 
@@ -612,6 +613,14 @@ class LeaseKeeper:
             pass                       # the leases expire on their own
 
 
+def optimizer_label(settings: dict) -> str:
+    """A run's optimizer as one word: muadamw, adamw, or muon-<width convention>."""
+    opt = settings.get("optimizer", "muadamw")
+    if opt == "muon":
+        return f"muon-{settings.get('muon_convention', 'spectral')}"
+    return str(opt)
+
+
 def _arch_from_settings(s: dict) -> dict:
     """Heads and MLP size from a run's settings and its family file (when a run was stored
     without them), the way calibration.model.ProxyConfig derives them; torch-free."""
@@ -630,7 +639,8 @@ def _arch_from_settings(s: dict) -> dict:
 
 STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smooth loss",
                    "exp_name", "D", "N", "D/N", "bs_tokens", "seq_len", "weight_decay",
-                   "status", "seed", "schedule", "width", "val_loss", "parameterization"]
+                   "status", "seed", "schedule", "width", "val_loss", "parameterization",
+                   "optimizer"]
 
 
 def write_steplaw_csv(rows: list[dict], path) -> None:
