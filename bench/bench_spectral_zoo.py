@@ -1,0 +1,78 @@
+"""The spectral check over the model zoo: confusion table, first-named cause, time per model.
+
+    python bench/bench_spectral_zoo.py --widths 64,128,256 --seeds 4
+    python bench/bench_spectral_zoo.py --widths 128,256,512 --seeds 4 --only issue15,rotary
+    python bench/bench_spectral_zoo.py ... --json out.json      # rows per model, written atomically
+
+Correct models (``zoo.CORRECT``) should come out ``pass``; broken ones (``zoo.BROKEN``)
+``FAIL`` with the expected cause named first. Times are wall-clock seconds on this machine
+for the whole check of one model (every width and seed), with one torch thread.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--widths", default="64,128,256")
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--only", default="", help="comma-separated zoo names")
+    ap.add_argument("--json", default="", help="write per-model results here")
+    ap.add_argument("--show", action="store_true", help="print each report")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from calibration.spectral import zoo
+    from calibration.spectral.invariance import run_check
+
+    torch.set_num_threads(1)
+    widths = [int(w) for w in args.widths.split(",")]
+    names = [n for n in args.only.split(",") if n] or [*zoo.CORRECT, *zoo.BROKEN]
+    print(f"widths {widths}, {args.seeds} seeds, {args.steps} steps, torch threads 1")
+    print(f"{'model':<20} {'expect':<12} {'got':<13} {'first cause':<12} {'rows f/i/p':<11} "
+          f"{'time':>6}")
+    out, wrong = {}, 0
+    for name in names:
+        spec = zoo.by_name(name)
+        expect = "pass" if name in zoo.CORRECT else "FAIL:" + zoo.BROKEN[name][1]
+        t0 = time.perf_counter()
+        res = run_check(zoo.factory(spec, name), widths, steps=args.steps, seeds=args.seeds,
+                        seq_len=args.seq_len)
+        dt = time.perf_counter() - t0
+        causes = res.causes()
+        first = causes[0].name if causes else ("base-shapes" if res.defect else "-")
+        got = res.status
+        ok = (got == "pass") if name in zoo.CORRECT else (got == "FAIL" and first == zoo.BROKEN[name][1])
+        wrong += not ok
+        counts = f"{len(res.failed)}/{len(res.inconclusive)}/{len(res.rows) - len(res.failed) - len(res.inconclusive)}"
+        print(f"{name:<20} {expect:<12} {got:<13} {first:<12} {counts:<11} {dt:>5.1f}s"
+              f"{'' if ok else '   <-- WRONG'}", flush=True)
+        if args.show:
+            print(res.report())
+        out[name] = {"expect": expect, "status": got, "first_cause": first, "seconds": dt,
+                     "result": res.to_dict()}
+    print(f"{len(names) - wrong} of {len(names)} right")
+    if args.json:
+        path = Path(args.json)
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"widths": widths, "seeds": args.seeds, "steps": args.steps,
+                       "models": out}, fh, indent=1, default=str)
+        os.replace(tmp, path)
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
