@@ -3,6 +3,8 @@
     python bench/bench_spectral_zoo.py --widths 64,128,256 --seeds 4
     python bench/bench_spectral_zoo.py --widths 128,256,512 --seeds 4 --only issue15,rotary
     python bench/bench_spectral_zoo.py ... --json out.json      # rows per model, written atomically
+    python bench/bench_spectral_zoo.py --steady --widths 64,128,256 --seeds 2 --steps 300
+        # steady-state mode on the issue-15 model under each weight-decay width rule
 
 Correct models (``zoo.CORRECT``) should come out ``pass``; broken ones (``zoo.BROKEN``)
 ``FAIL`` with the expected cause named first. Times are wall-clock seconds on this machine
@@ -30,7 +32,13 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated zoo names")
     ap.add_argument("--json", default="", help="write per-model results here")
     ap.add_argument("--show", action="store_true", help="print each report")
+    ap.add_argument("--steady", action="store_true",
+                    help="steady-state mode under the wd rules none / sqrt / mup instead")
+    ap.add_argument("--weight-decay", type=float, default=1.0)
+    ap.add_argument("--rules", default="none,sqrt,mup")
     args = ap.parse_args(argv)
+    if args.steady:
+        return steady(args)
 
     import torch
 
@@ -72,6 +80,34 @@ def main(argv=None) -> int:
                        "models": out}, fh, indent=1, default=str)
         os.replace(tmp, path)
     return 1 if wrong else 0
+
+
+def steady(args) -> int:
+    """Measured vs predicted width slope of sigma_max (median over hidden matrices)."""
+    import numpy as np
+    import torch
+
+    from calibration.spectral import zoo
+    from calibration.spectral.steady import run_steady
+
+    torch.set_num_threads(1)
+    widths = [int(w) for w in args.widths.split(",")]
+    print(f"steady state: issue15 model, widths {widths}, {args.steps} steps x {args.seeds} "
+          f"seeds, seq {args.seq_len}, LR 1e-2, weight decay {args.weight_decay} at the base")
+    print(f"{'rule':<6} {'predicted':>9} {'measured (median)':>18} {'range over matrices':>22} "
+          f"{'verdict':<13} {'settle':>6} {'time':>6}")
+    for rule in args.rules.split(","):
+        spec = zoo.with_(zoo.CORRECT["issue15"], weight_decay=args.weight_decay, wd_rule=rule)
+        res = run_steady(zoo.factory(spec, rule), widths, steps=args.steps, seeds=args.seeds,
+                         seq_len=args.seq_len)
+        sl = [r.slope for r in res.rows]
+        pred = float(np.median([r.predicted for r in res.rows]))
+        print(f"{rule:<6} {pred:>+9.2f} {float(np.median(sl)):>+18.2f} "
+              f"{min(sl):>+10.2f} .. {max(sl):>+7.2f}   {res.status:<13} "
+              f"{max(r.settle for r in res.rows):>6.0%} {res.seconds:>5.0f}s", flush=True)
+        if args.show:
+            print(res.report())
+    return 0
 
 
 if __name__ == "__main__":

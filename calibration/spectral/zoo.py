@@ -60,6 +60,8 @@ class Spec:
     base_shapes: str = "ok"        # "ok" | "missing" (never called) | "self" (base = the model
     #                                itself, rebuilt at each width: every width multiplier is 1)
     embed_lr: str = "ok"           # "ok" | "hidden" (embedding LR divided by m like a matrix)
+    rescale_tied: bool = False     # let set_base_shapes' default rescale_params=True rescale
+    #                                MuSharedReadout's weight, i.e. the tied embedding, by sqrt(m)
 
 
 class _HFOutput:
@@ -206,8 +208,10 @@ def build(spec: Spec, width: int, seed: int | None = None):
     if spec.base_shapes == "ok":
         with torch.device("meta"):
             base, delta = ZooGPT(spec, BASE_WIDTH), ZooGPT(spec, 2 * BASE_WIDTH)
-        # a user who keeps a plain Linear readout has to silence mup's own assertion
-        set_base_shapes(model, base, delta=delta, do_assert=spec.readout != "linear")
+        # a user who keeps a plain Linear readout has to silence mup's own assertion; a tied
+        # model must not let mup rescale the shared matrix (it is the embedding too)
+        set_base_shapes(model, base, delta=delta, do_assert=spec.readout != "linear",
+                        rescale_params=not spec.tied or spec.rescale_tied)
     elif spec.base_shapes == "self":
         set_base_shapes(model, None, do_assert=spec.readout != "linear")
     if spec.recipe == "mup-init":
@@ -266,6 +270,7 @@ BROKEN = {
     "self-base-shapes": (Spec(base_shapes="self"), "base-shapes"),
     "embed-lr-as-hidden": (Spec(embed_lr="hidden"), "embedding"),
     "tied-no-mult": (Spec(tied=True, readout="no-mult"), "readout"),
+    "tied-rescaled": (Spec(tied=True, rescale_tied=True), "embedding"),
 }
 
 
