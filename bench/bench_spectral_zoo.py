@@ -5,6 +5,8 @@
     python bench/bench_spectral_zoo.py ... --json out.json      # rows per model, written atomically
     python bench/bench_spectral_zoo.py --steady --widths 64,128,256 --seeds 2 --steps 300
         # steady-state mode on the issue-15 model under each weight-decay width rule
+    python bench/bench_spectral_zoo.py --mechanism --widths 64,128,256,512,1024 --seeds 4
+        # issue 15's false alarm: attention output RMS and concentration against width
 
 Correct models (``zoo.CORRECT``) should come out ``pass``; broken ones (``zoo.BROKEN``)
 ``FAIL`` with the expected cause named first. Times are wall-clock seconds on this machine
@@ -36,9 +38,14 @@ def main(argv=None) -> int:
                     help="steady-state mode under the wd rules none / sqrt / mup instead")
     ap.add_argument("--weight-decay", type=float, default=1.0)
     ap.add_argument("--rules", default="none,sqrt,mup")
+    ap.add_argument("--mechanism", action="store_true",
+                    help="attention-output RMS and attention concentration of the issue-15 "
+                         "model per width (geometric means over seeds)")
     args = ap.parse_args(argv)
     if args.steady:
         return steady(args)
+    if args.mechanism:
+        return mechanism(args)
 
     import torch
 
@@ -80,6 +87,53 @@ def main(argv=None) -> int:
                        "models": out}, fh, indent=1, default=str)
         os.replace(tmp, path)
     return 1 if wrong else 0
+
+
+def mechanism(args) -> int:
+    """Per width: RMS of each block's attention output, sqrt(sum p^2) and entropy (nats) of
+    its attention (queries past position 8), trained-logit RMS; after ``steps`` steps, the
+    check's own training (same batches and probe as run_check)."""
+    import numpy as np
+    import torch
+
+    from calibration.spectral import probes, zoo
+    from calibration.spectral.invariance import text_batches
+
+    torch.set_num_threads(1)
+    widths = [int(w) for w in args.widths.split(",")]
+    probe = text_batches(1, 8, args.seq_len, seed=10_000)[0][0]
+
+    def concentration(a):
+        T = a.shape[-1]
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        p = torch.softmax(a.masked_fill(~mask, -float("inf")), -1)[..., 8:, :]
+        ent = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+        return float(p.pow(2).sum(-1).mean().sqrt()), float(ent.mean())
+
+    print(f"issue15 model, {args.steps} steps, {args.seeds} seeds, geometric means")
+    for w in widths:
+        recs = []
+        for s in range(args.seeds):
+            batches = text_batches(8, 8, args.seq_len, seed=s)
+            torch.manual_seed(s)
+            model, opt = zoo.build(zoo.CORRECT["issue15"], w)
+            for step in range(args.steps):
+                x, y = batches[step % len(batches)]
+                loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            r = probes.record(model, probe)
+            rec = {}
+            for b in range(2):
+                rec[f"out{b}"] = probes.rms(r["acts"][f"blocks.{b}.attn.proj"])
+                rec[f"conc{b}"], rec[f"ent{b}"] = concentration(r["attn"][f"attn_logits[{b}]"])
+                rec[f"logits{b}"] = probes.rms(r["attn"][f"attn_logits[{b}]"])
+            recs.append(rec)
+        g = {k: float(np.exp(np.mean([np.log(x[k]) for x in recs]))) for k in recs[0]}
+        print(f"width {w:>5} (d_head {w // 4:>3}): " + " ".join(f"{k} {v:.3g}" for k, v in g.items()),
+              flush=True)
+    return 0
 
 
 def steady(args) -> int:

@@ -4,9 +4,9 @@ differ the way real models do, and broken variants that each get muP wrong once.
 It is the test bed of ``advisor check-spectral``: every correct model must pass and every
 broken one must fail with the right cause named first (``tests/test_spectral_zoo.py``,
 ``bench/bench_spectral_zoo.py``). A zoo entry is a :class:`Spec`; ``factory(spec)`` turns it
-into a width -> (model, optimizer) function, the form ``check-spectral --factory`` takes, and
-``ZOO`` names every entry (``calibration.spectral.zoo:make("rotary")`` style lookups go through
-:func:`factory_by_name`).
+into a width -> (model, optimizer) function, the form ``check-spectral --factory`` takes;
+``CORRECT`` and ``BROKEN`` name every entry, and each is also a module-level factory with
+``-`` and ``/`` turned into ``_`` (``--factory calibration.spectral.zoo:linear_readout``).
 
 The default model is the one of issue 15, built as a user would: LayerNorm, learned
 positions, GELU MLP of 4x width, 2 blocks, 4 heads (so the head size grows with width),
@@ -283,3 +283,14 @@ def by_name(name: str) -> Spec:
 def with_(spec: Spec, **changes) -> Spec:
     """A copy of ``spec`` with fields changed (dataclasses.replace)."""
     return replace(spec, **changes)
+
+
+def _py_name(name: str) -> str:
+    return name.replace("-", "_").replace("/", "_")
+
+
+# Every entry as a module-level factory, for the CLI:
+#   advisor check-spectral --factory calibration.spectral.zoo:linear_readout
+for _name in [*CORRECT, *BROKEN]:
+    globals()[_py_name(_name)] = factory(by_name(_name), _name)
+del _name
