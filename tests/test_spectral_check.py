@@ -78,11 +78,23 @@ def _failed_layers(result):
     return {r.layer for r in result.failed}
 
 
-def test_mup_family_passes(family_results):
+def test_mup_family_never_fails_at_64_to_256(family_results):
+    """At 64/128/256 the second block's key update shrinks a little (slope -0.2, interval
+    [-0.32, -0.09] at 8 seeds): a finite-width effect of the smallest width that is gone at
+    128/256/512 (next test). The check may call it inconclusive, never a failure."""
     res = family_results["mup"]
-    assert res.passed, res.report()
+    assert res.status in ("pass", "inconclusive"), res.report()
+    assert not res.failed
+    if res.status == "inconclusive":
+        assert res.exit_code == 3 and "--widths" in res.suggestion()
     stats = {r.statistic for r in res.rows}
-    assert {"act_rms", "act_delta", "attn_delta", "weight_op", "update_op"} <= stats
+    assert {"act_rms", "act_delta", "attn_delta", "attn_scale", "weight_op", "update_op"} <= stats
+
+
+@pytest.mark.slow
+def test_mup_family_passes_at_128_to_512(one_torch_thread):
+    res = run_check(family_factory("proxy-llama", depth=2, n_heads=2), (128, 256, 512))
+    assert res.passed, res.report()
 
 
 def test_standard_parameterisation_fails_on_hidden_layers_readout_and_attention(family_results):
