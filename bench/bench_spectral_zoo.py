@@ -5,6 +5,8 @@
     python bench/bench_spectral_zoo.py ... --json out.json      # rows per model, written atomically
     python bench/bench_spectral_zoo.py --steady --widths 64,128,256 --seeds 2 --steps 300
         # steady-state mode on the issue-15 model under each weight-decay width rule
+    python bench/bench_spectral_zoo.py --wd-sweep --widths 64,256 --steps 300 --seq-len 32
+        # weight decay x width at fixed LR under each rule: does the best weight decay transfer?
     python bench/bench_spectral_zoo.py --mechanism --widths 64,128,256,512,1024 --seeds 4
         # issue 15's false alarm: attention output RMS and concentration against width
 
@@ -41,7 +43,12 @@ def main(argv=None) -> int:
     ap.add_argument("--mechanism", action="store_true",
                     help="attention-output RMS and attention concentration of the issue-15 "
                          "model per width (geometric means over seeds)")
+    ap.add_argument("--wd-sweep", action="store_true",
+                    help="held-out loss over weight decay x width under each rule")
+    ap.add_argument("--wds", default="0.1,0.3,1,3")
     args = ap.parse_args(argv)
+    if args.wd_sweep:
+        return wd_sweep(args)
     if args.steady:
         return steady(args)
     if args.mechanism:
@@ -133,6 +140,54 @@ def mechanism(args) -> int:
         g = {k: float(np.exp(np.mean([np.log(x[k]) for x in recs]))) for k in recs[0]}
         print(f"width {w:>5} (d_head {w // 4:>3}): " + " ".join(f"{k} {v:.3g}" for k, v in g.items()),
               flush=True)
+    return 0
+
+
+def wd_sweep(args) -> int:
+    """Held-out loss (nats/byte, 16 fixed batches of the stdlib corpus's held-out part) of the
+    issue15 model after ``steps`` steps at LR 1e-2 on fresh training batches, per rule, width
+    and base weight decay."""
+    import numpy as np
+    import torch
+
+    from calibration.data import load_data
+    from calibration.spectral import zoo
+    from calibration.spectral.invariance import text_batches
+
+    torch.set_num_threads(1)
+    widths = [int(w) for w in args.widths.split(",")]
+    wds = [float(x) for x in args.wds.split(",")]
+    val = load_data("stdlib").val
+    rng = np.random.default_rng(123)
+    starts = rng.integers(0, len(val) - args.seq_len - 1, size=16 * 8)
+    chunk = torch.from_numpy(np.stack([np.asarray(val[s:s + args.seq_len + 1], dtype=np.int64)
+                                       for s in starts]))
+    print(f"issue15 model, LR 1e-2, {args.steps} steps of 8 x {args.seq_len} bytes, seed 0; "
+          f"held-out loss (nats/byte)")
+    print(f"{'rule':<6} {'width':>5} " + " ".join(f"{'wd=' + str(w):>9}" for w in wds) + "   best")
+    for rule in args.rules.split(","):
+        for w in widths:
+            losses = []
+            for wd in wds:
+                batches = text_batches(args.steps, 8, args.seq_len, seed=0)   # fresh data
+                torch.manual_seed(0)
+                spec = zoo.with_(zoo.CORRECT["issue15"], weight_decay=wd, wd_rule=rule)
+                model, opt = zoo.build(spec, w)
+                for step in range(args.steps):
+                    x, y = batches[step % len(batches)]
+                    loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, 256),
+                                                             y.reshape(-1))
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                with torch.no_grad():
+                    out = model(chunk[:, :-1])
+                    v = torch.nn.functional.cross_entropy(out.reshape(-1, 256),
+                                                          chunk[:, 1:].reshape(-1)).item()
+                losses.append(v if np.isfinite(v) else float("nan"))
+            best = wds[int(np.nanargmin(losses))]
+            print(f"{rule:<6} {w:>5} " + " ".join(f"{v:>9.4f}" for v in losses) + f"   {best}",
+                  flush=True)
     return 0
 
 
