@@ -185,7 +185,7 @@ def select_rows(rows: list[dict], select, source: str) -> list[dict]:
 
 
 def _store_rows(p: Path) -> list[dict]:
-    from calibration.store import ResultsStore  # torch-free; imported only for stores
+    from advisor.store import ResultsStore  # torch-free; imported only for stores
 
     store = ResultsStore.open(p)
     try:

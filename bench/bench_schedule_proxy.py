@@ -146,7 +146,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
 
     from calibration.data import load_data
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     out = Path(args.out)
     store = ResultsStore.open_or_create(out / "store")

@@ -165,7 +165,7 @@ def plot(rows: list[DepthRow], path) -> None:
 def main(argv=None) -> int:
     import argparse
 
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     ap = argparse.ArgumentParser(description="transfer in depth: best LR and loss per depth")
     ap.add_argument("store", help="sweep directory holding results.sqlite")

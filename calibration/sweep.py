@@ -7,7 +7,7 @@
   when omitted); this process claims the runs, and writes what the tasks return.
 
 Every worker (an inproc sweep, each process of ``gpus``, the Ray driver) claims a run in the
-store before training it (a lease with a heartbeat: calibration.store.LeaseKeeper), so any
+store before training it (a lease with a heartbeat: advisor.store.LeaseKeeper), so any
 number of sweeps started on one store share its runs instead of repeating them, and a run
 whose worker died (its pid gone, or its lease expired) is taken over by another.
 
@@ -138,9 +138,9 @@ def device_memory(device: str) -> tuple[float, str, int]:
 
 def check_inputs(plan, device: str):
     """Load and check every data source the plan uses, and that each run's estimated memory
-    and time fit (calibration.plan's bounds), before any compute."""
+    and time fit (advisor.plan's bounds), before any compute."""
     from calibration.data import load_data
-    from calibration.plan import check_memory, check_time
+    from advisor.plan import check_memory, check_time
 
     datas = {}
     for spec in plan.specs:
@@ -167,7 +167,7 @@ def claim_loop(units, lease, train_unit, should_stop=lambda: False,
                poll_s: float | None = None) -> list[str]:
     """Train, one unit at a time, the runs of ``units`` this worker can claim.
 
-    ``lease``: a calibration.store.LeaseKeeper; ``train_unit(specs)`` trains the claimed
+    ``lease``: a advisor.store.LeaseKeeper; ``train_unit(specs)`` trains the claimed
     members of a unit and records each of them (closing its attempt and lease). Runs held by
     a live worker are waited for, every ``poll_s`` seconds (default a quarter of the lease,
     at most 2 s): if that worker dies or its lease expires, this one takes the run over. Ends
@@ -209,7 +209,7 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
     Several sweeps (processes, or hosts sharing the store's file system) may run on one store
     at once: each claims a run before training it, so they share the work, and a run whose
     worker died is taken over (docs/calibration-store.md)."""
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     if executor not in EXECUTORS:
         raise AdvisorError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -257,7 +257,7 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
 # --------------------------------------------------------------------------------------
 
 def _run_inproc(pending, datas, device, store, progress) -> list[str]:
-    from calibration.store import LeaseKeeper
+    from advisor.store import LeaseKeeper
     from calibration.train import resolve_device, train_group
 
     device = resolve_device(device)
@@ -290,7 +290,7 @@ def _worker(worker_idx: int, device: str, out_dir: str, units, events, threads: 
         import torch
         torch.set_num_threads(threads)
     from calibration.data import load_data
-    from calibration.store import LeaseKeeper, ResultsStore
+    from advisor.store import LeaseKeeper, ResultsStore
     from calibration.train import RunSpec, train_group
 
     store = ResultsStore.open(out_dir)
@@ -402,7 +402,7 @@ def _run_ray(pending, address, device, store, progress) -> list[str]:
         raise AdvisorError("executor ray needs Ray: pip install 'hp-advisor[ray]'") from None
     import torch
 
-    from calibration.store import LeaseKeeper
+    from advisor.store import LeaseKeeper
 
     use_gpu = device in ("auto", None) and torch.cuda.is_available() or str(device).startswith("cuda")
     if not ray.is_initialized():

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("mup")
 
 from advisor.cli import main
-from calibration.store import ResultsStore
+from advisor.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -85,7 +85,7 @@ def test_plans_beyond_memory_or_time_are_refused_saying_what_they_need(
 
 
 def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
-    from calibration.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
+    from advisor.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
 
     small = run_bytes(64, 2, 176, 4, 256, 64, 8)
     assert 512 * 2 ** 20 < small < 600 * 2 ** 20          # the overhead dominates a proxy
@@ -328,7 +328,7 @@ def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease
     """A stacked unit whose third member another host holds: the two free members train as
     a stack; when the other host's lease expires (no heartbeat), the third is taken over."""
     from calibration.data import load_data
-    from calibration.store import LeaseKeeper
+    from advisor.store import LeaseKeeper
     from calibration.sweep import claim_loop, work_units
     from calibration.train import RunSpec, train_group
 

@@ -116,7 +116,7 @@ def test_weight_decay_law_recovers_a_planted_adamw_timescale():
 
 
 def test_results_store_reads_like_the_csv(tmp_path):
-    store_mod = pytest.importorskip("calibration.store")
+    store_mod = pytest.importorskip("advisor.store")
     with open(GRID, newline="") as f:
         rows = list(csv.DictReader(f))
     keep = {("214663680", "4000000000"), ("268304384", "5000000000")}

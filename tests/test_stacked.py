@@ -196,8 +196,8 @@ def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
 def test_a_sweep_with_stack_true_stores_one_row_per_member(tmp_path, data):
     """Through the executor: a plan with ``stack: true`` trains its same-shape runs as one
     stack, and the results store holds one ordinary row (and curve) per member."""
-    from calibration.plan import load_plan
-    from calibration.store import ResultsStore
+    from advisor.plan import load_plan
+    from advisor.store import ResultsStore
     from calibration.sweep import run_sweep
 
     plan_file = tmp_path / "tiny.yaml"

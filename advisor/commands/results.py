@@ -32,8 +32,8 @@ def _loss(x) -> str:
 def results(directory, fmt, csv_path, status, plot_path):
     """Summarise the results store in DIR."""
     from advisor.outputs import atomic_output, atomic_write_text, check_output_file
-    from calibration.store import ResultsStore
-    from calibration.summary import best_by_width, best_lr_table, optimum_shift
+    from advisor.store import ResultsStore
+    from advisor.summary import best_by_width, best_lr_table, optimum_shift
 
     if plot_path:
         from advisor.deps import require
@@ -51,7 +51,7 @@ def results(directory, fmt, csv_path, status, plot_path):
     if csv_path:
         atomic_write_text(csv_path, _steplaw_csv(steplaw), "CSV file")
     if plot_path:
-        from calibration.summary import plot_lr_sweeps
+        from advisor.summary import plot_lr_sweeps
         from pathlib import Path
         with atomic_output(plot_path, "plot", suffix=Path(plot_path).suffix or ".png") as tmp:
             plot_lr_sweeps(all_runs, tmp, title=str(directory))
@@ -104,7 +104,7 @@ def _steplaw_csv(rows) -> str:
     import csv
     import io
 
-    from calibration.store import STEPLAW_COLUMNS
+    from advisor.store import STEPLAW_COLUMNS
 
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=STEPLAW_COLUMNS)

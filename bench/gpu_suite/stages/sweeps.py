@@ -18,7 +18,7 @@ from bench.gpu_suite.probe import step_model
 def load_suite_plan(plan, stage_dir: Path):
     """A Plan from a recipes/plans name, or from a dict (written to stage_dir/plan.yaml
     first, so the plan that ran is kept with its results)."""
-    from calibration.plan import load_plan
+    from advisor.plan import load_plan
 
     if isinstance(plan, dict):
         import yaml
@@ -74,7 +74,7 @@ def stack_seconds(group, probe: dict, vocab_size: int) -> float:
 
 def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, list[Unit]]:
     """The stacks with runs not yet in the store, and their estimates, in plan order."""
-    from calibration.store import DB_NAME, ResultsStore
+    from advisor.store import DB_NAME, ResultsStore
     from calibration.sweep import group_specs
 
     done = set()
@@ -94,7 +94,7 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
 
 def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
     """Train stack after stack while the budget allows; returns what happened per stack."""
-    from calibration.plan import Plan
+    from advisor.plan import Plan
     from calibration.sweep import run_sweep
 
     log, stopped = [], False
@@ -117,7 +117,7 @@ def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
 
 
 def store_runs(store_dir: Path) -> list:
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     with ResultsStore.open(store_dir) as st:
         return st.runs()

@@ -12,7 +12,7 @@ so they split the work instead of repeating it; see docs/calibration-store.md. T
 a run is written in ONE transaction together with its curve and diagnostics, so a sweep
 killed at any moment leaves either the whole run or nothing. Rows with status ``finished``
 or ``diverged`` are final and are never overwritten; a ``failed`` row may be replaced by a
-later attempt. A run's id is a hash of its settings (calibration.train.RunSpec.run_id), so
+later attempt. A run's id is a hash of its settings (advisor.runspec.RunSpec.run_id), so
 re-running the same plan skips what is already there.
 
 Units: ``tokens`` and ``tokens_seen`` in tokens, ``batch_size`` in sequences, losses in
@@ -616,7 +616,7 @@ def _arch_from_settings(s: dict) -> dict:
     """Heads and MLP size from a run's settings and its family file (when a run was stored
     without them), the way calibration.model.ProxyConfig derives them; torch-free."""
     from advisor.yamlio import read_yaml_file
-    from calibration.plan import PLANS_DIR
+    from advisor.plan import PLANS_DIR
 
     kw = {}
     fam = PLANS_DIR.parent / "families" / f"{s.get('family', 'proxy-llama')}.yaml"
