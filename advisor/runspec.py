@@ -92,6 +92,15 @@ class RunSpec:
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
 
+    @property
+    def lr_convention(self) -> str:
+        """What ``lr`` means (advisor.lawset's conventions.learning_rate): ``mup_base`` when a
+        muP model is trained with muP's optimizer rules (hidden matrices then get
+        lr * base_width / width, calibration.model.build_optimizer), else ``peak`` (every
+        parameter group's peak LR is ``lr``)."""
+        return "mup_base" if (self.parameterization == "mup"
+                              and self.optimizer == "muadamw") else "peak"
+
     def settings(self) -> dict:
         """Flat JSON-able settings (the store's ``settings``)."""
         d = asdict(self)

@@ -155,8 +155,11 @@ def _gap_summary(s):
 
 def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                 schedule: str = "as the sweep's runs (see provenance.source)",
-                lr_convention: str = "peak") -> dict:
-    """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`."""
+                lr_convention: str = "peak", mup_base_width: int | None = None) -> dict:
+    """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`.
+
+    ``mup_base_width``: the sweep's muP base width (channels) where its LR is ``mup_base``;
+    recorded as ``mup.base_width`` so ``advisor recommend`` needs no --base-width."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")
     t = fit.table
@@ -259,7 +262,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
             "terms": surf.terms.tolist(),
             "shape_c_g_h": [[_r(x) for x in row] for row in surf.shape],
         }
-    return {
+    out = {
         "schema": "hp-advisor/lawset/v1",
         "name": name,
         "title": f"Laws fitted from {Path(t.source.split(' ')[-1]).name}",
@@ -271,6 +274,9 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "laws": laws,
         "provenance": provenance,
     }
+    if mup_base_width is not None:
+        out["mup"] = {"base_width": int(mup_base_width)}
+    return out
 
 
 def _power_law_entry(coef, exps, cov, unit, rng, note):
