@@ -19,6 +19,20 @@ from advisor.errors import AdvisorError
 _NOT_IN_ID = {"stack", "compile"}
 
 
+# RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
+# pass (model overrides, z-loss), the shared held-out batches, or Adam's betas (one bias
+# correction for all). Everything else (lr, weight_decay, seed, schedule, tokens, eps,
+# grad_clip, eval_interval, diverge_factor, optimizer kind) may differ per member.
+STACK_KEY_FIELDS = ("family", "width", "depth", "parameterization", "batch_size", "seq_len",
+                    "beta1", "beta2", "eval_sequences", "data", "model", "compile")
+
+
+def stack_key(spec) -> tuple:
+    """Specs with equal keys can train in one stack (calibration.stacked); the one key that
+    decides it, for the sweep's work units as for the stacking engine."""
+    return tuple(getattr(spec, f) for f in STACK_KEY_FIELDS)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run's settings."""

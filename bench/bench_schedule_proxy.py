@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
 
 def proxy_specs(args) -> dict:
     """{schedule: RunSpec} of the five runs (fit schedules first)."""
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
 
     model = {}
     for item in filter(None, args.model.split(",")):

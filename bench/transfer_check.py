@@ -142,7 +142,7 @@ def run(args) -> int:
     from advisor.lawset import load_lawset
     from advisor.plan import Plan
     from advisor.store import ResultsStore
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
 
     cal = ResultsStore.open(args.calibration)
     try:

@@ -4,7 +4,8 @@ Modules (torch is imported only by the ones that train):
 
 - ``model``: the proxy transformer family (muP or standard parameterisation), optimiser.
 - ``data``: the embedded corpus (Python standard library source bytes) and user data.
-- ``train``: one run (``train_run``) or a group of runs (``train_group``) with its loss curve.
+- ``train``: one run (``train_run``) with its loss curve; ``runtime``: what it shares with
+  ``stacked`` (many runs as one model); ``group``: a group of runs, stacked or one at a time.
 - ``sweep``: executors (in-process, one process per GPU, Ray) and the progress bar.
 - ``coordcheck``: the muP coordinate check.
 

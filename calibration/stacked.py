@@ -28,8 +28,9 @@ all K forward and backward passes as batched kernels and one Adam(W) update:
   ``$ADVISOR_STACK_MAX`` or ``max_members=`` override. A stack that still runs out of
   memory is retried as two halves.
 
-:func:`train_stack` has :func:`calibration.train.train_group`'s signature and returns the same
-:class:`~calibration.train.RunResult` per member, so the executors and the results store see
+:func:`calibration.group.train_stack` (the driver: grouping, stack sizes, fallbacks) has
+:func:`calibration.group.train_group`'s signature and returns the same
+:class:`~calibration.runtime.RunResult` per member, so the executors and the results store see
 one row per member as before. tests/test_stacked.py checks on the CPU, in float64, that a
 member of a stack follows the loss curve of the same spec trained alone by ``train_run``.
 """
@@ -43,7 +44,8 @@ from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
 from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
-from calibration.train import MultiplierStream
+from advisor.runspec import stack_key
+from calibration.runtime import MultiplierStream
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -218,19 +220,6 @@ def clip_member_grads(params: Sequence, max_norm, eps: float = 1e-6):
 # --------------------------------------------------------------------------------------
 # Training a stack of RunSpecs (the calibration engine's entry point)
 # --------------------------------------------------------------------------------------
-
-# RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
-# pass (model overrides, z-loss), the shared held-out batches, or Adam's betas (one bias
-# correction for all). Everything else (lr, weight_decay, seed, schedule, tokens, eps,
-# grad_clip, eval_interval, diverge_factor, optimizer kind) may differ per member.
-STACK_KEY_FIELDS = ("family", "width", "depth", "parameterization", "batch_size", "seq_len",
-                    "beta1", "beta2", "eval_sequences", "data", "model", "compile")
-
-
-def stack_key(spec) -> tuple:
-    """Specs with equal keys can train in one stack."""
-    return tuple(getattr(spec, f) for f in STACK_KEY_FIELDS)
-
 
 class _StackOOM(Exception):
     """The stack ran out of device memory; the caller retries with fewer members."""
@@ -495,11 +484,11 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
     """Train one stack to the end; reports each member through ``on_result`` as it ends.
 
     Returns the list of RunResults (in ``specs`` order). Raises _StackOOM on device memory
-    exhaustion (with the members already reported in ``exc.args[0]``).
+    exhaustion (the caller knows which members were already reported).
     """
     import torch
 
-    from calibration.train import RunResult
+    from calibration.runtime import RunResult
 
     t0 = time.perf_counter()
     clock = _Clock(t0)
@@ -514,7 +503,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
         return [log.result for log in logs]
     except Exception as exc:
         if _is_oom(exc):
-            raise _StackOOM([]) from exc
+            raise _StackOOM() from exc
         raise
     for log in logs:
         log.result.n_params, log.result.n_params_non_embedding = stack.n_params
@@ -570,7 +559,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
             torch.cuda.synchronize()
     except Exception as exc:
         if _is_oom(exc):
-            raise _StackOOM([log.spec for log in logs if log.done]) from exc
+            raise _StackOOM() from exc
         raise
     return [log.result for log in logs]
 
@@ -655,72 +644,3 @@ def choose_stack_size(specs, data, device, max_members: int | None = None) -> in
     per, fixed = _MEMBER_BYTES[key]
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return stack_size_from_memory(n, free, per, fixed)
-
-
-def train_stack(specs, data, device: str = "cpu", on_result=None, *,
-                max_members: int | None = None, progress=None):
-    """Train runs as stacks of same-shape members; ``calibration.train.train_group``'s
-    signature and results (one RunResult per spec, in ``specs`` order; ``on_result`` called
-    as each member ends).
-
-    Specs are grouped by :data:`STACK_KEY_FIELDS`, sorted by length (so members of a stack
-    end close together), and cut into stacks of K members, K from free GPU memory or
-    ``max_members`` / ``$ADVISOR_STACK_MAX`` / 8 on the CPU. A stack that runs out of
-    memory is retried as two halves; a stack that fails for another reason falls back to
-    ``train_run`` one member at a time for the members not yet reported (with a warning),
-    so a sweep never loses runs to the stacking itself.
-    """
-    from calibration.train import resolve_device, train_run
-
-    specs = list(specs)
-    if not specs:
-        return []
-    device = resolve_device(device)
-    results: dict[int, object] = {}
-    groups: dict[tuple, list[int]] = {}
-    for i, s in enumerate(specs):
-        groups.setdefault(stack_key(s), []).append(i)
-
-    def deliver(i, r):
-        results[i] = r
-        if on_result is not None:
-            on_result(r)
-
-    for idxs in groups.values():
-        idxs = sorted(idxs, key=lambda i: -specs[i].steps)
-        try:
-            k = choose_stack_size([specs[i] for i in idxs], data, device, max_members)
-        except AdvisorError:
-            raise
-        except Exception as exc:
-            warnings.warn(f"could not measure stack memory ({type(exc).__name__}: {exc}); "
-                          f"using stacks of {CPU_MAX_MEMBERS}")
-            k = min(len(idxs), CPU_MAX_MEMBERS)
-        todo = split_evenly(idxs, k)
-        while todo:
-            chunk = todo.pop(0)
-            reported = set()
-
-            def on_member(r, chunk=chunk, reported=reported):
-                i = next(i for i in chunk if specs[i] is r.spec and i not in reported)
-                reported.add(i)
-                deliver(i, r)
-
-            try:
-                if len(chunk) == 1:
-                    on_member(train_run(specs[chunk[0]], data, device))
-                else:
-                    _run_stack([specs[i] for i in chunk], data, device, on_member, progress)
-            except _StackOOM:
-                rest = [i for i in chunk if i not in reported]
-                half = max(1, len(rest) // 2)
-                warnings.warn(f"a stack of {len(chunk)} ran out of device memory; "
-                              f"retrying its {len(rest)} unfinished members in stacks of {half}")
-                todo[:0] = split_evenly(rest, half)
-            except Exception as exc:
-                rest = [i for i in chunk if i not in reported]
-                warnings.warn(f"stacked training failed ({type(exc).__name__}: {exc}); "
-                              f"training {len(rest)} member(s) one at a time")
-                for i in rest:
-                    on_member(train_run(specs[i], data, device))
-    return [results[i] for i in range(len(specs))]

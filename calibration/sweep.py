@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from advisor.errors import AdvisorError
 
 EXECUTORS = ("inproc", "gpus", "ray")
-# Settings that must agree for runs to share a group (a shape and a step count).
-_GROUP_KEYS = ("family", "width", "depth", "parameterization", "model", "batch_size", "seq_len",
-               "tokens", "optimizer", "data", "eval_interval", "eval_sequences", "compile")
 
 
 @dataclass
@@ -45,11 +42,14 @@ class SweepSummary:
 
 
 def group_specs(specs) -> list[list]:
-    """Runs that share a shape and a step count, in first-appearance order."""
+    """Runs that can train in one stack (:func:`advisor.runspec.stack_key`, the one key that
+    decides it: same shape, data and betas; token budgets, LRs, schedules may differ), in
+    first-appearance order."""
+    from advisor.runspec import stack_key
+
     groups: "OrderedDict[tuple, list]" = OrderedDict()
     for s in specs:
-        key = tuple(str(getattr(s, k)) for k in _GROUP_KEYS)
-        groups.setdefault(key, []).append(s)
+        groups.setdefault(stack_key(s), []).append(s)
     return list(groups.values())
 
 
@@ -217,7 +217,7 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
         raise AdvisorError(f"plan {plan.name} has no runs")
     datas = check_inputs(plan, device)
     if executor != "ray":
-        from calibration.train import resolve_device
+        from calibration.runtime import resolve_device
         resolve_device(device)            # AdvisorError now if CUDA was asked for and is absent
     store = ResultsStore.create(out_dir)
     t0 = time.perf_counter()
@@ -258,7 +258,8 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
 
 def _run_inproc(pending, datas, device, store, progress) -> list[str]:
     from advisor.store import LeaseKeeper
-    from calibration.train import resolve_device, train_group
+    from calibration.group import train_group
+    from calibration.runtime import resolve_device
 
     device = resolve_device(device)
     with LeaseKeeper(store) as lease:
@@ -291,7 +292,8 @@ def _worker(worker_idx: int, device: str, out_dir: str, units, events, threads: 
         torch.set_num_threads(threads)
     from calibration.data import load_data
     from advisor.store import LeaseKeeper, ResultsStore
-    from calibration.train import RunSpec, train_group
+    from advisor.runspec import RunSpec
+    from calibration.group import train_group
 
     store = ResultsStore.open(out_dir)
     parent = os.getppid()
@@ -386,7 +388,9 @@ def _run_processes(pending, out_dir, device, workers, progress) -> list[str]:
 def _ray_train_group(settings_list, device):
     """Runs inside a Ray worker: train a group, return plain results (no store access)."""
     from calibration.data import load_data
-    from calibration.train import RunSpec, resolve_device, train_group
+    from advisor.runspec import RunSpec
+    from calibration.group import train_group
+    from calibration.runtime import resolve_device
 
     specs = [RunSpec.from_settings(d) for d in settings_list]
     return train_group(specs, load_data(specs[0].data), resolve_device(device))

@@ -1,4 +1,4 @@
-"""Train one proxy model (``train_run``) or a group of same-shaped runs (``train_group``).
+"""Train one proxy model (``train_run``); a group of runs goes through calibration.group.
 
 A run is fully described by a :class:`RunSpec`; its id is a hash of those settings, so the
 same settings always map to the same row of the results store (which is how sweeps resume).
@@ -19,82 +19,10 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
 
 from advisor.errors import AdvisorError
-# The run's settings are pure data in advisor/ (torch-free); re-exported for its users.
-from advisor.runspec import RunSpec  # noqa: F401
-
-
-@dataclass
-class RunResult:
-    """What a run produced; the store keeps all of it."""
-
-    spec: RunSpec
-    status: str                      # finished | diverged | failed
-    error: str = ""
-    final_train_loss: float = math.nan
-    final_val_loss: float = math.nan
-    n_params: int = 0
-    n_params_non_embedding: int = 0
-    tokens_seen: int = 0
-    wall_time_s: float = 0.0         # seconds in training steps (see train_run)
-    tokens_per_s: float = 0.0        # tokens per second of those steps
-    startup_s: float = 0.0           # seconds before them: build, init, compile
-    device: str = ""
-    arch: dict = field(default_factory=dict)     # derived sizes: heads, d_head, ffn_hidden
-    curve: dict = field(default_factory=lambda: {k: [] for k in
-                                                 ("step", "tokens", "lr", "train_loss", "val_loss")})
-    diagnostics: list = field(default_factory=list)   # (step, name, value)
-
-    @property
-    def run_id(self) -> str:
-        return self.spec.run_id
-
-
-class MultiplierStream:
-    """A run's LR multipliers (advisor.lr_schedule) read step by step, computed in chunks of
-    ``chunk`` steps: memory stays O(chunk) however long the run (a T-sized array of a run
-    with 1e12 steps would need 8 TB)."""
-
-    def __init__(self, schedule: str, total_steps: int, chunk: int = 4096):
-        from advisor.lr_schedule import parse_schedule
-
-        self.schedule = parse_schedule(schedule)
-        self.total, self.chunk = int(total_steps), int(chunk)
-        self._lo, self._values = 0, None
-
-    def at(self, step: int) -> float:
-        """The multiplier of ``step`` (1-based); 0 past the end of the run."""
-        if step > self.total:
-            return 0.0
-        i = step - 1
-        if self._values is None or not self._lo <= i < self._lo + len(self._values):
-            self._lo = i - i % self.chunk
-            self._values = self.schedule.multipliers(
-                self.total, self._lo, min(self._lo + self.chunk, self.total))
-        return float(self._values[i - self._lo])
-
-    def block(self, first: int, n: int):
-        """Multipliers of steps first..first+n-1 as a float64 array (0 past the end)."""
-        import numpy as np
-
-        lo, hi = first - 1, min(first - 1 + n, self.total)
-        out = np.zeros(n)
-        if hi > lo:
-            out[:hi - lo] = self.schedule.multipliers(self.total, lo, hi)
-        return out
-
-
-def resolve_device(device: str | None = None) -> str:
-    """'auto' or None -> 'cuda' when available, else 'cpu'."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise AdvisorError(f"device {device} requested but CUDA is not available")
-    return str(device)
+from advisor.runspec import RunSpec
+from calibration.runtime import MultiplierStream, RunResult
 
 
 def _evaluate(model, data, spec, device, autocast) -> float:
@@ -227,24 +155,3 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     if step_s > 0:
         result.tokens_per_s = timed_tokens / step_s
     return result
-
-
-def train_group(specs, data, device: str = "cpu", on_result=None, callbacks=(), progress=None):
-    """Train runs that share a shape. Delegates to calibration.stacked.train_stack when the
-    specs ask for stacking (``stack: true``) and that module is importable; otherwise trains
-    them one at a time. ``on_result(RunResult)`` is called as each run ends."""
-    specs = list(specs)
-    if specs and all(s.stack for s in specs) and len(specs) > 1:
-        try:
-            from calibration.stacked import train_stack
-        except ImportError:
-            train_stack = None
-        if train_stack is not None:
-            return train_stack(specs, data, device, on_result)
-    results = []
-    for spec in specs:
-        r = train_run(spec, data, device, callbacks=callbacks, progress=progress)
-        if on_result is not None:
-            on_result(r)
-        results.append(r)
-    return results
