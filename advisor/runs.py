@@ -271,7 +271,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     if missing:
         raise AdvisorError(f"{source}: missing column(s) {', '.join(missing)} (expected the "
                            "Step Law layout: N, D, lr, bs, loss, smooth loss; see "
-                           "shared/data/external/README.md)")
+                           "docs/fitting.md, 'Reference')")
     if not isinstance(seq_len, int) or seq_len <= 0:
         raise AdvisorError(f"seq_len must be a positive integer, got {seq_len!r}")
 

@@ -631,22 +631,22 @@ STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smoot
                    "lr_convention", "base_width"]
 
 
-def write_steplaw_csv(rows: list[dict], path) -> None:
-    """Write rows in STEPLAW_COLUMNS order, atomically (temp file + rename)."""
+def steplaw_csv_text(rows: list[dict]) -> str:
+    """The rows as CSV text in STEPLAW_COLUMNS order (NaN as an empty field)."""
     import csv
-    import os
-    import tempfile
+    import io
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=STEPLAW_COLUMNS)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
-                            for k in STEPLAW_COLUMNS})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=STEPLAW_COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
+                    for k in STEPLAW_COLUMNS})
+    return buf.getvalue()
+
+
+def write_steplaw_csv(rows: list[dict], path) -> None:
+    """Write rows in STEPLAW_COLUMNS order, atomically (advisor.outputs.atomic_write_text)."""
+    from advisor.outputs import atomic_write_text
+
+    atomic_write_text(path, steplaw_csv_text(rows), "CSV file")

@@ -1,7 +1,6 @@
 """`advisor fit` writes a law set that loads and predicts like a shipped one; the fitters
 recover laws planted in synthetic sweeps; a results store reads like the CSV."""
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +12,17 @@ from advisor.fit.lawset_out import fit_sweep, lawset_dict
 from advisor.lawset import LawSet, load_lawset
 from advisor.runs import load_runs, table_from_rows
 
-GRID = Path(__file__).parents[2] / "shared" / "data" / "external" / "steplaw_dense_lr_bs_loss.csv"
+@pytest.fixture(scope="module")
+def grid(external_data):
+    """Step Law's released dense grid (shared external data; skipped where absent)."""
+    return external_data / "steplaw_dense_lr_bs_loss.csv"
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def fitted(tmp_path_factory, grid):
     out = tmp_path_factory.mktemp("fit") / "laws.yaml"
     with pytest.raises(SystemExit) as exc:
-        main(["fit", str(GRID), "--out", str(out), "--bootstrap", "10"])
+        main(["fit", str(grid), "--out", str(out), "--bootstrap", "10"])
     assert exc.value.code == 0
     return out
 
@@ -115,9 +117,9 @@ def test_weight_decay_law_recovers_a_planted_adamw_timescale():
     assert wd == pytest.approx(B / (lr * 0.4 * (D / N) ** -0.5 * D), rel=0.2)
 
 
-def test_results_store_reads_like_the_csv(tmp_path):
+def test_results_store_reads_like_the_csv(tmp_path, grid):
     store_mod = pytest.importorskip("advisor.store")
-    with open(GRID, newline="") as f:
+    with open(grid, newline="") as f:
         rows = list(csv.DictReader(f))
     keep = {("214663680", "4000000000"), ("268304384", "5000000000")}
     rows = [r for r in rows if (r["N"], r["D"]) in keep]

@@ -8,8 +8,9 @@ import time
 
 import click
 
-from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
-from advisor.runs import LR_CONVENTIONS
+from advisor.commands._options import sweep_options
+from advisor.lawset import CONVENTIONS
+from advisor.numbers import parse_seq_len
 
 
 @click.command("fit")
@@ -19,22 +20,14 @@ from advisor.runs import LR_CONVENTIONS
 @click.option("--name", default=None, help="law-set name (default: fitted-<results stem>)")
 @click.option("--method", type=click.Choice(["surface", "optima", "best-point"]),
               default="surface", show_default=True, help="how the LR and batch laws are fitted")
-@click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
-              default="auto", show_default=True,
-              help="loss column: smooth (Step Law's 'smooth loss'), final ('loss')")
-@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
-              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
-                   "parameterization=mup")
-@click.option("--seq-len", default="2048", show_default=True,
-              help=f"tokens per sequence, to read a bs column given in sequences; "
-                   f"{SEQ_LEN_UNITS}")
+@sweep_options()
 @click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
               help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
 @click.option("--cv/--no-cv", default=False, show_default=True,
               help="also record cross-validated gaps in the provenance: leave-one-cell-out "
                    "(interpolation) and extrapolation (largest/smallest N and D held out)")
 @click.option("--schedule", default=None, help="the LR schedule the sweep used (recorded)")
-@click.option("--lr-convention", type=click.Choice(list(LR_CONVENTIONS)), default=None,
+@click.option("--lr-convention", type=click.Choice(list(CONVENTIONS["learning_rate"])), default=None,
               help="what the sweep's lr column means (default: what the runs record -- a "
                    "results store always does -- else peak)")
 @click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
