@@ -84,3 +84,64 @@ def resolve_device(device: str | None = None) -> str:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise AdvisorError(f"device {device} requested but CUDA is not available")
     return str(device)
+
+
+# Added to a run's seed for its training batches, so data order and initialisation draw
+# from different streams.
+SAMPLER_SEED_OFFSET = 1_000_003
+
+
+def batch_sampler(data, spec):
+    """The one source of a run's training batch windows (calibration.data.BatchSampler),
+    for single and stacked runs alike: same data, batch, length and seed, same windows."""
+    from calibration.data import BatchSampler
+
+    return BatchSampler(data, spec.batch_size, spec.seq_len,
+                        seed=spec.seed + SAMPLER_SEED_OFFSET)
+
+
+class RunTracker:
+    """One run's bookkeeping, host side, shared by ``calibration.train.train_run`` and each
+    member of a stack (``calibration.stacked``): tokens seen, divergence (a non-finite loss,
+    or after step 10 an EMA (0.9) of the training loss above ``diverge_factor`` x the first
+    loss), and the curve (mean training loss since the previous point, held-out loss, LR,
+    tokens) every ``eval_interval`` steps and at the run's last step. Losses in nats per
+    token."""
+
+    def __init__(self, spec, result):
+        self.spec, self.result = spec, result
+        self.first_loss = None
+        self.ema = None
+        self.since, self.since_n = 0.0, 0
+        self.status = "finished"
+        self.done = False          # result final and reported
+        self.end_step = spec.steps
+
+    def record(self, step: int, loss_v: float) -> bool:
+        """Take the training loss of ``step``; True when this step ends the run."""
+        spec = self.spec
+        self.result.tokens_seen = step * spec.tokens_per_step
+        if not math.isfinite(loss_v):
+            self.status = "diverged"
+        else:
+            self.first_loss = loss_v if self.first_loss is None else self.first_loss
+            self.ema = loss_v if self.ema is None else 0.9 * self.ema + 0.1 * loss_v
+            self.since += loss_v
+            self.since_n += 1
+            if step > 10 and self.ema > spec.diverge_factor * self.first_loss:
+                self.status = "diverged"
+        if self.status == "diverged":
+            self.end_step = step
+        return step == spec.steps or self.status == "diverged"
+
+    def wants_curve_point(self, step: int) -> bool:
+        return step % self.spec.eval_interval == 0 or step == self.end_step
+
+    def add_curve_point(self, step: int, lr_mult: float, val: float) -> None:
+        c = self.result.curve
+        c["step"].append(step)
+        c["tokens"].append(step * self.spec.tokens_per_step)
+        c["lr"].append(self.spec.lr * lr_mult)
+        c["train_loss"].append(self.since / self.since_n if self.since_n else math.nan)
+        c["val_loss"].append(val)
+        self.since, self.since_n = 0.0, 0

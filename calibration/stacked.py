@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 from advisor.errors import AdvisorError
 from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
 from advisor.runspec import stack_key
-from calibration.runtime import MultiplierStream
+from calibration.runtime import MultiplierStream, RunTracker, batch_sampler
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -225,48 +225,6 @@ class _StackOOM(Exception):
     """The stack ran out of device memory; the caller retries with fewer members."""
 
 
-class _MemberLog:
-    """Host-side bookkeeping of one member, mirroring calibration.train.train_run's loop."""
-
-    def __init__(self, spec, result):
-        self.spec, self.result = spec, result
-        self.first_loss = None
-        self.ema = None
-        self.since, self.since_n = 0.0, 0
-        self.status = "finished"
-        self.done = False          # result final and reported
-        self.end_step = spec.steps
-
-    def record(self, step: int, loss_v: float) -> bool:
-        """Take the training loss of ``step``; True when this step ends the run."""
-        spec = self.spec
-        self.result.tokens_seen = step * spec.tokens_per_step
-        if not math.isfinite(loss_v):
-            self.status = "diverged"
-        else:
-            self.first_loss = loss_v if self.first_loss is None else self.first_loss
-            self.ema = loss_v if self.ema is None else 0.9 * self.ema + 0.1 * loss_v
-            self.since += loss_v
-            self.since_n += 1
-            if step > 10 and self.ema > spec.diverge_factor * self.first_loss:
-                self.status = "diverged"
-        if self.status == "diverged":
-            self.end_step = step
-        return step == spec.steps or self.status == "diverged"
-
-    def wants_curve_point(self, step: int) -> bool:
-        return step % self.spec.eval_interval == 0 or step == self.end_step
-
-    def add_curve_point(self, step: int, lr_mult: float, val: float) -> None:
-        c = self.result.curve
-        c["step"].append(step)
-        c["tokens"].append(step * self.spec.tokens_per_step)
-        c["lr"].append(self.spec.lr * lr_mult)
-        c["train_loss"].append(self.since / self.since_n if self.since_n else math.nan)
-        c["val_loss"].append(val)
-        self.since, self.since_n = 0.0, 0
-
-
 class _Stack:
     """K RunSpecs of one stack key, built and stepped together."""
 
@@ -275,7 +233,6 @@ class _Stack:
 
         import torch
 
-        from calibration.data import BatchSampler
         from calibration.model import build_model, build_optimizer, compute_loss, count_params
 
         self.specs, self.data, self.device = list(specs), data, device
@@ -308,8 +265,7 @@ class _Stack:
         self.clip = torch.tensor([s.grad_clip for s in self.specs], dtype=p0.dtype, device=device)
         self.any_clip = bool((self.clip > 0).any())
         # the data order of each member is its single run's: the same sampler and seed
-        self.samplers = [BatchSampler(data, s.batch_size, s.seq_len, seed=s.seed + 1_000_003)
-                         for s in self.specs]
+        self.samplers = [batch_sampler(data, s) for s in self.specs]
         # per-member CE of the steps not yet read back: a ring of sync_every rows (the host
         # reads them at least every sync_every steps), not one row per step of the run
         self.sync_every = _sync_every(device, self.specs)
@@ -375,18 +331,16 @@ class _Stack:
     def batch(self):
         """Every member's next training batch, (K, B, T) inputs and targets, one transfer.
 
-        Draws exactly what ``BatchSampler.next`` draws for each member (same generator calls,
-        same windows); gathered with one fancy index instead of B slices per member.
+        Draws exactly what ``BatchSampler.next`` draws for each member (the same
+        ``next_starts`` calls, the same ``windows``), gathered in one index for all members.
         """
         import numpy as np
         import torch
 
-        arr = self.data.train
-        T = self.specs[0].seq_len
-        starts = np.stack([s.rng.integers(0, len(arr) - s.seq_len, size=s.batch_size)
-                           for s in self.samplers])                      # (K, B)
-        idx = starts[..., None] + np.arange(T + 1)
-        chunk = torch.from_numpy(np.asarray(arr[idx], dtype=np.int64))
+        from calibration.data import windows
+
+        starts = np.stack([s.next_starts() for s in self.samplers])     # (K, B)
+        chunk = torch.from_numpy(windows(self.data.train, starts, self.specs[0].seq_len))
         if self.is_cuda:
             chunk = chunk.pin_memory().to(self.device, non_blocking=True)
         else:
@@ -492,7 +446,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
 
     t0 = time.perf_counter()
     clock = _Clock(t0)
-    logs = [_MemberLog(s, RunResult(spec=s, status="failed", device=str(device))) for s in specs]
+    logs = [RunTracker(s, RunResult(spec=s, status="failed", device=str(device))) for s in specs]
     try:
         stack = _Stack(specs, data, device, compile_ok=compile_ok)
     except AdvisorError as exc:      # bad settings: every member fails as train_run would
@@ -582,7 +536,7 @@ class _Clock:
             self.step_s += dt
 
 
-def _report(log: _MemberLog, clock: _Clock, on_result) -> None:
+def _report(log: RunTracker, clock: _Clock, on_result) -> None:
     r = log.result
     r.startup_s = clock.startup_s
     r.wall_time_s = clock.step_s        # the stack's step time up to this member's end

@@ -22,7 +22,7 @@ import traceback
 
 from advisor.errors import AdvisorError
 from advisor.runspec import RunSpec
-from calibration.runtime import MultiplierStream, RunResult
+from calibration.runtime import MultiplierStream, RunResult, RunTracker, batch_sampler
 
 
 def _evaluate(model, data, spec, device, autocast) -> float:
@@ -62,7 +62,6 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
 
     import torch
 
-    from calibration.data import BatchSampler
     from calibration.model import build_model, build_optimizer, compute_loss, count_params
 
     result = RunResult(spec=spec, status="failed", device=str(device))
@@ -87,10 +86,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         else:
             autocast = contextlib.nullcontext
         mults = MultiplierStream(spec.schedule, spec.steps)
-        sampler = BatchSampler(data, spec.batch_size, spec.seq_len, seed=spec.seed + 1_000_003)
-        curve = result.curve
-        first_loss, ema, since, since_n = None, None, 0.0, 0
-        status = "finished"
+        sampler = batch_sampler(data, spec)
+        tracker = RunTracker(spec, result)
         for step in range(1, spec.steps + 1):
             ts = time.perf_counter()
             if startup is None:
@@ -120,30 +117,16 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
                     result.diagnostics.append((step, str(name), float(value)))
             if progress is not None:
                 progress(step, spec.steps, loss_v)
-            result.tokens_seen = step * spec.tokens_per_step
-            if not math.isfinite(loss_v):
-                status = "diverged"
-            else:
-                first_loss = loss_v if first_loss is None else first_loss
-                ema = loss_v if ema is None else 0.9 * ema + 0.1 * loss_v
-                since += loss_v
-                since_n += 1
-                if step > 10 and ema > spec.diverge_factor * first_loss:
-                    status = "diverged"
-            last = step == spec.steps or status == "diverged"
-            if step % spec.eval_interval == 0 or last:
-                val = _evaluate(fwd, data, spec, device, autocast) if status == "finished" else math.nan
-                curve["step"].append(step)
-                curve["tokens"].append(step * spec.tokens_per_step)
-                curve["lr"].append(spec.lr * lr_mult)
-                curve["train_loss"].append(since / since_n if since_n else math.nan)
-                curve["val_loss"].append(val)
-                since, since_n = 0.0, 0
-            if status == "diverged":
+            tracker.record(step, loss_v)
+            if tracker.wants_curve_point(step):
+                val = (_evaluate(fwd, data, spec, device, autocast)
+                       if tracker.status == "finished" else math.nan)
+                tracker.add_curve_point(step, lr_mult, val)
+            if tracker.status == "diverged":
                 break
-        result.status = status
-        result.final_train_loss = curve["train_loss"][-1]
-        result.final_val_loss = curve["val_loss"][-1]
+        result.status = tracker.status
+        result.final_train_loss = result.curve["train_loss"][-1]
+        result.final_val_loss = result.curve["val_loss"][-1]
         if is_cuda:
             torch.cuda.synchronize()
     except AdvisorError as exc:
