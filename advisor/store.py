@@ -381,7 +381,7 @@ class ResultsStore:
         return True
 
     def record_result(self, result, owner: str | None = None) -> bool:
-        """Store a calibration.train.RunResult (duck-typed: no torch import here)."""
+        """Store a calibration.runtime.RunResult (duck-typed: no torch import here)."""
         settings = result.spec.settings()
         if getattr(result, "arch", None):
             settings["arch"] = dict(result.arch)

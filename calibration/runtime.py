@@ -86,6 +86,24 @@ def resolve_device(device: str | None = None) -> str:
     return str(device)
 
 
+def wants_compile(spec, device) -> bool:
+    """torch.compile a run's step: ``compile: always``, or ``auto`` on CUDA (never on the CPU
+    unless asked); one rule for single and stacked runs."""
+    return spec.compile == "always" or (spec.compile == "auto" and str(device).startswith("cuda"))
+
+
+def autocast_for(device):
+    """A context-manager factory for the forward passes: bf16 autocast on CUDA, none (fp32 or
+    the default dtype) elsewhere."""
+    import contextlib
+
+    if str(device).startswith("cuda"):
+        import torch
+
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 # Added to a run's seed for its training batches, so data order and initialisation draw
 # from different streams.
 SAMPLER_SEED_OFFSET = 1_000_003

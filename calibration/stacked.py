@@ -45,7 +45,8 @@ from typing import Callable, Sequence
 from advisor.errors import AdvisorError
 from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
 from advisor.runspec import stack_key
-from calibration.runtime import MultiplierStream, RunTracker, batch_sampler
+from calibration.runtime import (MultiplierStream, RunTracker, autocast_for, batch_sampler,
+                                 wants_compile)
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -229,8 +230,6 @@ class _Stack:
     """K RunSpecs of one stack key, built and stepped together."""
 
     def __init__(self, specs, data, device: str, compile_ok: bool = True):
-        import contextlib
-
         import torch
 
         from calibration.model import build_model, build_optimizer, compute_loss, count_params
@@ -253,7 +252,7 @@ class _Stack:
         del opts
         self.model = StackedModel(models)
         del models
-        want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
+        want = wants_compile(spec0, device)
         self.opt = StackedAdamW(self.model.params, hypers, betas, compile=want and compile_ok)
         self.steps = max(s.steps for s in self.specs)
         # LR multipliers per member, computed MULT_CHUNK steps at a time (never (K, T))
@@ -271,10 +270,7 @@ class _Stack:
         self.sync_every = _sync_every(device, self.specs)
         self.losses = torch.zeros(self.sync_every, self.K, dtype=torch.float32, device=device)
 
-        if self.is_cuda:
-            self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        else:
-            self.autocast = contextlib.nullcontext
+        self.autocast = autocast_for(device)
         autocast, z_loss = self.autocast, cfg.z_loss
 
         def member_loss(forward, x, y):

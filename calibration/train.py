@@ -22,7 +22,8 @@ import traceback
 
 from advisor.errors import AdvisorError
 from advisor.runspec import RunSpec
-from calibration.runtime import MultiplierStream, RunResult, RunTracker, batch_sampler
+from calibration.runtime import (MultiplierStream, RunResult, RunTracker, autocast_for,
+                                 batch_sampler, wants_compile)
 
 
 def _evaluate(model, data, spec, device, autocast) -> float:
@@ -58,8 +59,6 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     of a process no longer looks slower than the next. ``tokens_per_s`` is over the timed
     steps only.
     """
-    import contextlib
-
     import torch
 
     from calibration.model import build_model, build_optimizer, compute_loss, count_params
@@ -78,13 +77,10 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
                               betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer)
         is_cuda = str(device).startswith("cuda")
         fwd = model
-        compiled = spec.compile == "always" or (spec.compile == "auto" and is_cuda)
+        compiled = wants_compile(spec, device)
         if compiled:
             fwd = torch.compile(model)
-        if is_cuda:
-            autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        else:
-            autocast = contextlib.nullcontext
+        autocast = autocast_for(device)
         mults = MultiplierStream(spec.schedule, spec.steps)
         sampler = batch_sampler(data, spec)
         tracker = RunTracker(spec, result)
