@@ -104,6 +104,28 @@ def autocast_for(device):
     return contextlib.nullcontext
 
 
+def heldout_loss(data, spec, device, summed_ce):
+    """Held-out loss (nats/token) on the run's fixed windows (calibration.data.heldout_batches:
+    the same for every run on this data), for single and stacked runs alike.
+
+    ``summed_ce(x, y)``: the summed cross-entropy of one batch, a scalar tensor (one run) or
+    one per stack member; summed in float64 and divided by the tokens scored. Returns a
+    float64 tensor of that shape.
+    """
+    import torch
+
+    from calibration.data import heldout_batches
+
+    total, n = None, 0
+    with torch.no_grad():
+        for x, y in heldout_batches(data, spec.seq_len, spec.eval_sequences, spec.batch_size,
+                                    device):
+            s = summed_ce(x, y).double()
+            total = s if total is None else total + s
+            n += y.numel()
+    return total / n
+
+
 # Added to a run's seed for its training batches, so data order and initialisation draw
 # from different streams.
 SAMPLER_SEED_OFFSET = 1_000_003

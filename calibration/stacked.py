@@ -46,7 +46,7 @@ from advisor.errors import AdvisorError
 from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
 from advisor.runspec import stack_key
 from calibration.runtime import (MultiplierStream, RunTracker, autocast_for, batch_sampler,
-                                 wants_compile)
+                                 heldout_loss, wants_compile)
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -400,19 +400,10 @@ class _Stack:
         evaluation computes it (same windows, same batches)."""
         import torch
 
-        from calibration.data import heldout_batches
-
-        spec = self.specs[0]
         idx = torch.tensor(members, device=self.device)
         params = self.model.subset(idx)
-        total = torch.zeros(len(members), dtype=torch.float64, device=self.device)
-        n = 0
-        with torch.no_grad():
-            for x, y in heldout_batches(self.data, spec.seq_len, spec.eval_sequences,
-                                        spec.batch_size, self.device):
-                total += self.eval_fn(params, self.model.buffers, x, y).double()
-                n += y.numel()
-        return (total / n).tolist()
+        return heldout_loss(self.data, self.specs[0], self.device,
+                            lambda x, y: self.eval_fn(params, self.model.buffers, x, y)).tolist()
 
 
 def _is_oom(exc: BaseException) -> bool:

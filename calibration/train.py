@@ -23,25 +23,24 @@ import traceback
 from advisor.errors import AdvisorError
 from advisor.runspec import RunSpec
 from calibration.runtime import (MultiplierStream, RunResult, RunTracker, autocast_for,
-                                 batch_sampler, wants_compile)
+                                 batch_sampler, heldout_loss, wants_compile)
 
 
 def _evaluate(model, data, spec, device, autocast) -> float:
+    """Held-out loss (nats/token) of one model (calibration.runtime.heldout_loss)."""
     import torch
-    from calibration.data import heldout_batches
+
+    def summed_ce(x, y):
+        with autocast():
+            logits = model(x)
+        return torch.nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
 
     model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad(), autocast():
-        for x, y in heldout_batches(data, spec.seq_len, spec.eval_sequences,
-                                    spec.batch_size, device):
-            logits = model(x)
-            total += torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                reduction="sum").item()
-            n += y.numel()
-    model.train()
-    return total / n
+    try:
+        return float(heldout_loss(data, spec, device, summed_ce))
+    finally:
+        model.train()
 
 
 def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=None) -> RunResult:
