@@ -47,6 +47,9 @@ m_L^-alpha only, and :func:`group_multipliers` reports CompleteP's width factor 
 (``eps_width``) for trainers that apply Eq. 40 in full.
 
 Exponents between 0 and 0.5 or above 1 are refused: no source above gives their rules.
+
+Muon (hidden matrices on Muon, the rest on AdamW): its width conventions are in the Muon
+section at the end of this module.
 """
 from __future__ import annotations
 
@@ -171,3 +174,137 @@ def all_groups(width_mult: float = 1.0, depth_mult: float = 1.0, alpha: float = 
                width_rule: str = "mup") -> list[Multipliers]:
     """:func:`group_multipliers` for every group, in the order of :data:`GROUPS`."""
     return [group_multipliers(g, width_mult, depth_mult, alpha, width_rule) for g in GROUPS]
+
+
+# --------------------------------------------------------------------------------------
+# Muon: orthogonalised momentum for the hidden matrices, AdamW for everything else
+# --------------------------------------------------------------------------------------
+#
+# Muon (Jordan et al. 2024, https://kellerjordan.github.io/posts/muon/; torch.optim.Muon since
+# torch 2.9) replaces a matrix's momentum M by an approximate orthogonalisation O = NS(M) (a
+# quintic Newton-Schulz iteration): all singular values of O lie near 1, so ||O||_2 ~ 1
+# whatever the width, and the only width rule left is the factor s(shape) the LR is multiplied
+# by, i.e. the update is lr * s * O. Two conventions for s are in use:
+#
+# * ``spectral``: s = sqrt(fan_out / fan_in), so the update's spectral norm is
+#   lr * sqrt(fan_out / fan_in): the spectral condition for feature learning (Yang, Simon and
+#   Bernstein 2023, arXiv 2310.17813, "A Spectral Condition for Feature Learning"). s does not
+#   change with width when fan_out / fan_in is fixed (every matrix of our proxy family), so the
+#   base LR should transfer as it is.
+# * ``match_rms_adamw``: s = 0.2 * sqrt(max(fan_in, fan_out)). An orthogonal fan_out x fan_in
+#   matrix has entry RMS 1/sqrt(max(fan_in, fan_out)), so the update's entry RMS is 0.2 * lr,
+#   about that of an AdamW update; Moonlight (Liu et al. 2025, arXiv 2502.16982, "Muon is
+#   Scalable for LLM Training", Sec. 2) uses it so that Muon reuses AdamW's LR and weight
+#   decay, and adds weight decay, which they find needed at scale. s grows as sqrt(width): the
+#   base LR does not transfer in theory (its optimum should drift as width^-1/2, like standard
+#   AdamW's drifts as width^-1).
+#
+# Embedding, norm gains and the readout are not hidden matrices: they stay on AdamW with
+# the AdamW rules above (Muon's authors and Moonlight alike). Muon's depth rules have no source
+# here: a depth exponent other than 0 is refused for Muon.
+#
+# torch.optim.Muon applies its own factor (``adjust_lr_fn``): "original" sqrt(max(1, A/B)) and
+# "match_rms_adamw" 0.2 sqrt(max(A, B)), A x B the weight's shape (out x in for nn.Linear);
+# its decoupled decay multiplies weights by 1 - lr_group * wd_group (the unadjusted group LR).
+# :func:`muon_torch_group` gives the group LR and weight decay that make torch's update
+# lr * s(shape) * O under either convention while the decay per step stays lr * wd.
+
+MUON_CONVENTIONS = {
+    "spectral": "update spectral norm lr*sqrt(fan_out/fan_in) (Yang, Simon, Bernstein 2023, "
+                "arXiv 2310.17813)",
+    "match_rms_adamw": "update entry RMS 0.2*lr, s = 0.2*sqrt(max(fan_in, fan_out)) "
+                       "(Moonlight, Liu et al. 2025, arXiv 2502.16982)",
+}
+# torch.optim.Muon's defaults (torch 2.9-2.13), from Keller Jordan's reference implementation.
+MUON_DEFAULTS = {"momentum": 0.95, "nesterov": True, "ns_steps": 5,
+                 "ns_coefficients": (3.4445, -4.7750, 2.0315), "eps": 1e-7}
+MUON_GROUPS = ("hidden",)              # optimised by Muon; every other group stays on AdamW
+
+
+def check_muon_convention(convention) -> str:
+    if convention not in MUON_CONVENTIONS:
+        raise AdvisorError(f"Muon width convention must be one of {', '.join(MUON_CONVENTIONS)}, "
+                           f"got {convention!r}")
+    return convention
+
+
+def _check_dims(fan_out, fan_in) -> tuple[int, int]:
+    for name, v in (("fan_out", fan_out), ("fan_in", fan_in)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise AdvisorError(f"matrix {name} must be a positive integer, got {v!r}")
+    return fan_out, fan_in
+
+
+def muon_update_scale(fan_out: int, fan_in: int, convention: str) -> float:
+    """s: the factor (dimensionless) between the base LR and the orthogonalised update.
+
+    ``fan_out`` and ``fan_in`` in channels (an nn.Linear weight is fan_out x fan_in).
+    """
+    fo, fi = _check_dims(fan_out, fan_in)
+    if check_muon_convention(convention) == "spectral":
+        return math.sqrt(fo / fi)
+    return 0.2 * math.sqrt(max(fo, fi))
+
+
+def torch_muon_adjust(fan_out: int, fan_in: int, adjust_lr_fn: str = "original") -> float:
+    """The factor torch.optim.Muon itself multiplies a group's LR by for this shape."""
+    fo, fi = _check_dims(fan_out, fan_in)
+    if adjust_lr_fn == "original":
+        return math.sqrt(max(1.0, fo / fi))
+    if adjust_lr_fn == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(fo, fi))
+    raise AdvisorError(f"torch.optim.Muon adjust_lr_fn must be original or match_rms_adamw, "
+                       f"got {adjust_lr_fn!r}")
+
+
+@dataclass(frozen=True)
+class MuonGroupRule:
+    """How torch.optim.Muon must be set for one matrix shape under a convention.
+
+    ``lr_factor`` and ``wd_factor``: the group's ``lr`` and ``weight_decay`` as multiples of
+    the base LR and base weight decay; ``adjust_lr_fn``: the value to pass to torch. With
+    them torch's update is base_lr * ``update_scale`` * O and the decay per step is
+    base_lr * base_wd (``lr_factor * wd_factor == 1``).
+    """
+
+    fan_out: int
+    fan_in: int
+    convention: str
+    update_scale: float
+    lr_factor: float
+    wd_factor: float
+    adjust_lr_fn: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def muon_torch_group(fan_out: int, fan_in: int, convention: str,
+                     match_rms_builtin: bool = True) -> MuonGroupRule:
+    """Group settings for torch.optim.Muon (see :class:`MuonGroupRule`).
+
+    ``match_rms_builtin``: torch offers ``adjust_lr_fn="match_rms_adamw"`` (torch >= 2.9);
+    when False the Moonlight factor is folded into the group LR over "original".
+    """
+    s = muon_update_scale(fan_out, fan_in, convention)
+    if convention == "match_rms_adamw" and match_rms_builtin:
+        return MuonGroupRule(fan_out, fan_in, convention, s, 1.0, 1.0, "match_rms_adamw")
+    ratio = s / torch_muon_adjust(fan_out, fan_in, "original")
+    return MuonGroupRule(fan_out, fan_in, convention, s, ratio, 1.0 / ratio, "original")
+
+
+def muon_width_multiplier(fan_out: int, fan_in: int, base_fan_out: int, base_fan_in: int,
+                          convention: str) -> float:
+    """The muP view: s at the target shape over s at the base shape (1 = the LR transfers
+    unchanged in this convention's own terms)."""
+    return (muon_update_scale(fan_out, fan_in, convention)
+            / muon_update_scale(base_fan_out, base_fan_in, convention))
+
+
+def check_muon_alpha(alpha) -> float:
+    """Muon has no depth rules here: only alpha = 0 (off) is accepted."""
+    a = check_alpha(alpha)
+    if a != 0.0:
+        raise AdvisorError(f"no source gives Muon's depth rules: depth exponent alpha must be "
+                           f"0 (off) with optimizer muon, got {alpha}")
+    return a

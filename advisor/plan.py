@@ -236,7 +236,8 @@ def _make_spec(label: str, merged: dict):
     run_fields = RunSpec.field_names()
     run_kw = {k: v for k, v in merged.items() if k in run_fields}
     model = {k: v for k, v in merged.items() if k not in run_fields}
-    for k in ("lr", "weight_decay", "eps", "beta1", "beta2", "grad_clip", "diverge_factor"):
+    for k in ("lr", "weight_decay", "eps", "beta1", "beta2", "grad_clip", "diverge_factor",
+              "muon_momentum"):
         if k in run_kw:
             run_kw[k] = _number(label, k, run_kw[k])
     for k in ("tokens",):

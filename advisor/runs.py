@@ -45,7 +45,8 @@ LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
 MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
 MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
 FAILED = "failed"
-MUST_AGREE = ("parameterization", "schedule", "lr_convention", "base_width")  # one of each
+MUST_AGREE = ("parameterization", "schedule", "optimizer", "lr_convention",
+              "base_width")                # a law is fitted under one of each
 LR_CONVENTIONS = CONVENTIONS["learning_rate"]   # what a law set's lr can mean
 
 
@@ -76,6 +77,7 @@ class RunTable:
     cell_labels: tuple = ()                      # per cell-by column: (R,) array of strings
     cell_by: tuple = ()                          # the names of those columns
     n_column: str = "N"                          # the column N was read from
+    optimizer: str = ""      # the runs' optimizer column (muadamw, muon-spectral, ...), "" unknown
     lr_convention: str | None = None   # what lr means (peak | mup_base); None: not recorded
     mup_base_width: int | None = None  # muP base width (channels) where lr is mup_base
 
@@ -138,7 +140,7 @@ class RunTable:
                         loss=self.loss[mask], diverged=self.diverged[mask],
                         names=[n for n, m in zip(self.names, mask) if m], source=self.source,
                         loss_column=self.loss_column, n_failed=self.n_failed,
-                        notes=list(self.notes),
+                        notes=list(self.notes), optimizer=self.optimizer,
                         flops_per_token=None if self.flops_per_token is None
                         else self.flops_per_token[mask],
                         cell_labels=tuple(c[mask] for c in self.cell_labels),
@@ -368,6 +370,8 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
                      n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
                      cell_labels=labels, cell_by=cell_by, n_column=n_column,
+                     optimizer=next((str(r["optimizer"]) for r in rows
+                                     if r.get("optimizer") not in (None, "")), ""),
                      lr_convention=lr_convention, mup_base_width=base_width)
     _note_mixed_architectures(table, {c: np.array(v, dtype=object) for c, v in arch.items()})
     _mark_blown_up(table)

@@ -17,6 +17,10 @@ from advisor.errors import AdvisorError
 
 # Settings that change how a run is executed but not its result: not part of the run id.
 _NOT_IN_ID = {"stack", "compile"}
+# Settings added after runs were stored: left out of the id while at their default, so the
+# ids of earlier runs (which predate them) do not change.
+_ID_IF_NOT_DEFAULT = {"muon_convention": "spectral", "muon_momentum": 0.95,
+                      "muon_nesterov": True, "muon_ns_steps": 5}
 
 
 # RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
@@ -48,7 +52,7 @@ class RunSpec:
     tokens: int = 32 * 256 * 600  # training tokens (steps = tokens // (batch_size * seq_len))
     schedule: str = "constant"    # advisor.lr_schedule spec string
     seed: int = 0                 # model init and data order
-    optimizer: str = "muadamw"    # muadamw | adamw
+    optimizer: str = "muadamw"    # muadamw | adamw | muon (Muon on hidden matrices, AdamW elsewhere)
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8
@@ -59,6 +63,10 @@ class RunSpec:
     data: str = "stdlib"          # calibration.data spec
     model: tuple = ()             # ProxyConfig overrides as sorted (key, value) pairs
     stack: bool = False           # allow stacked training of same-shape runs
+    muon_convention: str = "spectral"  # optimizer muon: spectral | match_rms_adamw (advisor.optim_rules)
+    muon_momentum: float = 0.95   # optimizer muon: momentum of the Muon groups
+    muon_nesterov: bool = True
+    muon_ns_steps: int = 5        # Newton-Schulz iterations
     compile: str = "auto"         # auto (CUDA only) | always | never
 
     def __post_init__(self):
@@ -87,8 +95,19 @@ class RunSpec:
                 bad(f"{name} must be in [0, 1), got {v!r}")
         if self.parameterization not in ("mup", "sp"):
             bad(f"parameterization must be mup or sp, got {self.parameterization!r}")
-        if self.optimizer not in ("muadamw", "adamw"):
-            bad(f"optimizer must be muadamw or adamw, got {self.optimizer!r}")
+        if self.optimizer not in ("muadamw", "adamw", "muon"):
+            bad(f"optimizer must be muadamw, adamw or muon, got {self.optimizer!r}")
+        if self.muon_convention not in ("spectral", "match_rms_adamw"):
+            bad(f"muon_convention must be spectral or match_rms_adamw, "
+                f"got {self.muon_convention!r}")
+        if not isinstance(self.muon_momentum, (int, float)) or isinstance(self.muon_momentum, bool) \
+                or not 0 <= self.muon_momentum < 1:
+            bad(f"muon_momentum must be in [0, 1), got {self.muon_momentum!r}")
+        if not isinstance(self.muon_nesterov, bool):
+            bad(f"muon_nesterov must be true or false, got {self.muon_nesterov!r}")
+        if not isinstance(self.muon_ns_steps, int) or isinstance(self.muon_ns_steps, bool) \
+                or not 1 <= self.muon_ns_steps < 100:
+            bad(f"muon_ns_steps must be an integer in [1, 99], got {self.muon_ns_steps!r}")
         if self.compile not in ("auto", "always", "never"):
             bad(f"compile must be auto, always or never, got {self.compile!r}")
         if self.tokens < self.batch_size * self.seq_len:
@@ -101,6 +120,13 @@ class RunSpec:
     @property
     def steps(self) -> int:
         return self.tokens // (self.batch_size * self.seq_len)
+
+    def muon_settings(self) -> dict | None:
+        """Keyword settings of calibration.model.build_muon_optimizer (None unless muon)."""
+        if self.optimizer != "muon":
+            return None
+        return {"convention": self.muon_convention, "momentum": float(self.muon_momentum),
+                "nesterov": self.muon_nesterov, "ns_steps": self.muon_ns_steps}
 
     @property
     def tokens_per_step(self) -> int:
@@ -123,7 +149,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        d = {k: v for k, v in self.settings().items() if k not in _NOT_IN_ID}
+        d = {k: v for k, v in self.settings().items() if k not in _NOT_IN_ID
+             and not (k in _ID_IF_NOT_DEFAULT and v == _ID_IF_NOT_DEFAULT[k])}
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -571,6 +571,7 @@ class ResultsStore:
                 "status": r.status, "seed": s["seed"], "schedule": s["schedule"],
                 "width": width, "val_loss": r.final_val_loss,
                 "parameterization": s.get("parameterization", ""),
+                "optimizer": optimizer_label(s),
                 "lr_convention": convention,
                 "base_width": cfg.base_width if convention == "mup_base" else "",
             })
@@ -625,10 +626,18 @@ class LeaseKeeper:
             pass                       # the leases expire on their own
 
 
+def optimizer_label(settings: dict) -> str:
+    """A run's optimizer as one word: muadamw, adamw, or muon-<width convention>."""
+    opt = settings.get("optimizer", "muadamw")
+    if opt == "muon":
+        return f"muon-{settings.get('muon_convention', 'spectral')}"
+    return str(opt)
+
+
 STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smooth loss",
                    "exp_name", "D", "N", "D/N", "bs_tokens", "seq_len", "weight_decay",
                    "status", "seed", "schedule", "width", "val_loss", "parameterization",
-                   "lr_convention", "base_width"]
+                   "optimizer", "lr_convention", "base_width"]
 
 
 def steplaw_csv_text(rows: list[dict]) -> str:

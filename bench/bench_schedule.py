@@ -13,7 +13,7 @@ for: the authors' published constants (thu-yao-01-luo/MultiPowerLaw, src/config.
 our fits of both laws, and "ours" (law and fitting procedure chosen by cross-validation on
 the training curves only). Also: the time to fit a 10,000-point curve.
 
-    /work/venv/bin/python bench/bench_schedule.py [--out table.md]
+    PYTHONPATH=. /work/venv/bin/python bench/bench_schedule.py [--out table.md]
 """
 from __future__ import annotations
 
@@ -106,6 +106,8 @@ def main(argv=None):
                 fit_law("multipower", train)),
             "Tissue, our fit": (lambda f: lambda c: predict_curve(f, c))(
                 fit_law("tissue", train)),
+            "valley (ours), our fit": (lambda f: lambda c: predict_curve(f, c))(
+                fit_law("valley", train)),
             f"ours (chosen by CV on the training curves: {ours.law} [{ours.options.label()}])":
                 lambda c: predict_curve(ours, c),
             "variant picked by looking at the test curves (not a valid selection): "

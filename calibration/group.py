@@ -19,11 +19,15 @@ def train_group(specs, data, device: str = "cpu", on_result=None, callbacks=(), 
     """Train runs that share a shape; ``on_result(RunResult)`` is called as each run ends.
 
     Stacked (:func:`train_stack`) when every spec asks for it (``stack: true``), there are
-    several and no ``callbacks`` are given (a callback inspects one model; a stack has none
+    several, the stack can reproduce their optimizer (``STACKED_OPTIMIZERS``) and no
+    ``callbacks`` are given (a callback inspects one model; a stack has none
     of its own): the runs are then trained one at a time, each with the callbacks, and a
     warning says so. ``progress`` reaches either path."""
+    from calibration.stacked_optim import STACKED_OPTIMIZERS
+
     specs = list(specs)
-    if specs and all(s.stack for s in specs) and len(specs) > 1:
+    stackable = all(s.optimizer in STACKED_OPTIMIZERS for s in specs)  # else one at a time
+    if specs and all(s.stack for s in specs) and len(specs) > 1 and stackable:
         if not callbacks:
             return train_stack(specs, data, device, on_result, progress=progress)
         warnings.warn(f"{len(specs)} runs ask for stacking but training callbacks were given; "
@@ -39,7 +43,7 @@ def train_group(specs, data, device: str = "cpu", on_result=None, callbacks=(), 
 
 def train_stack(specs, data, device: str = "cpu", on_result=None, *,
                 max_members: int | None = None, progress=None):
-    """Train runs as stacks of same-shape members; ``calibration.train.train_group``'s
+    """Train runs as stacks of same-shape members; ``train_group``'s
     signature and results (one RunResult per spec, in ``specs`` order; ``on_result`` called
     as each member ends).
 

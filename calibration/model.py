@@ -39,7 +39,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from advisor.errors import AdvisorError
-from advisor.optim_rules import group_multipliers
+from advisor.optim_rules import (MUON_DEFAULTS, check_muon_alpha, check_muon_convention,
+                                 group_multipliers, muon_torch_group)
 # The configuration is pure data in advisor/ (torch-free); re-exported for the model's users.
 from advisor.proxyspec import ProxyConfig, flops_per_token, load_family  # noqa: F401
 
@@ -236,7 +237,8 @@ def param_group_kind(name: str, p) -> str:
 
 
 def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: float = 0.0,
-                    betas=(0.9, 0.95), eps: float = 1e-8, kind: str = "muadamw"):
+                    betas=(0.9, 0.95), eps: float = 1e-8, kind: str = "muadamw",
+                    muon: dict | None = None):
     """AdamW with per-group LR, weight decay and eps from ``advisor.optim_rules``.
 
     ``kind="muadamw"``: muP's width rules for a muP model (what ``mup.MuAdamW`` gives: hidden
@@ -246,9 +248,13 @@ def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: f
     to both. Weight decay is decoupled (torch's AdamW: weights x (1 - lr_group * wd_group)
     per step) and applied to matrices only, not to norm gains. ``lr`` is the base model's peak
     LR; each group's ``initial_lr`` is its peak LR, which the schedule multiplies.
+    ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its settings).
     """
+    if kind == "muon":
+        return build_muon_optimizer(model, cfg, lr, weight_decay, betas=betas, eps=eps,
+                                    **(muon or {}))
     if kind not in ("muadamw", "adamw"):
-        raise AdvisorError(f"optimizer kind must be muadamw or adamw, got {kind!r}")
+        raise AdvisorError(f"optimizer kind must be muadamw, adamw or muon, got {kind!r}")
     width_rule = "mup" if (kind == "muadamw" and cfg.parameterization == "mup") else "sp"
     groups: dict = {}
     seen = set()
@@ -273,6 +279,110 @@ def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: f
     opt = torch.optim.AdamW(list(groups.values()), lr=lr, betas=betas, eps=eps, **fused)
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]   # the schedule multiplies this
+    return opt
+
+
+class MuonWithAdamW:
+    """torch.optim.Muon for the hidden matrices and torch.optim.AdamW for the other parameters,
+    stepped together. ``param_groups`` lists both optimizers' groups (the same dicts, so the
+    schedule's ``g["lr"] = g["initial_lr"] * mult`` reaches both)."""
+
+    def __init__(self, muon, adamw):
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self) -> list:
+        return list(self.muon.param_groups) + list(self.adamw.param_groups)
+
+    @property
+    def optimizers(self) -> tuple:
+        return (self.muon, self.adamw)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+
+def _muon_class():
+    """torch.optim.Muon, and whether it takes ``adjust_lr_fn`` (AdvisorError when absent)."""
+    import inspect
+
+    cls = getattr(torch.optim, "Muon", None)
+    if cls is None:
+        raise AdvisorError(f"optimizer muon needs torch.optim.Muon (torch >= 2.9); this is "
+                           f"torch {torch.__version__}")
+    params = inspect.signature(cls.__init__).parameters
+    needed = {"lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "ns_steps", "eps"}
+    missing = needed - set(params)
+    if missing:
+        raise AdvisorError(f"torch {torch.__version__}'s torch.optim.Muon lacks "
+                           f"{', '.join(sorted(missing))}: cannot build optimizer muon")
+    return cls, "adjust_lr_fn" in params
+
+
+def build_muon_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: float = 0.0,
+                         betas=(0.9, 0.95), eps: float = 1e-8, convention: str = "spectral",
+                         momentum: float = MUON_DEFAULTS["momentum"],
+                         nesterov: bool = MUON_DEFAULTS["nesterov"],
+                         ns_steps: int = MUON_DEFAULTS["ns_steps"],
+                         ns_coefficients=MUON_DEFAULTS["ns_coefficients"],
+                         muon_eps: float = MUON_DEFAULTS["eps"]) -> MuonWithAdamW:
+    """Muon on the hidden matrices, AdamW (muP rules from ``advisor.optim_rules``) elsewhere.
+
+    Each hidden matrix's group gets the LR and weight decay of
+    ``advisor.optim_rules.muon_torch_group`` for its shape (fan_out x fan_in) and
+    ``convention`` ("spectral" or "match_rms_adamw"): update lr * s(shape) * NS(momentum),
+    decay per step lr * weight_decay. The embedding, norm gains and readout are on AdamW with
+    the same per-group rules as ``kind="muadamw"`` (LR x 1 at every width; muP's readout
+    multiplier is in the model). ``lr`` is the base peak LR of both parts; Muon's own
+    ``eps`` (``muon_eps``) only guards its normalisation. Depth scaling is refused.
+    """
+    check_muon_convention(convention)
+    check_muon_alpha(cfg.alpha)
+    cls, has_adjust = _muon_class()
+    width_rule = "mup" if cfg.parameterization == "mup" else "sp"
+    muon_groups: dict = {}
+    adam_groups: dict = {}
+    seen = set()
+    for name, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        group = param_group_kind(name, p)
+        if group == "hidden":
+            rule = muon_torch_group(p.shape[0], p.shape[1], convention,
+                                    match_rms_builtin=has_adjust)
+            key = (rule.lr_factor, rule.wd_factor, rule.adjust_lr_fn)
+            if key not in muon_groups:
+                g = {"params": [], "lr": lr * rule.lr_factor,
+                     "weight_decay": weight_decay * rule.wd_factor, "group": group,
+                     "update_scale": rule.update_scale}
+                if has_adjust:
+                    g["adjust_lr_fn"] = rule.adjust_lr_fn
+                muon_groups[key] = g
+            muon_groups[key]["params"].append(p)
+            continue
+        rule = group_multipliers(group, 1.0, cfg.depth_mult, cfg.alpha, width_rule)
+        wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
+        key = (group, lr * rule.lr, wd, eps * rule.eps)
+        if key not in adam_groups:
+            adam_groups[key] = {"params": [], "lr": key[1], "weight_decay": key[2],
+                                "eps": key[3], "group": group}
+        adam_groups[key]["params"].append(p)
+    kw = {"momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
+          "ns_coefficients": tuple(ns_coefficients), "eps": muon_eps}
+    muon_opt = cls(list(muon_groups.values()), lr=lr, weight_decay=weight_decay, **kw)
+    adamw = torch.optim.AdamW(list(adam_groups.values()), lr=lr, betas=betas, eps=eps)
+    opt = MuonWithAdamW(muon_opt, adamw)
+    for g in opt.param_groups:
+        g["initial_lr"] = g["lr"]
     return opt
 
 

@@ -12,7 +12,9 @@ all K forward and backward passes as batched kernels and one Adam(W) update:
 * **Optimizer**: :class:`calibration.stacked_optim.StackedAdamW`, with each parameter's
   per-member LR, weight decay and eps read off the optimizer that ``build_optimizer`` builds
   for that member: muP multipliers per parameter group exactly as for a single model (stacked
-  tensors lose mup's ``infshape``; the template keeps it).
+  tensors lose mup's ``infshape``; the template keeps it). Muon members
+  (``optimizer: muon``): ``StackedMuon`` (one batched Newton-Schulz) on the hidden matrices
+  with ``StackedAdamW`` on the rest (``calibration.stacked_optim.stacked_optimizer``).
 * **Per member**: its LR schedule (``advisor.lr_schedule``) as a multiplier each step, its own
   gradient clipping, and its own divergence: a diverged member stops (LR 0, its loss leaves the
   sum, its weights are zeroed so it cannot produce NaNs), the others go on. A member whose
@@ -43,10 +45,10 @@ import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
-from calibration.stacked_optim import StackedAdamW, adam_update, hypers_from_optimizers
 from advisor.runspec import stack_key
 from calibration.runtime import (MultiplierStream, RunTracker, autocast_for, batch_sampler,
                                  heldout_loss, wants_compile)
+from calibration.stacked_optim import adam_update, stacked_optimizer
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -245,15 +247,15 @@ class _Stack:
             m = build_model(cfg, device=device, seed=spec.seed)
             opts.append(build_optimizer(m, cfg, spec.lr, spec.weight_decay,
                                         betas=(spec.beta1, spec.beta2), eps=spec.eps,
-                                        kind=spec.optimizer))
+                                        kind=spec.optimizer, muon=spec.muon_settings()))
             models.append(m)
         self.n_params = count_params(models[0])
-        hypers, betas = hypers_from_optimizers([dict(m.named_parameters()) for m in models], opts)
-        del opts
+        member_params = [dict(m.named_parameters()) for m in models]
         self.model = StackedModel(models)
-        del models
         want = wants_compile(spec0, device)
-        self.opt = StackedAdamW(self.model.params, hypers, betas, compile=want and compile_ok)
+        self.opt = stacked_optimizer(self.model.params, member_params, opts,
+                                     compile=want and compile_ok)
+        del opts, models, member_params
         self.steps = max(s.steps for s in self.specs)
         # LR multipliers per member, computed MULT_CHUNK steps at a time (never (K, T))
         self.streams = [MultiplierStream(s.schedule, s.steps) for s in self.specs]

@@ -26,6 +26,10 @@ follows the run trained alone to float rounding:
 
 Coupled (L2) decay, Adam without ``decoupled_weight_decay``, is also reproduced
 (``g <- g + wd * p`` before the moments). AMSGrad and ``maximize`` are refused.
+
+Muon members (``calibration.model.MuonWithAdamW``): :class:`StackedMuon` on the hidden
+matrices, one batched Newton-Schulz for all members, with :class:`StackedAdamW` on the rest
+(:func:`stacked_optimizer` picks; see the Muon section below).
 """
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from advisor.errors import AdvisorError
+
+# The RunSpec optimizers a stack reproduces (StackedAdamW; Muon: StackedMuonAdamW); others
+# train one at a time.
+STACKED_OPTIMIZERS = ("muadamw", "adamw", "muon")
 
 
 @dataclass
@@ -195,3 +203,220 @@ class StackedAdamW:
                          [self.state[n]["exp_avg_sq"] for n in names],
                          [self.state[n]["settings"] for n in names],
                          scale.to(self.dtype), bc1, bc2_sqrt, b1, b2)
+
+
+# --------------------------------------------------------------------------------------
+# Muon for stacked matrices: one batched Newton-Schulz over the member axis
+# --------------------------------------------------------------------------------------
+#
+# torch.optim.Muon (torch 2.9-2.13, single-tensor path), per 2-D parameter, term by term:
+#
+#     buf <- lerp(buf, g, 1 - momentum)
+#     u   <- lerp(g, buf, momentum) if nesterov else buf
+#     O   <- NS(u): bfloat16; transposed when rows > cols; X / max(||X||_F, eps); then
+#            ns_steps times  G = X X^T;  X <- a X + (b G + c G G) X
+#     p   <- p * (1 - lr_t * wd)                       (decoupled decay, unadjusted LR)
+#     p   <- p - lr_t * adjust(shape) * O              (adjust: "original" or "match_rms_adamw")
+#
+# Below the same with every tensor carrying a leading member axis: the matmuls become
+# torch.bmm/baddbmm over the K members (one launch for all of them on a GPU).
+
+@dataclass
+class MuonMemberHypers:
+    """One stacked matrix's Muon settings, one entry per member."""
+
+    lr: list[float]            # group LR (peak) of each member
+    weight_decay: list[float]
+    momentum: list[float]
+    nesterov: list[bool]
+    adjust: list[float]        # torch's adjust_lr_fn factor for this shape, per member
+
+
+def newton_schulz_stacked(u, ns_coefficients, ns_steps: int, eps: float, dtype=None,
+                          use_addmm: bool = True):
+    """torch.optim.Muon's orthogonalisation of each u[k] (u: (K, A, B)), batched over k.
+
+    ``dtype``: the iteration's dtype; None: torch's own cast (``.bfloat16()``).
+    ``use_addmm``: the fused forms b G + c G G and a X + G' X as ``baddbmm`` (torch 2.13
+    always; versions with a ``use_addmm`` group setting only when it is True), else the
+    separate products and sums of the other versions (equal in exact arithmetic, rounded
+    differently).
+    """
+    import torch
+
+    if u.dim() != 3:
+        raise AdvisorError(f"stacked Newton-Schulz needs (K, A, B) tensors, got {tuple(u.shape)}")
+    a, b, c = (float(x) for x in ns_coefficients)
+    x = u.bfloat16() if dtype is None else u.to(dtype)    # torch's own cast when None
+    tall = u.shape[1] > u.shape[2]
+    if tall:
+        x = x.transpose(1, 2)
+    norms = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
+    x = x / norms.clamp(min=eps)
+    for _ in range(ns_steps):
+        gram = torch.bmm(x, x.transpose(1, 2))
+        if use_addmm:
+            gram_update = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+            x = torch.baddbmm(x, gram_update, x, beta=a)
+        else:
+            gram_update = b * gram + c * torch.bmm(gram, gram)
+            x = a * x + torch.bmm(gram_update, x)
+    return x.transpose(1, 2) if tall else x
+
+
+class StackedMuon:
+    """Muon over stacked matrices ``{name: tensor (K, A, B)}`` with per-member settings.
+
+    ``step(scale)``: every member's group LR times ``scale[k]`` (0 = not moved, neither by
+    the update nor by the decay). Newton-Schulz steps, coefficients and eps are shared by the
+    stack (AdvisorError otherwise, from :func:`muon_hypers_from_optimizers`).
+    """
+
+    def __init__(self, params, hypers, ns_coefficients, ns_steps: int, eps: float,
+                 ns_dtype=None, use_addmm: bool = True):
+        import torch
+
+        self.params = dict(params)
+        if set(self.params) != set(hypers):
+            raise AdvisorError("stacked Muon: parameters and hyperparameters differ")
+        self.ns_coefficients, self.ns_steps, self.eps = tuple(ns_coefficients), ns_steps, eps
+        self.ns_dtype, self.use_addmm = ns_dtype, bool(use_addmm)
+        self.state = {}
+        for n, p in self.params.items():
+            if p.dim() != 3:
+                raise AdvisorError(f"stacked Muon: {n} is not a stack of matrices")
+            h = hypers[n]
+
+            def col(values, p=p):
+                return torch.tensor(values, dtype=torch.float64).to(p.device, p.dtype).view(-1, 1, 1)
+
+            self.state[n] = {"lr": col(h.lr), "wd": col(h.weight_decay),
+                             "momentum": col(h.momentum), "adjust": col(h.adjust),
+                             "nesterov": torch.tensor(h.nesterov, device=p.device).view(-1, 1, 1),
+                             "buf": torch.zeros_like(p)}
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def reset_members(self, mask) -> None:
+        """Zero the momentum of the members where ``mask`` (bool (K,)) is True."""
+        for n, p in self.params.items():
+            self.state[n]["buf"].mul_((~mask).to(p.dtype).view(-1, 1, 1))
+
+    def step(self, scale) -> None:
+        import torch
+
+        with torch.no_grad():
+            for n, p in self.params.items():
+                g = p.grad
+                if g is None:
+                    continue
+                st = self.state[n]
+                mu = st["momentum"]
+                buf = st["buf"]
+                buf.lerp_(g, 1 - mu)
+                u = torch.where(st["nesterov"], g.lerp(buf, mu), buf)
+                o = newton_schulz_stacked(u, self.ns_coefficients, self.ns_steps, self.eps,
+                                          self.ns_dtype, self.use_addmm)
+                lr = st["lr"] * scale.to(p.dtype).view(-1, 1, 1)
+                p.mul_(1 - lr * st["wd"])
+                p.sub_(o.to(p.dtype) * (lr * st["adjust"]))
+
+
+def muon_hypers_from_optimizers(member_params, optimizers):
+    """Per-matrix, per-member Muon settings read off each member's ``torch.optim.Muon``.
+
+    ``member_params[k]``: {name: parameter} of member k restricted to the Muon matrices;
+    ``optimizers[k]``: its torch.optim.Muon. Returns ``(hypers, (ns_coefficients, ns_steps,
+    eps, use_addmm))``; those must agree across the stack (``use_addmm``: the group's setting
+    where torch has one, else True, torch 2.13's fused forms).
+    """
+    import torch
+
+    from advisor.optim_rules import torch_muon_adjust
+
+    cls = getattr(torch.optim, "Muon", None)
+    names = list(member_params[0])
+    out = {n: MuonMemberHypers([], [], [], [], []) for n in names}
+    shared = None
+    for params, opt in zip(member_params, optimizers):
+        if cls is None or not isinstance(opt, cls):
+            raise AdvisorError(f"stacked Muon reproduces torch.optim.Muon only, "
+                               f"not {type(opt).__name__}")
+        if list(params) != names:
+            raise AdvisorError("members of a stack must have the same parameter names")
+        group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+        for n, p in params.items():
+            g = group_of.get(id(p))
+            if g is None:
+                raise AdvisorError(f"stacked Muon: {n} is in no Muon group of a member")
+            s = (tuple(float(x) for x in g["ns_coefficients"]), int(g["ns_steps"]),
+                 float(g["eps"]), bool(g.get("use_addmm", True)))
+            if shared is None:
+                shared = s
+            elif s != shared:
+                raise AdvisorError(f"members of a stack must share Muon's Newton-Schulz "
+                                   f"settings: {s} vs {shared}")
+            h = out[n]
+            h.lr.append(float(g["lr"]))
+            h.weight_decay.append(float(g["weight_decay"]))
+            h.momentum.append(float(g["momentum"]))
+            h.nesterov.append(bool(g["nesterov"]))
+            h.adjust.append(torch_muon_adjust(int(p.shape[0]), int(p.shape[1]),
+                                              g.get("adjust_lr_fn") or "original"))
+    return out, shared
+
+
+class StackedMuonAdamW:
+    """Muon on the stacked hidden matrices and AdamW on the rest, stepped together: the
+    stacked counterpart of calibration.model.MuonWithAdamW (same ``step(scale)``,
+    ``zero_grad``, ``reset_members``). Not compiled (``compiled`` is False)."""
+
+    compiled = False
+
+    def __init__(self, muon: StackedMuon, adamw: StackedAdamW):
+        self.muon, self.adamw = muon, adamw
+
+    def zero_grad(self) -> None:
+        self.muon.zero_grad()
+        self.adamw.zero_grad()
+
+    def reset_members(self, mask) -> None:
+        self.muon.reset_members(mask)
+        self.adamw.reset_members(mask)
+
+    def step(self, scale) -> None:
+        self.muon.step(scale)
+        self.adamw.step(scale)
+
+
+def stacked_optimizer(params, member_params, optimizers, compile: bool = False):
+    """The stacked optimizer that reproduces the members' own optimizers.
+
+    ``params``: the stack's {name: (K, ...)} tensors; ``member_params[k]``: member k's
+    ``named_parameters`` dict; ``optimizers[k]``: what ``calibration.model.build_optimizer``
+    built for it: all Adam/AdamW (-> :class:`StackedAdamW`) or all Muon + AdamW pairs (objects
+    with ``.muon`` and ``.adamw``; -> :class:`StackedMuonAdamW`). Anything else: AdvisorError.
+    """
+    pairs = [hasattr(o, "muon") and hasattr(o, "adamw") for o in optimizers]
+    if not any(pairs):
+        hypers, betas = hypers_from_optimizers(member_params, optimizers)
+        return StackedAdamW(params, hypers, betas, compile=compile)
+    if not all(pairs):
+        raise AdvisorError("a stack cannot mix Muon and AdamW members")
+    muon_ids = [{id(p) for g in o.muon.param_groups for p in g["params"]} for o in optimizers]
+    muon_names = [n for n, p in member_params[0].items() if id(p) in muon_ids[0]]
+    for k, mp in enumerate(member_params):
+        if [n for n, p in mp.items() if id(p) in muon_ids[k]] != muon_names:
+            raise AdvisorError("members of a stack put different parameters on Muon")
+    split = [({n: mp[n] for n in muon_names}, {n: p for n, p in mp.items() if n not in muon_names})
+             for mp in member_params]
+    m_hypers, (coeffs, steps, eps, addmm) = muon_hypers_from_optimizers(
+        [s[0] for s in split], [o.muon for o in optimizers])
+    a_hypers, betas = hypers_from_optimizers([s[1] for s in split], [o.adamw for o in optimizers])
+    muon = StackedMuon({n: params[n] for n in muon_names}, m_hypers, coeffs, steps, eps,
+                       use_addmm=addmm)
+    adamw = StackedAdamW({n: p for n, p in params.items() if n not in muon_names}, a_hypers,
+                         betas, compile=compile)
+    return StackedMuonAdamW(muon, adamw)

@@ -73,7 +73,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         model = build_model(cfg, device=device, seed=spec.seed)
         result.n_params, result.n_params_non_embedding = count_params(model)
         opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,
-                              betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer)
+                              betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer,
+                              muon=spec.muon_settings())
         is_cuda = str(device).startswith("cuda")
         fwd = model
         compiled = wants_compile(spec, device)

@@ -71,9 +71,10 @@ def test_optimize_and_recommend_schedule(law_file, capsys):
         assert b["branch_step"] == wsd.decay_start(b["total_steps"])
     losses = [b["predicted_final_loss"] for b in r["branch_points"]]
     assert losses == sorted(losses, reverse=True)    # longer runs end lower
-    # another peak LR is used as asked, with a note that the law cannot rank peak LRs
+    # another peak LR: the shape is chosen at the law's own peak, with a note saying so
     other = recommend_schedule(law_file, 24000, peak_lr=1e-3)
-    assert any("cannot rank peak LRs" in n for n in other["notes"])
+    assert any("do not carry the peak LR" in n for n in other["notes"])
+    assert other["predicted_final_loss"] == r["predicted_final_loss"]
     from advisor.errors import AdvisorError
     with pytest.raises(AdvisorError):
         recommend_schedule(law_file, 5)

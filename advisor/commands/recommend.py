@@ -45,13 +45,22 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
 @click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
 @click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
 @click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="yaml",
-              show_default=True, help="Output format.")
+@click.option("--optimizer", "optimizer_name", type=click.Choice(("adamw", "muon")),
+              default="adamw", show_default=True,
+              help="muon: Muon on hidden matrices + AdamW elsewhere, converted from the AdamW "
+                   "laws (advisor/muon_view.py).")
+@click.option("--muon-convention", type=click.Choice(("match_rms_adamw", "spectral")),
+              default="match_rms_adamw", show_default=True,
+              help="Muon width convention (with --optimizer muon).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("pytorch",)), default="yaml",
+              show_default=True, help="Output format (pytorch: a snippet building the "
+                                      "optimizers; --optimizer muon only).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (atomically) instead of standard output.")
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
               hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
-              fmt, output, base_depth=None, depth_alpha=None):
+              fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
+              muon_convention="match_rms_adamw"):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -73,7 +82,15 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law,
                      model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha)
-    text = export(rec, fmt)
+    from advisor import muon_view
+    if optimizer_name == "muon":
+        rec = muon_view.with_muon(rec, muon_convention)
+    if fmt == "pytorch":
+        if optimizer_name != "muon":
+            raise AdvisorError("--format pytorch needs --optimizer muon")
+        text = muon_view.pytorch_snippet(rec)
+    else:
+        text = export(rec, fmt)
     if output:
         atomic_write_text(output, text, "config")
         click.echo(f"wrote {fmt} config to {output}", err=True)
@@ -83,5 +100,5 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
         if fmt not in ("yaml", "json"):
             click.echo(f"warning: {w}", err=True)
     from advisor.depth_view import export_notes
-    for note in export_notes(rec.depth, fmt):
+    for note in export_notes(rec.depth, fmt) + muon_view.export_notes(rec.optimizer, fmt):
         click.echo(f"note: {note}", err=True)

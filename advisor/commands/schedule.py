@@ -16,7 +16,8 @@ from advisor.errors import AdvisorError
 def schedule():
     """Fit, predict and optimise LR schedules with loss-curve laws.
 
-    The laws: Tissue et al. 2024 (LR annealing) and Luo et al. 2025 (multi-power law).
+    The laws: Tissue et al. 2024 (LR annealing), Luo et al. 2025 (multi-power law) and
+    the valley law (ours: LR-area progress plus an excess that follows a lagged LR).
     """
 
 
@@ -60,7 +61,7 @@ def _require_plot(command: str, path) -> None:
 @click.option("--out", default="schedule-law.yaml", show_default=True, type=click.Path(),
               help="schedule-law YAML to write")
 @click.option("--law", "law_choice", default="auto", show_default=True,
-              type=click.Choice(["auto", "multipower", "tissue"]),
+              type=click.Choice(["auto", "multipower", "tissue", "valley"]),
               help="auto: choose law and fitting procedure by cross-validation")
 @click.option("--run-id", "run_ids", multiple=True,
               help="results store: fit these runs (default: the largest group of runs that "
@@ -103,6 +104,9 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
             click.echo(f"  {r['label']:<48} score {r['score']:.3%}  (curve {r['mean_rel']:.3%}, "
                        f"final {r['final_rel']:.3%})")
     click.echo(f"chosen: {fit.law} [{fit.options.label()}], fitted in {fit.seconds:.2f} s")
+    from advisor.schedule.fitting import status_warnings
+    for w in status_warnings(fit):
+        _echo_err(f"warning: {w}")
     for c in curves:
         e = curve_errors(fit, c)
         click.echo(f"  {c.name:<28} mean rel err {e['mean_rel']:.3%}  max {e['max_rel']:.3%}  "

@@ -262,15 +262,18 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
             "terms": surf.terms.tolist(),
             "shape_c_g_h": [[_r(x) for x in row] for row in surf.shape],
         }
+    conventions = {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",
+                   "weight_decay": "coupled", "learning_rate": lr_convention,
+                   "schedule": schedule}
+    if getattr(t, "optimizer", ""):
+        conventions["optimizer"] = t.optimizer      # the sweep's (one) optimizer
     out = {
         "schema": "hp-advisor/lawset/v1",
         "name": name,
         "title": f"Laws fitted from {Path(t.source.split(' ')[-1]).name}",
         "source": {"citation": "fitted by `advisor fit` (hp-advisor)",
                    "checked": f"{len(t)} runs in {len(t.cells)} cells; see provenance"},
-        "conventions": {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",
-                        "weight_decay": "coupled", "learning_rate": lr_convention,
-                        "schedule": schedule},
+        "conventions": conventions,
         "laws": laws,
         "provenance": provenance,
     }

@@ -16,7 +16,10 @@ def recommend_schedule(law_path, total_steps: int, peak_lr: float | None = None)
         law_path: path of a ``hp-advisor/schedule-law/v1`` YAML (``advisor schedule fit``).
         total_steps: optimizer steps of the planned run.
         peak_lr: the run's peak LR; default the law's (the LR its curves were trained at).
-            The law cannot rank peak LRs; a different peak is used as is, with a note.
+            A law predicts only at its own peak LR (fitted at one peak LR, a law misses
+            another's final losses by 1-14% on average, docs/schedules.md): with another
+            peak, the schedule shape is chosen at the law's peak and a note says so; the
+            predicted losses are for the law's peak.
 
     Returns a dict: ``schedule`` (spec string for :func:`advisor.lr_schedule.parse_schedule`),
     ``warmup_steps``, ``predicted_final_loss`` (nats), ``gain_over_cosine_nats`` (predicted
@@ -30,7 +33,12 @@ def recommend_schedule(law_path, total_steps: int, peak_lr: float | None = None)
     from advisor.schedule.optimize import optimize
 
     law = load_schedule_law(law_path)
-    r = optimize(law, total_steps, peak_lr)
+    r = optimize(law, total_steps)
+    if peak_lr is not None and abs(float(peak_lr) / law.lr_scale - 1) > 0.01:
+        r["notes"].append(f"the law was fitted at peak LR {law.lr_scale:g}, not {peak_lr:g}: "
+                          f"the schedule shape is the best at {law.lr_scale:g} and the "
+                          f"predicted losses are for that peak LR (the laws do not carry "
+                          f"the peak LR)")
     return {
         "schedule": r["best"],
         "warmup_steps": r["warmup_steps"],

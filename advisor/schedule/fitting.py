@@ -37,10 +37,10 @@ import numpy as np
 from scipy.optimize import minimize
 
 from advisor.errors import AdvisorError
-from advisor.schedule import multipower, tissue
+from advisor.schedule import multipower, tissue, valley
 from advisor.schedule.curves import Curve
 
-LAWS = {"multipower": multipower, "tissue": tissue}
+LAWS = {"multipower": multipower, "tissue": tissue, "valley": valley}
 
 
 @dataclass(frozen=True)
@@ -243,6 +243,9 @@ class _Problem:
                             f_scale=self.delta, x_scale="jac", max_nfev=maxiter,
                             ftol=1e-12, xtol=1e-12, gtol=1e-12)
         z = full(res.x)
+        # status > 0: a tolerance was met; 0: the evaluation budget ran out
+        self.last_status = {"least_squares_status": int(res.status),
+                            "least_squares_converged": bool(res.status > 0)}
 
         def obj(zf):
             f, g = self.objective(full(zf))
@@ -253,7 +256,25 @@ class _Problem:
                         options={"maxiter": 50, "ftol": 1e-13, "gtol": 1e-10})
         if res2.fun <= self.objective(z, grad=False):
             z = full(res2.x)
+        self.last_status.update(lbfgs_converged=bool(res2.success),
+                                lbfgs_message=str(res2.message))
+        self.last_status["converged"] = bool(self.last_status["least_squares_converged"]
+                                             or res2.success)
+        self.last_status["at_bounds"] = self.at_bounds(z)
         return self.to_theta(z), float(self.objective(z, grad=False))
+
+    def at_bounds(self, z, rel: float = 1e-4) -> list:
+        """Names of free parameters that end on a bound (within ``rel`` of its span, or of
+        1 for a one-sided bound). Log-scale constants at +-30 mean 0 or infinity."""
+        out = []
+        for name, zi, (lo, hi), free in zip(self.mod.PARAMS, z, self.bounds, self.free):
+            if not free:
+                continue
+            span = (hi - lo) if lo is not None and hi is not None else 1.0
+            tol = rel * max(span, 1e-12)
+            if (lo is not None and zi <= lo + tol) or (hi is not None and zi >= hi - tol):
+                out.append(name)
+        return out
 
 
 def _first_stage(law, curves, lr_scale, idxs, ws, lam, opts):
@@ -304,7 +325,13 @@ def check_identifiable(curves: list[Curve]) -> None:
 
 
 def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> FitResult:
-    """Fit ``law`` ("multipower" or "tissue") to ``curves`` sharing one peak LR."""
+    """Fit ``law`` ("multipower", "tissue" or "valley") to ``curves`` sharing one peak LR.
+
+    The optimizers' status is read: ``extra["status"]`` holds ``converged`` (a tolerance of
+    the trust-region or the L-BFGS-B polish was met), ``at_bounds`` (free constants that end
+    on a bound, or on the edge of the valley law's grid) and ``identified`` (False when
+    anything is at a bound: the data did not pin that constant down).
+    """
     if law not in LAWS:
         raise AdvisorError(f"unknown schedule law {law!r}; choose from {', '.join(LAWS)}")
     check_identifiable(curves)
@@ -312,6 +339,8 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
     lr_scale = max(c.peak_lr for c in curves)
     idxs = [thin(c.steps, opts.max_points, opts.skip) for c in curves]
     ws = [point_weights(c, i, opts) for c, i in zip(curves, idxs)]
+    if law == "valley":
+        return _fit_valley(curves, opts, lr_scale, idxs, ws, t0)
     lams = [None] if law.startswith("multipower") else ([opts.lam] if opts.lam else list(tissue.LAMS))
     names = LAWS[law].PARAMS
     best = None
@@ -341,13 +370,49 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
         full, _ = problem(opts.max_points)
         th, f = full.refine(th0, maxiter=60)
         if best is None or f < best[0]:
-            best = (f, th, lam)
-    f, th, lam = best
+            best = (f, th, lam, dict(full.last_status))
+    f, th, lam, status = best
+    status["identified"] = not status["at_bounds"]
     mod = LAWS[law]
     return FitResult(law=law, params=dict(zip(mod.PARAMS, map(float, th))), lr_scale=lr_scale,
                      lam=lam, objective=f, options=opts, curves=[c.name for c in curves],
                      n_points=int(sum(len(i) for i in idxs)),
-                     seconds=time.perf_counter() - t0)
+                     seconds=time.perf_counter() - t0, extra={"status": status})
+
+
+def _fit_valley(curves, opts, lr_scale, idxs, ws, t0) -> FitResult:
+    """The valley law by grid + linear least squares (see :mod:`valley`); exact, so
+    ``converged`` is True; ``at_bounds`` names constants on the grid's edge."""
+    if opts.fix:
+        raise AdvisorError("the valley law has no fixed-constant variants")
+    try:
+        params, f, at = valley.fit_grid([c.lrs / lr_scale for c in curves],
+                                        [c.steps[i] for c, i in zip(curves, idxs)],
+                                        [c.loss[i] for c, i in zip(curves, idxs)], ws,
+                                        rho=opts.rho)
+    except ValueError as exc:
+        raise AdvisorError(f"cannot fit the valley law: {exc}") from None
+    status = {"converged": True, "at_bounds": at, "identified": not at,
+              "method": "grid over (c, p, alpha), linear least squares for (L0, A, K)"}
+    return FitResult(law="valley", params=params, lr_scale=lr_scale, lam=None, objective=f,
+                     options=opts, curves=[c.name for c in curves],
+                     n_points=int(sum(len(i) for i in idxs)),
+                     seconds=time.perf_counter() - t0, extra={"status": status})
+
+
+def status_warnings(fit: FitResult) -> list[str]:
+    """Plain-language warnings from a fit's optimizer status (empty when all is well)."""
+    st = fit.extra.get("status", {})
+    out = []
+    if st and not st.get("converged", True):
+        out.append(f"the {fit.law} fit did not converge (optimizer budget ran out); its "
+                   f"constants may be far from the best fit")
+    if st.get("at_bounds"):
+        names = ", ".join(f"{k} = {fit.params[k]:.3g}" for k in st["at_bounds"])
+        out.append(f"the {fit.law} fit ends with {names} on the bound of the allowed range: "
+                   f"the curves do not identify {'it' if len(st['at_bounds']) == 1 else 'them'}"
+                   f"; predictions for schedules unlike the fitted ones are not reliable")
+    return out
 
 
 def predict_curve(fit: FitResult, curve_or_lrs, steps=None) -> np.ndarray:
@@ -360,6 +425,8 @@ def predict_curve(fit: FitResult, curve_or_lrs, steps=None) -> np.ndarray:
     u = lrs / fit.lr_scale
     steps = np.asarray(steps, dtype=np.int64)
     mod = LAWS[fit.law]
+    if fit.law == "valley":
+        return valley.predict(fit.theta, u, steps)
     if fit.law.startswith("multipower"):
         plan = multipower.make_plan(u, steps, rho=fit.options.rho)
     else:

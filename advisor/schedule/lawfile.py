@@ -3,7 +3,7 @@
 Layout::
 
     schema: hp-advisor/schedule-law/v1
-    law: multipower            # or tissue
+    law: multipower            # or tissue, valley
     params: {L0: ..., A: ..., alpha: ..., B: ..., C: ..., beta: ..., gamma: ...}
     lr_scale: 0.0003           # peak LR of the fit; the law sees LR / lr_scale
     lam: null                  # tissue only: momentum of the annealing area
@@ -13,7 +13,8 @@ Layout::
       options: {...}
       curves: [{name, source, n_points, mean_rel, max_rel, final_rel}, ...]
       cv: {...}                # cross-validated choice of law and procedure (select.py)
-    provenance: {created, advisor_version, command}
+    provenance: {created, advisor_version, command, converged, at_bounds, identified,
+                 warnings}             # the optimizer's status (fitting.status_warnings)
 
 Loaded with the project's safe YAML loader (advisor.yamlio) and validated before use; written atomically (a temporary
 file in the same folder, then a rename), after validation.
@@ -29,10 +30,10 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.yamlio import atomic_write_text, read_yaml_file
-from advisor.schedule import multipower, tissue
+from advisor.schedule import multipower, tissue, valley
 
 SCHEMA = "hp-advisor/schedule-law/v1"
-_MODULES = {"multipower": multipower, "tissue": tissue}
+_MODULES = {"multipower": multipower, "tissue": tissue, "valley": valley}
 
 
 @dataclass
@@ -55,6 +56,8 @@ class ScheduleLaw:
         """Loss (nats) at ``steps`` for absolute per-step LRs ``lrs`` (index = step)."""
         u = np.asarray(lrs, dtype=np.float64) / self.lr_scale
         steps = np.asarray(steps, dtype=np.int64)
+        if self.law == "valley":
+            return valley.predict(self.theta, u, steps)
         if self.law == "multipower":
             return multipower.predict(self.theta, multipower.make_plan(u, steps, rho=self.rho))
         return tissue.predict(self.theta, tissue.make_plan(u, steps, lam=self.lam or 0.999))
@@ -92,6 +95,11 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
     lam = d.get("lam")
     if law == "tissue" and (not isinstance(lam, (int, float)) or not 0 < lam < 1):
         raise AdvisorError(f"{where}: a tissue law needs lam in (0, 1)")
+    if law == "valley":
+        if not 0 < params["p"] <= 3:
+            raise AdvisorError(f"{where}: a valley law needs p in (0, 3], got {params['p']!r}")
+        if not 0 < params["rho"] <= 2:
+            raise AdvisorError(f"{where}: a valley law needs rho in (0, 2]")
     rho = d.get("rho", 1.0)
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 2:
         raise AdvisorError(f"{where}: rho must be a number in (0, 2], got {rho!r}")
@@ -145,7 +153,7 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
     from datetime import datetime, timezone
 
     from advisor.version import __version__
-    from advisor.schedule.fitting import curve_errors
+    from advisor.schedule.fitting import curve_errors, status_warnings
 
     per_curve = []
     for c in curves:
@@ -183,8 +191,14 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "advisor_version": __version__,
             "command": command,
+            "converged": bool(fit.extra.get("status", {}).get("converged", True)),
+            "at_bounds": list(fit.extra.get("status", {}).get("at_bounds", [])),
+            "identified": bool(fit.extra.get("status", {}).get("identified", True)),
+            "warnings": status_warnings(fit),
             "references": ["Tissue et al. 2024, arXiv 2408.11029",
-                           "Luo et al. 2025, arXiv 2503.12811"],
+                           "Luo et al. 2025, arXiv 2503.12811"]
+            + (["valley law: ours (advisor/schedule/valley.py); river-valley picture of "
+                "Wen et al. 2024, arXiv 2410.05192"] if fit.law == "valley" else []),
         },
     }
     return _plain(d)

@@ -22,7 +22,10 @@ from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
 #: Default candidates. The multi-power law with beta, gamma held at 0.6, 0.65 (about what
 #: Luo et al. 2025 fit at 25M-400M) has 5 free constants instead of 7, for small fit sets.
 #: rho < 1 is our variant (forward area sum eta^rho, see multipower.make_plan); skip=0.2
-#: leaves the first 20% of each curve (the post-warmup transient) out of the fit.
+#: leaves the first 20% of each curve (the post-warmup transient) out of the fit. The valley
+#: law (ours, see valley.py) with rho 1 and 0.6: on Schaipp et al.'s curves at peak LR 2e-3,
+#: fitted on constant + cosine-to-10%, it predicts the other final losses to 0.19% where the
+#: earlier choice gave 4.49% (docs/schedules.md).
 _FIXED = (("beta", 0.6), ("gamma", 0.65))
 CANDIDATES = (
     ("multipower", FitOptions()),
@@ -34,6 +37,8 @@ CANDIDATES = (
     ("multipower", FitOptions(rho=0.6, fix=_FIXED)),
     ("multipower", FitOptions(rho=0.6, fix=_FIXED, skip=0.2)),
     ("multipower", FitOptions(rho=0.8, fix=_FIXED, skip=0.2)),
+    ("valley", FitOptions()),
+    ("valley", FitOptions(rho=0.6)),
 )
 
 
