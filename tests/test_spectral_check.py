@@ -25,7 +25,12 @@ def test_loglog_slope_recovers_a_power_law():
 
 def test_verdict_rules():
     assert verdict("blocks.0.q", "act_delta", "hidden", 0.5, 0.3)[0] == "FAIL"
-    assert verdict("blocks.0.q", "act_delta", "hidden", -0.5, 0.3)[0] == "FAIL"
+    # hidden activations may shrink (finite-width attention effect, issue 15)...
+    assert verdict("blocks.0.q", "act_delta", "hidden", -0.5, 0.3)[0] == "pass"
+    # ...their weights and updates may not
+    assert verdict("blocks.0.q", "update_op", "hidden", -0.5, 0.3)[0] == "FAIL"
+    assert verdict("blocks.0.q", "weight_op", "hidden", -0.5, 0.3)[0] == "FAIL"
+    assert verdict("attn_logits[0]", "attn_scale", "attention", -0.5, 0.3)[0] == "FAIL"
     # the readout's level may shrink (muP initialises it below its natural scale)...
     assert verdict("head", "weight_op", "readout", -0.5, 0.3)[0] == "pass"
     # ...but its update must keep scale, and nothing on the output side may grow
@@ -63,7 +68,9 @@ def family_results():
     so that the head size grows with width; 20 steps x 2 seeds per width, real text)."""
     variants = {"mup": {}, "sp": {"parameterization": "sp"}, "adamw": {"optimizer": "adamw"},
                 "sp_readout": {"readout": "sp"}, "sqrt_attention": {"attn_scale": "sp"}}
-    return {name: run_check(family_factory("proxy-llama", depth=2, n_heads=2, **ov), WIDTHS)
+    # the correct family at the default 4 seeds; the broken ones fail clearly with 3
+    return {name: run_check(family_factory("proxy-llama", depth=2, n_heads=2, **ov), WIDTHS,
+                            seeds=4 if name == "mup" else 3)
             for name, ov in variants.items()}
 
 
@@ -71,11 +78,23 @@ def _failed_layers(result):
     return {r.layer for r in result.failed}
 
 
-def test_mup_family_passes(family_results):
+def test_mup_family_never_fails_at_64_to_256(family_results):
+    """At 64/128/256 the second block's key update shrinks a little (slope -0.2, interval
+    [-0.32, -0.09] at 8 seeds): a finite-width effect of the smallest width that is gone at
+    128/256/512 (next test). The check may call it inconclusive, never a failure."""
     res = family_results["mup"]
-    assert res.passed, res.table(only_failures=True)
+    assert res.status in ("pass", "inconclusive"), res.report()
+    assert not res.failed
+    if res.status == "inconclusive":
+        assert res.exit_code == 3 and "--widths" in res.suggestion()
     stats = {r.statistic for r in res.rows}
-    assert {"act_rms", "act_delta", "attn_delta", "weight_op", "update_op"} <= stats
+    assert {"act_rms", "act_delta", "attn_delta", "attn_scale", "weight_op", "update_op"} <= stats
+
+
+@pytest.mark.slow
+def test_mup_family_passes_at_128_to_512(one_torch_thread):
+    res = run_check(family_factory("proxy-llama", depth=2, n_heads=2), (128, 256, 512))
+    assert res.passed, res.report()
 
 
 def test_standard_parameterisation_fails_on_hidden_layers_readout_and_attention(family_results):
@@ -110,9 +129,9 @@ def test_sqrt_attention_scale_fails_on_the_attention_logits(family_results):
 
 def test_user_factory_returning_only_a_model_through_the_pytest_helper():
     from calibration.spectral import example_factory as ef
-    assert_width_invariant(ef.mup_gpt, widths=WIDTHS, steps=20)
+    assert_width_invariant(ef.mup_gpt, widths=WIDTHS, steps=20, seeds=3)
     with pytest.raises(AssertionError, match="blocks.0.fc"):
-        assert_width_invariant(ef.model_only, widths=WIDTHS, steps=20)   # trained with AdamW
+        assert_width_invariant(ef.model_only, widths=WIDTHS, steps=20, seeds=3)   # AdamW
 
 
 def test_hugging_face_style_output_objects_are_accepted():
@@ -140,20 +159,24 @@ def test_hugging_face_style_output_objects_are_accepted():
 
 def test_cli_exit_codes_table_and_json(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["check-spectral", "--variant", "sp-readout", "--format", "json"])
+        main(["check-spectral", "--variant", "sp-readout", "--format", "json", "--seeds", "3"])
     assert exc.value.code == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] is False and "readout" in doc["failed_layers"]
-    assert {"layer", "statistic", "slope", "verdict", "values"} <= set(doc["rows"][0])
+    assert doc["status"] == "FAIL" and doc["causes"][0]["name"] == "readout"
+    assert {"layer", "statistic", "slope", "lo", "hi", "verdict", "values"} <= set(doc["rows"][0])
     with pytest.raises(SystemExit) as exc:
-        main(["check-spectral", "--factory", "calibration.spectral.example_factory:mup_gpt"])
+        main(["check-spectral", "--factory", "calibration.spectral.example_factory:mup_gpt",
+              "--seeds", "3"])
     assert exc.value.code == 0
     assert "PASS" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args", [["--widths", "64,128"], ["--widths", "64,x,128"],
                                   ["--factory", "no_such_module:f"], ["--factory", "nocolon"],
-                                  ["--steps", "0"], ["--family", "no-such-family"]])
+                                  ["--steps", "0"], ["--family", "no-such-family"],
+                                  ["--confidence", "1.5"], ["--seeds", "0"],
+                                  ["--steady-state", "--weight-decay", "0"]])
 def test_cli_bad_input_exits_2_with_one_line(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["check-spectral", *args])

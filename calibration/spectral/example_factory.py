@@ -85,7 +85,7 @@ class TinyGPT(nn.Module):
 
 def build(width: int, *, parameterization: str = "mup", attn: str | None = None,
           readout: str | None = None, optimizer: str | None = None, depth: int = 2,
-          lr: float = LR, seed: int = 0, vocab: int = VOCAB, seq_len: int = SEQ_LEN):
+          lr: float = LR, seed: int | None = None, vocab: int = VOCAB, seq_len: int = SEQ_LEN):
     """A (model, optimizer) pair. ``parameterization`` sets the defaults of the other three
     switches; each can be set on its own to build a single, deliberate mistake."""
     from mup import MuAdamW, set_base_shapes
@@ -94,7 +94,8 @@ def build(width: int, *, parameterization: str = "mup", attn: str | None = None,
     attn = attn or parameterization
     readout = readout or parameterization
     optimizer = optimizer or ("muadamw" if mup else "adamw")
-    torch.manual_seed(seed)
+    if seed is not None:            # None: the check seeds torch per replicate
+        torch.manual_seed(seed)
     shape = dict(depth=depth, attn=attn, readout=readout, vocab=vocab, seq_len=seq_len)
     model = TinyGPT(width, **shape)
     if mup:

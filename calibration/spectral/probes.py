@@ -73,14 +73,16 @@ def effective_matrix(mod: nn.Module) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def capture_attention(store: list):
-    """Record scale * q k^T of every ``F.scaled_dot_product_attention`` call (in order)."""
+def capture_attention(store: list, meta: list | None = None):
+    """Record scale * q k^T of every ``F.scaled_dot_product_attention`` call (in order);
+    with ``meta``, also {"scale", "explicit" (scale given), "d_head", "q_rms", "k_rms"}."""
     original = F.scaled_dot_product_attention
 
     def wrapped(q, k, v, *args, **kwargs):
         scale = kwargs.get("scale")
         if scale is None and len(args) >= 4:
             scale = args[3]
+        explicit = scale is not None
         if scale is None:
             scale = 1.0 / math.sqrt(q.shape[-1])
         with torch.no_grad():
@@ -88,6 +90,9 @@ def capture_attention(store: list):
             if kk.shape[-3] != q.shape[-3]:                  # grouped-query attention
                 kk = kk.repeat_interleave(q.shape[-3] // kk.shape[-3], dim=-3)
             store.append((scale * (q.float() @ kk.float().transpose(-2, -1))).cpu())
+            if meta is not None:
+                meta.append({"scale": float(scale), "explicit": explicit,
+                             "d_head": int(q.shape[-1]), "q_rms": rms(q), "k_rms": rms(kk)})
         return original(q, k, v, *args, **kwargs)
 
     F.scaled_dot_product_attention = wrapped
@@ -109,13 +114,27 @@ def record(model: nn.Module, inputs: torch.Tensor) -> dict:
                 acts[name] = out.detach().float().cpu()
         hooks.append(mod.register_forward_hook(hook))
     attn: list = []
+    meta: list = []
     try:
-        with capture_attention(attn):
+        with capture_attention(attn, meta):
             acts["logits"] = logits_of(model(inputs)).detach().float().cpu()
     finally:
         for h in hooks:
             h.remove()
-    return {"acts": acts, "attn": {f"attn_logits[{i}]": a for i, a in enumerate(attn)}}
+    return {"acts": acts, "attn": {f"attn_logits[{i}]": a for i, a in enumerate(attn)},
+            "attn_meta": {f"attn_logits[{i}]": m for i, m in enumerate(meta)}}
+
+
+def attention_scale_stat(logits: torch.Tensor, meta: dict) -> float | None:
+    """The attention scale times d_head, read from behaviour at initialisation:
+    rms(scale * q.k) * sqrt(d_head) / (rms(q) rms(k)). For independent random q and k,
+    rms(q.k) = sqrt(d_head) rms(q) rms(k), so this is scale * d_head: constant in width under
+    muP's attn_mult / d_head, growing as sqrt(d_head) under 1/sqrt(d_head). None where it
+    cannot be read: q or k zero at init, or scale passed as exactly 1 (q or k pre-scaled
+    inside the model, where this reading would be wrong)."""
+    if meta["q_rms"] <= 0 or meta["k_rms"] <= 0 or (meta["explicit"] and meta["scale"] == 1.0):
+        return None
+    return rms(logits) * math.sqrt(meta["d_head"]) / (meta["q_rms"] * meta["k_rms"])
 
 
 def snapshot_weights(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -6,20 +6,22 @@
     def test_my_model_is_width_invariant():
         assert_width_invariant(make_model, widths=(64, 128, 256), steps=20)
 
-Fails with the table of failing layers (see ``calibration.spectral.invariance``).
+Fails with the report (causes first, then the failing or inconclusive rows) unless the check
+passes; an inconclusive result fails too, with what would settle it (see
+``calibration.spectral.invariance``).
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from calibration.spectral.invariance import DEFAULT_TOL, CheckResult, run_check
+from calibration.spectral.invariance import DEFAULT_SEEDS, DEFAULT_TOL, CheckResult, run_check
 
 
 def assert_width_invariant(factory: Callable, widths=(64, 128, 256), steps: int = 20,
-                           tol: float = DEFAULT_TOL, seeds: int = 2, **kw) -> CheckResult:
+                           tol: float = DEFAULT_TOL, seeds: int = DEFAULT_SEEDS,
+                           **kw) -> CheckResult:
     """Run the check; raise AssertionError naming the failing layers. Returns the result."""
     result = run_check(factory, widths, steps=steps, tol=tol, seeds=seeds, **kw)
     if not result.passed:
-        raise AssertionError("layers are not width-invariant:\n"
-                             + result.table(only_failures=True))
+        raise AssertionError(f"width-invariance check {result.status}:\n" + result.report())
     return result
