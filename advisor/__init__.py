@@ -9,9 +9,9 @@ Library use::
 Importing this package is cheap: it never imports torch.
 """
 from advisor.errors import AdvisorError
+from advisor.version import __version__
 
-__all__ = ["AdvisorError", "recommend"]
-__version__ = "0.1.0"
+__all__ = ["AdvisorError", "recommend", "__version__"]
 
 
 def __getattr__(name):  # lazy, so `import advisor` stays fast

@@ -204,8 +204,3 @@ def parse_schedule(spec: str) -> Schedule:
                     raise AdvisorError(f"cannot parse schedule {spec!r}: {key} must be a "
                                        f"number, got {value!r}") from None
     return Schedule(family=family, **kwargs)
-
-
-def lr_at(schedule: Schedule, peak_lr: float, total_steps: int) -> np.ndarray:
-    """Absolute LRs for steps 1..total_steps."""
-    return peak_lr * schedule.multipliers(total_steps)

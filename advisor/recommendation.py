@@ -310,7 +310,7 @@ def _range_extra(ls, q, lr, b, loss):
 
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
-              base_width: int = DEFAULT_BASE_WIDTH, schedule_law=None,
+              base_width=None, schedule_law=None,
               model_spec=None, base_depth=None, depth_alpha=None) -> Recommendation:
     """Recommend a training configuration.
 
@@ -322,7 +322,9 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         law: name of a shipped law set for LR and batch size (``advisor laws`` lists them).
         laws_file: path to a law-set YAML (e.g. from ``advisor fit``); overrides ``law``.
         family: target-model family in recipes/families (shape for the parameter count).
-        base_width: width of the muP proxy the muP multipliers are relative to.
+        base_width: width (channels) of the muP proxy the muP multipliers are relative to;
+            default: the law set's ``mup.base_width`` (``advisor fit`` records the sweep's),
+            else DEFAULT_BASE_WIDTH.
         schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
             the schedule block comes from ``advisor.schedule.recommend_schedule``.
         model_spec: the real architecture (advisor.modelspec: d_model, n_layers, n_heads,
@@ -333,9 +335,11 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     """
     from advisor.numbers import parse_count, parse_seq_len
     seq_len = parse_seq_len(seq_len)
-    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
     shape, params, shape_source = _target_shape(params, family, model_spec)
     primary = load_lawset(law) if laws_file is None else load_lawset_file(laws_file)
+    if base_width is None:
+        base_width = (primary.mup or {}).get("base_width", DEFAULT_BASE_WIDTH)
+    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
     for q in ("learning_rate", "batch_size"):
         if not primary.has(q):
             raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "

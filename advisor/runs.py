@@ -7,7 +7,10 @@ column exists, else from ``bs`` in sequences of the row's ``seq_len`` column whe
 has one, else of ``seq_len`` tokens (Step Law's dense file: 2048). Optional
 columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status`` (finished | diverged |
 failed), ``exp_name``, ``ti`` (steps; when present it must agree with D / batch, which catches
-a batch given in the wrong unit).
+a batch given in the wrong unit), ``lr_convention`` (peak | mup_base: what ``lr`` means; a
+results store records it for every run, from the run's parameterisation and optimizer) and
+``base_width`` (the muP base width, channels, where lr is mup_base). Where the runs record
+their convention, ``advisor fit`` takes it from them (:func:`resolve_lr_convention`).
 
 Checks, each failing with one line (AdvisorError): missing columns, non-numbers, NaN losses
 of runs not marked diverged, duplicate runs (same N, D, lr, batch, weight decay and seed),
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.lawset import CONVENTIONS
 
 STEPLAW_SEQ_LEN = 2048
 DIVERGED_EXCESS = 0.2          # loss > 1.2 x the cell's best: diverged
@@ -41,7 +45,9 @@ LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
 MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
 MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
 FAILED = "failed"
-MUST_AGREE = ("parameterization", "schedule", "optimizer")   # a law is fitted under one of each
+MUST_AGREE = ("parameterization", "schedule", "optimizer", "lr_convention",
+              "base_width")                # a law is fitted under one of each
+LR_CONVENTIONS = CONVENTIONS["learning_rate"]   # what a law set's lr can mean
 
 
 @dataclass
@@ -72,6 +78,8 @@ class RunTable:
     cell_by: tuple = ()                          # the names of those columns
     n_column: str = "N"                          # the column N was read from
     optimizer: str = ""      # the runs' optimizer column (muadamw, muon-spectral, ...), "" unknown
+    lr_convention: str | None = None   # what lr means (peak | mup_base); None: not recorded
+    mup_base_width: int | None = None  # muP base width (channels) where lr is mup_base
 
     def cell_flops_per_token(self, c: int):
         """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
@@ -136,7 +144,8 @@ class RunTable:
                         flops_per_token=None if self.flops_per_token is None
                         else self.flops_per_token[mask],
                         cell_labels=tuple(c[mask] for c in self.cell_labels),
-                        cell_by=self.cell_by, n_column=self.n_column)
+                        cell_by=self.cell_by, n_column=self.n_column,
+                        lr_convention=self.lr_convention, mup_base_width=self.mup_base_width)
 
     def summary(self) -> str:
         by = ", ".join(("N" if self.n_column == "N" else f"N={self.n_column}", "D")
@@ -186,7 +195,7 @@ def select_rows(rows: list[dict], select, source: str) -> list[dict]:
 
 
 def _store_rows(p: Path) -> list[dict]:
-    from calibration.store import ResultsStore  # torch-free; imported only for stores
+    from advisor.store import ResultsStore  # torch-free; imported only for stores
 
     store = ResultsStore.open(p)
     try:
@@ -264,7 +273,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     if missing:
         raise AdvisorError(f"{source}: missing column(s) {', '.join(missing)} (expected the "
                            "Step Law layout: N, D, lr, bs, loss, smooth loss; see "
-                           "shared/data/external/README.md)")
+                           "docs/fitting.md, 'Reference')")
     if not isinstance(seq_len, int) or seq_len <= 0:
         raise AdvisorError(f"seq_len must be a positive integer, got {seq_len!r}")
 
@@ -273,6 +282,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         if len(values) > 1:
             raise AdvisorError(f"{source}: runs differ in {col} ({', '.join(values[:4])}); fit "
                                f"one at a time, e.g. --select {col}={values[0]}")
+    lr_convention, base_width = _conventions(rows, source)
     has_status = "status" in cols
     names = []
     N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col, M = ([] for _ in range(12))
@@ -361,13 +371,53 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                      n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
                      cell_labels=labels, cell_by=cell_by, n_column=n_column,
                      optimizer=next((str(r["optimizer"]) for r in rows
-                                     if r.get("optimizer") not in (None, "")), ""))
+                                     if r.get("optimizer") not in (None, "")), ""),
+                     lr_convention=lr_convention, mup_base_width=base_width)
     _note_mixed_architectures(table, {c: np.array(v, dtype=object) for c, v in arch.items()})
     _mark_blown_up(table)
     if not table.finished.any():
         raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "
                            "everywhere, so there is no optimum to fit")
     return table
+
+
+def _conventions(rows: list[dict], source: str) -> tuple:
+    """(lr convention, muP base width) the rows record in ``lr_convention`` and
+    ``base_width`` columns (a results store writes both; a CSV may), or None where not
+    recorded. The columns already agree across rows (MUST_AGREE)."""
+    conv = next((str(r["lr_convention"]).strip() for r in rows
+                 if r.get("lr_convention") not in (None, "")), None)
+    if conv is not None and conv not in LR_CONVENTIONS:
+        raise AdvisorError(f"{source}: lr_convention must be one of "
+                           f"{', '.join(LR_CONVENTIONS)}, got {conv!r}")
+    raw = next((r["base_width"] for r in rows if r.get("base_width") not in (None, "")), None)
+    width = None
+    if raw is not None:
+        try:
+            width = int(float(raw))
+        except (TypeError, ValueError):
+            width = 0
+        if width < 1 or width != float(raw):
+            raise AdvisorError(f"{source}: base_width must be a positive integer (channels), "
+                               f"got {raw!r}")
+    if conv == "mup_base" and width is None:
+        raise AdvisorError(f"{source}: lr_convention is mup_base but no base_width column "
+                           "says which width the LR is for")
+    return conv, width
+
+
+def resolve_lr_convention(given: str | None, table: RunTable) -> str:
+    """The LR convention to fit under: what the runs record (a results store always does),
+    else ``given``, else ``peak``. A ``given`` that contradicts the runs is an error."""
+    if given is not None and given not in LR_CONVENTIONS:
+        raise AdvisorError(f"--lr-convention must be one of {', '.join(LR_CONVENTIONS)}, "
+                           f"got {given!r}")
+    if table.lr_convention is None:
+        return given or "peak"
+    if given is not None and given != table.lr_convention:
+        raise AdvisorError(f"--lr-convention {given}: the runs of {table.source} record "
+                           f"lr_convention {table.lr_convention}; leave the option out")
+    return table.lr_convention
 
 
 def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source, bs_col, sl_col):

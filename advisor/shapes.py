@@ -110,14 +110,41 @@ class Shape:
         return asdict(self)
 
 
+def family_names() -> list[str]:
+    """Names of the families shipped in recipes/families (target and proxy kinds)."""
+    base = resources.files("recipes") / "families"
+    return sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_family_file(name_or_path):
+    """The one reader of recipes/families: a shipped family's name (or a path to a YAML
+    file) -> its mapping, parsed safely. Target families (``kind: target``) are turned into a
+    :class:`Family` by :func:`load_family`; proxy families (the models ``advisor calibrate``
+    trains) by ``advisor.proxyspec.ProxyConfig.from_family``."""
+    from pathlib import Path
+
+    from advisor.yamlio import read_yaml_file
+
+    p = Path(str(name_or_path))
+    if p.suffix:
+        d = read_yaml_file(p, "family file")
+    else:
+        names = family_names()
+        if str(name_or_path) not in names:
+            raise AdvisorError(f"unknown model family {name_or_path!r}; available: "
+                               f"{', '.join(names)}")
+        base = resources.files("recipes") / "families"
+        d = parse_yaml_text((base / f"{name_or_path}.yaml").read_text(encoding="utf-8"),
+                            f"family {name_or_path}")
+    if not isinstance(d, Mapping):
+        raise AdvisorError(f"family file {name_or_path} must be a mapping")
+    return d
+
+
 def load_family(name: str) -> Family:
     """A target-model family from recipes/families/<name>.yaml."""
-    base = resources.files("recipes") / "families"
-    names = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".yaml"))
-    if name not in names:
-        raise AdvisorError(f"unknown model family {name!r}; available: {', '.join(names)}")
-    d = parse_yaml_text((base / f"{name}.yaml").read_text(encoding="utf-8"), f"family {name}")
-    if not isinstance(d, Mapping) or d.get("kind") != "target":
+    d = read_family_file(name)
+    if d.get("kind") != "target":
         raise AdvisorError(f"family {name!r} is not a target-model family (kind: target)")
     unknown = set(d) - _FAMILY_KEYS
     if unknown:

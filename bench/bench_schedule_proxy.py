@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
 
 def proxy_specs(args) -> dict:
     """{schedule: RunSpec} of the five runs (fit schedules first)."""
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
 
     model = {}
     for item in filter(None, args.model.split(",")):
@@ -146,7 +146,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
 
     from calibration.data import load_data
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     out = Path(args.out)
     store = ResultsStore.open_or_create(out / "store")

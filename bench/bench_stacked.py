@@ -7,7 +7,7 @@
 For every width, the same sweep (``--lrs`` learning rates a factor of 2 apart, times
 ``--seeds`` seeds) of the muP proxy (recipes/families/proxy-llama.yaml) on the embedded stdlib
 corpus is trained twice: one run at a time through ``calibration.train.train_run`` (what a
-sweep does without stacking) and as stacks through ``calibration.stacked.train_stack``
+sweep does without stacking) and as stacks through ``calibration.group.train_stack``
 (members per stack chosen from free GPU memory, or ``--stack-max``). Both paths use what
 ``advisor calibrate`` uses on that device (bf16 autocast and torch.compile on CUDA, fp32
 eager on the CPU).
@@ -42,7 +42,7 @@ CPU_DEFAULTS = dict(widths=[32, 64, 128], depth=2, batch=8, seq_len=64, steps=24
 
 def sweep_specs(width: int, args) -> list:
     """The sweep at one width: LRs 2^lo .. 2^(lo+lrs-1) x seeds, one evaluation at the end."""
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
 
     model = {"head_dim": args.head_dim} if args.head_dim else {}
     base = RunSpec(width=width, depth=args.depth, batch_size=args.batch, seq_len=args.seq_len,
@@ -106,7 +106,8 @@ def one_at_a_time(specs, data, device, args) -> dict:
 
 
 def stacked(specs, data, device, args) -> dict:
-    from calibration.stacked import split_evenly, train_stack
+    from calibration.group import train_stack
+    from calibration.stacked import split_evenly
 
     clock = StepClock(device)
     t0 = time.perf_counter()
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
 
     from bench_throughput import device_peak
     from calibration.data import load_data
-    from calibration.train import resolve_device
+    from calibration.runtime import resolve_device
 
     device = resolve_device(args.device)
     apply_presets(args, device)

@@ -82,7 +82,7 @@ def device_peak(device: str, measured: bool = False) -> tuple[str, float, str]:
 def bench_width(width: int, args, data) -> dict:
     import torch
 
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
     from calibration.data import BatchSampler
     from calibration.model import build_model, build_optimizer, compute_loss, flops_per_token
 
@@ -153,7 +153,7 @@ def main(argv=None):
     import torch
 
     from calibration.data import load_data
-    from calibration.train import resolve_device
+    from calibration.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

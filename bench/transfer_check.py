@@ -140,9 +140,9 @@ def _most_common(values):
 
 def run(args) -> int:
     from advisor.lawset import load_lawset
-    from calibration.plan import Plan
-    from calibration.store import ResultsStore
-    from calibration.train import RunSpec
+    from advisor.plan import Plan
+    from advisor.store import ResultsStore
+    from advisor.runspec import RunSpec
 
     cal = ResultsStore.open(args.calibration)
     try:

@@ -4,9 +4,13 @@ Modules (torch is imported only by the ones that train):
 
 - ``model``: the proxy transformer family (muP or standard parameterisation), optimiser.
 - ``data``: the embedded corpus (Python standard library source bytes) and user data.
-- ``train``: one run (``train_run``) or a group of runs (``train_group``) with its loss curve.
-- ``plan``: sweep plans (YAML in recipes/plans/) expanded to run specs.
-- ``store``: the SQLite results store (torch-free; what the fitting code reads).
+- ``train``: one run (``train_run``) with its loss curve; ``runtime``: what it shares with
+  ``stacked`` (many runs as one model); ``group``: a group of runs, stacked or one at a time.
 - ``sweep``: executors (in-process, one process per GPU, Ray) and the progress bar.
 - ``coordcheck``: the muP coordinate check.
+
+The torch-free parts live in advisor/: run specs (``advisor.runspec``), the proxy
+configuration (``advisor.proxyspec``), plans (``advisor.plan``), the results store
+(``advisor.store``) and its summaries (``advisor.summary``). This package imports advisor/,
+never the reverse (tests/test_layers.py).
 """

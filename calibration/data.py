@@ -194,20 +194,30 @@ def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
 # Batches (torch imported lazily)
 # --------------------------------------------------------------------------------------
 
+def windows(arr, starts: np.ndarray, seq_len: int) -> np.ndarray:
+    """Token windows of seq_len + 1 tokens at ``starts`` (any shape S): int64 array S + (T+1,),
+    gathered with one fancy index. Inputs are ``[..., :-1]``, targets ``[..., 1:]``."""
+    idx = np.asarray(starts, dtype=np.int64)[..., None] + np.arange(seq_len + 1)
+    return np.asarray(arr[idx], dtype=np.int64)
+
+
 class BatchSampler:
-    """Random training windows (nanoGPT style), reproducible from a seed."""
+    """Random training windows (nanoGPT style), reproducible from a seed: the one source of
+    training batches (single runs draw :meth:`next`; a stack draws each member's
+    :meth:`next_starts` and gathers them together with :func:`windows`)."""
 
     def __init__(self, data: TokenData, batch_size: int, seq_len: int, seed: int):
         self.data, self.batch_size, self.seq_len = data, batch_size, seq_len
         self.rng = np.random.default_rng(seed)
 
+    def next_starts(self) -> np.ndarray:
+        """Start offsets of the next batch's windows (draws from the generator)."""
+        return self.rng.integers(0, len(self.data.train) - self.seq_len, size=self.batch_size)
+
     def next(self, device):
         import torch
 
-        arr = self.data.train
-        starts = self.rng.integers(0, len(arr) - self.seq_len, size=self.batch_size)
-        chunk = np.stack([np.asarray(arr[s:s + self.seq_len + 1], dtype=np.int64) for s in starts])
-        t = torch.from_numpy(chunk)
+        t = torch.from_numpy(windows(self.data.train, self.next_starts(), self.seq_len))
         if str(device).startswith("cuda"):
             t = t.pin_memory().to(device, non_blocking=True)
         else:

@@ -115,9 +115,7 @@ def markdown_table(rows: list[DepthRow]) -> str:
 
 def plot(rows: list[DepthRow], path) -> None:
     """One panel per alpha: final held-out loss against LR, one line per depth, best marked."""
-    import os
-    import tempfile
-    from pathlib import Path
+    from advisor.outputs import atomic_output
 
     import matplotlib
 
@@ -147,17 +145,9 @@ def plot(rows: list[DepthRow], path) -> None:
     axes[0][0].set_ylabel("final held-out loss (nats/byte)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_output(path, "plot", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
 
@@ -165,7 +155,7 @@ def plot(rows: list[DepthRow], path) -> None:
 def main(argv=None) -> int:
     import argparse
 
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     ap = argparse.ArgumentParser(description="transfer in depth: best LR and loss per depth")
     ap.add_argument("store", help="sweep directory holding results.sqlite")

@@ -30,8 +30,9 @@ all K forward and backward passes as batched kernels and one Adam(W) update:
   ``$ADVISOR_STACK_MAX`` or ``max_members=`` override. A stack that still runs out of
   memory is retried as two halves.
 
-:func:`train_stack` has :func:`calibration.train.train_group`'s signature and returns the same
-:class:`~calibration.train.RunResult` per member, so the executors and the results store see
+:func:`calibration.group.train_stack` (the driver: grouping, stack sizes, fallbacks) has
+:func:`calibration.group.train_group`'s signature and returns the same
+:class:`~calibration.runtime.RunResult` per member, so the executors and the results store see
 one row per member as before. tests/test_stacked.py checks on the CPU, in float64, that a
 member of a stack follows the loss curve of the same spec trained alone by ``train_run``.
 """
@@ -44,8 +45,10 @@ import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
+from advisor.runspec import stack_key
+from calibration.runtime import (MultiplierStream, RunTracker, autocast_for, batch_sampler,
+                                 heldout_loss, wants_compile)
 from calibration.stacked_optim import adam_update, stacked_optimizer
-from calibration.train import MultiplierStream
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
 # past a few dozen members the GPU is busy anyway and a failure costs more runs at once.
@@ -221,74 +224,16 @@ def clip_member_grads(params: Sequence, max_norm, eps: float = 1e-6):
 # Training a stack of RunSpecs (the calibration engine's entry point)
 # --------------------------------------------------------------------------------------
 
-# RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
-# pass (model overrides, z-loss), the shared held-out batches, or Adam's betas (one bias
-# correction for all). Everything else (lr, weight_decay, seed, schedule, tokens, eps,
-# grad_clip, eval_interval, diverge_factor, optimizer kind) may differ per member.
-STACK_KEY_FIELDS = ("family", "width", "depth", "parameterization", "batch_size", "seq_len",
-                    "beta1", "beta2", "eval_sequences", "data", "model", "compile")
-
-
-def stack_key(spec) -> tuple:
-    """Specs with equal keys can train in one stack."""
-    return tuple(getattr(spec, f) for f in STACK_KEY_FIELDS)
-
-
 class _StackOOM(Exception):
     """The stack ran out of device memory; the caller retries with fewer members."""
-
-
-class _MemberLog:
-    """Host-side bookkeeping of one member, mirroring calibration.train.train_run's loop."""
-
-    def __init__(self, spec, result):
-        self.spec, self.result = spec, result
-        self.first_loss = None
-        self.ema = None
-        self.since, self.since_n = 0.0, 0
-        self.status = "finished"
-        self.done = False          # result final and reported
-        self.end_step = spec.steps
-
-    def record(self, step: int, loss_v: float) -> bool:
-        """Take the training loss of ``step``; True when this step ends the run."""
-        spec = self.spec
-        self.result.tokens_seen = step * spec.tokens_per_step
-        if not math.isfinite(loss_v):
-            self.status = "diverged"
-        else:
-            self.first_loss = loss_v if self.first_loss is None else self.first_loss
-            self.ema = loss_v if self.ema is None else 0.9 * self.ema + 0.1 * loss_v
-            self.since += loss_v
-            self.since_n += 1
-            if step > 10 and self.ema > spec.diverge_factor * self.first_loss:
-                self.status = "diverged"
-        if self.status == "diverged":
-            self.end_step = step
-        return step == spec.steps or self.status == "diverged"
-
-    def wants_curve_point(self, step: int) -> bool:
-        return step % self.spec.eval_interval == 0 or step == self.end_step
-
-    def add_curve_point(self, step: int, lr_mult: float, val: float) -> None:
-        c = self.result.curve
-        c["step"].append(step)
-        c["tokens"].append(step * self.spec.tokens_per_step)
-        c["lr"].append(self.spec.lr * lr_mult)
-        c["train_loss"].append(self.since / self.since_n if self.since_n else math.nan)
-        c["val_loss"].append(val)
-        self.since, self.since_n = 0.0, 0
 
 
 class _Stack:
     """K RunSpecs of one stack key, built and stepped together."""
 
     def __init__(self, specs, data, device: str, compile_ok: bool = True):
-        import contextlib
-
         import torch
 
-        from calibration.data import BatchSampler
         from calibration.model import build_model, build_optimizer, compute_loss, count_params
 
         self.specs, self.data, self.device = list(specs), data, device
@@ -307,7 +252,7 @@ class _Stack:
         self.n_params = count_params(models[0])
         member_params = [dict(m.named_parameters()) for m in models]
         self.model = StackedModel(models)
-        want = spec0.compile == "always" or (spec0.compile == "auto" and self.is_cuda)
+        want = wants_compile(spec0, device)
         self.opt = stacked_optimizer(self.model.params, member_params, opts,
                                      compile=want and compile_ok)
         del opts, models, member_params
@@ -321,17 +266,13 @@ class _Stack:
         self.clip = torch.tensor([s.grad_clip for s in self.specs], dtype=p0.dtype, device=device)
         self.any_clip = bool((self.clip > 0).any())
         # the data order of each member is its single run's: the same sampler and seed
-        self.samplers = [BatchSampler(data, s.batch_size, s.seq_len, seed=s.seed + 1_000_003)
-                         for s in self.specs]
+        self.samplers = [batch_sampler(data, s) for s in self.specs]
         # per-member CE of the steps not yet read back: a ring of sync_every rows (the host
         # reads them at least every sync_every steps), not one row per step of the run
         self.sync_every = _sync_every(device, self.specs)
         self.losses = torch.zeros(self.sync_every, self.K, dtype=torch.float32, device=device)
 
-        if self.is_cuda:
-            self.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        else:
-            self.autocast = contextlib.nullcontext
+        self.autocast = autocast_for(device)
         autocast, z_loss = self.autocast, cfg.z_loss
 
         def member_loss(forward, x, y):
@@ -388,18 +329,16 @@ class _Stack:
     def batch(self):
         """Every member's next training batch, (K, B, T) inputs and targets, one transfer.
 
-        Draws exactly what ``BatchSampler.next`` draws for each member (same generator calls,
-        same windows); gathered with one fancy index instead of B slices per member.
+        Draws exactly what ``BatchSampler.next`` draws for each member (the same
+        ``next_starts`` calls, the same ``windows``), gathered in one index for all members.
         """
         import numpy as np
         import torch
 
-        arr = self.data.train
-        T = self.specs[0].seq_len
-        starts = np.stack([s.rng.integers(0, len(arr) - s.seq_len, size=s.batch_size)
-                           for s in self.samplers])                      # (K, B)
-        idx = starts[..., None] + np.arange(T + 1)
-        chunk = torch.from_numpy(np.asarray(arr[idx], dtype=np.int64))
+        from calibration.data import windows
+
+        starts = np.stack([s.next_starts() for s in self.samplers])     # (K, B)
+        chunk = torch.from_numpy(windows(self.data.train, starts, self.specs[0].seq_len))
         if self.is_cuda:
             chunk = chunk.pin_memory().to(self.device, non_blocking=True)
         else:
@@ -463,19 +402,10 @@ class _Stack:
         evaluation computes it (same windows, same batches)."""
         import torch
 
-        from calibration.data import heldout_batches
-
-        spec = self.specs[0]
         idx = torch.tensor(members, device=self.device)
         params = self.model.subset(idx)
-        total = torch.zeros(len(members), dtype=torch.float64, device=self.device)
-        n = 0
-        with torch.no_grad():
-            for x, y in heldout_batches(self.data, spec.seq_len, spec.eval_sequences,
-                                        spec.batch_size, self.device):
-                total += self.eval_fn(params, self.model.buffers, x, y).double()
-                n += y.numel()
-        return (total / n).tolist()
+        return heldout_loss(self.data, self.specs[0], self.device,
+                            lambda x, y: self.eval_fn(params, self.model.buffers, x, y)).tolist()
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -497,15 +427,15 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
     """Train one stack to the end; reports each member through ``on_result`` as it ends.
 
     Returns the list of RunResults (in ``specs`` order). Raises _StackOOM on device memory
-    exhaustion (with the members already reported in ``exc.args[0]``).
+    exhaustion (the caller knows which members were already reported).
     """
     import torch
 
-    from calibration.train import RunResult
+    from calibration.runtime import RunResult
 
     t0 = time.perf_counter()
     clock = _Clock(t0)
-    logs = [_MemberLog(s, RunResult(spec=s, status="failed", device=str(device))) for s in specs]
+    logs = [RunTracker(s, RunResult(spec=s, status="failed", device=str(device))) for s in specs]
     try:
         stack = _Stack(specs, data, device, compile_ok=compile_ok)
     except AdvisorError as exc:      # bad settings: every member fails as train_run would
@@ -516,7 +446,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
         return [log.result for log in logs]
     except Exception as exc:
         if _is_oom(exc):
-            raise _StackOOM([]) from exc
+            raise _StackOOM() from exc
         raise
     for log in logs:
         log.result.n_params, log.result.n_params_non_embedding = stack.n_params
@@ -572,7 +502,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
             torch.cuda.synchronize()
     except Exception as exc:
         if _is_oom(exc):
-            raise _StackOOM([log.spec for log in logs if log.done]) from exc
+            raise _StackOOM() from exc
         raise
     return [log.result for log in logs]
 
@@ -595,7 +525,7 @@ class _Clock:
             self.step_s += dt
 
 
-def _report(log: _MemberLog, clock: _Clock, on_result) -> None:
+def _report(log: RunTracker, clock: _Clock, on_result) -> None:
     r = log.result
     r.startup_s = clock.startup_s
     r.wall_time_s = clock.step_s        # the stack's step time up to this member's end
@@ -657,72 +587,3 @@ def choose_stack_size(specs, data, device, max_members: int | None = None) -> in
     per, fixed = _MEMBER_BYTES[key]
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return stack_size_from_memory(n, free, per, fixed)
-
-
-def train_stack(specs, data, device: str = "cpu", on_result=None, *,
-                max_members: int | None = None, progress=None):
-    """Train runs as stacks of same-shape members; ``calibration.train.train_group``'s
-    signature and results (one RunResult per spec, in ``specs`` order; ``on_result`` called
-    as each member ends).
-
-    Specs are grouped by :data:`STACK_KEY_FIELDS`, sorted by length (so members of a stack
-    end close together), and cut into stacks of K members, K from free GPU memory or
-    ``max_members`` / ``$ADVISOR_STACK_MAX`` / 8 on the CPU. A stack that runs out of
-    memory is retried as two halves; a stack that fails for another reason falls back to
-    ``train_run`` one member at a time for the members not yet reported (with a warning),
-    so a sweep never loses runs to the stacking itself.
-    """
-    from calibration.train import resolve_device, train_run
-
-    specs = list(specs)
-    if not specs:
-        return []
-    device = resolve_device(device)
-    results: dict[int, object] = {}
-    groups: dict[tuple, list[int]] = {}
-    for i, s in enumerate(specs):
-        groups.setdefault(stack_key(s), []).append(i)
-
-    def deliver(i, r):
-        results[i] = r
-        if on_result is not None:
-            on_result(r)
-
-    for idxs in groups.values():
-        idxs = sorted(idxs, key=lambda i: -specs[i].steps)
-        try:
-            k = choose_stack_size([specs[i] for i in idxs], data, device, max_members)
-        except AdvisorError:
-            raise
-        except Exception as exc:
-            warnings.warn(f"could not measure stack memory ({type(exc).__name__}: {exc}); "
-                          f"using stacks of {CPU_MAX_MEMBERS}")
-            k = min(len(idxs), CPU_MAX_MEMBERS)
-        todo = split_evenly(idxs, k)
-        while todo:
-            chunk = todo.pop(0)
-            reported = set()
-
-            def on_member(r, chunk=chunk, reported=reported):
-                i = next(i for i in chunk if specs[i] is r.spec and i not in reported)
-                reported.add(i)
-                deliver(i, r)
-
-            try:
-                if len(chunk) == 1:
-                    on_member(train_run(specs[chunk[0]], data, device))
-                else:
-                    _run_stack([specs[i] for i in chunk], data, device, on_member, progress)
-            except _StackOOM:
-                rest = [i for i in chunk if i not in reported]
-                half = max(1, len(rest) // 2)
-                warnings.warn(f"a stack of {len(chunk)} ran out of device memory; "
-                              f"retrying its {len(rest)} unfinished members in stacks of {half}")
-                todo[:0] = split_evenly(rest, half)
-            except Exception as exc:
-                rest = [i for i in chunk if i not in reported]
-                warnings.warn(f"stacked training failed ({type(exc).__name__}: {exc}); "
-                              f"training {len(rest)} member(s) one at a time")
-                for i in rest:
-                    on_member(train_run(specs[i], data, device))
-    return [results[i] for i in range(len(specs))]

@@ -7,7 +7,7 @@
   when omitted); this process claims the runs, and writes what the tasks return.
 
 Every worker (an inproc sweep, each process of ``gpus``, the Ray driver) claims a run in the
-store before training it (a lease with a heartbeat: calibration.store.LeaseKeeper), so any
+store before training it (a lease with a heartbeat: advisor.store.LeaseKeeper), so any
 number of sweeps started on one store share its runs instead of repeating them, and a run
 whose worker died (its pid gone, or its lease expired) is taken over by another.
 
@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from advisor.errors import AdvisorError
 
 EXECUTORS = ("inproc", "gpus", "ray")
-# Settings that must agree for runs to share a group (a shape and a step count).
-_GROUP_KEYS = ("family", "width", "depth", "parameterization", "model", "batch_size", "seq_len",
-               "tokens", "optimizer", "data", "eval_interval", "eval_sequences", "compile")
 
 
 @dataclass
@@ -45,11 +42,14 @@ class SweepSummary:
 
 
 def group_specs(specs) -> list[list]:
-    """Runs that share a shape and a step count, in first-appearance order."""
+    """Runs that can train in one stack (:func:`advisor.runspec.stack_key`, the one key that
+    decides it: same shape, data and betas; token budgets, LRs, schedules may differ), in
+    first-appearance order."""
+    from advisor.runspec import stack_key
+
     groups: "OrderedDict[tuple, list]" = OrderedDict()
     for s in specs:
-        key = tuple(str(getattr(s, k)) for k in _GROUP_KEYS)
-        groups.setdefault(key, []).append(s)
+        groups.setdefault(stack_key(s), []).append(s)
     return list(groups.values())
 
 
@@ -138,9 +138,9 @@ def device_memory(device: str) -> tuple[float, str, int]:
 
 def check_inputs(plan, device: str):
     """Load and check every data source the plan uses, and that each run's estimated memory
-    and time fit (calibration.plan's bounds), before any compute."""
+    and time fit (advisor.plan's bounds), before any compute."""
     from calibration.data import load_data
-    from calibration.plan import check_memory, check_time
+    from advisor.plan import check_memory, check_time
 
     datas = {}
     for spec in plan.specs:
@@ -167,7 +167,7 @@ def claim_loop(units, lease, train_unit, should_stop=lambda: False,
                poll_s: float | None = None) -> list[str]:
     """Train, one unit at a time, the runs of ``units`` this worker can claim.
 
-    ``lease``: a calibration.store.LeaseKeeper; ``train_unit(specs)`` trains the claimed
+    ``lease``: a advisor.store.LeaseKeeper; ``train_unit(specs)`` trains the claimed
     members of a unit and records each of them (closing its attempt and lease). Runs held by
     a live worker are waited for, every ``poll_s`` seconds (default a quarter of the lease,
     at most 2 s): if that worker dies or its lease expires, this one takes the run over. Ends
@@ -209,7 +209,7 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
     Several sweeps (processes, or hosts sharing the store's file system) may run on one store
     at once: each claims a run before training it, so they share the work, and a run whose
     worker died is taken over (docs/calibration-store.md)."""
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     if executor not in EXECUTORS:
         raise AdvisorError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
@@ -217,7 +217,7 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
         raise AdvisorError(f"plan {plan.name} has no runs")
     datas = check_inputs(plan, device)
     if executor != "ray":
-        from calibration.train import resolve_device
+        from calibration.runtime import resolve_device
         resolve_device(device)            # AdvisorError now if CUDA was asked for and is absent
     store = ResultsStore.create(out_dir)
     t0 = time.perf_counter()
@@ -257,8 +257,9 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
 # --------------------------------------------------------------------------------------
 
 def _run_inproc(pending, datas, device, store, progress) -> list[str]:
-    from calibration.store import LeaseKeeper
-    from calibration.train import resolve_device, train_group
+    from advisor.store import LeaseKeeper
+    from calibration.group import train_group
+    from calibration.runtime import resolve_device
 
     device = resolve_device(device)
     with LeaseKeeper(store) as lease:
@@ -290,8 +291,9 @@ def _worker(worker_idx: int, device: str, out_dir: str, units, events, threads: 
         import torch
         torch.set_num_threads(threads)
     from calibration.data import load_data
-    from calibration.store import LeaseKeeper, ResultsStore
-    from calibration.train import RunSpec, train_group
+    from advisor.store import LeaseKeeper, ResultsStore
+    from advisor.runspec import RunSpec
+    from calibration.group import train_group
 
     store = ResultsStore.open(out_dir)
     parent = os.getppid()
@@ -386,7 +388,9 @@ def _run_processes(pending, out_dir, device, workers, progress) -> list[str]:
 def _ray_train_group(settings_list, device):
     """Runs inside a Ray worker: train a group, return plain results (no store access)."""
     from calibration.data import load_data
-    from calibration.train import RunSpec, resolve_device, train_group
+    from advisor.runspec import RunSpec
+    from calibration.group import train_group
+    from calibration.runtime import resolve_device
 
     specs = [RunSpec.from_settings(d) for d in settings_list]
     return train_group(specs, load_data(specs[0].data), resolve_device(device))
@@ -402,7 +406,7 @@ def _run_ray(pending, address, device, store, progress) -> list[str]:
         raise AdvisorError("executor ray needs Ray: pip install 'hp-advisor[ray]'") from None
     import torch
 
-    from calibration.store import LeaseKeeper
+    from advisor.store import LeaseKeeper
 
     use_gpu = device in ("auto", None) and torch.cuda.is_available() or str(device).startswith("cuda")
     if not ray.is_initialized():

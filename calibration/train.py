@@ -1,4 +1,4 @@
-"""Train one proxy model (``train_run``) or a group of same-shaped runs (``train_group``).
+"""Train one proxy model (``train_run``); a group of runs goes through calibration.group.
 
 A run is fully described by a :class:`RunSpec`; its id is a hash of those settings, so the
 same settings always map to the same row of the results store (which is how sweeps resume).
@@ -16,238 +16,31 @@ LR of the base-width model, losses in nats per token.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
 
 from advisor.errors import AdvisorError
-
-# Settings that change how a run is executed but not its result: not part of the run id.
-_NOT_IN_ID = {"stack", "compile"}
-# Settings added after runs were stored: left out of the id while at their default, so the
-# ids of earlier runs (which predate them) do not change.
-_ID_IF_NOT_DEFAULT = {"muon_convention": "spectral", "muon_momentum": 0.95,
-                      "muon_nesterov": True, "muon_ns_steps": 5}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run's settings."""
-
-    family: str = "proxy-llama"
-    width: int = 128
-    depth: int = 4
-    parameterization: str = "mup"
-    lr: float = 2 ** -8
-    weight_decay: float = 0.0
-    batch_size: int = 32          # sequences per step
-    seq_len: int = 256            # tokens per sequence
-    tokens: int = 32 * 256 * 600  # training tokens (steps = tokens // (batch_size * seq_len))
-    schedule: str = "constant"    # advisor.lr_schedule spec string
-    seed: int = 0                 # model init and data order
-    optimizer: str = "muadamw"    # muadamw | adamw | muon (Muon on hidden matrices, AdamW elsewhere)
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 0.0        # max global grad norm; 0 = off
-    eval_interval: int = 50       # steps between curve points
-    eval_sequences: int = 128     # held-out sequences per evaluation
-    diverge_factor: float = 1.5   # stop when smoothed train loss > factor x first loss
-    data: str = "stdlib"          # calibration.data spec
-    model: tuple = ()             # ProxyConfig overrides as sorted (key, value) pairs
-    stack: bool = False           # allow stacked training of same-shape runs
-    muon_convention: str = "spectral"  # optimizer muon: spectral | match_rms_adamw (advisor.optim_rules)
-    muon_momentum: float = 0.95   # optimizer muon: momentum of the Muon groups
-    muon_nesterov: bool = True
-    muon_ns_steps: int = 5        # Newton-Schulz iterations
-    compile: str = "auto"         # auto (CUDA only) | always | never
-
-    def __post_init__(self):
-        def bad(msg):
-            raise AdvisorError(msg)
-        if isinstance(self.model, dict):
-            object.__setattr__(self, "model", tuple(sorted(self.model.items())))
-        for name in ("width", "depth", "batch_size", "seq_len", "tokens", "eval_interval",
-                     "eval_sequences"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            bad(f"seed must be a non-negative integer, got {self.seed!r}")
-        for name in ("lr", "eps", "diverge_factor"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                bad(f"{name} must be a positive number, got {v!r}")
-        for name in ("weight_decay", "grad_clip"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                bad(f"{name} must be a number >= 0, got {v!r}")
-        for name in ("beta1", "beta2"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0 <= v < 1:
-                bad(f"{name} must be in [0, 1), got {v!r}")
-        if self.parameterization not in ("mup", "sp"):
-            bad(f"parameterization must be mup or sp, got {self.parameterization!r}")
-        if self.optimizer not in ("muadamw", "adamw", "muon"):
-            bad(f"optimizer must be muadamw, adamw or muon, got {self.optimizer!r}")
-        if self.muon_convention not in ("spectral", "match_rms_adamw"):
-            bad(f"muon_convention must be spectral or match_rms_adamw, "
-                f"got {self.muon_convention!r}")
-        if not isinstance(self.muon_momentum, (int, float)) or isinstance(self.muon_momentum, bool) \
-                or not 0 <= self.muon_momentum < 1:
-            bad(f"muon_momentum must be in [0, 1), got {self.muon_momentum!r}")
-        if not isinstance(self.muon_nesterov, bool):
-            bad(f"muon_nesterov must be true or false, got {self.muon_nesterov!r}")
-        if not isinstance(self.muon_ns_steps, int) or isinstance(self.muon_ns_steps, bool) \
-                or not 1 <= self.muon_ns_steps < 100:
-            bad(f"muon_ns_steps must be an integer in [1, 99], got {self.muon_ns_steps!r}")
-        if self.compile not in ("auto", "always", "never"):
-            bad(f"compile must be auto, always or never, got {self.compile!r}")
-        if self.tokens < self.batch_size * self.seq_len:
-            bad(f"tokens {self.tokens} is less than one step of {self.batch_size} x "
-                f"{self.seq_len} tokens")
-        from advisor.lr_schedule import parse_schedule
-        parse_schedule(self.schedule)
-
-    # ------------------------------------------------------------------------------
-    @property
-    def steps(self) -> int:
-        return self.tokens // (self.batch_size * self.seq_len)
-
-    def muon_settings(self) -> dict | None:
-        """Keyword settings of calibration.model.build_muon_optimizer (None unless muon)."""
-        if self.optimizer != "muon":
-            return None
-        return {"convention": self.muon_convention, "momentum": float(self.muon_momentum),
-                "nesterov": self.muon_nesterov, "ns_steps": self.muon_ns_steps}
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.seq_len
-
-    def settings(self) -> dict:
-        """Flat JSON-able settings (the store's ``settings``)."""
-        d = asdict(self)
-        d["model"] = dict(self.model)
-        return d
-
-    @property
-    def run_id(self) -> str:
-        d = {k: v for k, v in self.settings().items() if k not in _NOT_IN_ID
-             and not (k in _ID_IF_NOT_DEFAULT and v == _ID_IF_NOT_DEFAULT[k])}
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def model_config(self, vocab_size: int | None = None):
-        """The ProxyConfig this run trains (validated: AdvisorError if it cannot be built)."""
-        from calibration.model import ProxyConfig
-
-        over = dict(self.model)
-        over["seq_len"] = self.seq_len
-        over["parameterization"] = self.parameterization
-        if vocab_size is not None:
-            over["vocab_size"] = vocab_size
-        return ProxyConfig.from_family(self.family, width=self.width, depth=self.depth, **over)
-
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-    @classmethod
-    def from_settings(cls, d: dict) -> "RunSpec":
-        return cls(**{k: v for k, v in d.items() if k in cls.field_names()})
-
-
-@dataclass
-class RunResult:
-    """What a run produced; the store keeps all of it."""
-
-    spec: RunSpec
-    status: str                      # finished | diverged | failed
-    error: str = ""
-    final_train_loss: float = math.nan
-    final_val_loss: float = math.nan
-    n_params: int = 0
-    n_params_non_embedding: int = 0
-    tokens_seen: int = 0
-    wall_time_s: float = 0.0         # seconds in training steps (see train_run)
-    tokens_per_s: float = 0.0        # tokens per second of those steps
-    startup_s: float = 0.0           # seconds before them: build, init, compile
-    device: str = ""
-    arch: dict = field(default_factory=dict)     # derived sizes: heads, d_head, ffn_hidden
-    curve: dict = field(default_factory=lambda: {k: [] for k in
-                                                 ("step", "tokens", "lr", "train_loss", "val_loss")})
-    diagnostics: list = field(default_factory=list)   # (step, name, value)
-
-    @property
-    def run_id(self) -> str:
-        return self.spec.run_id
-
-
-class MultiplierStream:
-    """A run's LR multipliers (advisor.lr_schedule) read step by step, computed in chunks of
-    ``chunk`` steps: memory stays O(chunk) however long the run (a T-sized array of a run
-    with 1e12 steps would need 8 TB)."""
-
-    def __init__(self, schedule: str, total_steps: int, chunk: int = 4096):
-        from advisor.lr_schedule import parse_schedule
-
-        self.schedule = parse_schedule(schedule)
-        self.total, self.chunk = int(total_steps), int(chunk)
-        self._lo, self._values = 0, None
-
-    def at(self, step: int) -> float:
-        """The multiplier of ``step`` (1-based); 0 past the end of the run."""
-        if step > self.total:
-            return 0.0
-        i = step - 1
-        if self._values is None or not self._lo <= i < self._lo + len(self._values):
-            self._lo = i - i % self.chunk
-            self._values = self.schedule.multipliers(
-                self.total, self._lo, min(self._lo + self.chunk, self.total))
-        return float(self._values[i - self._lo])
-
-    def block(self, first: int, n: int):
-        """Multipliers of steps first..first+n-1 as a float64 array (0 past the end)."""
-        import numpy as np
-
-        lo, hi = first - 1, min(first - 1 + n, self.total)
-        out = np.zeros(n)
-        if hi > lo:
-            out[:hi - lo] = self.schedule.multipliers(self.total, lo, hi)
-        return out
-
-
-def resolve_device(device: str | None = None) -> str:
-    """'auto' or None -> 'cuda' when available, else 'cpu'."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise AdvisorError(f"device {device} requested but CUDA is not available")
-    return str(device)
+from advisor.runspec import RunSpec
+from calibration.runtime import (MultiplierStream, RunResult, RunTracker, autocast_for,
+                                 batch_sampler, heldout_loss, wants_compile)
 
 
 def _evaluate(model, data, spec, device, autocast) -> float:
+    """Held-out loss (nats/token) of one model (calibration.runtime.heldout_loss)."""
     import torch
-    from calibration.data import heldout_batches
+
+    def summed_ce(x, y):
+        with autocast():
+            logits = model(x)
+        return torch.nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
 
     model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad(), autocast():
-        for x, y in heldout_batches(data, spec.seq_len, spec.eval_sequences,
-                                    spec.batch_size, device):
-            logits = model(x)
-            total += torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                reduction="sum").item()
-            n += y.numel()
-    model.train()
-    return total / n
+    try:
+        return float(heldout_loss(data, spec, device, summed_ce))
+    finally:
+        model.train()
 
 
 def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=None) -> RunResult:
@@ -265,11 +58,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     of a process no longer looks slower than the next. ``tokens_per_s`` is over the timed
     steps only.
     """
-    import contextlib
-
     import torch
 
-    from calibration.data import BatchSampler
     from calibration.model import build_model, build_optimizer, compute_loss, count_params
 
     result = RunResult(spec=spec, status="failed", device=str(device))
@@ -287,18 +77,13 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
                               muon=spec.muon_settings())
         is_cuda = str(device).startswith("cuda")
         fwd = model
-        compiled = spec.compile == "always" or (spec.compile == "auto" and is_cuda)
+        compiled = wants_compile(spec, device)
         if compiled:
             fwd = torch.compile(model)
-        if is_cuda:
-            autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-        else:
-            autocast = contextlib.nullcontext
+        autocast = autocast_for(device)
         mults = MultiplierStream(spec.schedule, spec.steps)
-        sampler = BatchSampler(data, spec.batch_size, spec.seq_len, seed=spec.seed + 1_000_003)
-        curve = result.curve
-        first_loss, ema, since, since_n = None, None, 0.0, 0
-        status = "finished"
+        sampler = batch_sampler(data, spec)
+        tracker = RunTracker(spec, result)
         for step in range(1, spec.steps + 1):
             ts = time.perf_counter()
             if startup is None:
@@ -328,30 +113,16 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
                     result.diagnostics.append((step, str(name), float(value)))
             if progress is not None:
                 progress(step, spec.steps, loss_v)
-            result.tokens_seen = step * spec.tokens_per_step
-            if not math.isfinite(loss_v):
-                status = "diverged"
-            else:
-                first_loss = loss_v if first_loss is None else first_loss
-                ema = loss_v if ema is None else 0.9 * ema + 0.1 * loss_v
-                since += loss_v
-                since_n += 1
-                if step > 10 and ema > spec.diverge_factor * first_loss:
-                    status = "diverged"
-            last = step == spec.steps or status == "diverged"
-            if step % spec.eval_interval == 0 or last:
-                val = _evaluate(fwd, data, spec, device, autocast) if status == "finished" else math.nan
-                curve["step"].append(step)
-                curve["tokens"].append(step * spec.tokens_per_step)
-                curve["lr"].append(spec.lr * lr_mult)
-                curve["train_loss"].append(since / since_n if since_n else math.nan)
-                curve["val_loss"].append(val)
-                since, since_n = 0.0, 0
-            if status == "diverged":
+            tracker.record(step, loss_v)
+            if tracker.wants_curve_point(step):
+                val = (_evaluate(fwd, data, spec, device, autocast)
+                       if tracker.status == "finished" else math.nan)
+                tracker.add_curve_point(step, lr_mult, val)
+            if tracker.status == "diverged":
                 break
-        result.status = status
-        result.final_train_loss = curve["train_loss"][-1]
-        result.final_val_loss = curve["val_loss"][-1]
+        result.status = tracker.status
+        result.final_train_loss = result.curve["train_loss"][-1]
+        result.final_val_loss = result.curve["val_loss"][-1]
         if is_cuda:
             torch.cuda.synchronize()
     except AdvisorError as exc:
@@ -363,27 +134,3 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     if step_s > 0:
         result.tokens_per_s = timed_tokens / step_s
     return result
-
-
-def train_group(specs, data, device: str = "cpu", on_result=None, callbacks=(), progress=None):
-    """Train runs that share a shape. Delegates to calibration.stacked.train_stack when the
-    specs ask for stacking (``stack: true``) and that module is importable; otherwise trains
-    them one at a time. ``on_result(RunResult)`` is called as each run ends."""
-    specs = list(specs)
-    if specs and all(s.stack for s in specs) and len(specs) > 1:
-        try:
-            from calibration.stacked import train_stack
-            from calibration.stacked_optim import STACKED_OPTIMIZERS
-        except ImportError:
-            train_stack = None
-        if train_stack is not None and any(s.optimizer not in STACKED_OPTIMIZERS for s in specs):
-            train_stack = None   # the stack cannot reproduce this optimizer: one at a time
-        if train_stack is not None:
-            return train_stack(specs, data, device, on_result)
-    results = []
-    for spec in specs:
-        r = train_run(spec, data, device, callbacks=callbacks, progress=progress)
-        if on_result is not None:
-            on_result(r)
-        results.append(r)
-    return results

@@ -136,6 +136,6 @@ def test_unknown_family_and_setting():
 
 
 def test_store_plan_and_package_import_without_torch():
-    code = ("import sys, calibration, calibration.store, calibration.summary; "
+    code = ("import sys, calibration, advisor.store, advisor.summary; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("mup")
 
 from advisor.cli import main
-from calibration.store import ResultsStore
+from advisor.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -85,7 +85,7 @@ def test_plans_beyond_memory_or_time_are_refused_saying_what_they_need(
 
 
 def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
-    from calibration.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
+    from advisor.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
 
     small = run_bytes(64, 2, 176, 4, 256, 64, 8)
     assert 512 * 2 ** 20 < small < 600 * 2 ** 20          # the overhead dominates a proxy
@@ -99,7 +99,7 @@ def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
 
 def test_long_runs_never_hold_a_step_sized_schedule_array():
     from advisor.lr_schedule import parse_schedule
-    from calibration.train import MultiplierStream
+    from calibration.runtime import MultiplierStream
 
     for spec in ("wsd:warmup=10,cooldown=0.3,shape=1-sqrt", "cosine:warmup=0.05",
                  "step:at=0.5,to=0.1", "constant"):
@@ -328,9 +328,10 @@ def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease
     """A stacked unit whose third member another host holds: the two free members train as
     a stack; when the other host's lease expires (no heartbeat), the third is taken over."""
     from calibration.data import load_data
-    from calibration.store import LeaseKeeper
+    from advisor.store import LeaseKeeper
     from calibration.sweep import claim_loop, work_units
-    from calibration.train import RunSpec, train_group
+    from advisor.runspec import RunSpec
+    from calibration.group import train_group
 
     model = {k: TINY_SETTINGS[k] for k in ("head_dim", "base_width")}
     base = {k: v for k, v in TINY_SETTINGS.items() if k not in model}
@@ -364,3 +365,21 @@ def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease
     assert taken["took_over"] == far and taken["status"] == "finished"
     assert all(r.startup_s > 0 and r.wall_time_s > 0 for r in runs.values())
     st.close()
+
+
+def test_a_sweep_stacks_runs_that_differ_only_in_token_budget():
+    """One key (advisor.runspec.stack_key) decides what stacks: 2 widths x 2 token budgets
+    x 3 LRs with stack: true are 2 work units (one per width), not 4; without stacking each
+    run is its own unit."""
+    from advisor.runspec import RunSpec
+    from calibration.sweep import work_units
+
+    base = dict(depth=2, batch_size=4, seq_len=32, model={"head_dim": 16, "base_width": 32})
+    specs = [RunSpec(**base, width=w, tokens=t, lr=lr, stack=True)
+             for w in (32, 64) for t in (4 * 32 * 10, 4 * 32 * 20)
+             for lr in (2 ** -8, 2 ** -7, 2 ** -6)]
+    units = work_units(specs)
+    assert len(units) == 2 and sorted(len(u) for u in units) == [6, 6]
+    assert all(len({s.tokens for s in u}) == 2 and len({s.width for s in u}) == 1 for u in units)
+    singles = [RunSpec(**{**base, "width": s.width, "tokens": s.tokens, "lr": s.lr}) for s in specs]
+    assert len(work_units(singles)) == 12

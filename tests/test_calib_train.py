@@ -9,7 +9,9 @@ pytest.importorskip("mup")
 
 from advisor.lr_schedule import parse_schedule
 from calibration.data import load_data
-from calibration.train import RunSpec, train_group, train_run
+from advisor.runspec import RunSpec
+from calibration.group import train_group
+from calibration.train import train_run
 
 TINY = dict(width=32, depth=2, batch_size=4, seq_len=32, eval_interval=5, eval_sequences=16,
             model={"head_dim": 16, "base_width": 32})

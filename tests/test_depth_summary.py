@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from calibration.depth_summary import depth_rows, markdown_table, plot, transfer_verdicts
-from calibration.store import ResultsStore
+from advisor.store import ResultsStore
 
 LRS = [2.0 ** k for k in range(-9, -3)]
 

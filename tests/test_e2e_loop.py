@@ -21,8 +21,8 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from calibration.plan import load_plan
-from calibration.store import ResultsStore
+from advisor.plan import load_plan
+from advisor.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -47,10 +47,13 @@ def test_calibrate_fit_recommend_export_on_the_cpu(tmp_path):
     assert {r.status for r in runs} <= {"finished", "diverged"}
     t_calibrate = time.perf_counter() - t0
 
-    # the sweep's lr is muP's base-width LR (width 32 in the plan): say so to fit and recommend
+    # the sweep's lr is muP's base-width LR (width 32 in the plan): the store's runs say so,
+    # so fit and recommend need no option for it
     laws = tmp_path / "fitted.yaml"
-    advisor("fit", out, "--out", laws, "--lr-convention", "mup_base")
+    advisor("fit", out, "--out", laws)
     fitted = yaml.safe_load(laws.read_text())
+    assert fitted["conventions"]["learning_rate"] == "mup_base"
+    assert fitted["mup"] == {"base_width": 32}
     assert {"learning_rate", "batch_size"} <= set(fitted["laws"])
     assert fitted["provenance"]["cells"] == 4 and fitted["provenance"]["runs"] == 48
     # the law reproduces the sweep it came from: at each cell, the fitted LR is within a
@@ -64,8 +67,7 @@ def test_calibrate_fit_recommend_export_on_the_cpu(tmp_path):
 
     # the smallest target the llama family builds, so the extrapolation stays as short as
     # it can; the fitted laws' numbers there are not judged here, only that they flow through
-    target = ["--laws", laws, "--params", "1e7", "--tokens", "2e8", "--seq-len", "1024",
-              "--base-width", "32"]
+    target = ["--laws", laws, "--params", "1e7", "--tokens", "2e8", "--seq-len", "1024"]
     rec = json.loads(advisor("recommend", *target, "--format", "json").stdout)
     lr = rec["learning_rate"]["value"]
     assert math.isfinite(lr) and lr > 0 and "fitted from cpu-fit" in rec["learning_rate"]["source"]

@@ -12,11 +12,14 @@ import pytest
 
 from advisor.cli import main
 
-GRID = Path(__file__).parents[2] / "shared" / "data" / "external" / "steplaw_dense_lr_bs_loss.csv"
+@pytest.fixture(scope="module")
+def grid(external_data):
+    """Step Law's released dense grid (shared external data; skipped where absent)."""
+    return external_data / "steplaw_dense_lr_bs_loss.csv"
 
 
-def read_grid():
-    with open(GRID, newline="") as f:
+def read_grid(path):
+    with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -52,8 +55,8 @@ def expect_error(capsys, path, *phrases, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rows():
-    return read_grid()
+def rows(grid):
+    return read_grid(grid)
 
 
 def test_too_few_cells(rows, tmp_path, capsys):
@@ -124,8 +127,8 @@ def test_missing_columns_and_files(tmp_path, capsys):
     expect_error(capsys, str(tmp_path / "nope.csv"), "no such results store", tmp_path=tmp_path)
 
 
-def test_evaluate_needs_a_law_or_cross_validation(capsys):
-    code, err = run_cli(capsys, "evaluate", "--grid", str(GRID))
+def test_evaluate_needs_a_law_or_cross_validation(capsys, grid):
+    code, err = run_cli(capsys, "evaluate", "--grid", str(grid))
     assert code == 2 and err == ["error: give --law NAME|FILE, or --cross-validate"]
 
 

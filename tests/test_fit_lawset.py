@@ -1,7 +1,6 @@
 """`advisor fit` writes a law set that loads and predicts like a shipped one; the fitters
 recover laws planted in synthetic sweeps; a results store reads like the CSV."""
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +12,17 @@ from advisor.fit.lawset_out import fit_sweep, lawset_dict
 from advisor.lawset import LawSet, load_lawset
 from advisor.runs import load_runs, table_from_rows
 
-GRID = Path(__file__).parents[2] / "shared" / "data" / "external" / "steplaw_dense_lr_bs_loss.csv"
+@pytest.fixture(scope="module")
+def grid(external_data):
+    """Step Law's released dense grid (shared external data; skipped where absent)."""
+    return external_data / "steplaw_dense_lr_bs_loss.csv"
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def fitted(tmp_path_factory, grid):
     out = tmp_path_factory.mktemp("fit") / "laws.yaml"
     with pytest.raises(SystemExit) as exc:
-        main(["fit", str(GRID), "--out", str(out), "--bootstrap", "10"])
+        main(["fit", str(grid), "--out", str(out), "--bootstrap", "10"])
     assert exc.value.code == 0
     return out
 
@@ -115,9 +117,9 @@ def test_weight_decay_law_recovers_a_planted_adamw_timescale():
     assert wd == pytest.approx(B / (lr * 0.4 * (D / N) ** -0.5 * D), rel=0.2)
 
 
-def test_results_store_reads_like_the_csv(tmp_path):
-    store_mod = pytest.importorskip("calibration.store")
-    with open(GRID, newline="") as f:
+def test_results_store_reads_like_the_csv(tmp_path, grid):
+    store_mod = pytest.importorskip("advisor.store")
+    with open(grid, newline="") as f:
         rows = list(csv.DictReader(f))
     keep = {("214663680", "4000000000"), ("268304384", "5000000000")}
     rows = [r for r in rows if (r["N"], r["D"]) in keep]
@@ -140,3 +142,59 @@ def test_results_store_reads_like_the_csv(tmp_path):
     by_name = dict(zip(from_store.names, from_store.batch_tokens))
     for r in rows[:20]:
         assert by_name[r["exp_name"]] == float(r["bs"]) * 2048
+
+
+def _mup_store(path, rng):
+    """A results store of muP runs (base width 32) whose loss is a bowl around a planted
+    optimum: what `advisor calibrate` writes, without the training."""
+    from advisor.runspec import RunSpec
+    from advisor.store import ResultsStore
+
+    store = ResultsStore.create(path)
+    for width in (32, 64, 128):
+        N = 2 * (4 * width ** 2 + 3 * width * round(2.75 * width))
+        for tokens in (2 ** 21, 2 ** 23):
+            lr0, b0 = 0.05 * (N / 1e5) ** -0.5, 0.5 * tokens ** 0.5
+            for lr in lr0 * np.geomspace(1 / 8, 8, 7):
+                for batch in (8, 16, 32):
+                    spec = RunSpec(width=width, depth=2, lr=float(lr), batch_size=batch,
+                                   seq_len=64, tokens=tokens, seed=0,
+                                   model={"head_dim": 16, "base_width": 32})
+                    u, v = np.log(lr / lr0), np.log(batch * 64 / b0)
+                    L = (2 + 30 / N ** 0.15) * (1 + 0.01 * u ** 2 + 0.004 * v ** 2) \
+                        * (1 + 3e-4 * rng.standard_normal())
+                    store.record(spec.run_id, spec.settings(), "finished",
+                                 final_train_loss=float(L), n_params_non_embedding=N,
+                                 curve={"step": [spec.steps], "tokens": [tokens], "lr": [lr],
+                                        "train_loss": [float(L)], "val_loss": [float("nan")]})
+    store.close()
+
+
+def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, capsys):
+    _mup_store(tmp_path / "sweep", np.random.default_rng(1))
+    table = load_runs(tmp_path / "sweep")
+    assert (table.lr_convention, table.mup_base_width) == ("mup_base", 32)
+    laws = {}
+    for name, extra in (("plain", []), ("told", ["--lr-convention", "mup_base"])):
+        out = tmp_path / f"{name}.yaml"
+        with pytest.raises(SystemExit) as exc:
+            main(["fit", str(tmp_path / "sweep"), "--out", str(out), "--method", "best-point",
+                  "--bootstrap", "0", *extra])
+        assert exc.value.code == 0
+        laws[name] = yaml.safe_load(out.read_text())
+    for d in laws.values():
+        assert d["conventions"]["learning_rate"] == "mup_base"
+        assert d["mup"] == {"base_width": 32}
+    assert laws["plain"]["laws"] == laws["told"]["laws"]
+    # a convention that contradicts the runs is one clear error, not a mislabelled law
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", str(tmp_path / "sweep"), "--out", str(tmp_path / "peak.yaml"),
+              "--method", "best-point", "--bootstrap", "0", "--lr-convention", "peak"])
+    assert exc.value.code == 2
+    assert "record lr_convention mup_base" in capsys.readouterr().err
+    assert not (tmp_path / "peak.yaml").exists()
+    # recommend reads the base width from the law set: no --base-width needed
+    from advisor.recommendation import recommend
+    rec = recommend(params=1e7, tokens=2e8, laws_file=str(tmp_path / "plain.yaml"))
+    assert rec.mup["base_width"] == 32

@@ -5,7 +5,6 @@ Figure 4, recovered by Epoch AI); their notebook drops the 5 points of highest l
 95% intervals below are the paper's Table 1 (see shared/data/external/README.md).
 """
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +12,14 @@ import pytest
 from advisor.errors import AdvisorError
 from advisor.fit.loss_law import fit_loss_law
 
-DATA = Path(__file__).parents[2] / "shared" / "data" / "external"
 
 EPOCH_95 = {"E": (1.769, 1.871), "A": (285, 744), "B": (1042, 5810),
             "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
 EPOCH_NOTEBOOK = {"E": 1.817, "A": 477.8, "B": 2143, "alpha": 0.3473, "beta": 0.3672}
 
 
-def epoch_points():
-    with open(DATA / "epoch_chinchilla_svg_extracted.csv", newline="") as f:
+def epoch_points(data_dir):
+    with open(data_dir / "epoch_chinchilla_svg_extracted.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     N = np.array([float(r["Model Size"]) for r in rows])
     C = np.array([float(r["Training FLOP"]) for r in rows])
@@ -31,8 +29,8 @@ def epoch_points():
 
 
 @pytest.fixture(scope="module")
-def epoch_fit():
-    N, D, L = epoch_points()
+def epoch_fit(external_data):
+    N, D, L = epoch_points(external_data)
     return fit_loss_law(N, D, L, n_bootstrap=40, seed=1)
 
 
@@ -55,9 +53,9 @@ def test_bootstrap_intervals_bracket_estimate_and_resemble_epochs(epoch_fit):
         assert max(lo, e_lo) < min(hi, e_hi)
 
 
-def test_chinchilla_own_constants_are_outside_epochs_intervals():
+def test_chinchilla_own_constants_are_outside_epochs_intervals(external_data):
     # Hoffmann et al.'s published beta = 0.28 and B = 410.7: the fit must not reproduce them
-    N, D, L = epoch_points()
+    N, D, L = epoch_points(external_data)
     fit = fit_loss_law(N, D, L)
     assert abs(fit.beta - 0.28) > 0.05 and fit.B > 1000
 

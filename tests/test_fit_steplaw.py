@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,10 @@ from advisor.fit.crossval import fit_lr_batch, in_sample, summarize
 from advisor.lawset import load_lawset
 from advisor.runs import load_runs
 
-GRID = Path(__file__).parents[2] / "shared" / "data" / "external" / "steplaw_dense_lr_bs_loss.csv"
+@pytest.fixture(scope="module")
+def grid(external_data):
+    """Step Law's released dense grid (shared external data; skipped where absent)."""
+    return external_data / "steplaw_dense_lr_bs_loss.csv"
 
 
 def advisor_json(*args):
@@ -28,8 +30,8 @@ def advisor_json(*args):
 
 
 @pytest.fixture(scope="module")
-def table():
-    return load_runs(GRID)
+def table(grid):
+    return load_runs(grid)
 
 
 def test_grid_is_read_in_tokens_with_diverged_runs_marked(table):
@@ -40,8 +42,8 @@ def test_grid_is_read_in_tokens_with_diverged_runs_marked(table):
     assert 150 < table.diverged.sum() < 250      # losses of 6-11 nats among ~2.2-2.7
 
 
-def test_published_step_law_in_sample_gap_is_reproduced():
-    out = advisor_json("evaluate", "--grid", str(GRID), "--law", "step-law")
+def test_published_step_law_in_sample_gap_is_reproduced(grid):
+    out = advisor_json("evaluate", "--grid", str(grid), "--law", "step-law")
     s = out["summary"]
     assert s["cells"] == 17
     assert 100 * s["mean_gap"] == pytest.approx(0.096, abs=0.005)
@@ -50,11 +52,11 @@ def test_published_step_law_in_sample_gap_is_reproduced():
 
 
 @pytest.mark.slow
-def test_our_cross_validated_gap_beats_the_plain_refit_and_meets_the_mean_bar():
+def test_our_cross_validated_gap_beats_the_plain_refit_and_meets_the_mean_bar(grid):
     # B*(N, D) wins leave-one-cell-out; the default B*(D) is chosen by extrapolation (below)
-    ours = advisor_json("evaluate", "--grid", str(GRID), "--cross-validate", "--batch-vars",
+    ours = advisor_json("evaluate", "--grid", str(grid), "--cross-validate", "--batch-vars",
                         "N,D", "--no-extrapolation")["summary"]
-    plain = advisor_json("evaluate", "--grid", str(GRID), "--cross-validate",
+    plain = advisor_json("evaluate", "--grid", str(grid), "--cross-validate",
                          "--method", "best-point", "--no-extrapolation")["summary"]
     # the plain log-linear refit of each cell's best run, each cell held out: ~0.12% mean
     assert 0.09 < 100 * plain["mean_gap"] < 0.15
@@ -67,8 +69,8 @@ def test_our_cross_validated_gap_beats_the_plain_refit_and_meets_the_mean_bar():
 
 
 @pytest.mark.slow
-def test_default_fit_reports_both_kinds_of_cross_validation():
-    d = advisor_json("evaluate", "--grid", str(GRID), "--cross-validate")
+def test_default_fit_reports_both_kinds_of_cross_validation(grid):
+    d = advisor_json("evaluate", "--grid", str(grid), "--cross-validate")
     loo, ext = d["summary"], d["extrapolation"]
     # measured: 0.090% mean leave-one-cell-out; upward folds 0.073% mean (docs/fitting.md)
     assert 100 * loo["mean_gap"] < 0.11

@@ -48,7 +48,7 @@ def test_bad_muon_inputs_are_one_clear_error():
 
 
 def test_run_ids_of_earlier_runs_do_not_change():
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
 
     # ids computed with calibration/train.py before the Muon settings were added
     assert RunSpec().run_id == "6a8e868dd12231e2"
@@ -63,7 +63,7 @@ def test_run_ids_of_earlier_runs_do_not_change():
 
 
 def test_cpu_muon_plan_expands():
-    from calibration.plan import load_plan
+    from advisor.plan import load_plan
 
     plan = load_plan("cpu-muon-sweep")
     arms = {(s.optimizer, s.muon_convention if s.optimizer == "muon" else "-") for s in plan.specs}
@@ -118,7 +118,7 @@ def test_proxy_muon_refuses_depth_scaling_clearly():
 
 
 def test_gpu_muon_plan_expands_and_shares_adamw_runs_with_gpu_lr_sweep():
-    from calibration.plan import load_plan
+    from advisor.plan import load_plan
 
     plan = load_plan("gpu-muon-sweep")
     assert len(plan.specs) == 72 and all(s.stack for s in plan.specs)

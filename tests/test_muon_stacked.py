@@ -100,8 +100,10 @@ def test_a_stack_of_muon_runs_follows_each_run_alone(monkeypatch):
 
     pytest.importorskip("mup")
     from calibration.data import load_data
-    from calibration.stacked import train_stack
-    from calibration.train import RunSpec, train_group, train_run
+    from calibration.group import train_stack
+    from advisor.runspec import RunSpec
+    from calibration.group import train_group
+    from calibration.train import train_run
 
     monkeypatch.setattr(torch.Tensor, "bfloat16", lambda self: self.clone())
     old, threads = torch.get_default_dtype(), torch.get_num_threads()

@@ -19,8 +19,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
 from calibration.data import load_data  # noqa: E402
-from calibration.stacked import stack_key, train_stack  # noqa: E402
-from calibration.train import RunSpec, train_group, train_run  # noqa: E402
+from advisor.runspec import RunSpec  # noqa: E402
+from calibration.group import train_group, train_stack  # noqa: E402
+from calibration.stacked import stack_key  # noqa: E402
+from calibration.train import train_run  # noqa: E402
 
 # A tiny muP proxy at twice its base width (so muP's multipliers are not all 1).
 BASE = RunSpec(width=32, depth=2, batch_size=4, seq_len=16, tokens=4 * 16 * 24,
@@ -114,6 +116,29 @@ def test_train_group_delegates_stackable_specs(data, float64):
     assert specs[0].run_id == dataclasses.replace(specs[0], stack=False).run_id
 
 
+def test_train_group_keeps_callbacks_and_progress_when_asked_to_stack(data, float64):
+    """Callbacks need a model of their own: the group trains one run at a time (saying so),
+    each with the callbacks and the progress function, instead of dropping them."""
+    class Probe:
+        def on_step(self, step, model, optimizer, batch):
+            return {"probe": float(step)}
+
+    specs = [dataclasses.replace(m, stack=True, tokens=4 * 16 * 4) for m in MEMBERS[:2]]
+    steps = []
+    with pytest.warns(UserWarning, match="one at a time"):
+        results = train_group(specs, data, "cpu", callbacks=[Probe()],
+                              progress=lambda step, total, loss: steps.append(step))
+    for r in results:
+        names = [d[1] for d in r.diagnostics]
+        assert "probe" in names and "stack_size" not in names
+    assert len(steps) == sum(s.steps for s in specs)
+    # without callbacks the same group stacks and the progress function still runs
+    steps.clear()
+    results = train_group(specs, data, "cpu", progress=lambda step, total, loss: steps.append(step))
+    assert all("stack_size" in [d[1] for d in r.diagnostics] for r in results)
+    assert steps and steps[-1] == max(s.steps for s in specs)
+
+
 def test_specs_of_different_shapes_go_to_different_stacks(data, float64):
     a = dataclasses.replace(BASE, tokens=4 * 16 * 2, eval_interval=2)
     b = dataclasses.replace(a, width=48, model=(("base_width", 16), ("head_dim", 16)))
@@ -196,8 +221,8 @@ def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
 def test_a_sweep_with_stack_true_stores_one_row_per_member(tmp_path, data):
     """Through the executor: a plan with ``stack: true`` trains its same-shape runs as one
     stack, and the results store holds one ordinary row (and curve) per member."""
-    from calibration.plan import load_plan
-    from calibration.store import ResultsStore
+    from advisor.plan import load_plan
+    from advisor.store import ResultsStore
     from calibration.sweep import run_sweep
 
     plan_file = tmp_path / "tiny.yaml"

@@ -45,7 +45,7 @@ def calibrate(plan, out_dir, executor, address, device, workers, threads, progre
     require("calibrate", "torch", "mup", *(["ray"] if executor == "ray" else []))
     check_output_dir(out_dir, "sweep folder")
 
-    from calibration.plan import load_plan
+    from advisor.plan import load_plan
     from calibration.sweep import check_inputs, run_sweep
 
     if threads is not None:
@@ -53,7 +53,7 @@ def calibrate(plan, out_dir, executor, address, device, workers, threads, progre
         torch.set_num_threads(threads)
     p = load_plan(plan)
     if dry_run:
-        from calibration.store import ResultsStore, DB_NAME
+        from advisor.store import ResultsStore, DB_NAME
         from pathlib import Path
 
         datas = check_inputs(p, device)

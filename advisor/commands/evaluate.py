@@ -17,7 +17,8 @@ import json
 
 import click
 
-from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
+from advisor.commands._options import sweep_options
+from advisor.numbers import parse_seq_len
 
 
 @click.command("evaluate")
@@ -27,14 +28,7 @@ from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
               help="refit our laws with each cell held out; score the held-out cell")
 @click.option("--method", type=click.Choice(["surface", "optima", "best-point"]),
               default="surface", show_default=True, help="fit method for --cross-validate")
-@click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
-              default="auto", show_default=True, help="loss column of the grid")
-@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
-              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
-                   "parameterization=mup")
-@click.option("--seq-len", default="2048", show_default=True,
-              help=f"tokens per sequence, to read a bs column given in sequences; "
-                   f"{SEQ_LEN_UNITS}")
+@sweep_options("loss column of the grid")
 @click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
               help="variables of the batch law refitted by --cross-validate")
 @click.option("--cell-by", "cell_by", default=None, metavar="COL[,COL]",

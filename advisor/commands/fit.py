@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import advisor.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
+import shlex
 import time
 
 import click
 
-from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
+from advisor.commands._options import sweep_options
+from advisor.lawset import CONVENTIONS
+from advisor.numbers import parse_seq_len
 
 
 @click.command("fit")
@@ -17,23 +20,16 @@ from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
 @click.option("--name", default=None, help="law-set name (default: fitted-<results stem>)")
 @click.option("--method", type=click.Choice(["surface", "optima", "best-point"]),
               default="surface", show_default=True, help="how the LR and batch laws are fitted")
-@click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
-              default="auto", show_default=True,
-              help="loss column: smooth (Step Law's 'smooth loss'), final ('loss')")
-@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
-              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
-                   "parameterization=mup")
-@click.option("--seq-len", default="2048", show_default=True,
-              help=f"tokens per sequence, to read a bs column given in sequences; "
-                   f"{SEQ_LEN_UNITS}")
+@sweep_options()
 @click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
               help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
 @click.option("--cv/--no-cv", default=False, show_default=True,
               help="also record cross-validated gaps in the provenance: leave-one-cell-out "
                    "(interpolation) and extrapolation (largest/smallest N and D held out)")
 @click.option("--schedule", default=None, help="the LR schedule the sweep used (recorded)")
-@click.option("--lr-convention", type=click.Choice(["peak", "mup_base"]), default="peak",
-              show_default=True, help="what the sweep's lr column means")
+@click.option("--lr-convention", type=click.Choice(list(CONVENTIONS["learning_rate"])), default=None,
+              help="what the sweep's lr column means (default: what the runs record -- a "
+                   "results store always does -- else peak)")
 @click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
               help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: D for "
                    "surface and best-point, N,D for optima: the forms that extrapolate best, "
@@ -58,7 +54,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
     from advisor.lawset import dump_lawset, load_lawset_file
     from advisor.outputs import check_output_file
-    from advisor.runs import load_runs
+    from advisor.runs import load_runs, resolve_lr_convention
 
     from advisor.fit.surface import SurfaceOptions
 
@@ -71,6 +67,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     t0 = time.perf_counter()
     table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select,
                       cell_by=cell_by or (), n_column=n_column)
+    lr_convention = resolve_lr_convention(lr_convention, table)
     click.echo(table.summary(), err=True)
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
@@ -88,11 +85,14 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
                + (f" --cell-by {cell_by}" if cell_by else "")
                + (f" --n-column {n_column}" if n_column != "N" else "")
                + (" --cv" if cv else "")
+               + (f" --schedule {shlex.quote(schedule)}" if schedule else "")
+               + f" --lr-convention {lr_convention}"
                + (f" --max-nfev {max_nfev}" if max_nfev != 500 else "")
                + "".join(f" --select {x}" for x in select))
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
-                    lr_convention=lr_convention)
+                    lr_convention=lr_convention,
+                    mup_base_width=table.mup_base_width if lr_convention == "mup_base" else None)
     dump_lawset(d, out)
     load_lawset_file(out)  # what we wrote must load as any law set does
     elapsed = time.perf_counter() - t0

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
+from advisor.commands._options import sweep_options
+from advisor.numbers import parse_seq_len
 
 
 @click.command("plot")
@@ -26,14 +27,7 @@ from advisor.numbers import SEQ_LEN_UNITS, parse_seq_len
               help="law set to draw (default: fit one from RESULTS now)")
 @click.option("--compare", default="step-law", show_default=True,
               help="shipped law set (or file) drawn beside ours; 'none' for none")
-@click.option("--loss", "loss_col", type=click.Choice(["auto", "smooth", "final"]),
-              default="auto", show_default=True)
-@click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
-              help="keep only runs whose COLUMN equals VALUE (repeatable), e.g. "
-                   "parameterization=mup")
-@click.option("--seq-len", default="2048", show_default=True,
-              help=f"tokens per sequence, to read a bs column given in sequences; "
-                   f"{SEQ_LEN_UNITS}")
+@sweep_options()
 def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     """Draw the sweep, its per-cell optima and the fitted laws as PNG files in OUT."""
     from advisor.deps import require

@@ -25,8 +25,9 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
               help="A law-set YAML file (e.g. from `advisor fit`); overrides --law.")
 @click.option("--family", default=DEFAULT_FAMILY, show_default=True,
               help="Target-model family in recipes/families, for the shape.")
-@click.option("--base-width", default=str(DEFAULT_BASE_WIDTH), show_default=True,
-              help="Width of the muP proxy the muP multipliers are relative to.")
+@click.option("--base-width", default=None, metavar="D0",
+              help="Width of the muP proxy the muP multipliers are relative to (default: the "
+                   f"law set's mup.base_width, else {DEFAULT_BASE_WIDTH}).")
 @click.option("--base-depth", default=None, metavar="L0",
               help="Blocks of the proxy the depth view is relative to (default 4).")
 @click.option("--depth-alpha", default=None, metavar="ALPHA",

@@ -31,9 +31,9 @@ def _loss(x) -> str:
               help="Write a PNG of held-out loss against LR per width.")
 def results(directory, fmt, csv_path, status, plot_path):
     """Summarise the results store in DIR."""
-    from advisor.outputs import atomic_output, atomic_write_text, check_output_file
-    from calibration.store import ResultsStore
-    from calibration.summary import best_by_width, best_lr_table, optimum_shift
+    from advisor.outputs import atomic_output, check_output_file
+    from advisor.store import ResultsStore, steplaw_csv_text, write_steplaw_csv
+    from advisor.summary import best_by_width, best_lr_table, optimum_shift
 
     if plot_path:
         from advisor.deps import require
@@ -49,9 +49,9 @@ def results(directory, fmt, csv_path, status, plot_path):
     best = best_lr_table(all_runs)
     shifts = optimum_shift(best)
     if csv_path:
-        atomic_write_text(csv_path, _steplaw_csv(steplaw), "CSV file")
+        write_steplaw_csv(steplaw, csv_path)
     if plot_path:
-        from calibration.summary import plot_lr_sweeps
+        from advisor.summary import plot_lr_sweeps
         from pathlib import Path
         with atomic_output(plot_path, "plot", suffix=Path(plot_path).suffix or ".png") as tmp:
             plot_lr_sweeps(all_runs, tmp, title=str(directory))
@@ -63,7 +63,7 @@ def results(directory, fmt, csv_path, status, plot_path):
                               indent=2))
         return
     if fmt == "csv":
-        sys.stdout.write(_steplaw_csv(steplaw))
+        sys.stdout.write(steplaw_csv_text(steplaw))
         return
     click.echo(f"{len(runs)} runs in {directory}")
     hdr = (f"{'run_id':<16} {'param':<5} {'width':>5} {'depth':>5} {'lr':>8} {'wd':>6} "
@@ -97,22 +97,6 @@ def results(directory, fmt, csv_path, status, plot_path):
     for s in shifts:
         click.echo(f"{s['parameterization']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
                    f"from width {s['smallest_width']} to {s['largest_width']}")
-
-
-def _steplaw_csv(rows) -> str:
-    """The rows as CSV text in Step Law's column layout (NaN as an empty field)."""
-    import csv
-    import io
-
-    from calibration.store import STEPLAW_COLUMNS
-
-    buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=STEPLAW_COLUMNS)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
-                    for k in STEPLAW_COLUMNS})
-    return buf.getvalue()
 
 
 def _clean(o):

@@ -155,8 +155,11 @@ def _gap_summary(s):
 
 def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                 schedule: str = "as the sweep's runs (see provenance.source)",
-                lr_convention: str = "peak") -> dict:
-    """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`."""
+                lr_convention: str = "peak", mup_base_width: int | None = None) -> dict:
+    """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`.
+
+    ``mup_base_width``: the sweep's muP base width (channels) where its LR is ``mup_base``;
+    recorded as ``mup.base_width`` so ``advisor recommend`` needs no --base-width."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")
     t = fit.table
@@ -264,7 +267,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                    "schedule": schedule}
     if getattr(t, "optimizer", ""):
         conventions["optimizer"] = t.optimizer      # the sweep's (one) optimizer
-    return {
+    out = {
         "schema": "hp-advisor/lawset/v1",
         "name": name,
         "title": f"Laws fitted from {Path(t.source.split(' ')[-1]).name}",
@@ -274,6 +277,9 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "laws": laws,
         "provenance": provenance,
     }
+    if mup_base_width is not None:
+        out["mup"] = {"base_width": int(mup_base_width)}
+    return out
 
 
 def _power_law_entry(coef, exps, cov, unit, rng, note):

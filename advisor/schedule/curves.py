@@ -286,7 +286,7 @@ def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     law describes one model at one peak LR.
     """
     try:
-        from calibration.store import ResultsStore
+        from advisor.store import ResultsStore
     except ImportError as exc:
         raise AdvisorError(f"reading a results store needs the calibration package: {exc}") \
             from None

@@ -152,7 +152,7 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
     """The schedule-law document for a fit (see module docstring)."""
     from datetime import datetime, timezone
 
-    from advisor import __version__
+    from advisor.version import __version__
     from advisor.schedule.fitting import curve_errors, status_warnings
 
     per_curve = []

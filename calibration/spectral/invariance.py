@@ -271,7 +271,7 @@ def family_factory(name: str, depth: int = 2, **overrides) -> Callable:
     """A factory over the project's proxy family (calibration.model), with model overrides
     (parameterization, attn_scale, readout, n_heads, ...) and ``optimizer`` ("muadamw" |
     "adamw"), ``lr``, ``weight_decay`` and ``wd_rule`` (hidden matrices only, see
-    :func:`calibration.spectral.steady.apply_wd_rule`)."""
+    :func:`calibration.spectral.wd_rules.apply_wd_rule`)."""
     from calibration.model import ProxyConfig, build_model, build_optimizer
 
     kind = overrides.pop("optimizer", "muadamw")
@@ -285,7 +285,7 @@ def family_factory(name: str, depth: int = 2, **overrides) -> Callable:
         model = build_model(cfg)            # seeded by the check, per replicate
         opt = build_optimizer(model, cfg, lr=lr, weight_decay=0.0, kind=kind)
         if wd:
-            from calibration.spectral.steady import apply_wd_rule
+            from calibration.spectral.wd_rules import apply_wd_rule
             apply_wd_rule(opt, wd, wd_rule)
         return model, opt
 

@@ -33,39 +33,12 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from calibration.spectral.verdict import INCONCLUSIVE, PASS, fit_slope, judge, loglog_slope, overall
+from calibration.spectral.wd_rules import WD_EXPONENT, apply_wd_rule  # noqa: F401
 
 STEADY_EXPONENT = 0.75           # Fan et al. 2025: sigma_max ~ sqrt(eta/lambda) d^0.75
 DEFAULT_STEADY = dict(widths=(64, 128, 256), steps=300, seeds=2, batch=8, seq_len=32, tol=0.15)
 RULES = {0.0: "none (lambda constant)", 0.5: "sqrt(d) (Fan et al.)",
          1.0: "muP-coupled (lambda ~ d, as mup.MuAdamW)"}
-
-
-WD_EXPONENT = {"none": 0.0, "sqrt": 0.5, "mup": 1.0}
-
-
-def apply_wd_rule(opt, weight_decay: float, rule: str) -> None:
-    """Set PyTorch weight-decay coefficients on ``opt``: hidden matrices (mup infshape with
-    two infinite dimensions) get ``weight_decay * m ** e`` with m their width multiplier and
-    e = WD_EXPONENT[rule] ("none": constant; "sqrt": Fan et al.'s sqrt(d); "mup": x m, what
-    mup.MuAdamW does, so that lr * wd per step is constant); every other parameter gets 0.
-    Groups are split so that each parameter has its own coefficient; call before stepping."""
-    if rule not in WD_EXPONENT:
-        raise AdvisorError(f"weight-decay rule must be one of {sorted(WD_EXPONENT)}, got {rule!r}")
-    if not weight_decay >= 0:
-        raise AdvisorError(f"weight decay must be >= 0, got {weight_decay}")
-    exp = WD_EXPONENT[rule]
-    new = []
-    for g in opt.param_groups:
-        by_wd: dict[float, list] = {}
-        for p in g["params"]:
-            inf = getattr(p, "infshape", None)
-            wd = (weight_decay * float(inf.width_mult()) ** exp
-                  if inf is not None and inf.ninf() == 2 else 0.0)
-            by_wd.setdefault(wd, []).append(p)
-        for wd, params in by_wd.items():
-            new.append({**{k: v for k, v in g.items() if k != "params"},
-                        "params": params, "weight_decay": wd})
-    opt.param_groups[:] = new
 
 
 def predicted_slope(s_lr: float, s_wd: float) -> float:

@@ -226,7 +226,7 @@ def build(spec: Spec, width: int, seed: int | None = None):
     opt_cls = MuAdamW if spec.optimizer == "muadamw" else torch.optim.AdamW
     opt = opt_cls(groups, lr=spec.lr, weight_decay=0.0)
     if spec.weight_decay:
-        from calibration.spectral.steady import apply_wd_rule
+        from calibration.spectral.wd_rules import apply_wd_rule
         apply_wd_rule(opt, spec.weight_decay, spec.wd_rule)
     return model, opt
 

@@ -3,7 +3,7 @@
 muP's optimum within one factor of 2 across widths, SP's optimum moving more, and muP's
 best held-out loss no worse than either SP arm's at every width.
 
-LRs are base-width peak LRs; losses final held-out nats per token (calibration.summary)."""
+LRs are base-width peak LRs; losses final held-out nats per token (advisor.summary)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +17,7 @@ from bench.gpu_suite.state import write_json, write_text
 
 
 def judge(curves: dict, labels: dict) -> dict:
-    """From calibration.summary.lr_curves and arm_labels: per arm, the best LR per width
+    """From advisor.summary.lr_curves and arm_labels: per arm, the best LR per width
     and its spread (log2 of max over min best LR); per width, whether muP's best loss is
     no worse than every SP arm's. Pure."""
     arms = {}
@@ -75,7 +75,7 @@ class LRSweepStage(Stage):
                                f"+10 s analysis and plot")
 
     def run(self, ctx, est):
-        from calibration.summary import arm_labels, lr_curves, plot_lr_sweeps
+        from advisor.summary import arm_labels, lr_curves, plot_lr_sweeps
 
         sdir, specs, vocab = self._plan(ctx)
         groups, units = sweeps.pending_units(specs, sdir / "store", ctx, vocab)

@@ -47,7 +47,7 @@ class ScheduleStage(Stage):
 
     def estimate(self, ctx):
         from calibration.model import flops_per_token
-        from calibration.store import DB_NAME, ResultsStore
+        from advisor.store import DB_NAME, ResultsStore
 
         specs = self._specs(ctx)
         store = ctx.stage_dir(self.name) / "store"
@@ -72,7 +72,7 @@ class ScheduleStage(Stage):
 
     def run(self, ctx, est):
         from calibration.data import load_data
-        from calibration.store import ResultsStore
+        from advisor.store import ResultsStore
 
         args = self._args(ctx)
         specs = bench_schedule_proxy.proxy_specs(args)

@@ -18,7 +18,7 @@ from bench.gpu_suite.probe import step_model
 def load_suite_plan(plan, stage_dir: Path):
     """A Plan from a recipes/plans name, or from a dict (written to stage_dir/plan.yaml
     first, so the plan that ran is kept with its results)."""
-    from calibration.plan import load_plan
+    from advisor.plan import load_plan
 
     if isinstance(plan, dict):
         import yaml
@@ -47,7 +47,8 @@ def choose_compile(specs, ctx, vocab_size: int) -> list:
     out = []
     for group in group_specs(specs):
         f = _member_step_flops(group[0], vocab_size) * len(group)
-        pays = compile_pays(compile_s, eager.step_s(f), compiled.step_s(f), group[0].steps)
+        pays = compile_pays(compile_s, eager.step_s(f), compiled.step_s(f),
+                            max(s.steps for s in group))
         out += [dataclasses.replace(s, compile="always" if pays else "never") for s in group]
     return out
 
@@ -63,18 +64,19 @@ def stack_seconds(group, probe: dict, vocab_size: int) -> float:
     from calibration.model import flops_per_token
 
     s0 = group[0]
+    steps = max(s.steps for s in group)      # a stack's members may differ in token budget
     fpt = flops_per_token(s0.model_config(vocab_size=vocab_size))
-    evals = math.ceil(s0.steps / s0.eval_interval)
+    evals = math.ceil(steps / s0.eval_interval)
     eval_flops = evals * s0.eval_sequences * s0.seq_len * fpt / 3.0   # forward only
     compiled = s0.compile == "always"
     compile_s = probe.get("compile", {}).get("compile_s", 0.0) if compiled else 0.0
-    return sweep_seconds(s0.steps, len(group), fpt * s0.tokens_per_step,
+    return sweep_seconds(steps, len(group), fpt * s0.tokens_per_step,
                          step_model(probe, compiled=compiled), compile_s, eval_flops)
 
 
 def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, list[Unit]]:
     """The stacks with runs not yet in the store, and their estimates, in plan order."""
-    from calibration.store import DB_NAME, ResultsStore
+    from advisor.store import DB_NAME, ResultsStore
     from calibration.sweep import group_specs
 
     done = set()
@@ -84,7 +86,8 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
     groups, units = [], []
     for group in group_specs([s for s in specs if s.run_id not in done]):
         s0 = group[0]
-        label = (f"{s0.parameterization} w{s0.width} {s0.steps} steps x {s0.batch_size}x"
+        label = (f"{s0.parameterization} w{s0.width} {max(s.steps for s in group)} steps x "
+                 f"{s0.batch_size}x"
                  f"{s0.seq_len} ({len(group)} runs, "
                  f"{'compiled' if s0.compile == 'always' else 'eager'})")
         groups.append(group)
@@ -94,7 +97,7 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
 
 def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
     """Train stack after stack while the budget allows; returns what happened per stack."""
-    from calibration.plan import Plan
+    from advisor.plan import Plan
     from calibration.sweep import run_sweep
 
     log, stopped = [], False
@@ -117,7 +120,7 @@ def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
 
 
 def store_runs(store_dir: Path) -> list:
-    from calibration.store import ResultsStore
+    from advisor.store import ResultsStore
 
     with ResultsStore.open(store_dir) as st:
         return st.runs()

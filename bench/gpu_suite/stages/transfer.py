@@ -44,7 +44,7 @@ class TransferStage(Stage):
         import dataclasses
 
         from calibration.model import flops_per_token
-        from calibration.train import RunSpec
+        from advisor.runspec import RunSpec
 
         from bench.gpu_suite.stages.sweeps import store_runs
 

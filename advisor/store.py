@@ -12,7 +12,7 @@ so they split the work instead of repeating it; see docs/calibration-store.md. T
 a run is written in ONE transaction together with its curve and diagnostics, so a sweep
 killed at any moment leaves either the whole run or nothing. Rows with status ``finished``
 or ``diverged`` are final and are never overwritten; a ``failed`` row may be replaced by a
-later attempt. A run's id is a hash of its settings (calibration.train.RunSpec.run_id), so
+later attempt. A run's id is a hash of its settings (advisor.runspec.RunSpec.run_id), so
 re-running the same plan skips what is already there.
 
 Units: ``tokens`` and ``tokens_seen`` in tokens, ``batch_size`` in sequences, losses in
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.runspec import RunSpec
 
 DB_NAME = "results.sqlite"
 SCHEMA_VERSION = 2
@@ -380,7 +381,7 @@ class ResultsStore:
         return True
 
     def record_result(self, result, owner: str | None = None) -> bool:
-        """Store a calibration.train.RunResult (duck-typed: no torch import here)."""
+        """Store a calibration.runtime.RunResult (duck-typed: no torch import here)."""
         settings = result.spec.settings()
         if getattr(result, "arch", None):
             settings["arch"] = dict(result.arch)
@@ -533,7 +534,10 @@ class ResultsStore:
         """Every run as a row in Step Law's CSV layout (shared/data/external/
         steplaw_dense_lr_bs_loss.csv) plus our own columns; see the module docstring.
 
-        h = width, ffnh = SwiGLU hidden size, numh = heads, numl = depth, lr = peak LR,
+        h = width, ffnh = SwiGLU hidden size, numh = heads, numl = depth, lr = the run's
+        LR as its ``lr_convention`` says (``mup_base``: muP's base-width LR, hidden matrices
+        trained at lr * base_width / width; ``peak``: every group's peak LR), ``base_width``
+        = the muP base width (empty unless mup_base),
         bs = batch in sequences of 2048 tokens (Step Law's unit, fractional for us),
         ti = steps, loss = final train loss, smooth loss = mean train loss over the last
         10% of recorded points, D = training tokens, N = non-embedding parameters.
@@ -541,9 +545,16 @@ class ResultsStore:
         rows = []
         for r in self.runs():
             s = r.settings
-            arch = s.get("arch") or _arch_from_settings(s)
+            try:
+                spec = RunSpec.from_settings(s)
+                cfg = spec.model_config()
+            except AdvisorError as exc:
+                raise AdvisorError(f"{self.path.parent}: run {r.run_id}'s stored settings do "
+                                   f"not build a proxy model: {exc}") from None
+            arch = s.get("arch") or {"heads": cfg.heads, "ffn_hidden": cfg.ffn_hidden}
             width, depth, seq = int(s["width"]), int(s["depth"]), int(s["seq_len"])
             ffn, n_heads = arch.get("ffn_hidden"), arch.get("heads")
+            convention = spec.lr_convention
             bs_tokens = int(s["batch_size"]) * seq
             D = int(s["tokens"])
             N = int(r.n_params_non_embedding)
@@ -561,6 +572,8 @@ class ResultsStore:
                 "width": width, "val_loss": r.final_val_loss,
                 "parameterization": s.get("parameterization", ""),
                 "optimizer": optimizer_label(s),
+                "lr_convention": convention,
+                "base_width": cfg.base_width if convention == "mup_base" else "",
             })
         return rows
 
@@ -621,44 +634,28 @@ def optimizer_label(settings: dict) -> str:
     return str(opt)
 
 
-def _arch_from_settings(s: dict) -> dict:
-    """Heads and MLP size from a run's settings and its family file (when a run was stored
-    without them), the way calibration.model.ProxyConfig derives them; torch-free."""
-    from advisor.yamlio import read_yaml_file
-    from calibration.plan import PLANS_DIR
-
-    kw = {}
-    fam = PLANS_DIR.parent / "families" / f"{s.get('family', 'proxy-llama')}.yaml"
-    if fam.is_file():
-        kw.update((read_yaml_file(fam, "family file") or {}).get("architecture") or {})
-    kw.update(s.get("model") or {})
-    width = int(s["width"])
-    heads = kw.get("n_heads") or width // int(kw.get("head_dim", 64))
-    return {"heads": heads, "ffn_hidden": int(round(float(kw.get("ffn_mult", 2.75)) * width))}
-
-
 STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smooth loss",
                    "exp_name", "D", "N", "D/N", "bs_tokens", "seq_len", "weight_decay",
                    "status", "seed", "schedule", "width", "val_loss", "parameterization",
-                   "optimizer"]
+                   "optimizer", "lr_convention", "base_width"]
+
+
+def steplaw_csv_text(rows: list[dict]) -> str:
+    """The rows as CSV text in STEPLAW_COLUMNS order (NaN as an empty field)."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=STEPLAW_COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
+                    for k in STEPLAW_COLUMNS})
+    return buf.getvalue()
 
 
 def write_steplaw_csv(rows: list[dict], path) -> None:
-    """Write rows in STEPLAW_COLUMNS order, atomically (temp file + rename)."""
-    import csv
-    import os
-    import tempfile
+    """Write rows in STEPLAW_COLUMNS order, atomically (advisor.outputs.atomic_write_text)."""
+    from advisor.outputs import atomic_write_text
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=STEPLAW_COLUMNS)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k])
-                            for k in STEPLAW_COLUMNS})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, steplaw_csv_text(rows), "CSV file")

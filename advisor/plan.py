@@ -16,8 +16,8 @@ A plan::
       seed: [0]
 
 ``grid`` may also be a list of such mappings: the plan is then the union of their products
-(e.g. an SP arm with its own init). Keys are RunSpec fields (calibration.train) or
-ProxyConfig fields (calibration.model; they go into the run's ``model`` overrides). Every
+(e.g. an SP arm with its own init). Keys are RunSpec fields (advisor.runspec) or
+ProxyConfig fields (advisor.proxyspec; they go into the run's ``model`` overrides). Every
 run is validated here, before any compute: an unknown key, a bad value, an empty axis or a
 width the family cannot build is one AdvisorError naming the plan.
 
@@ -106,7 +106,7 @@ def spec_bytes(spec, vocab_size: int | None = None, act_bytes: int = 4) -> float
 
 def check_time(label: str, spec, vocab_size: int | None = None) -> None:
     """AdvisorError when ``spec`` would run longer than MAX_RUN_S even on the fastest device."""
-    from calibration.model import flops_per_token
+    from advisor.proxyspec import flops_per_token
 
     cfg = spec.model_config(vocab_size=vocab_size)
     need = run_seconds_lower_bound(spec.steps, flops_per_token(cfg) * spec.tokens_per_step)
@@ -166,8 +166,8 @@ def _axis_values(plan_name: str, key: str, value) -> list:
 
 
 def _split_keys(plan_name: str, d: dict, where: str) -> None:
-    from calibration.model import ProxyConfig
-    from calibration.train import RunSpec
+    from advisor.proxyspec import ProxyConfig
+    from advisor.runspec import RunSpec
 
     allowed = (RunSpec.field_names() - {"model"}) | (ProxyConfig.field_names() - _RESERVED_MODEL)
     unknown = sorted(set(d) - allowed)
@@ -231,7 +231,7 @@ def _number(label: str, key: str, v):
 
 
 def _make_spec(label: str, merged: dict):
-    from calibration.train import RunSpec
+    from advisor.runspec import RunSpec
 
     run_fields = RunSpec.field_names()
     run_kw = {k: v for k, v in merged.items() if k in run_fields}
