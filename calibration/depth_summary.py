@@ -115,41 +115,14 @@ def markdown_table(rows: list[DepthRow]) -> str:
 
 def plot(rows: list[DepthRow], path) -> None:
     """One panel per alpha: final held-out loss against LR, one line per depth, best marked."""
-    from advisor.outputs import atomic_output
+    from calibration.lr_panels import plot_lr_panels
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    verdicts = transfer_verdicts(rows)
-    alphas = list(verdicts)
-    finite = [p[1] for r in rows for p in r.curve if math.isfinite(p[1])]
-    lo, hi = min(finite), min(max(finite), min(finite) + 1.2)
-    fig, axes = plt.subplots(1, len(alphas), figsize=(4.2 * len(alphas), 3.8), squeeze=False,
-                             sharey=True)
     names = {0.0: "no depth scaling", 0.5: "Depth-muP", 1.0: "CompleteP"}
-    for ax, a in zip(axes[0], alphas):
-        for r in (r for r in rows if r.alpha == a):
-            xs = [p[0] for p in r.curve]
-            ys = [p[1] if math.isfinite(p[1]) else np.nan for p in r.curve]
-            line, = ax.plot(xs, ys, "o-", ms=3, label=f"depth {r.depth}")
-            if math.isfinite(r.best_lr):
-                ax.plot([r.best_lr], [r.best_loss], "*", ms=11, color=line.get_color())
-        v = verdicts[a]
-        ax.set_xscale("log", base=2)
-        ax.set_ylim(lo - 0.02, hi)
-        ax.set_title(f"alpha {a:g} ({names.get(a, '')}): best LR moves "
-                     f"{v['max_shift']:g} x2", fontsize=9)
-        ax.set_xlabel("base LR")
-    axes[0][0].set_ylabel("final held-out loss (nats/byte)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    try:
-        with atomic_output(path, "plot", suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    panels = [(f"alpha {a:g} ({names.get(a, '')}): best LR moves {v['max_shift']:g} x2",
+               [(f"depth {r.depth}", r.curve, r.best_lr, r.best_loss)
+                for r in rows if r.alpha == a])
+              for a, v in transfer_verdicts(rows).items()]
+    plot_lr_panels(panels, path, span=1.2)
 
 
 def main(argv=None) -> int:
