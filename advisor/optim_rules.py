@@ -71,6 +71,29 @@ ALPHAS = {0.0: "none (standard depth: branches not scaled)",
           1.0: "CompleteP (Dey et al. 2025)"}
 _IN_BLOCKS = {"hidden", "block_vector"}
 
+# Width scaling of a hidden matrix's torch ``weight_decay`` (coupled AdamW convention: decay per
+# step = lr_group * wd_group), as the exponent e of wd x m_N^e. With muP's hidden LR x 1/m_N the
+# decay per step then goes as m_N^(e-1).
+#   "mup":  e = 1, what ``mup.MuAdamW`` does: lr * wd per step constant with width.
+#   "sqrt": e = 1/2, Fan et al. 2025 (arXiv 2510.15262): lambda ~ sqrt(d) for hidden matrices, so
+#           that the AdamW steady state sigma_max ~ sqrt(lr / lambda) * d^0.75 stays width-free.
+#   "none": e = 0, the same torch weight_decay at every width (decay per step falls as 1/m_N).
+WD_WIDTH_RULES = {"mup": 1.0, "sqrt": 0.5, "none": 0.0}
+
+
+def check_wd_rule(rule) -> str:
+    """``rule`` if it is a key of :data:`WD_WIDTH_RULES`, else AdvisorError."""
+    if rule not in WD_WIDTH_RULES:
+        raise AdvisorError(f"weight-decay width rule must be one of "
+                           f"{', '.join(WD_WIDTH_RULES)}, got {rule!r}")
+    return rule
+
+
+def hidden_wd_multiplier(width_mult: float, rule: str = "mup") -> float:
+    """Multiplier of a hidden matrix's torch ``weight_decay`` at width multiplier m_N: m_N^e,
+    e from :data:`WD_WIDTH_RULES` (dimensionless; 1 at the base width)."""
+    return _check_mult("width multiplier", width_mult) ** WD_WIDTH_RULES[check_wd_rule(rule)]
+
 
 @dataclass(frozen=True)
 class Multipliers:
@@ -135,7 +158,8 @@ def depth_lr_multiplier(depth_mult: float, alpha: float) -> float:
 
 
 def group_multipliers(group: str, width_mult: float = 1.0, depth_mult: float = 1.0,
-                      alpha: float = 0.0, width_rule: str = "mup") -> Multipliers:
+                      alpha: float = 0.0, width_rule: str = "mup",
+                      wd_rule: str = "mup") -> Multipliers:
     """The multipliers of one parameter group (see the module docstring for the sources).
 
     Args:
@@ -146,6 +170,8 @@ def group_multipliers(group: str, width_mult: float = 1.0, depth_mult: float = 1
             [0.5, 1] follow the same formulas.
         width_rule: ``"mup"`` (muP with width) or ``"sp"`` (standard parameterisation: no
             width multipliers; the depth rules still apply).
+        wd_rule: width scaling of the hidden matrices' weight decay under muP, a key of
+            :data:`WD_WIDTH_RULES` (``"mup"``, as MuAdamW; ignored under ``"sp"``).
     """
     if group not in GROUPS:
         raise AdvisorError(f"unknown parameter group {group!r}; known: {', '.join(GROUPS)}")
@@ -157,8 +183,9 @@ def group_multipliers(group: str, width_mult: float = 1.0, depth_mult: float = 1
     mup = width_rule == "mup"
     in_blocks = group in _IN_BLOCKS
     lr = wd = init = out = 1.0
+    check_wd_rule(wd_rule)
     if mup and group == "hidden":
-        lr, wd, init = 1.0 / m_n, m_n, 1.0 / math.sqrt(m_n)
+        lr, wd, init = 1.0 / m_n, hidden_wd_multiplier(m_n, wd_rule), 1.0 / math.sqrt(m_n)
     if mup and group == "readout":
         out = 1.0 / m_n
     residual = residual_multiplier(m_l, a) if in_blocks else 1.0
@@ -171,9 +198,10 @@ def group_multipliers(group: str, width_mult: float = 1.0, depth_mult: float = 1
 
 
 def all_groups(width_mult: float = 1.0, depth_mult: float = 1.0, alpha: float = 0.0,
-               width_rule: str = "mup") -> list[Multipliers]:
+               width_rule: str = "mup", wd_rule: str = "mup") -> list[Multipliers]:
     """:func:`group_multipliers` for every group, in the order of :data:`GROUPS`."""
-    return [group_multipliers(g, width_mult, depth_mult, alpha, width_rule) for g in GROUPS]
+    return [group_multipliers(g, width_mult, depth_mult, alpha, width_rule, wd_rule)
+            for g in GROUPS]
 
 
 # --------------------------------------------------------------------------------------

@@ -120,3 +120,16 @@ def test_proxy_refuses_an_undefined_depth_exponent():
     with pytest.raises(AdvisorError, match="alpha"):
         ProxyConfig.from_family("proxy-llama", width=32, head_dim=16, base_width=32,
                                 depth_alpha=0.3)
+
+
+def test_weight_decay_width_rules():
+    # torch weight_decay of a hidden matrix at 4x the base width, under each rule
+    assert group_multipliers("hidden", width_mult=4).weight_decay == 4          # MuAdamW
+    assert group_multipliers("hidden", width_mult=4, wd_rule="sqrt").weight_decay == 2
+    assert group_multipliers("hidden", width_mult=4, wd_rule="none").weight_decay == 1
+    # decay per step: constant under mup, 1/sqrt(m) under sqrt, 1/m under none
+    assert group_multipliers("hidden", 4, wd_rule="sqrt").decay_per_step == 0.5
+    assert group_multipliers("hidden", 4, wd_rule="none").decay_per_step == 0.25
+    assert group_multipliers("readout", 4, wd_rule="sqrt").weight_decay == 1
+    with pytest.raises(AdvisorError):
+        group_multipliers("hidden", 4, wd_rule="linear")
