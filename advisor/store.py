@@ -168,22 +168,30 @@ def owner_alive(owner: str, origin: str, my_origin: str) -> bool:
     return pid_alive(pid)
 
 
-@dataclass
-class RunRecord:
-    """One stored run (see the module docstring for units)."""
+@dataclass(kw_only=True)
+class RunMetrics:
+    """What a run measured, as the store keeps it (units in the module docstring). Shared by
+    :class:`RunRecord` (a stored run) and ``calibration.runtime.RunResult`` (a run being
+    trained), so the two cannot drift apart."""
 
-    run_id: str
-    settings: dict
-    status: str
     error: str = ""
     final_train_loss: float = math.nan
     final_val_loss: float = math.nan
     n_params: int = 0
     n_params_non_embedding: int = 0
     tokens_seen: int = 0
-    wall_time_s: float = 0.0
-    tokens_per_s: float = 0.0
+    wall_time_s: float = 0.0         # seconds in training steps
+    tokens_per_s: float = 0.0        # tokens per second of those steps
     device: str = ""
+
+
+@dataclass
+class RunRecord(RunMetrics):
+    """One stored run: its id, settings and status, then :class:`RunMetrics` (keywords)."""
+
+    run_id: str
+    settings: dict
+    status: str
     recorded_at: str = ""
     startup_s: float = math.nan      # NaN for runs stored before it was measured
 
@@ -505,9 +513,12 @@ class ResultsStore:
             args = (status,)
         out = []
         for r in self._conn.execute(q + " ORDER BY recorded_at, run_id", args):
-            out.append(RunRecord(r[0], json.loads(r[1]), r[2], r[3], _nan(r[4]), _nan(r[5]),
-                                 r[6] or 0, r[7] or 0, r[8] or 0, r[9] or 0.0, r[10] or 0.0,
-                                 r[11] or "", r[12], _nan(r[13])))
+            out.append(RunRecord(r[0], json.loads(r[1]), r[2], error=r[3],
+                                 final_train_loss=_nan(r[4]), final_val_loss=_nan(r[5]),
+                                 n_params=r[6] or 0, n_params_non_embedding=r[7] or 0,
+                                 tokens_seen=r[8] or 0, wall_time_s=r[9] or 0.0,
+                                 tokens_per_s=r[10] or 0.0, device=r[11] or "",
+                                 recorded_at=r[12], startup_s=_nan(r[13])))
         return out
 
     def curve(self, run_id: str) -> dict:

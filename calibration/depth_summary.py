@@ -6,29 +6,28 @@ answers, per alpha: where is the best base LR at each depth, does it stay within
 of 2 of the base depth's, and what is the best loss per depth. Units: LRs are base peak LRs;
 losses are final held-out losses in nats per token (diverged runs count as +inf).
 
-    python -m calibration.depth_summary runs/cpu-depth [--plot depth.png] [--markdown]
+    python -m calibration.depth_summary runs/cpu-depth [--plot depth.png]
 """
 from __future__ import annotations
 
-import math
 import sys
-from collections import defaultdict
-from dataclasses import dataclass
-
-import numpy as np
 
 from advisor.errors import AdvisorError
+from calibration.lr_transfer import (LRRow, cell_text, lr_rows, plot_lr_panels, summary_main,
+                                     verdict_text)
+from calibration.lr_transfer import transfer_verdicts as _verdicts
 
 
-@dataclass(frozen=True)
-class DepthRow:
-    """One (alpha, depth) cell: its LR curve and best point."""
+class DepthRow(LRRow):
+    """One (alpha, depth) cell: its LR curve and best point (``arm`` = alpha, ``size`` = depth)."""
 
-    alpha: float
-    depth: int
-    curve: tuple          # ((lr, mean final val loss over seeds or inf), ...) sorted by lr
-    best_lr: float
-    best_loss: float
+    @property
+    def alpha(self) -> float:
+        return self.arm
+
+    @property
+    def depth(self) -> int:
+        return self.size
 
 
 def _alpha_of(settings: dict) -> float:
@@ -41,56 +40,12 @@ def depth_rows(runs) -> list[DepthRow]:
     widths = {int(r.settings["width"]) for r in runs if r.status != "failed"}
     if len(widths) > 1:
         raise AdvisorError(f"a depth summary needs runs of one width, found {sorted(widths)}")
-    cells = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        if r.status == "failed":
-            continue
-        loss = r.final_val_loss if r.status == "finished" else math.inf
-        if loss is None or not math.isfinite(loss):
-            loss = math.inf
-        cells[(_alpha_of(r.settings), int(r.settings["depth"]))][float(r.settings["lr"])].append(loss)
-    rows = []
-    for (alpha, depth), lrs in sorted(cells.items()):
-        curve = tuple((lr, float(np.mean(v)) if all(math.isfinite(x) for x in v) else math.inf)
-                      for lr, v in sorted(lrs.items()))
-        finite = [p for p in curve if math.isfinite(p[1])]
-        best = min(finite, key=lambda p: p[1]) if finite else (math.nan, math.nan)
-        rows.append(DepthRow(alpha, depth, curve, best[0], best[1]))
-    if not rows:
-        raise AdvisorError("no finished or diverged runs to summarise")
-    return rows
+    return lr_rows(runs, lambda s: (_alpha_of(s), int(s["depth"])), DepthRow)
 
 
 def transfer_verdicts(rows: list[DepthRow]) -> dict:
-    """alpha -> {depths, best LRs, shift in factors of 2 from the shallowest depth, ok}.
-
-    ``max_shift`` is the largest |log2(best LR at depth / best LR at the shallowest depth)|;
-    ``ok`` is whether it is at most 1 (the optimum stays within one factor of 2).
-    ``edge`` lists depths whose best LR is at an end of the grid (the optimum may lie outside).
-    """
-    by_alpha = defaultdict(list)
-    for r in rows:
-        by_alpha[r.alpha].append(r)
-    out = {}
-    for alpha, rs in sorted(by_alpha.items()):
-        rs.sort(key=lambda r: r.depth)
-        ref = rs[0].best_lr
-        shifts = [abs(math.log2(r.best_lr / ref)) if math.isfinite(r.best_lr) and
-                  math.isfinite(ref) else math.inf for r in rs]
-        edge = [r.depth for r in rs if math.isfinite(r.best_lr)
-                and r.best_lr in (r.curve[0][0], r.curve[-1][0])]
-        out[alpha] = {"depths": [r.depth for r in rs], "best_lr": [r.best_lr for r in rs],
-                      "best_loss": [r.best_loss for r in rs],
-                      "shift_pow2": shifts, "max_shift": max(shifts),
-                      "ok": max(shifts) <= 1.0, "edge": edge}
-    return out
-
-
-def _pow2(lr: float) -> str:
-    if not math.isfinite(lr):
-        return "-"
-    k = math.log2(lr)
-    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{lr:.3g}"
+    """alpha -> the verdicts of :func:`calibration.lr_transfer.transfer_verdicts` (``depths``)."""
+    return _verdicts(rows, "depths")
 
 
 def markdown_table(rows: list[DepthRow]) -> str:
@@ -102,21 +57,14 @@ def markdown_table(rows: list[DepthRow]) -> str:
     head = "| depth | " + " | ".join(f"alpha {a:g}: best LR, loss" for a in alphas) + " |"
     lines = [head, "|" + "---|" * (len(alphas) + 1)]
     for d in depths:
-        parts = []
-        for a in alphas:
-            r = cell.get((a, d))
-            parts.append("-" if r is None else f"{_pow2(r.best_lr)}, {r.best_loss:.3f}")
-        lines.append(f"| {d} | " + " | ".join(parts) + " |")
+        lines.append(f"| {d} | " + " | ".join(cell_text(cell.get((a, d))) for a in alphas) + " |")
     lines.append("| optimum within one factor of 2 of the shallowest depth's | "
-                 + " | ".join(("yes" if v["ok"] else "no") + f" (max shift {v['max_shift']:g})"
-                              for v in verdicts.values()) + " |")
+                 + " | ".join(verdict_text(v) for v in verdicts.values()) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[DepthRow], path) -> None:
     """One panel per alpha: final held-out loss against LR, one line per depth, best marked."""
-    from calibration.lr_panels import plot_lr_panels
-
     names = {0.0: "no depth scaling", 0.5: "Depth-muP", 1.0: "CompleteP"}
     panels = [(f"alpha {a:g} ({names.get(a, '')}): best LR moves {v['max_shift']:g} x2",
                [(f"depth {r.depth}", r.curve, r.best_lr, r.best_loss)
@@ -125,30 +73,15 @@ def plot(rows: list[DepthRow], path) -> None:
     plot_lr_panels(panels, path, span=1.2)
 
 
+def _notes(rows: list[DepthRow]) -> list[str]:
+    return [f"alpha {a:g}: best LR at an end of the grid at depth(s) "
+            f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it"
+            for a, v in transfer_verdicts(rows).items() if v["edge"]]
+
+
 def main(argv=None) -> int:
-    import argparse
-
-    from advisor.store import ResultsStore
-
-    ap = argparse.ArgumentParser(description="transfer in depth: best LR and loss per depth")
-    ap.add_argument("store", help="sweep directory holding results.sqlite")
-    ap.add_argument("--plot", default=None, help="write the loss-vs-LR panels here (PNG)")
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store) as st:
-            rows = depth_rows(st.runs())
-        print(markdown_table(rows), end="")
-        for a, v in transfer_verdicts(rows).items():
-            if v["edge"]:
-                print(f"alpha {a:g}: best LR at an end of the grid at depth(s) "
-                      f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
-        if args.plot:
-            plot(rows, args.plot)
-            print(f"plot: {args.plot}")
-    except AdvisorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return summary_main(argv, "transfer in depth: best LR and loss per depth", depth_rows,
+                        markdown_table, _notes, plot)
 
 
 if __name__ == "__main__":

@@ -13,24 +13,17 @@ import math
 from dataclasses import dataclass, field
 
 from advisor.runspec import RunSpec
+from advisor.store import RunMetrics
 
 
 @dataclass
-class RunResult:
-    """What a run produced; the store keeps all of it."""
+class RunResult(RunMetrics):
+    """What a run produced: its spec and status, :class:`advisor.store.RunMetrics` (keywords;
+    ``wall_time_s`` as train_run times it), and what only the store's other tables keep."""
 
     spec: RunSpec
     status: str                      # finished | diverged | failed
-    error: str = ""
-    final_train_loss: float = math.nan
-    final_val_loss: float = math.nan
-    n_params: int = 0
-    n_params_non_embedding: int = 0
-    tokens_seen: int = 0
-    wall_time_s: float = 0.0         # seconds in training steps (see train_run)
-    tokens_per_s: float = 0.0        # tokens per second of those steps
-    startup_s: float = 0.0           # seconds before them: build, init, compile
-    device: str = ""
+    startup_s: float = 0.0           # seconds before the training steps: build, init, compile
     arch: dict = field(default_factory=dict)     # derived sizes: heads, d_head, ffn_hidden
     curve: dict = field(default_factory=lambda: {k: [] for k in
                                                  ("step", "tokens", "lr", "train_loss", "val_loss")})

@@ -159,7 +159,8 @@ class _FakeStage:
         return Estimate(0.0, tuple(Unit(str(i), self.unit_s) for i in range(done, 3)),
                         divisible=True)
 
-    def run(self, ctx, est):
+    def run(self, ctx, est, on_unit=lambda unit: None):
+        """Run the units that fit (``on_unit`` is called before each), counting them in a file."""
         from bench.gpu_suite.stages.base import Outcome
 
         p = ctx.stage_dir(self.name) / "n"
@@ -167,10 +168,10 @@ class _FakeStage:
         for u in est.units:
             if u.seconds * 1.25 > ctx.deadline.remaining():
                 break
+            on_unit(u)
             n += 1
             p.write_text(json.dumps(n))
-        status = "done" if n == 3 else "partial"
-        return Outcome(status, [self.figure(n)])
+        return Outcome("done" if n == 3 else "partial", [self.figure(n)])
 
     def figure(self, n):
         return Figure(self.name, "n", f"{self.name} units", goal=">= 3", fmt="{}", value=n,
@@ -196,18 +197,11 @@ def test_runner_skips_what_the_budget_cannot_fit_and_resumes(tmp_path, monkeypat
     stages = [_FakeStage("big", 1, 4.0), _FakeStage("after", 2, 100.0, needs=("big",))]
 
     # each unit advances the fake clock by its estimate, as if it took that long
-    def timed_run(self, ctx, est):
-        p = ctx.stage_dir(self.name) / "n"
-        n = json.loads(p.read_text()) if p.exists() else 0
-        for u in est.units:
-            if u.seconds * 1.25 > ctx.deadline.remaining():
-                break
-            clock[0] += u.seconds
-            n += 1
-            p.write_text(json.dumps(n))
-        from bench.gpu_suite.stages.base import Outcome
-        return Outcome("done" if n == 3 else "partial", [self.figure(n)])
+    def advance(unit):
+        clock[0] += unit.seconds
 
+    plain_run = _FakeStage.run
+    timed_run = lambda self, ctx, est: plain_run(self, ctx, est, on_unit=advance)  # noqa: E731
     monkeypatch.setattr(_FakeStage, "run", timed_run)
     # 5 s reserve in smoke; 16 s budget leaves 11 s: two units of 4 s, not the third
     assert run_suite(_opts(tmp_path, 16.0), stages) == 0

@@ -118,19 +118,12 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
             state.set_stage(st.name, status=prior or "skipped", note=note)
             skipped.append(st.name)
             continue
-        try:
-            t = time.perf_counter()
-            est = st.estimate(ctx)
-            est_wall = time.perf_counter() - t
-        except StageSkipped as exc:
-            log(f"{st.order}. {st.name}: skipped ({exc})")
-            state.set_stage(st.name, status="skipped", note=str(exc))
-            skipped.append(st.name)
+        t = time.perf_counter()
+        ok, est = _guarded(st, ctx, state, log, "estimate", lambda: st.estimate(ctx))
+        if not ok:
+            (skipped if est == "skipped" else failed).append(st.name)
             continue
-        except Exception as exc:
-            _fail(st, ctx, state, log, exc, "estimate")
-            failed.append(st.name)
-            continue
+        est_wall = time.perf_counter() - t
         left = ctx.deadline.remaining()
         ratios = state.data.setdefault("ratios", {}).get(ctx.probe["device_name"], [])
         ctx.time_scale = correction(ratios)
@@ -148,16 +141,9 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
             skipped.append(st.name)
             continue
         t0, c0 = time.perf_counter(), compile_seconds()
-        try:
-            outcome = st.run(ctx, est)
-        except StageSkipped as exc:
-            log(f"{st.order}. {st.name}: skipped ({exc})")
-            state.set_stage(st.name, status="skipped", note=str(exc))
-            skipped.append(st.name)
-            continue
-        except Exception as exc:
-            _fail(st, ctx, state, log, exc, "run", est.seconds, time.perf_counter() - t0)
-            failed.append(st.name)
+        ok, outcome = _guarded(st, ctx, state, log, "run", lambda: st.run(ctx, est), est.seconds)
+        if not ok:
+            (skipped if outcome == "skipped" else failed).append(st.name)
             continue
         actual = time.perf_counter() - t0
         if outcome.status == "done" and est.seconds >= 5.0:
@@ -184,6 +170,22 @@ def _stages(stages, ctx, state, opts, log) -> list[str]:
     if skipped:
         log(f"skipped this call: {', '.join(skipped)}")
     return failed
+
+
+def _guarded(st, ctx, state, log, phase, fn, est_s=None):
+    """``(True, fn())``, or ``(False, "skipped")`` when the stage raised StageSkipped, or
+    ``(False, "failed")`` when it raised anything else (recorded with its traceback)."""
+    t0 = time.perf_counter()
+    try:
+        return True, fn()
+    except StageSkipped as exc:
+        log(f"{st.order}. {st.name}: skipped ({exc})")
+        state.set_stage(st.name, status="skipped", note=str(exc))
+        return False, "skipped"
+    except Exception as exc:
+        _fail(st, ctx, state, log, exc, phase, est_s,
+              None if est_s is None else time.perf_counter() - t0)
+        return False, "failed"
 
 
 def _fail(st, ctx, state, log, exc, phase, est_s=None, actual_s=None) -> None:

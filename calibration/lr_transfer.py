@@ -1,0 +1,184 @@
+"""Transfer sweeps read from a results store: one LR curve per (arm, size), verdicts, a plot.
+
+Shared by the depth summary (``calibration/depth_summary.py``: an arm = a depth exponent, sizes
+= depths) and the Muon summary (``calibration/muon_summary.py``: an arm = an optimizer and width
+convention, sizes = widths). Torch-free (numpy; matplotlib only to plot). Units: LRs are base
+peak LRs; losses are final held-out losses in nats per token (here bytes); a diverged run counts
+as +inf, a failed run is left out.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.errors import AdvisorError
+
+
+@dataclass(frozen=True)
+class LRRow:
+    """One (arm, size) cell: its LR curve and best grid point."""
+
+    arm: object
+    size: int
+    curve: tuple          # ((lr, mean final val loss over seeds or inf), ...) sorted by lr
+    best_lr: float
+    best_loss: float
+
+
+def final_loss(run) -> float:
+    """A stored run's final held-out loss; +inf when it diverged or has none."""
+    loss = run.final_val_loss if run.status == "finished" else math.inf
+    return math.inf if loss is None or not math.isfinite(loss) else float(loss)
+
+
+def lr_rows(runs, key, row_type=LRRow, order=None) -> list:
+    """``row_type`` rows, one per ``key(settings) = (arm, size)``, sorted by ``order(arm, size)``
+    (default: the key itself). Failed runs are left out; seeds are averaged (a cell with any
+    diverged seed is +inf at that LR)."""
+    cells = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r.status != "failed":
+            cells[key(r.settings)][float(r.settings["lr"])].append(final_loss(r))
+    rows = []
+    for (arm, size), lrs in sorted(cells.items(), key=lambda kv: (order or (lambda a, s: (a, s)))(*kv[0])):
+        curve = tuple((lr, float(np.mean(v)) if all(math.isfinite(x) for x in v) else math.inf)
+                      for lr, v in sorted(lrs.items()))
+        finite = [p for p in curve if math.isfinite(p[1])]
+        best = min(finite, key=lambda p: p[1]) if finite else (math.nan, math.nan)
+        rows.append(row_type(arm, size, curve, best[0], best[1]))
+    if not rows:
+        raise AdvisorError("no finished or diverged runs to summarise")
+    return rows
+
+
+def smooth_optimum(row: LRRow) -> float:
+    """log2 of the LR at the vertex of the parabola (in log2 LR) through the best grid point
+    and its two neighbours; NaN when the best point is at an end of the grid or not finite."""
+    pts = [(math.log2(lr), loss) for lr, loss in row.curve]
+    i = next((j for j, p in enumerate(pts) if p[0] == math.log2(row.best_lr)), None) \
+        if math.isfinite(row.best_lr) else None
+    if i is None or i == 0 or i == len(pts) - 1:
+        return math.nan
+    (x0, y0), (x1, y1), (x2, y2) = pts[i - 1], pts[i], pts[i + 1]
+    if not all(math.isfinite(y) for y in (y0, y1, y2)):
+        return math.nan
+    a = np.polyfit([x0, x1, x2], [y0, y1, y2], 2)
+    return float(-a[1] / (2 * a[0])) if a[0] > 0 else math.nan
+
+
+def transfer_verdicts(rows: list[LRRow], sizes_name: str = "sizes") -> dict:
+    """arm -> {sizes (also under ``sizes_name``), best LRs, smoothed optima, best losses,
+    shift in factors of 2 from the smallest size, ok, edge}, arms in the rows' order.
+
+    ``max_shift``: the largest |log2(best LR at a size / best LR at the smallest size)|;
+    ``ok``: at most 1 (the optimum stays within one factor of 2). ``edge``: sizes whose best LR
+    is at an end of the grid (the optimum may lie outside it).
+    """
+    by_arm = defaultdict(list)
+    for r in rows:
+        by_arm[r.arm].append(r)
+    out = {}
+    for arm, rs in by_arm.items():
+        rs.sort(key=lambda r: r.size)
+        ref = rs[0].best_lr
+        shifts = [abs(math.log2(r.best_lr / ref)) if math.isfinite(r.best_lr) and
+                  math.isfinite(ref) else math.inf for r in rs]
+        edge = [r.size for r in rs if math.isfinite(r.best_lr)
+                and r.best_lr in (r.curve[0][0], r.curve[-1][0])]
+        sizes = [r.size for r in rs]
+        out[arm] = {"sizes": sizes, sizes_name: sizes, "best_lr": [r.best_lr for r in rs],
+                    "smooth_log2_lr": [smooth_optimum(r) for r in rs],
+                    "best_loss": [r.best_loss for r in rs], "shift_pow2": shifts,
+                    "max_shift": max(shifts), "ok": max(shifts) <= 1.0, "edge": edge}
+    return out
+
+
+def pow2(lr: float) -> str:
+    """``2^k`` for an exact power of two, else three significant digits; ``-`` if not finite."""
+    if not math.isfinite(lr):
+        return "-"
+    k = math.log2(lr)
+    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{lr:.3g}"
+
+
+def cell_text(row) -> str:
+    """A table cell: best LR and best loss, or ``-`` for a missing cell."""
+    return "-" if row is None else f"{pow2(row.best_lr)}, {row.best_loss:.3f}"
+
+
+def verdict_text(v: dict) -> str:
+    return ("yes" if v["ok"] else "no") + f" (max shift {v['max_shift']:g})"
+
+
+def summary_main(argv, description: str, rows_of, table, notes, plot) -> int:
+    """The summaries' command line: ``STORE [--plot PNG]``; prints ``table(rows)`` then
+    ``notes(rows)`` (lines), writes ``plot(rows, path)``. Exit 0, or 2 with one error line."""
+    import argparse
+
+    from advisor.store import ResultsStore
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("store", help="sweep directory holding results.sqlite")
+    ap.add_argument("--plot", default=None, help="write the loss-vs-LR panels here (PNG)")
+    args = ap.parse_args(argv)
+    try:
+        with ResultsStore.open(args.store) as st:
+            rows = rows_of(st.runs())
+        print(table(rows), end="")
+        for line in notes(rows):
+            print(line)
+        if args.plot:
+            plot(rows, args.plot)
+            print(f"plot: {args.plot}")
+    except AdvisorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def plot_lr_panels(panels, path, *, span: float) -> None:
+    """Write a PNG of loss-vs-LR panels, atomically.
+
+    Args:
+        panels: list of (title, lines); each line is (label, curve, best_lr, best_loss) with
+            curve a list of (base LR, final held-out loss in nats/byte); non-finite losses
+            (diverged runs) leave gaps, and the best point is starred.
+        path: the PNG to write.
+        span: the y axis shows at most this many nats above the lowest loss.
+    """
+    import matplotlib
+    import numpy as np
+
+    from advisor.outputs import atomic_output
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    finite = [y for _, lines in panels for _, curve, _, _ in lines for _, y in curve
+              if math.isfinite(y)]
+    lo, hi = min(finite), min(max(finite), min(finite) + span)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False,
+                             sharey=True)
+    for ax, (title, lines) in zip(axes[0], panels):
+        for label, curve, best_lr, best_loss in lines:
+            xs = [p[0] for p in curve]
+            ys = [p[1] if math.isfinite(p[1]) else np.nan for p in curve]
+            line, = ax.plot(xs, ys, "o-", ms=3, label=label)
+            if math.isfinite(best_lr):
+                ax.plot([best_lr], [best_loss], "*", ms=11, color=line.get_color())
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(lo - 0.02, hi)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("base LR")
+    axes[0][0].set_ylabel("final held-out loss (nats/byte)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    try:
+        with atomic_output(path, "plot", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
