@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 
 from advisor.errors import AdvisorError
-from calibration.lr_transfer import (LRRow, cell_text, lr_rows, plot_lr_panels, summary_main,
-                                     verdict_text)
+from calibration.lr_transfer import (LRRow, edge_note, lr_rows, lr_table, plot_transfer,
+                                     summary_main)
 from calibration.lr_transfer import transfer_verdicts as _verdicts
 
 
@@ -50,33 +50,20 @@ def transfer_verdicts(rows: list[DepthRow]) -> dict:
 
 def markdown_table(rows: list[DepthRow]) -> str:
     """Best LR and loss per depth (columns: one pair per alpha), then the verdicts."""
-    verdicts = transfer_verdicts(rows)
-    alphas = list(verdicts)
-    depths = sorted({r.depth for r in rows})
-    cell = {(r.alpha, r.depth): r for r in rows}
-    head = "| depth | " + " | ".join(f"alpha {a:g}: best LR, loss" for a in alphas) + " |"
-    lines = [head, "|" + "---|" * (len(alphas) + 1)]
-    for d in depths:
-        lines.append(f"| {d} | " + " | ".join(cell_text(cell.get((a, d))) for a in alphas) + " |")
-    lines.append("| optimum within one factor of 2 of the shallowest depth's | "
-                 + " | ".join(verdict_text(v) for v in verdicts.values()) + " |")
-    return "\n".join(lines) + "\n"
+    return lr_table(rows, transfer_verdicts(rows), "depth", lambda a: f"alpha {a:g}",
+                    "optimum within one factor of 2 of the shallowest depth's")
 
 
 def plot(rows: list[DepthRow], path) -> None:
     """One panel per alpha: final held-out loss against LR, one line per depth, best marked."""
     names = {0.0: "no depth scaling", 0.5: "Depth-muP", 1.0: "CompleteP"}
-    panels = [(f"alpha {a:g} ({names.get(a, '')}): best LR moves {v['max_shift']:g} x2",
-               [(f"depth {r.depth}", r.curve, r.best_lr, r.best_loss)
-                for r in rows if r.alpha == a])
-              for a, v in transfer_verdicts(rows).items()]
-    plot_lr_panels(panels, path, span=1.2)
+    plot_transfer(rows, transfer_verdicts(rows), path,
+                  lambda a: f"alpha {a:g} ({names.get(a, '')})", lambda d: f"depth {d}", span=1.2)
 
 
 def _notes(rows: list[DepthRow]) -> list[str]:
-    return [f"alpha {a:g}: best LR at an end of the grid at depth(s) "
-            f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it"
-            for a, v in transfer_verdicts(rows).items() if v["edge"]]
+    return [line for a, v in transfer_verdicts(rows).items()
+            for line in edge_note(f"alpha {a:g}", v, "depth")]
 
 
 def main(argv=None) -> int:

@@ -43,8 +43,9 @@ def lr_rows(runs, key, row_type=LRRow, order=None) -> list:
     for r in runs:
         if r.status != "failed":
             cells[key(r.settings)][float(r.settings["lr"])].append(final_loss(r))
+    order = order or (lambda arm, size: (arm, size))
     rows = []
-    for (arm, size), lrs in sorted(cells.items(), key=lambda kv: (order or (lambda a, s: (a, s)))(*kv[0])):
+    for (arm, size), lrs in sorted(cells.items(), key=lambda kv: order(*kv[0])):
         curve = tuple((lr, float(np.mean(v)) if all(math.isfinite(x) for x in v) else math.inf)
                       for lr, v in sorted(lrs.items()))
         finite = [p for p in curve if math.isfinite(p[1])]
@@ -112,6 +113,43 @@ def cell_text(row) -> str:
 
 def verdict_text(v: dict) -> str:
     return ("yes" if v["ok"] else "no") + f" (max shift {v['max_shift']:g})"
+
+
+def lr_table(rows: list[LRRow], verdicts: dict, size_name: str, arm_label, verdict_label: str,
+             extra=()) -> str:
+    """A Markdown table: one line per size, a "best LR, loss" column per arm (headed
+    ``arm_label(arm)``), then ``extra`` columns ``(header, fn(cells, size) -> str)`` with
+    ``cells`` the rows by (arm, size); a last line of the verdicts, headed ``verdict_label``."""
+    arms = list(verdicts)
+    cell = {(r.arm, r.size): r for r in rows}
+    head = (f"| {size_name} | " + " | ".join(f"{arm_label(a)}: best LR, loss" for a in arms)
+            + "".join(f" | {h}" for h, _ in extra) + " |")
+    lines = [head, "|" + "---|" * (1 + len(arms) + len(extra))]
+    for size in sorted({r.size for r in rows}):
+        parts = [cell_text(cell.get((a, size))) for a in arms] + [fn(cell, size) for _, fn in extra]
+        lines.append(f"| {size} | " + " | ".join(parts) + " |")
+    lines.append(f"| {verdict_label} | " + " | ".join(verdict_text(v) for v in verdicts.values())
+                 + "".join(" | " for _ in extra) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def edge_note(arm_text: str, verdict: dict, size_name: str) -> list[str]:
+    """One line when some sizes' best LR is at an end of the grid, else none."""
+    if not verdict["edge"]:
+        return []
+    return [f"{arm_text}: best LR at an end of the grid at {size_name}(s) "
+            f"{', '.join(map(str, verdict['edge']))}: the optimum may lie outside it"]
+
+
+def plot_transfer(rows: list[LRRow], verdicts: dict, path, arm_title, line_label,
+                  span: float) -> None:
+    """:func:`plot_lr_panels` with one panel per arm (titled ``arm_title(arm)`` and how far its
+    best LR moves) and one line per size (labelled ``line_label(size)``)."""
+    panels = [(f"{arm_title(a)}: best LR moves {v['max_shift']:g} x2",
+               [(line_label(r.size), r.curve, r.best_lr, r.best_loss)
+                for r in rows if r.arm == a])
+              for a, v in verdicts.items()]
+    plot_lr_panels(panels, path, span=span)
 
 
 def summary_main(argv, description: str, rows_of, table, notes, plot) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 
 from advisor.errors import AdvisorError
-from calibration.lr_transfer import (LRRow, cell_text, lr_rows, plot_lr_panels, summary_main,
-                                     verdict_text)
+from calibration.lr_transfer import (LRRow, edge_note, lr_rows, lr_table, plot_transfer,
+                                     summary_main)
 from calibration.lr_transfer import transfer_verdicts as _verdicts
 
 ARM_ORDER = ("AdamW (muP)", "AdamW", "Muon spectral", "Muon match_rms_adamw")
@@ -58,35 +58,23 @@ def transfer_verdicts(rows: list[ArmRow]) -> dict:
 def markdown_table(rows: list[ArmRow]) -> str:
     """Best LR and loss per width (one column per arm), the verdicts, and Muon - AdamW."""
     verdicts = transfer_verdicts(rows)
-    arms = list(verdicts)
-    widths = sorted({r.width for r in rows})
-    cell = {(r.arm, r.width): r for r in rows}
-    ref = next((a for a in arms if a.startswith("AdamW")), None)
-    muons = [a for a in arms if a.startswith("Muon")]
-    head = ("| width | " + " | ".join(f"{a}: best LR, loss" for a in arms)
-            + "".join(f" | {m} - {ref} (nats)" for m in muons if ref) + " |")
-    lines = [head, "|" + "---|" * (1 + len(arms) + (len(muons) if ref else 0))]
-    for w in widths:
-        parts = [cell_text(cell.get((a, w))) for a in arms]
-        if ref:
-            for m in muons:
-                rm, ra = cell.get((m, w)), cell.get((ref, w))
-                parts.append("-" if rm is None or ra is None
-                             else f"{rm.best_loss - ra.best_loss:+.3f}")
-        lines.append(f"| {w} | " + " | ".join(parts) + " |")
-    lines.append("| optimum within one factor of 2 of the smallest width's | "
-                 + " | ".join(verdict_text(v) for v in verdicts.values())
-                 + "".join(" | " for _ in (muons if ref else [])) + " |")
-    return "\n".join(lines) + "\n"
+    ref = next((a for a in verdicts if a.startswith("AdamW")), None)
+
+    def minus_ref(muon):
+        def text(cells, width):
+            rm, ra = cells.get((muon, width)), cells.get((ref, width))
+            return "-" if rm is None or ra is None else f"{rm.best_loss - ra.best_loss:+.3f}"
+        return text
+
+    extra = [(f"{m} - {ref} (nats)", minus_ref(m))
+             for m in verdicts if m.startswith("Muon")] if ref else []
+    return lr_table(rows, verdicts, "width", str,
+                    "optimum within one factor of 2 of the smallest width's", extra)
 
 
 def plot(rows: list[ArmRow], path) -> None:
     """One panel per arm: final held-out loss against LR, one line per width, best marked."""
-    panels = [(f"{a}: best LR moves {v['max_shift']:g} x2",
-               [(f"width {r.width}", r.curve, r.best_lr, r.best_loss)
-                for r in rows if r.arm == a])
-              for a, v in transfer_verdicts(rows).items()]
-    plot_lr_panels(panels, path, span=1.0)
+    plot_transfer(rows, transfer_verdicts(rows), path, str, lambda w: f"width {w}", span=1.0)
 
 
 def _notes(rows: list[ArmRow]) -> list[str]:
@@ -94,9 +82,7 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     for a, v in transfer_verdicts(rows).items():
         lines.append(f"{a}: smooth optimum log2(LR) by width "
                      + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
-        if v["edge"]:
-            lines.append(f"{a}: best LR at an end of the grid at width(s) "
-                         f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
+        lines += edge_note(a, v, "width")
     return lines
 
 
