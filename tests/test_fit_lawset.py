@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from advisor.cli import main
-from advisor.fit.crossval import fit_lr_batch
-from advisor.fit.lawset_out import fit_sweep, lawset_dict
+from advisor.fit.lr_batch import fit_lr_batch
+from advisor.fit.pipeline import fit_sweep, lawset_dict
 from advisor.lawset import LawSet, load_lawset
 from advisor.runs import load_runs, table_from_rows
 

@@ -249,7 +249,7 @@ def test_n_column_and_cell_by_errors(rows, tmp_path, capsys):
 
 
 def test_a_law_that_would_overflow_refuses_to_predict():
-    from advisor.fit.crossval import LRBatchLaws
+    from advisor.fit.lr_batch import LRBatchLaws
 
     laws = LRBatchLaws(method="best-point", lr=(1.0, {"N": 480.0}, None),
                        batch=(1.0, {"D": float("nan")}, None), cells=[])

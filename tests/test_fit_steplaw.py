@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from advisor.fit.crossval import fit_lr_batch, in_sample, summarize
+from advisor.fit.lr_batch import fit_lr_batch, in_sample, summarize
 from advisor.lawset import load_lawset
 from advisor.runs import load_runs
 

@@ -39,7 +39,7 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     outdir = Path(out)
     import matplotlib
     matplotlib.use("Agg")
-    from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
+    from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
     from advisor.fit.optima import all_optima
     from advisor.lawset import LawSet, load_lawset
     from advisor.runs import load_runs

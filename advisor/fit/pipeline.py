@@ -10,7 +10,7 @@ brackets it. ``lawset_dict`` turns the result into a law set with its provenance
 Every law passes the identifiability rule of :mod:`advisor.fit.identify`; every optimizer
 status (:mod:`advisor.fit.status`) is kept, warned about when not clean, and written into the
 provenance. With ``cv`` both kinds of cross-validation are run: leave-one-cell-out
-(interpolation) and the extrapolation folds of :func:`advisor.fit.crossval.holdout_folds`.
+(interpolation) and the extrapolation folds of :func:`advisor.fit.lr_batch.holdout_folds`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.fit.crossval import (LRBatchLaws, check_grid, cross_validate,
+from advisor.fit.lr_batch import (LRBatchLaws, check_grid, cross_validate,
                                   extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
 from advisor.fit.identify import span_reason
