@@ -104,8 +104,9 @@ def score_form(table, method, batch_vars, options):
         kw["options"] = options
     t = time.perf_counter()
     laws = fit_lr_batch(table, method, **kw)
-    row = {"lr_law": [laws.lr[0], laws.lr[1]],
-           "batch_law": None if laws.batch is None else [laws.batch[0], laws.batch[1]],
+    row = {"lr_law": [laws.lr.coefficient, laws.lr.exponents],
+           "batch_law": (None if laws.batch is None
+                         else [laws.batch.coefficient, laws.batch.exponents]),
            "in_sample": _pct(summarize(in_sample(table, laws))),
            "leave_one_cell_out": _pct(summarize(cross_validate(table, method, **kw)))}
     folds = extrapolation_cv(table, method, **kw)

@@ -100,11 +100,12 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
 
 
 def _print_summary(result, d, out, elapsed):
+    from advisor.fit.powerlaw import PowerLaw
+
     laws = d["laws"]
 
     def pl(law):
-        ex = " ".join(f"{k}^{v:+.3f}" for k, v in law["exponents"].items())
-        return f"{law['coefficient']:.4g} {ex}"
+        return PowerLaw.from_law(law).describe()
 
     click.echo(f"learning rate: {pl(laws['learning_rate'])}")
     if "batch_size" in laws:
