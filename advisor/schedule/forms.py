@@ -51,12 +51,13 @@ class ScheduleForm:
     """
 
     name: str
-    module: object
+    module: object                  # the form's evaluation: predict (and value_and_jac)
     params: tuple
     log_params: tuple
     bounds: dict
     fitter: str
     reference: str
+    # fitter hooks (see above)
     plan: Callable | None = None
     first_stage: Callable | None = None
     starts: Callable | None = None
