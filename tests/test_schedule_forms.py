@@ -38,6 +38,12 @@ def test_every_form_fits_writes_and_predicts_the_same_from_its_file(law, tmp_pat
                                rtol=1e-12)
     assert ("valley law: ours" in " ".join(doc["provenance"]["references"])) == \
         FORMS[law].ours
+    # every optimizer call of the fit is in the provenance, with its outcome and its cost
+    calls = doc["provenance"]["calls"]
+    assert calls and all(c["nfev"] > 0 and c["message"] and c["converged"] in (True, False)
+                         for c in calls)
+    assert len(calls) == (1 if FORMS[law].fitter == "grid" else 2)
+    assert doc["provenance"]["unidentified"] == []
 
 
 def test_form_rules_are_read_from_the_registry():

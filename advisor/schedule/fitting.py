@@ -37,6 +37,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from advisor.errors import AdvisorError
+from advisor.fit.status import FitStatus, flat_parameters, from_least_squares, from_minimize
 from advisor.schedule.curves import Curve
 from advisor.schedule.forms import FORMS
 
@@ -243,6 +244,10 @@ class _Problem:
         # status > 0: a tolerance was met; 0: the evaluation budget ran out
         self.last_status = {"least_squares_status": int(res.status),
                             "least_squares_converged": bool(res.status > 0)}
+        what = f"{self.form.name} fit, {len(self.plans)} curves"
+        free_names = [n for n, m in zip(self.form.params, free) if m]
+        calls = [from_least_squares(res, f"{what}: trust-region least squares", free_names,
+                                    (lo_, hi_))]
 
         def obj(zf):
             f, g = self.objective(full(zf))
@@ -255,9 +260,14 @@ class _Problem:
             z = full(res2.x)
         self.last_status.update(lbfgs_converged=bool(res2.success),
                                 lbfgs_message=str(res2.message))
+        calls.append(from_minimize(res2, f"{what}: L-BFGS-B polish", free_names, bounds))
+        self.last_status["calls"] = [c.as_dict() for c in calls]
         self.last_status["converged"] = bool(self.last_status["least_squares_converged"]
                                              or res2.success)
         self.last_status["at_bounds"] = self.at_bounds(z)
+        _, J = self.residuals(z)
+        J = np.where(np.isfinite(J), J, 0.0)[:, free]
+        self.last_status["unidentified"] = flat_parameters(J, free_names)
         return self.to_theta(z), float(self.objective(z, grad=False))
 
     def at_bounds(self, z, rel: float = 1e-4) -> list:
@@ -319,8 +329,12 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
 
     The optimizers' status is read: ``extra["status"]`` holds ``converged`` (a tolerance of
     the trust-region or the L-BFGS-B polish was met), ``at_bounds`` (free constants that end
-    on a bound, or on the edge of the valley law's grid) and ``identified`` (False when
-    anything is at a bound: the data did not pin that constant down).
+    on a bound, or on the edge of the valley law's grid), ``unidentified`` (constants along
+    a flat direction of the final least-squares fit, :func:`advisor.fit.status.
+    flat_parameters`), ``identified`` (False when anything is at a bound or unidentified:
+    the data did not pin that constant down) and ``calls`` (each
+    optimizer call of the final fit as :class:`advisor.fit.status.FitStatus` fields:
+    converged, message, evaluations).
     """
     if law not in FORMS:
         raise AdvisorError(f"unknown schedule law {law!r}; choose from {', '.join(FORMS)}")
@@ -358,7 +372,7 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
         if best is None or f < best[0]:
             best = (f, th, lam, dict(full.last_status))
     f, th, lam, status = best
-    status["identified"] = not status["at_bounds"]
+    status["identified"] = not status["at_bounds"] and not status["unidentified"]
     return FitResult(law=law, params=dict(zip(names, map(float, th))), lr_scale=lr_scale,
                      lam=lam, objective=f, options=opts, curves=[c.name for c in curves],
                      n_points=int(sum(len(i) for i in idxs)),
@@ -377,8 +391,14 @@ def _fit_grid(law, curves, opts, lr_scale, idxs, ws, t0) -> FitResult:
             [c.loss[i] for c, i in zip(curves, idxs)], ws, rho=opts.rho)
     except ValueError as exc:
         raise AdvisorError(f"cannot fit the {law} law: {exc}") from None
-    status = {"converged": True, "at_bounds": at, "identified": not at,
-              "method": "grid over (c, p, alpha), linear least squares for (L0, A, K)"}
+    method = "grid over (c, p, alpha), linear least squares for (L0, A, K)"
+    grid = FORMS[law].module
+    call = FitStatus(what=f"{law} fit, {len(curves)} curves: {method}", converged=True,
+                     message="exact: every grid point scored",
+                     nfev=len(grid.C_GRID) * len(grid.P_GRID) * len(grid.ALPHA_GRID),
+                     at_bounds=list(at))
+    status = {"converged": True, "at_bounds": at, "unidentified": [], "identified": not at,
+              "method": method, "calls": [call.as_dict()]}
     return FitResult(law=law, params=params, lr_scale=lr_scale, lam=None, objective=f,
                      options=opts, curves=[c.name for c in curves],
                      n_points=int(sum(len(i) for i in idxs)),
@@ -397,6 +417,11 @@ def status_warnings(fit: FitResult) -> list[str]:
         out.append(f"the {fit.law} fit ends with {names} on the bound of the allowed range: "
                    f"the curves do not identify {'it' if len(st['at_bounds']) == 1 else 'them'}"
                    f"; predictions for schedules unlike the fitted ones are not reliable")
+    if st.get("unidentified"):
+        out.append(f"the curves do not identify the {fit.law} law's "
+                   f"{', '.join(st['unidentified'])} (a flat direction of the fit: other "
+                   "values fit equally well); predictions for schedules unlike the fitted "
+                   "ones are not reliable")
     return out
 
 

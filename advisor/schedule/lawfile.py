@@ -14,7 +14,8 @@ Layout::
       curves: [{name, source, n_points, mean_rel, max_rel, final_rel}, ...]
       cv: {...}                # cross-validated choice of law and procedure (select.py)
     provenance: {created, advisor_version, command, converged, at_bounds, identified,
-                 warnings}             # the optimizer's status (fitting.status_warnings)
+                 unidentified, calls, warnings}   # the optimizer's status
+                 # (fitting.status_warnings); calls: converged, message, nfev of each call
 
 Loaded with the project's safe YAML loader (advisor.yamlio) and validated before use; written atomically (a temporary
 file in the same folder, then a rename), after validation.
@@ -168,6 +169,8 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
             "converged": bool(fit.extra.get("status", {}).get("converged", True)),
             "at_bounds": list(fit.extra.get("status", {}).get("at_bounds", [])),
             "identified": bool(fit.extra.get("status", {}).get("identified", True)),
+            "unidentified": list(fit.extra.get("status", {}).get("unidentified", [])),
+            "calls": list(fit.extra.get("status", {}).get("calls", [])),
             "warnings": status_warnings(fit),
             "references": ["Tissue et al. 2024, arXiv 2408.11029",
                            "Luo et al. 2025, arXiv 2503.12811"]
