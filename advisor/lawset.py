@@ -18,7 +18,7 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.lawforms import evaluate_law, log_interval, validate_law, variables_needed
-from advisor.yamlio import atomic_write_text, parse_yaml_text, read_yaml_file
+from advisor.yamlio import atomic_write_text, parse_yaml_text, plain, read_yaml_file
 
 SCHEMA_ID = "hp-advisor/lawset/v1"
 QUANTITIES = ("learning_rate", "batch_size", "weight_decay", "loss", "critical_batch_size")
@@ -242,18 +242,6 @@ def load_shipped() -> list[LawSet]:
 def dump_lawset(d: Mapping, path) -> None:
     """Validate ``d`` and write it as YAML to ``path`` atomically (temp file + rename)."""
     validate_lawset_dict(d)
-    text = yaml.safe_dump(_plain(d), sort_keys=False, default_flow_style=None, width=100)
+    text = yaml.safe_dump(plain(d), sort_keys=False, default_flow_style=None, width=100)
     atomic_write_text(path, text)
 
-
-def _plain(x):
-    """Convert numpy scalars/arrays and tuples into plain YAML-safe Python objects."""
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if hasattr(x, "tolist"):
-        return _plain(x.tolist())
-    if isinstance(x, float):
-        return float(x)
-    return x

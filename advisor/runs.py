@@ -133,17 +133,22 @@ class RunTable:
         return ~self.diverged & np.isfinite(self.loss)
 
     def subset(self, mask) -> "RunTable":
-        mask = np.asarray(mask, bool)
-        return RunTable(N=self.N[mask], D=self.D[mask], lr=self.lr[mask],
-                        batch_tokens=self.batch_tokens[mask],
-                        weight_decay=self.weight_decay[mask], seed=self.seed[mask],
-                        loss=self.loss[mask], diverged=self.diverged[mask],
-                        names=[n for n, m in zip(self.names, mask) if m], source=self.source,
+        """The runs where ``mask`` (bool, one per run) is true, in this table's order."""
+        return self.take(np.flatnonzero(np.asarray(mask, bool)))
+
+    def take(self, rows) -> "RunTable":
+        """The runs at integer positions ``rows``, in that order."""
+        rows = np.asarray(rows, int)
+        return RunTable(N=self.N[rows], D=self.D[rows], lr=self.lr[rows],
+                        batch_tokens=self.batch_tokens[rows],
+                        weight_decay=self.weight_decay[rows], seed=self.seed[rows],
+                        loss=self.loss[rows], diverged=self.diverged[rows],
+                        names=[self.names[i] for i in rows], source=self.source,
                         loss_column=self.loss_column, n_failed=self.n_failed,
                         notes=list(self.notes), optimizer=self.optimizer,
                         flops_per_token=None if self.flops_per_token is None
-                        else self.flops_per_token[mask],
-                        cell_labels=tuple(c[mask] for c in self.cell_labels),
+                        else self.flops_per_token[rows],
+                        cell_labels=tuple(c[rows] for c in self.cell_labels),
                         cell_by=self.cell_by, n_column=self.n_column,
                         lr_convention=self.lr_convention, mup_base_width=self.mup_base_width)
 
@@ -366,14 +371,20 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                            "tell them apart with --cell-by")
 
     M = np.array(M, float)
+    # one canonical order, so that no fitter's result depends on the order the rows came in
+    # (a store's row order is its runs' finishing order): by cell, then lr, batch, weight
+    # decay and seed -- unique after the duplicate check above
+    # (np.lexsort's last key is the primary one)
+    order = np.lexsort(key_cols[:, [5, 4, 3, 2, *range(key_cols.shape[1] - 1, 5, -1), 1, 0]].T)
     table = RunTable(N=N, D=D, lr=lr, batch_tokens=bt, weight_decay=wd, seed=seed, loss=L,
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
                      n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
                      cell_labels=labels, cell_by=cell_by, n_column=n_column,
                      optimizer=next((str(r["optimizer"]) for r in rows
                                      if r.get("optimizer") not in (None, "")), ""),
-                     lr_convention=lr_convention, mup_base_width=base_width)
-    _note_mixed_architectures(table, {c: np.array(v, dtype=object) for c, v in arch.items()})
+                     lr_convention=lr_convention, mup_base_width=base_width).take(order)
+    _note_mixed_architectures(table, {c: np.array(v, dtype=object)[order]
+                                      for c, v in arch.items()})
     _mark_blown_up(table)
     if not table.finished.any():
         raise AdvisorError(f"{source}: all {len(table)} runs diverged; the LR grid is too high "

@@ -57,3 +57,19 @@ def read_yaml_file(path, what: str = "file"):
     if data is None:  # an empty file, or only comments
         raise AdvisorError(f"{what} {path} is empty")
     return data
+
+
+def plain(x):
+    """``x`` as plain YAML-safe Python: mappings (keys as strings), lists (from tuples and
+    arrays), and numpy scalars as int and float. What every YAML writer here dumps."""
+    from collections.abc import Mapping
+
+    if isinstance(x, Mapping):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if hasattr(x, "tolist"):             # numpy arrays and scalars
+        return plain(x.tolist())
+    if isinstance(x, float):
+        return float(x)
+    return x

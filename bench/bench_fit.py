@@ -13,7 +13,7 @@ and the wall time to fit the full grid. Run: python bench/bench_fit.py [--json O
 
 With ``--extrapolation`` it instead scores every candidate form (method x batch-law
 variables) three ways -- in-sample, leave-one-cell-out (interpolation) and the four
-extrapolation folds of advisor.fit.crossval.holdout_folds (largest N, largest D, smallest N,
+extrapolation folds of advisor.fit.lr_batch.holdout_folds (largest N, largest D, smallest N,
 smallest D held out together) -- the table in docs/fitting.md the default is chosen by.
 """
 from __future__ import annotations
@@ -29,10 +29,10 @@ import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from advisor.fit.crossval import (cross_validate, extrapolation_cv,  # noqa: E402
+from advisor.fit.lr_batch import (cross_validate, extrapolation_cv,  # noqa: E402
                                   extrapolation_summary, fit_lr_batch, in_sample)
 from advisor.fit.gaps import cell_gap, lawset_gaps, summarize  # noqa: E402
-from advisor.fit.lawset_out import fit_sweep  # noqa: E402
+from advisor.fit.pipeline import fit_sweep  # noqa: E402
 from advisor.fit.surface import SurfaceOptions, ensemble_options  # noqa: E402
 from advisor.lawset import load_lawset  # noqa: E402
 from advisor.runs import load_runs  # noqa: E402
@@ -104,8 +104,9 @@ def score_form(table, method, batch_vars, options):
         kw["options"] = options
     t = time.perf_counter()
     laws = fit_lr_batch(table, method, **kw)
-    row = {"lr_law": [laws.lr[0], laws.lr[1]],
-           "batch_law": None if laws.batch is None else [laws.batch[0], laws.batch[1]],
+    row = {"lr_law": [laws.lr.coefficient, laws.lr.exponents],
+           "batch_law": (None if laws.batch is None
+                         else [laws.batch.coefficient, laws.batch.exponents]),
            "in_sample": _pct(summarize(in_sample(table, laws))),
            "leave_one_cell_out": _pct(summarize(cross_validate(table, method, **kw)))}
     folds = extrapolation_cv(table, method, **kw)

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from advisor.cli import main
-from advisor.fit.crossval import fit_lr_batch
-from advisor.fit.lawset_out import fit_sweep, lawset_dict
+from advisor.fit.lr_batch import fit_lr_batch
+from advisor.fit.pipeline import fit_sweep, lawset_dict
 from advisor.lawset import LawSet, load_lawset
 from advisor.runs import load_runs, table_from_rows
 
@@ -77,12 +77,12 @@ def test_surface_recovers_a_planted_power_law():
     b_law = lambda N, D: 0.5 * D ** 0.55               # noqa: E731
     table = table_from_rows(synthetic_rows(rng, lr_law, b_law, cells), loss="final")
     # the default batch law is B*(D); B*(N, D) must find the planted N exponent of 0
-    assert set(fit_lr_batch(table, "surface").batch[1]) == {"D"}
+    assert set(fit_lr_batch(table, "surface").batch.exponents) == {"D"}
     laws = fit_lr_batch(table, "surface", batch_vars=("N", "D"))
-    coef, exps, _ = laws.lr
+    exps = laws.lr.exponents
     assert exps["N"] == pytest.approx(-0.7, abs=0.05)
     assert exps["D"] == pytest.approx(0.3, abs=0.05)
-    _, bexps, _ = laws.batch
+    bexps = laws.batch.exponents
     assert bexps["D"] == pytest.approx(0.55, abs=0.05) and abs(bexps["N"]) < 0.05
     # and extrapolates to a 10x larger model within 15%
     lr, b = laws.predict(1e10, 1e11)

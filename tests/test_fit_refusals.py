@@ -249,13 +249,14 @@ def test_n_column_and_cell_by_errors(rows, tmp_path, capsys):
 
 
 def test_a_law_that_would_overflow_refuses_to_predict():
-    from advisor.fit.crossval import LRBatchLaws
+    from advisor.fit.lr_batch import LRBatchLaws
+    from advisor.fit.powerlaw import PowerLaw
 
-    laws = LRBatchLaws(method="best-point", lr=(1.0, {"N": 480.0}, None),
-                       batch=(1.0, {"D": float("nan")}, None), cells=[])
+    laws = LRBatchLaws(method="best-point", lr=PowerLaw(1.0, {"N": 480.0}),
+                       batch=PowerLaw(1.0, {"D": float("nan")}), cells=[])
     with pytest.raises(AdvisorError, match="predicts inf"):
         laws.predict(2.15e9, 2e10)
-    laws.lr = (1.0, {"N": -0.7}, None)
+    laws.lr = PowerLaw(1.0, {"N": -0.7})
     with pytest.raises(AdvisorError, match="batch size law predicts NaN"):
         laws.predict(2.15e9, 2e10)
 
@@ -265,5 +266,6 @@ def test_a_seq_len_column_converts_bs_per_run(rows):
 
     sub = [dict(r, seq_len="4096", bs=str(int(r["bs"]) // 2)) for r in rows[:300]]
     t = table_from_rows(sub)
-    want = np.array([int(r["bs"]) * 4096 for r in sub], float)     # sub's bs, halved
-    assert np.array_equal(t.batch_tokens, want)
+    # sub's bs, halved; the table holds the runs in its own (canonical) order, so by name
+    want = {r["exp_name"]: int(r["bs"]) * 4096 for r in sub}
+    assert np.array_equal(t.batch_tokens, np.array([want[n] for n in t.names], float))

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from advisor.fit.crossval import fit_lr_batch, in_sample, summarize
+from advisor.fit.lr_batch import fit_lr_batch, in_sample, summarize
 from advisor.lawset import load_lawset
 from advisor.runs import load_runs
 
@@ -109,6 +109,6 @@ def test_in_sample_surface_fit_is_better_than_published_law(table):
     pub = summarize(lawset_gaps(table, step))
     assert s["mean_gap"] < pub["mean_gap"]
     # exponents of the fitted LR law: decreasing in N, increasing in D (as Step Law's)
-    coef, exps, cov = laws.lr
+    exps, cov = laws.lr.exponents, laws.lr.log_covariance
     assert exps["N"] < -0.5 and 0.1 < exps["D"] < 0.4
     assert len(cov) == 3

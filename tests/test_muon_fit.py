@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.fit.lawset_out import fit_sweep, lawset_dict
+from advisor.fit.pipeline import fit_sweep, lawset_dict
 from advisor.lawset import LawSet, dump_lawset
 from advisor.muon_view import CONVERSION_WARNING, with_muon
 from advisor.recommendation import recommend

@@ -4,7 +4,7 @@ For each (N, D) cell: the loss of the run nearest (in ln lr, ln batch) to the la
 prediction, relative to the cell's best run (Step Law's measure). ``--cross-validate``
 instead refits our own laws on cells it then scores: each cell held out in turn
 (leave-one-cell-out, the interpolation figure), and the extrapolation folds (the cells at the
-largest N, largest D, smallest N, smallest D held out together; advisor.fit.crossval).
+largest N, largest D, smallest N, smallest D held out together; advisor.fit.lr_batch).
 
 A law set's figure is labelled in-sample only when its provenance records the fingerprint of
 this very grid (``advisor fit`` writes it).
@@ -44,7 +44,7 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
              n_column, extrap, fmt):
     """Loss gap of a law's (LR, batch) prediction on every cell of a grid."""
     from advisor.errors import AdvisorError
-    from advisor.fit.crossval import cross_validate, extrapolation_cv, extrapolation_summary
+    from advisor.fit.lr_batch import cross_validate, extrapolation_cv, extrapolation_summary
     from advisor.fit.gaps import lawset_gaps, summarize
     from advisor.runs import load_runs
 

@@ -51,7 +51,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     of --seq-len tokens, or a bs_tokens column; N non-embedding parameters; D tokens).
     """
     from advisor.errors import AdvisorError
-    from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
+    from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
     from advisor.lawset import dump_lawset, load_lawset_file
     from advisor.outputs import check_output_file
     from advisor.runs import load_runs, resolve_lr_convention
@@ -100,11 +100,12 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
 
 
 def _print_summary(result, d, out, elapsed):
+    from advisor.fit.powerlaw import PowerLaw
+
     laws = d["laws"]
 
     def pl(law):
-        ex = " ".join(f"{k}^{v:+.3f}" for k, v in law["exponents"].items())
-        return f"{law['coefficient']:.4g} {ex}"
+        return PowerLaw.from_law(law).describe()
 
     click.echo(f"learning rate: {pl(laws['learning_rate'])}")
     if "batch_size" in laws:

@@ -39,7 +39,7 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     outdir = Path(out)
     import matplotlib
     matplotlib.use("Agg")
-    from advisor.fit.lawset_out import default_name, fit_sweep, lawset_dict
+    from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
     from advisor.fit.optima import all_optima
     from advisor.lawset import LawSet, load_lawset
     from advisor.runs import load_runs
@@ -63,14 +63,9 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
 
 
 def _save(fig, path):
-    import matplotlib.pyplot as plt
-    from advisor.outputs import atomic_output
+    from advisor.outputs import save_figure
 
-    try:
-        with atomic_output(path, "plot") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _predict(ls, q, N, D):

@@ -263,12 +263,6 @@ def _plot_fit(curves, preds, path, title):
 
 
 def _save(fig, path):
-    """Write the figure as PNG atomically (advisor.outputs rules), then close it."""
-    import matplotlib.pyplot as plt
-    from advisor.outputs import atomic_output
+    from advisor.outputs import save_figure
 
-    try:
-        with atomic_output(path, "plot") as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -2,6 +2,7 @@
 
 Torch-free: numpy and scipy only. Modules: optima (per-cell smooth optimum with bootstrap),
 surface (joint loss surface over log LR and log batch), powerlaw (log-linear laws, critical
-batch), weight_decay (AdamW timescale), loss_law (Chinchilla/Epoch Huber fit), gaps and
-crossval (how good a law is on a grid), lawset_out (the law-set file).
+batch), weight_decay (AdamW timescale), loss_law (Chinchilla/Epoch Huber fit), gaps (how good a
+law is on a grid), lr_batch (the LR/batch laws by three methods, and their cross-validation),
+pipeline (every law a sweep supports, and the law-set file).
 """

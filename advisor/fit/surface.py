@@ -29,7 +29,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from advisor.errors import AdvisorError
-from advisor.fit.status import FitStatus, from_least_squares
+from advisor.fit.powerlaw import PowerLaw
+from advisor.fit.status import FitStatus, flat_parameters, from_least_squares
 
 AXIS_NAMES = ("learning_rate", "batch_size", "weight_decay")
 
@@ -61,21 +62,24 @@ def ensemble_options(base: SurfaceOptions) -> list:
             for w in ENSEMBLE_WINDOWS for f in ENSEMBLE_SCALES]
 
 
-def average_power_law(fits, axis):
-    """(coefficient, exponents, log covariance) of the mean of the fits' log-linear laws.
+def average_power_law(fits, axis) -> PowerLaw:
+    """The mean (in ln coefficient and exponents) of the fits' power laws for ``axis``.
 
     The covariance is the mean of the members' covariances plus the spread between members.
     """
     laws = [f.power_law(axis) for f in fits]
-    names = list(laws[0][1])
-    P = np.array([[np.log(c)] + [e[k] for k in names] for c, e in laws])
+    names = list(laws[0].exponents)
+    P = np.array([[np.log(law.coefficient)] + [law.exponents[k] for k in names]
+                  for law in laws])
     mean = P.mean(axis=0)
-    covs = [np.asarray(f.covariance[axis]) for f in fits if axis in f.covariance]
+    covs = [np.asarray(law.log_covariance) for law in laws if law.log_covariance is not None]
     cov = None
     if len(covs) == len(fits):
         spread = np.cov(P.T, bias=True) if len(fits) > 1 else 0.0
         cov = (np.mean(covs, axis=0) + spread).tolist()
-    return float(np.exp(mean[0])), {k: float(v) for k, v in zip(names, mean[1:])}, cov
+    return PowerLaw(coefficient=float(np.exp(mean[0])),
+                    exponents={k: float(v) for k, v in zip(names, mean[1:])},
+                    log_covariance=cov)
 
 
 @dataclass
@@ -104,8 +108,8 @@ class SurfaceFit:
                                    + loc.get("D", 0.0) * d))
         return out
 
-    def power_law(self, axis) -> tuple[float, dict]:
-        """(coefficient, {N: e, D: e}) of the optimum of ``axis`` as a power law."""
+    def power_law(self, axis) -> PowerLaw:
+        """The optimum of ``axis`` as a power law in N and D, with its covariance."""
         loc = self.location[axis]
         n0, d0 = self.centre
         eN, eD = loc.get("N", 0.0), loc.get("D", 0.0)
@@ -115,7 +119,9 @@ class SurfaceFit:
             exps["N"] = eN
         if "D" in loc:
             exps["D"] = eD
-        return float(np.exp(ln_coef)), exps
+        return PowerLaw(coefficient=float(np.exp(ln_coef)), exponents=exps,
+                        log_covariance=self.covariance.get(axis),
+                        rms_log_residual=self.rms, n_points=self.n_runs)
 
     def shape_value(self, u, N, D):
         """S(u; N, D): log-loss excess at offsets u (array (..., k)) from the optimum."""
@@ -273,16 +279,23 @@ def fit_surface(X, cell, cell_logN, cell_logD, loss, axes, *, options=SurfaceOpt
     location = {ax: {name: float(a[q]) for q, name in enumerate(f)}
                 for ax, f, a in zip(axes, features, locs)}
     r = resid(res.x)
+    status = from_least_squares(res, f"surface fit (window {options.window:.1%}, f_scale "
+                                     f"{options.f_scale:.1%}, {K} cells)")
+    status.unidentified = flat_parameters(jac(res.x), _location_names(axes, features)
+                                          + [None] * (n_shape + K))
     fit = SurfaceFit(axes=tuple(axes), features=features, location=location, centre=(n0, d0),
                      terms=terms, shape=sh, levels={int(c): float(m[i])
                                                      for i, c in enumerate(all_cells)},
                      options=options, n_runs=int(sel.sum()), n_cells=K,
-                     rms=float(np.sqrt(np.mean(r ** 2))),
-                     status=from_least_squares(
-                         res, f"surface fit (window {options.window:.1%}, f_scale "
-                              f"{options.f_scale:.1%}, {K} cells)"))
+                     rms=float(np.sqrt(np.mean(r ** 2))), status=status)
     fit.covariance = _cluster_covariance(jac(res.x), r, ci, features, n_loc, n0, d0, axes)
     return fit
+
+
+def _location_names(axes, features) -> list:
+    """Readable names of the location parameters, e.g. "the learning_rate law's D exponent"."""
+    return [f"the {ax} law's " + ("coefficient" if name == "1" else f"{name} exponent")
+            for ax, f in zip(axes, features) for name in f]
 
 
 def _cluster_covariance(J, r, ci, features, n_loc, n0, d0, axes):

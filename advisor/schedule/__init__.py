@@ -1,9 +1,11 @@
 """Loss-vs-LR-schedule laws: fit them on a few curves, predict any schedule, pick one.
 
 Modules: ``curves`` (loading and validating curves), ``multipower`` and ``tissue`` (the two
-published laws), ``fitting`` (Huber on log loss, trust-region + L-BFGS-B from a grid),
-``select`` (choice of law and fitting procedure by cross-validation), ``optimize``
-(schedule search and WSD branch points), ``lawfile`` (the schedule-law YAML).
+published laws), ``valley`` (ours), ``forms`` (the one registry of law forms: constants,
+bounds, evaluation and fitter hooks, read by everything below), ``fitting`` (Huber on log
+loss, trust-region + L-BFGS-B from a grid), ``select`` (choice of law and fitting procedure
+by cross-validation), ``optimize`` (schedule search and WSD branch points), ``lawfile``
+(the schedule-law YAML).
 Everything here is torch-free; matplotlib is imported only to draw plots.
 """
 from __future__ import annotations

@@ -278,12 +278,31 @@ def looks_like_multipower(path: Path) -> bool:
 # results store
 
 
+#: the settings in which the curves of one schedule law may differ (see curve_group_key)
+CURVE_FREE_SETTINGS = ("schedule", "seed", "tokens")
+
+
+def curve_group_key(settings: dict) -> tuple:
+    """Which runs' curves one schedule law may be fitted on: equal in every setting but
+    :data:`CURVE_FREE_SETTINGS` (the schedule, the seed and the horizon).
+
+    This is not :func:`advisor.runspec.stack_key`, and must not be. The stack key says which
+    runs can *train together* (one model shape and batch, any LR, weight decay, schedule or
+    token budget); a schedule law describes one model trained at one peak LR with one
+    optimizer setting (the laws do not carry the peak LR, docs/schedules.md), so its curves
+    must also agree in LR, weight decay and every optimizer constant. Every stored setting
+    counts, so a setting added to runs later separates curves by default.
+    """
+    return tuple(sorted((k, repr(v)) for k, v in settings.items()
+                        if k not in CURVE_FREE_SETTINGS))
+
+
 def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     """Curves of finished runs in a calibration results store.
 
-    Without ``run_ids``, the runs are grouped by everything but the schedule (width, depth,
-    peak LR, batch, ...) and the group with the most distinct schedules is taken: a schedule
-    law describes one model at one peak LR.
+    Without ``run_ids``, the runs are grouped by :func:`curve_group_key` (everything but
+    the schedule, seed and horizon: width, depth, peak LR, batch, ...) and the group with
+    the most distinct schedules is taken: a schedule law describes one model at one peak LR.
     """
     try:
         from advisor.store import ResultsStore
@@ -301,9 +320,7 @@ def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     else:
         groups: dict = {}
         for r in runs:
-            key = tuple(sorted((k, repr(v)) for k, v in r.settings.items()
-                               if k not in ("schedule", "seed", "tokens")))
-            groups.setdefault(key, []).append(r)
+            groups.setdefault(curve_group_key(r.settings), []).append(r)
         if not groups:
             raise AdvisorError(f"{path}: no finished runs")
         runs = max(groups.values(), key=lambda g: (len({r.settings.get("schedule") for r in g}),

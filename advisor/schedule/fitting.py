@@ -37,10 +37,9 @@ import numpy as np
 from scipy.optimize import minimize
 
 from advisor.errors import AdvisorError
-from advisor.schedule import multipower, tissue, valley
+from advisor.fit.status import FitStatus, flat_parameters, from_least_squares, from_minimize
 from advisor.schedule.curves import Curve
-
-LAWS = {"multipower": multipower, "tissue": tissue, "valley": valley}
+from advisor.schedule.forms import FORMS
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class FitResult:
 
     @property
     def theta(self) -> np.ndarray:
-        return np.array([self.params[p] for p in LAWS[self.law].PARAMS])
+        return np.array([self.params[p] for p in FORMS[self.law].params])
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -109,11 +108,9 @@ def thin(steps: np.ndarray, max_points: int, skip: float = 0.0) -> np.ndarray:
 
 
 def make_plan(law: str, curve: Curve, lr_scale: float, steps=None, lam=None, rho=1.0):
-    u = curve.lrs / lr_scale
+    """The form's plan of ``curve`` (LRs divided by ``lr_scale``) at ``steps``."""
     steps = curve.steps if steps is None else np.asarray(steps, dtype=np.int64)
-    if law.startswith("multipower"):
-        return multipower.make_plan(u, steps, rho=rho)
-    return tissue.make_plan(u, steps, lam=0.999 if lam is None else lam)
+    return FORMS[law].plan(curve.lrs / lr_scale, steps, rho, lam)
 
 
 def point_weights(curve: Curve, idx: np.ndarray, opts: FitOptions) -> np.ndarray:
@@ -135,19 +132,20 @@ class _Problem:
     """Stacked plans, targets and weights of several curves for one law."""
 
     def __init__(self, law, plans, ys, ws, delta, fix=()):
-        self.mod = LAWS[law]
+        self.form = FORMS[law]
+        self.mod = self.form.module          # predict / value_and_jac on a plan
         self.plans, self.ys, self.delta = plans, ys, delta
         wall = np.concatenate(ws)
         self.ws = [w / wall.sum() for w in ws]
         self.logy = [np.log(y) for y in ys]
-        names = self.mod.PARAMS
-        self.logmask = np.array([p in self.mod.LOG_PARAMS for p in names])
+        names = self.form.params
+        self.logmask = np.array([p in self.form.log_params for p in names])
         self.bounds = []
         for p in names:
-            if p in self.mod.LOG_PARAMS:
+            if p in self.form.log_params:
                 self.bounds.append((-30.0, 30.0))
             else:
-                self.bounds.append(self.mod.BOUNDS.get(p, (None, None)))
+                self.bounds.append(self.form.bounds.get(p, (None, None)))
         self.free = np.ones(len(names), dtype=bool)
         for k, _ in fix:
             self.free[names.index(k)] = False
@@ -246,6 +244,10 @@ class _Problem:
         # status > 0: a tolerance was met; 0: the evaluation budget ran out
         self.last_status = {"least_squares_status": int(res.status),
                             "least_squares_converged": bool(res.status > 0)}
+        what = f"{self.form.name} fit, {len(self.plans)} curves"
+        free_names = [n for n, m in zip(self.form.params, free) if m]
+        calls = [from_least_squares(res, f"{what}: trust-region least squares", free_names,
+                                    (lo_, hi_))]
 
         def obj(zf):
             f, g = self.objective(full(zf))
@@ -258,16 +260,21 @@ class _Problem:
             z = full(res2.x)
         self.last_status.update(lbfgs_converged=bool(res2.success),
                                 lbfgs_message=str(res2.message))
+        calls.append(from_minimize(res2, f"{what}: L-BFGS-B polish", free_names, bounds))
+        self.last_status["calls"] = [c.as_dict() for c in calls]
         self.last_status["converged"] = bool(self.last_status["least_squares_converged"]
                                              or res2.success)
         self.last_status["at_bounds"] = self.at_bounds(z)
+        _, J = self.residuals(z)
+        J = np.where(np.isfinite(J), J, 0.0)[:, free]
+        self.last_status["unidentified"] = flat_parameters(J, free_names)
         return self.to_theta(z), float(self.objective(z, grad=False))
 
     def at_bounds(self, z, rel: float = 1e-4) -> list:
         """Names of free parameters that end on a bound (within ``rel`` of its span, or of
         1 for a one-sided bound). Log-scale constants at +-30 mean 0 or infinity."""
         out = []
-        for name, zi, (lo, hi), free in zip(self.mod.PARAMS, z, self.bounds, self.free):
+        for name, zi, (lo, hi), free in zip(self.form.params, z, self.bounds, self.free):
             if not free:
                 continue
             span = (hi - lo) if lo is not None and hi is not None else 1.0
@@ -285,15 +292,8 @@ def _first_stage(law, curves, lr_scale, idxs, ws, lam, opts):
     """
     X1, X2, Y, W = [], [], [], []
     for c, idx, w in zip(curves, idxs, ws):
-        u = c.lrs / lr_scale
-        st = c.steps[idx]
-        if law.startswith("multipower"):
-            S1 = np.cumsum(np.where(u > 0, u, 0.0) ** opts.rho)[st]
-            X2.append(-(u.max() - u[st]))
-        else:
-            p = tissue.make_plan(u, st, lam=lam)
-            S1 = p.S1
-            X2.append(-p.S2)
+        S1, x2 = FORMS[law].first_stage(c.lrs / lr_scale, c.steps[idx], opts.rho, lam)
+        X2.append(x2)
         X1.append(np.maximum(S1, 1e-12))
         Y.append(c.loss[idx])
         W.append(w)
@@ -329,22 +329,26 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
 
     The optimizers' status is read: ``extra["status"]`` holds ``converged`` (a tolerance of
     the trust-region or the L-BFGS-B polish was met), ``at_bounds`` (free constants that end
-    on a bound, or on the edge of the valley law's grid) and ``identified`` (False when
-    anything is at a bound: the data did not pin that constant down).
+    on a bound, or on the edge of the valley law's grid), ``unidentified`` (constants along
+    a flat direction of the final least-squares fit, :func:`advisor.fit.status.
+    flat_parameters`), ``identified`` (False when anything is at a bound or unidentified:
+    the data did not pin that constant down) and ``calls`` (each
+    optimizer call of the final fit as :class:`advisor.fit.status.FitStatus` fields:
+    converged, message, evaluations).
     """
-    if law not in LAWS:
-        raise AdvisorError(f"unknown schedule law {law!r}; choose from {', '.join(LAWS)}")
+    if law not in FORMS:
+        raise AdvisorError(f"unknown schedule law {law!r}; choose from {', '.join(FORMS)}")
+    form = FORMS[law]
     check_identifiable(curves)
     t0 = time.perf_counter()
     lr_scale = max(c.peak_lr for c in curves)
     idxs = [thin(c.steps, opts.max_points, opts.skip) for c in curves]
     ws = [point_weights(c, i, opts) for c, i in zip(curves, idxs)]
-    if law == "valley":
-        return _fit_valley(curves, opts, lr_scale, idxs, ws, t0)
-    lams = [None] if law.startswith("multipower") else ([opts.lam] if opts.lam else list(tissue.LAMS))
-    names = LAWS[law].PARAMS
+    if form.fitter == "grid":
+        return _fit_grid(law, curves, opts, lr_scale, idxs, ws, t0)
+    names = form.params
     best = None
-    for lam in lams:
+    for lam in form.lams(opts.lam):
         def problem(max_pts):
             ids = [thin(c.steps, max_pts, opts.skip) for c in curves]
             plans = [make_plan(law, c, lr_scale, c.steps[i], lam, opts.rho)
@@ -354,11 +358,7 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
                             opts.delta, opts.fix), plans
         base = _first_stage(law, curves, lr_scale, idxs, ws, lam if lam else 0.999, opts)
         coarse, cplans = problem(min(opts.coarse_points, opts.max_points))
-        if law == "multipower":
-            grid = multipower.starts(base)
-        else:
-            s2max = max(float(np.max(np.abs(p.S2))) for p in cplans)
-            grid = tissue.starts(base, s2max) + [base]
+        grid = form.starts(base, cplans)
         for g in grid:
             for k, v in opts.fix:
                 g[names.index(k)] = v
@@ -372,29 +372,34 @@ def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> F
         if best is None or f < best[0]:
             best = (f, th, lam, dict(full.last_status))
     f, th, lam, status = best
-    status["identified"] = not status["at_bounds"]
-    mod = LAWS[law]
-    return FitResult(law=law, params=dict(zip(mod.PARAMS, map(float, th))), lr_scale=lr_scale,
+    status["identified"] = not status["at_bounds"] and not status["unidentified"]
+    return FitResult(law=law, params=dict(zip(names, map(float, th))), lr_scale=lr_scale,
                      lam=lam, objective=f, options=opts, curves=[c.name for c in curves],
                      n_points=int(sum(len(i) for i in idxs)),
                      seconds=time.perf_counter() - t0, extra={"status": status})
 
 
-def _fit_valley(curves, opts, lr_scale, idxs, ws, t0) -> FitResult:
-    """The valley law by grid + linear least squares (see :mod:`valley`); exact, so
-    ``converged`` is True; ``at_bounds`` names constants on the grid's edge."""
+def _fit_grid(law, curves, opts, lr_scale, idxs, ws, t0) -> FitResult:
+    """A form fitted by its own exact grid (the valley law: a grid over (c, p, alpha),
+    linear least squares for (L0, A, K), see :mod:`valley`); exact, so ``converged`` is
+    True; ``at_bounds`` names constants on the grid's edge."""
     if opts.fix:
-        raise AdvisorError("the valley law has no fixed-constant variants")
+        raise AdvisorError(f"the {law} law has no fixed-constant variants")
     try:
-        params, f, at = valley.fit_grid([c.lrs / lr_scale for c in curves],
-                                        [c.steps[i] for c, i in zip(curves, idxs)],
-                                        [c.loss[i] for c, i in zip(curves, idxs)], ws,
-                                        rho=opts.rho)
+        params, f, at = FORMS[law].module.fit_grid(
+            [c.lrs / lr_scale for c in curves], [c.steps[i] for c, i in zip(curves, idxs)],
+            [c.loss[i] for c, i in zip(curves, idxs)], ws, rho=opts.rho)
     except ValueError as exc:
-        raise AdvisorError(f"cannot fit the valley law: {exc}") from None
-    status = {"converged": True, "at_bounds": at, "identified": not at,
-              "method": "grid over (c, p, alpha), linear least squares for (L0, A, K)"}
-    return FitResult(law="valley", params=params, lr_scale=lr_scale, lam=None, objective=f,
+        raise AdvisorError(f"cannot fit the {law} law: {exc}") from None
+    method = "grid over (c, p, alpha), linear least squares for (L0, A, K)"
+    grid = FORMS[law].module
+    call = FitStatus(what=f"{law} fit, {len(curves)} curves: {method}", converged=True,
+                     message="exact: every grid point scored",
+                     nfev=len(grid.C_GRID) * len(grid.P_GRID) * len(grid.ALPHA_GRID),
+                     at_bounds=list(at))
+    status = {"converged": True, "at_bounds": at, "unidentified": [], "identified": not at,
+              "method": method, "calls": [call.as_dict()]}
+    return FitResult(law=law, params=params, lr_scale=lr_scale, lam=None, objective=f,
                      options=opts, curves=[c.name for c in curves],
                      n_points=int(sum(len(i) for i in idxs)),
                      seconds=time.perf_counter() - t0, extra={"status": status})
@@ -412,6 +417,11 @@ def status_warnings(fit: FitResult) -> list[str]:
         out.append(f"the {fit.law} fit ends with {names} on the bound of the allowed range: "
                    f"the curves do not identify {'it' if len(st['at_bounds']) == 1 else 'them'}"
                    f"; predictions for schedules unlike the fitted ones are not reliable")
+    if st.get("unidentified"):
+        out.append(f"the curves do not identify the {fit.law} law's "
+                   f"{', '.join(st['unidentified'])} (a flat direction of the fit: other "
+                   "values fit equally well); predictions for schedules unlike the fitted "
+                   "ones are not reliable")
     return out
 
 
@@ -422,16 +432,8 @@ def predict_curve(fit: FitResult, curve_or_lrs, steps=None) -> np.ndarray:
         steps = curve_or_lrs.steps if steps is None else steps
     else:
         lrs = np.asarray(curve_or_lrs, dtype=np.float64)
-    u = lrs / fit.lr_scale
-    steps = np.asarray(steps, dtype=np.int64)
-    mod = LAWS[fit.law]
-    if fit.law == "valley":
-        return valley.predict(fit.theta, u, steps)
-    if fit.law.startswith("multipower"):
-        plan = multipower.make_plan(u, steps, rho=fit.options.rho)
-    else:
-        plan = tissue.make_plan(u, steps, lam=fit.lam or 0.999)
-    return mod.predict(fit.theta, plan)
+    return FORMS[fit.law].predict(fit.theta, lrs / fit.lr_scale, steps, rho=fit.options.rho,
+                                  lam=fit.lam)
 
 
 def curve_errors(fit: FitResult, curve: Curve) -> dict:

@@ -14,7 +14,8 @@ Layout::
       curves: [{name, source, n_points, mean_rel, max_rel, final_rel}, ...]
       cv: {...}                # cross-validated choice of law and procedure (select.py)
     provenance: {created, advisor_version, command, converged, at_bounds, identified,
-                 warnings}             # the optimizer's status (fitting.status_warnings)
+                 unidentified, calls, warnings}   # the optimizer's status
+                 # (fitting.status_warnings); calls: converged, message, nfev of each call
 
 Loaded with the project's safe YAML loader (advisor.yamlio) and validated before use; written atomically (a temporary
 file in the same folder, then a rename), after validation.
@@ -29,11 +30,10 @@ import numpy as np
 import yaml
 
 from advisor.errors import AdvisorError
-from advisor.yamlio import atomic_write_text, read_yaml_file
-from advisor.schedule import multipower, tissue, valley
+from advisor.schedule.forms import FORMS
+from advisor.yamlio import atomic_write_text, plain, read_yaml_file
 
 SCHEMA = "hp-advisor/schedule-law/v1"
-_MODULES = {"multipower": multipower, "tissue": tissue, "valley": valley}
 
 
 @dataclass
@@ -50,17 +50,12 @@ class ScheduleLaw:
 
     @property
     def theta(self) -> np.ndarray:
-        return np.array([self.params[p] for p in _MODULES[self.law].PARAMS], dtype=np.float64)
+        return np.array([self.params[p] for p in FORMS[self.law].params], dtype=np.float64)
 
     def predict(self, lrs, steps) -> np.ndarray:
         """Loss (nats) at ``steps`` for absolute per-step LRs ``lrs`` (index = step)."""
         u = np.asarray(lrs, dtype=np.float64) / self.lr_scale
-        steps = np.asarray(steps, dtype=np.int64)
-        if self.law == "valley":
-            return valley.predict(self.theta, u, steps)
-        if self.law == "multipower":
-            return multipower.predict(self.theta, multipower.make_plan(u, steps, rho=self.rho))
-        return tissue.predict(self.theta, tissue.make_plan(u, steps, lam=self.lam or 0.999))
+        return FORMS[self.law].predict(self.theta, u, steps, rho=self.rho, lam=self.lam)
 
 
 def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
@@ -70,12 +65,12 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
     if d.get("schema") != SCHEMA:
         raise AdvisorError(f"{where}: schema must be {SCHEMA!r}, got {d.get('schema')!r}")
     law = d.get("law")
-    if law not in _MODULES:
-        raise AdvisorError(f"{where}: law must be one of {', '.join(_MODULES)}, got {law!r}")
+    if law not in FORMS:
+        raise AdvisorError(f"{where}: law must be one of {', '.join(FORMS)}, got {law!r}")
     params = d.get("params")
     if not isinstance(params, dict):
         raise AdvisorError(f"{where}: params must be a mapping")
-    need = _MODULES[law].PARAMS
+    need = FORMS[law].params
     missing = [p for p in need if p not in params]
     if missing:
         raise AdvisorError(f"{where}: params lacks {', '.join(missing)}")
@@ -86,20 +81,15 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
         v = params[p]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise AdvisorError(f"{where}: param {p} must be a finite number, got {v!r}")
-    for p in _MODULES[law].LOG_PARAMS:
+    for p in FORMS[law].log_params:
         if params[p] <= 0:
             raise AdvisorError(f"{where}: param {p} must be positive")
     s = d.get("lr_scale")
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not (s > 0 and math.isfinite(s)):
         raise AdvisorError(f"{where}: lr_scale must be a positive number (the fit's peak LR)")
-    lam = d.get("lam")
-    if law == "tissue" and (not isinstance(lam, (int, float)) or not 0 < lam < 1):
-        raise AdvisorError(f"{where}: a tissue law needs lam in (0, 1)")
-    if law == "valley":
-        if not 0 < params["p"] <= 3:
-            raise AdvisorError(f"{where}: a valley law needs p in (0, 3], got {params['p']!r}")
-        if not 0 < params["rho"] <= 2:
-            raise AdvisorError(f"{where}: a valley law needs rho in (0, 2]")
+    reason = FORMS[law].check(params, d.get("lam"))
+    if reason:
+        raise AdvisorError(f"{where}: {reason}")
     rho = d.get("rho", 1.0)
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 2:
         raise AdvisorError(f"{where}: rho must be a number in (0, 2], got {rho!r}")
@@ -123,24 +113,9 @@ def load_schedule_law(path) -> ScheduleLaw:
                        rho=float(d.get("rho", 1.0)))
 
 
-def _plain(x):
-    """numpy scalars/arrays to plain Python for safe YAML."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_plain(v) for v in x.tolist()]
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    return x
-
-
 def dump_schedule_law(d: dict, path) -> Path:
     """Validate, then write atomically. Returns the path."""
-    d = _plain(d)
+    d = plain(d)
     validate_schedule_law_dict(d, "schedule law to write")
     path = Path(path)
     atomic_write_text(path, yaml.safe_dump(d, sort_keys=False, default_flow_style=None,
@@ -194,11 +169,13 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
             "converged": bool(fit.extra.get("status", {}).get("converged", True)),
             "at_bounds": list(fit.extra.get("status", {}).get("at_bounds", [])),
             "identified": bool(fit.extra.get("status", {}).get("identified", True)),
+            "unidentified": list(fit.extra.get("status", {}).get("unidentified", [])),
+            "calls": list(fit.extra.get("status", {}).get("calls", [])),
             "warnings": status_warnings(fit),
             "references": ["Tissue et al. 2024, arXiv 2408.11029",
                            "Luo et al. 2025, arXiv 2503.12811"]
-            + (["valley law: ours (advisor/schedule/valley.py); river-valley picture of "
-                "Wen et al. 2024, arXiv 2410.05192"] if fit.law == "valley" else []),
+            + ([f"{fit.law} law: {FORMS[fit.law].reference}"] if FORMS[fit.law].ours
+               else []),
         },
     }
-    return _plain(d)
+    return plain(d)

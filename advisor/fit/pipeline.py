@@ -10,7 +10,7 @@ brackets it. ``lawset_dict`` turns the result into a law set with its provenance
 Every law passes the identifiability rule of :mod:`advisor.fit.identify`; every optimizer
 status (:mod:`advisor.fit.status`) is kept, warned about when not clean, and written into the
 provenance. With ``cv`` both kinds of cross-validation are run: leave-one-cell-out
-(interpolation) and the extrapolation folds of :func:`advisor.fit.crossval.holdout_folds`.
+(interpolation) and the extrapolation folds of :func:`advisor.fit.lr_batch.holdout_folds`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.fit.crossval import (LRBatchLaws, check_grid, cross_validate,
+from advisor.fit.lr_batch import (LRBatchLaws, check_grid, cross_validate,
                                   extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
 from advisor.fit.identify import span_reason
@@ -29,6 +29,7 @@ from advisor.fit.status import warnings_of
 from advisor.fit.loss_law import LossLawFit, fit_loss_law
 from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
+from advisor.fit.powerlaw import rounded as _r
 from advisor.fit.weight_decay import fit_timescale_law
 from advisor.runs import RunTable
 
@@ -130,10 +131,6 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
                     warnings=warnings_of(status))
 
 
-def _r(x, digits=6):
-    return float(f"{float(x):.{digits}g}")
-
-
 def _range(values):
     return [_r(min(values), 4), _r(max(values), 4)]
 
@@ -174,11 +171,11 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "best-point": "power law through each cell's best grid run",
     }[fit.laws.method]
     laws = {}
-    coef, exps, cov = fit.laws.lr
-    laws["learning_rate"] = _power_law_entry(coef, exps, cov, "peak LR", rng_ND, method_note)
+    laws["learning_rate"] = fit.laws.lr.to_law(unit="peak LR", fitted_range=rng_ND,
+                                               note=method_note)
     if fit.laws.batch is not None:
-        coef, exps, cov = fit.laws.batch
-        laws["batch_size"] = _power_law_entry(coef, exps, cov, "tokens", rng_ND, method_note)
+        laws["batch_size"] = fit.laws.batch.to_law(unit="tokens", fitted_range=rng_ND,
+                                                   note=method_note)
     if fit.loss is not None:
         lf = fit.loss
         entry = {"form": "chinchilla", **{k: _r(v) for k, v in lf.params().items()},
@@ -193,19 +190,16 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                                     "n_bootstrap": lf.n_bootstrap}
         laws["loss"] = entry
     if fit.weight_decay is not None:
-        w = fit.weight_decay
-        laws["weight_decay"] = {"form": "adamw_timescale", "coefficient": _r(w.coefficient),
-                                "exponents": {k: _r(v) for k, v in w.exponents.items()},
-                                "unit": "AdamW lambda (coupled, PyTorch convention)",
-                                "fitted_range": rng_ND,
-                                "note": "tau* = B/(lr lambda D) at each cell's optimum, "
-                                        "fitted as a power law in TPP (Power Lines form)"}
+        laws["weight_decay"] = fit.weight_decay.to_law(
+            form="adamw_timescale", uncertainty=False,
+            unit="AdamW lambda (coupled, PyTorch convention)", fitted_range=rng_ND,
+            note="tau* = B/(lr lambda D) at each cell's optimum, fitted as a power law in "
+                 "TPP (Power Lines form)")
     if fit.critical is not None:
-        c = fit.critical
-        laws["critical_batch_size"] = _power_law_entry(
-            c.coefficient, c.exponents, c.log_covariance, "tokens", {"D": rng_ND["D"]},
-            "largest batch whose best loss (over LR) at the same token budget is within 1% "
-            "of the cell's best")
+        laws["critical_batch_size"] = fit.critical.to_law(
+            unit="tokens", fitted_range={"D": rng_ND["D"]},
+            note="largest batch whose best loss (over LR) at the same token budget is "
+                 "within 1% of the cell's best")
     cells = []
     crit = {(n, d): b for n, d, b in fit.critical_cells}
     for o in fit.optima:
@@ -281,14 +275,3 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         out["mup"] = {"base_width": int(mup_base_width)}
     return out
 
-
-def _power_law_entry(coef, exps, cov, unit, rng, note):
-    if not (np.isfinite(coef) and coef > 0 and all(np.isfinite(list(exps.values())))):
-        raise AdvisorError(f"a fitted law ({unit}) has a non-finite constant (coefficient "
-                           f"{coef!r}, exponents {exps}); nothing is written")
-    entry = {"form": "power_law", "coefficient": _r(coef),
-             "exponents": {k: _r(v) for k, v in exps.items()}, "unit": unit,
-             "fitted_range": {k: rng[k] for k in rng}, "note": note}
-    if cov is not None and np.all(np.isfinite(cov)):
-        entry["uncertainty"] = {"log_covariance": [[_r(x, 5) for x in row] for row in cov]}
-    return entry

@@ -32,7 +32,7 @@ from advisor.errors import AdvisorError
 from advisor.fit.gaps import cell_gap, summarize
 from advisor.fit.identify import MIN_CELLS, check_cells, identifiable
 from advisor.fit.optima import all_optima
-from advisor.fit.powerlaw import fit_power_law
+from advisor.fit.powerlaw import PowerLaw, fit_power_law
 from advisor.fit.surface import (SurfaceOptions, average_power_law, ensemble_options,
                                  fit_surface)
 from advisor.runs import RunTable
@@ -49,8 +49,8 @@ class LRBatchLaws:
     """Fitted LR and batch laws as power laws, with what the method needs to explain them."""
 
     method: str
-    lr: tuple                       # (coefficient, {VAR: exponent}, log_covariance or None)
-    batch: tuple | None             # same, batch in tokens; None when the grid has one batch
+    lr: PowerLaw                    # peak LR
+    batch: PowerLaw | None          # batch in tokens; None when the grid has one batch
     cells: list                     # (N, D) of the cells fitted
     detail: object = None           # SurfaceFit, or list of CellOptimum
     extra: dict = field(default_factory=dict)
@@ -59,23 +59,17 @@ class LRBatchLaws:
 
     def predict(self, N, D):
         """(peak LR, batch in tokens or None) at N, D; refuses a non-finite prediction."""
-        lr = _pl(self.lr, N, D, "learning rate")
-        b = _pl(self.batch, N, D, "batch size") if self.batch is not None else None
+        lr = _predict(self.lr, N, D, "learning rate")
+        b = _predict(self.batch, N, D, "batch size") if self.batch is not None else None
         return lr, b
 
 
-def _pl(law, N, D, what):
-    """A power law evaluated in logs, so a huge exponent gives a clear refusal, not overflow."""
-    coef, exps, _ = law
-    v = {"N": N, "D": D}
-    ln = float(np.log(coef)) + sum(e * float(np.log(v[var])) for var, e in exps.items())
-    if not np.isfinite(ln) or abs(ln) > 700:
-        value = "NaN" if np.isnan(ln) else "0" if ln < 0 else "inf"
-        raise AdvisorError(f"the fitted {what} law predicts {value} at "
-                           f"N={N:.3g}, D={D:.3g} (exponents "
-                           + ", ".join(f"{k} {e:.3g}" for k, e in exps.items())
-                           + "): the cells do not identify it")
-    return float(np.exp(ln))
+def _predict(law: PowerLaw, N, D, what):
+    """The law at (N, D), in logs: a huge exponent gives a clear refusal, not overflow."""
+    try:
+        return law.predict(N=N, D=D)
+    except AdvisorError as exc:
+        raise AdvisorError(f"the fitted {what} law {exc}") from None
 
 
 def check_grid(table: RunTable, cells=None) -> None:
@@ -175,12 +169,10 @@ def _two_step(method, lr, b, keys, lr_vars, b_vars, detail):
     """Least squares on logs through per-cell points, in the identified variables only."""
     v = {"N": np.array([k[0] for k in keys]), "D": np.array([k[1] for k in keys])}
     law = fit_power_law(lr, {k: v[k] for k in lr_vars}, what="learning-rate")
-    out_lr = (law.coefficient, law.exponents, law.log_covariance)
     out_b = None
     if b is not None:
-        bl = fit_power_law(b, {k: v[k] for k in b_vars}, what="batch-size")
-        out_b = (bl.coefficient, bl.exponents, bl.log_covariance)
-    return LRBatchLaws(method=method, lr=out_lr, batch=out_b, cells=keys, detail=detail,
+        out_b = fit_power_law(b, {k: v[k] for k in b_vars}, what="batch-size")
+    return LRBatchLaws(method=method, lr=law, batch=out_b, cells=keys, detail=detail,
                        extra={"rms_log_residual_lr": law.rms_log_residual})
 
 
