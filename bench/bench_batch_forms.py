@@ -65,8 +65,9 @@ TARGET_MEAN, TARGET_MAX = 0.07, 0.2          # issue 14's LOO target, percent
 class Fits:
     """Memoised product fits, so forms that share a fit (hybrids) do not refit."""
 
-    def __init__(self, table):
+    def __init__(self, table, options: SurfaceOptions = SurfaceOptions()):
         self.table = table
+        self.options = options           # the surface settings (default: the product's)
         self._cache = {}
 
     def surface(self, cells, batch_vars=("D",), k=None):
@@ -77,12 +78,14 @@ class Fits:
         key = ("surface", tuple(cells), tuple(batch_vars), k)
         if key not in self._cache:
             if k is None:
-                laws = fit_lr_batch(self.table, "surface", cells, batch_vars=batch_vars)
+                laws = fit_lr_batch(self.table, "surface", cells, batch_vars=batch_vars,
+                                    options=self.options)
                 pred = laws.predict
             else:
                 shifted = replace(self.table, batch_tokens=self.table.batch_tokens
                                   * self.table.N ** (-k))
-                laws = fit_lr_batch(shifted, "surface", cells, batch_vars=("D",))
+                laws = fit_lr_batch(shifted, "surface", cells, batch_vars=("D",),
+                                    options=self.options)
 
                 def pred(N, D, _laws=laws, _k=k):
                     lr, b = _laws.predict(N, D)
