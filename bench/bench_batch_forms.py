@@ -8,7 +8,7 @@ arXiv:2503.04715) this bench
    (batch held at the cell's best run) and its batch part (LR held at the best run's), and
    how much of each gap is run-to-run noise (residuals around the full-grid surface);
 2. scores every candidate form by BOTH kinds of cross-validation, side by side: LOO (mean,
-   max) and the extrapolation folds of advisor.fit.crossval.holdout_folds (largest N,
+   max) and the extrapolation folds of advisor.fit.lr_batch.holdout_folds (largest N,
    largest D, smallest N, smallest D held out together) plus the 2-cell "largest N only"
    reach (fitted below 1.07B, scored at it: one model size beyond the fit).
 
