@@ -1,0 +1,320 @@
+"""The typed, frozen blocks of a recommendation (what ``advisor recommend`` returns).
+
+Each block is a frozen dataclass read by attribute (the exporters in ``advisor/export`` do);
+``to_dict()`` gives the block's part of the JSON/YAML schema (docs/recommend.md, "Output
+schema") with the keys in their documented order. ``block["key"]`` and ``block.get("key")``
+read that dict form, for scripts written when the blocks were plain dicts. Units are stated on
+each field; counts are numbers of scalars, steps are optimizer steps, LRs are peak LRs.
+No I/O and no computation here beyond formatting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+_OMIT = {"omit_none": True}
+
+
+def plain(x):
+    """``x`` with blocks, Values, tuples and dicts turned into JSON-ready dicts and lists."""
+    if hasattr(x, "to_dict") and callable(x.to_dict):
+        return x.to_dict()
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    return x
+
+
+class Block:
+    """Base of the blocks: ``to_dict`` over the fields in order (a field declared with
+    ``metadata=_OMIT`` is left out when None), and dict-style reads of that form."""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.metadata.get("omit_none"):
+                continue
+            out[f.name] = plain(v)
+        return out
+
+    def __getitem__(self, key):
+        return self.to_dict()[key]
+
+    def get(self, key, default=None):
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in self.to_dict()
+
+
+@dataclass(frozen=True)
+class Value:
+    """One recommended number with its unit and where it came from."""
+
+    value: Any
+    unit: str
+    source: str
+    note: str | None = None
+    interval_95: tuple | None = None
+
+    def to_dict(self) -> dict:
+        d = {"value": self.value, "unit": self.unit, "source": self.source}
+        if self.interval_95 is not None:
+            d["interval_95"] = [float(x) for x in self.interval_95]
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
+class Target(Block):
+    """What was asked for: total parameters, training tokens (a Value), tokens per parameter
+    (of the shape's total count) and the sequence length in tokens."""
+
+    params_total: float
+    tokens: Value
+    tokens_per_param: float
+    seq_len: int
+
+
+@dataclass(frozen=True)
+class ParamsForLaws(Block):
+    """N as the chosen law set counts it (``convention``: its ``conventions.params``)."""
+
+    value: int
+    convention: str
+
+
+@dataclass(frozen=True)
+class SizeError(Block):
+    """How far the shape's total count is from the requested one (a fraction)."""
+
+    value: float
+    unit: str
+    requested: float
+
+
+@dataclass(frozen=True)
+class ModelShape(Block):
+    """The target's shape (``advisor.shapes.Shape``'s fields: widths in channels, counts in
+    scalars) and where it came from."""
+
+    family: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    head_dim: int
+    ffn_hidden: int
+    vocab_size: int
+    tied_embeddings: bool
+    params_total: int
+    params_non_embedding: int
+    params_no_input_embedding: int
+    params_for_laws: ParamsForLaws
+    shape_source: str
+    size_error: SizeError
+
+
+@dataclass(frozen=True)
+class MuonGroup(Block):
+    """torch.optim.Muon settings for one matrix shape ([fan_out, fan_in] in channels)."""
+
+    matrices: str
+    shape: tuple
+    update_scale: float
+    torch_group_lr: float
+    torch_group_weight_decay: float
+    adjust_lr_fn: str
+    mup_update_multiplier_vs_base_width: float
+
+
+@dataclass(frozen=True)
+class AdamWGroup(Block):
+    """An AdamW parameter group beside Muon: peak LR, torch weight_decay, its muP rule."""
+
+    group: str
+    lr: float
+    weight_decay: float
+    mup: str
+
+
+@dataclass(frozen=True)
+class MuonPart(Block):
+    """The Muon optimizer of a Muon + AdamW config (``advisor.muon_view``)."""
+
+    params: str
+    convention: str
+    convention_rule: str
+    lr: Value
+    weight_decay: Value
+    momentum: float
+    nesterov: bool
+    ns_steps: int
+    ns_coefficients: tuple
+    eps: float
+    source_defaults: str
+    groups: tuple
+
+
+@dataclass(frozen=True)
+class AdamWPart(Block):
+    """The AdamW optimizer beside Muon (embedding, norm gains, readout)."""
+
+    params: str
+    beta1: float
+    beta2: float
+    eps: float
+    groups: tuple
+
+
+@dataclass(frozen=True)
+class OptimizerBlock(Block):
+    """The optimizer: AdamW's betas, eps and gradient-clip norm (dimensionless), or, with
+    ``muon`` set, Muon on the hidden matrices and AdamW (``adamw``) on the rest."""
+
+    name: str
+    beta1: float
+    beta2: float
+    eps: float
+    grad_clip_norm: float
+    source: str
+    muon: MuonPart | None = field(default=None, metadata=_OMIT)
+    adamw: AdamWPart | None = field(default=None, metadata=_OMIT)
+    conversion_warning: str | None = None
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.muon is None:
+            d.pop("conversion_warning")
+        return d
+
+
+@dataclass(frozen=True)
+class AlternativeSchedule(Block):
+    """The alternative to the chosen schedule (cosine to 10% of the peak)."""
+
+    family: str
+    spec: str
+    note: str
+    final_lr: float | None = None       # peak LR units; None when not stated
+
+    def to_dict(self) -> dict:
+        d = {"family": self.family, "spec": self.spec}
+        if self.final_lr is not None:
+            d["final_lr"] = self.final_lr
+        d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
+class FittedSchedule(Block):
+    """What a fitted schedule law adds (``advisor schedule``): predicted final loss and gain
+    over cosine in nats, the WSD cooldown band as fractions of the run, branch points, the
+    law's own warmup (steps) and its notes."""
+
+    predicted_final_loss: float
+    gain_over_cosine_nats: float
+    cooldown_band: Any
+    branch_points: Any
+    law_warmup_steps: Any
+    notes: Any
+
+
+@dataclass(frozen=True)
+class LawSchedule(Block):
+    """The schedule the LR law was measured under, and the conversion applied (none)."""
+
+    law: str
+    measured_under: Any
+    conversion: str
+
+
+@dataclass(frozen=True)
+class ScheduleBlock(Block):
+    """The LR schedule, one shape for the default (WSD, cosine alternative) and the fitted
+    schedule-law branch (``fitted`` set). Steps are optimizer steps; ``final_lr`` in peak-LR
+    units; ``cooldown_fraction`` a fraction of the run; ``spec`` parses with
+    ``advisor.lr_schedule.parse_schedule``."""
+
+    family: str
+    spec: str
+    warmup_steps: int
+    decay_start_step: int
+    cooldown_fraction: float | None
+    cooldown_shape: str | None
+    final_lr: float
+    source: str
+    alternative: AlternativeSchedule
+    law_schedule: LawSchedule
+    fitted: FittedSchedule | None = None
+
+    def to_dict(self) -> dict:
+        d = {k: plain(getattr(self, k)) for k in (
+            "family", "spec", "warmup_steps", "decay_start_step", "cooldown_fraction",
+            "cooldown_shape", "final_lr")}
+        if self.fitted is not None:
+            d.update(self.fitted.to_dict())
+        d["source"] = self.source
+        d["alternative"] = self.alternative.to_dict()
+        d["law_schedule"] = self.law_schedule.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class MupGroup(Block):
+    """One parameter group of the muP view: multipliers (dimensionless) relative to the muP
+    proxy of the base width, and, for the weight-decay width rule, the group's torch
+    ``weight_decay`` (coupled AdamW lambda) and decay per step (fraction of the weight, at the
+    peak LR) at the target width. The attention-logits row carries ``scale`` and ``note``."""
+
+    group: str
+    lr_multiplier: float | None = field(default=None, metadata=_OMIT)
+    init_std_multiplier: float | None = field(default=None, metadata=_OMIT)
+    output_multiplier: float | None = field(default=None, metadata=_OMIT)
+    weight_decay_multiplier: float | None = field(default=None, metadata=_OMIT)
+    decay_per_step_multiplier: float | None = field(default=None, metadata=_OMIT)
+    torch_weight_decay: float | None = field(default=None, metadata=_OMIT)
+    decay_per_step: float | None = field(default=None, metadata=_OMIT)
+    scale: str | None = field(default=None, metadata=_OMIT)
+    note: str | None = field(default=None, metadata=_OMIT)
+
+
+@dataclass(frozen=True)
+class WdRule(Block):
+    """The weight-decay width rule the muP view applies (``advisor.optim_rules.WD_WIDTH_RULES``):
+    its name, the exponent e (hidden torch weight_decay x m^e) and where it comes from."""
+
+    name: str
+    exponent: float
+    rule: str
+    source: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class MupView(Block):
+    """Per-group multipliers of a muP model at ``width`` vs a proxy of ``base_width``
+    (channels); ``width_multiplier`` m = width / base_width."""
+
+    base_width: int
+    width: int
+    width_multiplier: float
+    groups: tuple
+    note: str
+    wd_rule: WdRule | None = field(default=None, metadata=_OMIT)
+
+
+@dataclass(frozen=True)
+class LawInfo(Block):
+    """The law set behind the LR and batch, its conventions (from its file) and which law set
+    gave each quantity (``used_for``)."""
+
+    name: str
+    title: str
+    citation: str
+    url: Any
+    file: Any
+    conventions: dict
+    used_for: dict
