@@ -10,27 +10,11 @@ multiplier is dimensionless.
 """
 from __future__ import annotations
 
-import textwrap
-
 from advisor.errors import AdvisorError
 from advisor.optim_rules import ALPHAS, GROUPS, check_alpha, group_multipliers
 
 DEFAULT_BASE_DEPTH = 4       # blocks of the shipped proxy family (recipes/families/proxy-llama.yaml)
 DEFAULT_ALPHA = 1.0          # CompleteP: the exponent the depth coordinate check passes for
-
-# What each trainer's config file can say about depth scaling (trainer formats in advisor.export).
-TRAINER_SUPPORT = {
-    "nanogpt": ("karpathy/nanoGPT has no residual multiplier and one LR for all parameters: "
-                "apply the depth view in model.py and configure_optimizers (EleutherAI's "
-                "nanoGPT-mup, branch completep, has GPTConfig fields depth_alpha_enabled, "
-                "depth_multiplier and depth_alpha_exp for it)"),
-    "hf": ("TrainingArguments has no residual multiplier and no per-group LRs or eps: apply "
-           "the depth view in the model's forward and in a custom optimizer "
-           "(Trainer(optimizers=...))"),
-    "torchtitan": ("the job TOML has no residual multiplier and no per-group LRs or eps: "
-                   "apply the depth view in the model and in build_optimizers"),
-}
-
 
 def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
@@ -95,21 +79,20 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
                  "with_width multiplies in the muP width rules (mup block); its eps "
                  "multiplier includes CompleteP's 1/m_N (Dey et al. 2025, Eq. 40), which "
                  "the proxy family does not apply"),
-        "trainer_support": dict(TRAINER_SUPPORT),
+        "trainer_support": _trainer_support(),
     }
 
 
-def export_notes(depth_block: dict | None, fmt: str) -> list[str]:
+def _trainer_support() -> dict:
+    """Each trainer format's note on the depth view (from its module in advisor/export)."""
+    from advisor.export import trainer_notes
+    return trainer_notes("depth")
+
+
+def export_notes(depth_block, fmt: str) -> list[str]:
     """Lines saying what trainer format ``fmt`` cannot express of the depth view (empty for
     yaml/json, which carry the whole view, and when there is no depth block)."""
-    if not depth_block or fmt not in TRAINER_SUPPORT:
-        return []
-    return [f"depth view (alpha {depth_block['alpha']:g}, {depth_block['depth']} blocks vs a "
-            f"{depth_block['base_depth']}-block proxy) not expressible here: "
-            f"{TRAINER_SUPPORT[fmt]}. To apply: {depth_block['apply']}"]
-
-
-def comment_lines(depth_block: dict | None, fmt: str, prefix: str = "# ") -> list[str]:
-    """:func:`export_notes` wrapped as comment lines for a config file."""
-    return [prefix + line for note in export_notes(depth_block, fmt)
-            for line in textwrap.wrap(note, 92)]
+    from advisor.export import exporter
+    from advisor.export.common import depth_note
+    note = depth_note(depth_block, exporter(fmt))
+    return [note] if note else []

@@ -22,7 +22,6 @@ decay is torch's decoupled ``weight_decay`` (weights x (1 - lr_group * wd_group)
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 
 from advisor.errors import AdvisorError
 from advisor.rec_blocks import (AdamWGroup, AdamWPart, MuonGroup, MuonPart, OptimizerBlock,
@@ -35,20 +34,6 @@ DEFAULT_CONVENTION = "match_rms_adamw"
 CONVERSION_WARNING = ("Muon settings are a conversion of AdamW laws (Moonlight's RMS "
                       "matching, Liu et al. 2025, arXiv 2502.16982), not a fit: no Muon law "
                       "set is shipped; tune the Muon LR with a proxy sweep (docs/muon.md)")
-
-# What each trainer's config file can say about Muon (formats of advisor.export).
-TRAINER_SUPPORT = {
-    "nanogpt": ("karpathy/nanoGPT's configure_optimizers builds one AdamW: replace it with the "
-                "two optimizers of `--format pytorch` (Muon on the 2-D block weights, AdamW on "
-                "wte/wpe/ln/lm_head)"),
-    "hf": ("TrainingArguments.optim has no Muon (transformers 5.24's OptimizerNames): build "
-           "the two optimizers with `--format pytorch` and pass a wrapper to "
-           "Trainer(optimizers=(optimizer, scheduler))"),
-    "torchtitan": ("the job TOML's [optimizer] name picks one optimizer class for all "
-                   "parameters (upstream: Adam, AdamW; some forks add Muon): Muon on the "
-                   "hidden matrices with AdamW beside it needs a custom build_optimizers"),
-}
-
 
 def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
@@ -153,77 +138,16 @@ def with_muon(rec, convention: str = DEFAULT_CONVENTION):
     return dataclasses.replace(rec, optimizer=block, warnings=list(rec.warnings) + extra)
 
 
-def export_notes(optimizer_block: dict, fmt: str) -> list[str]:
-    """What trainer format ``fmt`` cannot express of a Muon config (empty otherwise)."""
-    if "muon" not in optimizer_block or fmt not in TRAINER_SUPPORT:
-        return []
-    return [f"Muon not expressible in {fmt}: the file above configures AdamW only; "
-            f"{TRAINER_SUPPORT[fmt]}"]
+def export_notes(optimizer_block, fmt: str) -> list[str]:
+    """What trainer format ``fmt`` cannot express of a Muon config (empty otherwise); the
+    trainers' notes live in their exporter modules (``advisor/export``)."""
+    from advisor.export import exporter
+    from advisor.export.common import muon_note
+    note = muon_note(optimizer_block, exporter(fmt))
+    return [note] if note else []
 
 
 def pytorch_snippet(rec) -> str:
-    """Plain PyTorch code that builds Muon + AdamW for ``model`` from a Muon recommendation.
-
-    The snippet defines ``build_optimizers(model)`` returning (muon, adamw): 2-D parameters
-    whose name does not mark them as embedding or readout go to torch.optim.Muon (torch >= 2.9),
-    one group per shape with the group LR/weight decay of the config; the rest to AdamW.
-    """
-    opt = rec.optimizer
-    if "muon" not in opt:
-        raise AdvisorError("the PyTorch snippet needs a Muon config (--optimizer muon)")
-    mu, ad = opt["muon"], opt["adamw"]
-    lr = mu["lr"]["value"]
-    wd = mu["weight_decay"]["value"]
-    vec = {g["group"]: g for g in ad["groups"]}
-    conv = mu["convention"]
-    body = f'''\
-        # Muon + AdamW from `advisor recommend --optimizer muon` ({conv} convention).
-        # {opt["conversion_warning"] or "Muon LR from a law fitted on Muon runs."}
-        import math
-
-        import torch
-
-        MUON_LR = {lr!r}            # peak LR; the schedule multiplies every group's lr
-        MUON_WD = {wd!r}
-        ADAMW_LR = {vec["embedding"]["lr"]!r}
-        ADAMW_WD = {vec["embedding"]["weight_decay"]!r}
-        CONVENTION = {conv!r}
-        NOT_MUON = ("embed", "wte", "wpe", "tok_embeddings", "lm_head", "readout", "output")
-
-
-        def update_scale(fan_out, fan_in):
-            if CONVENTION == "spectral":
-                return math.sqrt(fan_out / fan_in)
-            return 0.2 * math.sqrt(max(fan_out, fan_in))
-
-
-        def build_optimizers(model):
-            muon_groups, adam_decay, adam_plain = {{}}, [], []
-            for name, p in model.named_parameters():
-                if not p.requires_grad:
-                    continue
-                if p.ndim == 2 and not any(k in name for k in NOT_MUON):
-                    fan_out, fan_in = p.shape
-                    if CONVENTION == "match_rms_adamw":
-                        key = (MUON_LR, MUON_WD, "match_rms_adamw")
-                    else:  # fold spectral scaling into the group LR over torch's "original"
-                        ratio = update_scale(fan_out, fan_in) / math.sqrt(max(1.0, fan_out / fan_in))
-                        key = (MUON_LR * ratio, MUON_WD / ratio, "original")
-                    muon_groups.setdefault(key, []).append(p)
-                elif p.ndim >= 2:
-                    adam_decay.append(p)
-                else:
-                    adam_plain.append(p)
-            muon = torch.optim.Muon(
-                [{{"params": ps, "lr": k[0], "weight_decay": k[1], "adjust_lr_fn": k[2]}}
-                 for k, ps in muon_groups.items()],
-                lr=MUON_LR, momentum={mu["momentum"]!r}, nesterov={mu["nesterov"]!r},
-                ns_steps={mu["ns_steps"]!r}, ns_coefficients={tuple(mu["ns_coefficients"])!r},
-                eps={mu["eps"]!r})
-            adamw = torch.optim.AdamW(
-                [{{"params": adam_decay, "weight_decay": ADAMW_WD}},
-                 {{"params": adam_plain, "weight_decay": 0.0}}],
-                lr=ADAMW_LR, betas=({ad["beta1"]!r}, {ad["beta2"]!r}), eps={ad["eps"]!r})
-            return muon, adamw
-        '''
-    return textwrap.dedent(body)
+    """Plain PyTorch code that builds Muon + AdamW (``advisor.export.pytorch``)."""
+    from advisor.export.pytorch import pytorch_snippet as snippet
+    return snippet(rec)
