@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from advisor.shapes import Shape
+
 _OMIT = {"omit_none": True}
 
 
@@ -97,24 +99,20 @@ class SizeError(Block):
 
 
 @dataclass(frozen=True)
-class ModelShape(Block):
-    """The target's shape (``advisor.shapes.Shape``'s fields: widths in channels, counts in
-    scalars) and where it came from."""
+class ModelShape(Shape, Block):
+    """The target's shape (an ``advisor.shapes.Shape``: widths in channels, counts in scalars;
+    its fields first) and N as the law set counts it, where the shape came from, and how far
+    its total count is from the requested one."""
 
-    family: str
-    d_model: int
-    n_layers: int
-    n_heads: int
-    head_dim: int
-    ffn_hidden: int
-    vocab_size: int
-    tied_embeddings: bool
-    params_total: int
-    params_non_embedding: int
-    params_no_input_embedding: int
     params_for_laws: ParamsForLaws
     shape_source: str
     size_error: SizeError
+
+    @classmethod
+    def of(cls, shape: Shape, **extra) -> "ModelShape":
+        return cls(**{f.name: getattr(shape, f.name) for f in fields(shape)}, **extra)
+
+    to_dict = Block.to_dict
 
 
 @dataclass(frozen=True)

@@ -550,8 +550,8 @@ def compute(inp: Inputs) -> Recommendation:
         used_for={"learning_rate": primary.name, "batch_size": primary.name,
                   "weight_decay": wd_set.name, "loss": loss_set.name,
                   "tokens": inp.tokens_set.name if inp.tokens is None else "given"})
-    model = ModelShape(
-        **shape.to_dict(),
+    model = ModelShape.of(
+        shape,
         params_for_laws=ParamsForLaws(n_lr, primary.conventions["params"]),
         shape_source=inp.shape_source,
         size_error=SizeError(value=round(shape.params_total / inp.params - 1.0, 4),

@@ -131,6 +131,12 @@ def notes(rec, exporter: Exporter) -> list[str]:
                         wd_rule_note(rec.mup, exporter)) if n]
 
 
+def file_notes(rec, exporter: Exporter) -> list[str]:
+    """The notes a trainer file carries as comments: depth view and weight-decay width rule
+    (the Muon note goes to the CLI's stderr only)."""
+    return [n for n in (depth_note(rec.depth, exporter), wd_rule_note(rec.mup, exporter)) if n]
+
+
 def comment_block(lines: list[str], prefix: str, width: int = 92) -> list[str]:
     """``lines`` wrapped at ``width`` and prefixed as comments."""
     return [prefix + line for note in lines for line in textwrap.wrap(note, width)]

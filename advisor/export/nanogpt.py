@@ -8,8 +8,7 @@ per device step, iterations are optimizer steps.
 """
 from __future__ import annotations
 
-from advisor.export.common import (Exporter, comment_block, depth_note, trainer_numbers,
-                                   wd_rule_note)
+from advisor.export.common import Exporter, comment_block, file_notes, trainer_numbers
 
 DEPTH_NOTE = ("karpathy/nanoGPT has no residual multiplier and one LR for all parameters: "
               "apply the depth view in model.py and configure_optimizers (EleutherAI's "
@@ -51,8 +50,7 @@ def write(rec) -> str:
         f"lr_decay_iters = {n.steps}",
         f"max_iters = {n.steps}",
     ]
-    lines += comment_block([x for x in (depth_note(rec.depth, EXPORTER),
-                                        wd_rule_note(rec.mup, EXPORTER)) if x], "# ")
+    lines += comment_block(file_notes(rec, EXPORTER), EXPORTER.comment)
     return "\n".join(lines) + "\n"
 
 

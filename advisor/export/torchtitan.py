@@ -7,8 +7,8 @@ max_norm).
 """
 from __future__ import annotations
 
-from advisor.export.common import (Exporter, comment_block, depth_note, toml_float,
-                                   trainer_numbers, wd_rule_note, wsd_decay)
+from advisor.export.common import (Exporter, comment_block, file_notes, toml_float,
+                                   trainer_numbers, wsd_decay)
 
 DEPTH_NOTE = ("the job TOML has no residual multiplier and no per-group LRs or eps: "
               "apply the depth view in the model and in build_optimizers")
@@ -56,8 +56,7 @@ def write(rec) -> str:
         f"steps = {n.steps}",
         f"max_norm = {toml_float(n.clip)}",
     ]
-    out += comment_block([x for x in (depth_note(rec.depth, EXPORTER),
-                                      wd_rule_note(rec.mup, EXPORTER)) if x], "# ")
+    out += comment_block(file_notes(rec, EXPORTER), EXPORTER.comment)
     return "\n".join(out) + "\n"
 
 
