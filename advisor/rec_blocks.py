@@ -316,3 +316,108 @@ class LawInfo(Block):
     file: Any
     conventions: dict
     used_for: dict
+
+
+@dataclass(frozen=True)
+class WithWidth(Block):
+    """A depth-view group's multipliers with the muP width rules multiplied in; ``lr`` the
+    group's peak LR at the target when the law gives a muP base LR."""
+
+    lr_multiplier: float
+    weight_decay_multiplier: float
+    init_std_multiplier: float
+    output_multiplier: float
+    eps_multiplier: float
+    lr: float | None = field(default=None, metadata=_OMIT)
+
+
+@dataclass(frozen=True)
+class DepthGroup(Block):
+    """One parameter group of the depth view: multipliers (dimensionless) vs the proxy's depth."""
+
+    group: str
+    what: str
+    lr_multiplier: float
+    weight_decay_multiplier: float
+    decay_per_step_multiplier: float
+    eps_multiplier: float
+    init_std_multiplier: float
+    with_width: WithWidth
+
+
+@dataclass(frozen=True)
+class DepthView(Block):
+    """The depth view (``advisor.depth_view``): depths in blocks, multipliers dimensionless;
+    ``trainer_support`` maps each trainer format to what its config cannot express."""
+
+    base_depth: int
+    depth: int
+    depth_multiplier: float
+    alpha: float
+    rule: str
+    residual_multiplier: float
+    apply: str
+    groups: tuple
+    source: str
+    note: str
+    trainer_support: dict
+
+
+@dataclass(frozen=True)
+class QuantityUncertainty(Block):
+    """A quantity's 95% interval and its parts (``advisor.trust.quantity_uncertainty``): sds
+    in natural-log units (``sd_octaves`` in octaves), ``width_factor`` hi / lo."""
+
+    interval_95: Any
+    width_factor: float
+    sd_ln: float
+    sd_octaves: float
+    components_ln: dict
+    extrapolation_ln_distance: float
+    setup_spread_measured_for: str
+    construction: str
+    evidence: str
+    coverage_held_out: Any
+
+
+@dataclass(frozen=True)
+class Uncertainty(Block):
+    """The uncertainty of the peak LR and of the batch (tokens)."""
+
+    learning_rate: QuantityUncertainty
+    batch_size_tokens: QuantityUncertainty
+
+
+@dataclass(frozen=True)
+class ExcessLoss(Block):
+    """Expected excess loss (nats per token) of using the recommendation uncalibrated, the
+    curvatures (nats per octave^2, as Values) it is built from, and ``after_calibration``
+    (a proxy sweep's expected excess and cost; ``advisor.trust.excess_loss_block``)."""
+
+    value: float
+    unit: str
+    source: str
+    curvature_lr: Value
+    curvature_batch: Value
+    sd_lr_octaves: float
+    sd_batch_octaves: float
+    after_calibration: dict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExcessLoss":
+        return cls(**{**d, "curvature_lr": Value(**d["curvature_lr"]),
+                      "curvature_batch": Value(**d["curvature_batch"])})
+
+
+@dataclass(frozen=True)
+class PublishedNearest(Block):
+    """A published run or tuned optimum near the target (``advisor.published``) and this
+    recommendation's LR and batch divided by its own (``batch_ratio`` None without a batch)."""
+
+    entry: Any                         # advisor.published.PublishedConfig
+    lr_ratio: float
+    batch_ratio: float | None
+
+    def to_dict(self) -> dict:
+        return {**self.entry.to_dict(), "lr_ratio": self.lr_ratio,
+                "batch_ratio": self.batch_ratio}

@@ -25,9 +25,10 @@ from advisor.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.lr_schedule import Schedule
 from advisor.mup_view import DEFAULT_WD_RULE, mup_view
 from advisor.plausibility import check as check_plausible
-from advisor.rec_blocks import (AlternativeSchedule, FittedSchedule, LawInfo, LawSchedule,
-                                ModelShape, OptimizerBlock, ParamsForLaws, ScheduleBlock,
-                                SizeError, Target, Value, plain)
+from advisor.rec_blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
+                                LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
+                                ParamsForLaws, PublishedNearest, QuantityUncertainty,
+                                ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
 from advisor.shapes import Shape, load_family, shape_for_params
 
 DEFAULT_LAW = "evidence-fit"      # the best-ranked law set on independent evidence (docs/trust.md)
@@ -56,14 +57,14 @@ class Recommendation:
     warmup_steps: Value
     total_steps: Value
     schedule: ScheduleBlock
-    mup: object                  # advisor.rec_blocks.MupView
+    mup: MupView
     predicted_loss: Value
     law: LawInfo
     warnings: list = field(default_factory=list)
-    published_nearest: list = field(default_factory=list)
-    uncertainty: dict = field(default_factory=dict)
-    expected_excess_loss: dict = field(default_factory=dict)
-    depth: dict = field(default_factory=dict)   # advisor.depth_view: the depth rules
+    published_nearest: tuple = ()            # of PublishedNearest
+    uncertainty: Uncertainty | None = None
+    expected_excess_loss: ExcessLoss | None = None
+    depth: DepthView | None = None           # advisor.depth_view: the depth rules
 
     def to_dict(self) -> dict:
         return {key: plain(val) for key, val in self.__dict__.items()}
@@ -269,7 +270,8 @@ def _target_shape(params, family: str, model_spec):
 
 
 def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: float,
-                   k_published: int = 3, k_tuned: int = 2, entries=None) -> list[dict]:
+                   k_published: int = 3, k_tuned: int = 2,
+                   entries=None) -> tuple[PublishedNearest, ...]:
     """What practice used near the target: the nearest published runs and tuned optima.
 
     Each row carries the entry's values and source (recipes/published/configs.yaml) and
@@ -281,11 +283,10 @@ def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: 
     rows = []
     for kind, k in (("published", k_published), ("tuned_optimum", k_tuned)):
         for e in nearest(params_total, tokens, k=k, kind=kind, entries=entries):
-            d = e.to_dict()
-            d["lr_ratio"] = _sig(lr / e.peak_lr)
-            d["batch_ratio"] = None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)
-            rows.append(d)
-    return rows
+            rows.append(PublishedNearest(
+                entry=e, lr_ratio=_sig(lr / e.peak_lr),
+                batch_ratio=None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)))
+    return tuple(rows)
 
 
 def _range_extra(ls, q, lr, b, loss):
@@ -564,22 +565,24 @@ def compute(inp: Inputs) -> Recommendation:
                                   entries=inp.published)
     from advisor.trust import excess_loss_block, quantity_uncertainty
     law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len), **extra_L)
-    unc = {}
+    parts = {}
     for q, key, value in (("learning_rate", "learning_rate", lr),
                           ("batch_size", "batch_size_tokens", b_tokens_law)):
         others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
-        unc[key] = quantity_uncertainty(primary, q, value, law_vars, others, DEFAULT_LAW)
-    lr_int = tuple(unc["learning_rate"]["interval_95"])
-    b_int = tuple(unc["batch_size_tokens"]["interval_95"])
-    if unc["learning_rate"]["width_factor"] > 6.0:
+        parts[key] = QuantityUncertainty(**quantity_uncertainty(primary, q, value, law_vars,
+                                                                 others, DEFAULT_LAW))
+    unc = Uncertainty(**parts)
+    lr_int = tuple(unc.learning_rate.interval_95)
+    b_int = tuple(unc.batch_size_tokens.interval_95)
+    if unc.learning_rate.width_factor > 6.0:
         warnings.append(
-            f"the peak LR is uncertain by a factor of {unc['learning_rate']['width_factor']:.0f}"
+            f"the peak LR is uncertain by a factor of {unc.learning_rate.width_factor:.0f}"
             f" (95% interval {lr_int[0]:.3g}-{lr_int[1]:.3g}): independent setups put their "
             "optimum or choice that far apart (docs/trust.md); expected_excess_loss says what "
             "calibrating would save")
-    excess = excess_loss_block(float(shape.params_non_embedding), D, shape,
-                               unc["learning_rate"]["sd_ln"],
-                               unc["batch_size_tokens"]["sd_ln"])
+    excess = ExcessLoss.from_dict(excess_loss_block(float(shape.params_non_embedding), D, shape,
+                                                    unc.learning_rate.sd_ln,
+                                                    unc.batch_size_tokens.sd_ln))
     return Recommendation(
         published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
@@ -604,7 +607,7 @@ def compute(inp: Inputs) -> Recommendation:
         law=law_info, warnings=warnings, depth=depth)
 
 
-def depth_step(inp: Inputs, lr: float) -> dict:
+def depth_step(inp: Inputs, lr: float) -> DepthView:
     """The depth view (``advisor.depth_view``) at the target's depth and width; with a muP
     base-LR law it states each group's LR from the law's base LR."""
     from advisor.depth_view import depth_view
@@ -614,7 +617,7 @@ def depth_step(inp: Inputs, lr: float) -> dict:
         base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width",
                                                                      inp.base_width))
     return depth_view(shape.n_layers, inp.base_depth, inp.depth_alpha,
-                      shape.d_model / inp.base_width, base_lr)
+                      shape.d_model / inp.base_width, base_lr, wd_rule=inp.wd_rule)
 
 
 def _sig(x: float, digits: int = 3) -> float:

@@ -96,9 +96,9 @@ def depth_note(depth, exporter: Exporter) -> str | None:
     recommendation's depth block), or None."""
     if not depth or exporter.depth_note is None:
         return None
-    return (f"depth view (alpha {depth['alpha']:g}, {depth['depth']} blocks vs a "
-            f"{depth['base_depth']}-block proxy) not expressible here: "
-            f"{exporter.depth_note}. To apply: {depth['apply']}")
+    return (f"depth view (alpha {depth.alpha:g}, {depth.depth} blocks vs a "
+            f"{depth.base_depth}-block proxy) not expressible here: "
+            f"{exporter.depth_note}. To apply: {depth.apply}")
 
 
 def muon_note(optimizer, exporter: Exporter) -> str | None:
