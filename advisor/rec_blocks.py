@@ -28,9 +28,27 @@ def plain(x):
     return x
 
 
+def _block(cls):
+    """A frozen dataclass whose ``__eq__`` and ``__repr__`` come from :class:`Block` (one
+    function each instead of one generated per class: importing this module stays cheap)."""
+    return dataclass(frozen=True, eq=False, repr=False)(cls)
+
+
 class Block:
     """Base of the blocks: ``to_dict`` over the fields in order (a field declared with
-    ``metadata=_OMIT`` is left out when None), and dict-style reads of that form."""
+    ``metadata=_OMIT`` is left out when None), and dict-style reads of that form. Blocks
+    compare equal when of one type with equal fields."""
+
+    __hash__ = None
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"{type(self).__name__}({inner})"
 
     def to_dict(self) -> dict:
         out = {}
@@ -70,7 +88,7 @@ class Value:
         return d
 
 
-@dataclass(frozen=True)
+@_block
 class Target(Block):
     """What was asked for: total parameters, training tokens (a Value), tokens per parameter
     (of the shape's total count) and the sequence length in tokens."""
@@ -81,7 +99,7 @@ class Target(Block):
     seq_len: int
 
 
-@dataclass(frozen=True)
+@_block
 class ParamsForLaws(Block):
     """N as the chosen law set counts it (``convention``: its ``conventions.params``)."""
 
@@ -89,7 +107,7 @@ class ParamsForLaws(Block):
     convention: str
 
 
-@dataclass(frozen=True)
+@_block
 class SizeError(Block):
     """How far the shape's total count is from the requested one (a fraction)."""
 
@@ -115,7 +133,7 @@ class ModelShape(Shape, Block):
     to_dict = Block.to_dict
 
 
-@dataclass(frozen=True)
+@_block
 class MuonGroup(Block):
     """torch.optim.Muon settings for one matrix shape ([fan_out, fan_in] in channels)."""
 
@@ -128,7 +146,7 @@ class MuonGroup(Block):
     mup_update_multiplier_vs_base_width: float
 
 
-@dataclass(frozen=True)
+@_block
 class AdamWGroup(Block):
     """An AdamW parameter group beside Muon: peak LR, torch weight_decay, its muP rule."""
 
@@ -138,7 +156,7 @@ class AdamWGroup(Block):
     mup: str
 
 
-@dataclass(frozen=True)
+@_block
 class MuonPart(Block):
     """The Muon optimizer of a Muon + AdamW config (``advisor.muon_view``)."""
 
@@ -156,7 +174,7 @@ class MuonPart(Block):
     groups: tuple
 
 
-@dataclass(frozen=True)
+@_block
 class AdamWPart(Block):
     """The AdamW optimizer beside Muon (embedding, norm gains, readout)."""
 
@@ -167,7 +185,7 @@ class AdamWPart(Block):
     groups: tuple
 
 
-@dataclass(frozen=True)
+@_block
 class OptimizerBlock(Block):
     """The optimizer: AdamW's betas, eps and gradient-clip norm (dimensionless), or, with
     ``muon`` set, Muon on the hidden matrices and AdamW (``adamw``) on the rest."""
@@ -189,7 +207,7 @@ class OptimizerBlock(Block):
         return d
 
 
-@dataclass(frozen=True)
+@_block
 class AlternativeSchedule(Block):
     """The alternative to the chosen schedule (cosine to 10% of the peak)."""
 
@@ -206,7 +224,7 @@ class AlternativeSchedule(Block):
         return d
 
 
-@dataclass(frozen=True)
+@_block
 class FittedSchedule(Block):
     """What a fitted schedule law adds (``advisor schedule``): predicted final loss and gain
     over cosine in nats, the WSD cooldown band as fractions of the run, branch points, the
@@ -220,7 +238,7 @@ class FittedSchedule(Block):
     notes: Any
 
 
-@dataclass(frozen=True)
+@_block
 class LawSchedule(Block):
     """The schedule the LR law was measured under, and the conversion applied (none)."""
 
@@ -229,7 +247,7 @@ class LawSchedule(Block):
     conversion: str
 
 
-@dataclass(frozen=True)
+@_block
 class ScheduleBlock(Block):
     """The LR schedule, one shape for the default (WSD, cosine alternative) and the fitted
     schedule-law branch (``fitted`` set). Steps are optimizer steps; ``final_lr`` in peak-LR
@@ -260,7 +278,7 @@ class ScheduleBlock(Block):
         return d
 
 
-@dataclass(frozen=True)
+@_block
 class MupGroup(Block):
     """One parameter group of the muP view: multipliers (dimensionless) relative to the muP
     proxy of the base width, and, for the weight-decay width rule, the group's torch
@@ -279,7 +297,7 @@ class MupGroup(Block):
     note: str | None = field(default=None, metadata=_OMIT)
 
 
-@dataclass(frozen=True)
+@_block
 class WdRule(Block):
     """The weight-decay width rule the muP view applies (``advisor.optim_rules.WD_WIDTH_RULES``):
     its name, the exponent e (hidden torch weight_decay x m^e) and where it comes from."""
@@ -291,7 +309,7 @@ class WdRule(Block):
     basis: str
 
 
-@dataclass(frozen=True)
+@_block
 class MupView(Block):
     """Per-group multipliers of a muP model at ``width`` vs a proxy of ``base_width``
     (channels); ``width_multiplier`` m = width / base_width."""
@@ -304,7 +322,7 @@ class MupView(Block):
     wd_rule: WdRule | None = field(default=None, metadata=_OMIT)
 
 
-@dataclass(frozen=True)
+@_block
 class LawInfo(Block):
     """The law set behind the LR and batch, its conventions (from its file) and which law set
     gave each quantity (``used_for``)."""
@@ -318,7 +336,7 @@ class LawInfo(Block):
     used_for: dict
 
 
-@dataclass(frozen=True)
+@_block
 class WithWidth(Block):
     """A depth-view group's multipliers with the muP width rules multiplied in; ``lr`` the
     group's peak LR at the target when the law gives a muP base LR."""
@@ -331,7 +349,7 @@ class WithWidth(Block):
     lr: float | None = field(default=None, metadata=_OMIT)
 
 
-@dataclass(frozen=True)
+@_block
 class DepthGroup(Block):
     """One parameter group of the depth view: multipliers (dimensionless) vs the proxy's depth."""
 
@@ -345,7 +363,7 @@ class DepthGroup(Block):
     with_width: WithWidth
 
 
-@dataclass(frozen=True)
+@_block
 class DepthView(Block):
     """The depth view (``advisor.depth_view``): depths in blocks, multipliers dimensionless;
     ``trainer_support`` maps each trainer format to what its config cannot express."""
@@ -363,7 +381,7 @@ class DepthView(Block):
     trainer_support: dict
 
 
-@dataclass(frozen=True)
+@_block
 class QuantityUncertainty(Block):
     """A quantity's 95% interval and its parts (``advisor.trust.quantity_uncertainty``): sds
     in natural-log units (``sd_octaves`` in octaves), ``width_factor`` hi / lo."""
@@ -380,7 +398,7 @@ class QuantityUncertainty(Block):
     coverage_held_out: Any
 
 
-@dataclass(frozen=True)
+@_block
 class Uncertainty(Block):
     """The uncertainty of the peak LR and of the batch (tokens)."""
 
@@ -388,7 +406,7 @@ class Uncertainty(Block):
     batch_size_tokens: QuantityUncertainty
 
 
-@dataclass(frozen=True)
+@_block
 class ExcessLoss(Block):
     """Expected excess loss (nats per token) of using the recommendation uncalibrated, the
     curvatures (nats per octave^2, as Values) it is built from, and ``after_calibration``
@@ -409,7 +427,7 @@ class ExcessLoss(Block):
                       "curvature_batch": Value(**d["curvature_batch"])})
 
 
-@dataclass(frozen=True)
+@_block
 class PublishedNearest(Block):
     """A published run or tuned optimum near the target (``advisor.published``) and this
     recommendation's LR and batch divided by its own (``batch_ratio`` None without a batch)."""
