@@ -137,6 +137,11 @@ def file_notes(rec, exporter: Exporter) -> list[str]:
     return [n for n in (depth_note(rec.depth, exporter), wd_rule_note(rec.mup, exporter)) if n]
 
 
+def with_file_notes(lines: list[str], rec, exporter: Exporter) -> str:
+    """A trainer file's ``lines`` with its :func:`file_notes` as trailing comments, as text."""
+    return "\n".join(lines + comment_block(file_notes(rec, exporter), exporter.comment)) + "\n"
+
+
 def comment_block(lines: list[str], prefix: str, width: int = 92) -> list[str]:
     """``lines`` wrapped at ``width`` and prefixed as comments."""
     return [prefix + line for note in lines for line in textwrap.wrap(note, width)]

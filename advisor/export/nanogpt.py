@@ -8,7 +8,7 @@ per device step, iterations are optimizer steps.
 """
 from __future__ import annotations
 
-from advisor.export.common import Exporter, comment_block, file_notes, trainer_numbers
+from advisor.export.common import Exporter, trainer_numbers, with_file_notes
 
 DEPTH_NOTE = ("karpathy/nanoGPT has no residual multiplier and one LR for all parameters: "
               "apply the depth view in model.py and configure_optimizers (EleutherAI's "
@@ -50,8 +50,7 @@ def write(rec) -> str:
         f"lr_decay_iters = {n.steps}",
         f"max_iters = {n.steps}",
     ]
-    lines += comment_block(file_notes(rec, EXPORTER), EXPORTER.comment)
-    return "\n".join(lines) + "\n"
+    return with_file_notes(lines, rec, EXPORTER)
 
 
 EXPORTER = Exporter(name="nanogpt", write=write, suffix=".py",

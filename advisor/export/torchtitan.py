@@ -7,8 +7,8 @@ max_norm).
 """
 from __future__ import annotations
 
-from advisor.export.common import (Exporter, comment_block, file_notes, toml_float,
-                                   trainer_numbers, wsd_decay)
+from advisor.export.common import (Exporter, toml_float, trainer_numbers, with_file_notes,
+                                   wsd_decay)
 
 DEPTH_NOTE = ("the job TOML has no residual multiplier and no per-group LRs or eps: "
               "apply the depth view in the model and in build_optimizers")
@@ -56,8 +56,7 @@ def write(rec) -> str:
         f"steps = {n.steps}",
         f"max_norm = {toml_float(n.clip)}",
     ]
-    out += comment_block(file_notes(rec, EXPORTER), EXPORTER.comment)
-    return "\n".join(out) + "\n"
+    return with_file_notes(out, rec, EXPORTER)
 
 
 EXPORTER = Exporter(name="torchtitan", write=write, suffix=".toml",
