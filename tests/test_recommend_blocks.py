@@ -148,3 +148,17 @@ def test_a_new_trainer_is_one_registry_entry(rec, monkeypatch):
                    suffix=".txt", doc="total steps")
     monkeypatch.setitem(REGISTRY, new.name, new)
     assert export(rec, "steps-only") == f"steps = {rec.total_steps.value}\n"
+
+
+def test_both_schedule_branches_are_one_block_type(rec, tmp_path, external_data):
+    law = tmp_path / "schedule-law.yaml"
+    subprocess.run([sys.executable, "-m", "advisor.cli", "schedule", "fit",
+                    str(external_data / "multipower_loss_curves" / "25M"), "--law", "multipower",
+                    "--out", str(law)], check=True, capture_output=True)
+    fitted = recommend(params=3e8, tokens=3e9, seq_len=2048, schedule_law=str(law)).schedule
+    assert type(fitted) is type(rec.schedule) is ScheduleBlock
+    assert fitted.fitted is not None and fitted.fitted.gain_over_cosine_nats >= 0
+    assert fitted.alternative.family == rec.schedule.alternative.family == "cosine"
+    assert fitted.warmup_steps == rec.schedule.warmup_steps    # warmup from the rule, not the law
+    d = fitted.to_dict()
+    assert list(d)[:7] == list(rec.schedule.to_dict())[:7] and "predicted_final_loss" in d
