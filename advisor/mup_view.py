@@ -22,6 +22,7 @@ _ROWS = (("embedding", "embedding"),
          ("hidden", "hidden matrices (attention q/k/v/o, MLP)"),
          ("block_vector", "norm gains, biases"),
          ("readout", "readout (unembedding)"))
+ROW_LABELS = dict(_ROWS)          # optim_rules group -> the view's row label
 WD_RULE_TEXT = {
     "mup": "hidden torch weight_decay x m (mup.MuAdamW): decay per step lr*wd the same at "
            "every width",
@@ -81,9 +82,4 @@ def mup_view(d_model: int, head_dim: int, base_width: int, lr: float, weight_dec
                    note="multipliers relative to a muP proxy of width base_width trained with "
                         "the same base LR; for a standard-parameterisation run use the peak "
                         "LR above as is", wd_rule=rule)
-
-
-def hidden_weight_decay(view: MupView) -> float:
-    """The hidden matrices' torch weight_decay at the target width in ``view``."""
-    return next(g.torch_weight_decay for g in view.groups if g.group == _ROWS[1][1])
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from advisor.errors import AdvisorError
+from advisor.mup_view import ROW_LABELS
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,13 @@ def wd_rule_note(mup, exporter: Exporter) -> str | None:
     rule = getattr(mup, "wd_rule", None)
     if exporter.full or exporter.needs_muon or rule is None:
         return None
-    wd = {g.group: g.torch_weight_decay for g in mup.groups
-          if g.torch_weight_decay is not None}
+    wd = {g.group: g.torch_weight_decay for g in mup.groups}
     return (f"weight-decay width rule {rule.name} (hidden torch weight_decay x "
             f"m^{rule.exponent:g}, m = {mup.width}/{mup.base_width}): this file sets one "
             "weight_decay for every parameter, right for a standard-parameterisation run; a "
-            f"muP model at this width gives hidden matrices "
-            f"{wd['hidden matrices (attention q/k/v/o, MLP)']:.3g} and embedding and readout "
-            f"{wd['embedding']:.3g} (the mup block of --format yaml or json; --wd-rule)")
+            f"muP model at this width gives hidden matrices {wd[ROW_LABELS['hidden']]:.3g} "
+            f"and embedding and readout {wd[ROW_LABELS['embedding']]:.3g} (the mup block of "
+            "--format yaml or json; --wd-rule)")
 
 
 def notes(rec, exporter: Exporter) -> list[str]:
