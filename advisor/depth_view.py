@@ -10,34 +10,20 @@ multiplier is dimensionless.
 """
 from __future__ import annotations
 
-import textwrap
-
 from advisor.errors import AdvisorError
 from advisor.optim_rules import ALPHAS, GROUPS, check_alpha, group_multipliers
+from advisor.rec_blocks import DepthGroup, DepthView, WithWidth
 
 DEFAULT_BASE_DEPTH = 4       # blocks of the shipped proxy family (recipes/families/proxy-llama.yaml)
 DEFAULT_ALPHA = 1.0          # CompleteP: the exponent the depth coordinate check passes for
-
-# What each trainer's config file can say about depth scaling (trainer formats in advisor.export).
-TRAINER_SUPPORT = {
-    "nanogpt": ("karpathy/nanoGPT has no residual multiplier and one LR for all parameters: "
-                "apply the depth view in model.py and configure_optimizers (EleutherAI's "
-                "nanoGPT-mup, branch completep, has GPTConfig fields depth_alpha_enabled, "
-                "depth_multiplier and depth_alpha_exp for it)"),
-    "hf": ("TrainingArguments has no residual multiplier and no per-group LRs or eps: apply "
-           "the depth view in the model's forward and in a custom optimizer "
-           "(Trainer(optimizers=...))"),
-    "torchtitan": ("the job TOML has no residual multiplier and no per-group LRs or eps: "
-                   "apply the depth view in the model and in build_optimizers"),
-}
-
 
 def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
 
 def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = DEFAULT_ALPHA,
-               width_mult: float = 1.0, base_lr: float | None = None) -> dict:
+               width_mult: float = 1.0, base_lr: float | None = None,
+               wd_rule: str = "mup") -> DepthView:
     """The ``depth`` block of a recommendation.
 
     Args:
@@ -46,6 +32,8 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
         alpha: depth exponent: 0 (no depth scaling), 0.5 (Depth-muP) or 1 (CompleteP).
         width_mult: m_N = target width / proxy base width, for the ``with_width`` products.
         base_lr: the proxy's base LR, to state each group's LR at the target; None: omitted.
+        wd_rule: the weight-decay width rule of the ``with_width`` products
+            (``advisor.optim_rules.WD_WIDTH_RULES``; the muP view's).
     """
     for name, v in (("depth", depth), ("base depth", base_depth)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -54,20 +42,18 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
     m_l = depth / base_depth
     groups = []
     for g in GROUPS:
-        d = group_multipliers(g, 1.0, m_l, a)
-        w = group_multipliers(g, width_mult, m_l, a)
-        row = {"group": g, "what": GROUPS[g],
-               "lr_multiplier": _sig(d.lr), "weight_decay_multiplier": _sig(d.weight_decay),
-               "decay_per_step_multiplier": _sig(d.decay_per_step),
-               "eps_multiplier": _sig(d.eps), "init_std_multiplier": _sig(d.init_std),
-               "with_width": {"lr_multiplier": _sig(w.lr),
-                              "weight_decay_multiplier": _sig(w.weight_decay),
-                              "init_std_multiplier": _sig(w.init_std),
-                              "output_multiplier": _sig(w.output),
-                              "eps_multiplier": _sig(w.eps * w.eps_width)}}
-        if base_lr is not None:
-            row["with_width"]["lr"] = _sig(base_lr * w.lr, 3)
-        groups.append(row)
+        d = group_multipliers(g, 1.0, m_l, a, wd_rule=wd_rule)
+        w = group_multipliers(g, width_mult, m_l, a, wd_rule=wd_rule)
+        groups.append(DepthGroup(
+            group=g, what=GROUPS[g], lr_multiplier=_sig(d.lr),
+            weight_decay_multiplier=_sig(d.weight_decay),
+            decay_per_step_multiplier=_sig(d.decay_per_step), eps_multiplier=_sig(d.eps),
+            init_std_multiplier=_sig(d.init_std),
+            with_width=WithWidth(
+                lr_multiplier=_sig(w.lr), weight_decay_multiplier=_sig(w.weight_decay),
+                init_std_multiplier=_sig(w.init_std), output_multiplier=_sig(w.output),
+                eps_multiplier=_sig(w.eps * w.eps_width),
+                lr=None if base_lr is None else _sig(base_lr * w.lr, 3))))
     residual = group_multipliers("hidden", 1.0, m_l, a).residual
     rule = ALPHAS.get(a, f"depth exponent {a:g} (formulas of Dey et al. 2025, Table 1)")
     if a == 0.0:
@@ -80,36 +66,35 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
                  f"the blocks' norm gains and biases) LR x {_sig(m_l ** (a - 1.0))} and Adam "
                  f"eps x {_sig(residual)}; embedding, final norm and readout keep theirs; "
                  "init stds and weight decay unchanged in depth")
-    return {
-        "base_depth": base_depth, "depth": depth, "depth_multiplier": _sig(m_l),
-        "alpha": a, "rule": rule, "residual_multiplier": _sig(residual),
-        "apply": apply, "groups": groups,
-        "source": ("advisor/optim_rules.py: Depth-muP (Yang et al. 2023, arXiv 2310.02244; "
-                   "Bordelon et al. 2023, arXiv 2309.16620) at alpha 0.5, CompleteP (Dey et "
-                   "al. 2025, arXiv 2505.01618, Table 1) at alpha 1; checked on the CPU by "
-                   "tests/test_depth_coordcheck.py and recipes/plans/cpu-depth-sweep.yaml "
-                   "(docs/depth.md)"),
-        "note": ("multipliers relative to a proxy of base_depth blocks trained with the same "
-                 "base hyperparameters; they apply when the LR is transferred from such a "
-                 "proxy, not to an LR a law fitted on standard models of the target's depth. "
-                 "with_width multiplies in the muP width rules (mup block); its eps "
-                 "multiplier includes CompleteP's 1/m_N (Dey et al. 2025, Eq. 40), which "
-                 "the proxy family does not apply"),
-        "trainer_support": dict(TRAINER_SUPPORT),
-    }
+    return DepthView(
+        base_depth=base_depth, depth=depth, depth_multiplier=_sig(m_l),
+        alpha=a, rule=rule, residual_multiplier=_sig(residual),
+        apply=apply, groups=tuple(groups),
+        source=("advisor/optim_rules.py: Depth-muP (Yang et al. 2023, arXiv 2310.02244; "
+                "Bordelon et al. 2023, arXiv 2309.16620) at alpha 0.5, CompleteP (Dey et "
+                "al. 2025, arXiv 2505.01618, Table 1) at alpha 1; checked on the CPU by "
+                "tests/test_depth_coordcheck.py and recipes/plans/cpu-depth-sweep.yaml "
+                "(docs/depth.md)"),
+        note=("multipliers relative to a proxy of base_depth blocks trained with the same "
+              "base hyperparameters; they apply when the LR is transferred from such a "
+              "proxy, not to an LR a law fitted on standard models of the target's depth. "
+              "with_width multiplies in the muP width rules (mup block); its eps "
+              "multiplier includes CompleteP's 1/m_N (Dey et al. 2025, Eq. 40), which "
+              "the proxy family does not apply"),
+        trainer_support=_trainer_support(),
+    )
 
 
-def export_notes(depth_block: dict | None, fmt: str) -> list[str]:
+def _trainer_support() -> dict:
+    """Each trainer format's note on the depth view (from its module in advisor/export)."""
+    from advisor.export import trainer_notes
+    return trainer_notes("depth")
+
+
+def export_notes(depth_block, fmt: str) -> list[str]:
     """Lines saying what trainer format ``fmt`` cannot express of the depth view (empty for
     yaml/json, which carry the whole view, and when there is no depth block)."""
-    if not depth_block or fmt not in TRAINER_SUPPORT:
-        return []
-    return [f"depth view (alpha {depth_block['alpha']:g}, {depth_block['depth']} blocks vs a "
-            f"{depth_block['base_depth']}-block proxy) not expressible here: "
-            f"{TRAINER_SUPPORT[fmt]}. To apply: {depth_block['apply']}"]
-
-
-def comment_lines(depth_block: dict | None, fmt: str, prefix: str = "# ") -> list[str]:
-    """:func:`export_notes` wrapped as comment lines for a config file."""
-    return [prefix + line for note in export_notes(depth_block, fmt)
-            for line in textwrap.wrap(note, 92)]
+    from advisor.export import exporter
+    from advisor.export.common import depth_note
+    note = depth_note(depth_block, exporter(fmt))
+    return [note] if note else []

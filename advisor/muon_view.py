@@ -22,9 +22,10 @@ decay is torch's decoupled ``weight_decay`` (weights x (1 - lr_group * wd_group)
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 
 from advisor.errors import AdvisorError
+from advisor.rec_blocks import (AdamWGroup, AdamWPart, MuonGroup, MuonPart, OptimizerBlock,
+                                Value)
 from advisor.optim_rules import (MUON_CONVENTIONS, MUON_DEFAULTS, check_muon_convention,
                                  muon_torch_group, muon_width_multiplier)
 
@@ -34,50 +35,38 @@ CONVERSION_WARNING = ("Muon settings are a conversion of AdamW laws (Moonlight's
                       "matching, Liu et al. 2025, arXiv 2502.16982), not a fit: no Muon law "
                       "set is shipped; tune the Muon LR with a proxy sweep (docs/muon.md)")
 
-# What each trainer's config file can say about Muon (formats of advisor.export).
-TRAINER_SUPPORT = {
-    "nanogpt": ("karpathy/nanoGPT's configure_optimizers builds one AdamW: replace it with the "
-                "two optimizers of `--format pytorch` (Muon on the 2-D block weights, AdamW on "
-                "wte/wpe/ln/lm_head)"),
-    "hf": ("TrainingArguments.optim has no Muon (transformers 5.24's OptimizerNames): build "
-           "the two optimizers with `--format pytorch` and pass a wrapper to "
-           "Trainer(optimizers=(optimizer, scheduler))"),
-    "torchtitan": ("the job TOML's [optimizer] name picks one optimizer class for all "
-                   "parameters (upstream: Adam, AdamW; some forks add Muon): Muon on the "
-                   "hidden matrices with AdamW beside it needs a custom build_optimizers"),
-}
-
-
 def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def _matrices(model: dict) -> list[tuple[str, int, int]]:
-    """(name, fan_out, fan_in) of a Llama-style block's hidden matrices."""
-    d, f = int(model["d_model"]), int(model["ffn_hidden"])
-    kv = int(model.get("n_kv_heads") or model["n_heads"]) * int(model["head_dim"])
+def _matrices(model) -> list[tuple[str, int, int]]:
+    """(name, fan_out, fan_in) of a Llama-style block's hidden matrices (``model``: the
+    recommendation's ModelShape)."""
+    d, f = int(model.d_model), int(model.ffn_hidden)
+    kv = int(getattr(model, "n_kv_heads", None) or model.n_heads) * int(model.head_dim)
     return [("attention q, o", d, d), ("attention k, v", kv, d), ("MLP gate, up", f, d),
             ("MLP down", d, f)]
 
 
-def muon_block(rec, convention: str = DEFAULT_CONVENTION, base_width: int | None = None) -> dict:
+def muon_block(rec, convention: str = DEFAULT_CONVENTION,
+               base_width: int | None = None) -> OptimizerBlock:
     """The ``optimizer`` block for Muon + AdamW, from a finished AdamW recommendation."""
     check_muon_convention(convention)
     model = rec.model
-    d = int(model["d_model"])
+    d = int(model.d_model)
     adam_lr = float(rec.learning_rate.value)
     wd = float(rec.weight_decay.value)
-    mup_base = rec.law.get("conventions", {}).get("learning_rate") == "mup_base"
-    vec_lr = adam_lr * d / float(rec.mup["base_width"]) if mup_base else adam_lr
-    base_w = int(base_width or rec.mup.get("base_width", d))
+    mup_base = (rec.law.conventions or {}).get("learning_rate") == "mup_base"
+    vec_lr = adam_lr * d / float(rec.mup.base_width) if mup_base else adam_lr
+    base_w = int(base_width or rec.mup.base_width or d)
     fitted = fitted_muon_convention(rec)
     if fitted is not None and fitted != convention:
-        raise AdvisorError(f"law set {rec.law.get('name')!r} was fitted on Muon runs with the "
+        raise AdvisorError(f"law set {rec.law.name!r} was fitted on Muon runs with the "
                            f"{fitted} convention: ask for --muon-convention {fitted}")
     if fitted is not None:
         muon_lr = adam_lr
         lr_source = (f"fitted on Muon runs ({convention} convention) by advisor fit: law set "
-                     f"{rec.law.get('name')!r}")
+                     f"{rec.law.name!r}")
     elif convention == "match_rms_adamw":
         muon_lr = adam_lr
         lr_source = ("AdamW peak LR reused as is: Moonlight's update-RMS matching (Liu et al. "
@@ -93,56 +82,49 @@ def muon_block(rec, convention: str = DEFAULT_CONVENTION, base_width: int | None
         r = muon_torch_group(fo, fi, convention)
         bf = max(1, round(fo * base_w / d))
         bi = max(1, round(fi * base_w / d))
-        groups.append({
-            "matrices": name, "shape": [fo, fi], "update_scale": _sig(r.update_scale),
-            "torch_group_lr": _sig(muon_lr * r.lr_factor),
-            "torch_group_weight_decay": _sig(wd * r.wd_factor),
-            "adjust_lr_fn": r.adjust_lr_fn,
-            "mup_update_multiplier_vs_base_width": _sig(
-                muon_width_multiplier(fo, fi, bf, bi, convention)),
-        })
-    adamw_groups = [
-        {"group": "embedding", "lr": _sig(vec_lr), "weight_decay": _sig(wd),
-         "mup": "LR x 1, init x 1 (Tensor Programs V, Table 3)"},
-        {"group": "norm gains, biases", "lr": _sig(vec_lr), "weight_decay": 0.0,
-         "mup": "LR x 1; no weight decay on vectors"},
-        {"group": "readout (unembedding)", "lr": _sig(vec_lr), "weight_decay": _sig(wd),
-         "mup": f"LR x 1, output x 1/m (m = {d}/{base_w} = {_sig(d / base_w)}; muP's MuReadout)"},
-    ]
-    opt = dict(rec.optimizer)   # AdamW's betas/eps/clip stay: the AdamW groups use them
-    opt.update({
-        "name": "Muon + AdamW",
-        "muon": {
-            "params": "2-D weights inside the blocks (attention q/k/v/o, MLP); never the "
-                      "embedding or the readout",
-            "convention": convention, "convention_rule": MUON_CONVENTIONS[convention],
-            "lr": {"value": _sig(muon_lr), "unit": "peak LR of the Muon groups (before the "
-                   "per-shape update scale)", "source": lr_source,
-                   "note": "a fit" if fitted else "a conversion, not a fit"},
-            "weight_decay": {"value": _sig(wd), "unit": "torch.optim.Muon weight_decay "
-                             "(decoupled, x lr per step)", "source": "the AdamW weight decay "
-                             "above, reused (Moonlight: weight decay is needed at scale)"},
-            "momentum": MUON_DEFAULTS["momentum"], "nesterov": MUON_DEFAULTS["nesterov"],
-            "ns_steps": MUON_DEFAULTS["ns_steps"],
-            "ns_coefficients": list(MUON_DEFAULTS["ns_coefficients"]),
-            "eps": MUON_DEFAULTS["eps"],
-            "source_defaults": "torch.optim.Muon defaults (Keller Jordan's Muon, 2024)",
-            "groups": groups,
-        },
-        "adamw": {"params": "embedding, norm gains, readout", "beta1": rec.optimizer["beta1"],
-                  "beta2": rec.optimizer["beta2"], "eps": rec.optimizer["eps"],
-                  "groups": adamw_groups},
-        "conversion_warning": None if fitted else CONVERSION_WARNING,
-        "source": "Muon for hidden matrices, AdamW for the rest (Jordan et al. 2024; Liu et "
-                  "al. 2025); AdamW settings: " + rec.optimizer.get("source", ""),
-    })
-    return opt
+        groups.append(MuonGroup(
+            matrices=name, shape=(fo, fi), update_scale=_sig(r.update_scale),
+            torch_group_lr=_sig(muon_lr * r.lr_factor),
+            torch_group_weight_decay=_sig(wd * r.wd_factor), adjust_lr_fn=r.adjust_lr_fn,
+            mup_update_multiplier_vs_base_width=_sig(
+                muon_width_multiplier(fo, fi, bf, bi, convention))))
+    adamw_groups = (
+        AdamWGroup("embedding", _sig(vec_lr), _sig(wd),
+                   "LR x 1, init x 1 (Tensor Programs V, Table 3)"),
+        AdamWGroup("norm gains, biases", _sig(vec_lr), 0.0,
+                   "LR x 1; no weight decay on vectors"),
+        AdamWGroup("readout (unembedding)", _sig(vec_lr), _sig(wd),
+                   f"LR x 1, output x 1/m (m = {d}/{base_w} = {_sig(d / base_w)}; muP's "
+                   "MuReadout)"),
+    )
+    adam = rec.optimizer       # AdamW's betas/eps/clip stay: the AdamW groups use them
+    muon = MuonPart(
+        params="2-D weights inside the blocks (attention q/k/v/o, MLP); never the "
+               "embedding or the readout",
+        convention=convention, convention_rule=MUON_CONVENTIONS[convention],
+        lr=Value(_sig(muon_lr), "peak LR of the Muon groups (before the per-shape update "
+                 "scale)", lr_source, note="a fit" if fitted else "a conversion, not a fit"),
+        weight_decay=Value(_sig(wd), "torch.optim.Muon weight_decay (decoupled, x lr per "
+                           "step)", "the AdamW weight decay above, reused (Moonlight: weight "
+                           "decay is needed at scale)"),
+        momentum=MUON_DEFAULTS["momentum"], nesterov=MUON_DEFAULTS["nesterov"],
+        ns_steps=MUON_DEFAULTS["ns_steps"],
+        ns_coefficients=tuple(MUON_DEFAULTS["ns_coefficients"]), eps=MUON_DEFAULTS["eps"],
+        source_defaults="torch.optim.Muon defaults (Keller Jordan's Muon, 2024)",
+        groups=tuple(groups))
+    return dataclasses.replace(
+        adam, name="Muon + AdamW", muon=muon,
+        adamw=AdamWPart(params="embedding, norm gains, readout", beta1=adam.beta1,
+                        beta2=adam.beta2, eps=adam.eps, groups=adamw_groups),
+        conversion_warning=None if fitted else CONVERSION_WARNING,
+        source="Muon for hidden matrices, AdamW for the rest (Jordan et al. 2024; Liu et "
+               "al. 2025); AdamW settings: " + (adam.source or ""))
 
 
 def fitted_muon_convention(rec) -> str | None:
     """The Muon convention the recommendation's LR law was fitted under (``advisor fit`` on
     Muon runs writes ``conventions.optimizer: muon-<convention>``), or None (AdamW laws)."""
-    opt = str((rec.law.get("conventions") or {}).get("optimizer") or "")
+    opt = str((rec.law.conventions or {}).get("optimizer") or "")
     if not opt.startswith("muon-"):
         return None
     return check_muon_convention(opt[len("muon-"):])
@@ -152,81 +134,20 @@ def with_muon(rec, convention: str = DEFAULT_CONVENTION):
     """A copy of ``rec`` whose optimizer block is Muon + AdamW; the conversion warning is added
     unless the LR law was fitted on Muon runs of that convention."""
     block = muon_block(rec, convention)
-    extra = [CONVERSION_WARNING] if block["conversion_warning"] else []
+    extra = [CONVERSION_WARNING] if block.conversion_warning else []
     return dataclasses.replace(rec, optimizer=block, warnings=list(rec.warnings) + extra)
 
 
-def export_notes(optimizer_block: dict, fmt: str) -> list[str]:
-    """What trainer format ``fmt`` cannot express of a Muon config (empty otherwise)."""
-    if "muon" not in optimizer_block or fmt not in TRAINER_SUPPORT:
-        return []
-    return [f"Muon not expressible in {fmt}: the file above configures AdamW only; "
-            f"{TRAINER_SUPPORT[fmt]}"]
+def export_notes(optimizer_block, fmt: str) -> list[str]:
+    """What trainer format ``fmt`` cannot express of a Muon config (empty otherwise); the
+    trainers' notes live in their exporter modules (``advisor/export``)."""
+    from advisor.export import exporter
+    from advisor.export.common import muon_note
+    note = muon_note(optimizer_block, exporter(fmt))
+    return [note] if note else []
 
 
 def pytorch_snippet(rec) -> str:
-    """Plain PyTorch code that builds Muon + AdamW for ``model`` from a Muon recommendation.
-
-    The snippet defines ``build_optimizers(model)`` returning (muon, adamw): 2-D parameters
-    whose name does not mark them as embedding or readout go to torch.optim.Muon (torch >= 2.9),
-    one group per shape with the group LR/weight decay of the config; the rest to AdamW.
-    """
-    opt = rec.optimizer
-    if "muon" not in opt:
-        raise AdvisorError("the PyTorch snippet needs a Muon config (--optimizer muon)")
-    mu, ad = opt["muon"], opt["adamw"]
-    lr = mu["lr"]["value"]
-    wd = mu["weight_decay"]["value"]
-    vec = {g["group"]: g for g in ad["groups"]}
-    conv = mu["convention"]
-    body = f'''\
-        # Muon + AdamW from `advisor recommend --optimizer muon` ({conv} convention).
-        # {opt["conversion_warning"] or "Muon LR from a law fitted on Muon runs."}
-        import math
-
-        import torch
-
-        MUON_LR = {lr!r}            # peak LR; the schedule multiplies every group's lr
-        MUON_WD = {wd!r}
-        ADAMW_LR = {vec["embedding"]["lr"]!r}
-        ADAMW_WD = {vec["embedding"]["weight_decay"]!r}
-        CONVENTION = {conv!r}
-        NOT_MUON = ("embed", "wte", "wpe", "tok_embeddings", "lm_head", "readout", "output")
-
-
-        def update_scale(fan_out, fan_in):
-            if CONVENTION == "spectral":
-                return math.sqrt(fan_out / fan_in)
-            return 0.2 * math.sqrt(max(fan_out, fan_in))
-
-
-        def build_optimizers(model):
-            muon_groups, adam_decay, adam_plain = {{}}, [], []
-            for name, p in model.named_parameters():
-                if not p.requires_grad:
-                    continue
-                if p.ndim == 2 and not any(k in name for k in NOT_MUON):
-                    fan_out, fan_in = p.shape
-                    if CONVENTION == "match_rms_adamw":
-                        key = (MUON_LR, MUON_WD, "match_rms_adamw")
-                    else:  # fold spectral scaling into the group LR over torch's "original"
-                        ratio = update_scale(fan_out, fan_in) / math.sqrt(max(1.0, fan_out / fan_in))
-                        key = (MUON_LR * ratio, MUON_WD / ratio, "original")
-                    muon_groups.setdefault(key, []).append(p)
-                elif p.ndim >= 2:
-                    adam_decay.append(p)
-                else:
-                    adam_plain.append(p)
-            muon = torch.optim.Muon(
-                [{{"params": ps, "lr": k[0], "weight_decay": k[1], "adjust_lr_fn": k[2]}}
-                 for k, ps in muon_groups.items()],
-                lr=MUON_LR, momentum={mu["momentum"]!r}, nesterov={mu["nesterov"]!r},
-                ns_steps={mu["ns_steps"]!r}, ns_coefficients={tuple(mu["ns_coefficients"])!r},
-                eps={mu["eps"]!r})
-            adamw = torch.optim.AdamW(
-                [{{"params": adam_decay, "weight_decay": ADAMW_WD}},
-                 {{"params": adam_plain, "weight_decay": 0.0}}],
-                lr=ADAMW_LR, betas=({ad["beta1"]!r}, {ad["beta2"]!r}), eps={ad["eps"]!r})
-            return muon, adamw
-        '''
-    return textwrap.dedent(body)
+    """Plain PyTorch code that builds Muon + AdamW (``advisor.export.pytorch``)."""
+    from advisor.export.pytorch import pytorch_snippet as snippet
+    return snippet(rec)

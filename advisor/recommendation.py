@@ -2,22 +2,33 @@
 
 Data flow: target size -> model shape (recipes/families) -> law sets (recipes/laws or a fitted
 file) -> LR, batch, weight decay, loss -> optimizer, warmup, schedule, muP view -> a typed
-:class:`Recommendation`. Everything here is pure computation; files and printing happen in
-``advisor/commands``. Units are stated on every value: batch sizes in tokens and in
-sequences of ``seq_len`` tokens; N in each law set's own parameter convention.
+:class:`Recommendation` of frozen blocks (``advisor.rec_blocks``).
+
+Two stages. :func:`resolve_inputs` does all the parsing and reading: the options, the target
+family or architecture, every law set (the shipped ones loaded once, the chosen file), and the
+published evidence and trust tables (``advisor.published``, ``advisor.trust``: cached per
+process). :func:`compute` and the steps it calls are pure functions of those inputs, with one
+exception: with ``schedule_law`` the schedule step reads that file, through
+``advisor.schedule.recommend_schedule``, which takes a path. Printing and files are in
+``advisor/commands`` and ``advisor/export``. Units are stated on every value: batch sizes in
+tokens and in sequences of ``seq_len`` tokens; N in each law set's own parameter convention.
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from advisor.errors import AdvisorError
 from advisor.lawforms import NotApplicable
 from advisor.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.lr_schedule import Schedule
+from advisor.mup_view import DEFAULT_WD_RULE, mup_view
 from advisor.plausibility import check as check_plausible
+from advisor.rec_blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
+                                LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
+                                ParamsForLaws, PublishedNearest, QuantityUncertainty,
+                                ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
 from advisor.shapes import Shape, load_family, shape_for_params
 
 DEFAULT_LAW = "evidence-fit"      # the best-ranked law set on independent evidence (docs/trust.md)
@@ -28,54 +39,35 @@ DEFAULT_SEQ_LEN = 4096
 DEFAULT_BASE_WIDTH = 256
 SPREAD_WARN_FACTOR = 2.0          # warn when shipped laws' LR or batch differ by more than this
 
-
-@dataclass(frozen=True)
-class Value:
-    """One recommended number with its unit and where it came from."""
-
-    value: Any
-    unit: str
-    source: str
-    note: str | None = None
-    interval_95: tuple | None = None
-
-    def to_dict(self) -> dict:
-        d = {"value": self.value, "unit": self.unit, "source": self.source}
-        if self.interval_95 is not None:
-            d["interval_95"] = [float(x) for x in self.interval_95]
-        if self.note:
-            d["note"] = self.note
-        return d
+__all__ = ["Recommendation", "Value", "recommend", "resolve_inputs", "compute", "law_table"]
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """The advisor's answer. Stable JSON keys: see README, "Output schema"."""
+    """The advisor's answer: typed blocks read by attribute. Stable JSON keys (``to_dict``):
+    docs/recommend.md, "Output schema"."""
 
-    target: dict
-    model: dict
+    target: Target
+    model: ModelShape
     learning_rate: Value
     weight_decay: Value
     batch_size_tokens: Value
     batch_size_sequences: Value
-    optimizer: dict
+    optimizer: OptimizerBlock
     warmup_steps: Value
     total_steps: Value
-    schedule: dict
-    mup: dict
+    schedule: ScheduleBlock
+    mup: MupView
     predicted_loss: Value
-    law: dict
+    law: LawInfo
     warnings: list = field(default_factory=list)
-    published_nearest: list = field(default_factory=list)
-    uncertainty: dict = field(default_factory=dict)
-    expected_excess_loss: dict = field(default_factory=dict)
-    depth: dict = field(default_factory=dict)   # advisor.depth_view: the depth rules
+    published_nearest: tuple = ()            # of PublishedNearest
+    uncertainty: Uncertainty | None = None
+    expected_excess_loss: ExcessLoss | None = None
+    depth: DepthView | None = None           # advisor.depth_view: the depth rules
 
     def to_dict(self) -> dict:
-        out = {}
-        for key, val in self.__dict__.items():
-            out[key] = val.to_dict() if isinstance(val, Value) else _plain(val)
-        return out
+        return {key: plain(val) for key, val in self.__dict__.items()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -83,16 +75,6 @@ class Recommendation:
     def to_yaml(self) -> str:
         import yaml
         return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
-
-
-def _plain(x):
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, Value):
-        return x.to_dict()
-    return x
 
 
 def compute_optimal_tokens(params_total: float, loss_law: LawSet) -> float:
@@ -154,15 +136,19 @@ def _predict(ls: LawSet, quantity: str, shape: Shape, D: float, seq_len: int, **
 
 
 def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
-              sets: list[LawSet] | None = None) -> list[dict]:
+              sets: list[LawSet] | None = None, default: LawSet | None = None) -> list[dict]:
     """Each law set's LR / batch (tokens) / weight decay / loss for one target, side by side.
 
     LR and batch come from each set's own laws; weight decay from a set's own
-    ``weight_decay`` law, evaluated with the LR and batch of the default law set when the set
-    has none of its own (Power Lines predicts only weight decay). Missing entries are None.
+    ``weight_decay`` law, evaluated with the LR and batch of the default law set
+    (``default``, else the one named DEFAULT_LAW in ``sets``) when the set has none of its
+    own (Power Lines predicts only weight decay). Missing entries are None. Pure when ``sets``
+    is given; without it the shipped sets are read.
     """
     sets = sets if sets is not None else load_shipped()
-    default = load_lawset(DEFAULT_LAW)
+    if default is None:
+        default = next((ls for ls in sets if ls.name == DEFAULT_LAW
+                        and ls.path == f"{DEFAULT_LAW}.yaml"), None) or load_lawset(DEFAULT_LAW)
     lr0, _, _ = _predict(default, "learning_rate", shape, D, seq_len)
     b0, _, _ = _predict(default, "batch_size", shape, D, seq_len)
     rows = []
@@ -284,21 +270,23 @@ def _target_shape(params, family: str, model_spec):
 
 
 def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: float,
-                   k_published: int = 3, k_tuned: int = 2) -> list[dict]:
+                   k_published: int = 3, k_tuned: int = 2,
+                   entries=None) -> tuple[PublishedNearest, ...]:
     """What practice used near the target: the nearest published runs and tuned optima.
 
     Each row carries the entry's values and source (recipes/published/configs.yaml) and
     ``lr_ratio`` / ``batch_ratio``: this recommendation divided by the entry's value.
+    ``entries``: the published entries (``advisor.published.load_published()``, read when
+    None).
     """
     from advisor.published import nearest
     rows = []
     for kind, k in (("published", k_published), ("tuned_optimum", k_tuned)):
-        for e in nearest(params_total, tokens, k=k, kind=kind):
-            d = e.to_dict()
-            d["lr_ratio"] = _sig(lr / e.peak_lr)
-            d["batch_ratio"] = None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)
-            rows.append(d)
-    return rows
+        for e in nearest(params_total, tokens, k=k, kind=kind, entries=entries):
+            rows.append(PublishedNearest(
+                entry=e, lr_ratio=_sig(lr / e.peak_lr),
+                batch_ratio=None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)))
+    return tuple(rows)
 
 
 def _range_extra(ls, q, lr, b, loss):
@@ -308,11 +296,85 @@ def _range_extra(ls, q, lr, b, loss):
     return extra
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Everything :func:`compute` reads, parsed and loaded by :func:`resolve_inputs`.
+
+    ``tokens`` is the parsed training-token count, or None for compute-optimal; ``sets`` the
+    shipped law sets (each loaded once); ``published`` the entries of
+    recipes/published/configs.yaml; ``base_width`` in channels, ``base_depth`` in blocks.
+    """
+
+    seq_len: int
+    shape: Shape
+    params: float
+    shape_source: str
+    primary: LawSet
+    loss_set: LawSet
+    wd_set: LawSet
+    tokens_set: LawSet
+    default_set: LawSet
+    sets: tuple
+    published: tuple
+    tokens: float | None
+    base_width: int
+    base_depth: int
+    depth_alpha: float
+    wd_rule: str
+    schedule_law: str | None
+
+
+def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
+                   law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
+                   base_width=None, schedule_law=None, model_spec=None, base_depth=None,
+                   depth_alpha=None, wd_rule: str = DEFAULT_WD_RULE) -> Inputs:
+    """Parse the options and read every file :func:`compute` needs (arguments: see
+    :func:`recommend`). Raises AdvisorError (one line) on bad input."""
+    from advisor.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH
+    from advisor.numbers import parse_count, parse_seq_len
+    from advisor.optim_rules import check_wd_rule
+    from advisor.published import load_published
+    from advisor.trust import load_trust
+    seq_len = parse_seq_len(seq_len)
+    shape, params, shape_source = _target_shape(params, family, model_spec)
+    sets = tuple(load_shipped())
+    shipped = {ls.name: ls for ls in sets}
+    if laws_file is not None:
+        primary = load_lawset_file(laws_file)
+    else:
+        primary = shipped[law] if law in shipped else load_lawset(law)
+    if base_width is None:
+        base_width = (primary.mup or {}).get("base_width", DEFAULT_BASE_WIDTH)
+    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
+    for q in ("learning_rate", "batch_size"):
+        if not primary.has(q):
+            raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "
+                               "has (advisor laws lists them)")
+    if tokens is not None:
+        tokens = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
+    base_depth = int(parse_count(DEFAULT_BASE_DEPTH if base_depth is None else base_depth,
+                                 "base-depth", minimum=1, maximum=1e4))
+    try:
+        alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
+    load_trust()                                   # read once; advisor.trust caches it
+    return Inputs(
+        seq_len=seq_len, shape=shape, params=params, shape_source=shape_source,
+        primary=primary, loss_set=primary if primary.has("loss") else shipped[DEFAULT_LOSS_LAW],
+        wd_set=primary if primary.has("weight_decay") else shipped[DEFAULT_WD_LAW],
+        tokens_set=shipped[DEFAULT_LOSS_LAW], default_set=shipped[DEFAULT_LAW], sets=sets,
+        published=tuple(load_published()), tokens=tokens, base_width=base_width,
+        base_depth=base_depth, depth_alpha=alpha, wd_rule=check_wd_rule(wd_rule),
+        schedule_law=None if schedule_law is None else str(schedule_law))
+
+
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
               base_width=None, schedule_law=None,
-              model_spec=None, base_depth=None, depth_alpha=None) -> Recommendation:
-    """Recommend a training configuration.
+              model_spec=None, base_depth=None, depth_alpha=None,
+              wd_rule: str = DEFAULT_WD_RULE) -> Recommendation:
+    """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
 
     Args:
         params: total parameters of the target model (embeddings included), e.g. 7e9.
@@ -332,30 +394,107 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
             the family's derived shape, and ``params`` may then be omitted.
         base_depth, depth_alpha: blocks of the proxy and the depth exponent of the depth
             view (``advisor.depth_view``; defaults 4 and 1.0, CompleteP).
+        wd_rule: width rule of the hidden matrices' weight decay in the muP view, a key of
+            ``advisor.optim_rules.WD_WIDTH_RULES`` (default ``mup``, as mup.MuAdamW).
     """
-    from advisor.numbers import parse_count, parse_seq_len
-    seq_len = parse_seq_len(seq_len)
-    shape, params, shape_source = _target_shape(params, family, model_spec)
-    primary = load_lawset(law) if laws_file is None else load_lawset_file(laws_file)
-    if base_width is None:
-        base_width = (primary.mup or {}).get("base_width", DEFAULT_BASE_WIDTH)
-    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
-    for q in ("learning_rate", "batch_size"):
-        if not primary.has(q):
-            raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "
-                               "has (advisor laws lists them)")
-    loss_set = primary if primary.has("loss") else load_lawset(DEFAULT_LOSS_LAW)
+    return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
+                                  base_width, schedule_law, model_spec, base_depth,
+                                  depth_alpha, wd_rule))
+
+
+def tokens_step(inp: Inputs) -> tuple[float, str]:
+    """(training tokens D, where D came from)."""
+    if inp.tokens is not None:
+        return inp.tokens, "given (--tokens)"
+    ls, total = inp.tokens_set, float(inp.shape.params_total)
+    return compute_optimal_tokens(total, ls), (
+        f"compute-optimal for {inp.shape.params_total:.4g} parameters under "
+        f"{ls.title} ({_citation(ls)})")
+
+
+def lr_step(inp: Inputs, D: float, extra_L: dict):
+    """(peak LR, its law interval, N used, note): a muP base LR is converted to the hidden
+    matrices' LR at the target width (x base_width / d_model)."""
+    primary, shape = inp.primary, inp.shape
+    try:
+        lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, inp.seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, learning_rate: {exc}") from None
+    lr_note = None
+    if primary.conventions.get("learning_rate") == "mup_base":
+        base = float((primary.mup or {}).get("base_width", inp.base_width))
+        lr_note = (f"{primary.name} gives a muP base LR of {lr:.3g} at width {base:g}; "
+                   f"hidden matrices at width {shape.d_model} use {lr:.3g} * {base:g} / "
+                   f"{shape.d_model}; vector-like parameters keep {lr:.3g}")
+        lr = lr * base / shape.d_model
+        lr_int = None
+    return lr, lr_int, n_lr, lr_note
+
+
+def batch_step(inp: Inputs, D: float, extra_L: dict):
+    """(batch tokens as the law gives it, sequences after rounding, tokens after rounding,
+    a note on the rounding)."""
+    primary, seq_len = inp.primary, inp.seq_len
+    try:
+        b_law, _, _ = _predict(primary, "batch_size", inp.shape, D, seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
+    seqs, granule = round_batch(b_law / seq_len)
+    b_tokens = seqs * seq_len
+    rounding = (f"{b_law / seq_len:.1f} sequences from the law, rounded to the "
+                f"nearest multiple of {granule} ({100 * (b_tokens / b_law - 1):+.1f}%)")
+    return b_law, seqs, b_tokens, rounding
+
+
+def weight_decay_step(inp: Inputs, D: float, lr: float, b_tokens: float):
+    """(lambda, the Value, coupled?): the weight decay law at this LR and batch."""
+    wd_set = inp.wd_set
+    wd, _, _ = _predict(wd_set, "weight_decay", inp.shape, D, inp.seq_len, lr=lr,
+                        B_tokens=b_tokens)
+    coupled = wd_set.conventions.get("weight_decay", "coupled") == "coupled"
+    value = Value(
+        value=_sig(wd), unit="AdamW weight decay lambda",
+        source=f"{wd_set.title} ({_citation(wd_set)})"
+        + (", from the AdamW timescale tau = B/(lr lambda D) with the LR and batch above"
+           if wd_set.laws["weight_decay"]["form"] == "adamw_timescale" else ""),
+        note=("coupled with the LR, as torch.optim.AdamW: each step multiplies weights by "
+              f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
+              else "independent of the LR: each step multiplies weights by (1 - lambda)"))
+    return wd, value, coupled
+
+
+ADAMW_SOURCE = (
+    "beta1 0.9, beta2 0.95, eps 1e-8, clip 1.0: the published runs of "
+    "recipes/published/configs.yaml that state them (GPT-3, Pythia, OLMo, "
+    "SmolLM2, TinyLlama, LLaMA, DeepSeek LLM use beta 0.9/0.95; eps 1e-8 in "
+    "GPT-3, Pythia, SmolLM2, OLMo 2; LLaMA 2 used 1e-5 and StableLM-3B-4E1T "
+    "1e-6); below batches of 1M tokens beta2 = 0.95^(B/1M tokens), which keeps "
+    "the second-moment half-life in tokens (Marek et al. 2025; Porian et al. "
+    "2024 found beta2 0.99-0.999 necessary at small batches)")
+LAW_SCHEDULE_CONVERSION = (
+    "none: the peak LR is used as the law gives it. No published conversion "
+    "of the optimal peak LR from cosine-style decay (Step Law: to a final LR "
+    "of 1e-5) to WSD or linear decay to 0 could be checked here; the "
+    "evidence behind the interval mixes cosine to 10% (GPT-3, Pythia, "
+    "LLaMA, OLMo), WSD/linear to 0 (SmolLM2, Wen et al. 2025) and "
+    "multi-step (DeepSeek LLM), so its setup-to-setup term includes that "
+    "variation")
+
+
+def optimizer_step(b_tokens: float) -> OptimizerBlock:
+    """AdamW's settings for a batch of ``b_tokens`` tokens."""
+    return OptimizerBlock(name="AdamW", beta1=0.9, beta2=round(adam_beta2(b_tokens), 5),
+                          eps=1e-8, grad_clip_norm=1.0, source=ADAMW_SOURCE)
+
+
+def compute(inp: Inputs) -> Recommendation:
+    """The recommendation for resolved inputs (pure but for the schedule-law file; see the
+    module docstring)."""
+    shape, primary, seq_len = inp.shape, inp.primary, inp.seq_len
+    loss_set, wd_set, base_width = inp.loss_set, inp.wd_set, inp.base_width
     warnings: list[str] = []
 
-    # --- tokens
-    tokens_ls = load_lawset(DEFAULT_LOSS_LAW)
-    if tokens is None:
-        D = compute_optimal_tokens(float(shape.params_total), tokens_ls)
-        tokens_source = (f"compute-optimal for {shape.params_total:.4g} parameters under "
-                         f"{tokens_ls.title} ({_citation(tokens_ls)})")
-    else:
-        D = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
-        tokens_source = "given (--tokens)"
+    D, tokens_source = tokens_step(inp)
     warnings.extend(check_plausible({"tokens_per_param": D / shape.params_total}))
 
     # --- loss
@@ -367,61 +506,15 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         warnings.append(f"{primary.name}: a law reads the loss L; using {loss_set.name}'s "
                         f"prediction {loss_value:.3f}, measured on another corpus")
 
-    # --- learning rate
-    try:
-        lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, seq_len, **extra_L)
-    except NotApplicable as exc:
-        raise AdvisorError(f"law set {primary.name!r}, learning_rate: {exc}") from None
-    lr_note = None
-    if primary.conventions.get("learning_rate") == "mup_base":
-        base = float((primary.mup or {}).get("base_width", base_width))
-        lr_note = (f"{primary.name} gives a muP base LR of {lr:.3g} at width {base:g}; "
-                   f"hidden matrices at width {shape.d_model} use {lr:.3g} * {base:g} / "
-                   f"{shape.d_model}; vector-like parameters keep {lr:.3g}")
-        lr = lr * base / shape.d_model
-        lr_int = None
-
-    # --- batch size
-    try:
-        b_tokens_law, b_int, _ = _predict(primary, "batch_size", shape, D, seq_len, **extra_L)
-    except NotApplicable as exc:
-        raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
-    seqs, granule = round_batch(b_tokens_law / seq_len)
-    b_tokens = seqs * seq_len
-    rounding = (f"{b_tokens_law / seq_len:.1f} sequences from the law, rounded to the "
-                f"nearest multiple of {granule} ({100 * (b_tokens / b_tokens_law - 1):+.1f}%)")
-
-    # --- weight decay
-    wd_set = primary if primary.has("weight_decay") else load_lawset(DEFAULT_WD_LAW)
-    wd, _, _ = _predict(wd_set, "weight_decay", shape, D, seq_len, lr=lr, B_tokens=b_tokens)
-    coupled = wd_set.conventions.get("weight_decay", "coupled") == "coupled"
-    wd_value = Value(
-        value=_sig(wd), unit="AdamW weight decay lambda",
-        source=f"{wd_set.title} ({_citation(wd_set)})"
-        + (", from the AdamW timescale tau = B/(lr lambda D) with the LR and batch above"
-           if wd_set.laws["weight_decay"]["form"] == "adamw_timescale" else ""),
-        note=("coupled with the LR, as torch.optim.AdamW: each step multiplies weights by "
-              f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
-              else "independent of the LR: each step multiplies weights by (1 - lambda)"))
-
-
-    # --- optimizer
-    beta2 = adam_beta2(b_tokens)
-    optimizer = {
-        "name": "AdamW", "beta1": 0.9, "beta2": round(beta2, 5), "eps": 1e-8,
-        "grad_clip_norm": 1.0,
-        "source": ("beta1 0.9, beta2 0.95, eps 1e-8, clip 1.0: the published runs of "
-                   "recipes/published/configs.yaml that state them (GPT-3, Pythia, OLMo, "
-                   "SmolLM2, TinyLlama, LLaMA, DeepSeek LLM use beta 0.9/0.95; eps 1e-8 in "
-                   "GPT-3, Pythia, SmolLM2, OLMo 2; LLaMA 2 used 1e-5 and StableLM-3B-4E1T "
-                   "1e-6); below batches of 1M tokens beta2 = 0.95^(B/1M tokens), which keeps "
-                   "the second-moment half-life in tokens (Marek et al. 2025; Porian et al. "
-                   "2024 found beta2 0.99-0.999 necessary at small batches)"),
-    }
+    lr, lr_int, n_lr, lr_note = lr_step(inp, D, extra_L)
+    b_tokens_law, seqs, b_tokens, rounding = batch_step(inp, D, extra_L)
+    wd, wd_value, coupled = weight_decay_step(inp, D, lr, b_tokens)
+    optimizer = optimizer_step(b_tokens)
 
     # --- steps and warmup
     total = int(math.ceil(D / b_tokens))
-    warm, warm_note = warmup_steps_for(lr, total, shape.params_total / b_tokens, beta2)
+    warm, warm_note = warmup_steps_for(lr, total, shape.params_total / b_tokens,
+                                       adam_beta2(b_tokens))
     if warm_note and "shorter than" in warm_note:
         warnings.append(f"warmup: {warm_note}")
     warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
@@ -434,21 +527,11 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     total_steps = Value(total, "optimizer steps",
                         f"ceil(tokens / batch) = ceil({D:.4g} / {b_tokens})")
 
-    # --- schedule
-    schedule = _schedule_block(total, warm, lr, schedule_law, warnings)
-    schedule["law_schedule"] = {
-        "law": primary.name, "measured_under": primary.conventions.get("schedule"),
-        "conversion": ("none: the peak LR is used as the law gives it. No published conversion "
-                       "of the optimal peak LR from cosine-style decay (Step Law: to a final LR "
-                       "of 1e-5) to WSD or linear decay to 0 could be checked here; the "
-                       "evidence behind the interval mixes cosine to 10% (GPT-3, Pythia, "
-                       "LLaMA, OLMo), WSD/linear to 0 (SmolLM2, Wen et al. 2025) and "
-                       "multi-step (DeepSeek LLM), so its setup-to-setup term includes that "
-                       "variation")}
-
-    # --- muP view
-    mup = _mup_view(shape, base_width, lr, primary)
-    depth = _depth_block(shape, base_width, base_depth, depth_alpha, lr, primary)
+    schedule = schedule_step(total, warm, lr, inp.schedule_law, LawSchedule(
+        law=primary.name, measured_under=primary.conventions.get("schedule"),
+        conversion=LAW_SCHEDULE_CONVERSION))
+    mup = mup_view(shape.d_model, shape.head_dim, base_width, _sig(lr), _sig(wd), inp.wd_rule)
+    depth = depth_step(inp, lr)
 
     # --- warnings: ranges and disagreement
     for ls, q, extra in ((primary, "learning_rate", extra_L), (primary, "batch_size", extra_L),
@@ -457,44 +540,49 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         for note in ls.out_of_range(q, shape.params(ls.conventions["params"]), D,
                                     M=shape.flops_per_token(seq_len), **extra):
             warnings.append(f"{ls.name} {q}: target outside the fitted range: {note}")
-    rows = law_table(shape, D, seq_len, loss=loss_value)
+    rows = law_table(shape, D, seq_len, loss=loss_value, sets=list(inp.sets),
+                     default=inp.default_set)
     warnings.extend(disagreement_warnings(rows, primary.name, {"learning_rate": lr,
                                                                "batch_size_tokens": b_tokens}))
 
-    law_info = {"name": primary.name, "title": primary.title, "citation": _citation(primary),
-                "url": primary.source.get("url"), "file": primary.path,
-                "conventions": dict(primary.conventions),
-                "used_for": {"learning_rate": primary.name, "batch_size": primary.name,
-                             "weight_decay": wd_set.name, "loss": loss_set.name,
-                             "tokens": tokens_ls.name if tokens is None else "given"}}
-    model = shape.to_dict()
-    model["params_for_laws"] = {"value": n_lr, "convention": primary.conventions["params"]}
-    model["shape_source"] = shape_source
-    model["size_error"] = {"value": round(shape.params_total / params - 1.0, 4),
-                           "unit": "fraction: params_total / requested - 1",
-                           "requested": params}
-    target = {"params_total": params, "tokens": {"value": D, "unit": "training tokens",
-                                                 "source": tokens_source},
-              "tokens_per_param": D / shape.params_total, "seq_len": seq_len}
-    nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens)
+    law_info = LawInfo(
+        name=primary.name, title=primary.title, citation=_citation(primary),
+        url=primary.source.get("url"), file=primary.path, conventions=dict(primary.conventions),
+        used_for={"learning_rate": primary.name, "batch_size": primary.name,
+                  "weight_decay": wd_set.name, "loss": loss_set.name,
+                  "tokens": inp.tokens_set.name if inp.tokens is None else "given"})
+    model = ModelShape.of(
+        shape,
+        params_for_laws=ParamsForLaws(n_lr, primary.conventions["params"]),
+        shape_source=inp.shape_source,
+        size_error=SizeError(value=round(shape.params_total / inp.params - 1.0, 4),
+                             unit="fraction: params_total / requested - 1",
+                             requested=inp.params))
+    target = Target(params_total=inp.params,
+                    tokens=Value(D, "training tokens", tokens_source),
+                    tokens_per_param=D / shape.params_total, seq_len=seq_len)
+    nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens,
+                                  entries=inp.published)
     from advisor.trust import excess_loss_block, quantity_uncertainty
     law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len), **extra_L)
-    unc = {}
+    parts = {}
     for q, key, value in (("learning_rate", "learning_rate", lr),
                           ("batch_size", "batch_size_tokens", b_tokens_law)):
         others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
-        unc[key] = quantity_uncertainty(primary, q, value, law_vars, others, DEFAULT_LAW)
-    lr_int = tuple(unc["learning_rate"]["interval_95"])
-    b_int = tuple(unc["batch_size_tokens"]["interval_95"])
-    if unc["learning_rate"]["width_factor"] > 6.0:
+        parts[key] = QuantityUncertainty(**quantity_uncertainty(primary, q, value, law_vars,
+                                                                 others, DEFAULT_LAW))
+    unc = Uncertainty(**parts)
+    lr_int = tuple(unc.learning_rate.interval_95)
+    b_int = tuple(unc.batch_size_tokens.interval_95)
+    if unc.learning_rate.width_factor > 6.0:
         warnings.append(
-            f"the peak LR is uncertain by a factor of {unc['learning_rate']['width_factor']:.0f}"
+            f"the peak LR is uncertain by a factor of {unc.learning_rate.width_factor:.0f}"
             f" (95% interval {lr_int[0]:.3g}-{lr_int[1]:.3g}): independent setups put their "
             "optimum or choice that far apart (docs/trust.md); expected_excess_loss says what "
             "calibrating would save")
-    excess = excess_loss_block(float(shape.params_non_embedding), D, shape,
-                               unc["learning_rate"]["sd_ln"],
-                               unc["batch_size_tokens"]["sd_ln"])
+    excess = ExcessLoss.from_dict(excess_loss_block(float(shape.params_non_embedding), D, shape,
+                                                    unc.learning_rate.sd_ln,
+                                                    unc.batch_size_tokens.sd_ln))
     return Recommendation(
         published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
@@ -519,94 +607,67 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         law=law_info, warnings=warnings, depth=depth)
 
 
-def _depth_block(shape, base_width, base_depth, depth_alpha, lr, primary) -> dict:
-    from advisor.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH, depth_view
-    from advisor.numbers import parse_count
-    base_depth = int(parse_count(DEFAULT_BASE_DEPTH if base_depth is None else base_depth,
-                                 "base-depth", minimum=1, maximum=1e4))
-    try:
-        alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
-    except (TypeError, ValueError):
-        raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
+def depth_step(inp: Inputs, lr: float) -> DepthView:
+    """The depth view (``advisor.depth_view``) at the target's depth and width; with a muP
+    base-LR law it states each group's LR from the law's base LR."""
+    from advisor.depth_view import depth_view
+    shape, primary = inp.shape, inp.primary
     base_lr = None
     if primary.conventions.get("learning_rate") == "mup_base":
-        base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width", base_width))
-    return depth_view(shape.n_layers, base_depth, alpha, shape.d_model / base_width, base_lr)
+        base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width",
+                                                                     inp.base_width))
+    return depth_view(shape.n_layers, inp.base_depth, inp.depth_alpha,
+                      shape.d_model / inp.base_width, base_lr, wd_rule=inp.wd_rule)
 
 
 def _sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def _schedule_block(total: int, warm: int, lr: float, schedule_law, warnings) -> dict:
+WSD_SOURCE = ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed budget "
+              "and lets one run branch cooldowns from its stable phase (Hagele et al. "
+              "2024); long or to-zero decays help more at high tokens per parameter "
+              "(Bergsma et al. 2025). Fit a schedule law for a measured choice.")
+
+
+def schedule_step(total: int, warm: int, lr: float, schedule_law,
+                  law_schedule: LawSchedule) -> ScheduleBlock:
+    """The schedule: WSD with a 20% 1-sqrt cooldown (cosine to 10% the alternative), or, with
+    ``schedule_law`` (a path), the schedule a fitted schedule law predicts best; ``total`` and
+    ``warm`` in optimizer steps, ``lr`` the peak LR."""
     if schedule_law is not None:
         from advisor.lr_schedule import parse_schedule
         from advisor.schedule import recommend_schedule
         fitted = recommend_schedule(schedule_law, total, peak_lr=lr)
         best = parse_schedule(fitted["schedule"]).with_(warmup=warm)
-        block = {
-            "family": best.family, "spec": best.to_spec(), "warmup_steps": warm,
-            "decay_start_step": best.decay_start(total),
-            "cooldown_fraction": best.cooldown if best.family == "wsd" else None,
-            "cooldown_shape": best.shape if best.family == "wsd" else None,
-            "final_lr": _sig(lr * best.final_ratio),
-            "predicted_final_loss": fitted["predicted_final_loss"],
-            "gain_over_cosine_nats": fitted["gain_over_cosine_nats"],
-            "cooldown_band": fitted["cooldown_band"],
-            "branch_points": fitted["branch_points"],
-            "law_warmup_steps": fitted["warmup_steps"],
-            "notes": fitted["notes"],
-            "source": (f"fitted schedule law {schedule_law} ({fitted['law']}), the schedule "
-                       "with the lowest predicted final loss (advisor schedule optimize); "
-                       "warmup from the rule above, not from the law"),
-            "alternative": {"family": "cosine", "spec": fitted["cosine_reference"]
-                            if isinstance(fitted["cosine_reference"], str)
-                            else Schedule(family="cosine", warmup=warm, final=0.1).to_spec(),
-                            "note": "cosine to 10% of the peak, the law's reference"},
-        }
-        return block
+        wsd = best.family == "wsd"
+        cos_spec = (fitted["cosine_reference"] if isinstance(fitted["cosine_reference"], str)
+                    else Schedule(family="cosine", warmup=warm, final=0.1).to_spec())
+        return ScheduleBlock(
+            family=best.family, spec=best.to_spec(), warmup_steps=warm,
+            decay_start_step=best.decay_start(total),
+            cooldown_fraction=best.cooldown if wsd else None,
+            cooldown_shape=best.shape if wsd else None,
+            final_lr=_sig(lr * best.final_ratio),
+            fitted=FittedSchedule(
+                predicted_final_loss=fitted["predicted_final_loss"],
+                gain_over_cosine_nats=fitted["gain_over_cosine_nats"],
+                cooldown_band=fitted["cooldown_band"], branch_points=fitted["branch_points"],
+                law_warmup_steps=fitted["warmup_steps"], notes=fitted["notes"]),
+            source=(f"fitted schedule law {schedule_law} ({fitted['law']}), the schedule "
+                    "with the lowest predicted final loss (advisor schedule optimize); "
+                    "warmup from the rule above, not from the law"),
+            alternative=AlternativeSchedule(family="cosine", spec=cos_spec,
+                                            note="cosine to 10% of the peak, the law's "
+                                                 "reference"),
+            law_schedule=law_schedule)
     wsd = Schedule(family="wsd", warmup=warm, cooldown=0.2, shape="1-sqrt", final=0.0)
     cos = Schedule(family="cosine", warmup=warm, final=0.1)
-    return {
-        "family": "wsd", "spec": wsd.to_spec(), "warmup_steps": warm,
-        "decay_start_step": wsd.decay_start(total), "cooldown_fraction": 0.2,
-        "cooldown_shape": "1-sqrt", "final_lr": 0.0,
-        "source": ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed budget "
-                   "and lets one run branch cooldowns from its stable phase (Hagele et al. "
-                   "2024); long or to-zero decays help more at high tokens per parameter "
-                   "(Bergsma et al. 2025). Fit a schedule law for a measured choice."),
-        "alternative": {"family": "cosine", "spec": cos.to_spec(), "final_lr": _sig(lr * 0.1),
-                        "note": "cosine to 10% of the peak over the whole run"},
-    }
-
-
-def _mup_view(shape: Shape, base_width: int, lr: float, primary: LawSet) -> dict:
-    """Per-parameter-group multipliers of a muP model at this width vs a proxy of base_width.
-
-    muP for Adam (Yang et al. 2022, Tensor Programs V, Table 3): hidden matrices' LR and
-    init variance scale with 1/m (m = width / base width), the readout's output is
-    multiplied by 1/m, vector-like parameters and embeddings keep their base values.
-    """
-    m = shape.d_model / base_width
-    groups = [
-        {"group": "embedding", "lr_multiplier": 1.0, "init_std_multiplier": 1.0,
-         "output_multiplier": 1.0},
-        {"group": "hidden matrices (attention q/k/v/o, MLP)", "lr_multiplier": 1 / m,
-         "init_std_multiplier": 1 / math.sqrt(m), "output_multiplier": 1.0},
-        {"group": "norm gains, biases", "lr_multiplier": 1.0, "init_std_multiplier": 1.0,
-         "output_multiplier": 1.0},
-        {"group": "readout (unembedding)", "lr_multiplier": 1.0, "init_std_multiplier": 1.0,
-         "output_multiplier": 1 / m},
-        {"group": "attention logits", "scale": "1/d_head (times a base-width-tuned multiplier)",
-         "note": f"head_dim is fixed at {shape.head_dim}, so 1/d_head and 1/sqrt(d_head) "
-                 "differ by a constant here"},
-    ]
-    for g in groups:
-        for k in ("lr_multiplier", "init_std_multiplier", "output_multiplier"):
-            if k in g:
-                g[k] = _sig(g[k], 4)
-    return {"base_width": base_width, "width": shape.d_model, "width_multiplier": _sig(m, 4),
-            "groups": groups,
-            "note": "multipliers relative to a muP proxy of width base_width trained with "
-                    "the same base LR; for a standard-parameterisation run use the peak LR "
-                    "above as is"}
+    return ScheduleBlock(
+        family="wsd", spec=wsd.to_spec(), warmup_steps=warm,
+        decay_start_step=wsd.decay_start(total), cooldown_fraction=0.2,
+        cooldown_shape="1-sqrt", final_lr=0.0, source=WSD_SOURCE,
+        alternative=AlternativeSchedule(family="cosine", spec=cos.to_spec(),
+                                        final_lr=_sig(lr * 0.1),
+                                        note="cosine to 10% of the peak over the whole run"),
+        law_schedule=law_schedule)

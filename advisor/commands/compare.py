@@ -5,7 +5,7 @@ import json
 
 import click
 
-from advisor.lawset import load_lawset
+from advisor.lawset import load_shipped
 from advisor.numbers import SEQ_LEN_UNITS, parse_count, parse_seq_len
 from advisor.published import nearest
 from advisor.recommendation import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
@@ -36,11 +36,12 @@ def compare(params, tokens, seq_len, family, fmt):
     params = parse_count(params, "params", minimum=1e6, maximum=1e14)
     seq_len = parse_seq_len(seq_len)
     shape = shape_for_params(load_family(family), params)
-    loss_ls = load_lawset(DEFAULT_LOSS_LAW)
+    sets = load_shipped()                      # each shipped set read once
+    loss_ls = next(ls for ls in sets if ls.name == DEFAULT_LOSS_LAW)
     D = (compute_optimal_tokens(float(shape.params_total), loss_ls) if tokens is None
          else parse_count(tokens, "tokens", minimum=1e3, maximum=1e17))
     loss = loss_ls.predict("loss", shape.params_total, D)
-    rows = law_table(shape, D, seq_len, loss=loss)
+    rows = law_table(shape, D, seq_len, loss=loss, sets=sets)
     practice = [e.to_dict() for kind, k in (("published", 4), ("tuned_optimum", 2))
                 for e in nearest(float(shape.params_total), D, k=k, kind=kind)]
     if fmt == "json":

@@ -4,8 +4,11 @@ from __future__ import annotations
 import click
 
 from advisor.errors import AdvisorError
-from advisor.export import FORMATS, export
+from advisor.export import NAMES, exporter
+from advisor.mup_view import DEFAULT_WD_RULE
 from advisor.numbers import SEQ_LEN_UNITS
+from advisor.muon_view import DEFAULT_CONVENTION, OPTIMIZERS
+from advisor.optim_rules import MUON_CONVENTIONS, WD_WIDTH_RULES
 from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_LAW,
                                     DEFAULT_SEQ_LEN, recommend as _recommend)
 
@@ -33,6 +36,11 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
 @click.option("--depth-alpha", default=None, metavar="ALPHA",
               help="Depth exponent of the depth view: 1 CompleteP (default), 0.5 Depth-muP, "
                    "0 none.")
+@click.option("--wd-rule", type=click.Choice(tuple(WD_WIDTH_RULES)), default=DEFAULT_WD_RULE,
+              show_default=True,
+              help="Width rule of the hidden matrices' weight decay in the muP view: mup "
+                   "(torch weight_decay x m, as mup.MuAdamW), sqrt (x sqrt(m), Fan et al. "
+                   "2025) or none (docs/recommend.md).")
 @click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
               help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
 @click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
@@ -45,22 +53,22 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
 @click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
 @click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
 @click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
-@click.option("--optimizer", "optimizer_name", type=click.Choice(("adamw", "muon")),
+@click.option("--optimizer", "optimizer_name", type=click.Choice(OPTIMIZERS),
               default="adamw", show_default=True,
               help="muon: Muon on hidden matrices + AdamW elsewhere, converted from the AdamW "
                    "laws (advisor/muon_view.py).")
-@click.option("--muon-convention", type=click.Choice(("match_rms_adamw", "spectral")),
-              default="match_rms_adamw", show_default=True,
+@click.option("--muon-convention", type=click.Choice(sorted(MUON_CONVENTIONS)),
+              default=DEFAULT_CONVENTION, show_default=True,
               help="Muon width convention (with --optimizer muon).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS + ("pytorch",)), default="yaml",
-              show_default=True, help="Output format (pytorch: a snippet building the "
-                                      "optimizers; --optimizer muon only).")
+@click.option("--format", "fmt", type=click.Choice(NAMES), default="yaml",
+              show_default=True, help="Output format: " + "; ".join(
+                  f"{e.name}: {e.doc}" for e in map(exporter, NAMES)) + ".")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (atomically) instead of standard output.")
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
               hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
               fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
-              muon_convention="match_rms_adamw"):
+              muon_convention="match_rms_adamw", wd_rule=DEFAULT_WD_RULE):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -81,24 +89,21 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
         spec = spec_from_hf_config(hf_config)
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law,
-                     model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha)
-    from advisor import muon_view
+                     model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha,
+                     wd_rule=wd_rule)
     if optimizer_name == "muon":
-        rec = muon_view.with_muon(rec, muon_convention)
-    if fmt == "pytorch":
-        if optimizer_name != "muon":
-            raise AdvisorError("--format pytorch needs --optimizer muon")
-        text = muon_view.pytorch_snippet(rec)
-    else:
-        text = export(rec, fmt)
+        from advisor.muon_view import with_muon
+        rec = with_muon(rec, muon_convention)
+    writer = exporter(fmt)
+    text = writer.write(rec)
     if output:
         atomic_write_text(output, text, "config")
         click.echo(f"wrote {fmt} config to {output}", err=True)
     else:
         click.echo(text, nl=False)
     for w in rec.warnings:
-        if fmt not in ("yaml", "json"):
+        if not writer.full:
             click.echo(f"warning: {w}", err=True)
-    from advisor.depth_view import export_notes
-    for note in export_notes(rec.depth, fmt) + muon_view.export_notes(rec.optimizer, fmt):
+    from advisor.export import notes
+    for note in notes(rec, writer):
         click.echo(f"note: {note}", err=True)
