@@ -87,6 +87,20 @@ def test_compare_shows_each_law_side_by_side():
     assert rows["power-lines"]["weight_decay"]
     table = advisor("compare", "--params", "7e9").stdout
     assert "step-law" in table and "porian" in table
+    # a law that gives no LR prints "-" in its column, never "None" or "nan"
+    chin = next(line for line in table.splitlines() if line.startswith("chinchilla "))
+    assert chin.split()[2] == "-" and "None" not in table and "nan" not in table
+
+
+def test_evaluate_prints_one_row_per_cell_and_the_summary(external_data):
+    r = advisor("evaluate", "--grid", str(external_data / "steplaw_dense_lr_bs_loss.csv"),
+                "--law", "step-law", "--no-extrapolation")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:3] == ["N", "D", "pred"])
+    rows = [line.split() for line in lines[head + 1:head + 18]]
+    assert len(rows) == 17 and all(len(x) == 9 for x in rows)
+    assert "gap over 17 cells: mean 0.096%" in r.stdout          # Step Law's in-sample figure
 
 
 def test_recommend_does_not_import_torch():

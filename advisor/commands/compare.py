@@ -5,17 +5,13 @@ import json
 
 import click
 
+from advisor.commands._table import cell, row
 from advisor.lawset import load_shipped
 from advisor.numbers import SEQ_LEN_UNITS, parse_count, parse_seq_len
 from advisor.published import nearest
 from advisor.recommendation import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
                                     compute_optimal_tokens, law_table)
 from advisor.shapes import load_family, shape_for_params
-
-
-def _fmt(x, spec):
-    width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
-    return "-".rjust(width) if x is None else format(x, spec)
 
 
 @click.command()
@@ -59,19 +55,19 @@ def compare(params, tokens, seq_len, family, fmt):
                                            r.get("not_applicable", {}).items()]
         rng = "; ".join(notes)
         lr_cell = ("n/a".rjust(9) if "learning_rate" in r.get("not_applicable", {})
-                   else _fmt(r['learning_rate'], '9.3g'))
-        click.echo(f"{r['law']:<17} {r['N']:>9.3g} {lr_cell} "
-                   f"{_fmt(r['batch_size_tokens'], '10.3g')} {_fmt(bseq, '9.0f')} "
-                   f"{_fmt(r['weight_decay'], '7.3g')} {_fmt(r['loss'], '6.3f')} "
-                   f"{_fmt(r['critical_batch_size_tokens'], '10.3g')}  {rng}")
+                   else cell(r["learning_rate"], "9.3g"))
+        click.echo(row(f"{r['law']:<17}", (r["N"], "9.3g"), lr_cell,
+                       (r["batch_size_tokens"], "10.3g"), (bseq, "9.0f"),
+                       (r["weight_decay"], "7.3g"), (r["loss"], "6.3f"),
+                       (r["critical_batch_size_tokens"], "10.3g")) + f"  {rng}")
     for p in practice:
         bt = p["batch_tokens"]
-        click.echo(f"{p['id'][:17]:<17} {p['params_non_embedding']:>9.3g} "
-                   f"{p['peak_lr']:>9.3g} {_fmt(bt, '10.3g')} "
-                   f"{_fmt(None if bt is None else bt / p['seq_len'], '9.0f')} "
-                   f"{_fmt(p['weight_decay'], '7.3g')} {'-':>6} {'-':>10}  {p['kind']}: "
-                   f"{p['tokens']:.3g} tokens, seq {p['seq_len']}; {p['source']['citation']}, "
-                   f"{p['source']['place']} (checked: {p['checked']})")
+        click.echo(row(f"{p['id'][:17]:<17}", (p["params_non_embedding"], "9.3g"),
+                       (p["peak_lr"], "9.3g"), (bt, "10.3g"),
+                       (None if bt is None else bt / p["seq_len"], "9.0f"),
+                       (p["weight_decay"], "7.3g"), (None, "6"), (None, "10"))
+                   + f"  {p['kind']}: {p['tokens']:.3g} tokens, seq {p['seq_len']}; "
+                   f"{p['source']['citation']}, {p['source']['place']} (checked: {p['checked']})")
     click.echo("Losses are on each law's own corpus and tokenizer (not comparable across "
                "rows); kaplan's critical batch reads its own loss.")
     click.echo("minicpm's LR is its muP base LR scaled to this width (x 256/d_model); its "

@@ -18,6 +18,7 @@ import json
 import click
 
 from advisor.commands._options import sweep_options
+from advisor.commands._table import row
 from advisor.numbers import parse_seq_len
 
 
@@ -108,11 +109,10 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
     click.echo(f"{'N':>9} {'D':>9} {'pred lr':>9} {'pred B':>9} {'near lr':>9} {'near B':>9} "
                f"{'best lr':>9} {'best B':>9} {'gap %':>7}")
     for c in cells:
-        pb = c["pred_batch_tokens"]
-        click.echo(f"{c['N']:9.3g} {c['D']:9.3g} {c['pred_lr']:9.3g} "
-                   f"{pb if pb is None else format(pb, '9.3g')!s:>9} {c['nearest_lr']:9.3g} "
-                   f"{c['nearest_batch_tokens']:9.3g} {c['best_lr']:9.3g} "
-                   f"{c['best_batch_tokens']:9.3g} {100 * c['gap']:7.3f}")
+        click.echo(row(*((c[k], "9.3g") for k in ("N", "D", "pred_lr", "pred_batch_tokens",
+                                                  "nearest_lr", "nearest_batch_tokens",
+                                                  "best_lr", "best_batch_tokens")),
+                       (100 * c["gap"], "7.3f")))
     click.echo(f"gap over {summary['cells']} cells: mean {100 * summary['mean_gap']:.3f}%, "
                f"median {100 * summary['median_gap']:.3f}%, max {100 * summary['max_gap']:.3f}%")
     for fold, s in (extrapolation or {}).items():
