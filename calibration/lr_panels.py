@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 
-def plot_lr_panels(panels, path, *, span: float) -> None:
+def plot_lr_panels(panels, path, *, span: float, xlabel: str = "base LR") -> None:
     """Write a PNG of loss-vs-LR panels, atomically.
 
     Args:
@@ -17,6 +17,7 @@ def plot_lr_panels(panels, path, *, span: float) -> None:
             (diverged runs) leave gaps, and the best point is starred.
         path: the PNG to write.
         span: the y axis shows at most this many nats above the lowest loss.
+        xlabel: what the x axis is (the curves' first coordinate; log base 2).
     """
     import matplotlib
     import numpy as np
@@ -41,7 +42,7 @@ def plot_lr_panels(panels, path, *, span: float) -> None:
         ax.set_xscale("log", base=2)
         ax.set_ylim(lo - 0.02, hi)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("base LR")
+        ax.set_xlabel(xlabel)
     axes[0][0].set_ylabel("final held-out loss (nats/byte)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
