@@ -99,6 +99,19 @@ def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
     return rows
 
 
+def no_decay_losses(runs) -> dict:
+    """width -> mean final held-out loss of the finished runs without weight decay (the
+    reference every rule shares; diverged ones count as +inf)."""
+    by_w = defaultdict(list)
+    for r in runs:
+        if r.status == "failed" or float(r.settings["weight_decay"]) != 0:
+            continue
+        loss = r.final_val_loss if r.status == "finished" else math.inf
+        by_w[int(r.settings["width"])].append(loss if loss is not None and math.isfinite(loss)
+                                              else math.inf)
+    return {w: float(np.mean(v)) for w, v in sorted(by_w.items())}
+
+
 def base_width_of(runs) -> int:
     """The muP base width the runs share (their model settings' ``base_width``)."""
     bases = {int((r.settings.get("model") or {}).get("base_width", 0)) for r in runs}
@@ -159,18 +172,22 @@ def _wd(x: float) -> str:
     return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{x:.3g}"
 
 
-def markdown_table(rows: list[WdRow], base_width: int) -> str:
-    """Per rule and width: best wd and loss, the shift of the best and of the knee from the
-    base width (factors of 2), and the shift the decay-per-step hypothesis predicts."""
+def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = None) -> str:
+    """Per rule and width: best wd and loss, its gain over weight decay 0 (``no_decay``:
+    width -> loss, when run), the shift of the best and of the knee from the base width
+    (factors of 2), and the shift the decay-per-step hypothesis predicts."""
     v = rule_verdicts(rows, base_width)
-    lines = ["| rule | width | best wd | best loss | best moved (x2) | knee wd | knee moved (x2)"
-             " | predicted if lr*wd per step sets it (x2) |",
-             "|---|---|---|---|---|---|---|---|"]
+    no_decay = no_decay or {}
+    lines = ["| rule | width | best wd | best loss | best - wd 0 (nats) | best moved (x2) | "
+             "knee wd | knee moved (x2) | predicted if lr*wd per step sets it (x2) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for rule, d in v.items():
         for i, w in enumerate(d["widths"]):
             k = d["knee_log2"][i]
+            ref = no_decay.get(w)
+            gain = "-" if ref is None else f"{d['best_loss'][i] - ref:+.4f}"
             lines.append(f"| {rule} | {w} | {_wd(d['best_wd'][i])} | {d['best_loss'][i]:.4f} | "
-                         f"{d['shift_pow2'][i]:+.1f} | "
+                         f"{gain} | {d['shift_pow2'][i]:+.1f} | "
                          f"{'-' if not math.isfinite(k) else f'{2 ** k:.3g}'} | "
                          f"{d['knee_shift_pow2'][i]:+.2f} | {d['predicted_pow2'][i]:+.1f} |")
     return "\n".join(lines) + "\n"
@@ -207,7 +224,7 @@ def main(argv=None) -> int:
             runs = [r for r in st.runs() if r.status != "failed"]
         base = base_width_of(runs)
         rows = wd_rows(runs, base)
-        print(markdown_table(rows, base), end="")
+        print(markdown_table(rows, base, no_decay_losses(runs)), end="")
         for rule, d in rule_verdicts(rows, base).items():
             if d["edge"]:
                 print(f"{rule}: best weight decay at an end of the grid at width(s) "

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from advisor.errors import AdvisorError
-from calibration.wd_summary import knee, main, markdown_table, plot, rule_verdicts, wd_rows
+from calibration.wd_summary import (knee, main, markdown_table, no_decay_losses, plot,
+                                    rule_verdicts, wd_rows)
 
 BASE = 32
 
@@ -50,8 +51,11 @@ def test_each_rule_moves_the_best_as_the_decay_per_step_predicts():
     assert {r.best_loss for r in rows if r.width == BASE} == {2.0}
     none128 = next(r for r in rows if r.rule == "none" and r.width == 128)
     assert math.isinf(dict(none128.curve)[4.0]) and 8.0 not in dict(none128.curve)
-    table = markdown_table(rows, BASE)
-    assert "| none | 128 | 2^-1 | 1.9000 | +2.0 |" in table
+    runs = synthetic() + [run("mup", w, 0.0, 2.5) for w in (BASE, 64, 128)]
+    assert no_decay_losses(runs) == {BASE: 2.5, 64: 2.5, 128: 2.5}
+    assert wd_rows(runs) == rows                         # weight decay 0 is not on the curves
+    table = markdown_table(rows, BASE, no_decay_losses(runs))
+    assert "| none | 128 | 2^-1 | 1.9000 | -0.6000 | +2.0 |" in table
 
 
 def test_knee_is_found_when_the_best_is_at_the_low_end():
