@@ -125,30 +125,25 @@ def plot(rows: list[DepthRow], path) -> None:
     plot_lr_panels(panels, path, span=1.2)
 
 
+def report(runs, plot_path=None) -> list[str]:
+    """The summary's printed lines (and the plot, when ``plot_path`` is given)."""
+    rows = depth_rows(runs)
+    lines = [markdown_table(rows).rstrip("\n")]
+    for a, v in transfer_verdicts(rows).items():
+        if v["edge"]:
+            lines.append(f"alpha {a:g}: best LR at an end of the grid at depth(s) "
+                         f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
+    if plot_path:
+        plot(rows, plot_path)
+        lines.append(f"plot: {plot_path}")
+    return lines
+
+
 def main(argv=None) -> int:
-    import argparse
+    from calibration.summary_cli import summary_main
 
-    from advisor.store import ResultsStore
-
-    ap = argparse.ArgumentParser(description="transfer in depth: best LR and loss per depth")
-    ap.add_argument("store", help="sweep directory holding results.sqlite")
-    ap.add_argument("--plot", default=None, help="write the loss-vs-LR panels here (PNG)")
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store) as st:
-            rows = depth_rows(st.runs())
-        print(markdown_table(rows), end="")
-        for a, v in transfer_verdicts(rows).items():
-            if v["edge"]:
-                print(f"alpha {a:g}: best LR at an end of the grid at depth(s) "
-                      f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
-        if args.plot:
-            plot(rows, args.plot)
-            print(f"plot: {args.plot}")
-    except AdvisorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return summary_main(argv, "transfer in depth: best LR and loss per depth", report,
+                        "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

@@ -157,32 +157,28 @@ def plot(rows: list[ArmRow], path) -> None:
     plot_lr_panels(panels, path, span=1.0)
 
 
+def report(runs, plot_path=None) -> list[str]:
+    """The summary's printed lines (and the plot, when ``plot_path`` is given)."""
+    rows = arm_rows(runs)
+    lines = [markdown_table(rows).rstrip("\n")]
+    for a, v in transfer_verdicts(rows).items():
+        lines.append(f"{a}: smooth optimum log2(LR) by width "
+                     + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"],
+                                                                 v["smooth_log2_lr"])))
+        if v["edge"]:
+            lines.append(f"{a}: best LR at an end of the grid at width(s) "
+                         f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
+    if plot_path:
+        plot(rows, plot_path)
+        lines.append(f"plot: {plot_path}")
+    return lines
+
+
 def main(argv=None) -> int:
-    import argparse
+    from calibration.summary_cli import summary_main
 
-    from advisor.store import ResultsStore
-
-    ap = argparse.ArgumentParser(description="Muon vs AdamW: best LR and loss per width")
-    ap.add_argument("store", help="sweep directory holding results.sqlite")
-    ap.add_argument("--plot", default=None, help="write the loss-vs-LR panels here (PNG)")
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store) as st:
-            rows = arm_rows(st.runs())
-        print(markdown_table(rows), end="")
-        for a, v in transfer_verdicts(rows).items():
-            print(f"{a}: smooth optimum log2(LR) by width "
-                  + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
-            if v["edge"]:
-                print(f"{a}: best LR at an end of the grid at width(s) "
-                      f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
-        if args.plot:
-            plot(rows, args.plot)
-            print(f"plot: {args.plot}")
-    except AdvisorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return summary_main(argv, "Muon vs AdamW: best LR and loss per width", report,
+                        "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

@@ -210,32 +210,29 @@ def plot(rows: list[WdRow], path, base_width: int) -> None:
                    xlabel="weight decay (torch coefficient at the base width)")
 
 
+def report(runs, plot_path=None) -> list[str]:
+    """The summary's printed lines (and the plot, when ``plot_path`` is given)."""
+    runs = [r for r in runs if r.status != "failed"]
+    if not runs:
+        raise AdvisorError("no finished or diverged runs to summarise")
+    base = base_width_of(runs)
+    rows = wd_rows(runs, base)
+    lines = [markdown_table(rows, base, no_decay_losses(runs)).rstrip("\n")]
+    for rule, d in rule_verdicts(rows, base).items():
+        if d["edge"]:
+            lines.append(f"{rule}: best weight decay at an end of the grid at width(s) "
+                         f"{', '.join(map(str, d['edge']))}: the optimum may lie outside it")
+    if plot_path:
+        plot(rows, plot_path, base)
+        lines.append(f"plot: {plot_path}")
+    return lines
+
+
 def main(argv=None) -> int:
-    import argparse
+    from calibration.summary_cli import summary_main
 
-    from advisor.store import ResultsStore
-
-    ap = argparse.ArgumentParser(description="weight decay x width under each wd width rule")
-    ap.add_argument("store", help="sweep directory holding results.sqlite")
-    ap.add_argument("--plot", default=None, help="write the loss-vs-weight-decay panels (PNG)")
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store) as st:
-            runs = [r for r in st.runs() if r.status != "failed"]
-        base = base_width_of(runs)
-        rows = wd_rows(runs, base)
-        print(markdown_table(rows, base, no_decay_losses(runs)), end="")
-        for rule, d in rule_verdicts(rows, base).items():
-            if d["edge"]:
-                print(f"{rule}: best weight decay at an end of the grid at width(s) "
-                      f"{', '.join(map(str, d['edge']))}: the optimum may lie outside it")
-        if args.plot:
-            plot(rows, args.plot, base)
-            print(f"plot: {args.plot}")
-    except AdvisorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return summary_main(argv, "weight decay x width under each wd width rule", report,
+                        "write the loss-vs-weight-decay panels here (PNG)")
 
 
 if __name__ == "__main__":
