@@ -95,3 +95,23 @@ def test_the_shipped_plan_sweeps_the_three_rules_and_the_store_keeps_them(tmp_pa
                zip(sorted(rows, key=lambda r: r["exp_name"]),
                    sorted(specs[:3], key=lambda s: s.run_id)))
     assert not any(math.isnan(r["weight_decay"]) for r in rows)
+
+
+def test_a_training_run_uses_its_rule():
+    """Through calibration.train: the rules give one run at the base width and differ at 2x."""
+    from calibration.data import load_data
+    from calibration.train import train_run
+
+    data = load_data("stdlib")
+    model = {"head_dim": 16, "base_width": BASE}
+
+    def loss(width, rule):
+        spec = RunSpec(width=width, depth=2, batch_size=4, seq_len=32, tokens=4 * 32 * 6,
+                       lr=2 ** -5, weight_decay=2.0, wd_rule=rule, eval_interval=6,
+                       eval_sequences=8, model=model)
+        r = train_run(spec, data)
+        assert r.status == "finished", r.error
+        return r.final_train_loss
+
+    assert loss(BASE, "mup") == loss(BASE, "none")
+    assert loss(2 * BASE, "mup") != loss(2 * BASE, "none")
