@@ -85,7 +85,7 @@ def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
     for k in base_cells:
         for wd, v in cells.pop(k).items():
             base[wd] += v
-    rules = [x for x in RULE_ORDER if x in rules_seen | {k[0] for k in cells}]
+    rules = [x for x in RULE_ORDER if x in rules_seen]
     for rule in rules:
         cells[(rule, base_width)] = base
     rows = []
