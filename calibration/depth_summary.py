@@ -125,25 +125,21 @@ def plot(rows: list[DepthRow], path) -> None:
     plot_lr_panels(panels, path, span=1.2)
 
 
-def report(runs, plot_path=None) -> list[str]:
-    """The summary's printed lines (and the plot, when ``plot_path`` is given)."""
-    rows = depth_rows(runs)
+def summary_lines(rows: list[DepthRow]) -> list[str]:
+    """The summary's printed lines: the table and grid-edge notes."""
+    from calibration.summary_cli import edge_note
+
     lines = [markdown_table(rows).rstrip("\n")]
     for a, v in transfer_verdicts(rows).items():
-        if v["edge"]:
-            lines.append(f"alpha {a:g}: best LR at an end of the grid at depth(s) "
-                         f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
-    if plot_path:
-        plot(rows, plot_path)
-        lines.append(f"plot: {plot_path}")
+        lines += edge_note(f"alpha {a:g}", "depth(s)", v["edge"])
     return lines
 
 
 def main(argv=None) -> int:
     from calibration.summary_cli import summary_main
 
-    return summary_main(argv, "transfer in depth: best LR and loss per depth", report,
-                        "write the loss-vs-LR panels here (PNG)")
+    return summary_main(argv, "transfer in depth: best LR and loss per depth", depth_rows,
+                        summary_lines, plot, "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

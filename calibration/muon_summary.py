@@ -157,28 +157,24 @@ def plot(rows: list[ArmRow], path) -> None:
     plot_lr_panels(panels, path, span=1.0)
 
 
-def report(runs, plot_path=None) -> list[str]:
-    """The summary's printed lines (and the plot, when ``plot_path`` is given)."""
-    rows = arm_rows(runs)
+def summary_lines(rows: list[ArmRow]) -> list[str]:
+    """The summary's printed lines: the table, each arm's smooth optimum, grid-edge notes."""
+    from calibration.summary_cli import edge_note
+
     lines = [markdown_table(rows).rstrip("\n")]
     for a, v in transfer_verdicts(rows).items():
         lines.append(f"{a}: smooth optimum log2(LR) by width "
                      + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"],
                                                                  v["smooth_log2_lr"])))
-        if v["edge"]:
-            lines.append(f"{a}: best LR at an end of the grid at width(s) "
-                         f"{', '.join(map(str, v['edge']))}: the optimum may lie outside it")
-    if plot_path:
-        plot(rows, plot_path)
-        lines.append(f"plot: {plot_path}")
+        lines += edge_note(a, "width(s)", v["edge"])
     return lines
 
 
 def main(argv=None) -> int:
     from calibration.summary_cli import summary_main
 
-    return summary_main(argv, "Muon vs AdamW: best LR and loss per width", report,
-                        "write the loss-vs-LR panels here (PNG)")
+    return summary_main(argv, "Muon vs AdamW: best LR and loss per width", arm_rows,
+                        summary_lines, plot, "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

@@ -210,28 +210,39 @@ def plot(rows: list[WdRow], path, base_width: int) -> None:
                    xlabel="weight decay (torch coefficient at the base width)")
 
 
-def report(runs, plot_path=None) -> list[str]:
-    """The summary's printed lines (and the plot, when ``plot_path`` is given)."""
+@dataclass(frozen=True)
+class WdSummary:
+    """What the CLI prints and plots: the rows, the base width, the weight-decay-0 losses."""
+
+    rows: list
+    base_width: int
+    no_decay: dict
+
+
+def summarise(runs) -> WdSummary:
+    """:class:`WdSummary` of a store's runs (failed ones left out)."""
     runs = [r for r in runs if r.status != "failed"]
     if not runs:
         raise AdvisorError("no finished or diverged runs to summarise")
     base = base_width_of(runs)
-    rows = wd_rows(runs, base)
-    lines = [markdown_table(rows, base, no_decay_losses(runs)).rstrip("\n")]
-    for rule, d in rule_verdicts(rows, base).items():
-        if d["edge"]:
-            lines.append(f"{rule}: best weight decay at an end of the grid at width(s) "
-                         f"{', '.join(map(str, d['edge']))}: the optimum may lie outside it")
-    if plot_path:
-        plot(rows, plot_path, base)
-        lines.append(f"plot: {plot_path}")
+    return WdSummary(wd_rows(runs, base), base, no_decay_losses(runs))
+
+
+def summary_lines(s: WdSummary) -> list[str]:
+    """The summary's printed lines: the table and grid-edge notes."""
+    from calibration.summary_cli import edge_note
+
+    lines = [markdown_table(s.rows, s.base_width, s.no_decay).rstrip("\n")]
+    for rule, d in rule_verdicts(s.rows, s.base_width).items():
+        lines += edge_note(f"wd rule {rule}", "width(s)", d["edge"])
     return lines
 
 
 def main(argv=None) -> int:
     from calibration.summary_cli import summary_main
 
-    return summary_main(argv, "weight decay x width under each wd width rule", report,
+    return summary_main(argv, "weight decay x width under each wd width rule", summarise,
+                        summary_lines, lambda s, path: plot(s.rows, path, s.base_width),
                         "write the loss-vs-weight-decay panels here (PNG)")
 
 
