@@ -14,13 +14,14 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from advisor.errors import AdvisorError
+from advisor.optim_rules import WD_WIDTH_RULES
 
 # Settings that change how a run is executed but not its result: not part of the run id.
 _NOT_IN_ID = {"stack", "compile"}
 # Settings added after runs were stored: left out of the id while at their default, so the
 # ids of earlier runs (which predate them) do not change.
 _ID_IF_NOT_DEFAULT = {"muon_convention": "spectral", "muon_momentum": 0.95,
-                      "muon_nesterov": True, "muon_ns_steps": 5}
+                      "muon_nesterov": True, "muon_ns_steps": 5, "wd_rule": "mup"}
 
 
 # RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
@@ -68,6 +69,8 @@ class RunSpec:
     muon_nesterov: bool = True
     muon_ns_steps: int = 5        # Newton-Schulz iterations
     compile: str = "auto"         # auto (CUDA only) | always | never
+    wd_rule: str = "mup"          # optimizer muadamw: hidden matrices' weight-decay width rule,
+                                  # mup | sqrt | none (advisor.optim_rules.WD_WIDTH_RULES)
 
     def __post_init__(self):
         def bad(msg):
@@ -108,6 +111,13 @@ class RunSpec:
         if not isinstance(self.muon_ns_steps, int) or isinstance(self.muon_ns_steps, bool) \
                 or not 1 <= self.muon_ns_steps < 100:
             bad(f"muon_ns_steps must be an integer in [1, 99], got {self.muon_ns_steps!r}")
+        if self.wd_rule not in WD_WIDTH_RULES:
+            bad(f"wd_rule must be one of {', '.join(WD_WIDTH_RULES)}, got {self.wd_rule!r}")
+        if self.wd_rule != "mup" and not (self.optimizer == "muadamw"
+                                          and self.parameterization == "mup"):
+            bad(f"wd_rule {self.wd_rule!r} is a muP width rule for AdamW's hidden matrices: it "
+                f"needs optimizer muadamw and parameterization mup (got {self.optimizer}, "
+                f"{self.parameterization}); leave it at mup otherwise")
         if self.compile not in ("auto", "always", "never"):
             bad(f"compile must be auto, always or never, got {self.compile!r}")
         if self.tokens < self.batch_size * self.seq_len:

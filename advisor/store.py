@@ -548,7 +548,9 @@ class ResultsStore:
         h = width, ffnh = SwiGLU hidden size, numh = heads, numl = depth, lr = the run's
         LR as its ``lr_convention`` says (``mup_base``: muP's base-width LR, hidden matrices
         trained at lr * base_width / width; ``peak``: every group's peak LR), ``base_width``
-        = the muP base width (empty unless mup_base),
+        = the muP base width (empty unless mup_base), ``wd_rule`` = how the hidden matrices'
+        weight decay scaled with width (advisor.optim_rules.WD_WIDTH_RULES; empty unless
+        mup_base, where ``weight_decay`` is the base width's coefficient),
         bs = batch in sequences of 2048 tokens (Step Law's unit, fractional for us),
         ti = steps, loss = final train loss, smooth loss = mean train loss over the last
         10% of recorded points, D = training tokens, N = non-embedding parameters.
@@ -585,6 +587,7 @@ class ResultsStore:
                 "optimizer": optimizer_label(s),
                 "lr_convention": convention,
                 "base_width": cfg.base_width if convention == "mup_base" else "",
+                "wd_rule": spec.wd_rule if convention == "mup_base" else "",
             })
         return rows
 
@@ -648,7 +651,7 @@ def optimizer_label(settings: dict) -> str:
 STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smooth loss",
                    "exp_name", "D", "N", "D/N", "bs_tokens", "seq_len", "weight_decay",
                    "status", "seed", "schedule", "width", "val_loss", "parameterization",
-                   "optimizer", "lr_convention", "base_width"]
+                   "optimizer", "lr_convention", "base_width", "wd_rule"]
 
 
 def steplaw_csv_text(rows: list[dict]) -> str:

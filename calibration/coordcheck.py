@@ -80,6 +80,38 @@ def _layer_modules(model):
     return mods
 
 
+def _probe_and_train(model, opt, sampler, modules: dict, steps: int):
+    """The coordinate checks' loop. Draws a fixed probe batch from ``sampler``, then for t in
+    0..steps-1: runs the probe through ``model`` with forward hooks on ``modules`` ({key:
+    nn.Module}) and yields (t, {key: output}, {key: output at step 0}), then takes one
+    optimizer step on the sampler's next batch. Hooks are removed when the loop ends."""
+    import torch
+
+    from calibration.model import compute_loss
+
+    fixed_x, _ = sampler.next("cpu")
+    outputs: dict = {}
+    hooks = [m.register_forward_hook(
+        lambda mod, inp, out, key=key: outputs.__setitem__(key, out.detach().float()))
+        for key, m in modules.items()]
+    first: dict = {}
+    try:
+        for t in range(steps):
+            with torch.no_grad():
+                model(fixed_x)
+            if t == 0:
+                first = {k: v.clone() for k, v in outputs.items()}
+            yield t, outputs, first
+            x, y = sampler.next("cpu")
+            loss, _ = compute_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def coord_check(parameterization: str, widths=(32, 64, 128, 256), steps: int = 4,
                 lr: float = 2 ** -6, depth: int = 2, head_dim: int = 16, base_width: int = 32,
                 seq_len: int = 32, batch_size: int = 8, seeds=(0, 1), data=None,
@@ -90,10 +122,8 @@ def coord_check(parameterization: str, widths=(32, 64, 128, 256), steps: int = 4
     ``lr`` is the base-width LR (muP divides it for hidden matrices); sizes are averaged
     over ``seeds``. ``data`` defaults to the embedded stdlib corpus.
     """
-    import torch
-
     from calibration.data import BatchSampler, load_data
-    from calibration.model import ProxyConfig, build_model, build_optimizer, compute_loss
+    from calibration.model import ProxyConfig, build_model, build_optimizer
 
     data = data if data is not None else load_data("stdlib")
     result = CoordCheck(parameterization, list(widths), steps)
@@ -108,31 +138,13 @@ def coord_check(parameterization: str, widths=(32, 64, 128, 256), steps: int = 4
             model = build_model(cfg, seed=seed)
             opt = build_optimizer(model, cfg, lr, 0.0, kind=optimizer)
             sampler = BatchSampler(data, batch_size, seq_len, seed=seed)
-            fixed_x, _ = sampler.next("cpu")
-            outputs: dict = {}
-            hooks = [m.register_forward_hook(
-                lambda mod, inp, out, name=name: outputs.__setitem__(name, out.detach().float()))
-                for name, m in _layer_modules(model).items()]
-            first: dict = {}
-            for t in range(steps):
-                with torch.no_grad():
-                    model(fixed_x)
+            for t, outputs, first in _probe_and_train(model, opt, sampler,
+                                                      _layer_modules(model), steps):
                 for name, out in outputs.items():
-                    if t == 0:
-                        first[name] = out.clone()
                     a = acc_act.setdefault(name, np.zeros((len(widths), steps)))
                     d = acc_delta.setdefault(name, np.zeros((len(widths), steps)))
                     a[wi, t] += out.abs().mean().item() / len(seeds)
                     d[wi, t] += (out - first[name]).abs().mean().item() / len(seeds)
-                x, y = sampler.next("cpu")
-                loss, _ = compute_loss(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                for g in opt.param_groups:
-                    g["lr"] = g["initial_lr"]
-                opt.step()
-            for h in hooks:
-                h.remove()
     result.act, result.delta = acc_act, acc_delta
     return result
 
@@ -203,10 +215,8 @@ def depth_coord_check(alpha: float, depths=(2, 4, 8, 16), steps: int = 4, lr: fl
     the last block's output after a few Adam steps grows like depth; with alpha = 0.5 (LR x
     L^-1/2) or 1 it stays put.
     """
-    import torch
-
     from calibration.data import BatchSampler, load_data
-    from calibration.model import ProxyConfig, build_model, build_optimizer, compute_loss
+    from calibration.model import ProxyConfig, build_model, build_optimizer
 
     data = data if data is not None else load_data("stdlib")
     out = DepthCoordCheck(float(alpha), list(depths), steps)
@@ -222,33 +232,16 @@ def depth_coord_check(alpha: float, depths=(2, 4, 8, 16), steps: int = 4, lr: fl
             model = build_model(cfg, seed=seed)
             opt = build_optimizer(model, cfg, lr, 0.0)
             sampler = BatchSampler(data, batch_size, seq_len, seed=seed)
-            fixed_x, _ = sampler.next("cpu")
-            outs: dict = {}
-            hooks = [b.register_forward_hook(
-                lambda mod, inp, o, i=i: outs.__setitem__(i, o.detach().float()))
-                for i, b in enumerate(model.blocks)]
-            hooks.append(model.readout.register_forward_hook(
-                lambda mod, inp, o: outs.__setitem__("logits", o.detach().float())))
-            first: dict = {}
-            for t in range(steps):
-                with torch.no_grad():
-                    model(fixed_x)
+            modules = dict(enumerate(model.blocks))
+            modules["logits"] = model.readout
+            for t, outs, first in _probe_and_train(model, opt, sampler, modules, steps):
                 for key, o in outs.items():
-                    if t == 0:
-                        first[key] = o.clone()
                     d = (o - first[key]).abs().mean().item() / len(seeds)
                     if key == "logits":
                         ldelta[t] += d
                     else:
                         act[key, t] += o.abs().mean().item() / len(seeds)
                         delta[key, t] += d
-                x, y = sampler.next("cpu")
-                loss, _ = compute_loss(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            for h in hooks:
-                h.remove()
         out.act[L], out.delta[L], out.logits_delta[L] = act, delta, ldelta
     return out
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 
 from advisor.errors import AdvisorError
-from calibration.lr_transfer import (LRRow, edge_note, lr_rows, lr_table, plot_transfer,
-                                     summary_main)
+from calibration.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer
+from calibration.summary_cli import edge_note, summary_main
 from calibration.lr_transfer import transfer_verdicts as _verdicts
 
 
@@ -63,12 +63,17 @@ def plot(rows: list[DepthRow], path) -> None:
 
 def _notes(rows: list[DepthRow]) -> list[str]:
     return [line for a, v in transfer_verdicts(rows).items()
-            for line in edge_note(f"alpha {a:g}", v, "depth")]
+            for line in edge_note(f"alpha {a:g}", "depth(s)", v["edge"])]
+
+
+def summary_lines(rows) -> list[str]:
+    """The summary's printed lines: the table, then the notes."""
+    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
 
 
 def main(argv=None) -> int:
     return summary_main(argv, "transfer in depth: best LR and loss per depth", depth_rows,
-                        markdown_table, _notes, plot)
+                        summary_lines, plot, "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ as +inf, a failed run is left out.
 from __future__ import annotations
 
 import math
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -133,14 +132,6 @@ def lr_table(rows: list[LRRow], verdicts: dict, size_name: str, arm_label, verdi
     return "\n".join(lines) + "\n"
 
 
-def edge_note(arm_text: str, verdict: dict, size_name: str) -> list[str]:
-    """One line when some sizes' best LR is at an end of the grid, else none."""
-    if not verdict["edge"]:
-        return []
-    return [f"{arm_text}: best LR at an end of the grid at {size_name}(s) "
-            f"{', '.join(map(str, verdict['edge']))}: the optimum may lie outside it"]
-
-
 def plot_transfer(rows: list[LRRow], verdicts: dict, path, arm_title, line_label,
                   span: float) -> None:
     """:func:`plot_lr_panels` with one panel per arm (titled ``arm_title(arm)`` and how far its
@@ -152,33 +143,7 @@ def plot_transfer(rows: list[LRRow], verdicts: dict, path, arm_title, line_label
     plot_lr_panels(panels, path, span=span)
 
 
-def summary_main(argv, description: str, rows_of, table, notes, plot) -> int:
-    """The summaries' command line: ``STORE [--plot PNG]``; prints ``table(rows)`` then
-    ``notes(rows)`` (lines), writes ``plot(rows, path)``. Exit 0, or 2 with one error line."""
-    import argparse
-
-    from advisor.store import ResultsStore
-
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("store", help="sweep directory holding results.sqlite")
-    ap.add_argument("--plot", default=None, help="write the loss-vs-LR panels here (PNG)")
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store) as st:
-            rows = rows_of(st.runs())
-        print(table(rows), end="")
-        for line in notes(rows):
-            print(line)
-        if args.plot:
-            plot(rows, args.plot)
-            print(f"plot: {args.plot}")
-    except AdvisorError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def plot_lr_panels(panels, path, *, span: float) -> None:
+def plot_lr_panels(panels, path, *, span: float, xlabel: str = "base LR") -> None:
     """Write a PNG of loss-vs-LR panels, atomically.
 
     Args:
@@ -187,6 +152,7 @@ def plot_lr_panels(panels, path, *, span: float) -> None:
             (diverged runs) leave gaps, and the best point is starred.
         path: the PNG to write.
         span: the y axis shows at most this many nats above the lowest loss.
+        xlabel: what the x axis is (the curves' first coordinate; log base 2).
     """
     import matplotlib
     import numpy as np
@@ -211,7 +177,7 @@ def plot_lr_panels(panels, path, *, span: float) -> None:
         ax.set_xscale("log", base=2)
         ax.set_ylim(lo - 0.02, hi)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("base LR")
+        ax.set_xlabel(xlabel)
     axes[0][0].set_ylabel("final held-out loss (nats/byte)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from advisor.errors import AdvisorError
 from advisor.optim_rules import (MUON_DEFAULTS, check_muon_alpha, check_muon_convention,
-                                 group_multipliers, muon_torch_group)
+                                 check_wd_rule, group_multipliers, muon_torch_group)
 # The configuration is pure data in advisor/ (torch-free); re-exported for the model's users.
 from advisor.proxyspec import ProxyConfig, flops_per_token, load_family  # noqa: F401
 
@@ -236,43 +236,65 @@ def param_group_kind(name: str, p) -> str:
     raise AdvisorError(f"parameter {name!r} belongs to no optimizer-rules group")
 
 
-def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: float = 0.0,
-                    betas=(0.9, 0.95), eps: float = 1e-8, kind: str = "muadamw",
-                    muon: dict | None = None):
-    """AdamW with per-group LR, weight decay and eps from ``advisor.optim_rules``.
-
-    ``kind="muadamw"``: muP's width rules for a muP model (what ``mup.MuAdamW`` gives: hidden
-    matrices LR lr/m and weight decay wd*m, m their fan-in multiplier read off mup's
-    ``infshape``, so the decay per step lr*wd is the same at every width); ``"adamw"``: no
-    width multipliers (plain AdamW on any model). The depth rules (``cfg.depth_alpha``) apply
-    to both. Weight decay is decoupled (torch's AdamW: weights x (1 - lr_group * wd_group)
-    per step) and applied to matrices only, not to norm gains. ``lr`` is the base model's peak
-    LR; each group's ``initial_lr`` is its peak LR, which the schedule multiplies.
-    ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its settings).
-    """
-    if kind == "muon":
-        return build_muon_optimizer(model, cfg, lr, weight_decay, betas=betas, eps=eps,
-                                    **(muon or {}))
-    if kind not in ("muadamw", "adamw"):
-        raise AdvisorError(f"optimizer kind must be muadamw, adamw or muon, got {kind!r}")
-    width_rule = "mup" if (kind == "muadamw" and cfg.parameterization == "mup") else "sp"
-    groups: dict = {}
+def _unique_params(model: ProxyLM):
+    """(name, parameter, optim_rules group) of each parameter once (a tied weight once)."""
     seen = set()
     for name, p in model.named_parameters():
         if id(p) in seen:
             continue
         seen.add(id(p))
-        group = param_group_kind(name, p)
-        fan_in_mult = 1.0
-        if width_rule == "mup" and hasattr(p, "infshape") and p.infshape.ninf() == 2:
-            fan_in_mult = p.infshape.width_mult()
-        rule = group_multipliers(group, fan_in_mult, cfg.depth_mult, cfg.alpha, width_rule)
-        wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
-        key = (group, lr * rule.lr, wd, eps * rule.eps)
-        if key not in groups:
-            groups[key] = {"params": [], "lr": key[1], "weight_decay": key[2], "eps": key[3],
-                           "group": group}
-        groups[key]["params"].append(p)
+        yield name, p, param_group_kind(name, p)
+
+
+def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,
+                     weight_decay: float, eps: float, width_rule: str,
+                     wd_rule: str = "mup") -> None:
+    """Put ``p`` into the AdamW group (in ``groups``, keyed by its settings) that
+    ``advisor.optim_rules.group_multipliers`` gives it: LR, weight decay (matrices only) and
+    eps; the fan-in width multiplier is read off mup's ``infshape`` for matrices with two
+    growing dimensions under ``width_rule="mup"`` (1 otherwise)."""
+    fan_in_mult = 1.0
+    if width_rule == "mup" and hasattr(p, "infshape") and p.infshape.ninf() == 2:
+        fan_in_mult = p.infshape.width_mult()
+    rule = group_multipliers(group, fan_in_mult, cfg.depth_mult, cfg.alpha, width_rule,
+                             wd_rule=wd_rule)
+    wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
+    key = (group, lr * rule.lr, wd, eps * rule.eps)
+    g = groups.setdefault(key, {"params": [], "lr": key[1], "weight_decay": key[2],
+                                "eps": key[3], "group": group})
+    g["params"].append(p)
+
+
+def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: float = 0.0,
+                    betas=(0.9, 0.95), eps: float = 1e-8, kind: str = "muadamw",
+                    muon: dict | None = None, wd_rule: str = "mup"):
+    """AdamW with per-group LR, weight decay and eps from ``advisor.optim_rules``.
+
+    ``kind="muadamw"``: muP's width rules for a muP model (what ``mup.MuAdamW`` gives: hidden
+    matrices LR lr/m, m their fan-in multiplier read off mup's ``infshape``, and, with
+    ``wd_rule="mup"``, weight decay wd*m, so the decay per step lr*wd is the same at every
+    width; ``wd_rule`` "sqrt" gives wd*sqrt(m) (Fan et al. 2025) and "none" wd at every width,
+    ``advisor.optim_rules.WD_WIDTH_RULES``); ``"adamw"``: no width multipliers (plain AdamW on
+    any model; ``wd_rule`` must then be "mup", which means nothing there). The depth rules
+    (``cfg.depth_alpha``) apply to both. Weight decay is decoupled (torch's AdamW: weights x
+    (1 - lr_group * wd_group) per step) and applied to matrices only, not to norm gains.
+    ``lr`` is the base model's peak LR; each group's ``initial_lr`` is its peak LR, which the
+    schedule multiplies. ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its
+    settings; ``wd_rule`` must be "mup": Muon's decay per step is lr*wd at every width).
+    """
+    check_wd_rule(wd_rule)
+    if kind == "muon":
+        _refuse_wd_rule(wd_rule, "optimizer muon (its decay per step is lr * wd at every width)")
+        return build_muon_optimizer(model, cfg, lr, weight_decay, betas=betas, eps=eps,
+                                    **(muon or {}))
+    if kind not in ("muadamw", "adamw"):
+        raise AdvisorError(f"optimizer kind must be muadamw, adamw or muon, got {kind!r}")
+    width_rule = "mup" if (kind == "muadamw" and cfg.parameterization == "mup") else "sp"
+    if width_rule == "sp":
+        _refuse_wd_rule(wd_rule, "a model or optimizer without muP's width rules")
+    groups: dict = {}
+    for _name, p, group in _unique_params(model):
+        _add_adamw_param(groups, p, group, cfg, lr, weight_decay, eps, width_rule, wd_rule)
     fused = {}
     if next(model.parameters()).is_cuda:
         fused = {"fused": True}
@@ -280,6 +302,12 @@ def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: f
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]   # the schedule multiplies this
     return opt
+
+
+def _refuse_wd_rule(wd_rule: str, what: str) -> None:
+    if wd_rule != "mup":
+        raise AdvisorError(f"weight-decay width rule {wd_rule!r} applies to muP AdamW's hidden "
+                           f"matrices, not to {what}; leave it at mup")
 
 
 class MuonWithAdamW:
@@ -350,32 +378,21 @@ def build_muon_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_dec
     width_rule = "mup" if cfg.parameterization == "mup" else "sp"
     muon_groups: dict = {}
     adam_groups: dict = {}
-    seen = set()
-    for name, p in model.named_parameters():
-        if id(p) in seen:
+    for _name, p, group in _unique_params(model):
+        if group != "hidden":
+            _add_adamw_param(adam_groups, p, group, cfg, lr, weight_decay, eps, width_rule)
             continue
-        seen.add(id(p))
-        group = param_group_kind(name, p)
-        if group == "hidden":
-            rule = muon_torch_group(p.shape[0], p.shape[1], convention,
-                                    match_rms_builtin=has_adjust)
-            key = (rule.lr_factor, rule.wd_factor, rule.adjust_lr_fn)
-            if key not in muon_groups:
-                g = {"params": [], "lr": lr * rule.lr_factor,
-                     "weight_decay": weight_decay * rule.wd_factor, "group": group,
-                     "update_scale": rule.update_scale}
-                if has_adjust:
-                    g["adjust_lr_fn"] = rule.adjust_lr_fn
-                muon_groups[key] = g
-            muon_groups[key]["params"].append(p)
-            continue
-        rule = group_multipliers(group, 1.0, cfg.depth_mult, cfg.alpha, width_rule)
-        wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
-        key = (group, lr * rule.lr, wd, eps * rule.eps)
-        if key not in adam_groups:
-            adam_groups[key] = {"params": [], "lr": key[1], "weight_decay": key[2],
-                                "eps": key[3], "group": group}
-        adam_groups[key]["params"].append(p)
+        rule = muon_torch_group(p.shape[0], p.shape[1], convention,
+                                match_rms_builtin=has_adjust)
+        key = (rule.lr_factor, rule.wd_factor, rule.adjust_lr_fn)
+        if key not in muon_groups:
+            g = {"params": [], "lr": lr * rule.lr_factor,
+                 "weight_decay": weight_decay * rule.wd_factor, "group": group,
+                 "update_scale": rule.update_scale}
+            if has_adjust:
+                g["adjust_lr_fn"] = rule.adjust_lr_fn
+            muon_groups[key] = g
+        muon_groups[key]["params"].append(p)
     kw = {"momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
           "ns_coefficients": tuple(ns_coefficients), "eps": muon_eps}
     muon_opt = cls(list(muon_groups.values()), lr=lr, weight_decay=weight_decay, **kw)

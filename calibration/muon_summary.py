@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 
 from advisor.errors import AdvisorError
-from calibration.lr_transfer import (LRRow, edge_note, lr_rows, lr_table, plot_transfer,
-                                     summary_main)
+from calibration.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer
+from calibration.summary_cli import edge_note, summary_main
 from calibration.lr_transfer import transfer_verdicts as _verdicts
 
 ARM_ORDER = ("AdamW (muP)", "AdamW", "Muon spectral", "Muon match_rms_adamw")
@@ -82,13 +82,18 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     for a, v in transfer_verdicts(rows).items():
         lines.append(f"{a}: smooth optimum log2(LR) by width "
                      + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
-        lines += edge_note(a, v, "width")
+        lines += edge_note(a, "width(s)", v["edge"])
     return lines
+
+
+def summary_lines(rows) -> list[str]:
+    """The summary's printed lines: the table, then the notes."""
+    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
 
 
 def main(argv=None) -> int:
     return summary_main(argv, "Muon vs AdamW: best LR and loss per width", arm_rows,
-                        markdown_table, _notes, plot)
+                        summary_lines, plot, "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

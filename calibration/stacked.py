@@ -247,7 +247,8 @@ class _Stack:
             m = build_model(cfg, device=device, seed=spec.seed)
             opts.append(build_optimizer(m, cfg, spec.lr, spec.weight_decay,
                                         betas=(spec.beta1, spec.beta2), eps=spec.eps,
-                                        kind=spec.optimizer, muon=spec.muon_settings()))
+                                        kind=spec.optimizer, muon=spec.muon_settings(),
+                                        wd_rule=spec.wd_rule))
             models.append(m)
         self.n_params = count_params(models[0])
         member_params = [dict(m.named_parameters()) for m in models]

@@ -74,7 +74,7 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         result.n_params, result.n_params_non_embedding = count_params(model)
         opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,
                               betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer,
-                              muon=spec.muon_settings())
+                              muon=spec.muon_settings(), wd_rule=spec.wd_rule)
         is_cuda = str(device).startswith("cuda")
         fwd = model
         compiled = wants_compile(spec, device)

@@ -159,7 +159,8 @@ def test_hugging_face_style_output_objects_are_accepted():
 
 def test_cli_exit_codes_table_and_json(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["check-spectral", "--variant", "sp-readout", "--format", "json", "--seeds", "3"])
+        main(["check-spectral", "--variant", "sp-readout", "--format", "json", "--seeds", "3",
+              "--widths", "64,128,256"])
     assert exc.value.code == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] is False and "readout" in doc["failed_layers"]
@@ -212,3 +213,14 @@ def test_callback_logs_scaled_top_singular_values_and_updates():
     assert logged[5]["sv/blocks.0.fc"] == pytest.approx(ref, rel=1e-3)
     assert logged[5]["dsv/blocks.0.fc"] > 0
     assert {"sharpness", "adam_sharpness", "adam_stability"} <= set(logged[5])
+
+
+def test_family_default_widths_start_at_the_base_width(tmp_path):
+    from advisor.commands.check_spectral import DEFAULT_WIDTHS, family_default_widths
+    assert family_default_widths("proxy-llama") == "128,256,512"
+    fam = tmp_path / "small.yaml"
+    fam.write_text("name: small\narchitecture: {head_dim: 16}\nbase: {width: 32}\n")
+    assert family_default_widths(str(fam)) == "32,64,128"
+    assert DEFAULT_WIDTHS == "64,128,256"           # --factory and --steady-state
+    with pytest.raises(AdvisorError):
+        family_default_widths("no-such-family")

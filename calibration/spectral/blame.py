@@ -48,6 +48,18 @@ ADVICE = {
                   "look for a multiplier applied in forward (residual, norm or output scale)",
 }
 
+# The same causes when the layers named are stepped by Muon (orthogonalised updates, whose
+# width rule is the LR factor per shape: advisor.optim_rules' Muon section).
+MUON_ADVICE = {
+    "hidden-lr": "hidden-matrix updates change with width on Muon: scale each orthogonalised "
+                 "update by sqrt(fan_out/fan_in) (the spectral convention, optim_rules."
+                 "muon_torch_group), not by 0.2*sqrt(max(fan_in, fan_out)) (match_rms_adamw) "
+                 "at a width-independent LR",
+    "embedding": "embedding not muP: it is on Muon, whose orthogonalised update of a "
+                 "vocab x width matrix changes with width; keep it on AdamW at a "
+                 "width-independent LR (MuAdamW's vector-like rule)",
+}
+
 
 @dataclass
 class Cause:
@@ -55,6 +67,7 @@ class Cause:
     layers: list[str]
     rows: list[tuple[str, str, float]] = field(default_factory=list)   # (layer, stat, slope)
     follows: bool = False          # may be a consequence of an earlier cause
+    muon: bool = False             # some of its layers are stepped by Muon
 
     def line(self) -> str:
         worst = max(self.rows, key=lambda r: abs(r[2])) if self.rows else None
@@ -62,7 +75,8 @@ class Cause:
                                               if len(self.layers) > 6 else "")
         ev = f"; worst {worst[0]} {worst[1]} slope {worst[2]:+.2f}" if worst else ""
         tail = " [may follow from cause 1: fix that first and rerun]" if self.follows else ""
-        return f"{ADVICE[self.name]} -- {shown}{ev}{tail}"
+        advice = MUON_ADVICE.get(self.name) if self.muon else None
+        return f"{advice or ADVICE[self.name]} -- {shown}{ev}{tail}"
 
     def to_dict(self):
         return asdict(self)
@@ -111,6 +125,9 @@ def blame(result) -> list[Cause]:
     mults = getattr(result, "width_mults", None) or {}
     if mults and len(mults) > 1 and all(v == 1.0 for v in mults.values()):
         causes.insert(0, Cause("base-shapes", ["(every parameter)"]))
+    on_muon = set(getattr(result, "muon_layers", None) or ())
+    for c in causes:
+        c.muon = bool(on_muon.intersection(c.layers))
     for c in causes[1:]:
         c.follows = True
     return causes

@@ -113,6 +113,7 @@ class CheckResult:
     defect: str | None = None          # a mistake found before any measurement (e.g. no infshape)
     width_mults: dict = field(default_factory=dict)   # width -> largest mup width multiplier
     defect_cause: str | None = None    # the blame cause of ``defect``
+    muon_layers: list = field(default_factory=list)   # layers whose weight Muon steps
 
     @property
     def failed(self) -> list[Row]:
@@ -165,6 +166,7 @@ class CheckResult:
                 "seeds": self.seeds, "distinct_seeds": self.distinct_seeds,
                 "confidence": self.confidence, "status": self.status,
                 "width_mults": {str(w): m for w, m in self.width_mults.items()},
+                "muon_layers": list(self.muon_layers),
                 "passed": self.passed, "exit_code": self.exit_code, "defect": self.defect,
                 "failed_layers": sorted({r.layer for r in self.failed}),
                 "inconclusive_layers": sorted({r.layer for r in self.inconclusive}),
@@ -379,7 +381,20 @@ def measure_width(factory: Callable, width: int, steps: int, batches, probe, lr:
         if a0 is not None and a0.shape == a1.shape:
             stats[(name, "attn_delta")] = probes.rms(a1 - a0)
     shapes = {n: tuple(m.shape) for n, m in w1.items()}
-    return stats, {"shapes": shapes, "w0": w0, "w1": w1, "width_mult": _mup_width_mult(model)}
+    return stats, {"shapes": shapes, "w0": w0, "w1": w1, "width_mult": _mup_width_mult(model),
+                   "muon_layers": muon_layers(model, opt)}
+
+
+def muon_layers(model, opt) -> list[str]:
+    """Names of the modules whose 2-D weight the optimizer steps with Muon: a parameter group
+    with Newton-Schulz settings (``ns_steps``, as torch.optim.Muon's groups have) and no Adam
+    ``betas``. ``opt.param_groups`` may list several optimizers' groups
+    (calibration.model.MuonWithAdamW)."""
+    from calibration.spectral import probes
+
+    on_muon = {id(p) for g in getattr(opt, "param_groups", []) if "ns_steps" in g
+               and "betas" not in g for p in g["params"]}
+    return sorted(n for n, m in probes.weight_modules(model).items() if id(m.weight) in on_muon)
 
 
 def _mup_width_mult(model) -> float | None:
@@ -493,8 +508,9 @@ def run_check(factory: Callable, widths, steps: int = 20, tol: float = DEFAULT_T
         need = seeds_to_settle(fit, tol, side) if v == INCONCLUSIVE else None
         gm = [float(np.exp(np.mean(np.log(table[i])))) for i in range(len(widths))]
         rows.append(Row(layer, stat, fit.slope, v, gm, rule, fit.lo, fit.hi, kind, need))
+    on_muon = sorted({n for _, wts in raw.values() for n in wts["muon_layers"]})
     return CheckResult(widths, steps, tol, rows, seeds, confidence, distinct,
-                       width_mults=mults)
+                       width_mults=mults, muon_layers=on_muon)
 
 
 def _distinct_seeds(raw, widths, seeds) -> int:

@@ -317,19 +317,44 @@ def adam_threshold(beta1: float) -> float:
     return (2 + 2 * beta1) / (1 - beta1)
 
 
-def adam_step_scale(optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter]):
+def _optimizer_state(optimizer) -> dict:
+    """The per-parameter state of ``optimizer``, or of each optimizer it steps together
+    (``.optimizers``, as calibration.model.MuonWithAdamW has), merged."""
+    parts = getattr(optimizer, "optimizers", None)
+    if parts is None:
+        return optimizer.state
+    merged: dict = {}
+    for o in parts:
+        merged.update(o.state)
+    return merged
+
+
+def _is_adam_group(group: dict) -> bool:
+    """An Adam-family group (has ``betas``); Muon's groups (torch.optim.Muon) have none."""
+    return "betas" in group
+
+
+def adam_step_scale(optimizer: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter],
+                    skip_other: bool = False):
     """Flat lr / (sqrt(v_hat) + eps) per parameter entry, from an Adam/AdamW state.
 
-    Raises AdvisorError before the first step (no second moments yet)."""
+    ``skip_other``: parameters in groups that are not Adam's (Muon's, which have no diagonal
+    preconditioner) get 0, so the preconditioned Hessian is the one of the Adam-stepped
+    parameters only; otherwise such a parameter is an AdvisorError. Raises AdvisorError
+    before the first step (no second moments yet)."""
     by_id = {}
     for group in optimizer.param_groups:
         for p in group["params"]:
             by_id[id(p)] = group
+    states = _optimizer_state(optimizer)
     parts = []
     for p in params:
         group = by_id.get(id(p))
-        state = optimizer.state.get(p, {})
-        if group is None or "exp_avg_sq" not in state:
+        if skip_other and group is not None and not _is_adam_group(group):
+            parts.append(torch.zeros(p.numel(), dtype=p.dtype, device=p.device))
+            continue
+        state = states.get(p, {})
+        if group is None or not _is_adam_group(group) or "exp_avg_sq" not in state:
             raise AdvisorError("Adam preconditioner needs an Adam-family optimizer that has "
                                "taken at least one step on every parameter")
         beta2 = group["betas"][1]
@@ -344,7 +369,11 @@ def sharpness_report(model, batch, optimizer=None, loss_of_logits=lm_loss, metho
     """Diagnostics dict: ``sharpness`` (lambda_max(H)), ``gd_stability`` (lambda_max of
     diag(lr) H over 2: above 1, gradient descent at these LRs is unstable on this batch), and
     with an Adam optimizer ``adam_sharpness`` (lambda_max(diag(lr/(sqrt(v_hat)+eps)) H)) and
-    ``adam_stability`` (that over (2 + 2 beta1) / (1 - beta1)). Plain floats."""
+    ``adam_stability`` (that over (2 + 2 beta1) / (1 - beta1)). With Muon and AdamW stepped
+    together (torch.optim.Muon groups have no ``betas``), the Adam figures are over the
+    AdamW-stepped parameters only (the others' entries of the preconditioner are 0), and
+    ``adam_fraction`` says which fraction of the parameter entries that is; with no Adam
+    group at all they are left out. Plain floats."""
     hvp = model_hvp(model, loss_of_logits, batch, method=method)
     out = {"sharpness": top_eigenvalue(hvp, tol=tol, max_iter=max_iter).value}
     if optimizer is not None:
@@ -355,14 +384,21 @@ def sharpness_report(model, batch, optimizer=None, loss_of_logits=lm_loss, metho
         lr_flat = torch.cat(lrs)
         out["gd_stability"] = top_eigenvalue(hvp, scale=lr_flat, tol=tol,
                                              max_iter=max_iter).value / 2
+        adam_groups = [g for g in optimizer.param_groups if _is_adam_group(g)]
+        if not adam_groups:
+            return out
+        mixed = len(adam_groups) < len(optimizer.param_groups)
         try:
-            scale = adam_step_scale(optimizer, hvp.params)
+            scale = adam_step_scale(optimizer, hvp.params, skip_other=mixed)
         except AdvisorError:
             return out
-        beta1 = optimizer.param_groups[0]["betas"][0]
+        beta1 = adam_groups[0]["betas"][0]
         lam = top_eigenvalue(hvp, scale=scale, tol=tol, max_iter=max_iter).value
         out["adam_sharpness"] = lam
         out["adam_stability"] = lam / adam_threshold(beta1)
+        if mixed:
+            on_adam = sum(p.numel() for p in hvp.params if _is_adam_group(by_id[id(p)]))
+            out["adam_fraction"] = on_adam / hvp.dim
     return out
 
 

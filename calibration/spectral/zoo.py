@@ -52,8 +52,15 @@ class Spec:
     wd_rule: str = "mup"           # width scaling of that coefficient: "mup" (x m, as
     #                                mup.MuAdamW does: lr * wd per step constant), "none"
     #                                (constant), "sqrt" (x sqrt(m), Fan et al. 2025)
+    muon_lr: float = 2e-2          # optimizer "muon": base LR of the Muon groups
     # mistakes
     optimizer: str = "muadamw"     # "muadamw" | "adamw" (torch's: hidden LRs do not shrink)
+    #                                | "muon": hidden matrices on Muon (Float32Muon, i.e.
+    #                                torch.optim.Muon), everything else on mup.MuAdamW
+    muon_scale: str = "spectral"   # optimizer "muon": "spectral" (update lr*sqrt(fan_out/
+    #                                fan_in)*O, correct) | "match_rms_adamw" (Moonlight's 0.2*
+    #                                sqrt(max(fan_in, fan_out)) at the base LR: grows with width)
+    muon_embedding: bool = False   # optimizer "muon": the token embedding on Muon too
     readout: str = "mu"            # "mu" | "linear" (plain nn.Linear, no 1/m on the logits)
     #                                | "no-mult" (tied, x @ E^T without MuSharedReadout's 1/m)
     attn: str = "mup"              # "mup": attn_mult / d_head | "sqrt": 1 / sqrt(d_head)
@@ -223,12 +230,41 @@ def build(spec: Spec, width: int, seed: int | None = None):
         groups = [{"params": emb, "lr": spec.lr / m}, {"params": rest}]
     else:
         groups = model.parameters()
+    if spec.optimizer == "muon":
+        return model, _muon_optimizer(model, spec)
     opt_cls = MuAdamW if spec.optimizer == "muadamw" else torch.optim.AdamW
     opt = opt_cls(groups, lr=spec.lr, weight_decay=0.0)
     if spec.weight_decay:
         from calibration.spectral.wd_rules import apply_wd_rule
         apply_wd_rule(opt, spec.weight_decay, spec.wd_rule)
     return model, opt
+
+
+def _muon_optimizer(model: nn.Module, spec: Spec):
+    """Muon (``calibration.muon_float32.Float32Muon``, a torch.optim.Muon) on the hidden
+    matrices (two growing dimensions; with ``muon_embedding`` also ``wte``), one group per
+    shape with the LR factor and ``adjust_lr_fn`` of ``advisor.optim_rules.muon_torch_group``
+    for ``spec.muon_scale``; mup.MuAdamW at ``spec.lr`` on everything else."""
+    from mup import MuAdamW
+
+    from advisor.optim_rules import muon_torch_group
+    from calibration.model import MuonWithAdamW
+    from calibration.muon_float32 import Float32Muon
+
+    muon_groups: dict = {}
+    rest = []
+    for name, p in model.named_parameters():
+        inf = getattr(p, "infshape", None)
+        hidden = p.ndim == 2 and inf is not None and inf.ninf() == 2
+        if not (hidden or (spec.muon_embedding and name == "wte.weight")):
+            rest.append(p)
+            continue
+        rule = muon_torch_group(int(p.shape[0]), int(p.shape[1]), spec.muon_scale)
+        key = (rule.lr_factor, rule.adjust_lr_fn)
+        muon_groups.setdefault(key, {"params": [], "lr": spec.muon_lr * rule.lr_factor,
+                                     "adjust_lr_fn": rule.adjust_lr_fn})["params"].append(p)
+    muon = Float32Muon(list(muon_groups.values()), lr=spec.muon_lr, weight_decay=0.0)
+    return MuonWithAdamW(muon, MuAdamW(rest, lr=spec.lr, weight_decay=0.0))
 
 
 def factory(spec: Spec, name: str = "zoo"):
@@ -256,6 +292,7 @@ CORRECT = {
     "hf-output": Spec(hf_output=True),
     "llama-like": Spec(norm="rms", pos="rotary", mlp="swiglu", mlp_ratio=8 / 3, qk_norm=True),
     "mup-recipe": Spec(recipe="mup-init"),
+    "muon-spectral": Spec(optimizer="muon"),
 }
 
 # Broken models: each gets muP wrong once; the value is the cause the check must name first.
@@ -271,6 +308,8 @@ BROKEN = {
     "embed-lr-as-hidden": (Spec(embed_lr="hidden"), "embedding"),
     "tied-no-mult": (Spec(tied=True, readout="no-mult"), "readout"),
     "tied-rescaled": (Spec(tied=True, rescale_tied=True), "embedding"),
+    "muon-rms-unscaled": (Spec(optimizer="muon", muon_scale="match_rms_adamw"), "hidden-lr"),
+    "muon-embedding": (Spec(optimizer="muon", muon_embedding=True), "embedding"),
 }
 
 
