@@ -66,14 +66,11 @@ def _notes(rows: list[DepthRow]) -> list[str]:
             for line in edge_note(f"alpha {a:g}", "depth(s)", v["edge"])]
 
 
-def summary_lines(rows) -> list[str]:
-    """The summary's printed lines: the table, then the notes."""
-    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
-
-
 def main(argv=None) -> int:
+    """``python -m calibration.depth_summary STORE [--plot PNG]``: the table, notes, plot."""
     return summary_main(argv, "transfer in depth: best LR and loss per depth", depth_rows,
-                        summary_lines, plot, "write the loss-vs-LR panels here (PNG)")
+                        lambda rows: [markdown_table(rows).rstrip("\n"), *_notes(rows)], plot,
+                        "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

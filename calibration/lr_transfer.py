@@ -34,25 +34,36 @@ def final_loss(run) -> float:
     return math.inf if loss is None or not math.isfinite(loss) else float(loss)
 
 
-def lr_rows(runs, key, row_type=LRRow, order=None) -> list:
-    """``row_type`` rows, one per ``key(settings) = (arm, size)``, sorted by ``order(arm, size)``
-    (default: the key itself). Failed runs are left out; seeds are averaged (a cell with any
-    diverged seed is +inf at that LR)."""
+def loss_cells(runs, key, x: str = "lr") -> dict:
+    """``{(arm, size): {x value: [final losses over seeds]}}`` with ``(arm, size) =
+    key(settings)`` and the x value the run setting named ``x``; failed runs left out."""
     cells = defaultdict(lambda: defaultdict(list))
     for r in runs:
         if r.status != "failed":
-            cells[key(r.settings)][float(r.settings["lr"])].append(final_loss(r))
+            cells[key(r.settings)][float(r.settings[x])].append(final_loss(r))
+    return cells
+
+
+def rows_from_cells(cells: dict, row_type=LRRow, order=None) -> list:
+    """``row_type`` rows of :func:`loss_cells`' cells, sorted by ``order(arm, size)`` (default:
+    the key itself). Seeds are averaged; a point with any diverged seed is +inf."""
     order = order or (lambda arm, size: (arm, size))
     rows = []
-    for (arm, size), lrs in sorted(cells.items(), key=lambda kv: order(*kv[0])):
-        curve = tuple((lr, float(np.mean(v)) if all(math.isfinite(x) for x in v) else math.inf)
-                      for lr, v in sorted(lrs.items()))
+    for (arm, size), pts in sorted(cells.items(), key=lambda kv: order(*kv[0])):
+        curve = tuple((x, float(np.mean(v)) if all(math.isfinite(y) for y in v) else math.inf)
+                      for x, v in sorted(pts.items()))
         finite = [p for p in curve if math.isfinite(p[1])]
         best = min(finite, key=lambda p: p[1]) if finite else (math.nan, math.nan)
         rows.append(row_type(arm, size, curve, best[0], best[1]))
     if not rows:
         raise AdvisorError("no finished or diverged runs to summarise")
     return rows
+
+
+def lr_rows(runs, key, row_type=LRRow, order=None) -> list:
+    """One LR curve per ``key(settings) = (arm, size)``: :func:`rows_from_cells` of
+    :func:`loss_cells`."""
+    return rows_from_cells(loss_cells(runs, key), row_type, order)
 
 
 def smooth_optimum(row: LRRow) -> float:

@@ -86,14 +86,11 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     return lines
 
 
-def summary_lines(rows) -> list[str]:
-    """The summary's printed lines: the table, then the notes."""
-    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
-
-
 def main(argv=None) -> int:
+    """``python -m calibration.muon_summary STORE [--plot PNG]``: the table, notes, plot."""
     return summary_main(argv, "Muon vs AdamW: best LR and loss per width", arm_rows,
-                        summary_lines, plot, "write the loss-vs-LR panels here (PNG)")
+                        lambda rows: [markdown_table(rows).rstrip("\n"), *_notes(rows)], plot,
+                        "write the loss-vs-LR panels here (PNG)")
 
 
 if __name__ == "__main__":

@@ -27,20 +27,27 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.optim_rules import WD_WIDTH_RULES
+from calibration.lr_transfer import LRRow, final_loss, loss_cells, pow2, rows_from_cells
 
 RULE_ORDER = ("mup", "sqrt", "none")
 KNEE_NATS = 0.02
 
 
-@dataclass(frozen=True)
-class WdRow:
-    """One (rule, width) cell: the loss-vs-weight-decay curve and its best point."""
+class WdRow(LRRow):
+    """One (rule, width) cell: the loss-vs-weight-decay curve (``curve`` = ((wd, mean final
+    val loss over seeds or inf), ...) sorted by wd) and its best point."""
 
-    rule: str
-    width: int
-    curve: tuple          # ((wd, mean final val loss over seeds or inf), ...) sorted by wd
-    best_wd: float
-    best_loss: float
+    @property
+    def rule(self) -> str:
+        return self.arm
+
+    @property
+    def width(self) -> int:
+        return self.size
+
+    @property
+    def best_wd(self) -> float:
+        return self.best_lr
 
 
 def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
@@ -66,18 +73,12 @@ def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
                            f"parameterization {sorted(bad)} cannot be summarised")
     if base_width is None:
         base_width = base_width_of(kept)
-    cells = defaultdict(lambda: defaultdict(list))
-    rules_seen = set()
-    for r in kept:
-        rule = r.settings.get("wd_rule", "mup")
-        if rule not in WD_WIDTH_RULES:
-            raise AdvisorError(f"run with unknown weight-decay rule {rule!r}")
-        loss = r.final_val_loss if r.status == "finished" else math.inf
-        if loss is None or not math.isfinite(loss):
-            loss = math.inf
-        width = int(r.settings["width"])
-        rules_seen.add(rule)
-        cells[(rule, width)][float(r.settings["weight_decay"])].append(loss)
+    rules_seen = {r.settings.get("wd_rule", "mup") for r in kept}
+    unknown = rules_seen - set(WD_WIDTH_RULES)
+    if unknown:
+        raise AdvisorError(f"run with unknown weight-decay rule {sorted(unknown)[0]!r}")
+    cells = loss_cells(kept, lambda s: (s.get("wd_rule", "mup"), int(s["width"])),
+                       x="weight_decay")
     base_cells = [k for k in cells if k[1] == base_width]
     if not base_cells:
         raise AdvisorError(f"no runs at the base width {base_width}: nothing to compare with")
@@ -85,18 +86,9 @@ def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
     for k in base_cells:
         for wd, v in cells.pop(k).items():
             base[wd] += v
-    rules = [x for x in RULE_ORDER if x in rules_seen]
-    for rule in rules:
+    for rule in rules_seen:
         cells[(rule, base_width)] = base
-    rows = []
-    for (rule, width), wds in sorted(cells.items(), key=lambda kv: (RULE_ORDER.index(kv[0][0]),
-                                                                    kv[0][1])):
-        curve = tuple((wd, float(np.mean(v)) if all(math.isfinite(x) for x in v) else math.inf)
-                      for wd, v in sorted(wds.items()))
-        finite = [p for p in curve if math.isfinite(p[1])]
-        best = min(finite, key=lambda p: p[1]) if finite else (math.nan, math.nan)
-        rows.append(WdRow(rule, width, curve, best[0], best[1]))
-    return rows
+    return rows_from_cells(cells, WdRow, order=lambda rule, width: (RULE_ORDER.index(rule), width))
 
 
 def no_decay_losses(runs) -> dict:
@@ -104,11 +96,8 @@ def no_decay_losses(runs) -> dict:
     reference every rule shares; diverged ones count as +inf)."""
     by_w = defaultdict(list)
     for r in runs:
-        if r.status == "failed" or float(r.settings["weight_decay"]) != 0:
-            continue
-        loss = r.final_val_loss if r.status == "finished" else math.inf
-        by_w[int(r.settings["width"])].append(loss if loss is not None and math.isfinite(loss)
-                                              else math.inf)
+        if r.status != "failed" and float(r.settings["weight_decay"]) == 0:
+            by_w[int(r.settings["width"])].append(final_loss(r))
     return {w: float(np.mean(v)) for w, v in sorted(by_w.items())}
 
 
@@ -165,13 +154,6 @@ def rule_verdicts(rows: list[WdRow], base_width: int) -> dict:
     return out
 
 
-def _wd(x: float) -> str:
-    if not math.isfinite(x):
-        return "-"
-    k = math.log2(x)
-    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{x:.3g}"
-
-
 def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = None) -> str:
     """Per rule and width: best wd and loss, its gain over weight decay 0 (``no_decay``:
     width -> loss, when run), the shift of the best and of the knee from the base width
@@ -186,7 +168,7 @@ def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = N
             k = d["knee_log2"][i]
             ref = no_decay.get(w)
             gain = "-" if ref is None else f"{d['best_loss'][i] - ref:+.4f}"
-            lines.append(f"| {rule} | {w} | {_wd(d['best_wd'][i])} | {d['best_loss'][i]:.4f} | "
+            lines.append(f"| {rule} | {w} | {pow2(d['best_wd'][i])} | {d['best_loss'][i]:.4f} | "
                          f"{gain} | {d['shift_pow2'][i]:+.1f} | "
                          f"{'-' if not math.isfinite(k) else f'{2 ** k:.3g}'} | "
                          f"{d['knee_shift_pow2'][i]:+.2f} | {d['predicted_pow2'][i]:+.1f} |")
