@@ -18,6 +18,7 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.lawforms import evaluate_law, log_interval, validate_law, variables_needed
+from advisor.optim_rules import WD_WIDTH_RULES
 from advisor.yamlio import atomic_write_text, parse_yaml_text, plain, read_yaml_file
 
 SCHEMA_ID = "hp-advisor/lawset/v1"
@@ -63,6 +64,13 @@ class LawSet:
 
     def has(self, quantity: str) -> bool:
         return quantity in self.laws
+
+    @property
+    def wd_rule(self) -> str | None:
+        """The hidden matrices' weight-decay width rule the laws were fitted under
+        (``mup.wd_rule``, a key of ``advisor.optim_rules.WD_WIDTH_RULES``), or None where the
+        set does not state one (every shipped set)."""
+        return (self.mup or {}).get("wd_rule")
 
     @property
     def batch_unit(self) -> str:
@@ -194,6 +202,10 @@ def validate_lawset_dict(d) -> None:
     for key in ("mup", "provenance"):
         if d.get(key) is not None and not isinstance(d[key], Mapping):
             raise AdvisorError(f"law set {name!r}: {key!r} must be a mapping")
+    rule = (d.get("mup") or {}).get("wd_rule")
+    if rule is not None and (not isinstance(rule, str) or rule not in WD_WIDTH_RULES):
+        raise AdvisorError(f"law set {name!r}: mup.wd_rule (the weight-decay width rule its "
+                           f"runs used) must be one of {', '.join(WD_WIDTH_RULES)}, got {rule!r}")
 
 
 def shipped_dir():

@@ -33,13 +33,41 @@ WD_RULE_TEXT = {
 }
 WD_RULE_SOURCE = ("advisor/optim_rules.py WD_WIDTH_RULES; mup: mup.MuAdamW (Yang et al. 2022); "
                   "sqrt: Fan et al. 2025, arXiv 2510.15262; docs/recommend.md. The proxy's "
-                  "optimizer (calibration/model.py build_optimizer) applies the mup rule, so "
-                  "law sets fitted by `advisor fit` on this repository's sweeps were fitted "
-                  "under it")
+                  "optimizer (calibration/model.py build_optimizer) applies each run's "
+                  "wd_rule (default mup), and a law set fitted by `advisor fit` on a results "
+                  "store states its runs' rule as mup.wd_rule")
 WD_BASIS = ("values at the target width for a muP proxy whose base LR and weight decay give "
             "the recommended peak LR and weight decay to the hidden matrices under the mup "
             "rule: base LR = LR x m, base weight decay = lambda / m; norm gains and biases "
             "get no weight decay")
+
+
+def resolve_wd_rule(given: str | None, lawset_name: str,
+                    stated: str | None) -> tuple[str, str, str | None]:
+    """The muP view's weight-decay width rule: (rule, where it came from, warning or None).
+
+    ``given``: the --wd-rule option (None: not given); ``stated``: the law set's
+    ``mup.wd_rule`` (None: the set does not state one, as no shipped set does). The law set's
+    rule is the default; another given rule is used but warned about, since the law set's
+    numbers were fitted under its own rule.
+    """
+    if given is not None:
+        check_wd_rule(given)
+    if stated is not None:
+        check_wd_rule(stated)
+    if given is None and stated is None:
+        return DEFAULT_WD_RULE, (f"default ({DEFAULT_WD_RULE}): law set {lawset_name} "
+                                 "states no weight-decay width rule (mup.wd_rule)"), None
+    if given is None:
+        return stated, f"law set {lawset_name}'s mup.wd_rule: the rule its runs used", None
+    if stated is None:
+        return given, f"--wd-rule (law set {lawset_name} states no rule)", None
+    if given == stated:
+        return given, f"--wd-rule, the rule law set {lawset_name} states (mup.wd_rule)", None
+    return given, (f"--wd-rule, against law set {lawset_name}'s mup.wd_rule {stated}"), (
+        f"--wd-rule {given}: law set {lawset_name}'s laws were fitted on runs under the "
+        f"{stated} weight-decay width rule (mup.wd_rule); the muP view applies {given}, "
+        f"which those runs did not test (leave --wd-rule out to use {stated})")
 
 
 def _sig(x: float, digits: int = 4) -> float:
@@ -47,7 +75,7 @@ def _sig(x: float, digits: int = 4) -> float:
 
 
 def mup_view(d_model: int, head_dim: int, base_width: int, lr: float, weight_decay: float,
-             wd_rule: str = DEFAULT_WD_RULE) -> MupView:
+             wd_rule: str = DEFAULT_WD_RULE, origin: str | None = None) -> MupView:
     """The ``mup`` block for a target of width ``d_model`` vs a proxy of ``base_width``.
 
     Args:
@@ -56,6 +84,7 @@ def mup_view(d_model: int, head_dim: int, base_width: int, lr: float, weight_dec
         lr: the recommended peak LR (the hidden matrices' LR at the target).
         weight_decay: the recommended coupled AdamW lambda.
         wd_rule: a key of ``advisor.optim_rules.WD_WIDTH_RULES``.
+        origin: where the rule came from (:func:`resolve_wd_rule`), recorded in the view.
     """
     check_wd_rule(wd_rule)
     m = d_model / base_width
@@ -76,7 +105,7 @@ def mup_view(d_model: int, head_dim: int, base_width: int, lr: float, weight_dec
         note=f"head_dim is fixed at {head_dim}, so 1/d_head and 1/sqrt(d_head) differ by a "
              "constant here"))
     rule = WdRule(name=wd_rule, exponent=WD_WIDTH_RULES[wd_rule], rule=WD_RULE_TEXT[wd_rule],
-                  source=WD_RULE_SOURCE, basis=WD_BASIS)
+                  source=WD_RULE_SOURCE, basis=WD_BASIS, origin=origin)
     return MupView(base_width=base_width, width=d_model, width_multiplier=_sig(m),
                    groups=tuple(groups),
                    note="multipliers relative to a muP proxy of width base_width trained with "

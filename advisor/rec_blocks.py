@@ -300,13 +300,16 @@ class MupGroup(Block):
 @_block
 class WdRule(Block):
     """The weight-decay width rule the muP view applies (``advisor.optim_rules.WD_WIDTH_RULES``):
-    its name, the exponent e (hidden torch weight_decay x m^e) and where it comes from."""
+    its name, the exponent e (hidden torch weight_decay x m^e), where the rule comes from
+    (``source``) and why this rule was chosen (``origin``: the law set's ``mup.wd_rule``,
+    --wd-rule, or the default)."""
 
     name: str
     exponent: float
     rule: str
     source: str
     basis: str
+    origin: str | None = field(default=None, metadata=_OMIT)
 
 
 @_block

@@ -23,7 +23,7 @@ from advisor.errors import AdvisorError
 from advisor.lawforms import NotApplicable
 from advisor.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.lr_schedule import Schedule
-from advisor.mup_view import DEFAULT_WD_RULE, mup_view
+from advisor.mup_view import mup_view
 from advisor.plausibility import check as check_plausible
 from advisor.rec_blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
                                 LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
@@ -322,17 +322,19 @@ class Inputs:
     depth_alpha: float
     wd_rule: str
     schedule_law: str | None
+    wd_rule_origin: str = ""             # where wd_rule came from (mup_view.resolve_wd_rule)
+    wd_rule_warning: str | None = None   # set when --wd-rule contradicts the law set's rule
 
 
 def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                    law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
                    base_width=None, schedule_law=None, model_spec=None, base_depth=None,
-                   depth_alpha=None, wd_rule: str = DEFAULT_WD_RULE) -> Inputs:
+                   depth_alpha=None, wd_rule: str | None = None) -> Inputs:
     """Parse the options and read every file :func:`compute` needs (arguments: see
     :func:`recommend`). Raises AdvisorError (one line) on bad input."""
     from advisor.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH
     from advisor.numbers import parse_count, parse_seq_len
-    from advisor.optim_rules import check_wd_rule
+    from advisor.mup_view import resolve_wd_rule
     from advisor.published import load_published
     from advisor.trust import load_trust
     seq_len = parse_seq_len(seq_len)
@@ -359,21 +361,23 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     except (TypeError, ValueError):
         raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
     load_trust()                                   # read once; advisor.trust caches it
+    wd_rule, wd_origin, wd_warning = resolve_wd_rule(wd_rule, primary.name, primary.wd_rule)
     return Inputs(
         seq_len=seq_len, shape=shape, params=params, shape_source=shape_source,
         primary=primary, loss_set=primary if primary.has("loss") else shipped[DEFAULT_LOSS_LAW],
         wd_set=primary if primary.has("weight_decay") else shipped[DEFAULT_WD_LAW],
         tokens_set=shipped[DEFAULT_LOSS_LAW], default_set=shipped[DEFAULT_LAW], sets=sets,
         published=tuple(load_published()), tokens=tokens, base_width=base_width,
-        base_depth=base_depth, depth_alpha=alpha, wd_rule=check_wd_rule(wd_rule),
-        schedule_law=None if schedule_law is None else str(schedule_law))
+        base_depth=base_depth, depth_alpha=alpha, wd_rule=wd_rule,
+        schedule_law=None if schedule_law is None else str(schedule_law),
+        wd_rule_origin=wd_origin, wd_rule_warning=wd_warning)
 
 
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
               base_width=None, schedule_law=None,
               model_spec=None, base_depth=None, depth_alpha=None,
-              wd_rule: str = DEFAULT_WD_RULE) -> Recommendation:
+              wd_rule: str | None = None) -> Recommendation:
     """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
 
     Args:
@@ -395,7 +399,9 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         base_depth, depth_alpha: blocks of the proxy and the depth exponent of the depth
             view (``advisor.depth_view``; defaults 4 and 1.0, CompleteP).
         wd_rule: width rule of the hidden matrices' weight decay in the muP view, a key of
-            ``advisor.optim_rules.WD_WIDTH_RULES`` (default ``mup``, as mup.MuAdamW).
+            ``advisor.optim_rules.WD_WIDTH_RULES``; default: the law set's ``mup.wd_rule``
+            (``advisor fit`` records its runs' rule), else ``mup`` (as mup.MuAdamW). A rule
+            other than the one the law set states is used, with a warning.
     """
     return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
                                   base_width, schedule_law, model_spec, base_depth,
@@ -530,7 +536,10 @@ def compute(inp: Inputs) -> Recommendation:
     schedule = schedule_step(total, warm, lr, inp.schedule_law, LawSchedule(
         law=primary.name, measured_under=primary.conventions.get("schedule"),
         conversion=LAW_SCHEDULE_CONVERSION))
-    mup = mup_view(shape.d_model, shape.head_dim, base_width, _sig(lr), _sig(wd), inp.wd_rule)
+    mup = mup_view(shape.d_model, shape.head_dim, base_width, _sig(lr), _sig(wd), inp.wd_rule,
+                   origin=inp.wd_rule_origin or None)
+    if inp.wd_rule_warning:
+        warnings.append(inp.wd_rule_warning)
     depth = depth_step(inp, lr)
 
     # --- warnings: ranges and disagreement

@@ -9,12 +9,16 @@ columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status`` (finished | div
 failed), ``exp_name``, ``ti`` (steps; when present it must agree with D / batch, which catches
 a batch given in the wrong unit), ``lr_convention`` (peak | mup_base: what ``lr`` means; a
 results store records it for every run, from the run's parameterisation and optimizer) and
-``base_width`` (the muP base width, channels, where lr is mup_base). Where the runs record
+``base_width`` (the muP base width, channels, where lr is mup_base) and ``wd_rule`` (mup |
+sqrt | none, ``advisor.optim_rules.WD_WIDTH_RULES``: how the hidden matrices' weight decay was
+scaled with width; a results store records it where lr is mup_base). Where the runs record
 their convention, ``advisor fit`` takes it from them (:func:`resolve_lr_convention`).
 
 Checks, each failing with one line (AdvisorError): missing columns, non-numbers, NaN losses
 of runs not marked diverged, duplicate runs (same N, D, lr, batch, weight decay and seed),
-a batch that looks like sequences where tokens are expected (or the reverse).
+a batch that looks like sequences where tokens are expected (or the reverse), runs that differ
+in a setting a law is fitted under (``MUST_AGREE``: parameterisation, schedule, optimizer, LR
+convention, base width, weight-decay width rule; ``--select COLUMN=VALUE`` picks one).
 
 Cells: by default a cell is one (N, D) pair. Grids with several architectures at the same N
 (mixture-of-experts variants, depth/width variants) name the columns that tell them apart
@@ -38,6 +42,7 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.lawset import CONVENTIONS
+from advisor.optim_rules import WD_WIDTH_RULES
 
 STEPLAW_SEQ_LEN = 2048
 DIVERGED_EXCESS = 0.2          # loss > 1.2 x the cell's best: diverged
@@ -46,7 +51,7 @@ MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
 MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
 FAILED = "failed"
 MUST_AGREE = ("parameterization", "schedule", "optimizer", "lr_convention",
-              "base_width")                # a law is fitted under one of each
+              "base_width", "wd_rule")     # a law is fitted under one of each
 LR_CONVENTIONS = CONVENTIONS["learning_rate"]   # what a law set's lr can mean
 
 
@@ -80,6 +85,8 @@ class RunTable:
     optimizer: str = ""      # the runs' optimizer column (muadamw, muon-spectral, ...), "" unknown
     lr_convention: str | None = None   # what lr means (peak | mup_base); None: not recorded
     mup_base_width: int | None = None  # muP base width (channels) where lr is mup_base
+    wd_rule: str | None = None         # hidden matrices' weight-decay width rule (mup | sqrt |
+                                       # none) the runs record; None: not recorded
 
     def cell_flops_per_token(self, c: int):
         """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
@@ -150,7 +157,8 @@ class RunTable:
                         else self.flops_per_token[rows],
                         cell_labels=tuple(c[rows] for c in self.cell_labels),
                         cell_by=self.cell_by, n_column=self.n_column,
-                        lr_convention=self.lr_convention, mup_base_width=self.mup_base_width)
+                        lr_convention=self.lr_convention, mup_base_width=self.mup_base_width,
+                        wd_rule=self.wd_rule)
 
     def summary(self) -> str:
         by = ", ".join(("N" if self.n_column == "N" else f"N={self.n_column}", "D")
@@ -284,10 +292,13 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
 
     for col in MUST_AGREE:
         values = sorted({str(r.get(col)) for r in rows if r.get(col) not in (None, "")})
+        if len(values) > 1 and col == "wd_rule":
+            raise AdvisorError(_mixed_wd_rules(rows, values, source))
         if len(values) > 1:
             raise AdvisorError(f"{source}: runs differ in {col} ({', '.join(values[:4])}); fit "
                                f"one at a time, e.g. --select {col}={values[0]}")
     lr_convention, base_width = _conventions(rows, source)
+    wd_rule = _wd_rule(rows, source)
     has_status = "status" in cols
     names = []
     N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col, M = ([] for _ in range(12))
@@ -382,7 +393,8 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                      cell_labels=labels, cell_by=cell_by, n_column=n_column,
                      optimizer=next((str(r["optimizer"]) for r in rows
                                      if r.get("optimizer") not in (None, "")), ""),
-                     lr_convention=lr_convention, mup_base_width=base_width).take(order)
+                     lr_convention=lr_convention, mup_base_width=base_width,
+                     wd_rule=wd_rule).take(order)
     _note_mixed_architectures(table, {c: np.array(v, dtype=object)[order]
                                       for c, v in arch.items()})
     _mark_blown_up(table)
@@ -415,6 +427,26 @@ def _conventions(rows: list[dict], source: str) -> tuple:
         raise AdvisorError(f"{source}: lr_convention is mup_base but no base_width column "
                            "says which width the LR is for")
     return conv, width
+
+
+def _mixed_wd_rules(rows: list[dict], values: list[str], source: str) -> str:
+    """The one-line refusal for runs under several weight-decay width rules."""
+    counts = {v: sum(str(r.get("wd_rule")) == v for r in rows) for v in values}
+    found = ", ".join(f"{v}: {n} runs" for v, n in counts.items())
+    return (f"{source}: runs differ in wd_rule, the hidden matrices' weight-decay width rule "
+            f"({found}); a law set is fitted under one rule and records it, so fit each "
+            f"rule on its own, e.g. --select wd_rule={values[0]}")
+
+
+def _wd_rule(rows: list[dict], source: str) -> str | None:
+    """The weight-decay width rule the rows record in a ``wd_rule`` column (they already
+    agree, MUST_AGREE), or None where none is recorded."""
+    rule = next((str(r["wd_rule"]).strip() for r in rows
+                 if r.get("wd_rule") not in (None, "")), None)
+    if rule is not None and rule not in WD_WIDTH_RULES:
+        raise AdvisorError(f"{source}: wd_rule must be one of {', '.join(WD_WIDTH_RULES)}, "
+                           f"got {rule!r}")
+    return rule
 
 
 def resolve_lr_convention(given: str | None, table: RunTable) -> str:

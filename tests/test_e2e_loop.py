@@ -53,7 +53,8 @@ def test_calibrate_fit_recommend_export_on_the_cpu(tmp_path):
     advisor("fit", out, "--out", laws)
     fitted = yaml.safe_load(laws.read_text())
     assert fitted["conventions"]["learning_rate"] == "mup_base"
-    assert fitted["mup"] == {"base_width": 32}
+    # ... and the weight-decay width rule its runs used (the plan's default, mup)
+    assert fitted["mup"] == {"base_width": 32, "wd_rule": "mup"}
     assert {"learning_rate", "batch_size"} <= set(fitted["laws"])
     assert fitted["provenance"]["cells"] == 4 and fitted["provenance"]["runs"] == 48
     # the law reproduces the sweep it came from: at each cell, the fitted LR is within a
@@ -75,6 +76,9 @@ def test_calibrate_fit_recommend_export_on_the_cpu(tmp_path):
     rec = json.loads(advisor("recommend", *target, "--format", "json").stdout)
     lr = rec["learning_rate"]["value"]
     assert math.isfinite(lr) and lr > 0 and "fitted from cpu-fit" in rec["learning_rate"]["source"]
+    # the muP view applies the rule the law set states, and says where it came from
+    assert rec["mup"]["wd_rule"]["name"] == "mup"
+    assert rec["mup"]["wd_rule"]["origin"].startswith("law set ")
 
     transformers = pytest.importorskip("transformers")
     hf_file = tmp_path / "hf.json"

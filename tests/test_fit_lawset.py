@@ -184,7 +184,7 @@ def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, ca
         laws[name] = yaml.safe_load(out.read_text())
     for d in laws.values():
         assert d["conventions"]["learning_rate"] == "mup_base"
-        assert d["mup"] == {"base_width": 32}
+        assert d["mup"] == {"base_width": 32, "wd_rule": "mup"}   # the runs' rule
     assert laws["plain"]["laws"] == laws["told"]["laws"]
     # a convention that contradicts the runs is one clear error, not a mislabelled law
     capsys.readouterr()

@@ -68,6 +68,11 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select,
                       cell_by=cell_by or (), n_column=n_column)
     lr_convention = resolve_lr_convention(lr_convention, table)
+    mup_base = lr_convention == "mup_base"
+    if table.wd_rule is not None and not mup_base:
+        table.notes.append(f"the runs' wd_rule ({table.wd_rule}) is not recorded in the law "
+                           "set: their LR convention is peak, where muP's width rules do not "
+                           "apply")
     click.echo(table.summary(), err=True)
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
@@ -92,7 +97,8 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
                     lr_convention=lr_convention,
-                    mup_base_width=table.mup_base_width if lr_convention == "mup_base" else None)
+                    mup_base_width=table.mup_base_width if mup_base else None,
+                    mup_wd_rule=table.wd_rule if mup_base else None)
     dump_lawset(d, out)
     load_lawset_file(out)  # what we wrote must load as any law set does
     elapsed = time.perf_counter() - t0
@@ -119,6 +125,10 @@ def _print_summary(result, d, out, elapsed):
         click.echo(f"weight decay : tau* = {w['coefficient']:.4g} TPP^{w['exponents']['TPP']:+.3f}")
     if "critical_batch_size" in laws:
         click.echo(f"critical batch: {pl(laws['critical_batch_size'])} tokens")
+    mup = d.get("mup") or {}
+    if mup:
+        click.echo(f"muP          : base width {mup.get('base_width', 'not recorded')}, "
+                   f"weight-decay width rule {mup.get('wd_rule', 'not stated')}")
     q = d["provenance"]["fit_quality"]
     s = q["in_sample_gap"]
     click.echo(f"in-sample gap: mean {s['mean_gap_pct']:.3f}%, median {s['median_gap_pct']:.3f}%, "

@@ -5,7 +5,6 @@ import click
 
 from advisor.errors import AdvisorError
 from advisor.export import NAMES, exporter
-from advisor.mup_view import DEFAULT_WD_RULE
 from advisor.numbers import SEQ_LEN_UNITS
 from advisor.muon_view import DEFAULT_CONVENTION, OPTIMIZERS
 from advisor.optim_rules import MUON_CONVENTIONS, WD_WIDTH_RULES
@@ -36,11 +35,12 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
 @click.option("--depth-alpha", default=None, metavar="ALPHA",
               help="Depth exponent of the depth view: 1 CompleteP (default), 0.5 Depth-muP, "
                    "0 none.")
-@click.option("--wd-rule", type=click.Choice(tuple(WD_WIDTH_RULES)), default=DEFAULT_WD_RULE,
-              show_default=True,
+@click.option("--wd-rule", type=click.Choice(tuple(WD_WIDTH_RULES)), default=None,
               help="Width rule of the hidden matrices' weight decay in the muP view: mup "
                    "(torch weight_decay x m, as mup.MuAdamW), sqrt (x sqrt(m), Fan et al. "
-                   "2025) or none (docs/recommend.md).")
+                   "2025) or none (default: the law set's mup.wd_rule, which `advisor fit` "
+                   "records from its runs, else mup; another rule than the law set's is "
+                   "warned about; docs/recommend.md).")
 @click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
               help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
 @click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
@@ -68,7 +68,7 @@ from advisor.recommendation import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
               hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
               fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
-              muon_convention="match_rms_adamw", wd_rule=DEFAULT_WD_RULE):
+              muon_convention="match_rms_adamw", wd_rule=None):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.optim_rules import check_wd_rule
 from advisor.fit.lr_batch import (LRBatchLaws, check_grid, cross_validate,
                                   extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
@@ -152,11 +153,15 @@ def _gap_summary(s):
 
 def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                 schedule: str = "as the sweep's runs (see provenance.source)",
-                lr_convention: str = "peak", mup_base_width: int | None = None) -> dict:
+                lr_convention: str = "peak", mup_base_width: int | None = None,
+                mup_wd_rule: str | None = None) -> dict:
     """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`.
 
     ``mup_base_width``: the sweep's muP base width (channels) where its LR is ``mup_base``;
-    recorded as ``mup.base_width`` so ``advisor recommend`` needs no --base-width."""
+    recorded as ``mup.base_width`` so ``advisor recommend`` needs no --base-width.
+    ``mup_wd_rule``: the hidden matrices' weight-decay width rule the sweep's runs used (a key
+    of ``advisor.optim_rules.WD_WIDTH_RULES``), recorded as ``mup.wd_rule`` so ``advisor
+    recommend``'s muP view defaults to it; None: not stated."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")
     t = fit.table
@@ -271,7 +276,12 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "laws": laws,
         "provenance": provenance,
     }
+    mup = {}
     if mup_base_width is not None:
-        out["mup"] = {"base_width": int(mup_base_width)}
+        mup["base_width"] = int(mup_base_width)
+    if mup_wd_rule is not None:
+        mup["wd_rule"] = check_wd_rule(mup_wd_rule)
+    if mup:
+        out["mup"] = mup
     return out
 
