@@ -434,8 +434,8 @@ def _mixed_wd_rules(rows: list[dict], values: list[str], source: str) -> str:
     counts = {v: sum(str(r.get("wd_rule")) == v for r in rows) for v in values}
     found = ", ".join(f"{v}: {n} runs" for v, n in counts.items())
     return (f"{source}: runs differ in wd_rule, the hidden matrices' weight-decay width rule "
-            f"({found}); a law set is fitted under one rule and records it, so fit each "
-            f"rule on its own, e.g. --select wd_rule={values[0]}")
+            f"({found}); a law set is fitted under one rule and records it: take one rule "
+            f"at a time, e.g. --select wd_rule={values[0]}")
 
 
 def _wd_rule(rows: list[dict], source: str) -> str | None:
