@@ -86,10 +86,15 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     return lines
 
 
+def summary_lines(rows: list[ArmRow]) -> list[str]:
+    """The summary's printed lines: the table, then the notes."""
+    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
+
+
 def main(argv=None) -> int:
     """``python -m calibration.muon_summary STORE [--plot PNG]``: the table, notes, plot."""
     return summary_main(argv, "Muon vs AdamW: best LR and loss per width", arm_rows,
-                        lambda rows: [markdown_table(rows).rstrip("\n"), *_notes(rows)], plot,
+                        summary_lines, plot,
                         "write the loss-vs-LR panels here (PNG)")
 
 
