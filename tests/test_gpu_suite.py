@@ -177,6 +177,18 @@ def test_newton_schulz_flops_and_muon_stacks_cost_more():
     assert stack_seconds(adam + muon, probe, 256) == pytest.approx(t_adam + t_muon)
 
 
+def test_the_assumed_full_size_estimate_leaves_out_what_stage_2_supplies(tmp_path):
+    from bench.gpu_suite.assumed import assumed_estimates, main, mark_lr_sweep_done
+
+    (alone, est_alone), = assumed_estimates(["transfer-sweeps"], tmp_path / "a")
+    assert mark_lr_sweep_done(tmp_path / "b") == 96
+    (_, est_after), = assumed_estimates(["transfer-sweeps"], tmp_path / "b")
+    assert "muon 48 of 72 pending (24 from lr-sweep)" in est_after.detail
+    assert "wd-rules 70 of 74 pending (4 from lr-sweep)" in est_after.detail
+    assert 0 < est_after.seconds < est_alone.seconds < 20 * 60      # a few minutes per plan
+    assert main(["spectral"]) == 2
+
+
 def test_copy_shared_runs_takes_final_runs_of_the_plan_once(tmp_path):
     from advisor.runspec import RunSpec
     from advisor.store import ResultsStore
