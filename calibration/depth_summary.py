@@ -66,10 +66,15 @@ def _notes(rows: list[DepthRow]) -> list[str]:
             for line in edge_note(f"alpha {a:g}", "depth(s)", v["edge"])]
 
 
+def summary_lines(rows: list[DepthRow]) -> list[str]:
+    """The summary's printed lines: the table, then the notes."""
+    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
+
+
 def main(argv=None) -> int:
     """``python -m calibration.depth_summary STORE [--plot PNG]``: the table, notes, plot."""
     return summary_main(argv, "transfer in depth: best LR and loss per depth", depth_rows,
-                        lambda rows: [markdown_table(rows).rstrip("\n"), *_notes(rows)], plot,
+                        summary_lines, plot,
                         "write the loss-vs-LR panels here (PNG)")
 
 

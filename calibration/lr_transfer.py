@@ -118,10 +118,16 @@ def pow2(lr: float) -> str:
 
 def cell_text(row) -> str:
     """A table cell: best LR and best loss, or ``-`` for a missing cell."""
-    return "-" if row is None else f"{pow2(row.best_lr)}, {row.best_loss:.3f}"
+    if row is None:
+        return "-"
+    if not math.isfinite(row.best_loss):
+        return "all diverged"
+    return f"{pow2(row.best_lr)}, {row.best_loss:.3f}"
 
 
 def verdict_text(v: dict) -> str:
+    if not math.isfinite(v["max_shift"]):
+        return "no (no best LR where every run diverged)"
     return ("yes" if v["ok"] else "no") + f" (max shift {v['max_shift']:g})"
 
 

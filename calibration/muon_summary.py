@@ -11,6 +11,7 @@ bytes); diverged runs count as +inf.
 """
 from __future__ import annotations
 
+import math
 import sys
 
 from advisor.errors import AdvisorError
@@ -63,7 +64,9 @@ def markdown_table(rows: list[ArmRow]) -> str:
     def minus_ref(muon):
         def text(cells, width):
             rm, ra = cells.get((muon, width)), cells.get((ref, width))
-            return "-" if rm is None or ra is None else f"{rm.best_loss - ra.best_loss:+.3f}"
+            if rm is None or ra is None or not math.isfinite(rm.best_loss - ra.best_loss):
+                return "-"
+            return f"{rm.best_loss - ra.best_loss:+.3f}"
         return text
 
     extra = [(f"{m} - {ref} (nats)", minus_ref(m))
@@ -81,15 +84,21 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     lines = []
     for a, v in transfer_verdicts(rows).items():
         lines.append(f"{a}: smooth optimum log2(LR) by width "
-                     + ", ".join(f"{w}: {x:.2f}" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
+                     + ", ".join(f"{w}: {x:.2f}" if math.isfinite(x) else f"{w}: - (best at a "
+                                 f"grid end)" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
         lines += edge_note(a, "width(s)", v["edge"])
     return lines
+
+
+def summary_lines(rows: list[ArmRow]) -> list[str]:
+    """The summary's printed lines: the table, then the notes."""
+    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
 
 
 def main(argv=None) -> int:
     """``python -m calibration.muon_summary STORE [--plot PNG]``: the table, notes, plot."""
     return summary_main(argv, "Muon vs AdamW: best LR and loss per width", arm_rows,
-                        lambda rows: [markdown_table(rows).rstrip("\n"), *_notes(rows)], plot,
+                        summary_lines, plot,
                         "write the loss-vs-LR panels here (PNG)")
 
 

@@ -154,6 +154,11 @@ def rule_verdicts(rows: list[WdRow], base_width: int) -> dict:
     return out
 
 
+def _signed(x: float, digits: int) -> str:
+    """``+0.50``-style text of a shift; ``-`` when it is not finite (no knee, no best)."""
+    return f"{x:+.{digits}f}" if math.isfinite(x) else "-"
+
+
 def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = None) -> str:
     """Per rule and width: best wd and loss, its gain over weight decay 0 (``no_decay``:
     width -> loss, when run), the shift of the best and of the knee from the base width
@@ -169,9 +174,9 @@ def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = N
             ref = no_decay.get(w)
             gain = "-" if ref is None else f"{d['best_loss'][i] - ref:+.4f}"
             lines.append(f"| {rule} | {w} | {pow2(d['best_wd'][i])} | {d['best_loss'][i]:.4f} | "
-                         f"{gain} | {d['shift_pow2'][i]:+.1f} | "
+                         f"{gain} | {_signed(d['shift_pow2'][i], 1)} | "
                          f"{'-' if not math.isfinite(k) else f'{2 ** k:.3g}'} | "
-                         f"{d['knee_shift_pow2'][i]:+.2f} | {d['predicted_pow2'][i]:+.1f} |")
+                         f"{_signed(d['knee_shift_pow2'][i], 2)} | {d['predicted_pow2'][i]:+.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -114,6 +114,117 @@ def test_figure_shows_units_and_missing_values():
     assert Figure("s", "k", "gap", value=float("inf")).shown() == "inf"
 
 
+def test_the_stages_run_in_issue_18s_order_with_the_transfer_sweeps_last():
+    from bench.gpu_suite.stages import all_stages
+
+    stages = all_stages()
+    assert [(s.order, s.name) for s in stages] == list(enumerate(
+        ["gpu-tests", "lr-sweep", "throughput", "spectral", "calibration", "transfer",
+         "schedule", "transfer-sweeps"], start=1))
+    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--list"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("8. transfer-sweeps:")
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_stage_8_copies_only_runs_that_stage_2_really_trains(tmp_path, smoke):
+    """gpu-muon-sweep's muP AdamW arm (24 runs) and gpu-wd-rules' weight-decay-0 runs (4) are
+    gpu-lr-sweep runs; the toy plans share the same way, so the smoke run covers the copy."""
+    from bench.gpu_suite.sizes import sizes
+    from bench.gpu_suite.stages.sweeps import load_suite_plan
+
+    sz = sizes(smoke)
+    lr_ids = {s.run_id for s in load_suite_plan(sz["lr_sweep"]["plan"], tmp_path).specs}
+    want = {"muon": (8, 14) if smoke else (24, 72), "depth": (0, 12) if smoke else (0, 84),
+            "wd_rules": (2, 18) if smoke else (4, 74)}
+    for key, cfg in sz["transfer_sweeps"].items():
+        (tmp_path / key).mkdir()
+        specs = load_suite_plan(cfg["plan"], tmp_path / key).specs
+        shared = [s for s in specs if s.run_id in lr_ids]
+        assert (len(shared), len(specs)) == want[key], key
+        assert bool(shared) == ("lr-sweep" in cfg.get("share", ()))
+        if key == "muon":
+            assert {s.optimizer for s in shared} == {"muadamw"}
+        if key == "wd_rules":
+            assert {s.weight_decay for s in shared} == {0.0}
+
+
+def test_muon_and_adamw_runs_of_one_shape_train_in_separate_stacks(tmp_path):
+    """calibration.stacked_optim cannot stack Muon with AdamW members: gpu-muon-sweep's
+    same-width runs of the two optimizers must be separate units (they once shared one and
+    every run of it failed)."""
+    from calibration.sweep import group_specs
+    from bench.gpu_suite.stages.sweeps import load_suite_plan
+
+    groups = group_specs(load_suite_plan("gpu-muon-sweep", tmp_path).specs)
+    assert len(groups) == 8                       # 4 widths x {AdamW, Muon (both conventions)}
+    assert all(len({s.optimizer for s in g}) == 1 for g in groups)
+
+
+def test_newton_schulz_flops_and_muon_stacks_cost_more():
+    from advisor.runspec import RunSpec
+    from bench.gpu_suite.stages.sweeps import newton_schulz_flops, stack_seconds
+
+    # one block, width 2, ffn 3: 4 x (4*2*2*2 + 2*8) + 3 x (4*2*2*3 + 2*8) = 4 x 48 + 3 x 64
+    assert newton_schulz_flops(2, 3, 1, 1) == 384.0
+    assert newton_schulz_flops(2, 3, 2, 5) == 10 * 384.0
+    probe = {"eager": {"floor_s": 0.0, "rate_flops": 1e12}}
+    adam = [RunSpec(width=1024, depth=4, lr=2.0 ** -k) for k in (8, 9)]
+    muon = [RunSpec(width=1024, depth=4, lr=2.0 ** -k, optimizer="muon") for k in (4, 5)]
+    t_adam, t_muon = stack_seconds(adam, probe, 256), stack_seconds(muon, probe, 256)
+    # at width 1024 the orthogonalisation is a large share of a 32 x 256-token step
+    assert 1.3 < t_muon / t_adam < 1.7
+    assert stack_seconds(adam + muon, probe, 256) == pytest.approx(t_adam + t_muon)
+
+
+def test_the_assumed_full_size_estimate_leaves_out_what_stage_2_supplies(tmp_path):
+    from bench.gpu_suite.assumed import assumed_estimates, main, mark_lr_sweep_done
+
+    (alone, est_alone), = assumed_estimates(["transfer-sweeps"], tmp_path / "a")
+    assert mark_lr_sweep_done(tmp_path / "b") == 96
+    (_, est_after), = assumed_estimates(["transfer-sweeps"], tmp_path / "b")
+    assert "muon 48 of 72 pending (24 from lr-sweep)" in est_after.detail
+    assert "wd-rules 70 of 74 pending (4 from lr-sweep)" in est_after.detail
+    assert 0 < est_after.seconds < est_alone.seconds < 20 * 60      # a few minutes per plan
+    assert main(["spectral"]) == 2
+
+
+def test_copy_shared_runs_takes_final_runs_of_the_plan_once(tmp_path):
+    from advisor.runspec import RunSpec
+    from advisor.store import ResultsStore
+    from bench.gpu_suite.stages.transfer_sweeps import copy_shared_runs, shared_final_ids
+
+    a, b, c = (RunSpec(width=64, lr=2.0 ** -k) for k in (6, 7, 8))
+    curve = {"step": [0, 10], "tokens": [0, 100], "lr": [0.1, 0.1], "train_loss": [3.0, 2.0],
+             "val_loss": [3.1, 2.1]}
+    with ResultsStore.open_or_create(tmp_path / "src") as st:
+        st.record(a.run_id, a.settings(), "finished", curve=curve, final_val_loss=2.1)
+        st.record(b.run_id, b.settings(), "failed", error="boom")
+        st.record(c.run_id, c.settings(), "diverged")
+        other = RunSpec(width=128)
+        st.record(other.run_id, other.settings(), "finished", final_val_loss=1.0)
+    sources = [tmp_path / "src", tmp_path / "absent"]
+    assert shared_final_ids([a, b, c], sources) == {a.run_id, c.run_id}
+    assert copy_shared_runs([a, b, c], sources, tmp_path / "dst") == 2
+    assert copy_shared_runs([a, b, c], sources, tmp_path / "dst") == 0       # once
+    with ResultsStore.open(tmp_path / "dst") as st:
+        got = {r.run_id: r for r in st.runs()}
+        assert set(got) == {a.run_id, c.run_id}
+        assert got[a.run_id].final_val_loss == 2.1 and got[c.run_id].status == "diverged"
+        assert list(st.curve(a.run_id)["val_loss"]) == [3.1, 2.1]
+
+
+def test_the_knee_figure_is_words_never_nan():
+    from bench.gpu_suite.stages.transfer_sweeps import knee_text
+
+    d = {"widths": [128, 256, 1024], "predicted_pow2": [0.0, 0.5, 1.5],
+         "knee_shift_pow2": [0.0, -0.2, -0.94]}
+    assert knee_text(d) == "-0.94 at width 1024 vs 128; predicted +1.5"
+    d["knee_shift_pow2"][-1] = float("nan")
+    assert knee_text(d) == "no knee in the grid (width 128 or 1024); predicted +1.5"
+    assert knee_text({"widths": [128], "predicted_pow2": [0.0], "knee_shift_pow2": [0.0]}) is None
+
+
 # ---------------------------------------------------------------- bundle
 
 def test_bundle_fits_the_device_limits_and_restores(tmp_path):
@@ -242,6 +353,91 @@ def test_a_failing_stage_is_recorded_and_the_exit_code_says_so(tmp_path, monkeyp
     assert "ValueError" in (tmp_path / "b" / "error.txt").read_text()
 
 
+def _tiny_transfer_sweeps() -> dict:
+    """Stage 8 at the least size that still has every path: 5 stacks of 10-step runs."""
+    from bench.gpu_suite.sizes import SMOKE, _TOY_SETTINGS
+
+    toy = dict(_TOY_SETTINGS, parameterization="mup")
+    plans = {
+        "muon": {"share": ("lr-sweep",), "plan": {
+            "name": "t-muon", "description": "t", "settings": dict(toy, width=16, lr=2 ** -6),
+            "grid": [{"optimizer": ["muadamw", "muon"]}]}},
+        "depth": {"plan": {
+            "name": "t-depth", "description": "t",
+            "settings": dict(toy, width=16, base_depth=1, lr=2 ** -6, depth_alpha=1.0),
+            "grid": [{"depth": [1, 2]}]}},
+        "wd_rules": {"plan": {
+            "name": "t-wd", "description": "t", "settings": dict(toy, lr=2 ** -6),
+            "grid": [{"width": [16], "weight_decay": [1.0]},
+                     {"width": [32], "wd_rule": ["mup", "none"], "weight_decay": [1.0]}]}},
+    }
+    return dict(SMOKE, transfer_sweeps=plans)
+
+
+def test_stage_8_stops_between_stacks_and_resumes_from_its_stores(tmp_path):
+    from advisor.store import ResultsStore
+    from bench.gpu_suite.stages.base import Ctx
+    from bench.gpu_suite.stages.sweeps import load_suite_plan
+    from bench.gpu_suite.stages.transfer_sweeps import TransferSweepsStage
+
+    sz = _tiny_transfer_sweeps()
+    probe = {"eager": {"floor_s": 1e-3, "rate_flops": 1e10},
+             "software": {"torch": "x", "torch_cuda": None}}
+    logs = []
+    ctx = Ctx(out=tmp_path, smoke=True, device="cpu", sizes=sz, probe=probe,
+              deadline=Deadline(1e9), compile="never", log=logs.append)
+    # stage 2 already trained the muP AdamW run (a stand-in record with a marked loss)
+    (tmp_path / "m").mkdir()
+    adam = next(s for s in load_suite_plan(sz["transfer_sweeps"]["muon"]["plan"],
+                                           tmp_path / "m").specs if s.optimizer == "muadamw")
+    with ResultsStore.open_or_create(tmp_path / "lr-sweep" / "store") as st:
+        st.record(adam.run_id, adam.settings(), "finished", final_val_loss=5.4321)
+    stage = TransferSweepsStage()
+    est = stage.estimate(ctx)
+    assert [u.label.split(":")[0] for u in est.units] == ["muon", "depth", "depth",
+                                                          "wd-rules", "wd-rules"]
+    assert "muon 1 of 2 pending (1 from lr-sweep)" in est.detail
+    left = [2]                                   # the budget holds two stacks this call
+
+    def two_units(seconds):
+        left[0] -= 1
+        return left[0] >= 0
+
+    ctx.unit_fits = two_units
+    first = stage.run(ctx, est)
+    assert first.status == "partial" and "wd-rules: 0/3 runs" in first.note
+    figs = {f.key: f.value for f in first.figures}
+    assert figs["runs"] == "2/2; 1/2; 0/3" and figs["muon_spectral_shift"] == 0.0
+    assert "completep_shift" not in figs                  # depth not complete: no figure yet
+    assert "  muon: 1 runs copied from lr-sweep (same run ids)" in logs
+    stores = {sub: tmp_path / "transfer-sweeps" / sub / "store" for sub in ("muon", "depth")}
+
+    def recorded():
+        out = {}
+        for d in stores.values():
+            with ResultsStore.open(d) as st:
+                out |= {r.run_id: (r.recorded_at, r.final_val_loss) for r in st.runs()}
+        return out
+
+    before = recorded()
+    assert before[adam.run_id][1] == 5.4321               # copied, not retrained
+    est2 = stage.estimate(ctx)
+    assert [u.label.split(":")[0] for u in est2.units] == ["depth", "wd-rules", "wd-rules"]
+    ctx.unit_fits = lambda seconds: True
+    second = stage.run(ctx, est2)
+    assert second.status == "done" and second.note == ""
+    after = recorded()
+    assert all(after[k] == v for k, v in before.items())  # nothing trained twice
+    assert len(after) == len(before) + 1
+    figs = {f.key: f for f in second.figures}
+    assert figs["runs"].value == "2/2; 2/2; 3/3" and figs["runs"].met is True
+    assert figs["completep_shift"].met is (figs["completep_shift"].value <= 1)
+    assert "no knee in the grid" in figs["knee_none"].value or "predicted +1.0" in \
+        figs["knee_none"].value
+    md = (tmp_path / "transfer-sweeps" / "results.md").read_text()
+    assert md.count("\n## ") == 3 and "(muon/muon.png)" in md
+
+
 # ---------------------------------------------------------------- command line
 
 @pytest.mark.parametrize("args, message", [
@@ -309,6 +505,25 @@ def _returned_files(out: Path) -> list[Path]:
     return files
 
 
+def _check_transfer_sweeps(suite: Path, summary: dict, log: str) -> None:
+    """Stage 8 of a finished smoke run: each sub-sweep's summary and plot, its figures, and
+    the runs copied from stage 2's store instead of retrained."""
+    t = suite / "transfer-sweeps"
+    for sub, head in (("muon", "| width | AdamW (muP): best LR, loss | Muon spectral: best LR"),
+                      ("depth", "| depth | alpha 0: best LR, loss | alpha 1: best LR, loss |"),
+                      ("wd-rules", "| rule | width | best wd | best loss | best - wd 0")):
+        md = (t / sub / "results.md").read_text()
+        assert head in md and f"![" in md and "Redo: `python -m calibration." in md, sub
+        assert (t / sub / f"{sub}.png").stat().st_size > 1000
+    assert "8 runs copied from lr-sweep" in log and "2 runs copied from lr-sweep" in log
+    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "8. transfer-sweeps"}
+    assert len(rows) == 6 and all(r["value"] != "-" for r in rows.values()), rows
+    assert rows["runs final / planned (muon; depth; wd rules)"]["value"] == "14/14; 12/12; 18/18"
+    assert "predicted +1.0" in rows["wd rule none: knee shift (x2) vs predicted"]["value"]
+    assert summary["stages"]["transfer-sweeps"]["pngs"] == [
+        f"transfer-sweeps/{s}/{s}.png" for s in ("muon", "depth", "wd-rules")]
+
+
 @pytest.mark.slow
 def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_path):
     _probe_wheel(tmp_path / "whl")
@@ -321,16 +536,18 @@ def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     status = {k: v["status"] for k, v in summary["stages"].items()}
     assert status == dict.fromkeys(["gpu-tests", "lr-sweep", "throughput", "spectral",
-                                    "calibration", "transfer", "schedule"], "done"), status
+                                    "calibration", "transfer", "schedule", "transfer-sweeps"],
+                                   "done"), status
     # every promised figure is in the summary; the toy run marks itself as no result
     assert len(summary["rows"]) >= 20
     assert all("toy, not a result" in row["verdict"] for row in summary["rows"]
                if row["verdict"] != "not run")
     log = (out / "suite.log").read_text()
-    assert log.rstrip().splitlines()[-1].startswith("| 7. schedule |")   # the summary is last
+    assert log.rstrip().splitlines()[-1].startswith("| 8. transfer-sweeps |")   # summary last
     assert re.search(r"1\. gpu-tests: estimate [\d.]+ s", log) and "actual" in log
     law = (suite / "calibration" / "proxy-stdlib.yaml").read_text()
     assert "measured_on:" in law and "torch:" in law
+    _check_transfer_sweeps(suite, summary, log)
     # a later call on a fresh machine resumes from the bundle: nothing is redone
     out2 = tmp_path / "OUT2"
     r2 = _device_call(tmp_path, out2, tmp_path / "suite2", "--smoke --threads 1",

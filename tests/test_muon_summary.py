@@ -66,3 +66,24 @@ def test_cli_on_a_missing_store_is_one_error_line(tmp_path, capsys):
     assert main([str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_notes_say_so_when_the_best_is_at_a_grid_end_never_nan():
+    from calibration.muon_summary import summary_lines
+
+    runs = [run("muon", w, 2.0 ** k, 3.0 + 0.1 * k) for w in (16, 32) for k in (-6, -5, -4)]
+    lines = summary_lines(arm_rows(runs))
+    assert "nan" not in "\n".join(lines).lower()
+    assert "Muon spectral: smooth optimum log2(LR) by width 16: - (best at a grid end), " \
+           "32: - (best at a grid end)" in lines
+
+
+def test_a_width_where_every_run_diverged_is_said_in_words():
+    runs = [run("muon", 16, 2.0 ** k, 3.0 + 0.1 * (k + 5) ** 2) for k in (-6, -5, -4)]
+    runs += [run("muon", 32, 2.0 ** k, math.nan, status="diverged") for k in (-6, -5, -4)]
+    runs += [run("muadamw", w, 2.0 ** -7, 3.1) for w in (16, 32)]
+    table = markdown_table(arm_rows(runs))
+    assert table.splitlines()[3].endswith("| all diverged | - |")       # Muon - AdamW at 32
+    assert "| 32 | 2^-7, 3.100 | all diverged |" in table
+    assert "no (no best LR where every run diverged)" in table
+    assert "nan" not in table.lower() and "inf" not in table.lower()

@@ -89,3 +89,11 @@ def test_plot_and_cli(tmp_path, capsys):
     assert out.stat().st_size > 1000
     assert main([str(tmp_path / "nothing-here")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_curve_without_a_knee_shows_a_dash_not_nan():
+    """Loss still falling at the top of the grid: no knee, so no knee shift to print."""
+    runs = [run("mup", w, 2.0 ** k, 2.0 - 0.01 * k) for w in (BASE, 64) for k in range(-3, 1)]
+    table = markdown_table(wd_rows(runs), BASE)
+    assert "nan" not in table.lower()
+    assert "| mup | 64 | 2^0 | 2.0000 | - | +0.0 | - | - | +0.0 |" in table

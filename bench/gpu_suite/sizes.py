@@ -16,6 +16,12 @@ FULL = {
     "calibration": dict(plan="gpu-calibration"),
     "transfer": dict(lr_pow2=(-12, -5), width=None),
     "schedule": dict(args=["--width", "256", "--depth", "4", "--steps", "4000"]),
+    # stage 8, in this order; "share": finished runs of these stages' stores with the same
+    # run ids are copied in instead of retrained (gpu-muon-sweep's muP AdamW arm and
+    # gpu-wd-rules' weight-decay-0 runs are runs of gpu-lr-sweep's muP arm)
+    "transfer_sweeps": dict(muon=dict(plan="gpu-muon-sweep", share=("lr-sweep",)),
+                            depth=dict(plan="gpu-depth-sweep"),
+                            wd_rules=dict(plan="gpu-wd-rules", share=("lr-sweep",))),
 }
 
 # Toy plans, written into the suite directory at run time (same keys as recipes/plans).
@@ -46,6 +52,29 @@ SMOKE = {
     "schedule": dict(args=["--width", "16", "--depth", "1", "--steps", "60", "--batch", "4",
                            "--seq", "16", "--warmup", "6", "--eval-interval", "6",
                            "--law", "tissue", "--model", "head_dim=8,base_width=16"]),
+    "transfer_sweeps": dict(
+        # the muP AdamW arm is the toy lr-sweep's muP arm (same run ids: copied, not retrained)
+        muon=dict(share=("lr-sweep",), plan={
+            "name": "smoke-muon-sweep", "description": "toy Muon vs muP AdamW (suite smoke run)",
+            "settings": dict(_TOY_SETTINGS, init_std_hidden=0.113, parameterization="mup"),
+            "grid": [{"optimizer": ["muadamw"], "width": [16, 32], "lr": {"pow2": [-8, -5]}},
+                     {"optimizer": ["muon"], "muon_convention": ["spectral"], "width": [16, 32],
+                      "lr": {"pow2": [-6, -4]}}]}),
+        depth=dict(plan={
+            "name": "smoke-depth-sweep", "description": "toy transfer in depth (suite smoke run)",
+            "settings": dict(_TOY_SETTINGS, width=16, base_depth=1, parameterization="mup"),
+            "grid": [{"depth_alpha": [0.0, 1.0], "depth": [1, 2], "lr": {"pow2": [-7, -5]}}]}),
+        # its weight-decay-0 runs are toy lr-sweep muP runs (LR 2^-6), copied as at full size
+        wd_rules=dict(share=("lr-sweep",), plan={
+            "name": "smoke-wd-rules", "description": "toy weight decay x width x wd rule "
+                                                     "(suite smoke run)",
+            "settings": dict(_TOY_SETTINGS, init_std_hidden=0.113, parameterization="mup",
+                             optimizer="muadamw", lr=2 ** -6),
+            "grid": [{"width": [16], "wd_rule": ["mup"], "weight_decay": {"pow2": [1, 4]}},
+                     {"width": [32], "wd_rule": ["mup", "sqrt", "none"],
+                      "weight_decay": {"pow2": [1, 4]}},
+                     {"width": [16, 32], "wd_rule": ["mup"], "weight_decay": [0.0]}]}),
+    ),
 }
 
 

@@ -7,10 +7,12 @@ from bench.gpu_suite.stages.spectral import SpectralStage
 from bench.gpu_suite.stages.tests import TestsStage
 from bench.gpu_suite.stages.throughput import ThroughputStage
 from bench.gpu_suite.stages.transfer import TransferStage
+from bench.gpu_suite.stages.transfer_sweeps import TransferSweepsStage
 
 
 def all_stages() -> list:
     stages = [TestsStage(), LRSweepStage(), ThroughputStage(), SpectralStage(),
-              CalibrationStage(), TransferStage(), ScheduleStage()]
+              CalibrationStage(), TransferStage(), ScheduleStage(),
+              TransferSweepsStage()]
     assert [s.order for s in stages] == list(range(1, len(stages) + 1))
     return stages

@@ -1,7 +1,7 @@
 """Stage 7: schedule-law accuracy on our own proxy curves (bench/bench_schedule_proxy.py at
 its GPU size): five runs at one peak LR, the law fitted on constant + cosine, the final loss
 of the three held-out schedules predicted. Runs are kept in the stage's store, so a cut-off
-stage resumes at the next run. The Muon and depth sweeps join here once their issues land.
+stage resumes at the next run. The Muon and depth sweeps are stage 8 (transfer_sweeps.py).
 
 Units: relative error of the predicted final training loss; pairs of schedules whose final
 losses the law orders differently from the measurement ("discordant")."""

@@ -46,17 +46,34 @@ def choose_compile(specs, ctx, vocab_size: int) -> list:
     compile_s = ctx.probe["compile"]["compile_s"]
     out = []
     for group in group_specs(specs):
-        f = _member_step_flops(group[0], vocab_size) * len(group)
+        f = sum(_member_step_flops(s, vocab_size) for s in group)
         pays = compile_pays(compile_s, eager.step_s(f), compiled.step_s(f),
                             max(s.steps for s in group))
         out += [dataclasses.replace(s, compile="always" if pays else "never") for s in group]
     return out
 
 
+def newton_schulz_flops(width: int, ffn_hidden: int, depth: int, ns_steps: int) -> float:
+    """FLOPs of one optimizer step's Newton-Schulz orthogonalisation of every hidden matrix
+    of a proxy (per block: 4 of width x width, 3 of width x ffn_hidden). One iteration on an
+    a x b matrix (a <= b) forms X X^T (2 a^2 b), its square (2 a^3) and the product with X
+    (2 a^2 b): 4 a^2 b + 2 a^3, as counted in recipes/plans/gpu-muon-sweep.yaml. Pure."""
+    def one(a, b):
+        a, b = min(a, b), max(a, b)
+        return 4.0 * a * a * b + 2.0 * a ** 3
+
+    return ns_steps * depth * (4 * one(width, width) + 3 * one(width, ffn_hidden))
+
+
 def _member_step_flops(spec, vocab_size: int) -> float:
+    """Training FLOPs of one step of one run (forward + backward; Muon's Newton-Schulz added)."""
     from calibration.model import flops_per_token
 
-    return flops_per_token(spec.model_config(vocab_size=vocab_size)) * spec.tokens_per_step
+    cfg = spec.model_config(vocab_size=vocab_size)
+    f = flops_per_token(cfg) * spec.tokens_per_step
+    if spec.optimizer == "muon":
+        f += newton_schulz_flops(cfg.width, cfg.ffn_hidden, cfg.depth, spec.muon_ns_steps)
+    return f
 
 
 def stack_seconds(group, probe: dict, vocab_size: int) -> float:
@@ -70,7 +87,8 @@ def stack_seconds(group, probe: dict, vocab_size: int) -> float:
     eval_flops = evals * s0.eval_sequences * s0.seq_len * fpt / 3.0   # forward only
     compiled = s0.compile == "always"
     compile_s = probe.get("compile", {}).get("compile_s", 0.0) if compiled else 0.0
-    return sweep_seconds(steps, len(group), fpt * s0.tokens_per_step,
+    per_member = sum(_member_step_flops(s, vocab_size) for s in group) / len(group)
+    return sweep_seconds(steps, len(group), per_member,
                          step_model(probe, compiled=compiled), compile_s, eval_flops)
 
 
@@ -86,7 +104,10 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
     groups, units = [], []
     for group in group_specs([s for s in specs if s.run_id not in done]):
         s0 = group[0]
-        label = (f"{s0.parameterization} w{s0.width} {max(s.steps for s in group)} steps x "
+        alpha = dict(s0.model).get("depth_alpha")
+        label = (f"{s0.parameterization} w{s0.width} d{s0.depth}"
+                 + ("" if alpha is None else f" alpha {alpha:g}")
+                 + f" {max(s.steps for s in group)} steps x "
                  f"{s0.batch_size}x"
                  f"{s0.seq_len} ({len(group)} runs, "
                  f"{'compiled' if s0.compile == 'always' else 'eager'})")
