@@ -144,34 +144,12 @@ def test_results_store_reads_like_the_csv(tmp_path, grid):
         assert by_name[r["exp_name"]] == float(r["bs"]) * 2048
 
 
-def _mup_store(path, rng):
-    """A results store of muP runs (base width 32) whose loss is a bowl around a planted
-    optimum: what `advisor calibrate` writes, without the training."""
-    from advisor.runspec import RunSpec
+def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, capsys,
+                                                                    record_mup_sweep):
     from advisor.store import ResultsStore
 
-    store = ResultsStore.create(path)
-    for width in (32, 64, 128):
-        N = 2 * (4 * width ** 2 + 3 * width * round(2.75 * width))
-        for tokens in (2 ** 21, 2 ** 23):
-            lr0, b0 = 0.05 * (N / 1e5) ** -0.5, 0.5 * tokens ** 0.5
-            for lr in lr0 * np.geomspace(1 / 8, 8, 7):
-                for batch in (8, 16, 32):
-                    spec = RunSpec(width=width, depth=2, lr=float(lr), batch_size=batch,
-                                   seq_len=64, tokens=tokens, seed=0,
-                                   model={"head_dim": 16, "base_width": 32})
-                    u, v = np.log(lr / lr0), np.log(batch * 64 / b0)
-                    L = (2 + 30 / N ** 0.15) * (1 + 0.01 * u ** 2 + 0.004 * v ** 2) \
-                        * (1 + 3e-4 * rng.standard_normal())
-                    store.record(spec.run_id, spec.settings(), "finished",
-                                 final_train_loss=float(L), n_params_non_embedding=N,
-                                 curve={"step": [spec.steps], "tokens": [tokens], "lr": [lr],
-                                        "train_loss": [float(L)], "val_loss": [float("nan")]})
-    store.close()
-
-
-def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, capsys):
-    _mup_store(tmp_path / "sweep", np.random.default_rng(1))
+    with ResultsStore.create(tmp_path / "sweep") as store:
+        record_mup_sweep(store, np.random.default_rng(1))
     table = load_runs(tmp_path / "sweep")
     assert (table.lr_convention, table.mup_base_width) == ("mup_base", 32)
     laws = {}

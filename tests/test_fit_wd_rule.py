@@ -24,34 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 HIDDEN = "hidden matrices (attention q/k/v/o, MLP)"
 
 
-def _record_sweep(store, wd_rule: str, seed: int, rng) -> int:
-    """Record a muP sweep (base width 32; 2 widths x 2 budgets x 5 LRs x 3 batches) run under
-    ``wd_rule`` with weight decay 0.1; returns the number of runs."""
-    from advisor.runspec import RunSpec
-
-    n = 0
-    for width in (32, 64):
-        N = 2 * (4 * width ** 2 + 3 * width * round(2.75 * width))
-        for tokens in (2 ** 21, 2 ** 23):
-            lr0, b0 = 0.05 * (N / 1e5) ** -0.5, 0.5 * tokens ** 0.5
-            for lr in lr0 * np.geomspace(1 / 4, 4, 5):
-                for batch in (8, 16, 32):
-                    spec = RunSpec(width=width, depth=2, lr=float(lr), batch_size=batch,
-                                   seq_len=64, tokens=tokens, seed=seed, weight_decay=0.1,
-                                   wd_rule=wd_rule, model={"head_dim": 16, "base_width": 32})
-                    u, v = np.log(lr / lr0), np.log(batch * 64 / b0)
-                    L = (2 + 30 / N ** 0.15) * (1 + 0.01 * u ** 2 + 0.004 * v ** 2) \
-                        * (1 + 3e-4 * rng.standard_normal())
-                    store.record(spec.run_id, spec.settings(), "finished",
-                                 final_train_loss=float(L), n_params_non_embedding=N,
-                                 curve={"step": [spec.steps], "tokens": [tokens], "lr": [lr],
-                                        "train_loss": [float(L)], "val_loss": [float("nan")]})
-                    n += 1
-    return n
-
-
 @pytest.fixture(scope="module")
-def mixed_store(tmp_path_factory):
+def mixed_store(tmp_path_factory, record_mup_sweep):
     """One store, two rules: the sqrt runs have another seed, so nothing but the rule column
     tells them apart from the mup runs (no duplicate check would catch the pooling)."""
     from advisor.store import ResultsStore
@@ -59,8 +33,10 @@ def mixed_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("wd") / "sweep"
     store = ResultsStore.create(path)
     rng = np.random.default_rng(3)
-    counts = {"mup": _record_sweep(store, "mup", 0, rng),
-              "sqrt": _record_sweep(store, "sqrt", 1, rng)}
+    # 2 widths x 2 budgets x 5 LRs x 3 batches per rule, weight decay 0.1
+    counts = {rule: record_mup_sweep(store, rng, widths=(32, 64), lr_span=4.0, n_lrs=5,
+                                     seed=seed, weight_decay=0.1, wd_rule=rule)
+              for rule, seed in (("mup", 0), ("sqrt", 1))}
     store.close()
     return path, counts
 
