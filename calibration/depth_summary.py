@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 
 from advisor.errors import AdvisorError
-from calibration.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer
-from calibration.summary_cli import edge_note, summary_main
+from calibration.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer, table_then_notes
 from calibration.lr_transfer import transfer_verdicts as _verdicts
+from calibration.summary_cli import edge_note, summary_main
 
 
 class DepthRow(LRRow):
@@ -66,9 +66,7 @@ def _notes(rows: list[DepthRow]) -> list[str]:
             for line in edge_note(f"alpha {a:g}", "depth(s)", v["edge"])]
 
 
-def summary_lines(rows: list[DepthRow]) -> list[str]:
-    """The summary's printed lines: the table, then the notes."""
-    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
+summary_lines = table_then_notes(markdown_table, _notes)   # rows -> the printed lines
 
 
 def main(argv=None) -> int:

@@ -81,6 +81,20 @@ def smooth_optimum(row: LRRow) -> float:
     return float(-a[1] / (2 * a[0])) if a[0] > 0 else math.nan
 
 
+def rows_by_arm(rows: list) -> dict:
+    """``{arm: its rows sorted by size}``, arms in the rows' order."""
+    by_arm = defaultdict(list)
+    for r in rows:
+        by_arm[r.arm].append(r)
+    return {arm: sorted(rs, key=lambda r: r.size) for arm, rs in by_arm.items()}
+
+
+def table_then_notes(table, notes):
+    """A summary's printed lines, as a function of its rows: ``table(rows)``, then
+    ``notes(rows)``."""
+    return lambda rows: [table(rows).rstrip("\n"), *notes(rows)]
+
+
 def transfer_verdicts(rows: list[LRRow], sizes_name: str = "sizes") -> dict:
     """arm -> {sizes (also under ``sizes_name``), best LRs, smoothed optima, best losses,
     shift in factors of 2 from the smallest size, ok, edge}, arms in the rows' order.
@@ -89,12 +103,8 @@ def transfer_verdicts(rows: list[LRRow], sizes_name: str = "sizes") -> dict:
     ``ok``: at most 1 (the optimum stays within one factor of 2). ``edge``: sizes whose best LR
     is at an end of the grid (the optimum may lie outside it).
     """
-    by_arm = defaultdict(list)
-    for r in rows:
-        by_arm[r.arm].append(r)
     out = {}
-    for arm, rs in by_arm.items():
-        rs.sort(key=lambda r: r.size)
+    for arm, rs in rows_by_arm(rows).items():
         ref = rs[0].best_lr
         shifts = [abs(math.log2(r.best_lr / ref)) if math.isfinite(r.best_lr) and
                   math.isfinite(ref) else math.inf for r in rs]

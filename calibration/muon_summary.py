@@ -15,9 +15,9 @@ import math
 import sys
 
 from advisor.errors import AdvisorError
-from calibration.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer
-from calibration.summary_cli import edge_note, summary_main
+from calibration.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer, table_then_notes
 from calibration.lr_transfer import transfer_verdicts as _verdicts
+from calibration.summary_cli import edge_note, summary_main
 
 ARM_ORDER = ("AdamW (muP)", "AdamW", "Muon spectral", "Muon match_rms_adamw")
 
@@ -90,9 +90,7 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     return lines
 
 
-def summary_lines(rows: list[ArmRow]) -> list[str]:
-    """The summary's printed lines: the table, then the notes."""
-    return [markdown_table(rows).rstrip("\n"), *_notes(rows)]
+summary_lines = table_then_notes(markdown_table, _notes)   # rows -> the printed lines
 
 
 def main(argv=None) -> int:

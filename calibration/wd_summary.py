@@ -27,9 +27,10 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.optim_rules import WD_WIDTH_RULES
-from calibration.lr_transfer import LRRow, final_loss, loss_cells, pow2, rows_from_cells
+from calibration.lr_transfer import (LRRow, final_loss, loss_cells, pow2, rows_by_arm,
+                                     rows_from_cells)
 
-RULE_ORDER = ("mup", "sqrt", "none")
+RULE_ORDER = tuple(WD_WIDTH_RULES)      # mup, sqrt, none: the table and plot order
 KNEE_NATS = 0.02
 
 
@@ -129,12 +130,8 @@ def rule_verdicts(rows: list[WdRow], base_width: int) -> dict:
     """rule -> {widths, best_wd, best_loss, shift_pow2 (best wd vs the base width's, in
     factors of 2, signed), knee_log2, knee_shift_pow2, predicted_pow2 (log2 m^(1-e)), edge
     (widths whose best is at an end of the grid)}."""
-    by_rule = defaultdict(list)
-    for r in rows:
-        by_rule[r.rule].append(r)
     out = {}
-    for rule, rs in by_rule.items():
-        rs.sort(key=lambda r: r.width)
+    for rule, rs in rows_by_arm(rows).items():
         ref = next(r for r in rs if r.width == base_width)
         e = WD_WIDTH_RULES[rule]
         knees = [knee(r) for r in rs]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from advisor.optim_rules import WD_WIDTH_RULES
 from bench.gpu_suite.budget import Estimate, Unit
 from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages import sweeps
@@ -31,7 +32,7 @@ from bench.gpu_suite.state import write_json, write_text
 SUBS = (("muon", "muon", "Muon vs muP AdamW across widths"),
         ("depth", "depth", "transfer in depth (depth exponents 0 / 0.5 / 1)"),
         ("wd_rules", "wd-rules", "weight decay x width under the three weight-decay rules"))
-WD_RULES = ("mup", "sqrt", "none")
+WD_RULES = tuple(WD_WIDTH_RULES)        # mup, sqrt, none
 FINAL = ("finished", "diverged")
 
 
