@@ -41,6 +41,12 @@ def test_params_spellings_agree(spelling):
     ["recommend", "--params", "7e9", "--laws", "/nonexistent/laws.yaml"],
     ["compare", "--params", "-1"],
     ["laws", "--show", "nope"],
+    # usage errors (click's): an unknown choice, option, a missing required option
+    ["recommend", "--params", "7e9", "--wd-rule", "linear"],
+    ["recommend", "--params", "7e9", "--format", "bogus"],
+    ["recommend", "--params", "7e9", "--no-such-option"],
+    ["recommend"],
+    ["no-such-command"],
 ])
 def test_bad_input_gives_one_line_and_exit_2(args):
     r = advisor(*args)
