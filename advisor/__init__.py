@@ -16,6 +16,6 @@ __all__ = ["AdvisorError", "recommend", "__version__"]
 
 def __getattr__(name):  # lazy, so `import advisor` stays fast
     if name == "recommend":
-        from advisor.recommendation import recommend
+        from advisor.recommendation.core import recommend
         return recommend
     raise AttributeError(name)

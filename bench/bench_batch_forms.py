@@ -29,7 +29,7 @@ fitter, not re-implemented:
 - "optima, precision-weighted": per-cell quadratic optima (advisor.fit.optima), power laws
   through them weighted by 1 / (bootstrap variance of ln optimum).
 
-Run: nice -n 10 python bench/bench_batch_forms.py [--json OUT] [--quick]
+Run: nice -n 10 python -m bench.bench_batch_forms [--json OUT] [--quick]
 (~6-10 min of one core; --quick scores only the two surface laws and the diagnosis).
 """
 from __future__ import annotations
@@ -39,21 +39,21 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from advisor.fit.lr_batch import fit_lr_batch, holdout_folds  # noqa: E402
-from advisor.fit.gaps import cell_gap, summarize  # noqa: E402
-from advisor.fit.optima import all_optima  # noqa: E402
-from advisor.fit.powerlaw import fit_power_law  # noqa: E402
-from advisor.fit.surface import SurfaceOptions, fit_surface  # noqa: E402
-from advisor.runs import load_runs  # noqa: E402
-from advisor.yamlio import atomic_write_text  # noqa: E402
+from advisor.fit.lr_batch import fit_lr_batch, holdout_folds
+from advisor.fit.gaps import cell_gap, summarize
+from advisor.fit.optima import all_optima
+from advisor.fit.powerlaw import fit_power_law
+from advisor.fit.surface import SurfaceOptions, fit_surface
+from advisor.runs.table import load_runs
+from advisor.common.yamlio import atomic_write_text
 
 GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / \
     "steplaw_dense_lr_bs_loss.csv"

@@ -1,6 +1,6 @@
 """Cold start of `advisor recommend`: wall time of a fresh process, against a bare Python.
 
-    python bench/bench_cold_start.py [--repeat 20]
+    python -m bench.bench_cold_start [--repeat 20]
 
 Prints the median and 90th percentile of `advisor recommend --params 7e9 --format json` in a
 new process each time, beside `python -c pass` and `python -c "import numpy"` measured in the
@@ -45,7 +45,7 @@ def main():
         print(f"{name:<48} {med:>9.3f} {p90:>7.3f}")
     extra = medians[rows[2][0]] - medians[rows[1][0]]
     print(f"recommend minus 'import numpy': {extra:+.3f} s (target: at most +0.200 s)")
-    probe = subprocess.run([py, "-c", "import sys; from advisor.recommendation import recommend;"
+    probe = subprocess.run([py, "-c", "import sys; from advisor.recommendation.core import recommend;"
                             "recommend(7e9); print('torch' in sys.modules, "
                             "'numpy' in sys.modules)"],
                            capture_output=True, text=True, check=True)

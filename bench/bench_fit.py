@@ -9,7 +9,7 @@ ln batch) relative to the cell's best run, smoothed loss (Li et al. 2025's measu
 - our joint-surface fit (the default of `advisor fit`: the average over six window and
   robust-scale settings), each cell held out; and one surface at a single setting;
 
-and the wall time to fit the full grid. Run: python bench/bench_fit.py [--json OUT]
+and the wall time to fit the full grid. Run: python -m bench.bench_fit [--json OUT]
 
 With ``--extrapolation`` it instead scores every candidate form (method x batch-law
 variables) three ways -- in-sample, leave-one-cell-out (interpolation) and the four
@@ -23,20 +23,20 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
 
-from advisor.fit.lr_batch import (cross_validate, extrapolation_cv,  # noqa: E402
+from advisor.fit.lr_batch import (cross_validate, extrapolation_cv,
                                   extrapolation_summary, fit_lr_batch, in_sample)
-from advisor.fit.gaps import cell_gap, lawset_gaps, summarize  # noqa: E402
-from advisor.fit.pipeline import fit_sweep  # noqa: E402
-from advisor.fit.surface import SurfaceOptions, ensemble_options  # noqa: E402
-from advisor.lawset import load_lawset  # noqa: E402
-from advisor.runs import load_runs  # noqa: E402
-from advisor.yamlio import atomic_write_text  # noqa: E402
+from advisor.fit.gaps import cell_gap, lawset_gaps, summarize
+from advisor.fit.pipeline import fit_sweep
+from advisor.fit.surface import SurfaceOptions, ensemble_options
+from advisor.laws.lawset import load_lawset
+from advisor.runs.table import load_runs
+from advisor.common.yamlio import atomic_write_text
 
 GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / \
     "steplaw_dense_lr_bs_loss.csv"

@@ -13,7 +13,7 @@ for: the authors' published constants (thu-yao-01-luo/MultiPowerLaw, src/config.
 our fits of both laws, and "ours" (law and fitting procedure chosen by cross-validation on
 the training curves only). Also: the time to fit a 10,000-point curve.
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_schedule.py [--out table.md]
+    PYTHONPATH=. /work/venv/bin/python -m bench.bench_schedule [--out table.md]
 """
 from __future__ import annotations
 

@@ -1,25 +1,22 @@
 """Schedule laws on our own proxy runs: fit on two schedules, predict three others.
 
-Trains a small muP proxy (calibration.train) under five LR schedules at one peak LR, stores
+Trains a small muP proxy (calibration.train.single) under five LR schedules at one peak LR, stores
 the runs in a results store (resumable: finished runs are not retrained), fits a schedule
 law on constant + one long-decay schedule (cosine to 10%) read back from the store, and
 predicts the final loss of WSD (20% 1-sqrt, 50% linear) and linear-to-zero runs. Writes a
 table and an overlay plot (measured solid, predicted dashed, LR on a second axis).
 
-    /work/venv/bin/python bench/bench_schedule_proxy.py --device cpu --out /tmp/sched_proxy
+    /work/venv/bin/python -m bench.bench_schedule_proxy --device cpu --out /tmp/sched_proxy
     (GPU: --device cuda --width 256 --depth 4 --steps 4000)
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FIT = ("constant", "cosine:final=0.1")
 TEST = ("wsd:cooldown=0.2,shape=1-sqrt,final=0", "wsd:cooldown=0.5,shape=linear,final=0",
@@ -48,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
 
 def proxy_specs(args) -> dict:
     """{schedule: RunSpec} of the five runs (fit schedules first)."""
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
 
     model = {}
     for item in filter(None, args.model.split(",")):
@@ -68,7 +65,7 @@ def proxy_specs(args) -> dict:
 def train_missing(specs: dict, store, data, device: str, keep_going=lambda spec: True) -> int:
     """Train the runs the store lacks, one at a time, recording each as it ends; stop
     before a run when ``keep_going(spec)`` is false. Returns how many are still missing."""
-    from calibration.train import train_run
+    from calibration.train.single import train_run
 
     done = store.final_ids()
     missing = 0
@@ -145,8 +142,8 @@ def analyse(args, specs: dict, out: Path) -> dict:
 def main(argv=None):
     args = parser().parse_args(argv)
 
-    from calibration.data import load_data
-    from advisor.store import ResultsStore
+    from calibration.train.data import load_data
+    from advisor.runs.store import ResultsStore
 
     out = Path(args.out)
     store = ResultsStore.open_or_create(out / "store")

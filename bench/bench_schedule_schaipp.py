@@ -19,7 +19,7 @@ with ``advisor schedule fit``'s code, then on every other curve at that peak LR 
 and, across peak LRs, the final-loss error of a law fitted at one peak LR asked about the
 other's curves (``--peak-lr`` of the other).
 
-    /work/venv/bin/python bench/bench_schedule_schaipp.py [--out table.md] [--laws cv,multipower,valley]
+    /work/venv/bin/python -m bench.bench_schedule_schaipp [--out table.md] [--laws cv,multipower,valley]
 
 Results of each fit are cached under /tmp/bench_schedule_schaipp (delete to refit).
 """
@@ -30,19 +30,16 @@ import hashlib
 import itertools
 import json
 import pickle
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from advisor.schedule.curves import load_csv  # noqa: E402
-from advisor.schedule.fitting import FitOptions, fit_law, predict_curve  # noqa: E402
-from advisor.schedule.lawfile import build_document, dump_schedule_law, load_schedule_law  # noqa: E402
-from advisor.schedule.optimize import final_loss, optimize  # noqa: E402
-from advisor.schedule.select import CANDIDATES, select_and_fit  # noqa: E402
+from advisor.schedule.curves import load_csv
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
+from advisor.schedule.lawfile import build_document, dump_schedule_law, load_schedule_law
+from advisor.schedule.optimize import final_loss, optimize
+from advisor.schedule.select import CANDIDATES, select_and_fit
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "schaipp_lr_schedules"
 LRS = ("0.0005", "0.002")

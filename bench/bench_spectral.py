@@ -1,8 +1,8 @@
 """Benchmark of the spectral diagnostics (calibration/spectral): top singular values of a
 Llama-7B-shaped layer stack, and the cost of a Hessian-vector product.
 
-    python bench/bench_spectral.py --device cuda                 # H100: 3 layers of 7B shapes
-    python bench/bench_spectral.py --device cpu --hidden 512 --ffn 1376 --layers 2
+    python -m bench.bench_spectral --device cuda                 # H100: 3 layers of 7B shapes
+    python -m bench.bench_spectral --device cpu --hidden 512 --ffn 1376 --layers 2
 
 SVD part: every matrix of ``--layers`` blocks (q, k, v, o: hidden x hidden; gate, up:
 ffn x hidden; down: hidden x ffn), random Gaussian (the hard case for power iteration: tiny

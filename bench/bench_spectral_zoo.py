@@ -1,13 +1,13 @@
 """The spectral check over the model zoo: confusion table, first-named cause, time per model.
 
-    python bench/bench_spectral_zoo.py --widths 64,128,256 --seeds 4
-    python bench/bench_spectral_zoo.py --widths 128,256,512 --seeds 4 --only issue15,rotary
-    python bench/bench_spectral_zoo.py ... --json out.json      # rows per model, written atomically
-    python bench/bench_spectral_zoo.py --steady --widths 64,128,256 --seeds 2 --steps 300
+    python -m bench.bench_spectral_zoo --widths 64,128,256 --seeds 4
+    python -m bench.bench_spectral_zoo --widths 128,256,512 --seeds 4 --only issue15,rotary
+    python -m bench.bench_spectral_zoo ... --json out.json      # rows per model, written atomically
+    python -m bench.bench_spectral_zoo --steady --widths 64,128,256 --seeds 2 --steps 300
         # steady-state mode on the issue-15 model under each weight-decay width rule
-    python bench/bench_spectral_zoo.py --wd-sweep --widths 64,256 --steps 300 --seq-len 32
+    python -m bench.bench_spectral_zoo --wd-sweep --widths 64,256 --steps 300 --seq-len 32
         # weight decay x width at fixed LR under each rule: does the best weight decay transfer?
-    python bench/bench_spectral_zoo.py --mechanism --widths 64,128,256,512,1024 --seeds 4
+    python -m bench.bench_spectral_zoo --mechanism --widths 64,128,256,512,1024 --seeds 4
         # issue 15's false alarm: attention output RMS and concentration against width
 
 Correct models (``zoo.CORRECT``) should come out ``pass``; broken ones (``zoo.BROKEN``)
@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
@@ -150,7 +148,7 @@ def wd_sweep(args) -> int:
     import numpy as np
     import torch
 
-    from calibration.data import load_data
+    from calibration.train.data import load_data
     from calibration.spectral import zoo
     from calibration.spectral.invariance import text_batches
 

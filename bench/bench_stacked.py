@@ -1,13 +1,13 @@
 """Stacked versus one-at-a-time training of a full LR sweep, measured side by side in one run.
 
-    python bench/bench_stacked.py                        # GPU if present, else CPU (small)
-    python bench/bench_stacked.py --device cuda --widths 128 256 512 1024 --json out.json
-    python bench/bench_stacked.py --device cpu --threads 1              # the CPU figures in README
+    python -m bench.bench_stacked                        # GPU if present, else CPU (small)
+    python -m bench.bench_stacked --device cuda --widths 128 256 512 1024 --json out.json
+    python -m bench.bench_stacked --device cpu --threads 1              # the CPU figures in README
 
 For every width, the same sweep (``--lrs`` learning rates a factor of 2 apart, times
 ``--seeds`` seeds) of the muP proxy (recipes/families/proxy-llama.yaml) on the embedded stdlib
-corpus is trained twice: one run at a time through ``calibration.train.train_run`` (what a
-sweep does without stacking) and as stacks through ``calibration.group.train_stack``
+corpus is trained twice: one run at a time through ``calibration.train.single.train_run`` (what a
+sweep does without stacking) and as stacks through ``calibration.train.group.train_stack``
 (members per stack chosen from free GPU memory, or ``--stack-max``). Both paths use what
 ``advisor calibrate`` uses on that device (bf16 autocast and torch.compile on CUDA, fp32
 eager on the CPU).
@@ -16,7 +16,7 @@ Reported per width and path: model-tokens/s (tokens trained per second summed ov
 members) in steady state, i.e. between the end of step ``--warmup`` and the last timed step,
 which leaves out model building, torch.compile and the final evaluation; the end-to-end
 wall time of the whole sweep as well; the stacked/one-at-a-time ratio; and model FLOP
-utilisation (FLOPs per token from ``calibration.model.flops_per_token``: 6 x matmul
+utilisation (FLOPs per token from ``calibration.model.proxy.flops_per_token``: 6 x matmul
 parameters + attention, PaLM appendix B) against the device's peak (datasheet dense bf16 on a
 known GPU; on the CPU a measured fp32 GEMM rate, see bench/bench_throughput.py).
 
@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 GPU_DEFAULTS = dict(widths=[128, 256, 512, 1024], depth=4, batch=64, seq_len=256, steps=60,
                     warmup=20)
@@ -42,7 +40,7 @@ CPU_DEFAULTS = dict(widths=[32, 64, 128], depth=2, batch=8, seq_len=64, steps=24
 
 def sweep_specs(width: int, args) -> list:
     """The sweep at one width: LRs 2^lo .. 2^(lo+lrs-1) x seeds, one evaluation at the end."""
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
 
     model = {"head_dim": args.head_dim} if args.head_dim else {}
     base = RunSpec(width=width, depth=args.depth, batch_size=args.batch, seq_len=args.seq_len,
@@ -76,7 +74,7 @@ class StepClock:
 
 
 def one_at_a_time(specs, data, device, args) -> dict:
-    from calibration.train import train_run
+    from calibration.train.single import train_run
 
     class Clock:
         def __init__(self):
@@ -106,8 +104,8 @@ def one_at_a_time(specs, data, device, args) -> dict:
 
 
 def stacked(specs, data, device, args) -> dict:
-    from calibration.group import train_stack
-    from calibration.stacked import split_evenly
+    from calibration.train.group import train_stack
+    from calibration.train.stacked import split_evenly
 
     clock = StepClock(device)
     t0 = time.perf_counter()
@@ -182,7 +180,7 @@ def apply_presets(args, device: str) -> None:
 def bench_width(width: int, args, data, device: str, peak: float) -> dict:
     """One width: the sweep one run at a time, then stacked; model-tokens/s, speedups and
     MFU against ``peak`` (FLOP/s)."""
-    from calibration.model import flops_per_token
+    from calibration.model.proxy import flops_per_token
 
     specs = sweep_specs(width, args)
     cfg = specs[0].model_config(vocab_size=data.vocab_size)
@@ -206,7 +204,7 @@ def bench_width(width: int, args, data, device: str, peak: float) -> dict:
 
 def warm_up(args, data, device: str) -> None:
     """One untimed short run, so that neither path pays the process's first-call costs."""
-    from calibration.train import train_run
+    from calibration.train.single import train_run
 
     warm = dataclasses.replace(sweep_specs(args.widths[0], args)[0],
                                tokens=2 * args.batch * args.seq_len, eval_interval=2)
@@ -231,9 +229,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from bench_throughput import device_peak
-    from calibration.data import load_data
-    from calibration.runtime import resolve_device
+    from bench.bench_throughput import device_peak
+    from calibration.train.data import load_data
+    from calibration.train.runtime import resolve_device
 
     device = resolve_device(args.device)
     apply_presets(args, device)
@@ -253,7 +251,7 @@ def main(argv=None) -> int:
     print(markdown_table(rows), end="")
     out = {"device": name, "peak_flops": peak, "peak_source": peak_src,
            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "command": "python bench/bench_stacked.py " + " ".join(sys.argv[1:] if argv is None
+           "command": "python -m bench.bench_stacked " + " ".join(sys.argv[1:] if argv is None
                                                                   else argv),
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "rows": rows}

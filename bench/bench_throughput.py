@@ -1,8 +1,8 @@
 """Training throughput of the proxy family per width: tokens/s and model FLOP utilisation.
 
-    python bench/bench_throughput.py                       # GPU if present, else CPU
-    python bench/bench_throughput.py --device cpu --widths 64 128 256 --steps 10
-    python bench/bench_throughput.py --json bench_throughput.json
+    python -m bench.bench_throughput                       # GPU if present, else CPU
+    python -m bench.bench_throughput --device cpu --widths 64 128 256 --steps 10
+    python -m bench.bench_throughput --json bench_throughput.json
 
 Each width trains ``--steps`` timed steps (after ``--warmup`` untimed ones, which also absorb
 torch.compile) of the muP proxy from recipes/families/proxy-llama.yaml on the stdlib corpus,
@@ -18,11 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Dense bf16 tensor-core peaks, FLOP/s, from NVIDIA datasheets (without sparsity).
 GPU_PEAKS = {
@@ -82,9 +79,9 @@ def device_peak(device: str, measured: bool = False) -> tuple[str, float, str]:
 def bench_width(width: int, args, data) -> dict:
     import torch
 
-    from advisor.runspec import RunSpec
-    from calibration.data import BatchSampler
-    from calibration.model import build_model, build_optimizer, compute_loss, flops_per_token
+    from advisor.specs.runspec import RunSpec
+    from calibration.train.data import BatchSampler
+    from calibration.model.proxy import build_model, build_optimizer, compute_loss, flops_per_token
 
     spec = RunSpec(width=width, depth=args.depth, batch_size=args.batch_size,
                    seq_len=args.seq_len, tokens=args.batch_size * args.seq_len,
@@ -152,8 +149,8 @@ def main(argv=None):
 
     import torch
 
-    from calibration.data import load_data
-    from calibration.runtime import resolve_device
+    from calibration.train.data import load_data
+    from calibration.train.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

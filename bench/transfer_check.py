@@ -24,7 +24,7 @@ training steps resume where they stopped if a command is cut off, so just run it
         --schedule "wsd:warmup=0.05,cooldown=0.2,shape=linear" --cv
     advisor plot runs/gpu-calibration --laws recipes/laws/proxy-stdlib.yaml \\
         --select parameterization=mup --out recipes/laws/proxy-stdlib/
-    python bench/transfer_check.py --calibration runs/gpu-calibration \\
+    python -m bench.transfer_check --calibration runs/gpu-calibration \\
         --laws recipes/laws/proxy-stdlib.yaml --out runs/gpu-transfer \\
         --table runs/gpu-transfer/transfer.md --json runs/gpu-transfer/transfer.json \\
         --plot runs/gpu-transfer/transfer.png
@@ -37,7 +37,7 @@ size (widths 16-32, 2 budgets, held-out width 128, 40 steps; not a result).
 On the CPU the same script runs at toy size against a CPU sweep, e.g.::
 
     advisor calibrate cpu-lr-sweep --out /tmp/cpu-sweep --device cpu
-    python bench/transfer_check.py --calibration /tmp/cpu-sweep --out /tmp/cpu-transfer \\
+    python -m bench.transfer_check --calibration /tmp/cpu-sweep --out /tmp/cpu-transfer \\
         --lr-pow2 -10 -4 --device cpu
 """
 from __future__ import annotations
@@ -51,9 +51,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from advisor.errors import AdvisorError  # noqa: E402
+from advisor.errors import AdvisorError
 
 # The settings that define one calibration cell besides width and LR.
 CELL_KEYS = ("family", "depth", "parameterization", "batch_size", "seq_len", "tokens",
@@ -139,10 +138,10 @@ def _most_common(values):
 
 
 def run(args) -> int:
-    from advisor.lawset import load_lawset
-    from advisor.plan import Plan
-    from advisor.store import ResultsStore
-    from advisor.runspec import RunSpec
+    from advisor.laws.lawset import load_lawset
+    from advisor.specs.plan import Plan
+    from advisor.runs.store import ResultsStore
+    from advisor.specs.runspec import RunSpec
 
     cal = ResultsStore.open(args.calibration)
     try:
@@ -179,7 +178,7 @@ def run(args) -> int:
     mup_lr, mup_loss = best_lr({r.settings["lr"]: (r.final_val_loss if r.status == "finished"
                                                     else math.inf) for r in top})
     held = dataclasses.replace(ref, width=width, stack=True, lr=1.0)
-    from calibration.data import load_data
+    from calibration.train.data import load_data
     cfg = held.model_config(vocab_size=load_data(held.data).vocab_size)
     n_total, n_nonemb = _param_counts(cfg)
     D = held.tokens_per_step * held.steps
@@ -210,7 +209,7 @@ def run(args) -> int:
         print(f"  {name}: lr {lr:.4g}" + (f"  [{'; '.join(notes[name])}]"
                                            if notes.get(name) else ""))
     if not args.no_train:
-        from calibration.sweep import run_sweep
+        from calibration.sweep.executors import run_sweep
 
         plan = Plan("transfer-check", f"held-out width {width}", "bench/transfer_check.py",
                     tuple(specs))
@@ -253,7 +252,7 @@ def run(args) -> int:
             "width": width, "calibrated_max_width": w_max, "N_non_embedding": n_nonemb,
             "N_total": n_total, "D": D, "notes": notes, "device": device,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "command": "python bench/transfer_check.py " + " ".join(sys.argv[1:]),
+            "command": "python -m bench.transfer_check " + " ".join(sys.argv[1:]),
         }, indent=2, default=str))
     if args.plot:
         plot(grid, rows, width, args.plot)
@@ -262,7 +261,7 @@ def run(args) -> int:
 
 def _param_counts(cfg) -> tuple[int, int]:
     """(total, non-embedding) parameters of the proxy, counted on the meta device."""
-    from calibration.model import build_model, count_params
+    from calibration.model.proxy import build_model, count_params
 
     return count_params(build_model(cfg, device="meta"))
 

@@ -1,11 +1,11 @@
 """The evidence behind docs/trust.md, and the data files it ships (CPU, about a minute).
 
-    python bench/trust_evidence.py [--external ../shared/data/external] [--write]
+    python -m bench.trust_evidence [--external ../shared/data/external] [--write]
 
 Reads recipes/published/configs.yaml (published runs and tuned optima) and the Step Law grid;
 prints, per shipped law set and for the evidence fit, the log2 ratio of its LR and batch to
 every evidence point (median, sd, RMS; by kind and by setup group), the coverage and width
-of the 95% interval of advisor/uncertainty.py measured leave-one-setup-out, and the loss
+of the 95% interval of advisor/recommendation/uncertainty.py measured leave-one-setup-out, and the loss
 curvature of the Step Law grid. With --write it writes (atomically)
 
 * recipes/laws/evidence-fit.yaml: lr = c N^a D^b, batch = c' N^a' D^b' fitted to all
@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from advisor import evidence as ev  # noqa: E402
-from advisor import uncertainty as un  # noqa: E402
-from advisor.lawset import dump_lawset, load_lawset, load_shipped  # noqa: E402
-from advisor.published import load_published, shape_from_spec  # noqa: E402
-from advisor.recommendation import DEFAULT_LOSS_LAW, law_table  # noqa: E402
-from advisor.trust import credible_laws  # noqa: E402
-from advisor.yamlio import atomic_write_text  # noqa: E402
+from advisor.fit import evidence as ev
+from advisor.recommendation import uncertainty as un
+from advisor.laws.lawset import dump_lawset, load_lawset, load_shipped
+from advisor.laws.published import load_published, shape_from_spec
+from advisor.recommendation.core import DEFAULT_LOSS_LAW, law_table
+from advisor.recommendation.trust import credible_laws
+from advisor.common.yamlio import atomic_write_text
 
 LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan")
 QUANTITIES = (("lr", "learning_rate", "learning_rate"),
@@ -162,7 +160,7 @@ def coverage_logo(points, preds, key, qi, kap, law_coef=None, credible=None):
 
 
 def in_sample_coverage(points, preds, out):
-    """Coverage of the run-time interval (advisor/trust.py) on the evidence itself."""
+    """Coverage of the run-time interval (advisor/recommendation/trust.py) on the evidence itself."""
     fit = load_lawset("evidence-fit") if (REPO / "recipes/laws/evidence-fit.yaml").exists() \
         else None
     res = {}
@@ -357,7 +355,7 @@ def write_files(points, out):
          "source": {"citation": "this repository: bench/trust_evidence.py on "
                                 "recipes/published/configs.yaml and the Step Law grid",
                     "url": "docs/trust.md",
-                    "checked": "refit by `python bench/trust_evidence.py --write`; "
+                    "checked": "refit by `python -m bench.trust_evidence --write`; "
                                "tests/test_recommend_trust.py checks the constants"},
          "conventions": {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",
                          "weight_decay": "coupled",
@@ -365,12 +363,12 @@ def write_files(points, out):
                                      "(SmolLM2, Marin), multi-step (DeepSeek)"},
          "laws": laws,
          "provenance": {"setups": groups, "points": len(points),
-                        "command": "python bench/trust_evidence.py --write"},
+                        "command": "python -m bench.trust_evidence --write"},
          "notes": "Practice (published runs) and optima (tuned sweeps) both enter: the law "
                   "is where independent setups landed, not an optimum of one setup."}
     dump_lawset(d, REPO / "recipes" / "laws" / "evidence-fit.yaml")
     trust = {"schema": "hp-advisor/trust/v1",
-             "command": "python bench/trust_evidence.py --write",
+             "command": "python -m bench.trust_evidence --write",
              "inputs": ["recipes/published/configs.yaml",
                         "shared/data/external/steplaw_dense_lr_bs_loss.csv"],
              **out}

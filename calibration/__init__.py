@@ -9,8 +9,8 @@ Modules (torch is imported only by the ones that train):
 - ``sweep``: executors (in-process, one process per GPU, Ray) and the progress bar.
 - ``coordcheck``: the muP coordinate check.
 
-The torch-free parts live in advisor/: run specs (``advisor.runspec``), the proxy
-configuration (``advisor.proxyspec``), plans (``advisor.plan``), the results store
-(``advisor.store``) and its summaries (``advisor.summary``). This package imports advisor/,
+The torch-free parts live in advisor/: run specs (``advisor.specs.runspec``), the proxy
+configuration (``advisor.specs.proxyspec``), plans (``advisor.specs.plan``), the results store
+(``advisor.runs.store``) and its summaries (``advisor.runs.summary``). This package imports advisor/,
 never the reverse (tests/test_layers.py).
 """

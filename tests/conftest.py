@@ -36,7 +36,7 @@ def _record_mup_sweep(store, rng, *, widths=(32, 64, 128), lr_span=8.0, n_lrs=7,
     final train loss is a bowl in (ln lr, ln batch) around a planted optimum, with 3e-4
     relative noise: what ``advisor calibrate`` writes, without the training. Returns the
     number of runs; ``spec_fields`` go to every RunSpec (e.g. weight_decay, wd_rule)."""
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
 
     n = 0
     for width in widths:

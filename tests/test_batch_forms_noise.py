@@ -8,7 +8,7 @@ import pytest
 
 from bench.bench_batch_forms import Fits, noise_floor, surface_residuals
 from advisor.fit.surface import SurfaceOptions
-from advisor.runs import load_runs
+from advisor.runs.table import load_runs
 
 
 @pytest.fixture(scope="module")

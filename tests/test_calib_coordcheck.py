@@ -4,7 +4,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from calibration.coordcheck import coord_check
+from calibration.spectral.coordcheck import coord_check
 
 WIDTHS = (32, 64, 128, 256)
 

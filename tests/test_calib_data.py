@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from advisor.errors import AdvisorError
-from calibration.data import heldout_windows, load_data
+from calibration.train.data import heldout_windows, load_data
 
 
 def test_stdlib_corpus_is_split_deterministically_and_disjointly():

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
 from advisor.errors import AdvisorError
-from calibration.model import (ProxyConfig, build_model, build_optimizer, compute_loss,
+from calibration.model.proxy import (ProxyConfig, build_model, build_optimizer, compute_loss,
                                count_params)
 
 TINY = dict(depth=2, head_dim=16, base_width=32, seq_len=32)
@@ -136,6 +136,6 @@ def test_unknown_family_and_setting():
 
 
 def test_store_plan_and_package_import_without_torch():
-    code = ("import sys, calibration, advisor.store, advisor.summary; "
+    code = ("import sys, calibration, advisor.runs.store, advisor.runs.summary; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.store import STEPLAW_COLUMNS, ResultsStore, write_steplaw_csv
+from advisor.runs.store import STEPLAW_COLUMNS, ResultsStore, write_steplaw_csv
 
 SETTINGS = dict(width=64, depth=2, lr=0.01, weight_decay=0.0, batch_size=8, seq_len=64,
                 tokens=51200, schedule="constant", seed=0, parameterization="mup",
@@ -144,7 +144,7 @@ def test_a_live_lease_is_respected_a_dead_or_expired_one_taken_over(tmp_path):
     import os
     import time
 
-    from advisor.store import new_owner_id
+    from advisor.runs.store import new_owner_id
 
     st = ResultsStore.create(tmp_path)
     me = new_owner_id()
@@ -184,7 +184,7 @@ def test_a_live_lease_is_respected_a_dead_or_expired_one_taken_over(tmp_path):
 def test_the_heartbeat_renews_leases_and_exit_releases_them(tmp_path):
     import time
 
-    from advisor.store import LeaseKeeper
+    from advisor.runs.store import LeaseKeeper
 
     st = ResultsStore.create(tmp_path)
     with LeaseKeeper(st, ttl_s=1.0) as lease:
@@ -203,7 +203,7 @@ def test_the_heartbeat_renews_leases_and_exit_releases_them(tmp_path):
 
 
 def test_the_lease_length_comes_from_the_environment(monkeypatch):
-    from advisor.store import LEASE_TTL_S, lease_ttl_s
+    from advisor.runs.store import LEASE_TTL_S, lease_ttl_s
 
     monkeypatch.delenv("ADVISOR_LEASE_TTL_S", raising=False)
     assert lease_ttl_s() == LEASE_TTL_S

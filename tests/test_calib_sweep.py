@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("mup")
 
 from advisor.cli import main
-from advisor.store import ResultsStore
+from advisor.runs.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -85,7 +85,7 @@ def test_plans_beyond_memory_or_time_are_refused_saying_what_they_need(
 
 
 def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
-    from advisor.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
+    from advisor.specs.plan import (MAX_RUN_S, MIN_STEP_S, run_bytes, run_seconds_lower_bound)
 
     small = run_bytes(64, 2, 176, 4, 256, 64, 8)
     assert 512 * 2 ** 20 < small < 600 * 2 ** 20          # the overhead dominates a proxy
@@ -98,8 +98,8 @@ def test_run_estimates_are_plain_arithmetic_and_grow_with_the_run():
 
 
 def test_long_runs_never_hold_a_step_sized_schedule_array():
-    from advisor.lr_schedule import parse_schedule
-    from calibration.runtime import MultiplierStream
+    from advisor.rules.lr_schedule import parse_schedule
+    from calibration.train.runtime import MultiplierStream
 
     for spec in ("wsd:warmup=10,cooldown=0.3,shape=1-sqrt", "cosine:warmup=0.05",
                  "step:at=0.5,to=0.1", "constant"):
@@ -327,11 +327,11 @@ def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease
         tmp_path, one_torch_thread):
     """A stacked unit whose third member another host holds: the two free members train as
     a stack; when the other host's lease expires (no heartbeat), the third is taken over."""
-    from calibration.data import load_data
-    from advisor.store import LeaseKeeper
-    from calibration.sweep import claim_loop, work_units
-    from advisor.runspec import RunSpec
-    from calibration.group import train_group
+    from calibration.train.data import load_data
+    from advisor.runs.store import LeaseKeeper
+    from calibration.sweep.executors import claim_loop, work_units
+    from advisor.specs.runspec import RunSpec
+    from calibration.train.group import train_group
 
     model = {k: TINY_SETTINGS[k] for k in ("head_dim", "base_width")}
     base = {k: v for k, v in TINY_SETTINGS.items() if k not in model}
@@ -368,11 +368,11 @@ def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease
 
 
 def test_a_sweep_stacks_runs_that_differ_only_in_token_budget():
-    """One key (advisor.runspec.stack_key) decides what stacks: 2 widths x 2 token budgets
+    """One key (advisor.specs.runspec.stack_key) decides what stacks: 2 widths x 2 token budgets
     x 3 LRs with stack: true are 2 work units (one per width), not 4; without stacking each
     run is its own unit."""
-    from advisor.runspec import RunSpec
-    from calibration.sweep import work_units
+    from advisor.specs.runspec import RunSpec
+    from calibration.sweep.executors import work_units
 
     base = dict(depth=2, batch_size=4, seq_len=32, model={"head_dim": 16, "base_width": 32})
     specs = [RunSpec(**base, width=w, tokens=t, lr=lr, stack=True)

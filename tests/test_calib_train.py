@@ -7,11 +7,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from advisor.lr_schedule import parse_schedule
-from calibration.data import load_data
-from advisor.runspec import RunSpec
-from calibration.group import train_group
-from calibration.train import train_run
+from advisor.rules.lr_schedule import parse_schedule
+from calibration.train.data import load_data
+from advisor.specs.runspec import RunSpec
+from calibration.train.group import train_group
+from calibration.train.single import train_run
 
 TINY = dict(width=32, depth=2, batch_size=4, seq_len=32, eval_interval=5, eval_sequences=16,
             model={"head_dim": 16, "base_width": 32})
@@ -96,7 +96,7 @@ def test_cuda_run_with_bf16_and_compile(data):
 
 
 def test_stacked_groups_go_to_train_stack_and_agree_with_single_runs(data):
-    pytest.importorskip("calibration.stacked")
+    pytest.importorskip("calibration.train.stacked")
     tiny = dict(TINY, tokens=4 * 32 * 10)
     stacked = train_group([RunSpec(lr=lr, stack=True, **tiny) for lr in (2 ** -7, 2 ** -6)],
                           data, "cpu")

@@ -81,7 +81,7 @@ def law_file(tmp_path):
 
 @pytest.fixture
 def store_dir(tmp_path):
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
     d = tmp_path / "sweep"
     ResultsStore.create(d).close()
     return d

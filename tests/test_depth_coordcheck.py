@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from calibration.coordcheck import depth_coord_check
+from calibration.spectral.coordcheck import depth_coord_check
 
 DEPTHS = (2, 4, 8, 16)
 

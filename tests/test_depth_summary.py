@@ -1,12 +1,12 @@
-"""calibration/depth_summary.py: best LR per depth and per alpha, read from a results store."""
+"""calibration/analyze/depth_summary.py: best LR per depth and per alpha, read from a results store."""
 import math
 import subprocess
 import sys
 
 import pytest
 
-from calibration.depth_summary import depth_rows, markdown_table, plot, transfer_verdicts
-from advisor.store import ResultsStore
+from calibration.analyze.depth_summary import depth_rows, markdown_table, plot, transfer_verdicts
+from advisor.runs.store import ResultsStore
 
 LRS = [2.0 ** k for k in range(-9, -3)]
 
@@ -54,10 +54,10 @@ def test_plot_and_cli(store, tmp_path):
     with ResultsStore.open(store) as st:
         plot(depth_rows(st.runs()), tmp_path / "fig" / "d.png")
     assert (tmp_path / "fig" / "d.png").stat().st_size > 1000
-    r = subprocess.run([sys.executable, "-m", "calibration.depth_summary", str(store)],
+    r = subprocess.run([sys.executable, "-m", "calibration.analyze.depth_summary", str(store)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "alpha 1: best LR, loss" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "calibration.depth_summary", str(tmp_path / "none")],
+    r = subprocess.run([sys.executable, "-m", "calibration.analyze.depth_summary", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 

@@ -1,4 +1,4 @@
-"""The depth view of `advisor recommend` (advisor/depth_view.py) and what the exports carry."""
+"""The depth view of `advisor recommend` (advisor/recommendation/depth_view.py) and what the exports carry."""
 import json
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from advisor import recommend
-from advisor.depth_view import depth_view, export_notes
+from advisor.recommendation.depth_view import depth_view, export_notes
 from advisor.errors import AdvisorError
 from advisor.export import export
 

@@ -21,8 +21,8 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from advisor.plan import load_plan
-from advisor.store import ResultsStore
+from advisor.specs.plan import load_plan
+from advisor.runs.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")

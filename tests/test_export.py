@@ -8,7 +8,7 @@ import yaml
 
 from advisor import recommend
 from advisor.export import FORMATS, export
-from advisor.lr_schedule import parse_schedule
+from advisor.rules.lr_schedule import parse_schedule
 
 
 @pytest.fixture(scope="module")

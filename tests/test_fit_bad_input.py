@@ -135,7 +135,7 @@ def test_evaluate_needs_a_law_or_cross_validation(capsys, grid):
 def test_diverged_runs_are_kept_and_cap_the_lr_optimum(rows):
     """A diverged run is evidence (LR too high): the cell optimum stays below it."""
     from advisor.fit.optima import cell_optimum
-    from advisor.runs import table_from_rows
+    from advisor.runs.table import table_from_rows
 
     N, D = cells_of(rows)[0]
     cell = [dict(r) for r in rows if (float(r["N"]), float(r["D"])) == (N, D)]
@@ -163,6 +163,6 @@ def test_mixed_parameterizations_are_refused_until_one_is_selected(rows, tmp_pat
     path = write(tmp_path, sub)
     expect_error(capsys, path, "runs differ in parameterization", "--select",
                  tmp_path=tmp_path)
-    from advisor.runs import load_runs
+    from advisor.runs.table import load_runs
     t = load_runs(path, select=["parameterization=mup"])
     assert len(t) == len(rows) // 2

@@ -9,8 +9,8 @@ import yaml
 from advisor.cli import main
 from advisor.fit.lr_batch import fit_lr_batch
 from advisor.fit.pipeline import fit_sweep, lawset_dict
-from advisor.lawset import LawSet, load_lawset
-from advisor.runs import load_runs, table_from_rows
+from advisor.laws.lawset import LawSet, load_lawset
+from advisor.runs.table import load_runs, table_from_rows
 
 @pytest.fixture(scope="module")
 def grid(external_data):
@@ -118,7 +118,7 @@ def test_weight_decay_law_recovers_a_planted_adamw_timescale():
 
 
 def test_results_store_reads_like_the_csv(tmp_path, grid):
-    store_mod = pytest.importorskip("advisor.store")
+    store_mod = pytest.importorskip("advisor.runs.store")
     with open(grid, newline="") as f:
         rows = list(csv.DictReader(f))
     keep = {("214663680", "4000000000"), ("268304384", "5000000000")}
@@ -146,7 +146,7 @@ def test_results_store_reads_like_the_csv(tmp_path, grid):
 
 def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, capsys,
                                                                     record_mup_sweep):
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
 
     with ResultsStore.create(tmp_path / "sweep") as store:
         record_mup_sweep(store, np.random.default_rng(1))
@@ -173,6 +173,6 @@ def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, ca
     assert "record lr_convention mup_base" in capsys.readouterr().err
     assert not (tmp_path / "peak.yaml").exists()
     # recommend reads the base width from the law set: no --base-width needed
-    from advisor.recommendation import recommend
+    from advisor.recommendation.core import recommend
     rec = recommend(params=1e7, tokens=2e8, laws_file=str(tmp_path / "plain.yaml"))
     assert rec.mup["base_width"] == 32

@@ -18,7 +18,7 @@ from advisor.errors import AdvisorError
 from advisor.fit.gaps import cell_gap
 from advisor.fit.identify import MIN_FACTOR, span_reason
 from advisor.fit.status import from_least_squares
-from advisor.runs import load_runs
+from advisor.runs.table import load_runs
 
 GRID_NAME = "steplaw_dense_lr_bs_loss.csv"
 MOE_LIKE_N = (2150612992, 2156188672)      # total N of Step Law's MoE cells: a 0.26% span
@@ -262,7 +262,7 @@ def test_a_law_that_would_overflow_refuses_to_predict():
 
 
 def test_a_seq_len_column_converts_bs_per_run(rows):
-    from advisor.runs import table_from_rows
+    from advisor.runs.table import table_from_rows
 
     sub = [dict(r, seq_len="4096", bs=str(int(r["bs"]) // 2)) for r in rows[:300]]
     t = table_from_rows(sub)

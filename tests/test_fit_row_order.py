@@ -17,7 +17,7 @@ import yaml
 from advisor.cli import main
 from advisor.fit.lr_batch import fit_lr_batch
 from advisor.fit.status import flat_parameters
-from advisor.runs import load_runs, table_from_rows
+from advisor.runs.table import load_runs, table_from_rows
 
 WIDTHS = {32: 25248, 64: 100672}          # width -> non-embedding N, as cpu-fit's proxies
 TOKENS = (10240, 20480)
@@ -78,7 +78,7 @@ def test_the_table_has_one_order_whatever_the_input_order():
 
 
 def test_a_shuffled_steplaw_grid_gives_the_same_laws(external_data):
-    from advisor.runs import _csv_rows
+    from advisor.runs.table import _csv_rows
     rows = _csv_rows(external_data / "steplaw_dense_lr_bs_loss.csv")
     for method in ("best-point", "optima", "surface"):
         ref = fit_lr_batch(table_from_rows(rows), method)
@@ -87,8 +87,8 @@ def test_a_shuffled_steplaw_grid_gives_the_same_laws(external_data):
 
 
 def _store(path, rows):
-    from advisor.runspec import RunSpec
-    from advisor.store import ResultsStore
+    from advisor.specs.runspec import RunSpec
+    from advisor.runs.store import ResultsStore
 
     store = ResultsStore.create(path)
     for r in rows:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from advisor.fit.lr_batch import fit_lr_batch, in_sample, summarize
-from advisor.lawset import load_lawset
-from advisor.runs import load_runs
+from advisor.laws.lawset import load_lawset
+from advisor.runs.table import load_runs
 
 @pytest.fixture(scope="module")
 def grid(external_data):

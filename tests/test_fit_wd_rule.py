@@ -2,7 +2,7 @@
 different rules into one law set, writes the rule its runs used as ``mup.wd_rule``, and
 ``advisor recommend --laws`` takes it as the muP view's default, warning when told another.
 
-The stores are real results stores (advisor.store) holding recorded muP runs whose loss is a
+The stores are real results stores (advisor.runs.store) holding recorded muP runs whose loss is a
 bowl around a planted optimum: what ``advisor calibrate`` writes, without the training."""
 import json
 import math
@@ -16,9 +16,9 @@ import yaml
 
 from advisor.cli import main
 from advisor.errors import AdvisorError
-from advisor.lawset import load_lawset, shipped_names
-from advisor.recommendation import recommend
-from advisor.runs import load_runs, table_from_rows
+from advisor.laws.lawset import load_lawset, shipped_names
+from advisor.recommendation.core import recommend
+from advisor.runs.table import load_runs, table_from_rows
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN = "hidden matrices (attention q/k/v/o, MLP)"
@@ -28,7 +28,7 @@ HIDDEN = "hidden matrices (attention q/k/v/o, MLP)"
 def mixed_store(tmp_path_factory, record_mup_sweep):
     """One store, two rules: the sqrt runs have another seed, so nothing but the rule column
     tells them apart from the mup runs (no duplicate check would catch the pooling)."""
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
 
     path = tmp_path_factory.mktemp("wd") / "sweep"
     store = ResultsStore.create(path)

@@ -150,10 +150,10 @@ def test_stage_8_copies_only_runs_that_stage_2_really_trains(tmp_path, smoke):
 
 
 def test_muon_and_adamw_runs_of_one_shape_train_in_separate_stacks(tmp_path):
-    """calibration.stacked_optim cannot stack Muon with AdamW members: gpu-muon-sweep's
+    """calibration.train.stacked_optim cannot stack Muon with AdamW members: gpu-muon-sweep's
     same-width runs of the two optimizers must be separate units (they once shared one and
     every run of it failed)."""
-    from calibration.sweep import group_specs
+    from calibration.sweep.executors import group_specs
     from bench.gpu_suite.stages.sweeps import load_suite_plan
 
     groups = group_specs(load_suite_plan("gpu-muon-sweep", tmp_path).specs)
@@ -162,7 +162,7 @@ def test_muon_and_adamw_runs_of_one_shape_train_in_separate_stacks(tmp_path):
 
 
 def test_newton_schulz_flops_and_muon_stacks_cost_more():
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
     from bench.gpu_suite.stages.sweeps import newton_schulz_flops, stack_seconds
 
     # one block, width 2, ffn 3: 4 x (4*2*2*2 + 2*8) + 3 x (4*2*2*3 + 2*8) = 4 x 48 + 3 x 64
@@ -190,8 +190,8 @@ def test_the_assumed_full_size_estimate_leaves_out_what_stage_2_supplies(tmp_pat
 
 
 def test_copy_shared_runs_takes_final_runs_of_the_plan_once(tmp_path):
-    from advisor.runspec import RunSpec
-    from advisor.store import ResultsStore
+    from advisor.specs.runspec import RunSpec
+    from advisor.runs.store import ResultsStore
     from bench.gpu_suite.stages.transfer_sweeps import copy_shared_runs, shared_final_ids
 
     a, b, c = (RunSpec(width=64, lr=2.0 ** -k) for k in (6, 7, 8))
@@ -375,7 +375,7 @@ def _tiny_transfer_sweeps() -> dict:
 
 
 def test_stage_8_stops_between_stacks_and_resumes_from_its_stores(tmp_path):
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
     from bench.gpu_suite.stages.base import Ctx
     from bench.gpu_suite.stages.sweeps import load_suite_plan
     from bench.gpu_suite.stages.transfer_sweeps import TransferSweepsStage

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.lawset import (LawSet, dump_lawset, load_lawset, load_shipped, parse_yaml_text,
+from advisor.laws.lawset import (LawSet, dump_lawset, load_lawset, load_shipped, parse_yaml_text,
                             shipped_names, validate_lawset_dict)
 
 REQUIRED_SETS = {"step-law", "deepseek-llm", "porian", "power-lines", "kaplan", "chinchilla",

@@ -5,10 +5,10 @@ import pytest
 
 from advisor.errors import AdvisorError
 from advisor.fit.pipeline import fit_sweep, lawset_dict
-from advisor.lawset import LawSet, dump_lawset
-from advisor.muon_view import CONVERSION_WARNING, with_muon
-from advisor.recommendation import recommend
-from advisor.runs import table_from_rows
+from advisor.laws.lawset import LawSet, dump_lawset
+from advisor.recommendation.muon_view import CONVERSION_WARNING, with_muon
+from advisor.recommendation.core import recommend
+from advisor.runs.table import table_from_rows
 
 
 def rows(optimizer, seed=0):

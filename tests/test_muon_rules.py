@@ -1,10 +1,10 @@
-"""Muon's width rules (advisor.optim_rules) and the proxy's Muon optimizer (calibration.model)."""
+"""Muon's width rules (advisor.rules.optim_rules) and the proxy's Muon optimizer (calibration.model.proxy)."""
 import math
 
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.optim_rules import (MUON_DEFAULTS, muon_torch_group, muon_update_scale,
+from advisor.rules.optim_rules import (MUON_DEFAULTS, muon_torch_group, muon_update_scale,
                                  muon_width_multiplier, torch_muon_adjust, check_muon_alpha)
 
 
@@ -48,9 +48,9 @@ def test_bad_muon_inputs_are_one_clear_error():
 
 
 def test_run_ids_of_earlier_runs_do_not_change():
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
 
-    # ids computed with calibration/train.py before the Muon settings were added
+    # ids computed with calibration/train/single.py before the Muon settings were added
     assert RunSpec().run_id == "6a8e868dd12231e2"
     assert RunSpec(width=64, optimizer="adamw", lr=0.01).run_id == "46e3bbc82fa98d43"
     a = RunSpec(optimizer="muon")
@@ -63,7 +63,7 @@ def test_run_ids_of_earlier_runs_do_not_change():
 
 
 def test_cpu_muon_plan_expands():
-    from advisor.plan import load_plan
+    from advisor.specs.plan import load_plan
 
     plan = load_plan("cpu-muon-sweep")
     arms = {(s.optimizer, s.muon_convention if s.optimizer == "muon" else "-") for s in plan.specs}
@@ -81,7 +81,7 @@ def test_proxy_muon_optimizer_groups_and_one_exact_step(convention):
     pytest.importorskip("mup")
     from torch.optim._muon import _zeropower_via_newtonschulz
 
-    from calibration.model import ProxyConfig, build_model, build_optimizer
+    from calibration.model.proxy import ProxyConfig, build_model, build_optimizer
 
     cfg = ProxyConfig(width=64, depth=1, head_dim=16, vocab_size=32, seq_len=8, base_width=32)
     model = build_model(cfg, seed=0)
@@ -109,7 +109,7 @@ def test_proxy_muon_optimizer_groups_and_one_exact_step(convention):
 
 def test_proxy_muon_refuses_depth_scaling_clearly():
     pytest.importorskip("mup")
-    from calibration.model import ProxyConfig, build_model, build_optimizer
+    from calibration.model.proxy import ProxyConfig, build_model, build_optimizer
 
     cfg = ProxyConfig(width=32, depth=2, head_dim=16, vocab_size=32, seq_len=8, base_width=32,
                       depth_alpha=1.0, base_depth=1)
@@ -118,7 +118,7 @@ def test_proxy_muon_refuses_depth_scaling_clearly():
 
 
 def test_gpu_muon_plan_expands_and_shares_adamw_runs_with_gpu_lr_sweep():
-    from advisor.plan import load_plan
+    from advisor.specs.plan import load_plan
 
     plan = load_plan("gpu-muon-sweep")
     assert len(plan.specs) == 72 and all(s.stack for s in plan.specs)

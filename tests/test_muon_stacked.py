@@ -1,4 +1,4 @@
-"""Stacked Muon (calibration.stacked_optim) against torch.optim.Muon, member by member."""
+"""Stacked Muon (calibration.train.stacked_optim) against torch.optim.Muon, member by member."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -6,7 +6,7 @@ if not hasattr(torch.optim, "Muon"):
     pytest.skip("torch.optim.Muon needs torch >= 2.9", allow_module_level=True)
 
 from advisor.errors import AdvisorError
-from calibration.stacked_optim import (StackedMuon, muon_hypers_from_optimizers,
+from calibration.train.stacked_optim import (StackedMuon, muon_hypers_from_optimizers,
                                        newton_schulz_stacked)
 
 SHAPES = {"tall": (12, 5), "wide": (4, 9), "square": (6, 6)}
@@ -99,11 +99,11 @@ def test_a_stack_of_muon_runs_follows_each_run_alone(monkeypatch):
     import dataclasses
 
     pytest.importorskip("mup")
-    from calibration.data import load_data
-    from calibration.group import train_stack
-    from advisor.runspec import RunSpec
-    from calibration.group import train_group
-    from calibration.train import train_run
+    from calibration.train.data import load_data
+    from calibration.train.group import train_stack
+    from advisor.specs.runspec import RunSpec
+    from calibration.train.group import train_group
+    from calibration.train.single import train_run
 
     monkeypatch.setattr(torch.Tensor, "bfloat16", lambda self: self.clone())
     old, threads = torch.get_default_dtype(), torch.get_num_threads()
@@ -123,7 +123,7 @@ def test_a_stack_of_muon_runs_follows_each_run_alone(monkeypatch):
             alone = train_run(spec, data, "cpu")
             assert got.status == alone.status == "finished", (got.error, alone.error)
             assert len(got.curve["val_loss"]) == 2
-            # losses are computed in float32 (calibration.model.compute_loss) on both paths
+            # losses are computed in float32 (calibration.model.proxy.compute_loss) on both paths
             for key in ("train_loss", "val_loss"):
                 for a, b in zip(got.curve[key], alone.curve[key]):
                     assert a == pytest.approx(b, rel=2e-6)

@@ -1,11 +1,11 @@
-"""calibration.muon_summary: best LR and loss per width per optimizer arm, and the verdicts."""
+"""calibration.analyze.muon_summary: best LR and loss per width per optimizer arm, and the verdicts."""
 import math
 from types import SimpleNamespace
 
 import pytest
 
 from advisor.errors import AdvisorError
-from calibration.muon_summary import arm_rows, main, markdown_table, plot, transfer_verdicts
+from calibration.analyze.muon_summary import arm_rows, main, markdown_table, plot, transfer_verdicts
 
 
 def run(opt, width, lr, loss, conv="spectral", status="finished", tokens=40960):
@@ -69,7 +69,7 @@ def test_cli_on_a_missing_store_is_one_error_line(tmp_path, capsys):
 
 
 def test_notes_say_so_when_the_best_is_at_a_grid_end_never_nan():
-    from calibration.muon_summary import summary_lines
+    from calibration.analyze.muon_summary import summary_lines
 
     runs = [run("muon", w, 2.0 ** k, 3.0 + 0.1 * k) for w in (16, 32) for k in (-6, -5, -4)]
     lines = summary_lines(arm_rows(runs))

@@ -8,7 +8,8 @@ import tomllib
 import pytest
 
 from advisor import recommend
-from advisor.muon_view import CONVERSION_WARNING, muon_block, pytorch_snippet, with_muon
+from advisor.export.pytorch import pytorch_snippet
+from advisor.recommendation.muon_view import CONVERSION_WARNING, muon_block, with_muon
 
 
 def cli(*args):

@@ -1,10 +1,10 @@
-"""The optimizer-rules module (advisor/optim_rules.py) and the proxy optimizer that reads it."""
+"""The optimizer-rules module (advisor/rules/optim_rules.py) and the proxy optimizer that reads it."""
 import math
 
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.optim_rules import (GROUPS, all_groups, check_alpha, depth_lr_multiplier,
+from advisor.rules.optim_rules import (GROUPS, all_groups, check_alpha, depth_lr_multiplier,
                                  group_multipliers, residual_multiplier)
 
 
@@ -68,7 +68,7 @@ def test_bad_groups_and_multipliers_are_refused():
 def _proxy(width, depth, alpha, par="mup"):
     torch = pytest.importorskip("torch")
     pytest.importorskip("mup")
-    from calibration.model import ProxyConfig, build_model
+    from calibration.model.proxy import ProxyConfig, build_model
     torch.set_num_threads(1)
     cfg = ProxyConfig.from_family("proxy-llama", width=width, depth=depth, head_dim=16,
                                   base_width=32, base_depth=2, seq_len=32,
@@ -85,7 +85,7 @@ def test_width_groups_match_mup_muadamw():
     # an independent reference: mup's own MuAdamW on the same model
     from mup import MuAdamW
 
-    from calibration.model import build_optimizer
+    from calibration.model.proxy import build_optimizer
     cfg, model = _proxy(128, 2, None)
     ours = _by_name(model, build_optimizer(model, cfg, lr=0.01, weight_decay=0.1))
     decay = [p for p in model.parameters() if p.ndim >= 2]
@@ -99,7 +99,7 @@ def test_width_groups_match_mup_muadamw():
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
 def test_proxy_groups_follow_the_depth_rules(alpha):
-    from calibration.model import build_optimizer
+    from calibration.model.proxy import build_optimizer
     cfg, model = _proxy(32, 16, alpha)                  # m_L = 8
     assert cfg.residual_mult == pytest.approx(residual_multiplier(8, alpha))
     assert model.blocks[3].branch_mult == pytest.approx(residual_multiplier(8, alpha))
@@ -116,7 +116,7 @@ def test_proxy_groups_follow_the_depth_rules(alpha):
 
 def test_proxy_refuses_an_undefined_depth_exponent():
     pytest.importorskip("torch")
-    from calibration.model import ProxyConfig
+    from calibration.model.proxy import ProxyConfig
     with pytest.raises(AdvisorError, match="alpha"):
         ProxyConfig.from_family("proxy-llama", width=32, head_dim=16, base_width=32,
                                 depth_alpha=0.3)

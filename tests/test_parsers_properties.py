@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from advisor.errors import AdvisorError
-from advisor.lawset import parse_yaml_text, validate_lawset_dict
-from advisor.lr_schedule import parse_schedule
-from advisor.numbers import parse_count
+from advisor.laws.lawset import parse_yaml_text, validate_lawset_dict
+from advisor.rules.lr_schedule import parse_schedule
+from advisor.common.numbers import parse_count
 
 
 @given(st.floats(min_value=1e6, max_value=1e14))
@@ -47,7 +47,7 @@ def test_arbitrary_schedule_specs_parse_or_error_cleanly(s):
 def test_schedules_stay_in_range_and_round_trip_through_their_spec(fam, final, cooldown, shape, T):
     kw = {"wsd": dict(final=final, cooldown=cooldown, shape=shape),
           "cosine": dict(final=final), "linear": dict(final=final), "constant": {}}[fam]
-    from advisor.lr_schedule import Schedule
+    from advisor.rules.lr_schedule import Schedule
     s = Schedule(family=fam, **kw)
     m = s.multipliers(T)
     assert ((m >= 0) & (m <= 1 + 1e-12)).all()

@@ -5,9 +5,9 @@ import pytest
 
 from advisor import recommend
 from advisor.errors import AdvisorError
-from advisor.recommendation import adam_beta2, compute_optimal_tokens, round_batch
-from advisor.lawset import load_lawset
-from advisor.shapes import load_family, shape_for_params
+from advisor.recommendation.core import adam_beta2, compute_optimal_tokens, round_batch
+from advisor.laws.lawset import load_lawset
+from advisor.specs.shapes import load_family, shape_for_params
 
 STABLE_KEYS = {"learning_rate", "weight_decay", "batch_size_tokens", "batch_size_sequences",
                "warmup_steps", "total_steps", "schedule", "model", "predicted_loss", "law",
@@ -76,7 +76,7 @@ def test_in_range_target_has_no_range_warning_for_step_law():
 
 
 def test_a_fitted_law_file_is_used_like_a_shipped_one(tmp_path):
-    from advisor.lawset import dump_lawset
+    from advisor.laws.lawset import dump_lawset
     d = load_lawset("step-law").to_dict()
     d["name"] = "my-fit"
     d["laws"]["learning_rate"]["coefficient"] = 3.58   # twice step-law's
@@ -163,5 +163,5 @@ def test_a_fitted_schedule_law_chooses_the_schedule_block_and_says_so(tmp_path, 
     assert s["warmup_steps"] == rec.warmup_steps.value
     assert s["gain_over_cosine_nats"] >= 0
     assert s["branch_points"][-1]["total_steps"] == rec.total_steps.value
-    from advisor.lr_schedule import parse_schedule
+    from advisor.rules.lr_schedule import parse_schedule
     assert parse_schedule(s["spec"]).decay_start(rec.total_steps.value) == s["decay_start_step"]

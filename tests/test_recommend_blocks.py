@@ -14,9 +14,9 @@ import pytest
 from advisor import recommend
 from advisor.errors import AdvisorError
 from advisor.export import FORMATS, NAMES, REGISTRY, Exporter, export
-from advisor.mup_view import mup_view
-from advisor.rec_blocks import MupView, OptimizerBlock, ScheduleBlock
-from advisor.recommendation import compute, resolve_inputs
+from advisor.recommendation.mup_view import mup_view
+from advisor.recommendation.blocks import MupView, OptimizerBlock, ScheduleBlock
+from advisor.recommendation.core import compute, resolve_inputs
 
 HIDDEN = "hidden matrices (attention q/k/v/o, MLP)"
 
@@ -104,7 +104,7 @@ def test_blocks_are_typed_frozen_and_read_as_their_dict_form(rec):
 
 
 def test_shipped_law_sets_are_read_once_per_recommendation(monkeypatch):
-    from advisor.lawset import LawSet, shipped_names
+    from advisor.laws.lawset import LawSet, shipped_names
     calls = []
     real = LawSet.from_dict.__func__
 

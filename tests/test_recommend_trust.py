@@ -10,9 +10,9 @@ import yaml
 
 from advisor import recommend
 from advisor.errors import AdvisorError
-from advisor.lawforms import NotApplicable
-from advisor.lawset import load_lawset
-from advisor.plausibility import RANGES, check
+from advisor.laws.lawforms import NotApplicable
+from advisor.laws.lawset import load_lawset
+from advisor.rules.plausibility import RANGES, check
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_every_output_value_has_a_range():
 
 
 # --------------------------------------------------------------- published configurations
-from advisor.published import load_published, nearest, parse_published, shape_from_spec  # noqa: E402
+from advisor.laws.published import load_published, nearest, parse_published, shape_from_spec  # noqa: E402
 
 
 def test_published_configs_load_with_sources_and_exact_counts():
@@ -170,7 +170,7 @@ def test_a_bad_published_entry_is_one_clear_error():
 
 
 # --------------------------------------------------------------- uncertainty and its cost
-from advisor import uncertainty as un  # noqa: E402
+from advisor.recommendation import uncertainty as un  # noqa: E402
 
 
 def test_the_interval_widens_with_extrapolation_beyond_the_fitted_range():
@@ -219,11 +219,10 @@ def test_sweep_error_formula_matches_a_simulation():
 
 
 def test_shipped_trust_data_is_what_the_evidence_script_derives(external_data):
-    sys.path.insert(0, str(REPO / "bench"))
-    import trust_evidence
+    from bench import trust_evidence
     sys.argv = ["trust_evidence.py", "--external", str(external_data)]
     out = trust_evidence.main()
-    from advisor.trust import load_trust
+    from advisor.recommendation.trust import load_trust
     shipped = load_trust()
     for law, qs in out["laws"].items():
         for q, v in qs.items():
@@ -231,8 +230,8 @@ def test_shipped_trust_data_is_what_the_evidence_script_derives(external_data):
                                                                           abs=1e-3)
     assert shipped["ranking"][0]["law"] == "evidence-fit"      # the default is the best-ranked
     fit = load_lawset("evidence-fit")
-    from advisor import evidence as ev
-    from advisor.published import load_published
+    from advisor.fit import evidence as ev
+    from advisor.laws.published import load_published
     pts = ev.published_points(load_published()) + ev.steplaw_points(
         ev.steplaw_cells(external_data / "steplaw_dense_lr_bs_loss.csv"))
     lnc, a, b = ev.fit_power_law(pts, "lr")
@@ -252,7 +251,7 @@ def test_warmup_is_safe_for_the_high_lrs_of_small_models():
 
 
 def test_a_short_run_at_a_high_lr_gets_a_capped_warmup_and_a_reason():
-    from advisor.recommendation import warmup_steps_for
+    from advisor.recommendation.core import warmup_steps_for
     assert warmup_steps_for(3e-4, 100_000, 500.0, 0.95) == (2000, None)
     assert warmup_steps_for(3e-4, 100_000, 5000.0, 0.95)[0] == 5000    # N tokens
     steps, note = warmup_steps_for(4e-3, 2000, 100.0, 0.95)
@@ -275,7 +274,7 @@ def test_the_schedule_block_says_the_lr_law_was_measured_under_another_schedule(
 
 
 # --------------------------------------------------------------- the user's real model
-from advisor.shapes import load_family, shape_for_params  # noqa: E402
+from advisor.specs.shapes import load_family, shape_for_params  # noqa: E402
 
 
 @pytest.mark.parametrize("params,layers", [(7e9, 32), (13e9, 40), (70e9, None), (405e9, None)])
@@ -310,8 +309,8 @@ def test_hf_config_gives_the_exact_parameter_counts(tmp_path):
 
 
 def test_gqa_and_tying_change_the_count_as_they_should(tmp_path):
-    from advisor.modelspec import spec_from_hf_config
-    from advisor.published import shape_from_spec
+    from advisor.specs.modelspec import spec_from_hf_config
+    from advisor.laws.published import shape_from_spec
     base = dict(model_type="llama", hidden_act="silu", hidden_size=8192,
                 intermediate_size=28672, num_attention_heads=64, num_hidden_layers=80,
                 vocab_size=32000, tie_word_embeddings=False)
@@ -343,7 +342,7 @@ def test_model_options_and_their_errors(tmp_path):
 
 
 def test_docs_trust_reports_the_shipped_figures():
-    from advisor.trust import load_trust
+    from advisor.recommendation.trust import load_trust
     text = (REPO / "docs" / "trust.md").read_text(encoding="utf-8")
     t = load_trust()
     for q in ("learning_rate", "batch_size"):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from advisor.cli import main
-from advisor.lr_schedule import parse_schedule
+from advisor.rules.lr_schedule import parse_schedule
 from advisor.schedule import recommend_schedule
 from advisor.schedule.lawfile import SCHEMA, load_schedule_law
 
@@ -145,11 +145,11 @@ def test_user_csv_fit_recovers_a_known_law(tmp_path, capsys):
 
 
 def test_fit_from_a_results_store_takes_the_group_that_differs_only_in_schedule(tmp_path, capsys):
-    """Runs read back through advisor.store: the group of runs sharing every setting but
+    """Runs read back through advisor.runs.store: the group of runs sharing every setting but
     the schedule is fitted; a lone run of another width is left out."""
     from advisor.schedule import tissue
     from advisor.schedule.curves import load_store
-    store_mod = pytest.importorskip("advisor.store")
+    store_mod = pytest.importorskip("advisor.runs.store")
     store = store_mod.ResultsStore.create(tmp_path / "store")
     T, peak = 3000, 2e-3
     steps = np.arange(25, T + 1, 25)

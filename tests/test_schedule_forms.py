@@ -4,7 +4,7 @@ predicted, for every registered form; a store's curves are grouped by one named 
 import numpy as np
 import pytest
 
-from advisor.lr_schedule import parse_schedule
+from advisor.rules.lr_schedule import parse_schedule
 from advisor.schedule import tissue
 from advisor.schedule.curves import Curve, curve_group_key
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve

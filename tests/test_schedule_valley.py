@@ -9,7 +9,7 @@ import yaml
 
 from advisor.cli import main
 from advisor.errors import AdvisorError
-from advisor.lr_schedule import parse_schedule
+from advisor.rules.lr_schedule import parse_schedule
 from advisor.schedule import valley
 from advisor.schedule.curves import Curve
 from advisor.schedule.fitting import FitOptions, fit_law, status_warnings

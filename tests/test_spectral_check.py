@@ -216,7 +216,7 @@ def test_callback_logs_scaled_top_singular_values_and_updates():
 
 
 def test_family_default_widths_start_at_the_base_width(tmp_path):
-    from advisor.commands.check_spectral import DEFAULT_WIDTHS, family_default_widths
+    from advisor.cli.commands.check_spectral import DEFAULT_WIDTHS, family_default_widths
     assert family_default_widths("proxy-llama") == "128,256,512"
     fam = tmp_path / "small.yaml"
     fam.write_text("name: small\narchitecture: {head_dim: 16}\nbase: {width: 32}\n")

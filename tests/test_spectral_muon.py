@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from calibration.model import MuonWithAdamW  # noqa: E402
-from calibration.muon_float32 import Float32Muon  # noqa: E402
+from calibration.model.proxy import MuonWithAdamW  # noqa: E402
+from calibration.train.muon_float32 import Float32Muon  # noqa: E402
 from calibration.spectral import example_factory as ef  # noqa: E402
 from calibration.spectral.blame import blame  # noqa: E402
 from calibration.spectral.invariance import CheckResult, Row, muon_layers  # noqa: E402

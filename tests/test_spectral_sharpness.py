@@ -27,7 +27,7 @@ def _trained_tiny(dtype, steps=20, width=8, vocab=16, seq=8):
 
 
 def _real_text_batch(batch=8, seq=64):
-    from calibration.data import load_data
+    from calibration.train.data import load_data
     data = load_data("stdlib")
     rng = np.random.default_rng(0)
     starts = rng.integers(0, len(data.train) - seq - 1, size=batch)

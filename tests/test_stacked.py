@@ -18,11 +18,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from calibration.data import load_data  # noqa: E402
-from advisor.runspec import RunSpec  # noqa: E402
-from calibration.group import train_group, train_stack  # noqa: E402
-from calibration.stacked import stack_key  # noqa: E402
-from calibration.train import train_run  # noqa: E402
+from calibration.train.data import load_data  # noqa: E402
+from advisor.specs.runspec import RunSpec  # noqa: E402
+from calibration.train.group import train_group, train_stack  # noqa: E402
+from calibration.train.stacked import stack_key  # noqa: E402
+from calibration.train.single import train_run  # noqa: E402
 
 # A tiny muP proxy at twice its base width (so muP's multipliers are not all 1).
 BASE = RunSpec(width=32, depth=2, batch_size=4, seq_len=16, tokens=4 * 16 * 24,
@@ -77,7 +77,7 @@ def test_each_member_follows_its_single_run(stacked_and_alone):
         assert (s.n_params, s.n_params_non_embedding) == (a.n_params, a.n_params_non_embedding)
         if s.status == "diverged":   # chaotic by then: rounding differences are amplified
             continue
-        # the loss is computed in float32 by calibration.model.compute_loss on both paths
+        # the loss is computed in float32 by calibration.model.proxy.compute_loss on both paths
         np.testing.assert_allclose(s.curve["train_loss"], a.curve["train_loss"], rtol=2e-6)
         np.testing.assert_allclose(s.curve["val_loss"], a.curve["val_loss"], rtol=2e-6)
         assert s.final_train_loss == pytest.approx(a.final_train_loss, rel=2e-6)
@@ -203,7 +203,7 @@ def test_compiled_stack_matches_eager_single_runs(data):
 def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
     """On a GPU (bf16 autocast, torch.compile): K from free memory fits this sweep, and each
     member ends where its single run ends (bf16: a looser tolerance)."""
-    from calibration.stacked import choose_stack_size
+    from calibration.train.stacked import choose_stack_size
 
     torch.set_default_dtype(torch.float32)    # the module's float64 fixture may still be active
     base = RunSpec(width=128, depth=2, batch_size=16, seq_len=128, tokens=16 * 128 * 40,
@@ -221,9 +221,9 @@ def test_gpu_stack_matches_single_runs_and_sizes_itself_from_memory(data):
 def test_a_sweep_with_stack_true_stores_one_row_per_member(tmp_path, data):
     """Through the executor: a plan with ``stack: true`` trains its same-shape runs as one
     stack, and the results store holds one ordinary row (and curve) per member."""
-    from advisor.plan import load_plan
-    from advisor.store import ResultsStore
-    from calibration.sweep import run_sweep
+    from advisor.specs.plan import load_plan
+    from advisor.runs.store import ResultsStore
+    from calibration.sweep.executors import run_sweep
 
     plan_file = tmp_path / "tiny.yaml"
     plan_file.write_text(

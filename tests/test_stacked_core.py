@@ -2,7 +2,7 @@
 
 Specification: K models stacked along a leading axis and stepped together are, member by
 member, the same models trained one at a time by PyTorch's AdamW with the muP parameter
-groups that ``calibration.model.build_optimizer`` makes (float64, so any difference is a bug
+groups that ``calibration.model.proxy.build_optimizer`` makes (float64, so any difference is a bug
 rather than rounding).
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
 from advisor.errors import AdvisorError  # noqa: E402
-from advisor.lr_schedule import parse_schedule  # noqa: E402
-from calibration.model import ProxyConfig, build_model, build_optimizer  # noqa: E402
-from calibration.stacked import (StackedModel, clip_member_grads, split_evenly,  # noqa: E402
+from advisor.rules.lr_schedule import parse_schedule  # noqa: E402
+from calibration.model.proxy import ProxyConfig, build_model, build_optimizer  # noqa: E402
+from calibration.train.stacked import (StackedModel, clip_member_grads, split_evenly,  # noqa: E402
                                  stack_size_from_memory)
-from calibration.stacked_optim import StackedAdamW, hypers_from_optimizers  # noqa: E402
+from calibration.train.stacked_optim import StackedAdamW, hypers_from_optimizers  # noqa: E402
 
 STEPS = 12
 BATCH = 3

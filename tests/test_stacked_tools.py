@@ -6,18 +6,13 @@ infinite gap, never a silent skip.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
 from advisor.errors import AdvisorError
 
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "transfer_check.py"
-_spec = importlib.util.spec_from_file_location("transfer_check", _PATH)
-tc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tc)
+from bench import transfer_check as tc
 
 
 GRID = {2 ** -9: 3.30, 2 ** -8: 3.08, 2 ** -7: 2.99, 2 ** -6: 3.00, 2 ** -5: math.inf}

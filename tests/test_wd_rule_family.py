@@ -5,14 +5,14 @@ import math
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.plan import load_plan
-from advisor.runspec import RunSpec
-from advisor.store import ResultsStore
+from advisor.specs.plan import load_plan
+from advisor.specs.runspec import RunSpec
+from advisor.runs.store import ResultsStore
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("mup")
 
-from calibration.model import ProxyConfig, build_model, build_optimizer  # noqa: E402
+from calibration.model.proxy import ProxyConfig, build_model, build_optimizer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BASE = 32
@@ -98,9 +98,9 @@ def test_the_shipped_plan_sweeps_the_three_rules_and_the_store_keeps_them(tmp_pa
 
 
 def test_a_training_run_uses_its_rule():
-    """Through calibration.train: the rules give one run at the base width and differ at 2x."""
-    from calibration.data import load_data
-    from calibration.train import train_run
+    """Through calibration.train.single: the rules give one run at the base width and differ at 2x."""
+    from calibration.train.data import load_data
+    from calibration.train.single import train_run
 
     data = load_data("stdlib")
     model = {"head_dim": 16, "base_width": BASE}

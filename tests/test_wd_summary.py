@@ -1,4 +1,4 @@
-"""calibration.wd_summary: best weight decay and knee per width per rule, against the decay-per-
+"""calibration.analyze.wd_summary: best weight decay and knee per width per rule, against the decay-per-
 step prediction, on synthetic stores whose optimum is known."""
 import math
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from advisor.errors import AdvisorError
-from calibration.wd_summary import (knee, main, markdown_table, no_decay_losses, plot,
+from calibration.analyze.wd_summary import (knee, main, markdown_table, no_decay_losses, plot,
                                     rule_verdicts, wd_rows)
 
 BASE = 32

@@ -2,7 +2,7 @@
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.yamlio import atomic_write_text, parse_yaml_text, read_yaml_file
+from advisor.common.yamlio import atomic_write_text, parse_yaml_text, read_yaml_file
 
 
 def test_exponent_only_floats_are_numbers_not_strings():
@@ -12,7 +12,7 @@ def test_exponent_only_floats_are_numbers_not_strings():
 
 def test_a_plan_written_with_1e_minus_3_is_read_as_a_number(tmp_path):
     pytest.importorskip("torch")
-    from advisor.plan import load_plan
+    from advisor.specs.plan import load_plan
     plan = tmp_path / "p.yaml"
     plan.write_text("name: p\nsettings: {family: proxy-llama, data: stdlib, depth: 2, head_dim: 16,"
                     " base_width: 32, seq_len: 64, batch_size: 8, tokens: 20480}\n"

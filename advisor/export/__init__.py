@@ -1,4 +1,4 @@
-"""Write a :class:`~advisor.recommendation.Recommendation` in the formats trainers read.
+"""Write a :class:`~advisor.recommendation.core.Recommendation` in the formats trainers read.
 
 A registry: format name -> :class:`~advisor.export.common.Exporter` (writer, file suffix, doc
 line, what the trainer cannot express). One module per format; each holds its trainer's field

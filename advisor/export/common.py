@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from advisor.errors import AdvisorError
-from advisor.mup_view import ROW_LABELS
+from advisor.recommendation.mup_view import ROW_LABELS
 
 
 @dataclass(frozen=True)

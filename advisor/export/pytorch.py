@@ -1,6 +1,6 @@
 """Plain PyTorch: a snippet defining ``build_optimizers(model)`` that returns torch.optim.Muon
 for the hidden matrices and torch.optim.AdamW for the rest, from a Muon recommendation
-(``--optimizer muon``; ``advisor.muon_view``). Field names are torch.optim.Muon's and AdamW's
+(``--optimizer muon``; ``advisor.recommendation.muon_view``). Field names are torch.optim.Muon's and AdamW's
 constructor arguments; LRs are peak LRs, weight decay is torch's coupled lambda.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.runs import RunTable
+from advisor.runs.table import RunTable
 
 
 def _check_prediction(value, what, where):

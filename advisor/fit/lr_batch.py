@@ -35,7 +35,7 @@ from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, fit_power_law
 from advisor.fit.surface import (SurfaceOptions, average_power_law, ensemble_options,
                                  fit_surface)
-from advisor.runs import RunTable
+from advisor.runs.table import RunTable
 
 METHODS = ("surface", "optima", "best-point")
 HOLDOUT_FRACTION = 0.25      # an extrapolation fold holds out at least this share of cells

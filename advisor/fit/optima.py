@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.runs import RunTable
+from advisor.runs.table import RunTable
 
 AXES = ("learning_rate", "batch_size", "weight_decay")
 MIN_DISTINCT = 3

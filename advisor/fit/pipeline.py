@@ -1,6 +1,6 @@
 """Fit every law a sweep supports and write them as a law set (recipes/laws/SCHEMA.md).
 
-``fit_sweep`` runs the whole pipeline on a :class:`~advisor.runs.RunTable`: per-cell optima
+``fit_sweep`` runs the whole pipeline on a :class:`~advisor.runs.table.RunTable`: per-cell optima
 (with bootstrap intervals), the LR and batch laws (method ``surface`` by default), the loss
 law (Chinchilla/Epoch Huber fit on each cell's best loss, bootstrap intervals), the AdamW
 timescale law where weight decay was swept, and the critical batch size where the grid
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.optim_rules import check_wd_rule
+from advisor.rules.optim_rules import check_wd_rule
 from advisor.fit.lr_batch import (LRBatchLaws, check_grid, cross_validate,
                                   extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
@@ -32,7 +32,7 @@ from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
 from advisor.fit.powerlaw import rounded as _r
 from advisor.fit.weight_decay import fit_timescale_law
-from advisor.runs import RunTable
+from advisor.runs.table import RunTable
 
 MIN_CRITICAL_CELLS = 3
 
@@ -160,7 +160,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
     ``mup_base_width``: the sweep's muP base width (channels) where its LR is ``mup_base``;
     recorded as ``mup.base_width`` so ``advisor recommend`` needs no --base-width.
     ``mup_wd_rule``: the hidden matrices' weight-decay width rule the sweep's runs used (a key
-    of ``advisor.optim_rules.WD_WIDTH_RULES``), recorded as ``mup.wd_rule`` so ``advisor
+    of ``advisor.rules.optim_rules.WD_WIDTH_RULES``), recorded as ``mup.wd_rule`` so ``advisor
     recommend``'s muP view defaults to it; None: not stated."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.runs import RunTable
+from advisor.runs.table import RunTable
 
 VAR_NAMES = ("N", "D", "TPP")
 MAX_LN = 700.0            # |ln y| beyond this over- or underflows a float64

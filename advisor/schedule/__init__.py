@@ -23,7 +23,7 @@ def recommend_schedule(law_path, total_steps: int, peak_lr: float | None = None)
             peak, the schedule shape is chosen at the law's peak and a note says so; the
             predicted losses are for the law's peak.
 
-    Returns a dict: ``schedule`` (spec string for :func:`advisor.lr_schedule.parse_schedule`),
+    Returns a dict: ``schedule`` (spec string for :func:`advisor.rules.lr_schedule.parse_schedule`),
     ``warmup_steps``, ``predicted_final_loss`` (nats), ``gain_over_cosine_nats`` (predicted
     final loss of cosine to 10% minus that of ``schedule``), ``cosine_reference``,
     ``cooldown_band`` ([lo, hi] fractions of total steps for a WSD cooldown of the best

@@ -286,7 +286,7 @@ def curve_group_key(settings: dict) -> tuple:
     """Which runs' curves one schedule law may be fitted on: equal in every setting but
     :data:`CURVE_FREE_SETTINGS` (the schedule, the seed and the horizon).
 
-    This is not :func:`advisor.runspec.stack_key`, and must not be. The stack key says which
+    This is not :func:`advisor.specs.runspec.stack_key`, and must not be. The stack key says which
     runs can *train together* (one model shape and batch, any LR, weight decay, schedule or
     token budget); a schedule law describes one model trained at one peak LR with one
     optimizer setting (the laws do not carry the peak LR, docs/schedules.md), so its curves
@@ -305,7 +305,7 @@ def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     the most distinct schedules is taken: a schedule law describes one model at one peak LR.
     """
     try:
-        from advisor.store import ResultsStore
+        from advisor.runs.store import ResultsStore
     except ImportError as exc:
         raise AdvisorError(f"reading a results store needs the calibration package: {exc}") \
             from None

@@ -17,7 +17,7 @@ Layout::
                  unidentified, calls, warnings}   # the optimizer's status
                  # (fitting.status_warnings); calls: converged, message, nfev of each call
 
-Loaded with the project's safe YAML loader (advisor.yamlio) and validated before use; written atomically (a temporary
+Loaded with the project's safe YAML loader (advisor.common.yamlio) and validated before use; written atomically (a temporary
 file in the same folder, then a rename), after validation.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.schedule.forms import FORMS
-from advisor.yamlio import atomic_write_text, plain, read_yaml_file
+from advisor.common.yamlio import atomic_write_text, plain, read_yaml_file
 
 SCHEMA = "hp-advisor/schedule-law/v1"
 

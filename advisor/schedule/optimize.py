@@ -1,6 +1,6 @@
 """Predicting loss under product schedules, choosing a schedule, and WSD branch points.
 
-Schedules are :mod:`advisor.lr_schedule` specs (steps 1..T). A fitted law predicts the loss
+Schedules are :mod:`advisor.rules.lr_schedule` specs (steps 1..T). A fitted law predicts the loss
 at the peak LR it was fitted at (its ``lr_scale``) and refuses any other (see :func:`_check`). Neither law can
 choose the peak LR (a larger LR always adds area) nor the warmup length (warmup only adds a
 little area; its benefit, letting a high LR be stable, is not in the law), so both are
@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.lr_schedule import parse_schedule
+from advisor.rules.lr_schedule import parse_schedule
 
 #: Reference schedule for "gain over cosine": half-cosine to 10% of the peak.
 COSINE_REF = "cosine:final=0.1"

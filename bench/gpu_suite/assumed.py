@@ -37,7 +37,7 @@ def mark_lr_sweep_done(out: Path) -> int:
     """In the scratch suite dir ``out``, record every run of stage 2's full-size plan as
     finished (settings only, no losses), so that the estimates of later stages leave out
     what they would copy from stage 2's store; return the number of runs."""
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
     from bench.gpu_suite.sizes import sizes
     from bench.gpu_suite.stages.sweeps import load_suite_plan
 

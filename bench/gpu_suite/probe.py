@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -98,9 +97,8 @@ def _throughput_args(device: str, sizes: dict, compile_: bool) -> SimpleNamespac
 def measure(device: str, sizes: dict, measure_compile: bool) -> dict:
     """The probe: peak, bandwidth, eager step model from two widths, and (when asked) the
     compile time and compiled step time at the small width. Returns a JSON-able dict."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench_throughput import bench_width, measure_matmul_peak
-    from calibration.data import load_data
+    from bench.bench_throughput import bench_width, measure_matmul_peak
+    from calibration.train.data import load_data
 
     t0 = time.perf_counter()
     out = {"device": device, "software": software()}

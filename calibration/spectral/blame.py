@@ -49,7 +49,7 @@ ADVICE = {
 }
 
 # The same causes when the layers named are stepped by Muon (orthogonalised updates, whose
-# width rule is the LR factor per shape: advisor.optim_rules' Muon section).
+# width rule is the LR factor per shape: advisor.rules.optim_rules' Muon section).
 MUON_ADVICE = {
     "hidden-lr": "hidden-matrix updates change with width on Muon: scale each orthogonalised "
                  "update by sqrt(fan_out/fan_in) (the spectral convention, optim_rules."

@@ -1,4 +1,4 @@
-"""A training callback (``calibration.train.train_run(..., callbacks=[...])``) that logs
+"""A training callback (``calibration.train.single.train_run(..., callbacks=[...])``) that logs
 spectral diagnostics at chosen steps; what it returns is stored with the run.
 
 At each step s in ``steps`` (after that step's optimizer update) it returns, per 2-D weight

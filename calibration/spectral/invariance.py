@@ -1,7 +1,7 @@
 """The spectral width-invariance check behind ``advisor check-spectral``.
 
 Train a model family for a few steps at three or more widths on real text (the Python
-standard library's source bytes, ``calibration.data``), measure per layer
+standard library's source bytes, ``calibration.train.data``), measure per layer
 
 - ``act_rms``: RMS of the layer's output on a fixed probe batch after training;
 - ``act_delta``: RMS of its change since initialisation on the same batch (the coordinate
@@ -270,11 +270,11 @@ def load_factory(spec: str) -> Callable:
 
 
 def family_factory(name: str, depth: int = 2, **overrides) -> Callable:
-    """A factory over the project's proxy family (calibration.model), with model overrides
+    """A factory over the project's proxy family (calibration.model.proxy), with model overrides
     (parameterization, attn_scale, readout, n_heads, ...) and ``optimizer`` ("muadamw" |
     "adamw"), ``lr``, ``weight_decay`` and ``wd_rule`` (hidden matrices only, see
     :func:`calibration.spectral.wd_rules.apply_wd_rule`)."""
-    from calibration.model import ProxyConfig, build_model, build_optimizer
+    from calibration.model.proxy import ProxyConfig, build_model, build_optimizer
 
     kind = overrides.pop("optimizer", "muadamw")
     lr = overrides.pop("lr", 2 ** -10)
@@ -299,7 +299,7 @@ def text_batches(n_batches: int, batch: int, seq_len: int, seed: int = 0):
     """``n_batches`` (inputs, targets) LongTensor pairs of real text (stdlib source bytes)."""
     import torch
 
-    from calibration.data import load_data
+    from calibration.train.data import load_data
 
     data = load_data("stdlib")
     rng = np.random.default_rng(seed)
@@ -389,7 +389,7 @@ def muon_layers(model, opt) -> list[str]:
     """Names of the modules whose 2-D weight the optimizer steps with Muon: a parameter group
     with Newton-Schulz settings (``ns_steps``, as torch.optim.Muon's groups have) and no Adam
     ``betas``. ``opt.param_groups`` may list several optimizers' groups
-    (calibration.model.MuonWithAdamW)."""
+    (calibration.model.proxy.MuonWithAdamW)."""
     from calibration.spectral import probes
 
     on_muon = {id(p) for g in getattr(opt, "param_groups", []) if "ns_steps" in g

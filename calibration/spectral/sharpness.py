@@ -319,7 +319,7 @@ def adam_threshold(beta1: float) -> float:
 
 def _optimizer_state(optimizer) -> dict:
     """The per-parameter state of ``optimizer``, or of each optimizer it steps together
-    (``.optimizers``, as calibration.model.MuonWithAdamW has), merged."""
+    (``.optimizers``, as calibration.model.proxy.MuonWithAdamW has), merged."""
     parts = getattr(optimizer, "optimizers", None)
     if parts is None:
         return optimizer.state

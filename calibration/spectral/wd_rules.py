@@ -7,7 +7,7 @@ x (1 - lr * wd) per step); width multipliers are mup's (``infshape.width_mult()`
 from __future__ import annotations
 
 from advisor.errors import AdvisorError
-from advisor.optim_rules import WD_WIDTH_RULES as WD_EXPONENT
+from advisor.rules.optim_rules import WD_WIDTH_RULES as WD_EXPONENT
 
 
 def apply_wd_rule(opt, weight_decay: float, rule: str) -> None:

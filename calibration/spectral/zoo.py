@@ -241,15 +241,15 @@ def build(spec: Spec, width: int, seed: int | None = None):
 
 
 def _muon_optimizer(model: nn.Module, spec: Spec):
-    """Muon (``calibration.muon_float32.Float32Muon``, a torch.optim.Muon) on the hidden
+    """Muon (``calibration.train.muon_float32.Float32Muon``, a torch.optim.Muon) on the hidden
     matrices (two growing dimensions; with ``muon_embedding`` also ``wte``), one group per
-    shape with the LR factor and ``adjust_lr_fn`` of ``advisor.optim_rules.muon_torch_group``
+    shape with the LR factor and ``adjust_lr_fn`` of ``advisor.rules.optim_rules.muon_torch_group``
     for ``spec.muon_scale``; mup.MuAdamW at ``spec.lr`` on everything else."""
     from mup import MuAdamW
 
-    from advisor.optim_rules import muon_torch_group
-    from calibration.model import MuonWithAdamW
-    from calibration.muon_float32 import Float32Muon
+    from advisor.rules.optim_rules import muon_torch_group
+    from calibration.model.proxy import MuonWithAdamW
+    from calibration.train.muon_float32 import Float32Muon
 
     muon_groups: dict = {}
     rest = []

@@ -47,7 +47,7 @@ class CalibrationStage(Stage):
                 Figure(self.name, "gap_cv", "held-out-cell gap of the law (mean)", "", fmt="{:.3%}")]
 
     def _plan(self, ctx):
-        from calibration.data import load_data
+        from calibration.train.data import load_data
 
         sdir = ctx.stage_dir(self.name)
         plan = sweeps.load_suite_plan(ctx.sizes["calibration"]["plan"], sdir)
@@ -65,7 +65,7 @@ class CalibrationStage(Stage):
     def run(self, ctx, est):
         import yaml
 
-        from advisor.yamlio import atomic_write_text, read_yaml_file
+        from advisor.common.yamlio import atomic_write_text, read_yaml_file
 
         sdir, plan, specs, vocab = self._plan(ctx)
         store = sdir / "store"
@@ -107,7 +107,7 @@ class CalibrationStage(Stage):
                         ["advisor " + " ".join(c) for c in commands],
         }
         atomic_write_text(law, yaml.safe_dump(d, sort_keys=False))
-        from advisor.lawset import load_lawset
+        from advisor.laws.lawset import load_lawset
         ls = load_lawset(str(law))                        # it must still load as a law set
         lr = d["laws"].get("learning_rate", {})
         exps = lr.get("exponents", {})

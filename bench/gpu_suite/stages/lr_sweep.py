@@ -3,7 +3,7 @@
 muP's optimum within one factor of 2 across widths, SP's optimum moving more, and muP's
 best held-out loss no worse than either SP arm's at every width.
 
-LRs are base-width peak LRs; losses final held-out nats per token (advisor.summary)."""
+LRs are base-width peak LRs; losses final held-out nats per token (advisor.runs.summary)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +17,7 @@ from bench.gpu_suite.state import write_json, write_text
 
 
 def judge(curves: dict, labels: dict) -> dict:
-    """From advisor.summary.lr_curves and arm_labels: per arm, the best LR per width
+    """From advisor.runs.summary.lr_curves and arm_labels: per arm, the best LR per width
     and its spread (log2 of max over min best LR); per width, whether muP's best loss is
     no worse than every SP arm's. Pure."""
     arms = {}
@@ -59,7 +59,7 @@ class LRSweepStage(Stage):
                 Figure(self.name, "runs", "runs finished / diverged / failed", fmt="{}")]
 
     def _plan(self, ctx):
-        from calibration.data import load_data
+        from calibration.train.data import load_data
 
         sdir = ctx.stage_dir(self.name)
         plan = sweeps.load_suite_plan(ctx.sizes["lr_sweep"]["plan"], sdir)
@@ -75,7 +75,7 @@ class LRSweepStage(Stage):
                                f"+10 s analysis and plot")
 
     def run(self, ctx, est):
-        from advisor.summary import arm_labels, lr_curves, plot_lr_sweeps
+        from advisor.runs.summary import arm_labels, lr_curves, plot_lr_sweeps
 
         sdir, specs, vocab = self._plan(ctx)
         groups, units = sweeps.pending_units(specs, sdir / "store", ctx, vocab)

@@ -8,18 +8,14 @@ losses the law orders differently from the measurement ("discordant")."""
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 
 from bench.gpu_suite.budget import Estimate, Unit, sweep_seconds
 from bench.gpu_suite.probe import step_model
 from bench.gpu_suite.report import Figure, md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import bench_schedule_proxy  # noqa: E402
+from bench import bench_schedule_proxy
 
 FINAL_GOAL = 0.003     # the README's bar: every test curve's final loss within 0.3%
 
@@ -46,8 +42,8 @@ class ScheduleStage(Stage):
         return bench_schedule_proxy.proxy_specs(self._args(ctx))
 
     def estimate(self, ctx):
-        from calibration.model import flops_per_token
-        from advisor.store import DB_NAME, ResultsStore
+        from calibration.model.proxy import flops_per_token
+        from advisor.runs.store import DB_NAME, ResultsStore
 
         specs = self._specs(ctx)
         store = ctx.stage_dir(self.name) / "store"
@@ -71,8 +67,8 @@ class ScheduleStage(Stage):
                                "+15 s law selection and plot")
 
     def run(self, ctx, est):
-        from calibration.data import load_data
-        from advisor.store import ResultsStore
+        from calibration.train.data import load_data
+        from advisor.runs.store import ResultsStore
 
         args = self._args(ctx)
         specs = bench_schedule_proxy.proxy_specs(args)

@@ -6,18 +6,14 @@ on this device. Goal: relative error <= 1e-3 within 3x the bound.
 Units: seconds; relative error |sigma - sigma_svdvals| / sigma_svdvals (worst matrix)."""
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 from bench.gpu_suite.budget import Estimate
 from bench.gpu_suite.report import Figure, md_table
 from bench.gpu_suite.stages.base import Outcome, Stage, StageSkipped
 from bench.gpu_suite.state import write_json, write_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import bench_spectral  # noqa: E402
+from bench import bench_spectral
 
 LANCZOS_ITERS_GUESS = 25      # the CPU runs used 15-17 iterations to 1e-3; margin
 

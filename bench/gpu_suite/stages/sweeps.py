@@ -1,6 +1,6 @@
 """Training sweeps inside the suite: a plan (recipes/plans name, or a toy plan written into
 the stage's folder), its per-stack time estimates, and training it stack by stack into a
-results store (calibration.sweep.run_sweep), stopping between stacks when the budget runs
+results store (calibration.sweep.executors.run_sweep), stopping between stacks when the budget runs
 out. The store is what makes a cut-off stage resume: finished runs are never retrained.
 
 Units: seconds, FLOPs.
@@ -18,7 +18,7 @@ from bench.gpu_suite.probe import step_model
 def load_suite_plan(plan, stage_dir: Path):
     """A Plan from a recipes/plans name, or from a dict (written to stage_dir/plan.yaml
     first, so the plan that ran is kept with its results)."""
-    from advisor.plan import load_plan
+    from advisor.specs.plan import load_plan
 
     if isinstance(plan, dict):
         import yaml
@@ -36,7 +36,7 @@ def choose_compile(specs, ctx, vocab_size: int) -> list:
     ``auto``: never on the CPU; on CUDA compile a stack when the compile time the probe
     measured is repaid by the per-step time compilation saved there, over the stack's steps
     (budget.compile_pays)."""
-    from calibration.sweep import group_specs
+    from calibration.sweep.executors import group_specs
 
     if ctx.compile in ("always", "never"):
         return [dataclasses.replace(s, compile=ctx.compile) for s in specs]
@@ -67,7 +67,7 @@ def newton_schulz_flops(width: int, ffn_hidden: int, depth: int, ns_steps: int) 
 
 def _member_step_flops(spec, vocab_size: int) -> float:
     """Training FLOPs of one step of one run (forward + backward; Muon's Newton-Schulz added)."""
-    from calibration.model import flops_per_token
+    from calibration.model.proxy import flops_per_token
 
     cfg = spec.model_config(vocab_size=vocab_size)
     f = flops_per_token(cfg) * spec.tokens_per_step
@@ -78,7 +78,7 @@ def _member_step_flops(spec, vocab_size: int) -> float:
 
 def stack_seconds(group, probe: dict, vocab_size: int) -> float:
     """Estimated wall time of one stack of same-shape runs (see budget.sweep_seconds)."""
-    from calibration.model import flops_per_token
+    from calibration.model.proxy import flops_per_token
 
     s0 = group[0]
     steps = max(s.steps for s in group)      # a stack's members may differ in token budget
@@ -94,8 +94,8 @@ def stack_seconds(group, probe: dict, vocab_size: int) -> float:
 
 def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, list[Unit]]:
     """The stacks with runs not yet in the store, and their estimates, in plan order."""
-    from advisor.store import DB_NAME, ResultsStore
-    from calibration.sweep import group_specs
+    from advisor.runs.store import DB_NAME, ResultsStore
+    from calibration.sweep.executors import group_specs
 
     done = set()
     if (Path(store_dir) / DB_NAME).exists():
@@ -118,8 +118,8 @@ def pending_units(specs, store_dir: Path, ctx, vocab_size: int) -> tuple[list, l
 
 def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
     """Train stack after stack while the budget allows; returns what happened per stack."""
-    from advisor.plan import Plan
-    from calibration.sweep import run_sweep
+    from advisor.specs.plan import Plan
+    from calibration.sweep.executors import run_sweep
 
     log, stopped = [], False
     for group, unit in zip(groups, units):
@@ -141,7 +141,7 @@ def train_units(groups, units, store_dir: Path, ctx, name: str) -> dict:
 
 
 def store_runs(store_dir: Path) -> list:
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
 
     with ResultsStore.open(store_dir) as st:
         return st.runs()

@@ -9,17 +9,13 @@ fraction of the measured peak FLOP/s."""
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 from bench.gpu_suite.budget import Estimate, Unit
 from bench.gpu_suite.probe import step_model
 from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import read_json, write_json, write_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import bench_stacked  # noqa: E402  (bench/ is a folder of scripts)
+from bench import bench_stacked
 
 GOALS = {0: 8.0, 1: 4.0}       # speedup goals by width position
 MFU_GOAL = 0.40                # at the last width
@@ -50,8 +46,8 @@ class ThroughputStage(Stage):
                 Figure(self.name, "peak", "measured matmul peak", "TFLOP/s", fmt="{:.4g}")]
 
     def estimate(self, ctx):
-        from calibration.data import load_data
-        from calibration.model import flops_per_token
+        from calibration.train.data import load_data
+        from calibration.model.proxy import flops_per_token
 
         args = self._args(ctx)
         done = {r["width"] for r in read_json(ctx.stage_dir(self.name) / "rows.json", [])}
@@ -76,7 +72,7 @@ class ThroughputStage(Stage):
                                f"{c_warm:.1f} s per further run of it")
 
     def run(self, ctx, est):
-        from calibration.data import load_data
+        from calibration.train.data import load_data
 
         sdir = ctx.stage_dir(self.name)
         args = self._args(ctx)

@@ -6,9 +6,7 @@ Units: gaps in nats per token (final held-out loss minus the grid's best)."""
 from __future__ import annotations
 
 import math
-import sys
 from collections import Counter
-from pathlib import Path
 
 from bench.gpu_suite.budget import Estimate, sweep_seconds
 from bench.gpu_suite.probe import step_model
@@ -16,9 +14,7 @@ from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.stages.calibration import LAW_NAME
 from bench.gpu_suite.state import read_json
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import transfer_check  # noqa: E402
+from bench import transfer_check
 
 CHOICES = 3      # law, Step Law, muP transfer: each trained beside the grid
 
@@ -43,8 +39,8 @@ class TransferStage(Stage):
     def estimate(self, ctx):
         import dataclasses
 
-        from calibration.model import flops_per_token
-        from advisor.runspec import RunSpec
+        from calibration.model.proxy import flops_per_token
+        from advisor.specs.runspec import RunSpec
 
         from bench.gpu_suite.stages.sweeps import store_runs
 
@@ -82,7 +78,7 @@ class TransferStage(Stage):
                 "--plot", str(sdir / "transfer.png"), "--no-progress"]
         if ctx.sizes["transfer"]["width"]:
             argv += ["--width", str(ctx.sizes["transfer"]["width"])]
-        ctx.log("  $ python bench/transfer_check.py " + " ".join(argv))
+        ctx.log("  $ python -m bench.transfer_check " + " ".join(argv))
         rc = transfer_check.main(argv)
         if rc != 0:
             raise RuntimeError(f"bench/transfer_check.py exited {rc}")
@@ -98,5 +94,5 @@ class TransferStage(Stage):
                 self.figure("steplaw_gap", value=g_step),
                 self.figure("mup_gap", value=g_mup),
                 self.figure("width", value=res["width"])]
-        write_text(sdir / "command.txt", "python bench/transfer_check.py " + " ".join(argv) + "\n")
+        write_text(sdir / "command.txt", "python -m bench.transfer_check " + " ".join(argv) + "\n")
         return Outcome("done", figs, pngs=[sdir / "transfer.png"])

@@ -9,7 +9,7 @@ suite's sweep machinery (bench/gpu_suite/stages/sweeps.py), each into its own re
    the three weight-decay width rules).
 
 A sub-sweep whose runs are all finished or diverged is summarised with its summary's own
-functions (calibration.muon_summary / depth_summary / wd_summary) into
+functions (calibration.analyze.muon_summary / depth_summary / wd_summary) into
 ``DIR/transfer-sweeps/<sub>/results.md`` and a PNG. The stage is divisible by stack and
 resumes from the sub-sweeps' stores. It is lower priority than stages 1-7 (docs/gpu-suite.md).
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from advisor.optim_rules import WD_WIDTH_RULES
+from advisor.rules.optim_rules import WD_WIDTH_RULES
 from bench.gpu_suite.budget import Estimate, Unit
 from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages import sweeps
@@ -40,7 +40,7 @@ def copy_shared_runs(specs, sources, store_dir) -> int:
     """Copy into the store at ``store_dir`` every run of ``specs`` that is finished or diverged
     in one of the ``sources`` stores and missing here (same run id = same settings, so the
     same run), with its curve and diagnostics; return how many were copied."""
-    from advisor.store import DB_NAME, ResultsStore
+    from advisor.runs.store import DB_NAME, ResultsStore
 
     ids = {s.run_id for s in specs}
     copied = 0
@@ -69,7 +69,7 @@ def copy_shared_runs(specs, sources, store_dir) -> int:
 
 def shared_final_ids(specs, sources) -> set:
     """Run ids of ``specs`` finished or diverged in the ``sources`` stores (read only)."""
-    from advisor.store import DB_NAME, ResultsStore
+    from advisor.runs.store import DB_NAME, ResultsStore
 
     ids = {s.run_id for s in specs}
     out = set()
@@ -83,27 +83,27 @@ def shared_final_ids(specs, sources) -> set:
 # ------------------------------------------------------------------ the three summaries
 
 def muon_result(runs) -> dict:
-    """calibration.muon_summary of the runs: its lines, a plot function, the figure."""
-    from calibration import muon_summary as ms
+    """calibration.analyze.muon_summary of the runs: its lines, a plot function, the figure."""
+    from calibration.analyze import muon_summary as ms
 
     rows = ms.arm_rows(runs)
     v = ms.transfer_verdicts(rows).get("Muon spectral")
     return {"lines": ms.summary_lines(rows), "plot": lambda path: ms.plot(rows, path),
-            "command": "python -m calibration.muon_summary {store} --plot {png}",
+            "command": "python -m calibration.analyze.muon_summary {store} --plot {png}",
             "figures": {"muon_spectral_shift": None if v is None else v["max_shift"]},
             "verdicts": ms.transfer_verdicts(rows)}
 
 
 def depth_result(runs) -> dict:
-    """calibration.depth_summary of the runs: its lines, a plot function, the figure
+    """calibration.analyze.depth_summary of the runs: its lines, a plot function, the figure
     (CompleteP is depth exponent alpha = 1)."""
-    from calibration import depth_summary as ds
+    from calibration.analyze import depth_summary as ds
 
     rows = ds.depth_rows(runs)
     verdicts = ds.transfer_verdicts(rows)
     v = verdicts.get(1.0)
     return {"lines": ds.summary_lines(rows), "plot": lambda path: ds.plot(rows, path),
-            "command": "python -m calibration.depth_summary {store} --plot {png}",
+            "command": "python -m calibration.analyze.depth_summary {store} --plot {png}",
             "figures": {"completep_shift": None if v is None else v["max_shift"]},
             "verdicts": {f"alpha {a:g}": d for a, d in verdicts.items()}}
 
@@ -121,13 +121,13 @@ def knee_text(d: dict) -> str | None:
 
 
 def wd_result(runs) -> dict:
-    """calibration.wd_summary of the runs: its lines, a plot function, the figures."""
-    from calibration import wd_summary as ws
+    """calibration.analyze.wd_summary of the runs: its lines, a plot function, the figures."""
+    from calibration.analyze import wd_summary as ws
 
     s = ws.summarise(runs)
     v = ws.rule_verdicts(s.rows, s.base_width)
     return {"lines": ws.summary_lines(s), "plot": lambda path: ws.plot(s.rows, path, s.base_width),
-            "command": "python -m calibration.wd_summary {store} --plot {png}",
+            "command": "python -m calibration.analyze.wd_summary {store} --plot {png}",
             "figures": {f"knee_{r}": knee_text(v[r]) if r in v else None for r in WD_RULES},
             "verdicts": v}
 
@@ -155,7 +155,7 @@ class TransferSweepsStage(Stage):
 
     def _subs(self, ctx):
         """[(key, folder, title, plan, specs, shared source stores)] in training order."""
-        from calibration.data import load_data
+        from calibration.train.data import load_data
 
         vocab = load_data("stdlib").vocab_size
         sdir = ctx.stage_dir(self.name)
@@ -188,7 +188,7 @@ class TransferSweepsStage(Stage):
                         detail=f"{'; '.join(parts)}; +{fixed:.0f} s summaries and plots")
 
     def run(self, ctx, est):
-        from advisor.store import DB_NAME
+        from advisor.runs.store import DB_NAME
 
         subs, vocab = self._subs(ctx)
         sdir = ctx.stage_dir(self.name)

@@ -1,0 +1,1 @@
+"""One module per ``advisor`` subcommand; each parses its options and formats its output."""

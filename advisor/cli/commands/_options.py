@@ -1,0 +1,28 @@
+"""Options shared by the commands that read a sweep (``fit``, ``evaluate``, ``plot``): which
+loss column, which runs, and the sequence length a ``bs`` column is counted in. Defined once
+here; advisor.runs.table checks the values (no numpy import at ``advisor --help``)."""
+from __future__ import annotations
+
+import click
+
+from advisor.common.numbers import SEQ_LEN_UNITS
+
+LOSS_CHOICES = ("auto", "smooth", "final")   # advisor.runs.table: "auto" or a LOSS_COLUMNS key
+
+
+def sweep_options(loss_help: str = "loss column: smooth (Step Law's 'smooth loss'), "
+                                   "final ('loss')"):
+    """Decorator adding --loss (as ``loss_col``), --select (repeatable) and --seq-len."""
+    def decorate(f):
+        for opt in reversed((
+                click.option("--loss", "loss_col", type=click.Choice(LOSS_CHOICES),
+                             default="auto", show_default=True, help=loss_help),
+                click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
+                             help="keep only runs whose COLUMN equals VALUE (repeatable), "
+                                  "e.g. parameterization=mup"),
+                click.option("--seq-len", default="2048", show_default=True,
+                             help="tokens per sequence, to read a bs column given in "
+                                  f"sequences; {SEQ_LEN_UNITS}"))):
+            f = opt(f)
+        return f
+    return decorate

@@ -1,0 +1,151 @@
+"""``advisor fit RESULTS --out laws.yaml``: fit laws from a sweep and write a law set."""
+from __future__ import annotations
+
+import advisor.cli.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
+
+import shlex
+import time
+
+import click
+
+from advisor.cli.commands._options import sweep_options
+from advisor.laws.lawset import CONVENTIONS
+from advisor.common.numbers import parse_seq_len
+
+
+@click.command("fit")
+@click.argument("results")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="law-set YAML file to write")
+@click.option("--name", default=None, help="law-set name (default: fitted-<results stem>)")
+@click.option("--method", type=click.Choice(["surface", "optima", "best-point"]),
+              default="surface", show_default=True, help="how the LR and batch laws are fitted")
+@sweep_options()
+@click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
+              help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
+@click.option("--cv/--no-cv", default=False, show_default=True,
+              help="also record cross-validated gaps in the provenance: leave-one-cell-out "
+                   "(interpolation) and extrapolation (largest/smallest N and D held out)")
+@click.option("--schedule", default=None, help="the LR schedule the sweep used (recorded)")
+@click.option("--lr-convention", type=click.Choice(list(CONVENTIONS["learning_rate"])), default=None,
+              help="what the sweep's lr column means (default: what the runs record -- a "
+                   "results store always does -- else peak)")
+@click.option("--batch-vars", type=click.Choice(["N,D", "D", "N"]), default=None,
+              help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: D for "
+                   "surface and best-point, N,D for optima: the forms that extrapolate best, "
+                   "docs/fitting.md)")
+@click.option("--cell-by", "cell_by", default=None, metavar="COL[,COL]",
+              help="columns that, with N and D, define a cell (several architectures at the "
+                   "same N, e.g. h,numl or nume,topk)")
+@click.option("--n-column", "n_column", default="N", show_default=True, metavar="COL",
+              help="the column the laws read as N (e.g. Na, active parameters)")
+@click.option("--max-nfev", "max_nfev", default=500, show_default=True,
+              help="function evaluations allowed to each surface fit (a fit that runs out "
+                   "is reported as not converged)")
+@click.option("--seed", default=0, show_default=True)
+def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, schedule,
+        lr_convention, batch_vars, cell_by, n_column, max_nfev, seed):
+    """Fit LR, batch, loss (and weight-decay, critical-batch) laws from RESULTS.
+
+    RESULTS is a results store directory or a CSV in the Step Law layout (bs in sequences
+    of --seq-len tokens, or a bs_tokens column; N non-embedding parameters; D tokens).
+    """
+    from advisor.errors import AdvisorError
+    from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
+    from advisor.laws.lawset import dump_lawset, load_lawset_file
+    from advisor.common.outputs import check_output_file
+    from advisor.runs.table import load_runs, resolve_lr_convention
+
+    from advisor.fit.surface import SurfaceOptions
+
+    if n_bootstrap < 0:
+        raise AdvisorError("--bootstrap must be 0 or more")
+    seq_len = parse_seq_len(seq_len)
+    check_output_file(out, "law set")         # before the fit, not after it
+    if max_nfev < 1:
+        raise AdvisorError("--max-nfev must be 1 or more")
+    t0 = time.perf_counter()
+    table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select,
+                      cell_by=cell_by or (), n_column=n_column)
+    lr_convention = resolve_lr_convention(lr_convention, table)
+    mup_base = lr_convention == "mup_base"
+    if table.wd_rule is not None and not mup_base:
+        table.notes.append(f"the runs' wd_rule ({table.wd_rule}) is not recorded in the law "
+                           "set: their LR convention is peak, where muP's width rules do not "
+                           "apply")
+    click.echo(table.summary(), err=True)
+    for note in table.notes:
+        click.echo(f"note: {note}", err=True)
+
+    def progress(msg):
+        click.echo(f"  fitting {msg} ...", err=True)
+
+    result = fit_sweep(table, method=method, n_bootstrap=n_bootstrap, cv=cv, seed=seed,
+                       progress=progress,
+                       batch_vars=tuple(batch_vars.split(",")) if batch_vars else None,
+                       options=SurfaceOptions(max_nfev=max_nfev))
+    command = (f"advisor fit {results} --out {out} --method {method} --loss {loss_col} "
+               f"--seq-len {seq_len} --bootstrap {n_bootstrap} --seed {seed}"
+               + (f" --batch-vars {batch_vars}" if batch_vars else "")
+               + (f" --cell-by {cell_by}" if cell_by else "")
+               + (f" --n-column {n_column}" if n_column != "N" else "")
+               + (" --cv" if cv else "")
+               + (f" --schedule {shlex.quote(schedule)}" if schedule else "")
+               + f" --lr-convention {lr_convention}"
+               + (f" --max-nfev {max_nfev}" if max_nfev != 500 else "")
+               + "".join(f" --select {x}" for x in select))
+    d = lawset_dict(result, name=name or default_name(results), command=command,
+                    schedule=schedule or "as the sweep's runs (see provenance.source)",
+                    lr_convention=lr_convention,
+                    mup_base_width=table.mup_base_width if mup_base else None,
+                    mup_wd_rule=table.wd_rule if mup_base else None)
+    dump_lawset(d, out)
+    load_lawset_file(out)  # what we wrote must load as any law set does
+    elapsed = time.perf_counter() - t0
+    _print_summary(result, d, out, elapsed)
+
+
+def _print_summary(result, d, out, elapsed):
+    from advisor.fit.powerlaw import PowerLaw
+
+    laws = d["laws"]
+
+    def pl(law):
+        return PowerLaw.from_law(law).describe()
+
+    click.echo(f"learning rate: {pl(laws['learning_rate'])}")
+    if "batch_size" in laws:
+        click.echo(f"batch size   : {pl(laws['batch_size'])} tokens")
+    if "loss" in laws:
+        lo = laws["loss"]
+        click.echo(f"loss         : {lo['E']:.4g} + {lo['A']:.4g}/N^{lo['alpha']:.3f} + "
+                   f"{lo['B']:.4g}/D^{lo['beta']:.3f}")
+    if "weight_decay" in laws:
+        w = laws["weight_decay"]
+        click.echo(f"weight decay : tau* = {w['coefficient']:.4g} TPP^{w['exponents']['TPP']:+.3f}")
+    if "critical_batch_size" in laws:
+        click.echo(f"critical batch: {pl(laws['critical_batch_size'])} tokens")
+    mup = d.get("mup") or {}
+    if mup:
+        click.echo(f"muP          : base width {mup.get('base_width', 'not recorded')}, "
+                   f"weight-decay width rule {mup.get('wd_rule', 'not stated')}")
+    q = d["provenance"]["fit_quality"]
+    s = q["in_sample_gap"]
+    click.echo(f"in-sample gap: mean {s['mean_gap_pct']:.3f}%, median {s['median_gap_pct']:.3f}%, "
+               f"max {s['max_gap_pct']:.3f}% over {s['cells']} cells")
+    if q.get("cross_validated_gap"):
+        s = q["cross_validated_gap"]
+        click.echo(f"held-out gap : mean {s['mean_gap_pct']:.3f}%, median "
+                   f"{s['median_gap_pct']:.3f}%, max {s['max_gap_pct']:.3f}% (each cell held "
+                   "out: interpolation)")
+    for fold, s in (q.get("extrapolation_gap") or {}).items():
+        if "refused" in s:
+            click.echo(f"extrapolation {fold:>10}: not scored ({s['refused']})")
+        else:
+            click.echo(f"extrapolation {fold:>10}: mean {s['mean_gap_pct']:.3f}%, max "
+                       f"{s['max_gap_pct']:.3f}% over {s['cells']} held-out cells")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for w in result.warnings:
+        click.echo(f"warning: {w}")
+    click.echo(f"wrote {out} ({elapsed:.1f} s)")

@@ -1,0 +1,109 @@
+"""``advisor recommend``: a ready-to-run training config for a target model size."""
+from __future__ import annotations
+
+import click
+
+from advisor.errors import AdvisorError
+from advisor.export import NAMES, exporter
+from advisor.common.numbers import SEQ_LEN_UNITS
+from advisor.recommendation.muon_view import DEFAULT_CONVENTION, OPTIMIZERS
+from advisor.rules.optim_rules import MUON_CONVENTIONS, WD_WIDTH_RULES
+from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEFAULT_LAW,
+                                    DEFAULT_SEQ_LEN, recommend as _recommend)
+
+
+@click.command()
+@click.option("--params", default=None, metavar="N",
+              help="Total parameters of the target model, embeddings included: 7e9, 7B or "
+                   "7000000000 (optional when the architecture is given).")
+@click.option("--tokens", default=None, metavar="D",
+              help="Training tokens (default: compute-optimal for --params under Epoch AI's "
+                   "Chinchilla refit, about 20 per parameter).")
+@click.option("--seq-len", default=str(DEFAULT_SEQ_LEN), show_default=True,
+              help=f"Tokens per sequence; sets the batch in sequences; {SEQ_LEN_UNITS}.")
+@click.option("--law", default=DEFAULT_LAW, show_default=True,
+              help="Shipped law set for LR and batch size (see `advisor laws`).")
+@click.option("--laws", "laws_file", type=click.Path(dir_okay=False), default=None,
+              help="A law-set YAML file (e.g. from `advisor fit`); overrides --law.")
+@click.option("--family", default=DEFAULT_FAMILY, show_default=True,
+              help="Target-model family in recipes/families, for the shape.")
+@click.option("--base-width", default=None, metavar="D0",
+              help="Width of the muP proxy the muP multipliers are relative to (default: the "
+                   f"law set's mup.base_width, else {DEFAULT_BASE_WIDTH}).")
+@click.option("--base-depth", default=None, metavar="L0",
+              help="Blocks of the proxy the depth view is relative to (default 4).")
+@click.option("--depth-alpha", default=None, metavar="ALPHA",
+              help="Depth exponent of the depth view: 1 CompleteP (default), 0.5 Depth-muP, "
+                   "0 none.")
+@click.option("--wd-rule", type=click.Choice(tuple(WD_WIDTH_RULES)), default=None,
+              help="Width rule of the hidden matrices' weight decay in the muP view: mup "
+                   "(torch weight_decay x m, as mup.MuAdamW), sqrt (x sqrt(m), Fan et al. "
+                   "2025) or none (default: the law set's mup.wd_rule, which `advisor fit` "
+                   "records from its runs, else mup; another rule than the law set's is "
+                   "warned about; docs/recommend.md).")
+@click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
+              help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
+@click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
+              help="A Hugging Face config.json of the real model: exact parameter counts "
+                   "(vocabulary, tying, GQA key/value heads).")
+@click.option("--d-model", default=None, help="Real model width (with --n-layers, --n-heads).")
+@click.option("--n-layers", default=None, help="Real model depth.")
+@click.option("--n-heads", default=None, help="Attention heads.")
+@click.option("--n-kv-heads", default=None, help="Key/value heads (GQA; default: --n-heads).")
+@click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
+@click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
+@click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
+@click.option("--optimizer", "optimizer_name", type=click.Choice(OPTIMIZERS),
+              default="adamw", show_default=True,
+              help="muon: Muon on hidden matrices + AdamW elsewhere, converted from the AdamW "
+                   "laws (advisor/recommendation/muon_view.py).")
+@click.option("--muon-convention", type=click.Choice(sorted(MUON_CONVENTIONS)),
+              default=DEFAULT_CONVENTION, show_default=True,
+              help="Muon width convention (with --optimizer muon).")
+@click.option("--format", "fmt", type=click.Choice(NAMES), default="yaml",
+              show_default=True, help="Output format: " + "; ".join(
+                  f"{e.name}: {e.doc}" for e in map(exporter, NAMES)) + ".")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (atomically) instead of standard output.")
+def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
+              hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
+              fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
+              muon_convention="match_rms_adamw", wd_rule=None):
+    """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
+
+    Every value carries its unit and its source; warnings say where a law is extrapolated
+    and where shipped laws disagree. Example:
+
+        advisor recommend --params 7e9 --format json
+    """
+    from advisor.specs.modelspec import spec_from_hf_config, spec_from_options
+    from advisor.common.outputs import atomic_write_text, check_output_file
+
+    if output:
+        check_output_file(output, "config")
+    spec = spec_from_options(d_model, n_layers, n_heads, n_kv_heads, ffn, vocab,
+                             tied_embeddings)
+    if hf_config:
+        if spec is not None:
+            raise AdvisorError("give --hf-config or --d-model/--n-layers/--n-heads, not both")
+        spec = spec_from_hf_config(hf_config)
+    rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
+                     family=family, base_width=base_width, schedule_law=schedule_law,
+                     model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha,
+                     wd_rule=wd_rule)
+    if optimizer_name == "muon":
+        from advisor.recommendation.muon_view import with_muon
+        rec = with_muon(rec, muon_convention)
+    writer = exporter(fmt)
+    text = writer.write(rec)
+    if output:
+        atomic_write_text(output, text, "config")
+        click.echo(f"wrote {fmt} config to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    for w in rec.warnings:
+        if not writer.full:
+            click.echo(f"warning: {w}", err=True)
+    from advisor.export import notes
+    for note in notes(rec, writer):
+        click.echo(f"note: {note}", err=True)

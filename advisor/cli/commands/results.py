@@ -1,0 +1,110 @@
+"""``advisor results DIR``: summarise a results store (runs, best LR per width), export CSV."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+
+
+def _lr(x: float) -> str:
+    if not (x and math.isfinite(x)):
+        return "-"
+    k = math.log2(x)
+    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{x:.3g}"
+
+
+def _loss(x) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+
+@click.command()
+@click.argument("directory", metavar="DIR", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="csv: Step Law's column layout plus ours, to stdout.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the Step Law-layout CSV to this file.")
+@click.option("--status", type=click.Choice(["finished", "diverged", "failed"]), default=None,
+              help="Only runs with this status.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of held-out loss against LR per width.")
+def results(directory, fmt, csv_path, status, plot_path):
+    """Summarise the results store in DIR."""
+    from advisor.common.outputs import atomic_output, check_output_file
+    from advisor.runs.store import ResultsStore, steplaw_csv_text, write_steplaw_csv
+    from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
+
+    if plot_path:
+        from advisor.cli.deps import require
+        require("results --plot", "matplotlib")
+        check_output_file(plot_path, "plot")
+    if csv_path:
+        check_output_file(csv_path, "CSV file")
+
+    with ResultsStore.open(directory) as store:
+        runs = store.runs(status=status)
+        all_runs = store.runs()
+        steplaw = store.steplaw_rows() if (fmt == "csv" or csv_path) else None
+    best = best_lr_table(all_runs)
+    shifts = optimum_shift(best)
+    if csv_path:
+        write_steplaw_csv(steplaw, csv_path)
+    if plot_path:
+        from advisor.runs.summary import plot_lr_sweeps
+        from pathlib import Path
+        with atomic_output(plot_path, "plot", suffix=Path(plot_path).suffix or ".png") as tmp:
+            plot_lr_sweeps(all_runs, tmp, title=str(directory))
+    if fmt == "json":
+        click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": best,
+                                      "optimum_shift": shifts,
+                                      "best_by_width": {str(w): v for w, v in
+                                                        best_by_width(all_runs).items()}}),
+                              indent=2))
+        return
+    if fmt == "csv":
+        sys.stdout.write(steplaw_csv_text(steplaw))
+        return
+    click.echo(f"{len(runs)} runs in {directory}")
+    hdr = (f"{'run_id':<16} {'param':<5} {'width':>5} {'depth':>5} {'lr':>8} {'wd':>6} "
+           f"{'bs':>4} {'tokens':>10} {'schedule':<22} {'seed':>4} {'status':<8} "
+           f"{'train':>7} {'val':>7}")
+    click.echo(hdr)
+    key = lambda r: (r.settings.get("parameterization", ""), r.settings["width"],
+                     r.settings["depth"], r.settings["lr"], r.settings["seed"])
+    for r in sorted(runs, key=key):
+        s = r.settings
+        click.echo(f"{r.run_id:<16} {s.get('parameterization', ''):<5} {s['width']:>5} "
+                   f"{s['depth']:>5} {_lr(s['lr']):>8} {s['weight_decay']:>6.3g} "
+                   f"{s['batch_size']:>4} {s['tokens']:>10} {s['schedule'][:22]:<22} "
+                   f"{s['seed']:>4} {r.status:<8} {_loss(r.final_train_loss):>7} "
+                   f"{_loss(r.final_val_loss):>7}")
+    failed = [r for r in runs if r.status == "failed"]
+    for r in failed:
+        click.echo(f"  failed {r.run_id}: {r.error.splitlines()[0] if r.error else ''}")
+    if best:
+        click.echo("\nbest LR per width (lowest mean held-out loss over seeds; diverged = inf)")
+        click.echo(f"{'param':<5} {'depth':>5} {'width':>5} {'best lr':>8} {'val loss':>8} "
+                   f"{'LRs':>4}")
+        for b in sorted(best, key=lambda b: (b["parameterization"], b["depth"], b["width"])):
+            click.echo(f"{b['parameterization']:<5} {b['depth']:>5} {b['width']:>5} "
+                       f"{_lr(b['best_lr']):>8} {_loss(b['best_val_loss']):>8} {b['n_lrs']:>4}")
+    by_width = best_by_width(all_runs)
+    if by_width and len({a for v in by_width.values() for a in v}) > 1:
+        click.echo("\nbest held-out loss per width, by arm")
+        for w, arms in by_width.items():
+            click.echo(f"  width {w:>5}: " + "  ".join(f"{a} {_loss(v)}" for a, v in sorted(arms.items())))
+    for s in shifts:
+        click.echo(f"{s['parameterization']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
+                   f"from width {s['smallest_width']} to {s['largest_width']}")
+
+
+def _clean(o):
+    """NaN/inf -> None so the JSON is standard."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o

@@ -1,0 +1,444 @@
+"""The typed, frozen blocks of a recommendation (what ``advisor recommend`` returns).
+
+Each block is a frozen dataclass read by attribute (the exporters in ``advisor/export`` do);
+``to_dict()`` gives the block's part of the JSON/YAML schema (docs/recommend.md, "Output
+schema") with the keys in their documented order. ``block["key"]`` and ``block.get("key")``
+read that dict form, for scripts written when the blocks were plain dicts. Units are stated on
+each field; counts are numbers of scalars, steps are optimizer steps, LRs are peak LRs.
+No I/O and no computation here beyond formatting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from advisor.specs.shapes import Shape
+
+_OMIT = {"omit_none": True}
+
+
+def plain(x):
+    """``x`` with blocks, Values, tuples and dicts turned into JSON-ready dicts and lists."""
+    if hasattr(x, "to_dict") and callable(x.to_dict):
+        return x.to_dict()
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    return x
+
+
+def _block(cls):
+    """A frozen dataclass whose ``__eq__`` and ``__repr__`` come from :class:`Block` (one
+    function each instead of one generated per class: importing this module stays cheap)."""
+    return dataclass(frozen=True, eq=False, repr=False)(cls)
+
+
+class Block:
+    """Base of the blocks: ``to_dict`` over the fields in order (a field declared with
+    ``metadata=_OMIT`` is left out when None), and dict-style reads of that form. Blocks
+    compare equal when of one type with equal fields."""
+
+    __hash__ = None
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"{type(self).__name__}({inner})"
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.metadata.get("omit_none"):
+                continue
+            out[f.name] = plain(v)
+        return out
+
+    def __getitem__(self, key):
+        return self.to_dict()[key]
+
+    def get(self, key, default=None):
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in self.to_dict()
+
+
+@dataclass(frozen=True)
+class Value:
+    """One recommended number with its unit and where it came from."""
+
+    value: Any
+    unit: str
+    source: str
+    note: str | None = None
+    interval_95: tuple | None = None
+
+    def to_dict(self) -> dict:
+        d = {"value": self.value, "unit": self.unit, "source": self.source}
+        if self.interval_95 is not None:
+            d["interval_95"] = [float(x) for x in self.interval_95]
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@_block
+class Target(Block):
+    """What was asked for: total parameters, training tokens (a Value), tokens per parameter
+    (of the shape's total count) and the sequence length in tokens."""
+
+    params_total: float
+    tokens: Value
+    tokens_per_param: float
+    seq_len: int
+
+
+@_block
+class ParamsForLaws(Block):
+    """N as the chosen law set counts it (``convention``: its ``conventions.params``)."""
+
+    value: int
+    convention: str
+
+
+@_block
+class SizeError(Block):
+    """How far the shape's total count is from the requested one (a fraction)."""
+
+    value: float
+    unit: str
+    requested: float
+
+
+@dataclass(frozen=True)
+class ModelShape(Shape, Block):
+    """The target's shape (an ``advisor.specs.shapes.Shape``: widths in channels, counts in scalars;
+    its fields first) and N as the law set counts it, where the shape came from, and how far
+    its total count is from the requested one."""
+
+    params_for_laws: ParamsForLaws
+    shape_source: str
+    size_error: SizeError
+
+    @classmethod
+    def of(cls, shape: Shape, **extra) -> "ModelShape":
+        return cls(**{f.name: getattr(shape, f.name) for f in fields(shape)}, **extra)
+
+    to_dict = Block.to_dict
+
+
+@_block
+class MuonGroup(Block):
+    """torch.optim.Muon settings for one matrix shape ([fan_out, fan_in] in channels)."""
+
+    matrices: str
+    shape: tuple
+    update_scale: float
+    torch_group_lr: float
+    torch_group_weight_decay: float
+    adjust_lr_fn: str
+    mup_update_multiplier_vs_base_width: float
+
+
+@_block
+class AdamWGroup(Block):
+    """An AdamW parameter group beside Muon: peak LR, torch weight_decay, its muP rule."""
+
+    group: str
+    lr: float
+    weight_decay: float
+    mup: str
+
+
+@_block
+class MuonPart(Block):
+    """The Muon optimizer of a Muon + AdamW config (``advisor.recommendation.muon_view``)."""
+
+    params: str
+    convention: str
+    convention_rule: str
+    lr: Value
+    weight_decay: Value
+    momentum: float
+    nesterov: bool
+    ns_steps: int
+    ns_coefficients: tuple
+    eps: float
+    source_defaults: str
+    groups: tuple
+
+
+@_block
+class AdamWPart(Block):
+    """The AdamW optimizer beside Muon (embedding, norm gains, readout)."""
+
+    params: str
+    beta1: float
+    beta2: float
+    eps: float
+    groups: tuple
+
+
+@_block
+class OptimizerBlock(Block):
+    """The optimizer: AdamW's betas, eps and gradient-clip norm (dimensionless), or, with
+    ``muon`` set, Muon on the hidden matrices and AdamW (``adamw``) on the rest."""
+
+    name: str
+    beta1: float
+    beta2: float
+    eps: float
+    grad_clip_norm: float
+    source: str
+    muon: MuonPart | None = field(default=None, metadata=_OMIT)
+    adamw: AdamWPart | None = field(default=None, metadata=_OMIT)
+    conversion_warning: str | None = None
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.muon is None:
+            d.pop("conversion_warning")
+        return d
+
+
+@_block
+class AlternativeSchedule(Block):
+    """The alternative to the chosen schedule (cosine to 10% of the peak)."""
+
+    family: str
+    spec: str
+    note: str
+    final_lr: float | None = None       # peak LR units; None when not stated
+
+    def to_dict(self) -> dict:
+        d = {"family": self.family, "spec": self.spec}
+        if self.final_lr is not None:
+            d["final_lr"] = self.final_lr
+        d["note"] = self.note
+        return d
+
+
+@_block
+class FittedSchedule(Block):
+    """What a fitted schedule law adds (``advisor schedule``): predicted final loss and gain
+    over cosine in nats, the WSD cooldown band as fractions of the run, branch points, the
+    law's own warmup (steps) and its notes."""
+
+    predicted_final_loss: float
+    gain_over_cosine_nats: float
+    cooldown_band: Any
+    branch_points: Any
+    law_warmup_steps: Any
+    notes: Any
+
+
+@_block
+class LawSchedule(Block):
+    """The schedule the LR law was measured under, and the conversion applied (none)."""
+
+    law: str
+    measured_under: Any
+    conversion: str
+
+
+@_block
+class ScheduleBlock(Block):
+    """The LR schedule, one shape for the default (WSD, cosine alternative) and the fitted
+    schedule-law branch (``fitted`` set). Steps are optimizer steps; ``final_lr`` in peak-LR
+    units; ``cooldown_fraction`` a fraction of the run; ``spec`` parses with
+    ``advisor.rules.lr_schedule.parse_schedule``."""
+
+    family: str
+    spec: str
+    warmup_steps: int
+    decay_start_step: int
+    cooldown_fraction: float | None
+    cooldown_shape: str | None
+    final_lr: float
+    source: str
+    alternative: AlternativeSchedule
+    law_schedule: LawSchedule
+    fitted: FittedSchedule | None = None
+
+    def to_dict(self) -> dict:
+        d = {k: plain(getattr(self, k)) for k in (
+            "family", "spec", "warmup_steps", "decay_start_step", "cooldown_fraction",
+            "cooldown_shape", "final_lr")}
+        if self.fitted is not None:
+            d.update(self.fitted.to_dict())
+        d["source"] = self.source
+        d["alternative"] = self.alternative.to_dict()
+        d["law_schedule"] = self.law_schedule.to_dict()
+        return d
+
+
+@_block
+class MupGroup(Block):
+    """One parameter group of the muP view: multipliers (dimensionless) relative to the muP
+    proxy of the base width, and, for the weight-decay width rule, the group's torch
+    ``weight_decay`` (coupled AdamW lambda) and decay per step (fraction of the weight, at the
+    peak LR) at the target width. The attention-logits row carries ``scale`` and ``note``."""
+
+    group: str
+    lr_multiplier: float | None = field(default=None, metadata=_OMIT)
+    init_std_multiplier: float | None = field(default=None, metadata=_OMIT)
+    output_multiplier: float | None = field(default=None, metadata=_OMIT)
+    weight_decay_multiplier: float | None = field(default=None, metadata=_OMIT)
+    decay_per_step_multiplier: float | None = field(default=None, metadata=_OMIT)
+    torch_weight_decay: float | None = field(default=None, metadata=_OMIT)
+    decay_per_step: float | None = field(default=None, metadata=_OMIT)
+    scale: str | None = field(default=None, metadata=_OMIT)
+    note: str | None = field(default=None, metadata=_OMIT)
+
+
+@_block
+class WdRule(Block):
+    """The weight-decay width rule the muP view applies (``advisor.rules.optim_rules.WD_WIDTH_RULES``):
+    its name, the exponent e (hidden torch weight_decay x m^e), where the rule comes from
+    (``source``) and why this rule was chosen (``origin``: the law set's ``mup.wd_rule``,
+    --wd-rule, or the default)."""
+
+    name: str
+    exponent: float
+    rule: str
+    source: str
+    basis: str
+    origin: str | None = field(default=None, metadata=_OMIT)
+
+
+@_block
+class MupView(Block):
+    """Per-group multipliers of a muP model at ``width`` vs a proxy of ``base_width``
+    (channels); ``width_multiplier`` m = width / base_width."""
+
+    base_width: int
+    width: int
+    width_multiplier: float
+    groups: tuple
+    note: str
+    wd_rule: WdRule | None = field(default=None, metadata=_OMIT)
+
+
+@_block
+class LawInfo(Block):
+    """The law set behind the LR and batch, its conventions (from its file) and which law set
+    gave each quantity (``used_for``)."""
+
+    name: str
+    title: str
+    citation: str
+    url: Any
+    file: Any
+    conventions: dict
+    used_for: dict
+
+
+@_block
+class WithWidth(Block):
+    """A depth-view group's multipliers with the muP width rules multiplied in; ``lr`` the
+    group's peak LR at the target when the law gives a muP base LR."""
+
+    lr_multiplier: float
+    weight_decay_multiplier: float
+    init_std_multiplier: float
+    output_multiplier: float
+    eps_multiplier: float
+    lr: float | None = field(default=None, metadata=_OMIT)
+
+
+@_block
+class DepthGroup(Block):
+    """One parameter group of the depth view: multipliers (dimensionless) vs the proxy's depth."""
+
+    group: str
+    what: str
+    lr_multiplier: float
+    weight_decay_multiplier: float
+    decay_per_step_multiplier: float
+    eps_multiplier: float
+    init_std_multiplier: float
+    with_width: WithWidth
+
+
+@_block
+class DepthView(Block):
+    """The depth view (``advisor.recommendation.depth_view``): depths in blocks, multipliers dimensionless;
+    ``trainer_support`` maps each trainer format to what its config cannot express."""
+
+    base_depth: int
+    depth: int
+    depth_multiplier: float
+    alpha: float
+    rule: str
+    residual_multiplier: float
+    apply: str
+    groups: tuple
+    source: str
+    note: str
+    trainer_support: dict
+
+
+@_block
+class QuantityUncertainty(Block):
+    """A quantity's 95% interval and its parts (``advisor.recommendation.trust.quantity_uncertainty``): sds
+    in natural-log units (``sd_octaves`` in octaves), ``width_factor`` hi / lo."""
+
+    interval_95: Any
+    width_factor: float
+    sd_ln: float
+    sd_octaves: float
+    components_ln: dict
+    extrapolation_ln_distance: float
+    setup_spread_measured_for: str
+    construction: str
+    evidence: str
+    coverage_held_out: Any
+
+
+@_block
+class Uncertainty(Block):
+    """The uncertainty of the peak LR and of the batch (tokens)."""
+
+    learning_rate: QuantityUncertainty
+    batch_size_tokens: QuantityUncertainty
+
+
+@_block
+class ExcessLoss(Block):
+    """Expected excess loss (nats per token) of using the recommendation uncalibrated, the
+    curvatures (nats per octave^2, as Values) it is built from, and ``after_calibration``
+    (a proxy sweep's expected excess and cost; ``advisor.recommendation.trust.excess_loss_block``)."""
+
+    value: float
+    unit: str
+    source: str
+    curvature_lr: Value
+    curvature_batch: Value
+    sd_lr_octaves: float
+    sd_batch_octaves: float
+    after_calibration: dict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExcessLoss":
+        return cls(**{**d, "curvature_lr": Value(**d["curvature_lr"]),
+                      "curvature_batch": Value(**d["curvature_batch"])})
+
+
+@_block
+class PublishedNearest(Block):
+    """A published run or tuned optimum near the target (``advisor.laws.published``) and this
+    recommendation's LR and batch divided by its own (``batch_ratio`` None without a batch)."""
+
+    entry: Any                         # advisor.laws.published.PublishedConfig
+    lr_ratio: float
+    batch_ratio: float | None
+
+    def to_dict(self) -> dict:
+        return {**self.entry.to_dict(), "lr_ratio": self.lr_ratio,
+                "batch_ratio": self.batch_ratio}

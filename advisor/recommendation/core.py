@@ -1,0 +1,682 @@
+"""``recommend``: a complete training configuration for a target model size, with evidence.
+
+Data flow: target size -> model shape (recipes/families) -> law sets (recipes/laws or a fitted
+file) -> LR, batch, weight decay, loss -> optimizer, warmup, schedule, muP view -> a typed
+:class:`Recommendation` of frozen blocks (``advisor.recommendation.blocks``).
+
+Two stages. :func:`resolve_inputs` does all the parsing and reading: the options, the target
+family or architecture, every law set (the shipped ones loaded once, the chosen file), and the
+published evidence and trust tables (``advisor.laws.published``, ``advisor.recommendation.trust``: cached per
+process). :func:`compute` and the steps it calls are pure functions of those inputs, with one
+exception: with ``schedule_law`` the schedule step reads that file, through
+``advisor.schedule.recommend_schedule``, which takes a path. Printing and files are in
+``advisor/cli/commands`` and ``advisor/export``. Units are stated on every value: batch sizes in
+tokens and in sequences of ``seq_len`` tokens; N in each law set's own parameter convention.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from advisor.errors import AdvisorError
+from advisor.laws.lawforms import NotApplicable
+from advisor.laws.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
+from advisor.rules.lr_schedule import Schedule
+from advisor.recommendation.mup_view import mup_view
+from advisor.rules.plausibility import check as check_plausible
+from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
+                                LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
+                                ParamsForLaws, PublishedNearest, QuantityUncertainty,
+                                ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
+from advisor.specs.shapes import Shape, load_family, shape_for_params
+
+DEFAULT_LAW = "evidence-fit"      # the best-ranked law set on independent evidence (docs/trust.md)
+DEFAULT_LOSS_LAW = "epoch-chinchilla"
+DEFAULT_WD_LAW = "power-lines"
+DEFAULT_FAMILY = "llama"
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_BASE_WIDTH = 256
+SPREAD_WARN_FACTOR = 2.0          # warn when shipped laws' LR or batch differ by more than this
+
+__all__ = ["Recommendation", "Value", "recommend", "resolve_inputs", "compute", "law_table"]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The advisor's answer: typed blocks read by attribute. Stable JSON keys (``to_dict``):
+    docs/recommend.md, "Output schema"."""
+
+    target: Target
+    model: ModelShape
+    learning_rate: Value
+    weight_decay: Value
+    batch_size_tokens: Value
+    batch_size_sequences: Value
+    optimizer: OptimizerBlock
+    warmup_steps: Value
+    total_steps: Value
+    schedule: ScheduleBlock
+    mup: MupView
+    predicted_loss: Value
+    law: LawInfo
+    warnings: list = field(default_factory=list)
+    published_nearest: tuple = ()            # of PublishedNearest
+    uncertainty: Uncertainty | None = None
+    expected_excess_loss: ExcessLoss | None = None
+    depth: DepthView | None = None           # advisor.recommendation.depth_view: the depth rules
+
+    def to_dict(self) -> dict:
+        return {key: plain(val) for key, val in self.__dict__.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_yaml(self) -> str:
+        import yaml
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, width=100)
+
+
+def compute_optimal_tokens(params_total: float, loss_law: LawSet) -> float:
+    """Training tokens D at which ``params_total`` is compute-optimal under L = E + A/N^a + B/D^b.
+
+    Minimising L at fixed C = 6ND gives N_opt = G (C/6)^(b/(a+b)), G = (a A / (b B))^(1/(a+b))
+    (Hoffmann et al. 2022, Eq. 4); we invert it for C and return D = C / (6 N).
+    """
+    law = loss_law.laws.get("loss")
+    if law is None or law["form"] != "chinchilla":
+        raise AdvisorError(f"law set {loss_law.name!r} has no Chinchilla-form loss law "
+                           "to derive compute-optimal tokens from")
+    a, b, A, B = (float(law[k]) for k in ("alpha", "beta", "A", "B"))
+    G = (a * A / (b * B)) ** (1.0 / (a + b))
+    c_over_6 = (params_total / G) ** ((a + b) / b)
+    return c_over_6 / params_total
+
+
+def round_batch(sequences: float) -> tuple[int, int]:
+    """Round a batch in sequences to a multiple of a power of two g <= sequences/32.
+
+    Returns (rounded, g). The rounding moves the batch by at most 1/64 (about 1.6%), well
+    inside the flat region of loss vs batch, and keeps the global batch divisible by many
+    data-parallel sizes.
+    """
+    if sequences < 1:
+        return 1, 1
+    g = 1
+    while g * 2 <= sequences / 32:
+        g *= 2
+    return max(g, int(round(sequences / g)) * g), g
+
+
+def adam_beta2(batch_tokens: float, ref_tokens: float = 1_048_576, ref_beta2: float = 0.95):
+    """beta2 for a batch of ``batch_tokens``; keeps the EMA half-life in tokens fixed below ref.
+
+    At and above ``ref_tokens`` (1M tokens) LLM practice uses 0.95 (LLaMA, DeepSeek). Below
+    it, beta2 = ref_beta2 ** (B / ref), which holds the second-moment half-life constant in
+    tokens (Marek et al. 2025, "Small Batch Size Training for Language Models"); Porian et
+    al. 2024 likewise found beta2 of 0.99-0.999 necessary at small batches. Capped at 0.999.
+    """
+    if batch_tokens >= ref_tokens:
+        return ref_beta2
+    return min(0.999, ref_beta2 ** (batch_tokens / ref_tokens))
+
+
+def _citation(ls: LawSet) -> str:
+    return str(ls.source.get("citation", ls.title))
+
+
+def _predict(ls: LawSet, quantity: str, shape: Shape, D: float, seq_len: int, **extra):
+    """(value, interval, N used) of a law in its set's own conventions."""
+    N = shape.params(ls.conventions["params"])
+    kw = dict(M=shape.flops_per_token(seq_len), **extra)
+    value = ls.predict(quantity, N, D, **kw)
+    if quantity in ("batch_size",) and ls.batch_unit == "sequences":
+        value *= float(ls.conventions["seq_len"])
+    return value, ls.interval(quantity, N, D, **kw), N
+
+
+def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
+              sets: list[LawSet] | None = None, default: LawSet | None = None) -> list[dict]:
+    """Each law set's LR / batch (tokens) / weight decay / loss for one target, side by side.
+
+    LR and batch come from each set's own laws; weight decay from a set's own
+    ``weight_decay`` law, evaluated with the LR and batch of the default law set
+    (``default``, else the one named DEFAULT_LAW in ``sets``) when the set has none of its
+    own (Power Lines predicts only weight decay). Missing entries are None. Pure when ``sets``
+    is given; without it the shipped sets are read.
+    """
+    sets = sets if sets is not None else load_shipped()
+    if default is None:
+        default = next((ls for ls in sets if ls.name == DEFAULT_LAW
+                        and ls.path == f"{DEFAULT_LAW}.yaml"), None) or load_lawset(DEFAULT_LAW)
+    lr0, _, _ = _predict(default, "learning_rate", shape, D, seq_len)
+    b0, _, _ = _predict(default, "batch_size", shape, D, seq_len)
+    rows = []
+    for ls in sets:
+        extra = {} if ls.has("loss") or loss is None else {"L": loss}
+        row = {"law": ls.name, "title": ls.title, "params_convention": ls.conventions["params"],
+               "N": shape.params(ls.conventions["params"]), "not_applicable": {}}
+
+        def value(q, **kw):
+            try:
+                return _predict(ls, q, shape, D, seq_len, **kw)[0]
+            except NotApplicable as exc:
+                row["not_applicable"][q] = str(exc)
+                return None
+
+        for q, key in (("learning_rate", "learning_rate"), ("batch_size", "batch_size_tokens"),
+                       ("loss", "loss"), ("critical_batch_size", "critical_batch_size_tokens")):
+            row[key] = value(q, **extra) if ls.has(q) else None
+        if row["learning_rate"] and ls.conventions.get("learning_rate") == "mup_base":
+            base = float((ls.mup or {}).get("base_width", DEFAULT_BASE_WIDTH))
+            row["learning_rate"] *= base / shape.d_model  # hidden-matrix LR at this width
+        if ls.has("weight_decay"):
+            lr = row["learning_rate"] or lr0
+            bt = row["batch_size_tokens"] or b0
+            row["weight_decay"] = value("weight_decay", lr=lr, B_tokens=bt, **extra)
+        else:
+            row["weight_decay"] = None
+        row["out_of_range"] = [f"{q}: {note}" for q in ls.laws
+                               for note in ls.out_of_range(
+                                   q, shape.params(ls.conventions["params"]), D,
+                                   M=shape.flops_per_token(seq_len), **_range_extra(ls, q, lr0, b0, loss))]
+        rows.append(row)
+    return rows
+
+
+def disagreement_warnings(rows: list[dict], chosen: str, chosen_values: dict) -> list[str]:
+    """Warnings where the laws' LR or batch (tokens) differ by more than SPREAD_WARN_FACTOR.
+
+    Only applicable (positive) values enter the spread; laws reported not applicable are
+    named separately, with their reason. The chosen law and its value are always in the
+    message, and in the spread even when it is a file rather than a shipped set.
+    """
+    out = []
+    for key, label in (("learning_rate", "peak LR"), ("batch_size_tokens", "batch (tokens)")):
+        vals = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
+        vals[chosen] = float(chosen_values[key])
+        excluded = [f"{r['law']} ({r['not_applicable'][q]})" for r in rows
+                    for q in r.get("not_applicable", {})
+                    if q == {"learning_rate": "learning_rate",
+                             "batch_size_tokens": "batch_size"}[key]]
+        if len(vals) >= 2:
+            lo, hi = min(vals.values()), max(vals.values())
+            if hi / lo > SPREAD_WARN_FACTOR:
+                spread = ", ".join(f"{n} {v:.3g}" for n, v in sorted(vals.items()))
+                msg = (f"laws disagree on the {label} by {hi / lo:.1f}x: {spread}; this "
+                       f"recommendation uses {chosen} ({vals[chosen]:.3g}) (see advisor "
+                       "compare)")
+                if excluded:
+                    msg += "; left out: " + "; ".join(excluded)
+                out.append(msg)
+    return out
+
+
+WARMUP_MIN_STEPS = 2000
+WARMUP_MAX_FRACTION = 0.5
+WARMUP_SOURCE = (
+    "at least 2,000 steps: in Wen et al. 2025's tuned AdamW sweep (recipes/published/"
+    "configs.yaml, marin-*), peak LR 8e-3 diverged with 500 warmup steps (130M, 1-4x "
+    "Chinchilla) and with 1,000 (300M), and trained with 2,000; at 4e-3 (520M) 500 steps "
+    "cost 0.05 nats against 1,000. Published runs at peak LRs 3e-4 to 3e-3 use 2,000 (LLaMA "
+    "1/2, TinyLlama, OLMo-1B, OLMo 2, SmolLM2, DeepSeek LLM) to 8,000 (Llama 3 405B). Also "
+    "at least N tokens (Porian et al. 2024) and 2/(1-beta2) steps (Ma and Yarats 2021); at "
+    "most half the run (Wen et al.'s 1x-Chinchilla 130M run warmed up over 2,000 of its "
+    "3,815 steps)")
+
+
+def warmup_steps_for(lr: float, total_steps: int, n_tokens_steps: float,
+                     beta2: float) -> tuple[int, str | None]:
+    """Warmup steps for a peak LR ``lr`` (see WARMUP_SOURCE) and an optional note.
+
+    max(2000, ceil(N tokens / batch), ceil(2 / (1 - beta2))), capped at half of
+    ``total_steps``; ``n_tokens_steps`` is N / batch tokens (steps that see N tokens).
+    """
+    want = max(WARMUP_MIN_STEPS, int(math.ceil(n_tokens_steps)),
+               int(math.ceil(2.0 / (1.0 - beta2))))
+    cap = max(1, int(WARMUP_MAX_FRACTION * total_steps))
+    if want <= cap:
+        return want, None
+    note = f"capped at half of the {total_steps}-step run"
+    if cap < WARMUP_MIN_STEPS and lr >= 1e-3:
+        note += (f"; {cap} steps is shorter than the 2,000 that kept peak LRs of 4e-3 to "
+                 f"8e-3 stable in Wen et al. 2025's sweep, at a peak LR of {lr:.3g}: "
+                 "lower the LR or train longer")
+    return cap, note
+
+
+def _target_shape(params, family: str, model_spec):
+    """(shape, requested total parameters, where the shape came from)."""
+    from advisor.common.numbers import parse_count
+    if model_spec is not None:
+        from advisor.laws.published import shape_from_spec
+        shape = shape_from_spec(model_spec, "model")
+        if params is None:
+            return shape, float(shape.params_total), "given architecture (exact counts)"
+        params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+        if abs(shape.params_total / params - 1) > 0.1:
+            raise AdvisorError(f"--params {params:.4g} and the given architecture "
+                               f"({shape.params_total:.4g} parameters) differ by more than "
+                               "10%; give one of them")
+        return shape, params, "given architecture (exact counts)"
+    if params is None:
+        raise AdvisorError("give --params, or the architecture (--hf-config, or --d-model, "
+                           "--n-layers and --n-heads)")
+    params = parse_count(params, "params", minimum=1e6, maximum=1e14)
+    fam = load_family(family)
+    return shape_for_params(fam, params), params, (
+        f"derived from the {fam.name} family for the requested count: "
+        f"{fam.heads_multiple}-multiple heads, depth rule {fam.layer_rule!r}")
+
+
+def published_rows(params_total: float, tokens: float, lr: float, batch_tokens: float,
+                   k_published: int = 3, k_tuned: int = 2,
+                   entries=None) -> tuple[PublishedNearest, ...]:
+    """What practice used near the target: the nearest published runs and tuned optima.
+
+    Each row carries the entry's values and source (recipes/published/configs.yaml) and
+    ``lr_ratio`` / ``batch_ratio``: this recommendation divided by the entry's value.
+    ``entries``: the published entries (``advisor.laws.published.load_published()``, read when
+    None).
+    """
+    from advisor.laws.published import nearest
+    rows = []
+    for kind, k in (("published", k_published), ("tuned_optimum", k_tuned)):
+        for e in nearest(params_total, tokens, k=k, kind=kind, entries=entries):
+            rows.append(PublishedNearest(
+                entry=e, lr_ratio=_sig(lr / e.peak_lr),
+                batch_ratio=None if not e.batch_tokens else _sig(batch_tokens / e.batch_tokens)))
+    return tuple(rows)
+
+
+def _range_extra(ls, q, lr, b, loss):
+    extra = {"lr": lr, "B_tokens": b} if q == "weight_decay" else {}
+    if not ls.has("loss") and loss is not None:
+        extra["L"] = loss
+    return extra
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything :func:`compute` reads, parsed and loaded by :func:`resolve_inputs`.
+
+    ``tokens`` is the parsed training-token count, or None for compute-optimal; ``sets`` the
+    shipped law sets (each loaded once); ``published`` the entries of
+    recipes/published/configs.yaml; ``base_width`` in channels, ``base_depth`` in blocks.
+    """
+
+    seq_len: int
+    shape: Shape
+    params: float
+    shape_source: str
+    primary: LawSet
+    loss_set: LawSet
+    wd_set: LawSet
+    tokens_set: LawSet
+    default_set: LawSet
+    sets: tuple
+    published: tuple
+    tokens: float | None
+    base_width: int
+    base_depth: int
+    depth_alpha: float
+    wd_rule: str
+    schedule_law: str | None
+    wd_rule_origin: str = ""             # where wd_rule came from (mup_view.resolve_wd_rule)
+    wd_rule_warning: str | None = None   # set when --wd-rule contradicts the law set's rule
+
+
+def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
+                   law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
+                   base_width=None, schedule_law=None, model_spec=None, base_depth=None,
+                   depth_alpha=None, wd_rule: str | None = None) -> Inputs:
+    """Parse the options and read every file :func:`compute` needs (arguments: see
+    :func:`recommend`). Raises AdvisorError (one line) on bad input."""
+    from advisor.recommendation.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH
+    from advisor.common.numbers import parse_count, parse_seq_len
+    from advisor.recommendation.mup_view import resolve_wd_rule
+    from advisor.laws.published import load_published
+    from advisor.recommendation.trust import load_trust
+    seq_len = parse_seq_len(seq_len)
+    shape, params, shape_source = _target_shape(params, family, model_spec)
+    sets = tuple(load_shipped())
+    shipped = {ls.name: ls for ls in sets}
+    if laws_file is not None:
+        primary = load_lawset_file(laws_file)
+    else:
+        primary = shipped[law] if law in shipped else load_lawset(law)
+    if base_width is None:
+        base_width = (primary.mup or {}).get("base_width", DEFAULT_BASE_WIDTH)
+    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
+    for q in ("learning_rate", "batch_size"):
+        if not primary.has(q):
+            raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "
+                               "has (advisor laws lists them)")
+    if tokens is not None:
+        tokens = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
+    base_depth = int(parse_count(DEFAULT_BASE_DEPTH if base_depth is None else base_depth,
+                                 "base-depth", minimum=1, maximum=1e4))
+    try:
+        alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
+    load_trust()                                   # read once; advisor.recommendation.trust caches it
+    wd_rule, wd_origin, wd_warning = resolve_wd_rule(wd_rule, primary.name, primary.wd_rule)
+    return Inputs(
+        seq_len=seq_len, shape=shape, params=params, shape_source=shape_source,
+        primary=primary, loss_set=primary if primary.has("loss") else shipped[DEFAULT_LOSS_LAW],
+        wd_set=primary if primary.has("weight_decay") else shipped[DEFAULT_WD_LAW],
+        tokens_set=shipped[DEFAULT_LOSS_LAW], default_set=shipped[DEFAULT_LAW], sets=sets,
+        published=tuple(load_published()), tokens=tokens, base_width=base_width,
+        base_depth=base_depth, depth_alpha=alpha, wd_rule=wd_rule,
+        schedule_law=None if schedule_law is None else str(schedule_law),
+        wd_rule_origin=wd_origin, wd_rule_warning=wd_warning)
+
+
+def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
+              law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
+              base_width=None, schedule_law=None,
+              model_spec=None, base_depth=None, depth_alpha=None,
+              wd_rule: str | None = None) -> Recommendation:
+    """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
+
+    Args:
+        params: total parameters of the target model (embeddings included), e.g. 7e9.
+        tokens: training tokens; default: compute-optimal for ``params`` under Epoch AI's
+            Chinchilla refit.
+        seq_len: tokens per sequence, to express the batch in sequences.
+        law: name of a shipped law set for LR and batch size (``advisor laws`` lists them).
+        laws_file: path to a law-set YAML (e.g. from ``advisor fit``); overrides ``law``.
+        family: target-model family in recipes/families (shape for the parameter count).
+        base_width: width (channels) of the muP proxy the muP multipliers are relative to;
+            default: the law set's ``mup.base_width`` (``advisor fit`` records the sweep's),
+            else DEFAULT_BASE_WIDTH.
+        schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
+            the schedule block comes from ``advisor.schedule.recommend_schedule``.
+        model_spec: the real architecture (advisor.specs.modelspec: d_model, n_layers, n_heads,
+            n_kv_heads, ffn_hidden, vocab, tied, mlp); its exact parameter counts replace
+            the family's derived shape, and ``params`` may then be omitted.
+        base_depth, depth_alpha: blocks of the proxy and the depth exponent of the depth
+            view (``advisor.recommendation.depth_view``; defaults 4 and 1.0, CompleteP).
+        wd_rule: width rule of the hidden matrices' weight decay in the muP view, a key of
+            ``advisor.rules.optim_rules.WD_WIDTH_RULES``; default: the law set's ``mup.wd_rule``
+            (``advisor fit`` records its runs' rule), else ``mup`` (as mup.MuAdamW). A rule
+            other than the one the law set states is used, with a warning.
+    """
+    return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
+                                  base_width, schedule_law, model_spec, base_depth,
+                                  depth_alpha, wd_rule))
+
+
+def tokens_step(inp: Inputs) -> tuple[float, str]:
+    """(training tokens D, where D came from)."""
+    if inp.tokens is not None:
+        return inp.tokens, "given (--tokens)"
+    ls, total = inp.tokens_set, float(inp.shape.params_total)
+    return compute_optimal_tokens(total, ls), (
+        f"compute-optimal for {inp.shape.params_total:.4g} parameters under "
+        f"{ls.title} ({_citation(ls)})")
+
+
+def lr_step(inp: Inputs, D: float, extra_L: dict):
+    """(peak LR, its law interval, N used, note): a muP base LR is converted to the hidden
+    matrices' LR at the target width (x base_width / d_model)."""
+    primary, shape = inp.primary, inp.shape
+    try:
+        lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, inp.seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, learning_rate: {exc}") from None
+    lr_note = None
+    if primary.conventions.get("learning_rate") == "mup_base":
+        base = float((primary.mup or {}).get("base_width", inp.base_width))
+        lr_note = (f"{primary.name} gives a muP base LR of {lr:.3g} at width {base:g}; "
+                   f"hidden matrices at width {shape.d_model} use {lr:.3g} * {base:g} / "
+                   f"{shape.d_model}; vector-like parameters keep {lr:.3g}")
+        lr = lr * base / shape.d_model
+        lr_int = None
+    return lr, lr_int, n_lr, lr_note
+
+
+def batch_step(inp: Inputs, D: float, extra_L: dict):
+    """(batch tokens as the law gives it, sequences after rounding, tokens after rounding,
+    a note on the rounding)."""
+    primary, seq_len = inp.primary, inp.seq_len
+    try:
+        b_law, _, _ = _predict(primary, "batch_size", inp.shape, D, seq_len, **extra_L)
+    except NotApplicable as exc:
+        raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
+    seqs, granule = round_batch(b_law / seq_len)
+    b_tokens = seqs * seq_len
+    rounding = (f"{b_law / seq_len:.1f} sequences from the law, rounded to the "
+                f"nearest multiple of {granule} ({100 * (b_tokens / b_law - 1):+.1f}%)")
+    return b_law, seqs, b_tokens, rounding
+
+
+def weight_decay_step(inp: Inputs, D: float, lr: float, b_tokens: float):
+    """(lambda, the Value, coupled?): the weight decay law at this LR and batch."""
+    wd_set = inp.wd_set
+    wd, _, _ = _predict(wd_set, "weight_decay", inp.shape, D, inp.seq_len, lr=lr,
+                        B_tokens=b_tokens)
+    coupled = wd_set.conventions.get("weight_decay", "coupled") == "coupled"
+    value = Value(
+        value=_sig(wd), unit="AdamW weight decay lambda",
+        source=f"{wd_set.title} ({_citation(wd_set)})"
+        + (", from the AdamW timescale tau = B/(lr lambda D) with the LR and batch above"
+           if wd_set.laws["weight_decay"]["form"] == "adamw_timescale" else ""),
+        note=("coupled with the LR, as torch.optim.AdamW: each step multiplies weights by "
+              f"(1 - lr_t * lambda); at the peak LR that is {lr * wd:.3g} per step" if coupled
+              else "independent of the LR: each step multiplies weights by (1 - lambda)"))
+    return wd, value, coupled
+
+
+ADAMW_SOURCE = (
+    "beta1 0.9, beta2 0.95, eps 1e-8, clip 1.0: the published runs of "
+    "recipes/published/configs.yaml that state them (GPT-3, Pythia, OLMo, "
+    "SmolLM2, TinyLlama, LLaMA, DeepSeek LLM use beta 0.9/0.95; eps 1e-8 in "
+    "GPT-3, Pythia, SmolLM2, OLMo 2; LLaMA 2 used 1e-5 and StableLM-3B-4E1T "
+    "1e-6); below batches of 1M tokens beta2 = 0.95^(B/1M tokens), which keeps "
+    "the second-moment half-life in tokens (Marek et al. 2025; Porian et al. "
+    "2024 found beta2 0.99-0.999 necessary at small batches)")
+LAW_SCHEDULE_CONVERSION = (
+    "none: the peak LR is used as the law gives it. No published conversion "
+    "of the optimal peak LR from cosine-style decay (Step Law: to a final LR "
+    "of 1e-5) to WSD or linear decay to 0 could be checked here; the "
+    "evidence behind the interval mixes cosine to 10% (GPT-3, Pythia, "
+    "LLaMA, OLMo), WSD/linear to 0 (SmolLM2, Wen et al. 2025) and "
+    "multi-step (DeepSeek LLM), so its setup-to-setup term includes that "
+    "variation")
+
+
+def optimizer_step(b_tokens: float) -> OptimizerBlock:
+    """AdamW's settings for a batch of ``b_tokens`` tokens."""
+    return OptimizerBlock(name="AdamW", beta1=0.9, beta2=round(adam_beta2(b_tokens), 5),
+                          eps=1e-8, grad_clip_norm=1.0, source=ADAMW_SOURCE)
+
+
+def compute(inp: Inputs) -> Recommendation:
+    """The recommendation for resolved inputs (pure but for the schedule-law file; see the
+    module docstring)."""
+    shape, primary, seq_len = inp.shape, inp.primary, inp.seq_len
+    loss_set, wd_set, base_width = inp.loss_set, inp.wd_set, inp.base_width
+    warnings: list[str] = []
+
+    D, tokens_source = tokens_step(inp)
+    warnings.extend(check_plausible({"tokens_per_param": D / shape.params_total}))
+
+    # --- loss
+    loss_N = shape.params(loss_set.conventions["params"])
+    loss_value = loss_set.predict("loss", loss_N, D)
+    extra_L = {} if primary.has("loss") else {"L": loss_value}
+    if not primary.has("loss") and any("L" in str(l.get("exponents", {}))
+                                       for l in primary.laws.values()):
+        warnings.append(f"{primary.name}: a law reads the loss L; using {loss_set.name}'s "
+                        f"prediction {loss_value:.3f}, measured on another corpus")
+
+    lr, lr_int, n_lr, lr_note = lr_step(inp, D, extra_L)
+    b_tokens_law, seqs, b_tokens, rounding = batch_step(inp, D, extra_L)
+    wd, wd_value, coupled = weight_decay_step(inp, D, lr, b_tokens)
+    optimizer = optimizer_step(b_tokens)
+
+    # --- steps and warmup
+    total = int(math.ceil(D / b_tokens))
+    warm, warm_note = warmup_steps_for(lr, total, shape.params_total / b_tokens,
+                                       adam_beta2(b_tokens))
+    if warm_note and "shorter than" in warm_note:
+        warnings.append(f"warmup: {warm_note}")
+    warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
+                   WARMUP_SOURCE, note=warm_note)
+    warnings.extend(check_plausible({"warmup_steps": warm}))
+    warnings.extend(check_plausible({
+        "learning_rate": lr, "weight_decay": wd,
+        "decay_per_step": lr * wd if coupled else wd, "batch_size_tokens": b_tokens,
+        "total_steps": total}))
+    total_steps = Value(total, "optimizer steps",
+                        f"ceil(tokens / batch) = ceil({D:.4g} / {b_tokens})")
+
+    schedule = schedule_step(total, warm, lr, inp.schedule_law, LawSchedule(
+        law=primary.name, measured_under=primary.conventions.get("schedule"),
+        conversion=LAW_SCHEDULE_CONVERSION))
+    mup = mup_view(shape.d_model, shape.head_dim, base_width, _sig(lr), _sig(wd), inp.wd_rule,
+                   origin=inp.wd_rule_origin or None)
+    if inp.wd_rule_warning:
+        warnings.append(inp.wd_rule_warning)
+    depth = depth_step(inp, lr)
+
+    # --- warnings: ranges and disagreement
+    for ls, q, extra in ((primary, "learning_rate", extra_L), (primary, "batch_size", extra_L),
+                         (wd_set, "weight_decay", {"lr": lr, "B_tokens": b_tokens}),
+                         (loss_set, "loss", {})):
+        for note in ls.out_of_range(q, shape.params(ls.conventions["params"]), D,
+                                    M=shape.flops_per_token(seq_len), **extra):
+            warnings.append(f"{ls.name} {q}: target outside the fitted range: {note}")
+    rows = law_table(shape, D, seq_len, loss=loss_value, sets=list(inp.sets),
+                     default=inp.default_set)
+    warnings.extend(disagreement_warnings(rows, primary.name, {"learning_rate": lr,
+                                                               "batch_size_tokens": b_tokens}))
+
+    law_info = LawInfo(
+        name=primary.name, title=primary.title, citation=_citation(primary),
+        url=primary.source.get("url"), file=primary.path, conventions=dict(primary.conventions),
+        used_for={"learning_rate": primary.name, "batch_size": primary.name,
+                  "weight_decay": wd_set.name, "loss": loss_set.name,
+                  "tokens": inp.tokens_set.name if inp.tokens is None else "given"})
+    model = ModelShape.of(
+        shape,
+        params_for_laws=ParamsForLaws(n_lr, primary.conventions["params"]),
+        shape_source=inp.shape_source,
+        size_error=SizeError(value=round(shape.params_total / inp.params - 1.0, 4),
+                             unit="fraction: params_total / requested - 1",
+                             requested=inp.params))
+    target = Target(params_total=inp.params,
+                    tokens=Value(D, "training tokens", tokens_source),
+                    tokens_per_param=D / shape.params_total, seq_len=seq_len)
+    nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens,
+                                  entries=inp.published)
+    from advisor.recommendation.trust import excess_loss_block, quantity_uncertainty
+    law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len), **extra_L)
+    parts = {}
+    for q, key, value in (("learning_rate", "learning_rate", lr),
+                          ("batch_size", "batch_size_tokens", b_tokens_law)):
+        others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
+        parts[key] = QuantityUncertainty(**quantity_uncertainty(primary, q, value, law_vars,
+                                                                 others, DEFAULT_LAW))
+    unc = Uncertainty(**parts)
+    lr_int = tuple(unc.learning_rate.interval_95)
+    b_int = tuple(unc.batch_size_tokens.interval_95)
+    if unc.learning_rate.width_factor > 6.0:
+        warnings.append(
+            f"the peak LR is uncertain by a factor of {unc.learning_rate.width_factor:.0f}"
+            f" (95% interval {lr_int[0]:.3g}-{lr_int[1]:.3g}): independent setups put their "
+            "optimum or choice that far apart (docs/trust.md); expected_excess_loss says what "
+            "calibrating would save")
+    excess = ExcessLoss.from_dict(excess_loss_block(float(shape.params_non_embedding), D, shape,
+                                                    unc.learning_rate.sd_ln,
+                                                    unc.batch_size_tokens.sd_ln))
+    return Recommendation(
+        published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
+        target=target, model=model,
+        learning_rate=Value(_sig(lr), "peak LR (AdamW)",
+                            f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "
+                            f"({primary.conventions['params']}), D = {D:.4g}",
+                            note=lr_note, interval_95=lr_int),
+        weight_decay=wd_value,
+        batch_size_tokens=Value(b_tokens, "tokens per optimizer step",
+                                f"{primary.title}: {b_tokens_law:.4g} tokens, rounded to "
+                                "whole sequences", interval_95=b_int),
+        batch_size_sequences=Value(seqs, f"sequences of {seq_len} tokens", "batch_size_tokens "
+                                   "/ seq_len", note=rounding),
+        optimizer=optimizer, warmup_steps=warmup, total_steps=total_steps, schedule=schedule,
+        mup=mup,
+        predicted_loss=Value(round(loss_value, 4), loss_set.laws["loss"].get("unit",
+                                                                            "nats/token"),
+                             f"{loss_set.title} ({_citation(loss_set)}) at N = {loss_N:.4g}, "
+                             f"D = {D:.4g}",
+                             note="a loss on the law's own corpus and tokenizer; compare "
+                                  "across runs of one setup only"),
+        law=law_info, warnings=warnings, depth=depth)
+
+
+def depth_step(inp: Inputs, lr: float) -> DepthView:
+    """The depth view (``advisor.recommendation.depth_view``) at the target's depth and width; with a muP
+    base-LR law it states each group's LR from the law's base LR."""
+    from advisor.recommendation.depth_view import depth_view
+    shape, primary = inp.shape, inp.primary
+    base_lr = None
+    if primary.conventions.get("learning_rate") == "mup_base":
+        base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width",
+                                                                     inp.base_width))
+    return depth_view(shape.n_layers, inp.base_depth, inp.depth_alpha,
+                      shape.d_model / inp.base_width, base_lr, wd_rule=inp.wd_rule)
+
+
+def _sig(x: float, digits: int = 3) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+WSD_SOURCE = ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed budget "
+              "and lets one run branch cooldowns from its stable phase (Hagele et al. "
+              "2024); long or to-zero decays help more at high tokens per parameter "
+              "(Bergsma et al. 2025). Fit a schedule law for a measured choice.")
+
+
+def schedule_step(total: int, warm: int, lr: float, schedule_law,
+                  law_schedule: LawSchedule) -> ScheduleBlock:
+    """The schedule: WSD with a 20% 1-sqrt cooldown (cosine to 10% the alternative), or, with
+    ``schedule_law`` (a path), the schedule a fitted schedule law predicts best; ``total`` and
+    ``warm`` in optimizer steps, ``lr`` the peak LR."""
+    if schedule_law is not None:
+        from advisor.rules.lr_schedule import parse_schedule
+        from advisor.schedule import recommend_schedule
+        fitted = recommend_schedule(schedule_law, total, peak_lr=lr)
+        best = parse_schedule(fitted["schedule"]).with_(warmup=warm)
+        wsd = best.family == "wsd"
+        cos_spec = (fitted["cosine_reference"] if isinstance(fitted["cosine_reference"], str)
+                    else Schedule(family="cosine", warmup=warm, final=0.1).to_spec())
+        return ScheduleBlock(
+            family=best.family, spec=best.to_spec(), warmup_steps=warm,
+            decay_start_step=best.decay_start(total),
+            cooldown_fraction=best.cooldown if wsd else None,
+            cooldown_shape=best.shape if wsd else None,
+            final_lr=_sig(lr * best.final_ratio),
+            fitted=FittedSchedule(
+                predicted_final_loss=fitted["predicted_final_loss"],
+                gain_over_cosine_nats=fitted["gain_over_cosine_nats"],
+                cooldown_band=fitted["cooldown_band"], branch_points=fitted["branch_points"],
+                law_warmup_steps=fitted["warmup_steps"], notes=fitted["notes"]),
+            source=(f"fitted schedule law {schedule_law} ({fitted['law']}), the schedule "
+                    "with the lowest predicted final loss (advisor schedule optimize); "
+                    "warmup from the rule above, not from the law"),
+            alternative=AlternativeSchedule(family="cosine", spec=cos_spec,
+                                            note="cosine to 10% of the peak, the law's "
+                                                 "reference"),
+            law_schedule=law_schedule)
+    wsd = Schedule(family="wsd", warmup=warm, cooldown=0.2, shape="1-sqrt", final=0.0)
+    cos = Schedule(family="cosine", warmup=warm, final=0.1)
+    return ScheduleBlock(
+        family="wsd", spec=wsd.to_spec(), warmup_steps=warm,
+        decay_start_step=wsd.decay_start(total), cooldown_fraction=0.2,
+        cooldown_shape="1-sqrt", final_lr=0.0, source=WSD_SOURCE,
+        alternative=AlternativeSchedule(family="cosine", spec=cos.to_spec(),
+                                        final_lr=_sig(lr * 0.1),
+                                        note="cosine to 10% of the peak over the whole run"),
+        law_schedule=law_schedule)
