@@ -169,11 +169,19 @@ def test_valley_law_file_validation(law_file, tmp_path):
     assert not (tmp_path / "x.yaml").exists()
 
 
-def test_non_convergence_is_read_and_reported(external_data):
-    """The fit that the old CV chose at peak LR 2e-3 (multi-power with beta, gamma fixed,
-    rho 0.6; issue 14: 4.49% mean error) runs out of its optimizer budget: it says so."""
+def test_non_convergence_is_read_and_reported(external_data, monkeypatch):
+    """A fit whose optimizers run out of their evaluation budget says so. The budget is cut
+    to a few evaluations (the real optimizers, stopped early): whether the full budget
+    suffices for a given fit depends on the SciPy release (the multi-power fit with beta,
+    gamma fixed and rho 0.6 at peak LR 2e-3 ran out of it under SciPy 1.16, not under 1.17)."""
+    import scipy.optimize as so
+
     from advisor.schedule.curves import load_csv
     from advisor.schedule.select import _FIXED
+    real_ls, real_min = so.least_squares, so.minimize
+    monkeypatch.setattr(so, "least_squares", lambda *a, **k: real_ls(*a, **dict(k, max_nfev=2)))
+    monkeypatch.setattr("advisor.schedule.fitting.minimize", lambda *a, options=None, **k: real_min(
+        *a, options=dict(options or {}, maxiter=1), **k))
     d = external_data / "schaipp_lr_schedules" / "124m_lr0.002"
     fit = fit_law("multipower", [load_csv(d / "const_50000.csv"),
                                  load_csv(d / "cos10_50000.csv")], FitOptions(rho=0.6, fix=_FIXED))
