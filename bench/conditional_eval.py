@@ -1,6 +1,6 @@
 """The LR given the user's batch, judged on tuned optima held out by setup (CPU, ~30 s).
 
-    python bench/conditional_eval.py [--external ../shared/data/external] [--write]
+    python -m bench.conditional_eval [--external ../shared/data/external] [--write]
 
 1. Fits the loss surface over (ln lr, ln B) on Step Law's grid (advisor/fit/surface.py, the
    ensemble `advisor fit` uses) and reads its ridge: the best LR at each batch offset from
@@ -23,20 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from advisor.common.yamlio import atomic_write_text
+from advisor.fit import evidence as ev
+from advisor.fit import optima_law as ol
+from advisor.laws.lawset import dump_lawset, load_lawset, load_shipped
+from advisor.laws.published import load_published
+from advisor.recommendation.conditional import SCHEMA
+from advisor.recommendation.core import DEFAULT_LOSS_LAW, law_table
+from advisor.rules.lr_batch_rules import Z80
 
-from advisor import evidence as ev  # noqa: E402
-from advisor import optima_law as ol  # noqa: E402
-from advisor.conditional import SCHEMA, Z80  # noqa: E402
-from advisor.lawset import dump_lawset, load_lawset, load_shipped  # noqa: E402
-from advisor.published import load_published  # noqa: E402
-from advisor.recommendation import DEFAULT_LOSS_LAW, law_table  # noqa: E402
-from advisor.yamlio import atomic_write_text  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan", "evidence-fit")
 OPTIMA_LAW = "optima-fit"
@@ -48,7 +48,7 @@ def surface_and_ridge(csv_path):
     import numpy as np
     from advisor.fit import ridge as rd
     from advisor.fit.surface import SurfaceOptions, ensemble_options, fit_surface
-    from advisor.runs import load_runs
+    from advisor.runs.table import load_runs
     table = load_runs(csv_path)
     idx, fin = table.cell_index, table.finished
     X = np.column_stack([np.log(table.lr[fin]), np.log(table.batch_tokens[fin])])
@@ -77,21 +77,27 @@ def surface_and_ridge(csv_path):
             s = float(np.polyfit([u for u, _ in sel], [g for _, g in sel], 1)[0])
             grid_regimes.append({"regime": name, "slope": round(s, 3), "points": len(sel),
                                  "rule": rd.rule_for_slope(s)})
-    return ({"knots_oct": ridge["knots_oct"], "lr_offset_oct": ridge["median"],
-             "regimes": regimes}, grid_regimes, table)
+    shipped = rd.join_grid_slopes(ridge["knots_oct"], ridge["median"], grid_regimes,
+                                  rd.SURFACE_SUPPORT_OCT)
+    return ({"knots_oct": ridge["knots_oct"], "lr_offset_oct": shipped,
+             "surface_lr_offset_oct": ridge["median"],
+             "regimes": rd.regime_slopes(ridge["knots_oct"], shipped),
+             "surface_regimes": regimes}, grid_regimes, table)
 
 
 def tuned_points(csv_path):
     """Every tuned optimum: Marin's (configs.yaml) and each Step Law cell's best run."""
+    from bench.trust_evidence import _shape_of
     marin = [p for p in ev.published_points(load_published()) if p.kind == "tuned_optimum"]
     cells = ev.steplaw_cells(csv_path)
-    return marin + ev.steplaw_points(cells), {p.id: c["runs"] for p, c in
-                                               zip(ev.steplaw_points(cells), cells)}
+    runs = {p.id: c["runs"] for p, c in zip(ev.steplaw_points(cells), cells)}
+    grid = [replace(p, shape=_shape_of(p, runs[p.id])) for p in ev.steplaw_points(cells)]
+    return marin + grid, runs
 
 
 def shipped_predictions(points, cell_runs):
     """{law: ({id: lr}, {id: batch tokens or None})} of the shipped law sets at each point."""
-    from trust_evidence import _shape_of
+    from bench.trust_evidence import _shape_of
     loss_ls = load_lawset(DEFAULT_LOSS_LAW)
     sets = [s for s in load_shipped() if s.name in LAWS]
     out = {s.name: ({}, {}) for s in sets}
@@ -115,12 +121,22 @@ def evaluate(points, ridge, preds):
     def fallback_batch(p):
         return ev.power_law_value(full["batch"], p.n, p.d)
 
-    results = {OPTIMA_LAW: ol.held_out(points, ol.optima_law_fn, ridge_for)}
+    results = {OPTIMA_LAW: ol.held_out(points, ol.optima_law_fn, ridge_for),
+               f"{OPTIMA_LAW}, N form": ol.held_out(
+                   points, partial(ol.optima_law_fn, lr_var="N"), ridge_for)}
     for name in LAWS:
         vals, bats = preds[name]
         pts = [p for p in points if p.id in vals]
         results[name] = ol.held_out(pts, ol.fixed_law_fn(vals, bats, fallback_batch),
                                     ridge_for)
+    batch_errors = {OPTIMA_LAW: ol.held_out_batch(points, ol.optima_batch_of)}
+    for name in LAWS:
+        bats = preds[name][1]
+        batch_errors[name] = ol.held_out_batch(
+            [p for p in points if bats.get(p.id)], lambda train, b=bats: (lambda p: b[p.id]))
+    for name, res in results.items():
+        res["batch_errors"] = batch_errors.get(name, batch_errors[OPTIMA_LAW]
+                                               if name.startswith(OPTIMA_LAW) else {})
     return results, full
 
 
@@ -144,9 +160,14 @@ def _cell(s):
 def print_table(results, points, ridge, grid_regimes):
     print("Ridge of the Step Law surface (LR offset, octaves, at batch offsets, octaves):")
     print("  " + "  ".join(f"{k:+.1f}:{g:+.2f}" for k, g in zip(ridge["knots_oct"],
+                                                              ridge["surface_lr_offset_oct"])))
+    for r in ridge["surface_regimes"]:
+        print(f"  surface {r['regime']}: slope {r['slope']:+.2f} ({r['rule']})")
+    print("Shipped ridge (surface within +-2 octaves, the grid's per-batch optima beyond):")
+    print("  " + "  ".join(f"{k:+.1f}:{g:+.2f}" for k, g in zip(ridge["knots_oct"],
                                                               ridge["lr_offset_oct"])))
     for r in ridge["regimes"]:
-        print(f"  surface {r['regime']}: slope {r['slope']:+.2f} ({r['rule']})")
+        print(f"  shipped {r['regime']}: slope {r['slope']:+.2f} ({r['rule']})")
     for r in grid_regimes:
         print(f"  grid vertices {r['regime']}: slope {r['slope']:+.2f} ({r['rule']}, "
               f"{r['points']} points)")
@@ -162,12 +183,20 @@ def print_table(results, points, ridge, grid_regimes):
               f"{_cell(res['unconditioned']['summary'])} | "
               f"{_cell(setups.get('marin', {}).get('conditioned', {}))} | "
               f"{_cell(setups.get('steplaw', {}).get('conditioned', {}))} |")
+    print("\nBatch, held out by setup: median |log2 error| (n)")
+    for name, res in results.items():
+        e = res.get("batch_errors") or {}
+        if e:
+            med = sorted(abs(x) for x in e.values())[len(e) // 2]
+            print(f"  {name}: {med:.2f} ({len(e)})")
 
 
 def shipped_sd(res, mode, points):
     """The runtime spread: RMS (ln) of held-out errors, each setup weighted equally."""
     groups = {p.id: p.group for p in points}
-    errs = res[mode]["errors"]
+    errs = res["batch_errors"] if mode == "batch" else res[mode]["errors"]
+    if not errs:
+        return None
     per = {}
     for i, e in errs.items():
         per.setdefault(groups[i], []).append((e * math.log(2.0)) ** 2)
@@ -175,15 +204,18 @@ def shipped_sd(res, mode, points):
 
 
 def optima_lawset(full, points):
+    ws = [ol.width(p) for p in points]
     ns = [p.n for p in points]
     ds = [p.d for p in points]
     rng = {"N": [min(ns), max(ns)], "D": [min(ds), max(ds)]}
 
     def law(coef, unit, note):
         lnc, a, b = coef
+        first = "W" if coef is full["lr"] else "N"
+        r = {"W": [min(ws), max(ws)], "D": rng["D"]} if first == "W" else rng
         return {"form": "power_law", "coefficient": float(f"{math.exp(lnc):.5g}"),
-                "exponents": {"N": round(a, 4), "D": round(b, 4)}, "unit": unit,
-                "fitted_range": rng, "note": note}
+                "exponents": {first: round(a, 4), "D": round(b, 4)}, "unit": unit,
+                "fitted_range": r, "note": note}
 
     groups = sorted({p.group for p in points})
     return {
@@ -192,14 +224,15 @@ def optima_lawset(full, points):
         "source": {"citation": "this repository: bench/conditional_eval.py on the tuned optima "
                                "of recipes/published/configs.yaml (Wen et al. 2025) and the "
                                "Step Law grid (Li et al. 2025)", "url": "docs/conditional.md",
-                   "checked": "refit by `python bench/conditional_eval.py --write`; "
+                   "checked": "refit by `python -m bench.conditional_eval --write`; "
                               "tests/test_conditional.py checks the constants"},
         "conventions": {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",
                         "weight_decay": "coupled",
                         "schedule": "mixed: to 0 (Marin), cosine to 1e-5 (Step Law)"},
         "laws": {
             "learning_rate": law(full["lr"], "peak LR", (
-                f"the LR optimum at the batch law's B*: least squares on ln lr over "
+                "the LR optimum at the batch law's B*, in the width W = d_model (channels) "
+                f"and D: least squares on ln lr over "
                 f"{len(points)} tuned optima of {len(groups)} setups, each setup weighted "
                 "equally, each optimum's LR first moved along the ridge from its own batch "
                 "to B* (recipes/published/conditioning.yaml)")),
@@ -208,7 +241,7 @@ def optima_lawset(full, points):
                 "setup weighted equally")),
         },
         "provenance": {"setups": groups, "points": len(points),
-                       "command": "python bench/conditional_eval.py --write"},
+                       "command": "python -m bench.conditional_eval --write"},
         "notes": ("Only tuned optima enter (no published choices); published configurations "
                   "stay beside the answer as practice (published_nearest)."),
     }
@@ -238,7 +271,9 @@ def main():
                 "grid_check": grid_regimes},
             "laws": {name: {
                 "lr_sd_ln_conditioned": round(shipped_sd(res, "conditioned", points), 4),
-                "lr_sd_ln_unconditioned": round(shipped_sd(res, "unconditioned", points), 4)}
+                "lr_sd_ln_unconditioned": round(shipped_sd(res, "unconditioned", points), 4),
+                "batch_sd_ln": (None if shipped_sd(res, "batch", points) is None
+                                else round(shipped_sd(res, "batch", points), 4))}
                 for name, res in results.items()},
             "evidence_range": {"batch_tokens": [min(batches), max(batches)],
                                "N": [min(p.n for p in points), max(p.n for p in points)],

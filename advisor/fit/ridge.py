@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from advisor.conditional import rule_for_slope
+from advisor.rules.lr_batch_rules import rule_for_slope
 
 LN2 = math.log(2.0)
 # batch offsets (octaves of B / B*) at which the ridge is tabulated: the Step Law grid spans
@@ -101,4 +101,30 @@ def grid_conditional_optima(cells, min_lrs: int = 3) -> list[dict]:
                 v = xs[1]
             out.append({"n": c["n"], "d": c["d"], "batch": b, "lr": 2.0 ** v,
                         "loss": line[i]["loss"]})
+    return out
+
+
+# The surface is fitted to runs within 1.5-2.5% of their cell's best loss (SurfaceOptions
+# window); more than about 2 octaves of batch from B* few runs are that close, and the
+# polynomial there is extrapolated. Beyond this offset the shipped ridge continues with the
+# slope of the grid's own per-batch optima (grid_conditional_optima) in that regime.
+SURFACE_SUPPORT_OCT = 2.0
+
+
+def join_grid_slopes(knots_oct, ridge_oct, grid_regimes, support_oct=SURFACE_SUPPORT_OCT):
+    """The ridge with its values beyond +-``support_oct`` replaced by a line from the value
+    at the support's edge with the grid's measured slope of that regime (small / large
+    batch: ``grid_regimes`` as bench/conditional_eval.py measures them)."""
+    slope = {r["regime"].split(":")[0]: r["slope"] for r in grid_regimes}
+    k = list(knots_oct)
+    g = list(ridge_oct)
+    lo = k.index(-support_oct)
+    hi = k.index(support_oct)
+    out = []
+    for x, v in zip(k, g):
+        if x < -support_oct and "small batch" in slope:
+            v = g[lo] + slope["small batch"] * (x + support_oct)
+        elif x > support_oct and "large batch" in slope:
+            v = g[hi] + slope["large batch"] * (x - support_oct)
+        out.append(round(float(v), 4))
     return out

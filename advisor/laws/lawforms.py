@@ -9,6 +9,7 @@ variables it reads, and how to compute its value. Variables (see recipes/laws/SC
     C    training compute in FLOPs (6ND, or DeepSeek's M*D, per ``conventions.compute``)
     TPP  tokens per parameter, D / N
     L    a loss in nats per token (the set's own loss law, or supplied)
+    W    the model width d_model, channels (the laws of optima read it for the LR)
     lr, B_tokens   the peak LR and batch size in tokens (for ``adamw_timescale``)
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable, Mapping
 
 from advisor.errors import AdvisorError
 
-VARIABLES = ("N", "D", "C", "TPP", "L")
+VARIABLES = ("N", "D", "C", "TPP", "L", "W")
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,12 @@ class Value:
     source: str
     note: str | None = None
     interval_95: tuple | None = None
+    interval_80: tuple | None = None
 
     def to_dict(self) -> dict:
         d = {"value": self.value, "unit": self.unit, "source": self.source}
+        if self.interval_80 is not None:
+            d["interval_80"] = [float(x) for x in self.interval_80]
         if self.interval_95 is not None:
             d["interval_95"] = [float(x) for x in self.interval_95]
         if self.note:
@@ -399,6 +402,7 @@ class QuantityUncertainty(Block):
     construction: str
     evidence: str
     coverage_held_out: Any
+    interval_80: Any = None
 
 
 @_block

@@ -31,7 +31,8 @@ from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, Exces
                                 ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
 from advisor.specs.shapes import Shape, load_family, shape_for_params
 
-DEFAULT_LAW = "evidence-fit"      # the best-ranked law set on independent evidence (docs/trust.md)
+DEFAULT_LAW = "optima-fit"        # laws of tuned optima; best held out by setup (docs/conditional.md)
+TRUST_FALLBACK_LAW = "evidence-fit"   # whose trust.yaml spread a law without its own falls back to
 DEFAULT_LOSS_LAW = "epoch-chinchilla"
 DEFAULT_WD_LAW = "power-lines"
 DEFAULT_FAMILY = "llama"
@@ -65,6 +66,7 @@ class Recommendation:
     uncertainty: Uncertainty | None = None
     expected_excess_loss: ExcessLoss | None = None
     depth: DepthView | None = None           # advisor.recommendation.depth_view: the depth rules
+    given: dict | None = None                # the user's fixed choices and what they cost
 
     def to_dict(self) -> dict:
         return {key: plain(val) for key, val in self.__dict__.items()}
@@ -128,7 +130,7 @@ def _citation(ls: LawSet) -> str:
 def _predict(ls: LawSet, quantity: str, shape: Shape, D: float, seq_len: int, **extra):
     """(value, interval, N used) of a law in its set's own conventions."""
     N = shape.params(ls.conventions["params"])
-    kw = dict(M=shape.flops_per_token(seq_len), **extra)
+    kw = dict(M=shape.flops_per_token(seq_len), W=float(shape.d_model), **extra)
     value = ls.predict(quantity, N, D, **kw)
     if quantity in ("batch_size",) and ls.batch_unit == "sequences":
         value *= float(ls.conventions["seq_len"])
@@ -324,12 +326,13 @@ class Inputs:
     schedule_law: str | None
     wd_rule_origin: str = ""             # where wd_rule came from (mup_view.resolve_wd_rule)
     wd_rule_warning: str | None = None   # set when --wd-rule contradicts the law set's rule
+    fixed: dict = field(default_factory=dict)   # the user's fixed choices (conditional.parse_fixed)
 
 
 def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                    law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
                    base_width=None, schedule_law=None, model_spec=None, base_depth=None,
-                   depth_alpha=None, wd_rule: str | None = None) -> Inputs:
+                   depth_alpha=None, wd_rule: str | None = None, **fixed) -> Inputs:
     """Parse the options and read every file :func:`compute` needs (arguments: see
     :func:`recommend`). Raises AdvisorError (one line) on bad input."""
     from advisor.recommendation.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH
@@ -338,6 +341,9 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     from advisor.laws.published import load_published
     from advisor.recommendation.trust import load_trust
     seq_len = parse_seq_len(seq_len)
+    from advisor.recommendation.conditional import load_conditioning, parse_fixed
+    fixed = parse_fixed(seq_len, **fixed)
+    load_conditioning()
     shape, params, shape_source = _target_shape(params, family, model_spec)
     sets = tuple(load_shipped())
     shipped = {ls.name: ls for ls in sets}
@@ -370,15 +376,23 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         published=tuple(load_published()), tokens=tokens, base_width=base_width,
         base_depth=base_depth, depth_alpha=alpha, wd_rule=wd_rule,
         schedule_law=None if schedule_law is None else str(schedule_law),
-        wd_rule_origin=wd_origin, wd_rule_warning=wd_warning)
+        wd_rule_origin=wd_origin, wd_rule_warning=wd_warning, fixed=fixed)
 
 
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
               base_width=None, schedule_law=None,
               model_spec=None, base_depth=None, depth_alpha=None,
-              wd_rule: str | None = None) -> Recommendation:
+              wd_rule: str | None = None, batch_tokens=None, batch_size=None, lr=None,
+              beta2=None, weight_decay=None, warmup=None, schedule=None) -> Recommendation:
     """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
+
+    Any subset of the user's fixed choices may be given; the rest is the optimum given them
+    (``advisor.recommendation.conditional``; JSON key ``given``): ``batch_tokens`` (global
+    batch, tokens; a whole number of sequences) or ``batch_size`` (sequences of ``seq_len``),
+    ``lr`` (peak LR: where it sits relative to the optimum given the batch, and its expected
+    loss cost), ``beta2``, ``weight_decay`` (coupled AdamW lambda), ``warmup`` (steps),
+    ``schedule`` (a spec such as ``cosine:final=0.1``).
 
     Args:
         params: total parameters of the target model (embeddings included), e.g. 7e9.
@@ -405,7 +419,10 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     """
     return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
                                   base_width, schedule_law, model_spec, base_depth,
-                                  depth_alpha, wd_rule))
+                                  depth_alpha, wd_rule, batch_tokens=batch_tokens,
+                                  batch_size=batch_size, lr=lr, beta2=beta2,
+                                  weight_decay=weight_decay, warmup=warmup,
+                                  schedule=schedule))
 
 
 def tokens_step(inp: Inputs) -> tuple[float, str]:
@@ -514,13 +531,43 @@ def compute(inp: Inputs) -> Recommendation:
 
     lr, lr_int, n_lr, lr_note = lr_step(inp, D, extra_L)
     b_tokens_law, seqs, b_tokens, rounding = batch_step(inp, D, extra_L)
+    fixed = inp.fixed or {}
+    from advisor.recommendation import conditional as cnd
+    cond_data = cnd.load_conditioning()
+    if fixed.get("batch_tokens"):
+        b_tokens = fixed["batch_tokens"]
+        seqs, rounding = b_tokens // seq_len, "given (--batch-tokens / --batch-size)"
+        warnings.extend(cnd.evidence_range_warnings(b_tokens, cond_data))
+    cond_lr = cnd.conditioned_lr(lr, b_tokens_law, fixed.get("batch_tokens"), primary.name,
+                                 cnd.DEFAULT_CONDITIONED_LAW, cond_data)
+    lr_opt = lr = cond_lr["lr"]
+    if cond_lr["outside_ridge"]:
+        warnings.append(f"the batch lies {cond_lr['batch_offset_oct']:+.1f} octaves from the "
+                        "law's optimum, beyond the ridge measured on Step Law's grid (+-3 "
+                        "octaves): the LR given it is extrapolated")
+    if fixed.get("lr") is not None:
+        lr = fixed["lr"]
     wd, wd_value, coupled = weight_decay_step(inp, D, lr, b_tokens)
+    if fixed.get("weight_decay") is not None:
+        wd = fixed["weight_decay"]
+        wd_value = Value(wd, "AdamW weight decay lambda", "given (--weight-decay)",
+                         note=("coupled with the LR, as torch.optim.AdamW: each step "
+                               f"multiplies weights by (1 - lr_t * lambda); at the peak LR "
+                               f"that is {lr * wd:.3g} per step"))
+        coupled = True
     optimizer = optimizer_step(b_tokens)
+    beta2_rec = optimizer.beta2
+    if fixed.get("beta2") is not None:
+        from dataclasses import replace as _replace
+        optimizer = _replace(optimizer, beta2=fixed["beta2"],
+                             source="beta2 given (--beta2); " + optimizer.source)
 
     # --- steps and warmup
     total = int(math.ceil(D / b_tokens))
     warm, warm_note = warmup_steps_for(lr, total, shape.params_total / b_tokens,
-                                       adam_beta2(b_tokens))
+                                       optimizer.beta2)
+    if fixed.get("warmup") is not None:
+        warm, warm_note = fixed["warmup"], "given (--warmup)"
     if warm_note and "shorter than" in warm_note:
         warnings.append(f"warmup: {warm_note}")
     warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
@@ -535,7 +582,7 @@ def compute(inp: Inputs) -> Recommendation:
 
     schedule = schedule_step(total, warm, lr, inp.schedule_law, LawSchedule(
         law=primary.name, measured_under=primary.conventions.get("schedule"),
-        conversion=LAW_SCHEDULE_CONVERSION))
+        conversion=LAW_SCHEDULE_CONVERSION), fixed_spec=fixed.get("schedule"))
     mup = mup_view(shape.d_model, shape.head_dim, base_width, _sig(lr), _sig(wd), inp.wd_rule,
                    origin=inp.wd_rule_origin or None)
     if inp.wd_rule_warning:
@@ -579,8 +626,9 @@ def compute(inp: Inputs) -> Recommendation:
                           ("batch_size", "batch_size_tokens", b_tokens_law)):
         others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
         parts[key] = QuantityUncertainty(**quantity_uncertainty(primary, q, value, law_vars,
-                                                                 others, DEFAULT_LAW))
-    unc = Uncertainty(**parts)
+                                                                 others, TRUST_FALLBACK_LAW))
+    unc = cnd.with_conditioned_lr(Uncertainty(**parts), lr_opt, cond_lr,
+                                  cnd.batch_sd(cond_data, primary.name))
     lr_int = tuple(unc.learning_rate.interval_95)
     b_int = tuple(unc.batch_size_tokens.interval_95)
     if unc.learning_rate.width_factor > 6.0:
@@ -592,17 +640,33 @@ def compute(inp: Inputs) -> Recommendation:
     excess = ExcessLoss.from_dict(excess_loss_block(float(shape.params_non_embedding), D, shape,
                                                     unc.learning_rate.sd_ln,
                                                     unc.batch_size_tokens.sd_ln))
+    given = cnd.given_block(
+        fixed, lr_opt=lr_opt, lr_sd_ln=unc.learning_rate.sd_ln, batch=b_tokens,
+        b_opt=b_tokens_law, cond_info=cond_lr, curvature_lr=excess.curvature_lr.value,
+        curvature_batch=excess.curvature_batch.value, beta2=optimizer.beta2,
+        beta2_rec=beta2_rec, wd=wd, tokens=D, total_steps=total)
+    if fixed.get("lr") is not None and not given["lr"]["inside_80"]:
+        warnings.append(f"--lr {fixed['lr']:g} lies {given['lr']['octaves_from_optimum']:+.2f} "
+                        f"octaves from the optimum given the rest ({lr_opt:.3g}), outside its "
+                        f"80% interval; expected cost {given['lr']['expected_cost_nats']:.3g} "
+                        "nats per token")
     return Recommendation(
         published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
         learning_rate=Value(_sig(lr), "peak LR (AdamW)",
                             f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "
                             f"({primary.conventions['params']}), D = {D:.4g}",
-                            note=lr_note, interval_95=lr_int),
+                            note=(lr_note if fixed.get("lr") is None else
+                                  f"given (--lr); the optimum given the rest is {lr_opt:.3g}"),
+                            interval_95=lr_int,
+                            interval_80=tuple(unc.learning_rate.interval_80)),
         weight_decay=wd_value,
         batch_size_tokens=Value(b_tokens, "tokens per optimizer step",
                                 f"{primary.title}: {b_tokens_law:.4g} tokens, rounded to "
-                                "whole sequences", interval_95=b_int),
+                                "whole sequences" if not fixed.get("batch_tokens") else
+                                f"given; {primary.title} gives {b_tokens_law:.4g} tokens",
+                                interval_95=b_int,
+                                interval_80=tuple(unc.batch_size_tokens.interval_80)),
         batch_size_sequences=Value(seqs, f"sequences of {seq_len} tokens", "batch_size_tokens "
                                    "/ seq_len", note=rounding),
         optimizer=optimizer, warmup_steps=warmup, total_steps=total_steps, schedule=schedule,
@@ -613,7 +677,7 @@ def compute(inp: Inputs) -> Recommendation:
                              f"D = {D:.4g}",
                              note="a loss on the law's own corpus and tokenizer; compare "
                                   "across runs of one setup only"),
-        law=law_info, warnings=warnings, depth=depth)
+        law=law_info, warnings=warnings, depth=depth, given=given)
 
 
 def depth_step(inp: Inputs, lr: float) -> DepthView:
@@ -640,7 +704,7 @@ WSD_SOURCE = ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed
 
 
 def schedule_step(total: int, warm: int, lr: float, schedule_law,
-                  law_schedule: LawSchedule) -> ScheduleBlock:
+                  law_schedule: LawSchedule, fixed_spec: str | None = None) -> ScheduleBlock:
     """The schedule: WSD with a 20% 1-sqrt cooldown (cosine to 10% the alternative), or, with
     ``schedule_law`` (a path), the schedule a fitted schedule law predicts best; ``total`` and
     ``warm`` in optimizer steps, ``lr`` the peak LR."""
@@ -672,6 +736,19 @@ def schedule_step(total: int, warm: int, lr: float, schedule_law,
             law_schedule=law_schedule)
     wsd = Schedule(family="wsd", warmup=warm, cooldown=0.2, shape="1-sqrt", final=0.0)
     cos = Schedule(family="cosine", warmup=warm, final=0.1)
+    if fixed_spec is not None:
+        from advisor.rules.lr_schedule import parse_schedule
+        mine = parse_schedule(fixed_spec).with_(warmup=warm)
+        is_wsd = mine.family == "wsd"
+        return ScheduleBlock(
+            family=mine.family, spec=mine.to_spec(), warmup_steps=warm,
+            decay_start_step=mine.decay_start(total),
+            cooldown_fraction=mine.cooldown if is_wsd else None,
+            cooldown_shape=mine.shape if is_wsd else None,
+            final_lr=_sig(lr * mine.final_ratio), source="given (--schedule)",
+            alternative=AlternativeSchedule(family="wsd", spec=wsd.to_spec(),
+                                            note="the default: " + WSD_SOURCE),
+            law_schedule=law_schedule)
     return ScheduleBlock(
         family="wsd", spec=wsd.to_spec(), warmup_steps=warm,
         decay_start_step=wsd.decay_start(total), cooldown_fraction=0.2,

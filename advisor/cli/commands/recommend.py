@@ -60,6 +60,21 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
 @click.option("--muon-convention", type=click.Choice(sorted(MUON_CONVENTIONS)),
               default=DEFAULT_CONVENTION, show_default=True,
               help="Muon width convention (with --optimizer muon).")
+@click.option("--batch-tokens", default=None, metavar="B",
+              help="Fixed global batch in tokens (a whole number of --seq-len sequences); "
+                   "the LR is then the optimum given it (docs/conditional.md).")
+@click.option("--batch-size", default=None, metavar="SEQS",
+              help="Fixed global batch in sequences of --seq-len tokens.")
+@click.option("--lr", "fixed_lr", default=None, metavar="LR",
+              help="Your peak LR: reported against the optimum given the rest (octaves, "
+                   "quantile of the interval, expected loss cost in nats).")
+@click.option("--beta2", default=None, help="Fixed Adam beta2 (its half-life in tokens is "
+                                             "reported).")
+@click.option("--weight-decay", default=None, metavar="LAMBDA",
+              help="Fixed coupled AdamW weight decay (torch: decay lr*lambda per step).")
+@click.option("--warmup", default=None, metavar="STEPS", help="Fixed warmup, optimizer steps.")
+@click.option("--schedule", default=None, metavar="SPEC",
+              help="Fixed schedule, e.g. cosine:final=0.1 or wsd:cooldown=0.2,shape=1-sqrt.")
 @click.option("--format", "fmt", type=click.Choice(NAMES), default="yaml",
               show_default=True, help="Output format: " + "; ".join(
                   f"{e.name}: {e.doc}" for e in map(exporter, NAMES)) + ".")
@@ -68,7 +83,9 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
               hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
               fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
-              muon_convention="match_rms_adamw", wd_rule=None):
+              muon_convention="match_rms_adamw", wd_rule=None, batch_tokens=None,
+              batch_size=None, fixed_lr=None, beta2=None, weight_decay=None, warmup=None,
+              schedule=None):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -90,7 +107,9 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law,
                      model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha,
-                     wd_rule=wd_rule)
+                     wd_rule=wd_rule, batch_tokens=batch_tokens, batch_size=batch_size,
+                     lr=fixed_lr, beta2=beta2, weight_decay=weight_decay, warmup=warmup,
+                     schedule=schedule)
     if optimizer_name == "muon":
         from advisor.recommendation.muon_view import with_muon
         rec = with_muon(rec, muon_convention)

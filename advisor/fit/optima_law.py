@@ -1,14 +1,21 @@
 """Laws of optima: LR and batch laws fitted to tuned optima only, and their held-out test.
 
 A published configuration is a choice; a tuned optimum is where a sweep found the lowest loss.
-The laws here are fitted to tuned optima alone (``advisor.evidence.Point`` with kind
+The laws here are fitted to tuned optima alone (``advisor.fit.evidence.Point`` with kind
 ``tuned_optimum``), each setup weighted equally:
 
     B*(N, D) = c_B N^a_B D^b_B                        (tokens; fitted to the optima's batches)
-    lr*(N, D) = c N^a D^b                             (the LR at B*)
+    lr*(W, D) = c W^a D^b                             (the LR at B*; W = d_model, channels)
+
+The LR law reads the width, not the parameter count: Adam's per-weight update size, and with
+it the LR that keeps hidden-layer updates of a fixed size, is set by the width (the muP
+argument, Yang et al. 2022), while depth changes N at a fixed width. At a fixed N, Wen et al.'s
+models (32 layers, width 512 at 130M) are far narrower than Step Law's (7 layers, width 960 at
+215M); held out by setup, the width form misses by a third of what the N form misses
+(docs/conditional.md; both forms are reported, the width form was chosen on that comparison).
 
 and the LR at any other batch B is lr* moved along the ridge g of the loss surface
-(``advisor.conditional``): lr*(B) = lr*(N, D) 2^g(log2 B / B*). To fit lr* each optimum's LR
+(``advisor.rules.lr_batch_rules``): lr*(B) = lr*(N, D) 2^g(log2 B / B*). To fit lr* each optimum's LR
 is first moved along the ridge from its own batch to B*(N, D).
 
 :func:`held_out` judges any law the way a user meets it: leave one setup out, fit on the
@@ -22,8 +29,8 @@ import math
 from dataclasses import replace
 from statistics import median
 
-from advisor import evidence as ev
-from advisor.conditional import Z80, ridge_offset_oct
+from advisor.fit import evidence as ev
+from advisor.rules.lr_batch_rules import Z80, ridge_offset_oct
 
 SQRT_RIDGE = {"knots_oct": [-3.0, 3.0], "lr_offset_oct": [-1.5, 1.5]}   # the square-root rule
 
@@ -35,21 +42,30 @@ def _move(ridge, batch_from: float, batch_to: float) -> float:
             - ridge_offset_oct(0.0, k, g))
 
 
-def fit_optima_law(points, ridge) -> dict:
-    """{"batch": coef, "lr": coef} (``advisor.evidence.fit_power_law`` triples) fitted to
-    tuned optima ``points`` with their batch; each LR moved along ``ridge`` to B*."""
+def width(p) -> float:
+    """d_model (channels) of an evidence point's shape."""
+    return float(p.shape.d_model)
+
+
+def fit_optima_law(points, ridge, lr_var: str = "W") -> dict:
+    """{"batch": coef, "lr": coef, "lr_var": ...} fitted to tuned optima ``points`` with their
+    batch (coefs: ``advisor.fit.evidence.fit_power_law`` triples ln c, exponent of N, or of
+    W = d_model for the LR with ``lr_var`` "W", exponent of D); each LR is first moved along
+    ``ridge`` from its own batch to B*."""
     pts = [p for p in points if p.batch]
     cb = ev.fit_power_law(pts, "batch")
     moved = [replace(p, lr=p.lr * 2.0 ** _move(ridge, p.batch,
-                                               ev.power_law_value(cb, p.n, p.d)))
+                                               ev.power_law_value(cb, p.n, p.d)),
+                     n=width(p) if lr_var == "W" else p.n)
              for p in pts]
-    return {"batch": cb, "lr": ev.fit_power_law(moved, "lr")}
+    return {"batch": cb, "lr": ev.fit_power_law(moved, "lr"), "lr_var": lr_var}
 
 
-def predict(law: dict, ridge, n: float, d: float, batch: float | None) -> tuple:
-    """(lr at the law's batch, B*, lr at ``batch``) of a fitted optima law."""
-    b_star = ev.power_law_value(law["batch"], n, d)
-    lr_star = ev.power_law_value(law["lr"], n, d)
+def predict(law: dict, ridge, p, batch: float | None) -> tuple:
+    """(lr at the law's batch, B*, lr at ``batch``) of a fitted optima law at point ``p``."""
+    b_star = ev.power_law_value(law["batch"], p.n, p.d)
+    x = width(p) if law.get("lr_var") == "W" else p.n
+    lr_star = ev.power_law_value(law["lr"], x, p.d)
     lr_b = lr_star if batch is None else lr_star * 2.0 ** _move(ridge, b_star, batch)
     return lr_star, b_star, lr_b
 
@@ -59,7 +75,7 @@ def _rms(xs) -> float:
     return math.sqrt(sum(x * x for x in xs) / len(xs)) if xs else float("nan")
 
 
-def leave_one_size_out(points, ridge) -> dict:
+def leave_one_size_out(points, ridge, lr_var: str = "W") -> dict:
     """{point id: log2 error of the conditioned LR} of an optima law fitted without the
     point's own model size (within the given points): out-of-sample spread on training data."""
     out = {}
@@ -67,10 +83,10 @@ def leave_one_size_out(points, ridge) -> dict:
         rest = [p for p in points if p.n != n]
         if len({q.n for q in rest}) < 2 or len({q.d for q in rest}) < 2:
             continue
-        law = fit_optima_law(rest, ridge)
+        law = fit_optima_law(rest, ridge, lr_var)
         for p in points:
             if p.n == n:
-                out[p.id] = math.log2(predict(law, ridge, p.n, p.d, p.batch)[2] / p.lr)
+                out[p.id] = math.log2(predict(law, ridge, p, p.batch)[2] / p.lr)
     return out
 
 
@@ -118,17 +134,17 @@ def held_out(points, law_fn, ridge_for) -> dict:
     return res
 
 
-def optima_law_fn(train, ridge):
+def optima_law_fn(train, ridge, lr_var: str = "W"):
     """``law_fn`` for :func:`held_out`: the optima law fitted on ``train``; its training
-    spread is leave-one-size-out (out of sample) for the conditioned LR."""
-    law = fit_optima_law(train, ridge)
+    spread is leave-one-size-out (out of sample)."""
+    law = fit_optima_law(train, ridge, lr_var)
 
     def fn(p, conditioned):
-        lr_star, _, lr_b = predict(law, ridge, p.n, p.d, p.batch)
+        lr_star, _, lr_b = predict(law, ridge, p, p.batch)
         return lr_b if conditioned else lr_star
 
     def train_errors(conditioned):
-        loso = leave_one_size_out(train, ridge)
+        loso = leave_one_size_out(train, ridge, lr_var)
         if conditioned:
             return [e * math.log(2.0) for e in loso.values()]
         out = []
@@ -136,8 +152,8 @@ def optima_law_fn(train, ridge):
             rest = [p for p in train if p.n != n]
             if len({q.n for q in rest}) < 2 or len({q.d for q in rest}) < 2:
                 continue
-            sub = fit_optima_law(rest, ridge)
-            out += [math.log(predict(sub, ridge, p.n, p.d, None)[0] / p.lr)
+            sub = fit_optima_law(rest, ridge, lr_var)
+            out += [math.log(predict(sub, ridge, p, None)[0] / p.lr)
                     for p in train if p.n == n]
         return out
 
@@ -158,3 +174,23 @@ def fixed_law_fn(values: dict, batches: dict, fallback_batch):
             return lr * 2.0 ** _move(ridge, b, p.batch)
         return fn
     return make
+
+
+def held_out_batch(points, batch_of) -> dict:
+    """Leave one setup out for the batch: ``batch_of(train_points)`` -> callable(point) ->
+    the law's batch (tokens). Returns {point id: log2(law batch / the optimum's batch)}."""
+    out = {}
+    for g in sorted({p.group for p in points}):
+        fn = batch_of([p for p in points if p.group != g])
+        for p in points:
+            if p.group == g and p.batch:
+                b = fn(p)
+                if b:
+                    out[p.id] = math.log2(b / p.batch)
+    return out
+
+
+def optima_batch_of(train):
+    """``batch_of`` for :func:`held_out_batch`: the optima batch law fitted on ``train``."""
+    coef = ev.fit_power_law([p for p in train if p.batch], "batch")
+    return lambda p: ev.power_law_value(coef, p.n, p.d)

@@ -26,11 +26,11 @@ from functools import lru_cache
 from importlib import resources
 
 from advisor.errors import AdvisorError
+from advisor.rules.lr_batch_rules import (LN2, Z80, Z95, local_slope, ridge_offset_oct,
+                                          rule_for_slope)
 
 SCHEMA = "hp-advisor/conditioning/v1"
-LN2 = math.log(2.0)
-Z80 = 1.281552
-Z95 = 1.959964
+DEFAULT_CONDITIONED_LAW = "optima-fit"   # whose held-out spread a law without its own uses
 MAX_LR = 1.0             # a peak AdamW LR above this is not a training configuration
 FAR_OUTSIDE = 4.0        # warn when a fixed batch lies this factor beyond the evidence
 
@@ -38,7 +38,7 @@ FAR_OUTSIDE = 4.0        # warn when a fixed batch lies this factor beyond the e
 @lru_cache(maxsize=1)
 def load_conditioning() -> dict:
     """The constants of recipes/published/conditioning.yaml (read once per process)."""
-    from advisor.yamlio import parse_yaml_text
+    from advisor.common.yamlio import parse_yaml_text
     text = (resources.files("recipes") / "published" / "conditioning.yaml").read_text(
         encoding="utf-8")
     d = parse_yaml_text(text, "recipes/published/conditioning.yaml")
@@ -48,46 +48,6 @@ def load_conditioning() -> dict:
 
 
 # ------------------------------------------------------------------------------ the ridge
-# slope ranges (d ln lr* / d ln B) that name a published rule: the linear scaling rule
-# (Goyal et al. 2017), the square-root rule (Hoffer et al. 2017; Malladi et al. 2022 for
-# Adam), none (the LR optimum does not move with the batch)
-RULES = (("linear", 0.75, 1.5), ("square root", 0.3, 0.75), ("none", -0.3, 0.3))
-
-
-def rule_for_slope(slope: float) -> str:
-    """The published scaling rule a local slope d ln lr*/d ln B is closest to."""
-    for name, lo, hi in RULES:
-        if lo <= slope < hi:
-            return name
-    return "lr falls as batch grows" if slope < -0.3 else "faster than linear"
-
-
-def ridge_offset_oct(u_oct: float, knots_oct, values_oct) -> float:
-    """g(u): LR offset (octaves) at batch offset ``u_oct`` (octaves of B / B*).
-
-    Linear between the tabulated knots; beyond them the edge segment's slope continues
-    (the caller warns: that is outside the grid).
-    """
-    k, g = list(knots_oct), list(values_oct)
-    if len(k) < 2 or len(k) != len(g):
-        raise AdvisorError("conditioning ridge needs at least two knots")
-    if u_oct <= k[0]:
-        i = 0
-    elif u_oct >= k[-1]:
-        i = len(k) - 2
-    else:
-        i = max(j for j in range(len(k) - 1) if k[j] <= u_oct)
-    t = (u_oct - k[i]) / (k[i + 1] - k[i])
-    return g[i] + t * (g[i + 1] - g[i])
-
-
-def local_slope(u_oct: float, knots_oct, values_oct, half_width: float = 0.5) -> float:
-    """d ln lr* / d ln B of the ridge around ``u_oct`` (a central difference over +-0.5 octave)."""
-    a = ridge_offset_oct(u_oct - half_width, knots_oct, values_oct)
-    b = ridge_offset_oct(u_oct + half_width, knots_oct, values_oct)
-    return (b - a) / (2 * half_width)
-
-
 def regime_at(u_oct: float, regimes) -> dict | None:
     """The measured regime (small batch, near the optimum, large batch) containing ``u_oct``."""
     for r in regimes:
@@ -180,7 +140,7 @@ def check_lr(lr) -> float:
 def resolve_batch(batch_tokens, batch_size, seq_len: int):
     """The user's global batch in tokens (or None), from --batch-tokens or --batch-size
     (sequences of ``seq_len`` tokens); contradictions raise AdvisorError."""
-    from advisor.numbers import parse_count
+    from advisor.common.numbers import parse_count
     bt = None if batch_tokens is None else parse_count(batch_tokens, "batch-tokens",
                                                       minimum=1, maximum=1e10)
     bs = None if batch_size is None else parse_count(batch_size, "batch-size",
@@ -236,7 +196,7 @@ def weight_decay_views(lr: float, wd: float, batch_tokens: float, tokens: float,
         return {"coupled": wd, "independent_per_step": 0.0, "timescale_steps": None,
                 "timescale_tokens": None, "timescale_fraction_of_run": None}
     steps = 1.0 / per_step
-    return {"coupled": wd, "independent_per_step": float(f"{per_step:.4g}"),
+    return {"coupled": float(f"{wd:.4g}"), "independent_per_step": float(f"{per_step:.4g}"),
             "timescale_steps": round(steps, 1),
             "timescale_tokens": float(f"{steps * batch_tokens:.4g}"),
             "timescale_fraction_of_run": round(steps * batch_tokens / tokens, 4),
@@ -246,3 +206,156 @@ def weight_decay_views(lr: float, wd: float, batch_tokens: float, tokens: float,
 def coupled_from_independent(independent_per_step: float, lr: float) -> float:
     """The torch AdamW lambda that gives a per-step decay ``independent_per_step`` at peak ``lr``."""
     return independent_per_step / lr
+
+
+# --------------------------------------------------------------- the user's fixed choices
+def parse_fixed(seq_len: int, batch_tokens=None, batch_size=None, lr=None, beta2=None,
+                weight_decay=None, warmup=None, schedule=None) -> dict:
+    """The user's fixed choices, checked before any work (AdvisorError on contradictions).
+
+    Returns {"batch_tokens": int | None, "lr": float | None, "beta2": float | None,
+    "weight_decay": float | None (coupled lambda), "warmup": int | None (steps),
+    "schedule": spec str | None}.
+    """
+    out = {"batch_tokens": resolve_batch(batch_tokens, batch_size, seq_len),
+           "lr": None if lr is None else check_lr(lr), "beta2": None, "weight_decay": None,
+           "warmup": None, "schedule": None}
+    if beta2 is not None:
+        try:
+            b = float(beta2)
+        except (TypeError, ValueError):
+            raise AdvisorError(f"--beta2 must be a number, got {beta2!r}") from None
+        if not 0.0 < b < 1.0:
+            raise AdvisorError(f"--beta2 must lie strictly between 0 and 1, got {beta2!r}")
+        out["beta2"] = b
+    if weight_decay is not None:
+        try:
+            w = float(weight_decay)
+        except (TypeError, ValueError):
+            raise AdvisorError(f"--weight-decay must be a number, got {weight_decay!r}") from None
+        if not math.isfinite(w) or w < 0 or w > 10:
+            raise AdvisorError(f"--weight-decay must be a coupled AdamW lambda in [0, 10], "
+                               f"got {weight_decay!r}")
+        out["weight_decay"] = w
+    if warmup is not None:
+        from advisor.common.numbers import parse_count
+        out["warmup"] = int(parse_count(warmup, "warmup", minimum=0, maximum=1e9))
+    if schedule is not None:
+        from advisor.rules.lr_schedule import parse_schedule
+        out["schedule"] = parse_schedule(str(schedule)).to_spec()
+    return out
+
+
+def conditioned_lr(lr_law: float, b_law: float, batch: float | None, law_name: str,
+                   default_law: str, cond: dict) -> dict:
+    """The LR optimum given the batch: the law's LR (at its own batch ``b_law``) moved along
+    the ridge to ``batch`` (None: the law's own batch, nothing moves), and the spread of that
+    prediction measured held out (sd in ln units)."""
+    given = batch is not None
+    info = (lr_given_batch(lr_law, b_law, batch, cond) if given
+            else {"lr": lr_law, "batch_offset_oct": 0.0, "lr_offset_oct": 0.0,
+                  "local_slope": None, "rule": None, "regime": None, "regime_slope": None,
+                  "outside_ridge": False})
+    sd, measured_for = conditioned_sd(cond, law_name, given, default_law)
+    return info | {"sd_ln": sd, "sd_measured_for": measured_for}
+
+
+def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
+                b_opt: float, cond_info: dict, curvature_lr: float, curvature_batch: float,
+                beta2: float, beta2_rec: float, wd: float, tokens: float,
+                total_steps: int) -> dict:
+    """The JSON block ``given``: what the user fixed, where each choice sits relative to the
+    optimum given the rest, and what it costs (nats per token; a quadratic bowl in octaves)."""
+    out = {"fixed": {k: v for k, v in fixed.items() if v is not None}}
+    b_oct = math.log2(batch / b_opt)
+    out["batch"] = {
+        "tokens": batch, "law_optimum_tokens": float(f"{b_opt:.4g}"),
+        "octaves_from_optimum": round(b_oct, 3),
+        "expected_cost_nats": float(f"{curvature_batch * b_oct * b_oct:.3g}"),
+        "lr_rule_here": None if cond_info.get("rule") is None else {
+            "local_slope_dlnlr_dlnB": round(cond_info["local_slope"], 3),
+            "rule": cond_info["rule"], "regime": cond_info["regime"],
+            "regime_slope": cond_info["regime_slope"],
+            "source": "ridge of the loss surface fitted to Step Law's grid "
+                      "(recipes/published/conditioning.yaml)"},
+    }
+    iv = intervals(lr_opt, lr_sd_ln)
+    out["lr_optimum_given_the_rest"] = {
+        "value": float(f"{lr_opt:.3g}"), "unit": "peak LR",
+        "interval_80": [float(f"{x:.3g}") for x in iv["interval_80"]],
+        "interval_95": [float(f"{x:.3g}") for x in iv["interval_95"]],
+        "sd_octaves": round(lr_sd_ln / LN2, 3)}
+    if fixed.get("lr") is not None:
+        out["lr"] = {"value": fixed["lr"]} | lr_placement(fixed["lr"], lr_opt, lr_sd_ln,
+                                                          curvature_lr)
+    out["beta2"] = {"value": beta2, "half_life_tokens": float(f"{beta2_half_life_tokens(beta2, batch):.4g}"),
+                    "recommended_for_this_batch": beta2_rec,
+                    "recommended_half_life_tokens": float(
+                        f"{beta2_half_life_tokens(beta2_rec, batch):.4g}"),
+                    "rule": ("beta2 = 0.95^(B / 1M tokens) below 1M tokens (a fixed "
+                             "second-moment half-life in tokens; Porian et al. 2024 found "
+                             "beta2 0.99-0.999 essential at small batches), 0.95 above")}
+    out["weight_decay"] = weight_decay_views(lr_opt if fixed.get("lr") is None else fixed["lr"],
+                                             wd, batch, tokens, total_steps)
+    return out
+
+
+def with_conditioned_lr(unc, lr_opt: float, cond_lr: dict, batch_sd_ln: float | None = None):
+    """The uncertainty block with the LR's interval given the batch (and 80% intervals).
+
+    sd^2 = sd_given^2 + (kappa x)^2: ``sd_given`` is the spread of tuned optima of setups
+    the law never saw around the law's LR moved to their batch (conditioning.yaml), the
+    extrapolation term is the existing one (advisor/recommendation/uncertainty.py). The
+    batch keeps its interval, with an 80% one beside it.
+    """
+    from dataclasses import replace
+    q = unc.learning_rate
+    ext = float(q.components_ln.get("extrapolation", 0.0))
+    sd = math.sqrt(cond_lr["sd_ln"] ** 2 + ext ** 2)
+    iv = intervals(lr_opt, sd)
+    lr_q = replace(
+        q, interval_95=[float(f"{x:.3g}") for x in iv["interval_95"]],
+        interval_80=[float(f"{x:.3g}") for x in iv["interval_80"]],
+        width_factor=round(iv["interval_95"][1] / iv["interval_95"][0], 2),
+        sd_ln=round(sd, 4), sd_octaves=round(sd / LN2, 3),
+        components_ln=dict(q.components_ln, setup_to_setup=round(cond_lr["sd_ln"], 4),
+                           fit=0.0, between_laws=0.0),
+        setup_spread_measured_for=cond_lr["sd_measured_for"] + (
+            " (tuned optima held out by setup, at their own batch)"
+            if cond_lr["local_slope"] is not None else
+            " (tuned optima held out by setup, at the law's batch)"),
+        construction=("sd^2 = setup_to_setup^2 + (kappa x)^2; intervals value * "
+                      "exp(+-1.28 sd) (80%) and exp(+-1.96 sd) (95%)"),
+        evidence=("setup_to_setup: RMS ln error of this law's LR on tuned optima of setups "
+                  "it was not fitted on, each at its own batch (the law's LR moved along "
+                  "the Step Law ridge) or at the law's batch when no batch is fixed "
+                  "(recipes/published/conditioning.yaml, bench/conditional_eval.py); "
+                  "kappa x: extrapolation beyond the law's fitted range"))
+    b = unc.batch_size_tokens
+    centre = math.sqrt(b.interval_95[0] * b.interval_95[1])
+    if batch_sd_ln is None:
+        bi = intervals(centre, b.sd_ln)
+        b_q = replace(b, interval_80=[float(f"{x:.3g}") for x in bi["interval_80"]])
+    else:
+        ext_b = float(b.components_ln.get("extrapolation", 0.0))
+        sd_b = math.sqrt(batch_sd_ln ** 2 + ext_b ** 2)
+        bi = intervals(centre, sd_b)
+        b_q = replace(
+            b, interval_95=[float(f"{x:.3g}") for x in bi["interval_95"]],
+            interval_80=[float(f"{x:.3g}") for x in bi["interval_80"]],
+            width_factor=round(bi["interval_95"][1] / bi["interval_95"][0], 2),
+            sd_ln=round(sd_b, 4), sd_octaves=round(sd_b / LN2, 3),
+            components_ln=dict(b.components_ln, setup_to_setup=round(batch_sd_ln, 4),
+                               fit=0.0, between_laws=0.0),
+            setup_spread_measured_for=cond_lr["sd_measured_for"] + " (tuned optima' "
+                                      "batches held out by setup)",
+            construction=("sd^2 = setup_to_setup^2 + (kappa x)^2; setup_to_setup: RMS ln "
+                          "error of this law's batch on tuned optima held out by setup "
+                          "(recipes/published/conditioning.yaml)"))
+    return replace(unc, learning_rate=lr_q, batch_size_tokens=b_q)
+
+
+def batch_sd(cond: dict, law: str) -> float | None:
+    """The held-out spread (ln) of a law's batch on tuned optima, where measured."""
+    v = ((cond.get("laws") or {}).get(law) or {}).get("batch_sd_ln")
+    return None if v is None else float(v)
