@@ -100,11 +100,13 @@ def ranking(out):
 
 def kappa(sets, qname):
     """sd of the N and D exponents of the shipped power laws for a quantity (C counts for
-    both N and D, TPP for D and -N); laws without N or D dependence count as 0."""
+    both N and D, TPP for D and -N); laws without N or D dependence count as 0; laws in the
+    width W (optima-fit's LR) are left out."""
     exps = []
     for ls in sets:
         law = ls.laws.get(qname)
-        if not law or law["form"] != "power_law" or "L" in law["exponents"]:
+        if (not law or law["form"] != "power_law" or "L" in law["exponents"]
+                or "W" in law["exponents"]):     # a width law's exponent is not an N exponent
             continue
         e = law["exponents"]
         en = float(e.get("N", 0)) + float(e.get("C", 0)) - float(e.get("TPP", 0))
