@@ -263,7 +263,8 @@ def conditioned_lr(lr_law: float, b_law: float, batch: float | None, law_name: s
 def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
                 b_opt: float, cond_info: dict, curvature_lr: float, curvature_batch: float,
                 beta2: float, beta2_rec: float, wd: float, tokens: float,
-                total_steps: int) -> dict:
+                total_steps: int, eps: float | None = None,
+                width_mult: float | None = None) -> dict:
     """The JSON block ``given``: what the user fixed, where each choice sits relative to the
     optimum given the rest, and what it costs (nats per token; a quadratic bowl in octaves)."""
     out = {"fixed": {k: v for k, v in fixed.items() if v is not None}}
@@ -295,6 +296,8 @@ def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
                     "rule": ("beta2 = 0.95^(B / 1M tokens) below 1M tokens (a fixed "
                              "second-moment half-life in tokens; Porian et al. 2024 found "
                              "beta2 0.99-0.999 essential at small batches), 0.95 above")}
+    if eps is not None and width_mult:
+        out["eps_per_group_mup"] = eps_per_group(eps, width_mult)
     out["weight_decay"] = weight_decay_views(lr_opt if fixed.get("lr") is None else fixed["lr"],
                                              wd, batch, tokens, total_steps)
     return out
@@ -359,3 +362,24 @@ def batch_sd(cond: dict, law: str) -> float | None:
     """The held-out spread (ln) of a law's batch on tuned optima, where measured."""
     v = ((cond.get("laws") or {}).get(law) or {}).get("batch_sd_ln")
     return None if v is None else float(v)
+
+
+FAN_IN_WIDTH = ("hidden", "readout")
+
+
+def eps_per_group(eps: float, width_mult: float) -> dict:
+    """Adam's eps for each muP parameter group at width multiplier ``width_mult`` (width /
+    base width): eps x the group's width factor (``advisor.rules.optim_rules``: 1/m for
+    groups whose gradients shrink as 1/m under muP, Dey et al. 2025 Eq. 40), so eps keeps its
+    size relative to the gradients it divides; the ``mup`` package and the proxies leave eps
+    unscaled, which is harmless while eps is far below the gradient RMS."""
+    from advisor.rules.optim_rules import GROUPS, group_multipliers
+    out = {}
+    for g in GROUPS:
+        # the group's fan-in width multiplier: hidden matrices and the readout read the
+        # width; the embedding (one-hot input) and the vectors do not
+        m = group_multipliers(g, width_mult=width_mult if g in FAN_IN_WIDTH else 1.0)
+        out[g] = float(f"{eps * m.eps_width:.3g}")
+    return {"value": out, "base_eps": eps, "width_multiplier": width_mult,
+            "rule": "eps x eps_width of advisor/rules/optim_rules.py group_multipliers "
+                    "(CompleteP, Dey et al. 2025, Eq. 40)"}

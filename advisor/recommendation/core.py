@@ -181,7 +181,8 @@ def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
         row["out_of_range"] = [f"{q}: {note}" for q in ls.laws
                                for note in ls.out_of_range(
                                    q, shape.params(ls.conventions["params"]), D,
-                                   M=shape.flops_per_token(seq_len), **_range_extra(ls, q, lr0, b0, loss))]
+                                   M=shape.flops_per_token(seq_len), W=float(shape.d_model),
+                                   **_range_extra(ls, q, lr0, b0, loss))]
         rows.append(row)
     return rows
 
@@ -594,7 +595,8 @@ def compute(inp: Inputs) -> Recommendation:
                          (wd_set, "weight_decay", {"lr": lr, "B_tokens": b_tokens}),
                          (loss_set, "loss", {})):
         for note in ls.out_of_range(q, shape.params(ls.conventions["params"]), D,
-                                    M=shape.flops_per_token(seq_len), **extra):
+                                    M=shape.flops_per_token(seq_len), W=float(shape.d_model),
+                                    **extra):
             warnings.append(f"{ls.name} {q}: target outside the fitted range: {note}")
     rows = law_table(shape, D, seq_len, loss=loss_value, sets=list(inp.sets),
                      default=inp.default_set)
@@ -620,7 +622,8 @@ def compute(inp: Inputs) -> Recommendation:
     nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens,
                                   entries=inp.published)
     from advisor.recommendation.trust import excess_loss_block, quantity_uncertainty
-    law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len), **extra_L)
+    law_vars = primary.variables(n_lr, D, M=shape.flops_per_token(seq_len),
+                                 W=float(shape.d_model), **extra_L)
     parts = {}
     for q, key, value in (("learning_rate", "learning_rate", lr),
                           ("batch_size", "batch_size_tokens", b_tokens_law)):
@@ -644,7 +647,8 @@ def compute(inp: Inputs) -> Recommendation:
         fixed, lr_opt=lr_opt, lr_sd_ln=unc.learning_rate.sd_ln, batch=b_tokens,
         b_opt=b_tokens_law, cond_info=cond_lr, curvature_lr=excess.curvature_lr.value,
         curvature_batch=excess.curvature_batch.value, beta2=optimizer.beta2,
-        beta2_rec=beta2_rec, wd=wd, tokens=D, total_steps=total)
+        beta2_rec=beta2_rec, wd=wd, tokens=D, total_steps=total, eps=optimizer.eps,
+        width_mult=shape.d_model / base_width)
     if fixed.get("lr") is not None and not given["lr"]["inside_80"]:
         warnings.append(f"--lr {fixed['lr']:g} lies {given['lr']['octaves_from_optimum']:+.2f} "
                         f"octaves from the optimum given the rest ({lr_opt:.3g}), outside its "
@@ -654,8 +658,13 @@ def compute(inp: Inputs) -> Recommendation:
         published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
         learning_rate=Value(_sig(lr), "peak LR (AdamW)",
-                            f"{primary.title} ({_citation(primary)}) at N = {n_lr:.4g} "
-                            f"({primary.conventions['params']}), D = {D:.4g}",
+                            f"{primary.title} ({_citation(primary)}) at "
+                            + (f"width W = {shape.d_model}" if "W" in primary.laws[
+                                "learning_rate"].get("exponents", {}) else
+                               f"N = {n_lr:.4g} ({primary.conventions['params']})")
+                            + f", D = {D:.4g}" + ("" if not fixed.get("batch_tokens") else
+                                                  ", moved along the Step Law ridge to the "
+                                                  "given batch"),
                             note=(lr_note if fixed.get("lr") is None else
                                   f"given (--lr); the optimum given the rest is {lr_opt:.3g}"),
                             interval_95=lr_int,
