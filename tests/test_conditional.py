@@ -76,6 +76,10 @@ def test_optimizer_settings_follow_batch_and_horizon():
     rec = recommend(params=1e9, tokens=2e10, batch_size=32, beta2=0.99, weight_decay=0.05)
     assert rec.optimizer.beta2 == 0.99 and rec.weight_decay.value == 0.05
     assert rec.given["beta2"]["recommended_for_this_batch"] > 0.95   # small batch: longer memory
+    eps = rec.given["eps_per_group_mup"]
+    m = rec.mup.width / rec.mup.base_width
+    assert eps["value"]["hidden"] == pytest.approx(rec.optimizer.eps / m, rel=1e-2)
+    assert eps["value"]["embedding"] == rec.optimizer.eps      # fan-in is the vocabulary
 
 
 @pytest.mark.parametrize("args, words", [
@@ -129,3 +133,20 @@ def test_the_full_table_is_what_the_bench_derives(external_data):
     for law, res in results.items():
         for mode in ("conditioned", "unconditioned"):
             assert res[mode]["summary"] == figures[law][mode], (law, mode)
+
+
+def test_the_readme_table_is_the_shipped_figures():
+    """Every row of README's conditional table is docs/conditional_eval.json, as printed."""
+    import re
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- conditional-table -->", 1)[1].split("\n\n", 1)[0]
+    figures = json.loads((REPO / "docs" / "conditional_eval.json").read_text())
+    rows = [r for r in block.strip().splitlines()[2:]]
+    assert len(rows) == 7
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        name = re.sub(r"\*|\s*\(.*\)", "", cells[0]).strip()
+        for cell, mode in zip(cells[1:], ("conditioned", "unconditioned")):
+            s = figures[name][mode]
+            assert cell == (f"{s['median_abs_log2_error']:.2f} / {100 * s['coverage_80']:.0f}% / "
+                            f"{s['median_width_80']:.1f}x"), (name, mode)

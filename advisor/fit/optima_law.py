@@ -103,6 +103,19 @@ def summarise(errors: dict, sds: dict) -> dict:
             "median_width_80": round(median(widths), 2)}
 
 
+def spread(fn, train) -> dict:
+    """{"conditioned": sd, "unconditioned": sd} (ln units) of a law's errors on its training
+    points: leave-one-size-out for a law fitted on them (``fn.train_errors``), else plain."""
+    out = {}
+    for mode in ("conditioned", "unconditioned"):
+        cond = mode == "conditioned"
+        errs = getattr(fn, "train_errors", lambda c: None)(cond)
+        if errs is None:
+            errs = [math.log(fn(p, cond) / p.lr) for p in train]
+        out[mode] = _rms(errs)
+    return out
+
+
 def held_out(points, law_fn, ridge_for) -> dict:
     """Leave one setup out.
 
@@ -120,12 +133,10 @@ def held_out(points, law_fn, ridge_for) -> dict:
         held = [p for p in points if p.group == g]
         ridge = ridge_for(g)
         fn = law_fn(train, ridge)
+        sds = spread(fn, train)
         for mode in res:
             cond = mode == "conditioned"
-            train_err = getattr(fn, "train_errors", lambda c: None)(cond)
-            if train_err is None:
-                train_err = [math.log(fn(p, cond) / p.lr) for p in train]
-            sd = _rms(train_err)
+            sd = sds[mode]
             for p in held:
                 res[mode]["errors"][p.id] = math.log2(fn(p, cond) / p.lr)
                 res[mode]["sds"][p.id] = sd
