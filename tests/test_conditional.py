@@ -8,6 +8,7 @@ import math
 
 import pytest
 from advisor.cli.app import main as advisor_main
+from advisor.errors import AdvisorError
 from advisor.fit import evidence as ev
 from advisor.fit import optima_law as ol
 from advisor.laws.published import load_published
@@ -150,3 +151,24 @@ def test_the_readme_table_is_the_shipped_figures():
             s = figures[name][mode]
             assert cell == (f"{s['median_abs_log2_error']:.2f} / {100 * s['coverage_80']:.0f}% / "
                             f"{s['median_width_80']:.1f}x"), (name, mode)
+
+
+def test_a_fixed_schedule_and_warmup_are_used_and_a_short_warmup_at_a_high_lr_is_warned():
+    rec = recommend(params=350e6, tokens=7e9, schedule="cosine:final=0.1", warmup=500)
+    assert rec.schedule.family == "cosine" and rec.schedule.source == "given (--schedule)"
+    assert rec.warmup_steps.value == 500 and rec.schedule.warmup_steps == 500
+    assert rec.learning_rate.value >= 1e-3
+    assert any(w.startswith("warmup: 500 steps") for w in rec.warnings)
+    with pytest.raises(AdvisorError, match="cannot parse schedule"):
+        recommend(params=350e6, schedule="bogus")
+
+
+def test_the_shipped_ridge_is_the_surface_fitted_to_step_laws_grid(external_data):
+    """Refit the surface ensemble on Step Law's grid (a real fit, ~30 s of CPU) and read its
+    ridge: the shipped ridge and its rules are what it gives."""
+    from bench import conditional_eval as ce
+    ridge, grid_regimes, _ = ce.surface_and_ridge(external_data / "steplaw_dense_lr_bs_loss.csv")
+    shipped = cnd.load_conditioning()["ridge"]
+    assert ridge["lr_offset_oct"] == pytest.approx(shipped["lr_offset_oct"], abs=2e-3)
+    assert [r["rule"] for r in ridge["regimes"]] == [r["rule"] for r in shipped["regimes"]]
+    assert {r["regime"]: r["rule"] for r in grid_regimes}["small batch: B < B*/2"] == "linear"

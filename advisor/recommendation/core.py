@@ -567,12 +567,20 @@ def compute(inp: Inputs) -> Recommendation:
     total = int(math.ceil(D / b_tokens))
     warm, warm_note = warmup_steps_for(lr, total, shape.params_total / b_tokens,
                                        optimizer.beta2)
+    warm_source = WARMUP_SOURCE
     if fixed.get("warmup") is not None:
-        warm, warm_note = fixed["warmup"], "given (--warmup)"
+        rule_warm = warm
+        warm, warm_source = fixed["warmup"], "given (--warmup)"
+        warm_note = f"the rule ({WARMUP_MIN_STEPS:,}+ steps, see docs) gives {rule_warm}"
+        if warm < min(rule_warm, WARMUP_MIN_STEPS) and lr >= 1e-3:
+            warnings.append(
+                f"warmup: {warm} steps at a peak LR of {lr:.3g} is shorter than the 2,000 "
+                "that kept peak LRs of 4e-3 to 8e-3 stable in Wen et al. 2025's sweep "
+                f"(500-1,000 diverged); the rule gives {rule_warm}")
     if warm_note and "shorter than" in warm_note:
         warnings.append(f"warmup: {warm_note}")
     warmup = Value(warm, "optimizer steps (linear from 0 to the peak LR)",
-                   WARMUP_SOURCE, note=warm_note)
+                   warm_source, note=warm_note)
     warnings.extend(check_plausible({"warmup_steps": warm}))
     warnings.extend(check_plausible({
         "learning_rate": lr, "weight_decay": wd,
