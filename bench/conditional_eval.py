@@ -1,6 +1,8 @@
-"""The LR given the user's batch, judged on tuned optima held out by setup (CPU, ~30 s).
+"""The LR given the user's batch, judged on tuned optima held out by setup (CPU, ~40 s).
 
     python -m bench.conditional_eval [--external ../shared/data/external] [--write]
+
+(40 s of CPU on 2026-12-06, a 2-core shared machine: the surface ensemble's six fits.)
 
 1. Fits the loss surface over (ln lr, ln B) on Step Law's grid (advisor/fit/surface.py, the
    ensemble `advisor fit` uses) and reads its ridge: the best LR at each batch offset from
@@ -40,7 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan", "evidence-fit")
 OPTIMA_LAW = "optima-fit"
-DEFAULT_EXTERNAL = Path("/work/shared/data/external")
 
 
 def surface_and_ridge(csv_path):
@@ -252,7 +253,7 @@ def optima_lawset(full, points):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--external", default=str(DEFAULT_EXTERNAL))
+    ap.add_argument("--external", default=str(REPO.parent / "shared" / "data" / "external"))
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     csv_path = Path(args.external) / "steplaw_dense_lr_bs_loss.csv"

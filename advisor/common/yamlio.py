@@ -59,6 +59,20 @@ def read_yaml_file(path, what: str = "file"):
     return data
 
 
+def read_shipped_yaml(relpath: str, schema: str) -> dict:
+    """A mapping shipped in the ``recipes`` package (``relpath`` such as
+    ``published/trust.yaml``), refused (AdvisorError) unless its ``schema`` is ``schema``."""
+    from importlib import resources
+    node = resources.files("recipes")
+    for part in relpath.split("/"):
+        node = node / part
+    where = f"recipes/{relpath}"
+    d = parse_yaml_text(node.read_text(encoding="utf-8"), where)
+    if not isinstance(d, dict) or d.get("schema") != schema:
+        raise AdvisorError(f"{where}: schema must be {schema!r}")
+    return d
+
+
 def plain(x):
     """``x`` as plain YAML-safe Python: mappings (keys as strings), lists (from tuples and
     arrays), and numpy scalars as int and float. What every YAML writer here dumps."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from importlib import resources
 
 from advisor.errors import AdvisorError
 from advisor.rules.lr_batch_rules import (LN2, Z80, Z95, local_slope, ridge_offset_oct,
@@ -38,13 +37,8 @@ FAR_OUTSIDE = 4.0        # warn when a fixed batch lies this factor beyond the e
 @lru_cache(maxsize=1)
 def load_conditioning() -> dict:
     """The constants of recipes/published/conditioning.yaml (read once per process)."""
-    from advisor.common.yamlio import parse_yaml_text
-    text = (resources.files("recipes") / "published" / "conditioning.yaml").read_text(
-        encoding="utf-8")
-    d = parse_yaml_text(text, "recipes/published/conditioning.yaml")
-    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
-        raise AdvisorError(f"recipes/published/conditioning.yaml: schema must be {SCHEMA!r}")
-    return d
+    from advisor.common.yamlio import read_shipped_yaml
+    return read_shipped_yaml("published/conditioning.yaml", SCHEMA)
 
 
 # ------------------------------------------------------------------------------ the ridge
@@ -303,58 +297,56 @@ def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
     return out
 
 
-def with_conditioned_lr(unc, lr_opt: float, cond_lr: dict, batch_sd_ln: float | None = None):
-    """The uncertainty block with the LR's interval given the batch (and 80% intervals).
-
-    sd^2 = sd_given^2 + (kappa x)^2: ``sd_given`` is the spread of tuned optima of setups
-    the law never saw around the law's LR moved to their batch (conditioning.yaml), the
-    extrapolation term is the existing one (advisor/recommendation/uncertainty.py). The
-    batch keeps its interval, with an 80% one beside it.
-    """
+def _with_interval(q, centre: float, setup_sd: float, measured_for: str, evidence: str):
+    """A QuantityUncertainty ``q`` rebuilt around ``centre`` with sd^2 = setup_sd^2 +
+    (its extrapolation term)^2, and 80% and 95% intervals."""
     from dataclasses import replace
-    q = unc.learning_rate
     ext = float(q.components_ln.get("extrapolation", 0.0))
-    sd = math.sqrt(cond_lr["sd_ln"] ** 2 + ext ** 2)
-    iv = intervals(lr_opt, sd)
-    lr_q = replace(
+    sd = math.sqrt(setup_sd ** 2 + ext ** 2)
+    iv = intervals(centre, sd)
+    return replace(
         q, interval_95=[float(f"{x:.3g}") for x in iv["interval_95"]],
         interval_80=[float(f"{x:.3g}") for x in iv["interval_80"]],
         width_factor=round(iv["interval_95"][1] / iv["interval_95"][0], 2),
         sd_ln=round(sd, 4), sd_octaves=round(sd / LN2, 3),
-        components_ln=dict(q.components_ln, setup_to_setup=round(cond_lr["sd_ln"], 4),
-                           fit=0.0, between_laws=0.0),
-        setup_spread_measured_for=cond_lr["sd_measured_for"] + (
-            " (tuned optima held out by setup, at their own batch)"
-            if cond_lr["local_slope"] is not None else
-            " (tuned optima held out by setup, at the law's batch)"),
+        components_ln=dict(q.components_ln, setup_to_setup=round(setup_sd, 4), fit=0.0,
+                           between_laws=0.0),
+        setup_spread_measured_for=measured_for,
         construction=("sd^2 = setup_to_setup^2 + (kappa x)^2; intervals value * "
                       "exp(+-1.28 sd) (80%) and exp(+-1.96 sd) (95%)"),
-        evidence=("setup_to_setup: RMS ln error of this law's LR on tuned optima of setups "
-                  "it was not fitted on, each at its own batch (the law's LR moved along "
-                  "the Step Law ridge) or at the law's batch when no batch is fixed "
-                  "(recipes/published/conditioning.yaml, bench/conditional_eval.py); "
-                  "kappa x: extrapolation beyond the law's fitted range"))
+        evidence=evidence)
+
+
+def with_conditioned_lr(unc, lr_opt: float, cond_lr: dict, batch_sd_ln: float | None = None):
+    """The uncertainty block with the LR's interval given the batch (and 80% intervals).
+
+    LR: sd^2 = sd_given^2 + (kappa x)^2, ``sd_given`` the spread of tuned optima around the
+    law's LR moved to their batch (conditioning.yaml), the extrapolation term the existing one
+    (advisor/recommendation/uncertainty.py). Batch: its held-out spread on tuned optima where
+    measured (``batch_sd_ln``), else its interval as it was, with an 80% one beside it.
+    """
+    from dataclasses import replace
+    at = ("at their own batch" if cond_lr["local_slope"] is not None
+          else "at the law's batch")
+    lr_q = _with_interval(
+        unc.learning_rate, lr_opt, cond_lr["sd_ln"],
+        f"{cond_lr['sd_measured_for']} (tuned optima, {at})",
+        "setup_to_setup: RMS ln error of this law's LR on tuned optima, each at its own batch "
+        "(the law's LR moved along the Step Law ridge) or at the law's batch when no batch is "
+        "fixed; held out by setup in bench/conditional_eval.py "
+        "(recipes/published/conditioning.yaml); kappa x: extrapolation beyond the law's "
+        "fitted range")
     b = unc.batch_size_tokens
     centre = math.sqrt(b.interval_95[0] * b.interval_95[1])
     if batch_sd_ln is None:
         bi = intervals(centre, b.sd_ln)
         b_q = replace(b, interval_80=[float(f"{x:.3g}") for x in bi["interval_80"]])
     else:
-        ext_b = float(b.components_ln.get("extrapolation", 0.0))
-        sd_b = math.sqrt(batch_sd_ln ** 2 + ext_b ** 2)
-        bi = intervals(centre, sd_b)
-        b_q = replace(
-            b, interval_95=[float(f"{x:.3g}") for x in bi["interval_95"]],
-            interval_80=[float(f"{x:.3g}") for x in bi["interval_80"]],
-            width_factor=round(bi["interval_95"][1] / bi["interval_95"][0], 2),
-            sd_ln=round(sd_b, 4), sd_octaves=round(sd_b / LN2, 3),
-            components_ln=dict(b.components_ln, setup_to_setup=round(batch_sd_ln, 4),
-                               fit=0.0, between_laws=0.0),
-            setup_spread_measured_for=cond_lr["sd_measured_for"] + " (tuned optima' "
-                                      "batches held out by setup)",
-            construction=("sd^2 = setup_to_setup^2 + (kappa x)^2; setup_to_setup: RMS ln "
-                          "error of this law's batch on tuned optima held out by setup "
-                          "(recipes/published/conditioning.yaml)"))
+        b_q = _with_interval(
+            b, centre, batch_sd_ln,
+            f"{cond_lr['sd_measured_for']} (tuned optima's batches held out by setup)",
+            "setup_to_setup: RMS ln error of this law's batch on tuned optima held out by "
+            "setup (recipes/published/conditioning.yaml); kappa x: extrapolation")
     return replace(unc, learning_rate=lr_q, batch_size_tokens=b_q)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from importlib import resources
 
 from advisor.recommendation import uncertainty as un
 from advisor.errors import AdvisorError
@@ -32,13 +31,8 @@ ASSUMED_FLOPS_PER_GPU_S = 989e12 * 0.40
 
 @lru_cache(maxsize=1)
 def load_trust() -> dict:
-    from advisor.common.yamlio import parse_yaml_text
-    text = (resources.files("recipes") / "published" / "trust.yaml").read_text(
-        encoding="utf-8")
-    d = parse_yaml_text(text, "recipes/published/trust.yaml")
-    if not isinstance(d, dict) or d.get("schema") != TRUST_SCHEMA:
-        raise AdvisorError(f"recipes/published/trust.yaml: schema must be {TRUST_SCHEMA!r}")
-    return d
+    from advisor.common.yamlio import read_shipped_yaml
+    return read_shipped_yaml("published/trust.yaml", TRUST_SCHEMA)
 
 
 def _setup_sd(trust: dict, law_name: str, quantity: str, fallback: str):
