@@ -104,23 +104,32 @@ def test_a_batch_far_outside_the_evidence_is_warned_about_with_its_range():
     assert any("far outside the evidence" in w and "tokens" in w for w in rec.warnings)
 
 
-def test_the_held_out_table_recomputes_and_the_default_law_of_optima_meets_the_goal():
-    """Recompute the README table's key figures from the shipped ridge and the tuned optima
-    (the surface fit itself is bench/conditional_eval.py's; the ridge it wrote is read here)."""
-    cond = cnd.load_conditioning()
-    ridge = {k: cond["ridge"][k] for k in ("knots_oct", "lr_offset_oct")}
+def test_the_default_meets_the_goal_on_tuned_optima_held_out_by_setup():
+    """The shipped figures (recomputed by the next test where the Step Law grid is present):
+    the default, on 35 tuned optima at their own batch, each setup held out."""
     figures = json.loads((REPO / "docs" / "conditional_eval.json").read_text())
-    marin = [p for p in ev.published_points(load_published()) if p.kind == "tuned_optimum"]
-    # Marin alone, held out against nothing else, is not the table; the full table needs the
-    # Step Law grid (external data). What needs no data: the law fitted to Marin's optima
-    # predicts each Marin size left out within the goal's error.
-    loso = ol.leave_one_size_out(marin, ridge)
-    assert len(loso) == len(marin)
     got = figures["optima-fit"]["conditioned"]
+    assert got["n"] == 35
     assert got["median_abs_log2_error"] <= 0.75
     assert got["coverage_80"] >= 0.8
     assert got["median_width_80"] <= 4.0
-    assert got["n"] == 35
+    # conditioning on the batch helps the default, and the default beats every shipped law
+    assert got["median_abs_log2_error"] < figures["optima-fit"]["unconditioned"][
+        "median_abs_log2_error"]
+    assert all(got["median_abs_log2_error"] < v["conditioned"]["median_abs_log2_error"]
+               for k, v in figures.items() if k != "optima-fit")
+
+
+def test_a_law_of_optima_fitted_on_three_sizes_predicts_the_fourth():
+    """No external data needed: within Wen et al.'s sweep, the law of optima fitted without
+    one model size predicts that size's optima at their own batch within 0.75 octaves
+    (median), with the shipped ridge."""
+    cond = cnd.load_conditioning()
+    ridge = {k: cond["ridge"][k] for k in ("knots_oct", "lr_offset_oct")}
+    marin = [p for p in ev.published_points(load_published()) if p.kind == "tuned_optimum"]
+    errors = ol.leave_one_size_out(marin, ridge)
+    assert len(errors) == 18
+    assert sorted(abs(e) for e in errors.values())[len(errors) // 2] <= 0.75
 
 
 def test_the_full_table_is_what_the_bench_derives(external_data):

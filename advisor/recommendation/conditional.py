@@ -246,12 +246,9 @@ def conditioned_lr(lr_law: float, b_law: float, batch: float | None, law_name: s
     the ridge to ``batch`` (None: the law's own batch, nothing moves), and the spread of that
     prediction measured held out (sd in ln units)."""
     given = batch is not None
-    info = (lr_given_batch(lr_law, b_law, batch, cond) if given
-            else {"lr": lr_law, "batch_offset_oct": 0.0, "lr_offset_oct": 0.0,
-                  "local_slope": None, "rule": None, "regime": None, "regime_slope": None,
-                  "outside_ridge": False})
+    info = lr_given_batch(lr_law, b_law, batch if given else b_law, cond)
     sd, measured_for = conditioned_sd(cond, law_name, given, default_law)
-    return info | {"sd_ln": sd, "sd_measured_for": measured_for}
+    return info | {"sd_ln": sd, "sd_measured_for": measured_for, "given": given}
 
 
 def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
@@ -267,7 +264,7 @@ def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
         "tokens": batch, "law_optimum_tokens": float(f"{b_opt:.4g}"),
         "octaves_from_optimum": round(b_oct, 3),
         "expected_cost_nats": float(f"{curvature_batch * b_oct * b_oct:.3g}"),
-        "lr_rule_here": None if cond_info.get("rule") is None else {
+        "lr_rule_here": {
             "local_slope_dlnlr_dlnB": round(cond_info["local_slope"], 3),
             "rule": cond_info["rule"], "regime": cond_info["regime"],
             "regime_slope": cond_info["regime_slope"],
@@ -326,8 +323,7 @@ def with_conditioned_lr(unc, lr_opt: float, cond_lr: dict, batch_sd_ln: float | 
     measured (``batch_sd_ln``), else its interval as it was, with an 80% one beside it.
     """
     from dataclasses import replace
-    at = ("at their own batch" if cond_lr["local_slope"] is not None
-          else "at the law's batch")
+    at = "at their own batch" if cond_lr["given"] else "at the law's batch"
     lr_q = _with_interval(
         unc.learning_rate, lr_opt, cond_lr["sd_ln"],
         f"{cond_lr['sd_measured_for']} (tuned optima, {at})",
