@@ -83,7 +83,31 @@ def surface_and_ridge(csv_path):
     return ({"knots_oct": ridge["knots_oct"], "lr_offset_oct": shipped,
              "surface_lr_offset_oct": ridge["median"],
              "regimes": rd.regime_slopes(ridge["knots_oct"], shipped),
-             "surface_regimes": regimes}, grid_regimes, table)
+             "surface_regimes": regimes, "grid_pairs": pairs}, grid_regimes, table)
+
+
+def plot_ridge(ridge, path):
+    """The ridge (surface and shipped) over the grid's own per-batch optima, with the rules."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    u = [p[0] for p in ridge["grid_pairs"]]
+    g = [p[1] for p in ridge["grid_pairs"]]
+    ax.scatter(u, g, s=10, c="0.6",
+               label="grid: best LR per batch vs the cell's best run (17 cells)")
+    k = ridge["knots_oct"]
+    ax.plot(k, ridge["surface_lr_offset_oct"], "C0--", label="surface ridge (median of cells)")
+    ax.plot(k, ridge["lr_offset_oct"], "C3-", lw=2, label="shipped ridge")
+    for slope, name, style in ((1.0, "linear", ":"), (0.5, "square root", "-.")):
+        ax.plot([-3, 0], [-3 * slope, 0], "k" + style, lw=0.8, label=f"{name} rule")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("log2(B / B*)  (batch, octaves from the optimum)")
+    ax.set_ylabel("log2(lr*(B) / lr*)")
+    ax.set_title("Step Law grid: the best LR at a batch that is not the optimum")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def tuned_points(csv_path):
@@ -255,6 +279,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--external", default=str(REPO.parent / "shared" / "data" / "external"))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--plot", default=None, help="write the ridge plot (PNG) here")
     args = ap.parse_args()
     csv_path = Path(args.external) / "steplaw_dense_lr_bs_loss.csv"
     ridge, grid_regimes, table = surface_and_ridge(csv_path)
@@ -262,10 +287,13 @@ def main():
     preds = shipped_predictions(points, cell_runs)
     results, full = evaluate(points, ridge, preds)
     print_table(results, points, ridge, grid_regimes)
+    if args.plot:
+        plot_ridge(ridge, args.plot)
     figures = {name: {m: res[m]["summary"] for m in ("conditioned", "unconditioned")}
                | {"by_setup": by_setup(res, points)} for name, res in results.items()}
     batches = [p.batch for p in points if p.batch] + [float(b) for b in table.batch_tokens]
     if args.write:
+        ridge = {k: v for k, v in ridge.items() if k != "grid_pairs"}
         cond = {
             "schema": SCHEMA,
             "source": "bench/conditional_eval.py --write (docs/conditional.md)",
