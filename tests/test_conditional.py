@@ -88,6 +88,7 @@ def test_optimizer_settings_follow_batch_and_horizon():
     (["--batch-tokens", "1048576", "--batch-size", "100", "--seq-len", "4096"], "contradicts"),
     (["--lr", "-3e-4"], "positive"),
     (["--lr", "3"], "not a peak AdamW LR"),
+    (["--lr", "1e-9"], "too small to train"),
     (["--beta2", "1.0"], "between 0 and 1"),
 ])
 def test_contradictory_or_absurd_choices_are_one_error_line_and_exit_2(args, words, capsys):

@@ -30,7 +30,6 @@ from advisor.rules.lr_batch_rules import (LN2, Z80, Z95, local_slope, ridge_offs
 
 SCHEMA = "hp-advisor/conditioning/v1"
 DEFAULT_CONDITIONED_LAW = "optima-fit"   # whose held-out spread a law without its own uses
-MAX_LR = 1.0             # a peak AdamW LR above this is not a training configuration
 FAR_OUTSIDE = 4.0        # warn when a fixed batch lies this factor beyond the evidence
 
 
@@ -118,16 +117,23 @@ def lr_placement(lr: float, lr_opt: float, sd_ln: float, curvature_oct2: float) 
 
 
 def check_lr(lr) -> float:
-    """A user's peak LR as a float, refused (AdvisorError) when not in (0, MAX_LR]."""
+    """A user's peak LR as a float, refused (AdvisorError) before any work when it is not
+    positive or lies outside the refuse range of advisor/rules/plausibility.py."""
+    from advisor.rules.plausibility import RANGES
     try:
         v = float(lr)
     except (TypeError, ValueError):
         raise AdvisorError(f"--lr must be a number, got {lr!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise AdvisorError(f"--lr must be a positive peak LR, got {lr!r}")
-    if v > MAX_LR:
-        raise AdvisorError(f"--lr {v:g} is not a peak AdamW LR (above {MAX_LR:g}); "
-                           "give the peak LR, e.g. 3e-4")
+    rng = RANGES["learning_rate"]
+    lo, hi = rng.refuse
+    if v > hi:
+        raise AdvisorError(f"--lr {v:g} is not a peak AdamW LR that can train (above {hi:g}: "
+                           f"{rng.why_high}); give the peak LR, e.g. 3e-4")
+    if v < lo:
+        raise AdvisorError(f"--lr {v:g} is below {lo:g}, too small to train "
+                           f"({rng.why_low}); give the peak LR, e.g. 3e-4")
     return v
 
 
@@ -227,9 +233,11 @@ def parse_fixed(seq_len: int, batch_tokens=None, batch_size=None, lr=None, beta2
             w = float(weight_decay)
         except (TypeError, ValueError):
             raise AdvisorError(f"--weight-decay must be a number, got {weight_decay!r}") from None
-        if not math.isfinite(w) or w < 0 or w > 10:
-            raise AdvisorError(f"--weight-decay must be a coupled AdamW lambda in [0, 10], "
-                               f"got {weight_decay!r}")
+        from advisor.rules.plausibility import RANGES
+        lo, hi = RANGES["weight_decay"].refuse
+        if not math.isfinite(w) or w < lo or w > hi:
+            raise AdvisorError(f"--weight-decay must be a coupled AdamW lambda in [{lo:g}, "
+                               f"{hi:g}], got {weight_decay!r}")
         out["weight_decay"] = w
     if warmup is not None:
         from advisor.common.numbers import parse_count
