@@ -8,9 +8,10 @@ recipes/published/configs.yaml; docs/conditional.md has the evidence):
   octaves, ln lr*(B) - ln lr* = g(log2 B/B*) ln 2, measured on the loss surface fitted to Step
   Law's grid (advisor/fit/ridge.py). Its local slope names the published rule it follows
   (linear, square root, none);
-* the **conditioned spread**: how far tuned optima of setups a law never saw lie from that
-  law's LR once it is moved along the ridge to each optimum's own batch (sd in ln units,
-  leave-one-setup-out), giving the 80% and 95% intervals;
+* the **conditioned spread**: how far tuned optima lie from a law's LR once it is moved along
+  the ridge to each optimum's own batch (sd in ln units; for the law of optima, each size left
+  out of its fit), the construction whose coverage bench/conditional_eval.py measures with
+  each setup held out; it gives the 80% and 95% intervals;
 * where a **chosen LR** sits: octaves from the optimum, its quantile in the interval, and its
   expected loss cost (nats per token) from the curvature of loss in log2 LR;
 * the optimizer settings that follow the batch and the horizon: Adam's beta2 as a half-life in
@@ -86,8 +87,9 @@ def intervals(value: float, sd_ln: float) -> dict:
 def conditioned_sd(cond: dict, law: str, conditioned: bool, fallback: str) -> tuple[float, str]:
     """(sd in ln units of the LR given the batch, the law it was measured for).
 
-    ``conditioned``: the batch is the user's (the ridge moved the LR) or the law's own; both
-    spreads are measured leave-one-setup-out on tuned optima at their own batch.
+    ``conditioned``: the batch is the user's (the ridge moved the LR) or the law's own. Both
+    are the law's RMS ln error on all tuned optima (leave-one-size-out for the law of optima),
+    the construction bench/conditional_eval.py tests with each setup held out.
     """
     key = "lr_sd_ln_conditioned" if conditioned else "lr_sd_ln_unconditioned"
     for name in (law, fallback):
@@ -186,8 +188,9 @@ def weight_decay_views(lr: float, wd: float, batch_tokens: float, tokens: float,
     """Weight decay ``wd`` (coupled, as torch.optim.AdamW) stated every way trainers take it.
 
     coupled: lambda, each step multiplies weights by (1 - lr_t lambda);
-    independent (decoupled from the LR, e.g. optax/Composer "decoupled" or Wang and Aitchison
-    2024's convention): the per-step factor lr_peak * lambda at the peak LR;
+    independent (decoupled from the LR, Wang and Aitchison 2024's convention): the per-step
+    decay lr_peak * lambda at the peak LR, which a trainer that does not multiply its decay by
+    the LR takes as its weight decay;
     timescale: tau = 1 / (lr lambda) steps = B / (lr lambda) tokens, and tau as a fraction of
     the run (Wang and Aitchison 2024; Bergsma et al. 2025's tau = B / (lr lambda D)).
     """
@@ -201,11 +204,6 @@ def weight_decay_views(lr: float, wd: float, batch_tokens: float, tokens: float,
             "timescale_tokens": float(f"{steps * batch_tokens:.4g}"),
             "timescale_fraction_of_run": round(steps * batch_tokens / tokens, 4),
             "run_steps": total_steps}
-
-
-def coupled_from_independent(independent_per_step: float, lr: float) -> float:
-    """The torch AdamW lambda that gives a per-step decay ``independent_per_step`` at peak ``lr``."""
-    return independent_per_step / lr
 
 
 # --------------------------------------------------------------- the user's fixed choices
