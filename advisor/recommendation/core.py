@@ -67,6 +67,7 @@ class Recommendation:
     expected_excess_loss: ExcessLoss | None = None
     depth: DepthView | None = None           # advisor.recommendation.depth_view: the depth rules
     given: dict | None = None                # the user's fixed choices and what they cost
+    batch_plan: "BatchPlan | None" = None    # advisor.recommendation.batch_plan
 
     def to_dict(self) -> dict:
         return {key: plain(val) for key, val in self.__dict__.items()}
@@ -328,14 +329,18 @@ class Inputs:
     wd_rule_origin: str = ""             # where wd_rule came from (mup_view.resolve_wd_rule)
     wd_rule_warning: str | None = None   # set when --wd-rule contradicts the law set's rule
     fixed: dict = field(default_factory=dict)   # the user's fixed choices (conditional.parse_fixed)
+    devices: tuple = (None, None, None)   # advisor.recommendation.batch_plan.parse_device_options
 
 
 def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                    law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
                    base_width=None, schedule_law=None, model_spec=None, base_depth=None,
-                   depth_alpha=None, wd_rule: str | None = None, **fixed) -> Inputs:
+                   depth_alpha=None, wd_rule: str | None = None, devices=None,
+                   micro_batch=None, batch_ramp=None, **fixed) -> Inputs:
     """Parse the options and read every file :func:`compute` needs (arguments: see
     :func:`recommend`). Raises AdvisorError (one line) on bad input."""
+    from advisor.recommendation.batch_plan import parse_device_options
+    device_opts = parse_device_options(devices, micro_batch, batch_ramp)
     from advisor.recommendation.depth_view import DEFAULT_ALPHA, DEFAULT_BASE_DEPTH
     from advisor.common.numbers import parse_count, parse_seq_len
     from advisor.recommendation.mup_view import resolve_wd_rule
@@ -377,7 +382,8 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         published=tuple(load_published()), tokens=tokens, base_width=base_width,
         base_depth=base_depth, depth_alpha=alpha, wd_rule=wd_rule,
         schedule_law=None if schedule_law is None else str(schedule_law),
-        wd_rule_origin=wd_origin, wd_rule_warning=wd_warning, fixed=fixed)
+        wd_rule_origin=wd_origin, wd_rule_warning=wd_warning, fixed=fixed,
+        devices=device_opts)
 
 
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
@@ -385,7 +391,8 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               base_width=None, schedule_law=None,
               model_spec=None, base_depth=None, depth_alpha=None,
               wd_rule: str | None = None, batch_tokens=None, batch_size=None, lr=None,
-              beta2=None, weight_decay=None, warmup=None, schedule=None) -> Recommendation:
+              beta2=None, weight_decay=None, warmup=None, schedule=None, devices=None,
+              micro_batch=None, batch_ramp=None) -> Recommendation:
     """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
 
     Any subset of the user's fixed choices may be given; the rest is the optimum given them
@@ -417,12 +424,17 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
             ``advisor.rules.optim_rules.WD_WIDTH_RULES``; default: the law set's ``mup.wd_rule``
             (``advisor fit`` records its runs' rule), else ``mup`` (as mup.MuAdamW). A rule
             other than the one the law set states is used, with a warning.
+        devices, micro_batch: data-parallel devices and sequences per device per micro-step
+            (``advisor.recommendation.batch_plan``): the global batch is devices x micro_batch x a whole
+            accumulation, the law's batch rounded to it with the cost stated.
+        batch_ramp: doublings of a batch warmup ending at the planned batch (Merrill et al.
+            2025), or None.
     """
     return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
                                   base_width, schedule_law, model_spec, base_depth,
-                                  depth_alpha, wd_rule, batch_tokens=batch_tokens,
-                                  batch_size=batch_size, lr=lr, beta2=beta2,
-                                  weight_decay=weight_decay, warmup=warmup,
+                                  depth_alpha, wd_rule, devices, micro_batch, batch_ramp,
+                                  batch_tokens=batch_tokens, batch_size=batch_size, lr=lr,
+                                  beta2=beta2, weight_decay=weight_decay, warmup=warmup,
                                   schedule=schedule))
 
 
@@ -455,19 +467,27 @@ def lr_step(inp: Inputs, D: float, extra_L: dict):
     return lr, lr_int, n_lr, lr_note
 
 
-def batch_step(inp: Inputs, D: float, extra_L: dict):
+def batch_step(inp: Inputs, D: float, extra_L: dict, fixed_tokens: int | None = None):
     """(batch tokens as the law gives it, sequences after rounding, tokens after rounding,
-    a note on the rounding)."""
+    a note on the rounding, the batch plan on the devices): ``fixed_tokens`` is the user's
+    global batch (tokens, whole sequences), checked against the devices."""
     primary, seq_len = inp.primary, inp.seq_len
     try:
         b_law, _, _ = _predict(primary, "batch_size", inp.shape, D, seq_len, **extra_L)
     except NotApplicable as exc:
         raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
     seqs, granule = round_batch(b_law / seq_len)
-    b_tokens = seqs * seq_len
     rounding = (f"{b_law / seq_len:.1f} sequences from the law, rounded to the "
-                f"nearest multiple of {granule} ({100 * (b_tokens / b_law - 1):+.1f}%)")
-    return b_law, seqs, b_tokens, rounding
+                f"nearest multiple of {granule} ({100 * (seqs * seq_len / b_law - 1):+.1f}%)")
+    from advisor.recommendation.batch_plan import plan_batch
+    from advisor.recommendation.trust import curvature_batch
+    devices, micro, _ = inp.devices
+    fixed = None if fixed_tokens is None else int(fixed_tokens) // seq_len
+    plan = plan_batch(b_law / seq_len, seq_len, curvature_batch(), devices or 1, micro, fixed,
+                      default_sequences=seqs if devices is None else None)
+    if plan.global_sequences != seqs:
+        seqs, rounding = plan.global_sequences, plan.rounding
+    return b_law, seqs, seqs * seq_len, rounding, plan
 
 
 def weight_decay_step(inp: Inputs, D: float, lr: float, b_tokens: float):
@@ -531,13 +551,13 @@ def compute(inp: Inputs) -> Recommendation:
                         f"prediction {loss_value:.3f}, measured on another corpus")
 
     lr, lr_int, n_lr, lr_note = lr_step(inp, D, extra_L)
-    b_tokens_law, seqs, b_tokens, rounding = batch_step(inp, D, extra_L)
     fixed = inp.fixed or {}
+    b_tokens_law, seqs, b_tokens, rounding, plan = batch_step(inp, D, extra_L,
+                                                              fixed.get("batch_tokens"))
     from advisor.recommendation import conditional as cnd
     cond_data = cnd.load_conditioning()
     if fixed.get("batch_tokens"):
-        b_tokens = fixed["batch_tokens"]
-        seqs, rounding = b_tokens // seq_len, "given (--batch-tokens / --batch-size)"
+        rounding = "given (--batch-tokens / --batch-size)"      # the plan checked it
         warnings.extend(cnd.evidence_range_warnings(b_tokens, cond_data))
     cond_lr = cnd.conditioned_lr(lr, b_tokens_law, fixed.get("batch_tokens"), primary.name,
                                  cnd.DEFAULT_CONDITIONED_LAW, cond_data)
@@ -694,7 +714,32 @@ def compute(inp: Inputs) -> Recommendation:
                              f"D = {D:.4g}",
                              note="a loss on the law's own corpus and tokenizer; compare "
                                   "across runs of one setup only"),
-        law=law_info, warnings=warnings, depth=depth, given=given)
+        law=law_info, warnings=warnings, depth=depth, given=given,
+        batch_plan=_plan_views(inp, plan, rows, D, warnings))
+
+
+def _plan_views(inp: Inputs, plan, rows: list, D: float, warnings: list):
+    """The batch plan with its critical-batch view (Kaplan's law, the one shipped law of the
+    critical batch) and, when asked, its batch ramp; adds the plan's warnings."""
+    import dataclasses
+    from advisor.recommendation.batch_plan import batch_ramp, critical_batch_view, rounding_warning
+    note = rounding_warning(plan)
+    if note and not (inp.fixed or {}).get("batch_tokens"):   # a fixed batch: priced in `given`
+        warnings.append(note)
+    crit = next((r for r in rows if r.get("critical_batch_size_tokens")), None)
+    view = None if crit is None else critical_batch_view(
+        plan, crit["critical_batch_size_tokens"],
+        f"law set {crit['law']} ({crit['title']}) at this target: B_crit(L) with L from its "
+        "own loss law on its own corpus; one law, not a measurement on your data")
+    ramp = None
+    if inp.devices[2] is not None:
+        if crit is None:
+            raise AdvisorError("--batch-ramp needs a critical-batch law; none is shipped")
+        ls = next(s for s in inp.sets if s.name == crit["law"])
+        n = inp.shape.params(ls.conventions["params"])
+        ramp = batch_ramp(plan, inp.devices[2], D,
+                          lambda d: ls.predict("critical_batch_size", n, d))
+    return dataclasses.replace(plan, critical=view, ramp=ramp)
 
 
 def depth_step(inp: Inputs, lr: float) -> DepthView:

@@ -114,11 +114,17 @@ def curvature_lr(n_non_embedding: float, tokens: float) -> tuple[float, str]:
     return value, note
 
 
+def curvature_batch() -> float:
+    """Loss-vs-batch curvature (nats per octave^2): the median over the Step Law grid's cells
+    (recipes/published/trust.yaml)."""
+    return float(load_trust()["curvature"]["batch_size"]["median"])
+
+
 def excess_loss_block(n_non_embedding: float, tokens: float, shape, sd_lr_ln: float,
                       sd_b_ln: float) -> dict:
     """The JSON block ``expected_excess_loss``: without calibrating, and after a sweep."""
     k_lr, k_note = curvature_lr(n_non_embedding, tokens)
-    k_b = float(load_trust()["curvature"]["batch_size"]["median"])
+    k_b = curvature_batch()
     sd_lr, sd_b = sd_lr_ln / un.LN2, sd_b_ln / un.LN2
     now = un.expected_excess_loss(k_lr, sd_lr, k_b, sd_b)
     ms_lr = un.mean_sq_error_after_sweep(sd_lr, SWEEP_POINTS, SWEEP_SPACING_OCT)
