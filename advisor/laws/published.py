@@ -8,7 +8,10 @@ counts are computed from each entry's shape (units: numbers of scalars):
     total          non-embedding + V d (+ V d again when the output head is untied)
 
 where q_dim = n_heads * head_dim and kv_dim = n_kv_heads * head_dim (GQA); head_dim is
-d / n_heads unless given (GPT-3 1.3B: 24 heads of 128 at d 2048). Norms and biases are left out (under 0.1%).
+d / n_heads unless given (GPT-3 1.3B: 24 heads of 128 at d 2048). Norms and biases are left out
+(under 0.1%) unless the spec states them (``norm_params``, ``bias_params``, ``position_params``:
+``advisor.specs.modelspec`` counts them for a real architecture); they enter the total and the
+count without the input embedding (positions only the total), never the non-embedding count.
 Pure functions except :func:`load_published`, which reads the shipped file once per process.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ _ENTRY_KEYS = {"id", "model", "kind", "shape", "tokens", "seq_len", "peak_lr", "
                "weight_decay", "warmup_steps", "schedule", "betas", "eps", "source", "checked",
                "loss_vs_lr"}
 _SHAPE_KEYS = {"d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden", "mlp", "vocab",
-               "tied", "head_dim"}
+               "tied", "head_dim", "norm_params", "bias_params", "position_params"}
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,21 @@ def shape_from_spec(spec: Mapping, name: str = "model") -> Shape:
     tied = bool(spec.get("tied", False))
     non_emb = L * (2 * d * h * head_dim + 2 * d * kv * head_dim
                    + (3 if mlp == "swiglu" else 2) * d * f)
-    total = non_emb + V * d * (1 if tied else 2)
-    return Shape(family=name, d_model=d, n_layers=L, n_heads=h, head_dim=head_dim,
-                 ffn_hidden=f, vocab_size=V, tied_embeddings=tied, params_total=total,
-                 params_non_embedding=non_emb, params_no_input_embedding=non_emb + V * d)
+    try:
+        extra = {k: int(spec.get(k, 0)) for k in ("norm_params", "bias_params",
+                                                   "position_params")}
+    except (TypeError, ValueError):
+        raise AdvisorError(f"{name}: norm_params, bias_params and position_params must be "
+                           "whole numbers") from None
+    if min(extra.values()) < 0:
+        raise AdvisorError(f"{name}: norm_params, bias_params and position_params must not be "
+                           "negative")
+    vectors = extra["norm_params"] + extra["bias_params"]
+    total = non_emb + vectors + extra["position_params"] + V * d * (1 if tied else 2)
+    return Shape(family=name, d_model=d, n_layers=L, n_heads=h, n_kv_heads=kv,
+                 head_dim=head_dim, ffn_hidden=f, vocab_size=V, tied_embeddings=tied,
+                 params_total=total, params_non_embedding=non_emb,
+                 params_no_input_embedding=non_emb + vectors + V * d)
 
 
 def _num(entry, key, name, optional=False):

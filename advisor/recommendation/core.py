@@ -255,14 +255,18 @@ def _target_shape(params, family: str, model_spec):
     if model_spec is not None:
         from advisor.laws.published import shape_from_spec
         shape = shape_from_spec(model_spec, "model")
+        source = ("given architecture (exact counts: matrices, embeddings, norms, biases)"
+                  if "norm_params" in model_spec else
+                  "given architecture (matrices and embeddings counted; its norm gains and "
+                  "biases are not known here, so the count is not exact, under 0.1% low)")
         if params is None:
-            return shape, float(shape.params_total), "given architecture (exact counts)"
+            return shape, float(shape.params_total), source
         params = parse_count(params, "params", minimum=1e6, maximum=1e14)
         if abs(shape.params_total / params - 1) > 0.1:
             raise AdvisorError(f"--params {params:.4g} and the given architecture "
                                f"({shape.params_total:.4g} parameters) differ by more than "
                                "10%; give one of them")
-        return shape, params, "given architecture (exact counts)"
+        return shape, params, source
     if params is None:
         raise AdvisorError("give --params, or the architecture (--hf-config, or --d-model, "
                            "--n-layers and --n-heads)")
@@ -416,7 +420,7 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         schedule_law: path to a fitted schedule law (``advisor schedule fit``); when given,
             the schedule block comes from ``advisor.schedule.recommend_schedule``.
         model_spec: the real architecture (advisor.specs.modelspec: d_model, n_layers, n_heads,
-            n_kv_heads, ffn_hidden, vocab, tied, mlp); its exact parameter counts replace
+            n_kv_heads, ffn_hidden, vocab, tied, mlp); its parameter counts replace
             the family's derived shape, and ``params`` may then be omitted.
         base_depth, depth_alpha: blocks of the proxy and the depth exponent of the depth
             view (``advisor.recommendation.depth_view``; defaults 4 and 1.0, CompleteP).

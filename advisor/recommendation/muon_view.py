@@ -43,9 +43,11 @@ def _matrices(model) -> list[tuple[str, int, int]]:
     """(name, fan_out, fan_in) of a Llama-style block's hidden matrices (``model``: the
     recommendation's ModelShape)."""
     d, f = int(model.d_model), int(model.ffn_hidden)
-    kv = int(getattr(model, "n_kv_heads", None) or model.n_heads) * int(model.head_dim)
-    return [("attention q, o", d, d), ("attention k, v", kv, d), ("MLP gate, up", f, d),
-            ("MLP down", d, f)]
+    q = int(model.n_heads) * int(model.head_dim)
+    kv = int(model.n_kv_heads) * int(model.head_dim)       # GQA: fewer key/value heads
+    attn = [("attention q, o", d, d)] if q == d else [("attention q", q, d),
+                                                      ("attention o", d, q)]
+    return attn + [("attention k, v", kv, d), ("MLP gate, up", f, d), ("MLP down", d, f)]
 
 
 def muon_block(rec, convention: str = DEFAULT_CONVENTION,

@@ -1,8 +1,11 @@
 """The user's real architecture: from command-line sizes or a Hugging Face config.json.
 
-Both give a shape spec for :func:`advisor.laws.published.shape_from_spec`, which counts the exact
+Both give a shape spec for :func:`advisor.laws.published.shape_from_spec`, which counts the
 parameters (GQA key/value heads, tied or untied embeddings, SwiGLU or GELU MLP), so the laws
 see the N of the model that will be trained rather than of a shape re-derived from a count.
+The count is exact (every parameter transformers builds: norms, biases, learned positions
+too) for the model types in :data:`EXACT_MODEL_TYPES` and for the command-line sizes (a
+Llama model); for other types norms and biases are left out and the count is not called exact.
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def spec_from_options(d_model=None, n_layers=None, n_heads=None, n_kv_heads=None
     f = ints.get("ffn") or (256 * -(-int(8 * d / 3) // 256) if mlp == "swiglu" else 4 * d)
     return {"d_model": d, "n_layers": ints["n_layers"], "n_heads": ints["n_heads"],
             "n_kv_heads": ints.get("n_kv_heads", ints["n_heads"]), "ffn_hidden": f,
-            "vocab": ints.get("vocab", 32000), "tied": bool(tied), "mlp": mlp}
+            "vocab": ints.get("vocab", 32000), "tied": bool(tied), "mlp": mlp,
+            "norm_params": (2 * ints["n_layers"] + 1) * d}     # Llama: RMSNorm gains, no biases
 
 
 def spec_from_hf_config(path) -> dict:
@@ -92,4 +96,38 @@ def spec_from_hf_config(path) -> dict:
     for k, v in spec.items():
         if k not in ("tied", "mlp") and (isinstance(v, bool) or not isinstance(v, int)):
             raise AdvisorError(f"{path}: {k} must be an integer, got {v!r}")
+    counts = vector_params(mtype, c, spec)
+    if counts is not None:
+        spec.update(counts)
     return spec
+
+
+#: model_type -> how transformers builds its norms, biases and position embeddings; the
+#: counts are checked against real models in tests/test_hf_counts.py.
+EXACT_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox")
+
+
+def vector_params(model_type: str, config: dict, spec: dict) -> dict | None:
+    """Norm gains and biases, linear biases and learned position embeddings (numbers of
+    scalars) of a transformers model of ``model_type``, or None for a type not in
+    EXACT_MODEL_TYPES (its count then leaves them out and is not called exact)."""
+    if model_type not in EXACT_MODEL_TYPES:
+        return None
+    d, L, f = spec["d_model"], spec["n_layers"], spec["ffn_hidden"]
+    hd = spec.get("head_dim") or d // spec["n_heads"]
+    q, kv = spec["n_heads"] * hd, spec["n_kv_heads"] * hd
+    if model_type in ("gpt2", "gpt_neox"):     # LayerNorm weight + bias; every linear biased
+        pos = d * int(config.get("n_positions") or 1024) if model_type == "gpt2" else 0
+        return {"norm_params": L * 4 * d + 2 * d, "bias_params": L * (q + 2 * kv + 2 * d + f),
+                "position_params": pos}
+    norms = L * 2 * d + d                        # RMSNorm gains: two per block, one final
+    if model_type == "qwen3":
+        norms += L * 2 * hd                      # q_norm, k_norm over each head
+    bias = 0
+    if model_type == "qwen2":
+        bias = L * (q + 2 * kv)                  # q, k, v biased; o not
+    elif config.get("attention_bias"):
+        bias = L * (q + 2 * kv + d)
+    if model_type == "llama" and config.get("mlp_bias"):
+        bias += L * (2 * f + d)
+    return {"norm_params": norms, "bias_params": bias}

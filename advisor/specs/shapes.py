@@ -70,7 +70,8 @@ class Family:
         emb_in = self.vocab_size * d_model
         emb_out = 0 if self.tied_embeddings else self.vocab_size * d_model
         return Shape(family=self.name, d_model=d_model, n_layers=n_layers,
-                     n_heads=d_model // self.head_dim, head_dim=self.head_dim, ffn_hidden=f,
+                     n_heads=d_model // self.head_dim, n_kv_heads=d_model // self.head_dim,
+                     head_dim=self.head_dim, ffn_hidden=f,
                      vocab_size=self.vocab_size, tied_embeddings=self.tied_embeddings,
                      params_total=non_emb + norms + emb_in + emb_out,
                      params_non_embedding=non_emb,
@@ -85,6 +86,7 @@ class Shape:
     d_model: int
     n_layers: int
     n_heads: int
+    n_kv_heads: int                  # key/value heads (GQA); n_heads without GQA
     head_dim: int
     ffn_hidden: int
     vocab_size: int

@@ -44,7 +44,8 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
 @click.option("--schedule-law", type=click.Path(dir_okay=False), default=None,
               help="A fitted schedule law (`advisor schedule fit`) to choose the schedule.")
 @click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
-              help="A Hugging Face config.json of the real model: exact parameter counts "
+              help="A Hugging Face config.json of the real model: its parameter counts (exact for "
+                   "model types llama, mistral, qwen2, qwen3, gpt2, gpt_neox) "
                    "(vocabulary, tying, GQA key/value heads).")
 @click.option("--d-model", default=None, help="Real model width (with --n-layers, --n-heads).")
 @click.option("--n-layers", default=None, help="Real model depth.")
