@@ -9,7 +9,9 @@ names and notes and reads the recommendation's typed blocks by attribute.
 | yaml, json  | advisor/export/yaml_json.py | yaml.safe_load, json.loads              |
 | nanogpt     | advisor/export/nanogpt.py   | nanoGPT's configurator: exec of the file |
 | hf          | advisor/export/hf.py        | transformers.HfArgumentParser            |
-| torchtitan  | advisor/export/torchtitan.py| tomllib (what torchtitan uses)           |
+| torchtitan  | advisor/export/torchtitan.py| 0.3.x Python config: AST vs the 0.3.0 API |
+| torchtitan-0.2 | advisor/export/torchtitan_toml.py | torchtitan 0.2.2's ConfigManager   |
+| megatron    | advisor/export/megatron.py  | Megatron-LM's recorded options; megatron-core's LR scheduler |
 | pytorch     | advisor/export/pytorch.py   | exec of the snippet, torch.optim.Muon    |
 
 Trainer formats carry the numbers a trainer can take; the evidence stays in yaml/json. A new
@@ -18,11 +20,13 @@ trainer is one new module defining ``EXPORTER`` and one entry in ``_EXPORTERS`` 
 from __future__ import annotations
 
 from advisor.errors import AdvisorError
-from advisor.export import hf, nanogpt, pytorch, torchtitan, yaml_json
+from advisor.export import (hf, megatron, nanogpt, pytorch, torchtitan, torchtitan_toml,
+                            yaml_json)
 from advisor.export.common import Exporter, micro_batch, notes
 
 _EXPORTERS = (yaml_json.YAML, yaml_json.JSON, nanogpt.EXPORTER, hf.EXPORTER,
-              torchtitan.EXPORTER, pytorch.EXPORTER)
+              torchtitan.EXPORTER, torchtitan_toml.EXPORTER, megatron.EXPORTER,
+              pytorch.EXPORTER)
 REGISTRY: dict[str, Exporter] = {e.name: e for e in _EXPORTERS}
 NAMES = tuple(REGISTRY)                                     # every --format choice
 FORMATS = tuple(n for n, e in REGISTRY.items() if not e.needs_muon)   # any recommendation

@@ -40,7 +40,8 @@ class Exporter:
 class TrainerNumbers:
     """The numbers a trainer config takes: peak LR, AdamW lambda, betas, eps, clip norm,
     warmup and total steps, the global batch (sequences), per-device micro-batch and
-    accumulation steps, and the sequence length (tokens)."""
+    accumulation steps on each of ``devices`` data-parallel devices (seqs = devices x micro x
+    accum exactly), and the sequence length (tokens)."""
 
     lr: float
     wd: float
@@ -54,6 +55,7 @@ class TrainerNumbers:
     micro: int
     accum: int
     seq_len: int
+    devices: int = 1
 
 
 def micro_batch(sequences: int, cap: int = 8) -> int:
@@ -65,15 +67,42 @@ def micro_batch(sequences: int, cap: int = 8) -> int:
 
 
 def trainer_numbers(rec) -> TrainerNumbers:
-    """:class:`TrainerNumbers` from a recommendation's blocks."""
+    """:class:`TrainerNumbers` from a recommendation's blocks: the batch plan's devices,
+    micro-batch and accumulation (``advisor.recommendation.batch_plan``), or, for a
+    recommendation without one, one device and the largest power-of-two micro-batch up to 8."""
     seqs = int(rec.batch_size_sequences.value)
-    mb = micro_batch(seqs)
+    plan = getattr(rec, "batch_plan", None)
+    if plan is not None:
+        devices, mb, accum = int(plan.devices), int(plan.micro_batch), int(plan.accumulation)
+    else:
+        devices, mb = 1, micro_batch(seqs)
+        accum = seqs // mb
+    if devices * mb * accum != seqs:
+        raise AdvisorError(f"the batch plan ({devices} x {mb} x {accum}) does not make the "
+                           f"global batch of {seqs} sequences")
     opt = rec.optimizer
     return TrainerNumbers(
         lr=float(rec.learning_rate.value), wd=float(rec.weight_decay.value),
         beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps, clip=opt.grad_clip_norm,
         warmup=int(rec.warmup_steps.value), steps=int(rec.total_steps.value),
-        seqs=seqs, micro=mb, accum=seqs // mb, seq_len=int(rec.target.seq_len))
+        seqs=seqs, micro=mb, accum=accum, seq_len=int(rec.target.seq_len), devices=devices)
+
+
+def launch_line(n: TrainerNumbers) -> str:
+    """How the batch is split: devices x micro-batch x accumulation = global, in sequences."""
+    return (f"{n.devices} data-parallel device(s) x micro-batch {n.micro} x accumulation "
+            f"{n.accum} = global batch {n.seqs} sequences of {n.seq_len} tokens "
+            f"({n.seqs * n.seq_len} tokens per optimizer step)")
+
+
+def ramp_note(rec, exporter: "Exporter") -> str | None:
+    """For a trainer without a batch ramp: the ramp is not in its file."""
+    plan = getattr(rec, "batch_plan", None)
+    if plan is None or plan.ramp is None or exporter.full or exporter.name == "megatron":
+        return None
+    return (f"batch ramp ({plan.ramp.doublings} doublings) not expressible in "
+            f"{exporter.name}: the file uses the planned batch of {plan.global_sequences} "
+            "sequences throughout (the stages are in --format yaml or json)")
 
 
 def wsd_decay(rec, n: TrainerNumbers) -> tuple[int, float]:
@@ -126,15 +155,17 @@ def wd_rule_note(mup, exporter: Exporter) -> str | None:
 
 
 def notes(rec, exporter: Exporter) -> list[str]:
-    """Every note for ``exporter``: depth view, Muon, weight-decay width rule (that order)."""
+    """Every note for ``exporter``: depth view, Muon, weight-decay width rule, batch ramp
+    (that order)."""
     return [n for n in (depth_note(rec.depth, exporter), muon_note(rec.optimizer, exporter),
-                        wd_rule_note(rec.mup, exporter)) if n]
+                        wd_rule_note(rec.mup, exporter), ramp_note(rec, exporter)) if n]
 
 
 def file_notes(rec, exporter: Exporter) -> list[str]:
     """The notes a trainer file carries as comments: depth view and weight-decay width rule
     (the Muon note goes to the CLI's stderr only)."""
-    return [n for n in (depth_note(rec.depth, exporter), wd_rule_note(rec.mup, exporter)) if n]
+    return [n for n in (depth_note(rec.depth, exporter), wd_rule_note(rec.mup, exporter),
+                        ramp_note(rec, exporter)) if n]
 
 
 def with_file_notes(lines: list[str], rec, exporter: Exporter) -> str:
@@ -144,4 +175,6 @@ def with_file_notes(lines: list[str], rec, exporter: Exporter) -> str:
 
 def comment_block(lines: list[str], prefix: str, width: int = 92) -> list[str]:
     """``lines`` wrapped at ``width`` and prefixed as comments."""
-    return [prefix + line for note in lines for line in textwrap.wrap(note, width)]
+    return [prefix + line for note in lines
+            for line in textwrap.wrap(note, width, break_on_hyphens=False,
+                                      break_long_words=False)]

@@ -2,14 +2,16 @@
 
 Field names are TrainingArguments'. The WSD schedule maps to ``lr_scheduler_type``
 "warmup_stable_decay" with ``lr_scheduler_kwargs`` (num_decay_steps, decay_type, min_lr_ratio);
-per-device batch and accumulation are for one device (divide accumulation by the number of
-devices). JSON has no comments: the CLI prints the notes on stderr.
+``per_device_train_batch_size`` and ``gradient_accumulation_steps`` are per device: the Trainer's
+global batch is their product times the world size (processes), which the batch plan fixes;
+``run_name`` states the world size and the sequence length the batch assumes (JSON has no
+comments; TrainingArguments has neither field). The CLI prints the notes on stderr.
 """
 from __future__ import annotations
 
 import json
 
-from advisor.export.common import Exporter, trainer_numbers, wsd_decay
+from advisor.export.common import Exporter, launch_line, trainer_numbers, wsd_decay
 
 DEPTH_NOTE = ("TrainingArguments has no residual multiplier and no per-group LRs or eps: apply "
               "the depth view in the model's forward and in a custom optimizer "
@@ -27,6 +29,8 @@ def write(rec) -> str:
     s = rec.schedule
     args = {
         "output_dir": "out",
+        "run_name": (f"hp-advisor: launch on world size {n.devices}; {launch_line(n)}; "
+                     f"tokenize to sequences of exactly {n.seq_len} tokens"),
         "learning_rate": n.lr, "weight_decay": n.wd,
         "adam_beta1": n.beta1, "adam_beta2": n.beta2, "adam_epsilon": n.eps,
         "max_grad_norm": n.clip, "optim": "adamw_torch",

@@ -4,11 +4,14 @@
 Field names are nanoGPT's ``train.py`` globals. nanoGPT decays by cosine only, so the file
 carries the recommendation's cosine alternative; the model block is LLaMA-shaped (SwiGLU width
 is not a nanoGPT setting: its MLP is 4 * n_embd). Units: LRs peak, ``batch_size`` sequences
-per device step, iterations are optimizer steps.
+per device step, iterations are optimizer steps. ``gradient_accumulation_steps`` is the count
+over all processes: nanoGPT's ``train.py`` asserts it divides by the world size and divides it
+by that, so it is written as devices x per-device accumulation (launch on exactly that many
+processes).
 """
 from __future__ import annotations
 
-from advisor.export.common import Exporter, trainer_numbers, with_file_notes
+from advisor.export.common import Exporter, launch_line, trainer_numbers, with_file_notes
 
 DEPTH_NOTE = ("karpathy/nanoGPT has no residual multiplier and one LR for all parameters: "
               "apply the depth view in model.py and configure_optimizers (EleutherAI's "
@@ -28,8 +31,11 @@ def write(rec) -> str:
     lines = [
         f"# hp-advisor {rec.target.params_total:.4g} parameters, "
         f"{rec.target.tokens.value:.4g} tokens; law: {rec.law.name}",
-        "# Run: python train.py config/this_file.py  (per-GPU accumulation = "
-        "gradient_accumulation_steps / number of GPUs)",
+        f"# Run on exactly {n.devices} process(es): "
+        + (f"torchrun --standalone --nproc_per_node={n.devices} train.py config/this_file.py"
+           if n.devices <= 8 else f"torchrun with {n.devices} processes in all (--nnodes x "
+           "--nproc_per_node) train.py config/this_file.py") + "",
+        f"# {launch_line(n)}; train.py divides gradient_accumulation_steps by the world size",
         "# nanoGPT decays by cosine: this uses the advisor's cosine alternative.",
         f"n_layer = {m.n_layers}",
         f"n_head = {m.n_heads}",
@@ -38,7 +44,7 @@ def write(rec) -> str:
         "bias = False",
         "dropout = 0.0",
         f"batch_size = {n.micro}",
-        f"gradient_accumulation_steps = {n.accum}",
+        f"gradient_accumulation_steps = {n.accum * n.devices}",
         f"learning_rate = {n.lr!r}",
         f"min_lr = {final!r}",
         f"weight_decay = {n.wd!r}",

@@ -31,6 +31,7 @@ MAX_DEVICES = 1_000_000
 MAX_MICRO_BATCH = 100_000
 MAX_DOUBLINGS = 6
 ROUNDING_WARN_OCTAVES = 0.5      # warn when the devices move the batch this far from the law
+REFUSE_OCTAVES = 2.0             # refuse (unless --batch-size says so) when they force it 4x up
 DEFAULT_MICRO_CAP = 8            # micro-batch assumed when --devices comes without one
 
 
@@ -175,6 +176,12 @@ def plan_batch(law_sequences: float, seq_len: int, curvature_batch: float,
                             "whose micro-step stays within the law's batch (give "
                             "--micro-batch: the sequences one device fits)")
         per_step = devices * micro_batch
+        if per_step > law_sequences * 2 ** REFUSE_OCTAVES:
+            raise AdvisorError(
+                f"{devices} devices x micro-batch {micro_batch} run at least {per_step} "
+                f"sequences per step, {per_step / law_sequences:.1f}x the law's batch of "
+                f"{law_sequences:.0f}; use fewer devices or a smaller --micro-batch, or give "
+                "--batch-size to train at that batch anyway (its cost is then stated)")
         raw = law_sequences / per_step
         cands = {max(1, math.floor(raw)), max(1, math.ceil(raw))}
         accum = min(cands, key=lambda a: (abs(math.log2(a * per_step / law_sequences)), a))

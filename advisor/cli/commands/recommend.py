@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from advisor.cli.commands._device_options import device_options
 from advisor.errors import AdvisorError
 from advisor.export import NAMES, exporter
 from advisor.common.numbers import SEQ_LEN_UNITS
@@ -81,12 +82,13 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
                   f"{e.name}: {e.doc}" for e in map(exporter, NAMES)) + ".")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (atomically) instead of standard output.")
+@device_options
 def recommend(params, tokens, seq_len, law, laws_file, family, base_width, schedule_law,
               hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
               fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
               muon_convention="match_rms_adamw", wd_rule=None, batch_tokens=None,
               batch_size=None, fixed_lr=None, beta2=None, weight_decay=None, warmup=None,
-              schedule=None):
+              schedule=None, devices=None, micro_batch=None, batch_ramp=None):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -110,7 +112,8 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
                      model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha,
                      wd_rule=wd_rule, batch_tokens=batch_tokens, batch_size=batch_size,
                      lr=fixed_lr, beta2=beta2, weight_decay=weight_decay, warmup=warmup,
-                     schedule=schedule)
+                     schedule=schedule, devices=devices, micro_batch=micro_batch,
+                     batch_ramp=batch_ramp)
     if optimizer_name == "muon":
         from advisor.recommendation.muon_view import with_muon
         rec = with_muon(rec, muon_convention)
