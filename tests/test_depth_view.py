@@ -84,7 +84,7 @@ def test_exports_say_what_their_trainers_cannot_express(rec7b):
     env = {}
     exec(nano, {}, env)                       # still a valid nanoGPT config file
     assert env["n_layer"] == rec7b.depth["depth"]
-    toml = export(rec7b, "torchtitan")
+    toml = export(rec7b, "torchtitan-0.2")
     assert "not expressible here" in toml
     assert tomllib.loads(toml)["optimizer"]["name"] == "AdamW"
     json.loads(export(rec7b, "hf"))           # JSON cannot carry a comment: the CLI says it

@@ -33,8 +33,8 @@ def test_nanogpt_config_is_read_as_nanogpt_reads_it(rec):
     assert globs["n_embd"] == rec.model["d_model"] and globs["n_layer"] == rec.model["n_layers"]
 
 
-def test_torchtitan_toml_parses_and_carries_the_wsd_schedule(rec):
-    cfg = tomllib.loads(export(rec, "torchtitan"))
+def test_torchtitan_02_toml_parses_and_carries_the_wsd_schedule(rec):
+    cfg = tomllib.loads(export(rec, "torchtitan-0.2"))
     assert cfg["optimizer"]["lr"] == rec.learning_rate.value
     assert cfg["training"]["global_batch_size"] == rec.batch_size_sequences.value
     assert cfg["training"]["steps"] == rec.total_steps.value

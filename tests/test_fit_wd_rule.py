@@ -120,7 +120,7 @@ def test_another_rule_is_allowed_but_warned_about_and_recorded(sqrt_laws):
     # a trainer format prints the warning on stderr
     t = subprocess.run([sys.executable, "-m", "advisor.cli", "recommend", "--laws",
                         str(sqrt_laws), "--params", "1e7", "--tokens", "2e8", "--wd-rule", "none",
-                        "--format", "torchtitan"], capture_output=True, text=True, cwd=REPO)
+                        "--format", "torchtitan-0.2"], capture_output=True, text=True, cwd=REPO)
     assert t.returncode == 0, t.stderr
     assert "warning: --wd-rule none: law set" in t.stderr
 

@@ -77,7 +77,7 @@ def test_cli_records_the_rule_in_json_and_in_the_trainer_files():
     mup = json.loads(r.stdout)["mup"]
     assert mup["wd_rule"]["name"] == "sqrt" and mup["wd_rule"]["exponent"] == 0.5
     assert "2510.15262" in mup["wd_rule"]["source"]
-    t = cli("recommend", "--params", "3e8", "--wd-rule", "none", "--format", "torchtitan")
+    t = cli("recommend", "--params", "3e8", "--wd-rule", "none", "--format", "torchtitan-0.2")
     assert t.returncode == 0, t.stderr
     assert "# weight-decay width rule none" in t.stdout
     assert "note: weight-decay width rule none" in t.stderr
