@@ -95,6 +95,13 @@ def launch_line(n: TrainerNumbers) -> str:
             f"({n.seqs * n.seq_len} tokens per optimizer step)")
 
 
+def torchrun(n: TrainerNumbers) -> str:
+    """The launcher for ``n.devices`` processes (one node up to 8, else several)."""
+    if n.devices <= 8:
+        return f"torchrun --standalone --nproc_per_node={n.devices}"
+    return f"torchrun with {n.devices} processes in all (--nnodes x --nproc_per_node)"
+
+
 def ramp_note(rec, exporter: "Exporter") -> str | None:
     """For a trainer without a batch ramp: the ramp is not in its file."""
     plan = getattr(rec, "batch_plan", None)

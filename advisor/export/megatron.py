@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from advisor.export.common import (Exporter, comment_block, file_notes, launch_line,
-                                   trainer_numbers, wsd_decay)
+                                   torchrun, trainer_numbers, wsd_decay)
 
 DEPTH_NOTE = ("Megatron-LM's arguments have no residual-branch multiplier for the depth view "
               "(its --apply-residual-connection-post-layernorm is not one): apply it in the "
@@ -101,7 +101,7 @@ def write(rec) -> str:
             f"{rec.target.tokens.value:.4g} tokens; law: {rec.law.name}; Megatron-LM "
             "pretrain_gpt.py arguments",
             f"# {launch_line(n)}",
-            f"# Run on exactly {n.devices} processes (data-parallel {n.devices}): torchrun ... "
+            f"# Run on exactly {n.devices} processes (data-parallel {n.devices}): {torchrun(n)} "
             "pretrain_gpt.py $(grep -v '^#' this_file) --vocab-size/--tokenizer-* --data-path "
             f"...  (vocabulary {m.vocab_size})"]
     tail = comment_block(_mup_lines(rec) + _ramp_lines(rec, n) + file_notes(rec, EXPORTER),

@@ -11,7 +11,8 @@ processes).
 """
 from __future__ import annotations
 
-from advisor.export.common import Exporter, launch_line, trainer_numbers, with_file_notes
+from advisor.export.common import (Exporter, launch_line, torchrun, trainer_numbers,
+                                   with_file_notes)
 
 DEPTH_NOTE = ("karpathy/nanoGPT has no residual multiplier and one LR for all parameters: "
               "apply the depth view in model.py and configure_optimizers (EleutherAI's "
@@ -31,10 +32,8 @@ def write(rec) -> str:
     lines = [
         f"# hp-advisor {rec.target.params_total:.4g} parameters, "
         f"{rec.target.tokens.value:.4g} tokens; law: {rec.law.name}",
-        f"# Run on exactly {n.devices} process(es): "
-        + (f"torchrun --standalone --nproc_per_node={n.devices} train.py config/this_file.py"
-           if n.devices <= 8 else f"torchrun with {n.devices} processes in all (--nnodes x "
-           "--nproc_per_node) train.py config/this_file.py") + "",
+        f"# Run on exactly {n.devices} process(es): {torchrun(n)} train.py "
+        "config/this_file.py",
         f"# {launch_line(n)}; train.py divides gradient_accumulation_steps by the world size",
         "# nanoGPT decays by cosine: this uses the advisor's cosine alternative.",
         f"n_layer = {m.n_layers}",

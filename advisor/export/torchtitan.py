@@ -11,10 +11,8 @@ the API recorded from its wheel, tests/data/torchtitan_0_3_api.json).
 """
 from __future__ import annotations
 
-from advisor.export.common import (Exporter, comment_block, file_notes, launch_line,
-                                   trainer_numbers)
-from advisor.export.torchtitan_model import (FLAVOR, ROPE_THETA, check_llama3_shape,
-                                             known_flavor, schedule_args)
+from advisor.export.common import Exporter, comment_block, file_notes, launch_line, torchrun
+from advisor.export.torchtitan_model import FLAVOR, ROPE_THETA, job_numbers
 
 DEPTH_NOTE = ("torchtitan's config has no residual multiplier; per-group LRs and eps need "
               "param_groups of the OptimizersContainer: apply the depth view there and in "
@@ -27,6 +25,7 @@ FUNCTION = "hp_advisor"
 
 def _model_lines(m, seq_len: int) -> list[str]:
     return [
+        "",
         "",
         "def _model(attn_backend: str = \"flex\", tp_gemm_backend=\"default\"):",
         f"    \"\"\"Llama 3 at the recommended shape: {m.n_layers} layers, d_model {m.d_model}, "
@@ -56,19 +55,13 @@ def _model_lines(m, seq_len: int) -> list[str]:
 
 def write(rec) -> str:
     """The torchtitan 0.3 config module for ``rec``."""
-    n = trainer_numbers(rec)
-    m = rec.model
-    check_llama3_shape(m)
-    decay_ratio, decay_type, min_factor = schedule_args(rec, n)
-    flavor = known_flavor(m)
-    launch = (f"torchrun --nproc_per_node={n.devices}" if n.devices <= 8
-              else f"torchrun ({n.devices} processes in all)")
+    n, m, (decay_ratio, decay_type, min_factor), flavor = job_numbers(rec)
     lines = [
         f'"""hp-advisor {rec.target.params_total:.4g} parameters, law: {rec.law.name}; '
         "torchtitan 0.3.x config.",
         "",
         f"{launch_line(n)}.",
-        f"Run: PYTHONPATH=<this folder> {launch} -m torchtitan.train "
+        f"Run: PYTHONPATH=<this folder> {torchrun(n)} -m torchtitan.train "
         f"--module <this file's name> --config {FUNCTION}",
         '"""',
         "from torchtitan.components.optimizer import LRSchedulersContainer, default_adamw",

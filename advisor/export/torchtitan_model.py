@@ -54,6 +54,15 @@ def torchtitan_ffn(d_model: int, multiple_of: int, multiplier: float) -> int:
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
 
 
+def job_numbers(rec):
+    """(TrainerNumbers, model shape, (decay_ratio, decay_type, min_lr_factor), flavor or None)
+    for a torchtitan file; refuses a shape torchtitan's llama3 cannot build."""
+    from advisor.export.common import trainer_numbers
+    n = trainer_numbers(rec)
+    check_llama3_shape(rec.model)
+    return n, rec.model, schedule_args(rec, n), known_flavor(rec.model)
+
+
 def schedule_args(rec, n) -> tuple[float, str, float]:
     """(decay_ratio, decay_type, min_lr_factor) of torchtitan's [lr_scheduler] (both
     versions): WSD's cooldown as a share of the run (1-sqrt is torchtitan's "sqrt"), or a

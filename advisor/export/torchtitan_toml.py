@@ -13,10 +13,9 @@ default ``llama3/debugmodel``.
 """
 from __future__ import annotations
 
-from advisor.export.common import (Exporter, comment_block, launch_line, toml_float,
-                                   trainer_numbers, with_file_notes)
-from advisor.export.torchtitan_model import (FLAVOR, ROPE_THETA, check_llama3_shape, ffn_args,
-                                             known_flavor, schedule_args)
+from advisor.export.common import (Exporter, comment_block, launch_line, toml_float, torchrun,
+                                   with_file_notes)
+from advisor.export.torchtitan_model import FLAVOR, ROPE_THETA, ffn_args, job_numbers
 
 DEPTH_NOTE = ("the job TOML has no residual multiplier and no per-group LRs or eps: "
               "apply the depth view in the model and in build_optimizers")
@@ -42,19 +41,12 @@ def flavor_module(m) -> list[str]:
 
 def write(rec) -> str:
     """The torchtitan 0.2 job TOML for ``rec``."""
-    n = trainer_numbers(rec)
-    m = rec.model
-    check_llama3_shape(m)
-    decay_ratio, decay_type, min_factor = schedule_args(rec, n)
-    flavor = known_flavor(m)
+    n, m, (decay_ratio, decay_type, min_factor), flavor = job_numbers(rec)
     out = [
         f"# hp-advisor {rec.target.params_total:.4g} parameters, law: {rec.law.name}; "
         "torchtitan 0.2.x (0.3 reads Python configs: --format torchtitan)",
         f"# {launch_line(n)}",
-        f"# Run: torchrun --nproc_per_node={n.devices} -m torchtitan.train "
-        "--job.config_file this.toml" if n.devices <= 8 else
-        f"# Run on {n.devices} processes in all: torchrun ... -m torchtitan.train "
-        "--job.config_file this.toml",
+        f"# Run: {torchrun(n)} -m torchtitan.train --job.config_file this.toml",
     ]
     if flavor is None:
         out += ([f"# The shape is no flavor torchtitan has: save these lines as {MODULE}.py "
