@@ -77,3 +77,33 @@ def test_trainer_runs_the_exported_batch_and_schedule(tmp_path, one_thread):
     assert np.allclose(theirs[args.warmup_steps:decay], 1.0)
     assert np.allclose(theirs[decay + 1:], ours[decay:-1], atol=0.02)
     assert np.all(np.diff(theirs[:args.warmup_steps]) > 0)           # the linear warmup
+
+
+def test_two_processes_take_the_exported_global_batch_not_twice_it(tmp_path):
+    """The issue's failure: accumulation written for one device doubled the batch on two.
+    torchrun starts two CPU ranks (gloo); together they draw exactly the global batch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    rec = recommend(params=3e7, tokens=3e6, seq_len=SEQ_LEN, devices=2, micro_batch=58)
+    d = json.loads(export(rec, "hf"))
+    assert "world size 2" in d["run_name"]
+    d.update(bf16=False, use_cpu=True, output_dir=str(tmp_path), report_to=[],
+             save_strategy="no", logging_strategy="no", disable_tqdm=True,
+             ddp_backend="gloo", dataloader_drop_last=True)
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps(d))
+    steps, global_batch = rec.total_steps.value, rec.batch_size_sequences.value
+    worker = Path(__file__).with_name("hf_ddp_worker.py")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        "--standalone", str(worker), str(path), str(tmp_path / "out"),
+                        str(steps * global_batch)], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out.{i}.json").read_text()) for i in (0, 1)]
+    assert all(x["world_size"] == 2 and x["steps"] == steps for x in ranks)
+    assert sum(x["seen"] for x in ranks) == steps * global_batch
+    ours = parse_schedule(rec.schedule.spec).multipliers(steps)
+    theirs = np.array(ranks[0]["lrs"]) / d["learning_rate"]
+    decay = rec.schedule.decay_start_step
+    assert np.allclose(theirs[decay + 1:], ours[decay:-1], atol=0.02)
