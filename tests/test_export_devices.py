@@ -236,3 +236,18 @@ def test_megatron_core_scheduler_gives_our_schedule_step_by_step():
     ours = parse_schedule(rec.schedule.spec).multipliers(a.train_iters)
     assert len(ours) == len(theirs)
     assert max(abs(x - y) for x, y in zip(ours, theirs)) < 0.02
+
+
+def test_llama_3_8b_is_torchtitans_own_8b_flavor(tmp_path, monkeypatch):
+    from advisor.specs.modelspec import spec_from_hf_config
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(
+        model_type="llama", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+        tie_word_embeddings=False, hidden_act="silu")))
+    rec = recommend(model_spec=spec_from_hf_config(path), devices=DEVICES, micro_batch=MICRO)
+    toml = tomllib.loads(export(rec, "torchtitan-0.2"))
+    assert toml["model"]["flavor"] == "8B" and "experimental" not in toml
+    assert '_llama3.model_registry("8B")' in export(rec, "torchtitan")
+    a = _megatron_args(export(rec, "megatron"))
+    assert a.group_query_attention and a.num_query_groups == 8
