@@ -76,18 +76,22 @@ def test_the_ramp_doubles_up_to_the_plan_where_the_critical_batch_grows_past_eac
         assert cbs(stage.to_tokens * 0.999) < nxt.global_sequences * 4096
     assert ramp.stages[-1].to_tokens == pytest.approx(total, rel=1e-3)
     assert ramp.total_steps > ramp.steps_at_planned_batch          # smaller early batches
-    with pytest.raises(AdvisorError, match="not divisible by 32"):
-        batch_ramp(p, 5, total, cbs)
+    with pytest.raises(AdvisorError, match="below one micro-step"):
+        batch_ramp(p, 5, total, cbs)                               # 16 / 32 < 1
+    odd = plan_batch(192.0, 4096, 0.01, devices=8, micro_batch=4)  # accumulation 6
+    assert [s.accumulation for s in batch_ramp(odd, 2, total, cbs).stages] == [2, 3, 6]
     with pytest.raises(AdvisorError, match="above the critical batch even at the end"):
         batch_ramp(p, 1, total, lambda d: 0.5 * p.global_tokens)
 
 
 def test_the_library_and_the_json_carry_the_plan():
-    rec = recommend(params=7e9, devices=8, micro_batch=4, batch_ramp=2)
+    rec = recommend(params=7e9, devices=8, micro_batch=4, batch_ramp=1)
     d = rec.to_dict()["batch_plan"]
-    assert d["global_sequences"] == rec.batch_size_sequences.value == 512
+    seqs = rec.batch_size_sequences.value
+    assert d["global_sequences"] == seqs and seqs % 32 == 0
     assert d["critical"]["tokens"] > d["global_tokens"]
-    assert [s["global_sequences"] for s in d["ramp"]["stages"]] == [128, 256, 512]
+    stages = [s["global_sequences"] for s in d["ramp"]["stages"]]
+    assert stages[-1] == seqs and stages[0] == 32 * round(seqs // 32 / 2)
     json.dumps(d, allow_nan=False)
 
 

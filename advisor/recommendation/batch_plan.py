@@ -262,7 +262,7 @@ def critical_batch_view(plan: BatchPlan, critical_tokens: float, source: str) ->
 
 
 RAMP_RULE = ("each stage keeps the batch at or below the critical batch along the run: the "
-             "batch doubles at the first D where B_crit(D) reaches the next stage's batch "
+             "batch (about) doubles at the first D where B_crit(D) reaches the next stage's batch "
              "(tokens), with B_crit(D) the critical-batch law at the loss its loss law "
              "predicts for D training tokens (Kaplan et al. 2020, Eq. 5.3 and 1.5)")
 
@@ -272,18 +272,18 @@ def batch_ramp(plan: BatchPlan, doublings: int, total_tokens: float, critical_at
 
     ``critical_at(D)``: the critical batch (tokens) after D training tokens. Each stage's
     batch is a whole number of micro-steps on the plan's devices: the accumulation halves per
-    stage back from the plan, so it must be divisible by 2^doublings. Refused when the
+    stage back from the plan, rounded to a whole number (so a stage is about, not exactly,
+    half the next), and must stay at least 1. Refused when the
     planned batch is above the critical batch at the end of the run (no ramp that keeps
     below it reaches the planned batch).
     """
     if doublings < 1:
         raise AdvisorError("--batch-ramp must be at least 1 doubling")
-    if plan.accumulation % (2 ** doublings):
+    if plan.accumulation < 2 ** doublings:
         raise AdvisorError(
             f"--batch-ramp {doublings} halves the accumulation {doublings} times from "
-            f"{plan.accumulation}, which is not divisible by {2 ** doublings} on "
-            f"{plan.devices} devices x micro-batch {plan.micro_batch}; ask for fewer "
-            "doublings or a smaller --micro-batch")
+            f"{plan.accumulation}, below one micro-step of {plan.devices} devices x micro-batch "
+            f"{plan.micro_batch}; ask for fewer doublings or a smaller --micro-batch")
     end_cbs = float(critical_at(total_tokens))
     if not (end_cbs > 0 and math.isfinite(end_cbs)):
         raise AdvisorError("the critical-batch law gives no positive value at the end of the run")
@@ -302,12 +302,17 @@ def batch_ramp(plan: BatchPlan, doublings: int, total_tokens: float, critical_at
             lo, hi = (mid, hi) if critical_at(math.exp(mid)) < batch_tokens else (lo, mid)
         return math.exp(hi)
 
+    accums = [max(1, round(plan.accumulation / 2 ** (doublings - k)))   # whole micro-steps
+              for k in range(doublings + 1)]
+    if len(set(accums)) < len(accums):
+        raise AdvisorError(f"--batch-ramp {doublings}: an accumulation of {plan.accumulation} "
+                           f"has no {doublings + 1} distinct stages; ask for fewer doublings")
+    per_step = plan.devices * plan.micro_batch
     stages, start = [], 0.0
-    for k in range(doublings + 1):
-        accum = plan.accumulation // 2 ** (doublings - k)
-        seqs = plan.devices * plan.micro_batch * accum
+    for k, accum in enumerate(accums):
+        seqs = per_step * accum
         end = total_tokens if k == doublings else \
-            min(total_tokens, tokens_when(2.0 * seqs * plan.seq_len))
+            min(total_tokens, tokens_when(per_step * accums[k + 1] * plan.seq_len))
         end = max(end, start)
         stage_steps = int(math.ceil((end - start) / (seqs * plan.seq_len)))
         stages.append(RampStage(global_sequences=seqs, accumulation=accum,
