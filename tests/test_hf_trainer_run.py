@@ -47,9 +47,9 @@ def one_thread():
 
 
 def test_trainer_runs_the_exported_batch_and_schedule(tmp_path, one_thread):
-    # a target small enough for a CPU: 102 optimizer steps of 464 sequences = 116 x 4 accum
-    rec = recommend(params=3e7, tokens=3e6, seq_len=SEQ_LEN, devices=1, micro_batch=116)
-    assert rec.batch_plan.accumulation == 4
+    # a target small enough for a CPU: ~100 optimizer steps of ~850 sequences, 2 micro-steps
+    rec = recommend(params=3e7, tokens=6e6, seq_len=SEQ_LEN, devices=1, micro_batch=424)
+    assert rec.batch_plan.accumulation == 2
     d = json.loads(export(rec, "hf"))
     assert d["per_device_train_batch_size"] * d["gradient_accumulation_steps"] == \
         rec.batch_size_sequences.value
@@ -85,7 +85,8 @@ def test_two_processes_take_the_exported_global_batch_not_twice_it(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
-    rec = recommend(params=3e7, tokens=3e6, seq_len=SEQ_LEN, devices=2, micro_batch=58)
+    rec = recommend(params=3e7, tokens=6e6, seq_len=SEQ_LEN, devices=2, micro_batch=212)
+    assert rec.batch_plan.accumulation == 2
     d = json.loads(export(rec, "hf"))
     assert "world size 2" in d["run_name"]
     d.update(bf16=False, use_cpu=True, output_dir=str(tmp_path), report_to=[],
