@@ -10,7 +10,9 @@ import transformers
 SEQ_LEN = 64
 
 
-class _Counting(torch.utils.data.Dataset):
+class CountingDataset(torch.utils.data.Dataset):
+    """Random token sequences (seed 0) that count how many were drawn."""
+
     def __init__(self, n):
         self.ids = torch.randint(0, 64, (n, SEQ_LEN), generator=torch.Generator().manual_seed(0))
         self.seen = 0
@@ -23,7 +25,9 @@ class _Counting(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
-class _Lrs(transformers.TrainerCallback):
+class LrRecorder(transformers.TrainerCallback):
+    """The LR of the first parameter group at the start of every optimizer step."""
+
     def __init__(self):
         self.lrs = []
 
@@ -39,7 +43,7 @@ def main(args_json, out_prefix, n_sequences):
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
         vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, max_position_embeddings=SEQ_LEN))
-    data, lrs = _Counting(int(n_sequences)), _Lrs()
+    data, lrs = CountingDataset(int(n_sequences)), LrRecorder()
     out = transformers.Trainer(model=model, args=args, train_dataset=data,
                                callbacks=[lrs]).train()
     rank = args.process_index

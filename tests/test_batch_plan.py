@@ -107,3 +107,16 @@ def test_bad_device_input_is_one_error_line_and_exit_2(args, message):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_a_fixed_batch_from_the_conditional_options_runs_on_the_devices():
+    rec = recommend(params=7e9, devices=8, micro_batch=4, batch_size=1024)
+    plan = rec.batch_plan
+    assert (plan.accumulation, plan.global_sequences) == (32, 1024)
+    assert rec.batch_size_sequences.value == 1024 and "given" in plan.batch_source
+    # the cost of that batch is priced once, in the `given` block (part A), not warned twice
+    assert rec.given["batch"]["expected_cost_nats"] > 0
+    assert not any("the batch the devices run" in w for w in rec.warnings)
+    r = cli("recommend", "--params", "7e9", "--devices", "8", "--micro-batch", "4",
+            "--batch-tokens", str(1000 * 4096))
+    assert r.returncode == 2 and "nearest reachable: 992 or 1024" in r.stderr

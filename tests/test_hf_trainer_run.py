@@ -12,30 +12,9 @@ from advisor.rules.lr_schedule import parse_schedule
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
+from hf_ddp_worker import CountingDataset, LrRecorder  # noqa: E402  (beside this file)
 
 SEQ_LEN = 64
-
-
-class _Recorder(transformers.TrainerCallback):
-    def __init__(self):
-        self.lrs = []
-
-    def on_step_begin(self, args, state, control, optimizer=None, **kw):
-        self.lrs.append(optimizer.param_groups[0]["lr"])
-
-
-class _CountingDataset(torch.utils.data.Dataset):
-    def __init__(self, n):
-        g = torch.Generator().manual_seed(0)
-        self.ids = torch.randint(0, 64, (n, SEQ_LEN), generator=g)
-        self.seen = 0
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        self.seen += 1
-        return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
 @pytest.fixture
@@ -62,8 +41,8 @@ def test_trainer_runs_the_exported_batch_and_schedule(tmp_path, one_thread):
                                       max_position_embeddings=SEQ_LEN)
     model = transformers.LlamaForCausalLM(config)
     steps, global_batch = args.max_steps, rec.batch_size_sequences.value
-    data = _CountingDataset(steps * global_batch)
-    rec_cb = _Recorder()
+    data = CountingDataset(steps * global_batch)
+    rec_cb = LrRecorder()
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data,
                                    callbacks=[rec_cb])
     out = trainer.train()
