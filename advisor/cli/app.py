@@ -31,6 +31,7 @@ COMMANDS = {
     "schedule": "advisor.cli.commands.schedule:schedule",
     "calibrate": "advisor.cli.commands.calibrate:calibrate",
     "results": "advisor.cli.commands.results:results",
+    "run": "advisor.cli.commands.run:run",
     "check-spectral": "advisor.cli.commands.check_spectral:check_spectral",
 }
 

@@ -15,7 +15,8 @@ import importlib
 from advisor.errors import AdvisorError
 
 #: top-level module -> the extra of hp-advisor that provides it
-EXTRAS = {"torch": "calibrate", "tqdm": "calibrate", "matplotlib": "plot", "ray": "ray"}
+EXTRAS = {"torch": "calibrate", "tqdm": "calibrate", "matplotlib": "plot", "ray": "ray",
+          "tensorboard": "run"}
 MUP_INSTALL = "pip install --no-deps mup==1.0.0"
 
 

@@ -204,3 +204,8 @@ def parse_schedule(spec: str) -> Schedule:
                     raise AdvisorError(f"cannot parse schedule {spec!r}: {key} must be a "
                                        f"number, got {value!r}") from None
     return Schedule(family=family, **kwargs)
+
+
+#: Public name of the decay shapes (fraction of the peak-final gap left at progress p),
+#: for code that builds a cooldown from an arbitrary step (advisor.inflight.forecast).
+decay_shape = _decay_shape

@@ -1,0 +1,171 @@
+"""The schedule law fitted on a run's curve so far, and the loss it predicts (with intervals).
+
+Two ways to a model of the run, by what the curve so far shows:
+
+* **the LR has already decayed** (a cosine run under way, a WSD run in its cooldown): the
+  law (:data:`FORM`, chosen by how it extrapolates, docs/run.md) is fitted on the curve
+  itself, annealing term included;
+* **constant LR so far** (a WSD run in its stable phase): the annealing term is not
+  identifiable from the curve. The curve gives the progress at constant LR,
+  ``L(t) = Lc + A S(t)^-alpha`` (S = LR area), which predicts a constant continuation;
+  a decay's effect comes from a prior law (``--law``, a schedule law fitted with
+  ``advisor schedule fit`` on pilot runs of the same setup) as a difference:
+  ``L_X(t) = L_const(t) + prior(X, t) - prior(const, t)``, the prior seeing the schedule
+  relative to the run's peak. Without a prior, predictions that need a decay are refused
+  with the reason (:class:`NotPredictable`).
+
+Intervals: a relative half-width that grows with how far the prediction reaches beyond
+the last logged step, ``EXTRAP_REL`` per doubling of the step (measured:
+bench/bench_run_forecast.py, docs/run.md), plus ``PRIOR_REL`` where the prior supplies the
+decay, plus twice the fit's residual scale over the last logged points.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from advisor.errors import AdvisorError
+from advisor.schedule.curves import Curve
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve, status_warnings
+
+#: The law and fitting procedure for a run in progress (bench/bench_run_forecast.py picks it
+#: by held-out extrapolation: first half -> end, short horizons -> 2-4x longer).
+FORM = ("valley", FitOptions(rho=0.6))
+#: Relative error per doubling of the predicted step beyond the last logged one, and the
+#: extra relative error where a prior law supplies the decay (docs/run.md).
+EXTRAP_REL = 0.004
+PRIOR_REL = 0.004
+ALPHAS = np.linspace(0.05, 1.5, 59)
+
+
+class NotPredictable(Exception):
+    """A prediction the data cannot support; the message says why (printed, not raised)."""
+
+
+@dataclass
+class Model:
+    """The fitted model of one run (see module docstring). ``kind``: 'law', 'progress'."""
+
+    kind: str
+    peak: float
+    now: int
+    lrs_so_far: np.ndarray
+    fit: object = None                    # FitResult for kind 'law'
+    progress: tuple | None = None         # (Lc, A, alpha) for kind 'progress'
+    prior: object = None                  # ScheduleLaw, optional
+    sigma: float = 0.0                    # robust relative residual scale of the fit
+    n_tail: int = 1                       # logged points that set the level (last 20%)
+    warnings: list = field(default_factory=list)
+
+    def in_sample(self, steps) -> np.ndarray:
+        """The model's loss at logged ``steps`` (<= now), under the LR so far."""
+        return self._predict(self.lrs_so_far, np.asarray(steps, dtype=np.int64))
+
+    def _progress_loss(self, lrs, steps):
+        Lc, A, alpha = self.progress
+        S = np.cumsum(np.clip(lrs / self.peak, 0.0, None))[steps]
+        return Lc + A * np.maximum(S, 1e-12) ** -alpha
+
+    def _predict(self, lrs, steps):
+        if self.kind == "law":
+            return predict_curve(self.fit, lrs, steps)
+        const = lrs.copy()
+        const[self.now + 1:] = lrs[self.now]
+        base = self._progress_loss(const, steps)
+        if np.allclose(lrs[self.now:], lrs[self.now], rtol=1e-6, atol=0):
+            return base
+        if self.prior is None:
+            raise NotPredictable("the LR has been constant so far, so the gain of a decay "
+                                 "cannot be read from this curve: give --law, a schedule "
+                                 "law fitted (advisor schedule fit) on pilot runs of this "
+                                 "setup that include a decay")
+        k = self.prior.lr_scale / self.peak
+        return base + self.prior.predict(lrs * k, steps) - self.prior.predict(const * k, steps)
+
+    def predict(self, lrs, step: int) -> dict:
+        """Final loss at ``step`` for absolute per-step LRs ``lrs`` (index = step; their
+        first ``now + 1`` entries must be the run's), with its interval."""
+        lrs = np.asarray(lrs, dtype=np.float64)
+        if len(lrs) <= step:
+            raise AdvisorError(f"internal: LRs up to step {len(lrs) - 1}, asked for {step}")
+        y = float(self._predict(lrs, np.array([int(step)]))[0])
+        if not math.isfinite(y) or y <= 0:
+            raise NotPredictable("the fitted law gives no finite positive loss there")
+        decays = not np.allclose(lrs[self.now:step + 1], lrs[self.now], rtol=1e-6, atol=0)
+        h = half_width(self.now, int(step), self.sigma / math.sqrt(self.n_tail),
+                       prior=self.kind == "progress" and decays)
+        return {"step": int(step), "loss": y, "lo": y * (1 - h), "hi": y * (1 + h),
+                "rel_halfwidth": h}
+
+
+def half_width(now: int, step: int, sigma_level: float, prior: bool) -> float:
+    """Relative half-width of a predicted loss at ``step`` from a fit up to ``now``
+    (``sigma_level``: the relative standard error of the fitted level at ``now``)."""
+    reach = math.log2(max(step, now) / max(now, 1))
+    return EXTRAP_REL * reach + (PRIOR_REL if prior else 0.0) + 2.0 * sigma_level
+
+
+def fit_progress(curve: Curve, peak: float, mask=None) -> tuple:
+    """(Lc, A, alpha) of ``L = Lc + A S^-alpha`` (S: LR area / peak LR, steps) by least
+    squares on relative residuals over a grid of alpha; points before the LR first reaches
+    its peak are left out (warmup transients)."""
+    u = curve.lrs / peak
+    S = np.cumsum(np.clip(u, 0.0, None))
+    keep = curve.steps > curve.ipeak()
+    if mask is not None:
+        keep &= mask
+    st, y = curve.steps[keep], curve.loss[keep]
+    if len(st) < 5:
+        raise NotPredictable("fewer than 5 logged points after warmup: too early to fit")
+    s = np.maximum(S[st], 1e-12)
+    best = None
+    for a in ALPHAS:
+        X = np.stack([np.ones_like(s), s ** -a], axis=1) / y[:, None]
+        coef, *_ = np.linalg.lstsq(X, np.ones_like(y), rcond=None)
+        if coef[1] <= 0:
+            continue
+        r = X @ coef - 1.0
+        f = float(r @ r)
+        if best is None or f < best[0]:
+            best = (f, float(coef[0]), float(coef[1]), float(a))
+    if best is None:
+        raise NotPredictable("the loss does not fall as the LR area grows: no progress to "
+                             "extrapolate")
+    return best[1], best[2], best[3]
+
+
+def robust_sigma(rel_resid: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation of relative residuals."""
+    r = np.asarray(rel_resid, dtype=np.float64)
+    return float(1.4826 * np.median(np.abs(r - np.median(r)))) if len(r) else 0.0
+
+
+def fit_model(curve: Curve, peak: float, prior=None, mask=None) -> Model:
+    """Fit the model of a run on its curve so far (``mask``: logged points to use)."""
+    now = int(curve.steps[-1])
+    lrs = curve.lrs[: now + 1]
+    warnings = []
+    if prior is not None and abs(prior.lr_scale / peak - 1) > 0.01:
+        warnings.append(f"the prior law was fitted at peak LR {prior.lr_scale:g}, this run "
+                        f"peaks at {peak:g}: its decay gains are applied to the schedule "
+                        f"relative to each peak (laws fitted at one peak LR miss another's "
+                        f"final losses by 1-14%, docs/schedules.md)")
+    use = curve
+    if mask is not None and not mask.all():
+        use = Curve(name=curve.name, lrs=curve.lrs, steps=curve.steps[mask],
+                    loss=curve.loss[mask], source=curve.source, meta=curve.meta)
+    if use.has_annealing():
+        law, opts = FORM
+        fit = fit_law(law, [use], opts)
+        warnings += status_warnings(fit)
+        m = Model("law", peak, now, lrs, fit=fit, prior=prior, warnings=warnings)
+    else:
+        m = Model("progress", peak, now, lrs, progress=fit_progress(curve, peak, mask),
+                  prior=prior, warnings=warnings)
+    tail = slice(int(0.8 * len(use.steps)), None)
+    pred = m.in_sample(use.steps[tail])
+    m.sigma = robust_sigma(use.loss[tail] / pred - 1.0)
+    m.n_tail = max(1, len(pred))
+    return m

@@ -1,0 +1,191 @@
+"""How far a schedule law fitted on part of the evidence extrapolates (issue 27, docs/run.md).
+
+Three held-out tests on the public curves (shared/data/external: Schaipp et al. 2025's 124M
+runs at peak LR 5e-4 and 2e-3; Luo et al. 2025's multi-power curves at 25M/100M/400M), for
+each candidate form (law + fitting option):
+
+A. **first half -> end**: a long run's curve up to half its steps, the plan known; the
+   model of ``advisor run`` (:func:`advisor.schedule.inflight.forecast.fit_model`: the law on the
+   curve if its LR has decayed, else the constant-LR progress fit) predicts the final loss.
+B. **short -> long horizons**: the law fitted on every curve of at most 25k steps (Schaipp)
+   or 24k (multi-power) predicts the final loss of the longer runs (35k, 50k; 72k).
+C. **held-out peak LR**: the candidate chosen on the *other* data (lowest mean of A's and
+   B's max errors outside this LR) is fitted at this LR on const + cos10 (Schaipp) and
+   predicts every other schedule's final loss.
+
+Each with the mean and max relative error of the final loss and the pairs of runs (same
+setup and horizon, at least 0.002 nats apart in the data) that the predictions put in the
+wrong order. Final loss: the last logged point (Schaipp: step T - 200).
+
+    PYTHONPATH=. nice -n 10 python bench/bench_run_forecast.py [--out table.md]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from advisor.schedule.inflight import forecast  # noqa: E402
+from advisor.schedule.curves import Curve, load_csv, load_multipower_size  # noqa: E402
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve  # noqa: E402
+
+#: shared/ beside the repository (a git worktree may sit one level deeper: then --data)
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"
+SCHAIPP, MP = DATA / "schaipp_lr_schedules", DATA / "multipower_loss_curves"
+CANDS = {"valley": ("valley", FitOptions()), "valley rho0.6": ("valley", FitOptions(rho=0.6)),
+         "multipower": ("multipower", FitOptions()),
+         "multipower rho0.6": ("multipower", FitOptions(rho=0.6)),
+         "tissue": ("tissue", FitOptions())}
+SEP = 0.002
+
+
+def horizon(name):
+    return int(name.rsplit("_", 1)[1]) if name.split("_")[0] != "wsdcon" else 16000
+
+
+def datasets():
+    out = {}
+    for lr in ("0.0005", "0.002"):
+        d = SCHAIPP / f"124m_lr{lr}"
+        out[f"124M lr {lr}"] = {p.stem: load_csv(p) for p in sorted(d.glob("*_*.csv"))
+                                if p.stem != "final_val"}
+    for size in ("25M", "100M", "400M"):
+        out[f"mp {size}"] = load_multipower_size(size, root=MP)
+    return out
+
+
+def metrics(pred: dict, true: dict) -> dict:
+    names = sorted(pred)
+    rel = [abs(pred[n] - true[n]) / true[n] for n in names]
+    pairs = [(a, b) for a, b in itertools.combinations(names, 2)
+             if horizon(a) == horizon(b) and abs(true[a] - true[b]) >= SEP]
+    wrong = sum(np.sign(pred[a] - pred[b]) != np.sign(true[a] - true[b]) for a, b in pairs)
+    return {"n": len(names), "mean": float(np.mean(rel)), "max": float(np.max(rel)),
+            "wrong": int(wrong), "pairs": len(pairs), "rel": dict(zip(names, rel))}
+
+
+def half(c: Curve) -> Curve:
+    T = c.steps[-1]
+    k = c.steps <= T // 2
+    return Curve(name=c.name, lrs=c.lrs[: int(c.steps[k][-1]) + 1], steps=c.steps[k],
+                 loss=c.loss[k], source=c.source, meta=c.meta)
+
+
+def test_a(data, cand):
+    """first half -> end, per dataset; long runs: the longest horizon of each set."""
+    forecast.FORM = CANDS[cand]
+    out = {}
+    for ds, curves in data.items():
+        T = max(horizon(n) for n in curves)
+        pred, true = {}, {}
+        for n, c in curves.items():
+            if horizon(n) != T:
+                continue
+            h = half(c)
+            m = forecast.fit_model(h, c.peak_lr)
+            try:
+                pred[n] = m.predict(c.lrs, int(c.steps[-1]))["loss"]
+            except forecast.NotPredictable:
+                continue                 # constant so far and decays later: needs a prior
+            true[n] = c.final_loss
+        out[ds] = metrics(pred, true)
+    return out
+
+
+def test_b(data, cand):
+    law, opts = CANDS[cand]
+    out = {}
+    for ds, curves in data.items():
+        cut = 25000 if ds.startswith("124M") else 24000
+        fit_c = [c for n, c in curves.items() if horizon(n) <= cut]
+        held = {n: c for n, c in curves.items() if horizon(n) > cut}
+        f = fit_law(law, fit_c, opts)
+        pred = {n: float(predict_curve(f, c)[-1]) for n, c in held.items()}
+        out[ds] = metrics(pred, {n: c.final_loss for n, c in held.items()})
+    return out
+
+
+def test_c(data, cand, lr_ds):
+    law, opts = CANDS[cand]
+    curves = data[lr_ds]
+    fs = ("const_50000", "cos10_50000")
+    f = fit_law(law, [curves[n] for n in fs], opts)
+    held = {n: c for n, c in curves.items() if n not in fs}
+    pred = {n: float(predict_curve(f, c)[-1]) for n, c in held.items()}
+    return metrics(pred, {n: c.final_loss for n, c in held.items()})
+
+
+def fmt(m):
+    return f"{m['mean']:.2%} / {m['max']:.2%} | {m['wrong']} of {m['pairs']}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out")
+    ap.add_argument("--cands", default=",".join(CANDS))
+    ap.add_argument("--data", default=str(DATA), help="shared/data/external")
+    args = ap.parse_args(argv)
+    global SCHAIPP, MP
+    SCHAIPP, MP = Path(args.data) / "schaipp_lr_schedules", Path(args.data) / \
+        "multipower_loss_curves"
+    lines = []
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    data = datasets()
+    cands = args.cands.split(",")
+    A, B = {}, {}
+    t0 = time.time()
+    for c in cands:
+        A[c] = test_a(data, c)
+        B[c] = test_b(data, c)
+        print(f"# {c} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    say("### A. First half of a long run -> its final loss")
+    say()
+    say("| data | long runs | form | mean / max error | pairs in wrong order |")
+    say("|---|---|---|---|---|")
+    for ds in data:
+        for c in cands:
+            m = A[c][ds]
+            say(f"| {ds} | {m['n']} | {c} | {fmt(m)} |")
+    say()
+    say("### B. Shorter horizons -> longer runs")
+    say()
+    say("| data | fitted on | predicted | form | mean / max error | pairs in wrong order |")
+    say("|---|---|---|---|---|---|")
+    for ds in data:
+        fit_on = "runs <= 25k steps" if ds.startswith("124M") else "runs <= 24k steps"
+        to = "35k, 50k (1.4-3.3x)" if ds.startswith("124M") else "72k (3x)"
+        for c in cands:
+            say(f"| {ds} | {fit_on} | {to} | {c} | {fmt(B[c][ds])} |")
+    say()
+    say("### C. Held-out peak LR: form chosen on the other data")
+    say()
+    say("| held-out | form chosen on the rest | chosen | mean / max error | pairs in wrong order "
+        "| best form in hindsight |")
+    say("|---|---|---|---|---|---|")
+    for lr_ds in ("124M lr 0.0005", "124M lr 0.002"):
+        score = {c: np.mean([A[c][d]["max"] for d in data if d != lr_ds]
+                            + [B[c][d]["max"] for d in data if d != lr_ds]) for c in cands}
+        chosen = min(score, key=score.get)
+        res = {c: test_c(data, c, lr_ds) for c in cands}
+        best = min(res, key=lambda c: res[c]["max"])
+        say(f"| {lr_ds} (fit on const + cos10, predict {res[chosen]['n']} others) | mean of "
+            f"max errors in A and B | {chosen} | {fmt(res[chosen])} | {best}: "
+            f"{res[best]['mean']:.2%} / {res[best]['max']:.2%}, {res[best]['wrong']} |")
+    say()
+    say(f"({time.time() - t0:.0f} s)")
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
