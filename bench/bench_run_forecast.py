@@ -17,7 +17,7 @@ Each with the mean and max relative error of the final loss and the pairs of run
 setup and horizon, at least 0.002 nats apart in the data) that the predictions put in the
 wrong order. Final loss: the last logged point (Schaipp: step T - 200).
 
-    PYTHONPATH=. nice -n 10 python bench/bench_run_forecast.py [--out table.md]
+    nice -n 10 python -m bench.bench_run_forecast [--out table.md] [--data shared/data/external]
 """
 from __future__ import annotations
 
@@ -29,11 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from advisor.schedule.inflight import forecast  # noqa: E402
-from advisor.schedule.curves import Curve, load_csv, load_multipower_size  # noqa: E402
-from advisor.schedule.fitting import FitOptions, fit_law, predict_curve  # noqa: E402
+from advisor.schedule.inflight import forecast
+from advisor.schedule.curves import Curve, load_csv, load_multipower_size
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
 
 #: shared/ beside the repository (a git worktree may sit one level deeper: then --data)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"

@@ -42,6 +42,10 @@ class RunPlan:
 
 
 def _infer_peak(log: RunLog, mult: np.ndarray, warmup: int) -> float:
+    """The largest logged LR once the schedule has reached its peak; before that, the
+    median of logged LR / the schedule's multiplier after warmup."""
+    if mult[: log.last_step + 1].max() >= 1 - 1e-9 and np.isfinite(log.lr).any():
+        return float(np.nanmax(log.lr))
     ok = np.isfinite(log.lr) & (mult[log.steps] > 0.05) & (log.steps > warmup)
     if not ok.any():
         raise AdvisorError("cannot infer the peak LR from the log (no LR logged where the "

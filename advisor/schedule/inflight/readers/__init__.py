@@ -45,6 +45,8 @@ def detect(path: Path) -> str:
     if path.suffix == ".jsonl":
         return "jsonl"
     first = s.splitlines()[0] if s else ""
+    if text.STEP.search(first) and text.LOSS.search(first):
+        return "text"                  # "iter 10: loss 3.9, time ..." has commas too
     if "," in first and not any(ch.isdigit() for ch in first.split(",")[0][:1]):
         return "csv"
     return "text"

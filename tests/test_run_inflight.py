@@ -1,0 +1,233 @@
+"""`advisor run`: real training logs (Hugging Face Trainer, TensorBoard), forecasts that hold on
+a known curve, health alarms, and bad input as one `error:` line with exit 2."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from advisor.cli import main
+from advisor.rules.lr_schedule import parse_schedule
+from advisor.schedule.inflight.analyze import analyze
+from advisor.schedule.inflight.health import ALARM_EXIT
+from advisor.schedule.inflight.plan import make_plan
+from advisor.schedule.inflight.readers import read_log
+from advisor.schedule.valley import predict as valley_predict
+
+THETA = (2.0, 3.0, 0.45, 0.25, 0.6, 0.01, 1.0)     # a valley law: L0, A, alpha, K, p, c, rho
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def law_curve(spec, T, upto, every=50, noise=0.0, seed=0):
+    """(steps, lr, loss) of a run that follows a known law, logged up to ``upto``."""
+    m = np.concatenate([[0.0], parse_schedule(spec).multipliers(T)])
+    steps = np.arange(every, upto + 1, every)
+    loss = valley_predict(THETA, m, steps)
+    loss = loss * (1 + noise * np.random.default_rng(seed).standard_normal(len(steps)))
+    return steps, 3e-4 * m[steps], loss, m
+
+
+def write_csv(path, steps, lr, loss, header="step,lr,loss"):
+    with open(path, "w") as fh:
+        fh.write(header + "\n")
+        for row in zip(steps, lr, loss):
+            fh.write(",".join(map(str, row)) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------ forecasts
+
+
+def test_first_half_of_a_cosine_run_predicts_its_end(tmp_path):
+    spec, T = "cosine:final=0.1,warmup=200", 20000
+    steps, lr, loss, m = law_curve(spec, T, T // 2, noise=0.001)
+    log = read_log(write_csv(tmp_path / "run.csv", steps, lr, loss))
+    plan = make_plan(log, spec, T)
+    model, res = analyze(log, plan)
+    p = next(p for p in res["predictions"] if p["scenario"] == "plan")
+    true = float(valley_predict(THETA, m, np.array([T]))[0])
+    assert p["lo"] <= true <= p["hi"]
+    assert abs(p["loss"] / true - 1) < 0.005
+    assert not res["health"]["alarm"]
+    # a cooldown started now beats holding the LR, and the best start is a real step
+    b = res["best_cooldown"]
+    assert plan.now <= b["start"] < T and b["lo"] <= b["loss"] <= b["hi"]
+
+
+def test_a_constant_lr_run_refuses_cooldowns_without_a_prior_and_says_why(tmp_path, capsys):
+    spec, T = "wsd:cooldown=0.2,warmup=200", 20000
+    steps, lr, loss, _ = law_curve(spec, T, 8000)
+    path = write_csv(tmp_path / "run.csv", steps, lr, loss)
+    code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T),
+                          "--no-plot"], capsys)
+    assert code == 0
+    assert "no cooldown" in out and "not predicted: the LR has been constant so far" in out
+
+
+# ------------------------------------------------------------------ health
+
+
+def test_a_spike_is_flagged_with_its_step_and_the_exit_code_says_so(tmp_path, capsys):
+    spec, T = "cosine:final=0.1,warmup=200", 20000
+    steps, lr, loss, _ = law_curve(spec, T, 10000, noise=0.002, seed=1)
+    i = int(np.searchsorted(steps, 6000))
+    loss[i:i + 2] *= 1.15
+    path = write_csv(tmp_path / "run.csv", steps, lr, loss)
+    code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T), "--no-plot",
+                          "--json"], capsys)
+    assert code == ALARM_EXIT
+    res = json.loads(out)
+    f = [f for f in res["health"]["findings"] if f["kind"] == "spike"]
+    assert len(f) == 1 and f[0]["start_step"] == 6000 and f[0]["recovered_at"] == 6100
+    assert "clip gradients" in f[0]["remedy"]
+    # a periodic job that already saw it: --since after the spike is quiet
+    code, _, _ = run(["run", str(path), "--schedule", spec, "--steps", str(T), "--no-plot",
+                      "--since", "7000"], capsys)
+    assert code == 0
+
+
+def test_divergence_stops_the_forecast(tmp_path, capsys):
+    spec, T = "wsd:cooldown=0.2,warmup=200", 20000
+    steps, lr, loss, _ = law_curve(spec, T, 9000, noise=0.002)
+    k = steps > 8500
+    loss[k] *= np.linspace(1.05, 1.4, k.sum())
+    path = write_csv(tmp_path / "run.csv", steps, lr, loss)
+    code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T), "--no-plot"],
+                         capsys)
+    assert code == ALARM_EXIT
+    assert "divergence at steps 8550-9000" in out and "not recovered" in out
+    assert "diverging since step 8550" in out
+
+
+# ------------------------------------------------------------------ real logs
+
+
+@pytest.fixture(scope="module")
+def hf_state(tmp_path_factory):
+    """trainer_state.json written by Hugging Face's Trainer: a tiny GPT-2, 24 CPU steps."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    out = tmp_path_factory.mktemp("hf")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=1,
+                                  n_head=2, bos_token_id=0, eos_token_id=0)
+    model = transformers.GPT2LMHeadModel(cfg)
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": ids, "labels": ids}
+            for ids in torch.randint(0, 64, (256, 32), generator=g) % 8]
+    args = transformers.TrainingArguments(
+        output_dir=str(out), max_steps=24, per_device_train_batch_size=8, learning_rate=3e-3,
+        lr_scheduler_type="cosine", warmup_steps=4, logging_steps=1, save_steps=24,
+        report_to=[], use_cpu=True, disable_tqdm=True, seed=0)
+    transformers.Trainer(model=model, args=args, train_dataset=data).train()
+    return out / "checkpoint-24" / "trainer_state.json"
+
+
+def test_reads_a_trainer_state_written_by_hf_trainer(hf_state, capsys):
+    log = read_log(hf_state)
+    assert log.fmt == "hf" and log.keys["max_steps"] == 24
+    assert list(log.steps) == list(range(1, 25))
+    assert log.lr is not None and log.grad_norm is not None and np.all(log.loss > 0)
+    # HF's cosine is ours: the planned steps come from max_steps, the peak from the log
+    code, out, err = run(["run", str(hf_state.parent), "--schedule", "cosine:final=0,warmup=4",
+                          "--no-plot", "--json"], capsys)
+    assert code in (0, ALARM_EXIT), err
+    res = json.loads(out)
+    assert res["total_steps"] == 24 and res["peak_lr"] == pytest.approx(3e-3, rel=0.01)
+    # the same log against a schedule it did not run: refused
+    code, out, err = run(["run", str(hf_state), "--schedule", "constant:warmup=4", "--no-plot"],
+                         capsys)
+    assert code == 2 and err.startswith("error: the log's LR contradicts the schedule")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_reads_a_tensorboard_event_file(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    spec, T = "cosine:final=0.1,warmup=200", 20000
+    steps, lr, loss, _ = law_curve(spec, T, 10000, noise=0.001)
+    w = SummaryWriter(str(tmp_path / "tb"))
+    for s, a, b in zip(steps, lr, loss):
+        w.add_scalar("train/loss", b, int(s))
+        w.add_scalar("train/learning_rate", a, int(s))
+        w.add_scalar("train/grad_norm", 0.5, int(s))
+    w.close()
+    log = read_log(tmp_path / "tb")
+    assert log.fmt == "tensorboard" and len(log.steps) == len(steps)
+    assert np.allclose(log.loss, loss, rtol=1e-6) and np.allclose(log.lr, lr, rtol=1e-6)
+    code, out, err = run(["run", str(tmp_path / "tb"), "--schedule", spec, "--steps", str(T),
+                          "--plot", str(tmp_path / "f.png")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    assert "health: ok" in out and "current plan" in out
+
+
+def test_reads_text_logs_wandb_exports_and_jsonl(tmp_path):
+    nano = tmp_path / "nano.log"
+    nano.write_text("".join(f"iter {s}: loss {4 - s / 100:.4f}, time 10.0ms, mfu 1.0%\n"
+                            + (f"step {s}: train loss 3.9, val loss 4.0\n" if s == 50 else "")
+                            for s in range(10, 110, 10)))
+    log = read_log(nano)
+    assert log.fmt == "text" and list(log.steps) == list(range(10, 110, 10)) and log.lr is None
+    titan = tmp_path / "titan.log"
+    titan.write_text("".join(f"\x1b[31mstep: {s:>3}  \x1b[32mloss: {3 - s / 1000:7.4f}  "
+                             f"grad_norm: 0.9  lr: 3e-4  memory: 1.2GiB\x1b[39m\n"
+                             for s in range(1, 11)))
+    log = read_log(titan)
+    assert list(log.steps) == list(range(1, 11)) and np.allclose(log.lr, 3e-4)
+    assert np.allclose(log.grad_norm, 0.9)
+    wb = tmp_path / "wandb.csv"
+    rows = ["Step,myrun - train/loss,myrun - train/loss__MIN,myrun - train/loss__MAX,"
+            "myrun - train/learning_rate"]
+    rows += [f"{s},{3 - s / 100},,,{1e-3}" if s % 2 == 0 else f"{s},,,,{1e-3}"
+             for s in range(1, 21)]
+    wb.write_text("\n".join(rows) + "\n")
+    log = read_log(wb)
+    assert log.fmt == "wandb" and list(log.steps) == list(range(2, 21, 2))
+    jl = tmp_path / "log.jsonl"
+    jl.write_text("".join(json.dumps({"step": s, "loss": 3 - s / 100, "lr": 1e-3}) + "\n"
+                          + (json.dumps({"step": s, "eval_loss": 3.1}) + "\n" if s == 5 else "")
+                          for s in range(1, 11)))
+    log = read_log(jl)
+    assert log.fmt == "jsonl" and list(log.steps) == list(range(1, 11))
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("case", ["non-monotone", "nan", "no-lr", "other-run", "other-horizon"])
+def test_bad_logs_are_one_error_line_and_exit_2(tmp_path, capsys, case):
+    spec, T = "wsd:cooldown=0.2,warmup=200", 20000
+    steps, lr, loss, _ = law_curve(spec, T, 5000)
+    argv = ["--schedule", spec, "--steps", str(T), "--no-plot"]
+    want = {"non-monotone": "steps are not strictly increasing (step 2000 follows 2450)",
+            "nan": "loss is nan at step 3000", "no-lr": "has no LR column: give the run's "
+            "planned schedule", "other-run": "the log's LR contradicts the schedule",
+            "other-horizon": "--steps 4000 is before the last logged step 5000"}[case]
+    if case == "non-monotone":
+        steps = steps.copy()
+        steps[49] = 2000
+    elif case == "nan":
+        loss = loss.copy()
+        loss[59] = math.nan
+    elif case == "no-lr":
+        argv = ["--no-plot"]
+        path = tmp_path / "run.csv"
+        path.write_text("step,loss\n" + "".join(f"{s},{y}\n" for s, y in zip(steps, loss)))
+    elif case == "other-run":
+        argv = ["--schedule", "cosine:final=0.1,warmup=200", "--steps", str(T), "--no-plot"]
+    elif case == "other-horizon":
+        argv = ["--schedule", spec, "--steps", "4000", "--no-plot"]
+    if case != "no-lr":
+        path = write_csv(tmp_path / "run.csv", steps, lr, loss)
+    code, out, err = run(["run", str(path)] + argv, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert want in err, err
