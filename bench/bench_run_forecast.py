@@ -5,8 +5,10 @@ runs at peak LR 5e-4 and 2e-3; Luo et al. 2025's multi-power curves at 25M/100M/
 each candidate form (law + fitting option):
 
 A. **first half -> end**: a long run's curve up to half its steps, the plan known; the
-   model of ``advisor run`` (:func:`advisor.schedule.inflight.forecast.fit_model`: the law on the
-   curve if its LR has decayed, else the constant-LR progress fit) predicts the final loss.
+   model of ``advisor run`` (:func:`advisor.schedule.inflight.forecast.fit_model`) predicts
+   the final loss, (i) without a prior: the law fitted on the half curve if its LR has
+   decayed, else the constant-LR progress fit (decays then not predicted); (ii) with B's
+   law (the shorter runs of the same setup) as the prior, re-levelled on the half curve.
 B. **short -> long horizons**: the law fitted on every curve of at most 25k steps (Schaipp)
    or 24k (multi-power) predicts the final loss of the longer runs (35k, 50k; 72k).
 C. **held-out peak LR**: the candidate chosen on the *other* data (lowest mean of A's and
@@ -22,7 +24,9 @@ wrong order. Final loss: the last logged point (Schaipp: step T - 200).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -32,6 +36,7 @@ import numpy as np
 from advisor.schedule.inflight import forecast
 from advisor.schedule.curves import Curve, load_csv, load_multipower_size
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
+from advisor.schedule.lawfile import ScheduleLaw
 
 #: shared/ beside the repository (a git worktree may sit one level deeper: then --data)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "external"
@@ -41,6 +46,26 @@ CANDS = {"valley": ("valley", FitOptions()), "valley rho0.6": ("valley", FitOpti
          "multipower rho0.6": ("multipower", FitOptions(rho=0.6)),
          "tissue": ("tissue", FitOptions())}
 SEP = 0.002
+CACHE = Path("/tmp/bench_run_forecast")
+
+
+def cached_fit(law, curves, opts, tag):
+    """fit_law, cached under /tmp by the schedule package's source and the tag."""
+    src = "".join(p.read_text() for p in sorted(
+        (Path(__file__).resolve().parents[1] / "advisor" / "schedule").glob("*.py")))
+    key = hashlib.sha1(f"{law}|{opts}|{tag}|{src}".encode()).hexdigest()[:16]
+    path = CACHE / f"{key}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    f = fit_law(law, curves, opts)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(f))
+    return f
+
+
+def as_law(f) -> ScheduleLaw:
+    return ScheduleLaw(law=f.law, params=dict(f.params), lr_scale=f.lr_scale, lam=f.lam,
+                       total_steps_fitted=1, doc={}, rho=f.options.rho)
 
 
 def horizon(name):
@@ -75,45 +100,50 @@ def half(c: Curve) -> Curve:
                  loss=c.loss[k], source=c.source, meta=c.meta)
 
 
-def test_a(data, cand):
+def test_a(data, cand, priors=None):
     """first half -> end, per dataset; long runs: the longest horizon of each set."""
     forecast.FORM = CANDS[cand]
     out = {}
     for ds, curves in data.items():
         T = max(horizon(n) for n in curves)
-        pred, true = {}, {}
+        pred, true, inside, kinds = {}, {}, 0, {}
         for n, c in curves.items():
             if horizon(n) != T:
                 continue
             h = half(c)
-            m = forecast.fit_model(h, c.peak_lr)
+            m = forecast.fit_model(h, c.peak_lr, None if priors is None else priors[ds])
             try:
-                pred[n] = m.predict(c.lrs, int(c.steps[-1]))["loss"]
+                p = m.predict(c.lrs, int(c.steps[-1]))
             except forecast.NotPredictable:
                 continue                 # constant so far and decays later: needs a prior
-            true[n] = c.final_loss
-        out[ds] = metrics(pred, true)
+            pred[n], true[n] = p["loss"], c.final_loss
+            inside += p["lo"] <= c.final_loss <= p["hi"]
+            kinds.setdefault(m.kind, []).append(abs(p["loss"] / c.final_loss - 1))
+        out[ds] = dict(metrics(pred, true), inside=inside,
+                       by_kind={k: max(v) for k, v in kinds.items()})
     return out
 
 
 def test_b(data, cand):
+    """(metrics per dataset, the fitted law per dataset)."""
     law, opts = CANDS[cand]
-    out = {}
+    out, laws = {}, {}
     for ds, curves in data.items():
         cut = 25000 if ds.startswith("124M") else 24000
         fit_c = [c for n, c in curves.items() if horizon(n) <= cut]
         held = {n: c for n, c in curves.items() if horizon(n) > cut}
-        f = fit_law(law, fit_c, opts)
+        f = cached_fit(law, fit_c, opts, f"B {ds}")
+        laws[ds] = as_law(f)
         pred = {n: float(predict_curve(f, c)[-1]) for n, c in held.items()}
         out[ds] = metrics(pred, {n: c.final_loss for n, c in held.items()})
-    return out
+    return out, laws
 
 
 def test_c(data, cand, lr_ds):
     law, opts = CANDS[cand]
     curves = data[lr_ds]
     fs = ("const_50000", "cos10_50000")
-    f = fit_law(law, [curves[n] for n in fs], opts)
+    f = cached_fit(law, [curves[n] for n in fs], opts, f"C {lr_ds}")
     held = {n: c for n, c in curves.items() if n not in fs}
     pred = {n: float(predict_curve(f, c)[-1]) for n, c in held.items()}
     return metrics(pred, {n: c.final_loss for n, c in held.items()})
@@ -140,20 +170,25 @@ def main(argv=None):
 
     data = datasets()
     cands = args.cands.split(",")
-    A, B = {}, {}
+    A, AP, B = {}, {}, {}
     t0 = time.time()
     for c in cands:
         A[c] = test_a(data, c)
-        B[c] = test_b(data, c)
+        B[c], priors = test_b(data, c)
+        AP[c] = test_a(data, c, priors)
         print(f"# {c} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     say("### A. First half of a long run -> its final loss")
     say()
-    say("| data | long runs | form | mean / max error | pairs in wrong order |")
-    say("|---|---|---|---|---|")
+    say("| data | form | no prior: runs, mean / max error | pairs in wrong order | inside "
+        "the interval | max error by model | prior from the shorter runs: runs, mean / max "
+        "error | pairs in wrong order | inside the interval |")
+    say("|---|---|---|---|---|---|---|---|---|")
     for ds in data:
         for c in cands:
-            m = A[c][ds]
-            say(f"| {ds} | {m['n']} | {c} | {fmt(m)} |")
+            m, mp = A[c][ds], AP[c][ds]
+            kinds = ", ".join(f"{k} {v:.2%}" for k, v in sorted(m["by_kind"].items()))
+            say(f"| {ds} | {c} | {m['n']}: {fmt(m)} | {m['inside']} of {m['n']} | {kinds} | "
+                f"{mp['n']}: {fmt(mp)} | {mp['inside']} of {mp['n']} |")
     say()
     say("### B. Shorter horizons -> longer runs")
     say()
@@ -171,13 +206,13 @@ def main(argv=None):
         "| best form in hindsight |")
     say("|---|---|---|---|---|---|")
     for lr_ds in ("124M lr 0.0005", "124M lr 0.002"):
-        score = {c: np.mean([A[c][d]["max"] for d in data if d != lr_ds]
+        score = {c: np.mean([AP[c][d]["max"] for d in data if d != lr_ds]
                             + [B[c][d]["max"] for d in data if d != lr_ds]) for c in cands}
         chosen = min(score, key=score.get)
         res = {c: test_c(data, c, lr_ds) for c in cands}
         best = min(res, key=lambda c: res[c]["max"])
         say(f"| {lr_ds} (fit on const + cos10, predict {res[chosen]['n']} others) | mean of "
-            f"max errors in A and B | {chosen} | {fmt(res[chosen])} | {best}: "
+            f"max errors in A (prior) and B | {chosen} | {fmt(res[chosen])} | {best}: "
             f"{res[best]['mean']:.2%} / {res[best]['max']:.2%}, {res[best]['wrong']} |")
     say()
     say(f"({time.time() - t0:.0f} s)")

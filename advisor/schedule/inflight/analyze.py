@@ -24,6 +24,24 @@ from advisor.schedule.inflight.health import check_health
 from advisor.schedule.optimize import BAND_REL
 
 
+def model_label(model) -> str:
+    if model.kind == "law":
+        return f"{model.fit.law} [{model.fit.options.label()}] fitted on the run"
+    if model.kind == "anchored":
+        return f"{model.prior.law} prior (--law), level re-fitted on the run"
+    return "progress at constant LR: Lc + A S^-alpha (no prior)"
+
+
+def model_params(model) -> dict:
+    from advisor.schedule.forms import FORMS
+
+    if model.kind == "law":
+        return dict(model.fit.params)
+    if model.kind == "anchored":
+        return dict(zip(FORMS[model.prior.law].params, map(float, model.theta)))
+    return dict(zip(("Lc", "A", "alpha"), model.progress))
+
+
 def settled_step(curve) -> int:
     """First step judged by the health check: twice the warmup, and past the first 5% of
     the logged points (the laws do not describe the warmup transient)."""
@@ -55,12 +73,8 @@ def analyze(log, plan, prior=None, *, cooldown_length=None, shape: str = "linear
                                   sigma=model.sigma, settled=settled)
     out = {"now": plan.now, "peak_lr": plan.peak_lr, "lr_from": plan.source_of_lr,
            "schedule": plan.spec, "total_steps": plan.total_steps,
-           "model": {"kind": model.kind,
-                     "law": (f"{model.fit.law} [{model.fit.options.label()}]"
-                             if model.fit is not None else "progress at constant LR: "
-                             "Lc + A S^-alpha"),
-                     "params": (dict(model.fit.params) if model.fit is not None else
-                                dict(zip(("Lc", "A", "alpha"), model.progress))),
+           "model": {"kind": model.kind, "law": model_label(model),
+                     "params": model_params(model),
                      "residual_sigma_rel": model.sigma,
                      "prior": None if prior is None else prior.doc.get("law"),
                      "warnings": model.warnings},
@@ -79,7 +93,7 @@ def analyze(log, plan, prior=None, *, cooldown_length=None, shape: str = "linear
         preds.append(_pred(model, plan.planned_lrs, plan.total_steps, scenario="plan",
                            spec=plan.spec))
     horizon = plan.total_steps or None
-    if horizon and horizon > plan.now:
+    if horizon and horizon > plan.now and sc.has_stable_phase(plan):
         preds.append(_pred(model, sc.stable_lrs(plan, horizon), horizon,
                            scenario="constant", what="no cooldown: the stable LR held"))
     L = sc.cooldown_length(cooldown_length, plan.now)

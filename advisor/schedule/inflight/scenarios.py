@@ -25,6 +25,11 @@ SHAPES = ("linear", "1-sqrt", "cosine")
 DEFAULT_COOLDOWN = 0.2        # fraction of the resulting run (Hagele et al. 2024)
 
 
+def has_stable_phase(plan) -> bool:
+    """Whether the plan holds its LR before decaying (WSD, step, constant; or no plan)."""
+    return plan.spec is None or parse_schedule(plan.spec).family in ("wsd", "step", "constant")
+
+
 def stable_lrs(plan, until: int) -> np.ndarray:
     """LRs of steps 0..until continuing the run's stable phase (see module docstring)."""
     now = plan.now
