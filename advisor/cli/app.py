@@ -6,7 +6,8 @@ Every :class:`~advisor.errors.AdvisorError` becomes one line on stderr and exit 
 
 Exit codes: 0 success; 1 a check failed (check-spectral), a sweep with failed runs, or an
 internal error; 2 bad input or environment (a usage error, a missing dependency, an
-unwritable output); 130 interrupted.
+unwritable output); 3 inconclusive (check-spectral); 4 a loss spike or divergence found
+(run); 130 interrupted.
 """
 from __future__ import annotations
 
