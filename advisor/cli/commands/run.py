@@ -22,8 +22,8 @@ from advisor.errors import AdvisorError
 @click.option("--peak-lr", type=float, default=None,
               help="default: inferred from the log's LR column")
 @click.option("--law", "law_path", type=click.Path(), default=None,
-              help="prior: a schedule-law YAML (advisor schedule fit) of this setup, used "
-                   "for decays while the run's LR has been constant")
+              help="prior: a schedule-law YAML (advisor schedule fit) of this setup: its shape "
+                   "is kept, its level fitted on the run (docs/run.md)")
 @click.option("--cooldown-length", type=float, default=None,
               help="cooldown steps (>= 1) or fraction of the resulting run (default 0.2)")
 @click.option("--cooldown-shape", default="linear", show_default=True,

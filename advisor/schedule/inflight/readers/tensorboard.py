@@ -2,8 +2,8 @@
 
 ``path`` is an event file or a folder of them (a run's log dir; sub-folders are not
 merged: point at the run's folder). Needs the ``tensorboard`` package; ``advisor run``
-checks for it before reading (:mod:`advisor.cli.deps`). Scalars come from ``add_scalar`` (simple values) or
-TF2 ``tf.summary.scalar`` (tensors); tags are matched like CSV columns
+checks for it before reading (:mod:`advisor.cli.deps`). Scalars come from ``add_scalar``
+(simple values) or TF2 ``tf.summary.scalar`` (tensors); tags are matched like CSV columns
 (:data:`advisor.schedule.inflight.log.KEYS`), e.g. ``train/loss``, ``train/learning_rate``.
 A step logged twice (a resumed run writes a new file) keeps the last value written.
 """
