@@ -16,7 +16,6 @@ leaves them out, so a spike or a divergence does not drag the expected curve.
 """
 from __future__ import annotations
 
-
 from advisor.schedule.inflight import scenarios as sc
 from advisor.schedule.inflight.forecast import NotPredictable, fit_model
 from advisor.schedule.inflight.health import check_health
