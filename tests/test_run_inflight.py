@@ -274,17 +274,19 @@ def test_a_prior_law_from_pilot_runs_predicts_the_cooldown_of_a_constant_lr_run(
     assert true_final(b["start"], b["shape"]) <= best_true * 1.001
 
 
-def test_growing_grad_norm_is_reported_with_its_remedy_but_is_no_alarm(tmp_path, capsys):
+def test_growing_grad_norm_and_logits_are_reported_with_remedies_but_are_no_alarm(tmp_path,
+                                                                                   capsys):
     spec, T = "cosine:final=0.1,warmup=200", 20000
     steps, lr, loss, _ = law_curve(spec, T, 10000, noise=0.001)
     gn = 0.5 * np.exp(1.5 * np.clip(steps / 10000 - 0.5, 0, None) * 2)   # x4.5 by the end
     path = tmp_path / "run.csv"
-    path.write_text("step,lr,loss,grad_norm\n" + "".join(
-        f"{s},{a},{b},{g}\n" for s, a, b, g in zip(steps, lr, loss, gn)))
+    path.write_text("step,lr,loss,grad_norm,max_logit\n" + "".join(
+        f"{s},{a},{b},{g},{30 * g}\n" for s, a, b, g in zip(steps, lr, loss, gn)))
     code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T), "--no-plot"],
                          capsys)
     assert code == 0, err
     assert "grad norm growing" in out and "weight decay" in out
+    assert "largest logit growing" in out and "QK-layernorm" in out
     # a flat grad norm says nothing
     path.write_text("step,lr,loss,grad_norm\n" + "".join(
         f"{s},{a},{b},0.5\n" for s, a, b in zip(steps, lr, loss)))

@@ -42,13 +42,15 @@ from advisor.errors import AdvisorError
 @click.option("--loss-key", default=None, help="log column/key/tag of the training loss")
 @click.option("--lr-key", default=None, help="log column/key/tag of the LR")
 @click.option("--grad-norm-key", default=None, help="log column/key/tag of the grad norm")
+@click.option("--logit-key", default=None,
+              help="log column/key/tag of the largest (attention or output) logit")
 @click.option("--plot", "plot_path", default="run-forecast.png", show_default=True,
               type=click.Path(), help="PNG: the curve, the fit, the forecast band")
 @click.option("--no-plot", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="print the whole analysis as JSON")
 def run(log, fmt, spec, steps, peak_lr, law_path, cooldown_length, cooldown_shape,
         cooldown_final, cooldown_at, extend_to, budget, since, step_key, loss_key, lr_key,
-        grad_norm_key, plot_path, no_plot, as_json):
+        grad_norm_key, logit_key, plot_path, no_plot, as_json):
     """Forecast a run in progress from its LOG and check its health.
 
     LOG: a CSV or JSONL of step, lr, loss (W&B CSV exports too), a Hugging Face
@@ -76,7 +78,8 @@ def run(log, fmt, spec, steps, peak_lr, law_path, cooldown_length, cooldown_shap
     if law_path:
         from advisor.schedule.lawfile import load_schedule_law
         prior = load_schedule_law(law_path)
-    keys = {"step": step_key, "loss": loss_key, "lr": lr_key, "grad_norm": grad_norm_key}
+    keys = {"step": step_key, "loss": loss_key, "lr": lr_key, "grad_norm": grad_norm_key,
+            "logit": logit_key}
     if fmt == "tensorboard" or (fmt == "auto" and Path(log).exists()
                                 and detect(Path(log)) == "tensorboard"):
         from advisor.cli.deps import require
@@ -146,8 +149,9 @@ def _print_report(res) -> None:
     click.echo("health: " + ("ALARM" if h["alarm"] else "ok")
                + f" (band: loss more than {h['threshold_rel']:.2%} above the law)")
     for f in h["findings"]:
-        if f["kind"] == "grad_norm_growth":
-            click.echo(f"  grad norm growing: {f['ratio']:.1f}x since mid-run "
+        if f["kind"] in ("grad_norm_growth", "logit_growth"):
+            what = "grad norm" if f["kind"] == "grad_norm_growth" else "largest logit"
+            click.echo(f"  {what} growing: {f['ratio']:.1f}x since mid-run "
                        f"(last 10% from step {f['start_step']})")
         else:
             rec = (f", back in the band at step {f['recovered_at']}" if f["recovered_at"]

@@ -60,15 +60,16 @@ def analyze(log, plan, prior=None, *, cooldown_length=None, shape: str = "linear
     model = fit_model(curve, plan.peak_lr, prior)
     pred = model.in_sample(curve.steps)
     gn = None if log.grad_norm is None else log.grad_norm[: len(curve.steps)]
+    lg = None if log.logit is None else log.logit[: len(curve.steps)]
     settled = settled_step(curve)
-    health = check_health(curve.steps, curve.loss, pred, gn, since, settled=settled)
+    health = check_health(curve.steps, curve.loss, pred, gn, since, settled=settled, logit=lg)
     if health["above_band"].any():
         mask = ~health["above_band"]
         if mask.sum() >= 8:
             model = fit_model(curve, plan.peak_lr, prior, mask=mask)
             pred = model.in_sample(curve.steps)
             health = check_health(curve.steps, curve.loss, pred, gn, since,
-                                  sigma=model.sigma, settled=settled)
+                                  sigma=model.sigma, settled=settled, logit=lg)
     out = {"now": plan.now, "peak_lr": plan.peak_lr, "lr_from": plan.source_of_lr,
            "schedule": plan.spec, "total_steps": plan.total_steps,
            "model": {"kind": model.kind, "law": model_label(model),

@@ -12,6 +12,7 @@ above the band form an event:
 The gradient norm, where logged, is *growing* when its median over the last 10% of
 logged steps is more than ``GN_GROWTH`` times its median over 20-50% of the steps; a
 grad-norm *spike* is a value above ``GN_SPIKE`` times the running median of 21 points.
+The largest logit, where logged, is checked for growth the same way.
 
 Each finding carries the likely causes and the usual remedies (:data:`ADVICE`).
 :data:`ALARM_EXIT` is the exit code of ``advisor run`` when a spike or divergence is found.
@@ -49,6 +50,12 @@ ADVICE = {
         "usual remedies: check the weight decay (AdamW 0.1 is usual) and gradient "
         "clipping; watch the attention-logit and output-logit norms; lower the LR if the "
         "loss starts to leave the band"),
+    "logit_growth": (
+        "likely causes: attention logits growing without bound (no QK-norm) or output "
+        "logits drifting (no z-loss); both precede loss divergence at high LR (Wortsman "
+        "et al. 2023, arXiv 2309.14322)",
+        "usual remedies: QK-layernorm; a z-loss of about 1e-4 on the output logits; a "
+        "lower peak LR"),
 }
 
 
@@ -77,7 +84,7 @@ def band_flags(loss: np.ndarray, pred: np.ndarray, sigma: float | None = None):
 
 
 def check_health(steps, loss, pred, grad_norm=None, since: int | None = None,
-                 sigma: float | None = None, settled: int = 0) -> dict:
+                 sigma: float | None = None, settled: int = 0, logit=None) -> dict:
     """Findings about a run (see module docstring). ``pred``: the law at ``steps``;
     ``since``: only events ending at or after this step raise the alarm; ``settled``:
     the first step the law is held to (before it, the warmup transient, which no schedule
@@ -97,6 +104,10 @@ def check_health(steps, loss, pred, grad_norm=None, since: int | None = None,
     if gn.get("growing"):
         findings.append({"kind": "grad_norm_growth", "ratio": gn["ratio"],
                          "start_step": gn["late_from"], "last_step": int(steps[-1])})
+    lg = _grad_norm(steps, logit)
+    if lg.get("growing"):
+        findings.append({"kind": "logit_growth", "ratio": lg["ratio"],
+                         "start_step": lg["late_from"], "last_step": int(steps[-1])})
     spike_steps = {f["at_step"] for f in findings if f["kind"] == "spike"}
     for f in findings:
         f["cause"], f["remedy"] = ADVICE[f["kind"]]
@@ -117,6 +128,7 @@ def _spacing(steps) -> int:
 
 
 def _grad_norm(steps, g) -> dict:
+    """Growth (median of the last 10% over that of 20-50%) and spikes of a logged series."""
     if g is None:
         return {}
     g = np.asarray(g, dtype=np.float64)

@@ -28,7 +28,12 @@ KEYS = {
            "optimizer/lr", "lr-AdamW", "train/lr_group_0"),
     "grad_norm": ("grad_norm", "train/grad_norm", "gradient_norm", "grad-norm",
                   "optimizer/grad_norm", "train/gradient_norm"),
+    # the largest attention or output logit, where a trainer logs it (Wortsman et al. 2023)
+    "logit": ("max_logit", "train/max_logit", "max_attn_logit", "attn_logit_max",
+              "logits/max", "output_logit_max", "max_output_logit"),
 }
+#: Optional quantities beside step and loss, in reading order.
+OPTIONAL = ("lr", "grad_norm", "logit")
 MIN_POINTS = 8          # fewer logged losses than this cannot support a fit
 
 
@@ -36,8 +41,8 @@ MIN_POINTS = 8          # fewer logged losses than this cannot support a fit
 class RunLog:
     """One run's log, validated (see :func:`make_log`).
 
-    ``lr`` and ``grad_norm`` are None when the log does not have them, else arrays aligned
-    with ``steps`` (NaN where that row did not log them).
+    ``lr``, ``grad_norm`` and ``logit`` (the largest logit) are None when the log does not
+    have them, else arrays aligned with ``steps`` (NaN where that row did not log them).
     """
 
     steps: np.ndarray
@@ -47,6 +52,7 @@ class RunLog:
     source: str
     fmt: str
     keys: dict = field(default_factory=dict)     # quantity -> the key it was read from
+    logit: np.ndarray | None = None
 
     @property
     def last_step(self) -> int:
@@ -91,7 +97,7 @@ def to_float(v) -> float:
 
 
 def make_log(steps, loss, lr=None, grad_norm=None, *, source: str, fmt: str,
-             keys: dict | None = None, missing=None) -> RunLog:
+             keys: dict | None = None, missing=None, logit=None) -> RunLog:
     """Validate and build a :class:`RunLog`.
 
     Rows whose loss was not logged (``missing`` True: an empty cell, a key absent from a
@@ -104,6 +110,7 @@ def make_log(steps, loss, lr=None, grad_norm=None, *, source: str, fmt: str,
         steps, loss = steps[keep], loss[keep]
         lr = None if lr is None else np.asarray(lr, dtype=np.float64)[keep]
         grad_norm = None if grad_norm is None else np.asarray(grad_norm, dtype=np.float64)[keep]
+        logit = None if logit is None else np.asarray(logit, dtype=np.float64)[keep]
     if len(steps) < MIN_POINTS:
         raise AdvisorError(f"{source}: only {len(steps)} logged losses; a forecast needs at "
                            f"least {MIN_POINTS}")
@@ -129,6 +136,7 @@ def make_log(steps, loss, lr=None, grad_norm=None, *, source: str, fmt: str,
         steps, loss = steps[1:], loss[1:]
         lr = None if lr is None else lr[1:]
         grad_norm = None if grad_norm is None else grad_norm[1:]
+        logit = None if logit is None else logit[1:]
     if lr is not None:
         lr = np.asarray(lr, dtype=np.float64)
         if np.all(np.isnan(lr)):
@@ -139,12 +147,10 @@ def make_log(steps, loss, lr=None, grad_norm=None, *, source: str, fmt: str,
                 raise AdvisorError(f"{source}: the LR column has negative or infinite values")
             if np.nanmax(lr) <= 0:
                 raise AdvisorError(f"{source}: the LR is zero throughout")
-    if grad_norm is not None:
-        grad_norm = np.asarray(grad_norm, dtype=np.float64)
-        if np.all(np.isnan(grad_norm)):
-            grad_norm = None
+    grad_norm, logit = (None if v is None or np.all(np.isnan(np.asarray(v, dtype=np.float64)))
+                        else np.asarray(v, dtype=np.float64) for v in (grad_norm, logit))
     return RunLog(steps=steps, loss=loss, lr=lr, grad_norm=grad_norm, source=source, fmt=fmt,
-                  keys=dict(keys or {}))
+                  keys=dict(keys or {}), logit=logit)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

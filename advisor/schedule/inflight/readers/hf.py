@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from advisor.errors import AdvisorError
-from advisor.schedule.inflight.log import RunLog, pick_key
+from advisor.schedule.inflight.log import OPTIONAL, RunLog, pick_key
 from advisor.schedule.inflight.readers.table import _build
 
 
@@ -30,7 +30,7 @@ def read(path: Path, keys: dict) -> RunLog:
     for e in hist:
         names.update(dict.fromkeys(e))
     cols = {q: pick_key(list(names), q, keys.get(q), str(path))
-            for q in ("step", "loss", "lr", "grad_norm")}
+            for q in ("step", "loss") + OPTIONAL}
     if cols["step"] is None or cols["loss"] is None:
         raise AdvisorError(f"{path}: log_history has no training loss entries (step, loss)")
     recs = [(f"log_history[{i}]", e) for i, e in enumerate(hist) if cols["loss"] in e]

@@ -14,12 +14,12 @@ import math
 from pathlib import Path
 
 from advisor.errors import AdvisorError
-from advisor.schedule.inflight.log import RunLog, make_log, pick_key, to_float
+from advisor.schedule.inflight.log import OPTIONAL, RunLog, make_log, pick_key, to_float
 
 
 def _columns(rows_keys, keys, where):
     out = {}
-    for q in ("step", "loss", "lr", "grad_norm"):
+    for q in ("step", "loss") + OPTIONAL:
         out[q] = pick_key(rows_keys, q, keys.get(q), where)
     if out["step"] is None:
         raise AdvisorError(f"{where}: no step column (looked for step, _step, global_step, "
@@ -31,7 +31,8 @@ def _columns(rows_keys, keys, where):
 
 
 def _build(records, cols, path: Path, fmt: str) -> RunLog:
-    steps, loss, lr, gn, missing = [], [], [], [], []
+    steps, loss, missing = [], [], []
+    opt = {q: [] for q in OPTIONAL}
     for where, rec in records:
         try:
             v = rec.get(cols["loss"])
@@ -39,15 +40,16 @@ def _build(records, cols, path: Path, fmt: str) -> RunLog:
             loss.append(math.nan if missing[-1] else to_float(v))
             s = to_float(rec.get(cols["step"]))
             steps.append(s)
-            lr.append(to_float(rec.get(cols["lr"])) if cols["lr"] else math.nan)
-            gn.append(to_float(rec.get(cols["grad_norm"])) if cols["grad_norm"] else math.nan)
+            for q in OPTIONAL:
+                opt[q].append(to_float(rec.get(cols[q])) if cols[q] else math.nan)
         except (ValueError, TypeError):
             raise AdvisorError(f"{path}, {where}: a value is not a number") from None
         if not missing[-1] and math.isnan(s):
             raise AdvisorError(f"{path}, {where}: a loss without a step")
-    return make_log(steps, loss, lr if cols["lr"] else None,
-                    gn if cols["grad_norm"] else None, source=str(path), fmt=fmt,
-                    keys={k: v for k, v in cols.items() if v}, missing=missing)
+    got = {q: (opt[q] if cols[q] else None) for q in OPTIONAL}
+    return make_log(steps, loss, got["lr"], got["grad_norm"], logit=got["logit"],
+                    source=str(path), fmt=fmt, keys={k: v for k, v in cols.items() if v},
+                    missing=missing)
 
 
 def read_csv(path: Path, keys: dict) -> RunLog:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.schedule.inflight.log import RunLog, make_log, pick_key
+from advisor.schedule.inflight.log import OPTIONAL, RunLog, make_log, pick_key
 
 
 def _scalars(acc, tag) -> dict[int, float]:
@@ -46,13 +46,13 @@ def read(path: Path, keys: dict) -> RunLog:
     names = list(tags.get("scalars", [])) + list(tags.get("tensors", []))
     if not names:
         raise AdvisorError(f"{path}: the event files hold no scalars")
-    cols = {q: pick_key(names, q, keys.get(q), str(path)) for q in ("loss", "lr", "grad_norm")}
+    cols = {q: pick_key(names, q, keys.get(q), str(path)) for q in ("loss",) + OPTIONAL}
     if cols["loss"] is None:
         raise AdvisorError(f"{path}: no loss tag (tags: {', '.join(names[:20])}); name it "
                            f"with --loss-key")
     series = {q: _scalars(acc, t) for q, t in cols.items() if t}
     steps = sorted(series["loss"])
     col = {q: [s.get(st, np.nan) for st in steps] for q, s in series.items()}
-    return make_log(steps, col["loss"], col.get("lr"), col.get("grad_norm"),
+    return make_log(steps, col["loss"], col.get("lr"), col.get("grad_norm"), logit=col.get("logit"),
                     source=str(path), fmt="tensorboard",
                     keys={q: t for q, t in cols.items() if t})
