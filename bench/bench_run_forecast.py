@@ -149,6 +149,37 @@ def test_c(data, cand, lr_ds):
     return metrics(pred, {n: c.final_loss for n, c in held.items()})
 
 
+def health_check(data, say, sizes=(0.02, 0.03, 0.05, 0.10)):
+    """False alarms on the clean public curves (each cut at half and whole), and detection of
+    a one-point spike of each relative size planted at 75% of each whole curve."""
+    from advisor.schedule.inflight.analyze import analyze
+    from advisor.schedule.inflight.log import make_log
+    from advisor.schedule.inflight.plan import make_plan
+
+    def analyse(c, loss, upto):
+        k = c.steps <= upto
+        log = make_log(c.steps[k], loss[k], c.lrs[c.steps[k]], source=c.name, fmt="csv")
+        return analyze(log, make_plan(log))[1]["health"]
+
+    n = alarms = 0
+    hits = dict.fromkeys(sizes, 0)
+    for curves in data.values():
+        for c in curves.values():
+            for frac in (0.5, 1.0):
+                n += 1
+                alarms += bool(analyse(c, c.loss, c.steps[-1] * frac)["findings"])
+            i = int(0.75 * len(c.steps))
+            for x in sizes:
+                y = c.loss.copy()
+                y[i] *= 1 + x
+                h = analyse(c, y, c.steps[-1])
+                hits[x] += any(f["kind"] == "spike" and f["start_step"] == c.steps[i]
+                               for f in h["findings"])
+    m = n // 2
+    say(f"Clean logs: {alarms} of {n} with any finding. Planted one-point spikes found: "
+        + ", ".join(f"+{x:.0%}: {hits[x]} of {m}" for x in sizes) + ".")
+
+
 def fmt(m):
     return f"{m['mean']:.2%} / {m['max']:.2%} | {m['wrong']} of {m['pairs']}"
 
@@ -158,6 +189,8 @@ def main(argv=None):
     ap.add_argument("--out")
     ap.add_argument("--cands", default=",".join(CANDS))
     ap.add_argument("--data", default=str(DATA), help="shared/data/external")
+    ap.add_argument("--health", action="store_true",
+                    help="instead: false alarms and planted-spike detection of the health check")
     args = ap.parse_args(argv)
     global SCHAIPP, MP
     SCHAIPP, MP = Path(args.data) / "schaipp_lr_schedules", Path(args.data) / \
@@ -169,6 +202,11 @@ def main(argv=None):
         lines.append(s)
 
     data = datasets()
+    if args.health:
+        health_check(data, say)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return
     cands = args.cands.split(",")
     A, AP, B = {}, {}, {}
     t0 = time.time()
