@@ -78,9 +78,9 @@ def make_plan(log: RunLog, spec: str | None = None, total_steps: int | None = No
 
     if peak_lr is not None and not peak_lr > 0:
         raise AdvisorError(f"--peak-lr must be positive, got {peak_lr}")
-    if total_steps is None and spec is not None:
-        total_steps = log.keys.get("max_steps")
-        if total_steps is None:
+    if total_steps is None:
+        total_steps = log.keys.get("max_steps")      # a Hugging Face log's planned horizon
+        if total_steps is None and spec is not None:
             raise AdvisorError("--schedule needs --steps, the planned number of optimizer steps")
     if total_steps is not None and total_steps < log.last_step:
         raise AdvisorError(f"--steps {total_steps} is before the last logged step "
