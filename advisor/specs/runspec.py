@@ -14,14 +14,15 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from advisor.errors import AdvisorError
-from advisor.rules.optim_rules import WD_WIDTH_RULES
+from advisor.rules.optim_rules import WD_COUPLINGS, WD_WIDTH_RULES
 
 # Settings that change how a run is executed but not its result: not part of the run id.
 _NOT_IN_ID = {"stack", "compile"}
 # Settings added after runs were stored: left out of the id while at their default, so the
 # ids of earlier runs (which predate them) do not change.
 _ID_IF_NOT_DEFAULT = {"muon_convention": "spectral", "muon_momentum": 0.95,
-                      "muon_nesterov": True, "muon_ns_steps": 5, "wd_rule": "mup"}
+                      "muon_nesterov": True, "muon_ns_steps": 5, "wd_rule": "mup",
+                      "wd_coupling": "lr"}
 
 
 # RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
@@ -74,6 +75,9 @@ class RunSpec:
     compile: str = "auto"         # auto (CUDA only) | always | never
     wd_rule: str = "mup"          # optimizer muadamw: hidden matrices' weight-decay width rule,
                                   # mup | sqrt | none (advisor.rules.optim_rules.WD_WIDTH_RULES)
+    wd_coupling: str = "lr"       # AdamW decay per step: "lr" = lr_t * weight_decay (torch's
+                                  # AdamW), "independent" = schedule_t * weight_decay, not
+                                  # scaled by the LR (Wortsman et al. 2023 section 3.3.2)
 
     def __post_init__(self):
         def bad(msg):
@@ -121,6 +125,11 @@ class RunSpec:
             bad(f"wd_rule {self.wd_rule!r} is a muP width rule for AdamW's hidden matrices: it "
                 f"needs optimizer muadamw and parameterization mup (got {self.optimizer}, "
                 f"{self.parameterization}); leave it at mup otherwise")
+        if self.wd_coupling not in WD_COUPLINGS:
+            bad(f"wd_coupling must be one of {', '.join(WD_COUPLINGS)}, got {self.wd_coupling!r}")
+        if self.wd_coupling != "lr" and (self.wd_rule != "mup" or self.optimizer == "muon"):
+            bad("wd_coupling independent fixes the decay per step itself: it needs wd_rule mup "
+                "and an AdamW optimizer (muadamw or adamw)")
         if self.compile not in ("auto", "always", "never"):
             bad(f"compile must be auto, always or never, got {self.compile!r}")
         if self.tokens < self.batch_size * self.seq_len:

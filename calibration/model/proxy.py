@@ -40,7 +40,8 @@ import torch.nn.functional as F
 
 from advisor.errors import AdvisorError
 from advisor.rules.optim_rules import (MUON_DEFAULTS, check_muon_alpha, check_muon_convention,
-                                 check_wd_rule, group_multipliers, muon_torch_group)
+                                 check_wd_rule, group_multipliers, independent_torch_wd,
+                                 muon_torch_group)
 # The configuration is pure data in advisor/ (torch-free); re-exported for the model's users.
 from advisor.specs.proxyspec import ProxyConfig, flops_per_token, load_family  # noqa: F401
 
@@ -84,7 +85,8 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(cfg.d_head, cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(cfg.d_head, cfg.norm_eps) if cfg.qk_norm else None
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, probe: bool = False):
+        """The attention branch; with ``probe`` also its largest pre-softmax logit."""
         B, T, C = x.shape
         q, k, v = (lin(x).view(B, T, self.heads, self.d_head).transpose(1, 2)
                    for lin in (self.q, self.k, self.v))
@@ -92,7 +94,18 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
-        return self.o(y.transpose(1, 2).reshape(B, T, C))
+        out = self.o(y.transpose(1, 2).reshape(B, T, C))
+        return (out, max_attention_logit(q, k, self.scale)) if probe else out
+
+
+def max_attention_logit(q, k, scale: float):
+    """The largest causal attention logit q.k * scale over batch, heads and positions (a 0-d
+    tensor): the quantity whose growth with LR and width Wortsman et al. 2023 (arXiv
+    2309.14322, section 3.1) tie to attention-entropy collapse. Materialises (B, H, T, T)."""
+    T = q.shape[-2]
+    logits = (q.float() @ k.float().transpose(-1, -2)) * scale
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    return logits.masked_fill(~causal, float("-inf")).amax()
 
 
 class SwiGLU(nn.Module):
@@ -115,9 +128,12 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg)
         self.branch_mult = cfg.residual_mult
 
-    def forward(self, x, cos, sin):
-        x = x + self.branch_mult * self.attn(self.attn_norm(x), cos, sin)
-        return x + self.branch_mult * self.mlp(self.mlp_norm(x))
+    def forward(self, x, cos, sin, probe: bool = False):
+        a = self.attn(self.attn_norm(x), cos, sin, probe=probe)
+        a, logit_max = a if probe else (a, None)
+        x = x + self.branch_mult * a
+        x = x + self.branch_mult * self.mlp(self.mlp_norm(x))
+        return (x, logit_max) if probe else x
 
 
 class ProxyLM(nn.Module):
@@ -146,14 +162,21 @@ class ProxyLM(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
-    def forward(self, idx):
+    def forward(self, idx, probe: bool = False):
+        """Logits (B, T, vocab); with ``probe``, (logits, the largest attention logit of each
+        layer as a (depth,) tensor) (calibration.stability_probe reads them)."""
         x = self.embed(idx)
+        maxima = []
         for block in self.blocks:
-            x = block(x, self.rope_cos, self.rope_sin)
+            x = block(x, self.rope_cos, self.rope_sin, probe=probe)
+            if probe:
+                x, m = x
+                maxima.append(m)
         x = self.norm(x)
         if self.cfg.readout_kind == "sp" and self.cfg.output_mult != 1.0:
             x = x * self.cfg.output_mult
-        return self.readout(x)  # MuReadout applies output_mult / m itself
+        logits = self.readout(x)  # MuReadout applies output_mult / m itself
+        return (logits, torch.stack(maxima)) if probe else logits
 
     def hidden_matrices(self):
         """(name, parameter) of the matrices whose both dimensions grow with width."""
@@ -248,7 +271,7 @@ def _unique_params(model: ProxyLM):
 
 def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,
                      weight_decay: float, eps: float, width_rule: str,
-                     wd_rule: str = "mup") -> None:
+                     wd_rule: str = "mup", wd_coupling: str = "lr") -> None:
     """Put ``p`` into the AdamW group (in ``groups``, keyed by its settings) that
     ``advisor.rules.optim_rules.group_multipliers`` gives it: LR, weight decay (matrices only) and
     eps; the fan-in width multiplier is read off mup's ``infshape`` for matrices with two
@@ -259,6 +282,8 @@ def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,
     rule = group_multipliers(group, fan_in_mult, cfg.depth_mult, cfg.alpha, width_rule,
                              wd_rule=wd_rule)
     wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
+    if wd_coupling == "independent" and wd > 0:      # decay per step schedule_t * weight_decay
+        wd = independent_torch_wd(weight_decay, lr * rule.lr)
     key = (group, lr * rule.lr, wd, eps * rule.eps)
     g = groups.setdefault(key, {"params": [], "lr": key[1], "weight_decay": key[2],
                                 "eps": key[3], "group": group})
@@ -267,7 +292,7 @@ def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,
 
 def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: float = 0.0,
                     betas=(0.9, 0.95), eps: float = 1e-8, kind: str = "muadamw",
-                    muon: dict | None = None, wd_rule: str = "mup"):
+                    muon: dict | None = None, wd_rule: str = "mup", wd_coupling: str = "lr"):
     """AdamW with per-group LR, weight decay and eps from ``advisor.rules.optim_rules``.
 
     ``kind="muadamw"``: muP's width rules for a muP model (what ``mup.MuAdamW`` gives: hidden
@@ -279,7 +304,9 @@ def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: f
     (``cfg.depth_alpha``) apply to both. Weight decay is decoupled (torch's AdamW: weights x
     (1 - lr_group * wd_group) per step) and applied to matrices only, not to norm gains.
     ``lr`` is the base model's peak LR; each group's ``initial_lr`` is its peak LR, which the
-    schedule multiplies. ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its
+    schedule multiplies. ``wd_coupling="independent"``: the matrices' decay per step is
+    schedule_t * ``weight_decay`` instead of lr_t * ``weight_decay``
+    (``advisor.optim_rules.WD_COUPLINGS``). ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its
     settings; ``wd_rule`` must be "mup": Muon's decay per step is lr*wd at every width).
     """
     check_wd_rule(wd_rule)
@@ -294,7 +321,8 @@ def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: f
         _refuse_wd_rule(wd_rule, "a model or optimizer without muP's width rules")
     groups: dict = {}
     for _name, p, group in _unique_params(model):
-        _add_adamw_param(groups, p, group, cfg, lr, weight_decay, eps, width_rule, wd_rule)
+        _add_adamw_param(groups, p, group, cfg, lr, weight_decay, eps, width_rule, wd_rule,
+                         wd_coupling)
     fused = {}
     if next(model.parameters()).is_cuda:
         fused = {"fused": True}

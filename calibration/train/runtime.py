@@ -178,3 +178,7 @@ class RunTracker:
         c["train_loss"].append(self.since / self.since_n if self.since_n else math.nan)
         c["val_loss"].append(val)
         self.since, self.since_n = 0.0, 0
+
+    def add_probes(self, step: int, values: dict) -> None:
+        """Keep the stability probes of ``step`` (calibration.stability_probe) as diagnostics."""
+        self.result.diagnostics.extend((step, name, float(v)) for name, v in values.items())

@@ -24,6 +24,8 @@ from advisor.errors import AdvisorError
 from advisor.specs.runspec import RunSpec
 from calibration.train.runtime import (MultiplierStream, RunResult, RunTracker, autocast_for,
                                  batch_sampler, heldout_loss, wants_compile)
+from calibration.train.stability_probe import enabled as probes_enabled
+from calibration.train.stability_probe import probe_batch, single_run_probe
 
 
 def _evaluate(model, data, spec, device, autocast) -> float:
@@ -74,7 +76,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         result.n_params, result.n_params_non_embedding = count_params(model)
         opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,
                               betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer,
-                              muon=spec.muon_settings(), wd_rule=spec.wd_rule)
+                              muon=spec.muon_settings(), wd_rule=spec.wd_rule,
+                              wd_coupling=spec.wd_coupling)
         is_cuda = str(device).startswith("cuda")
         fwd = model
         compiled = wants_compile(spec, device)
@@ -84,6 +87,7 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         mults = MultiplierStream(spec.schedule, spec.steps)
         sampler = batch_sampler(data, spec)
         tracker = RunTracker(spec, result)
+        probe_x = probe_batch(data, spec, device) if probes_enabled() else None
         for step in range(1, spec.steps + 1):
             ts = time.perf_counter()
             if startup is None:
@@ -118,6 +122,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
                 val = (_evaluate(fwd, data, spec, device, autocast)
                        if tracker.status == "finished" else math.nan)
                 tracker.add_curve_point(step, lr_mult, val)
+                if probe_x is not None and tracker.status == "finished":
+                    tracker.add_probes(step, single_run_probe(model, opt, probe_x, autocast))
             if tracker.status == "diverged":
                 break
         result.status = tracker.status

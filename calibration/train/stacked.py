@@ -48,6 +48,8 @@ from advisor.errors import AdvisorError
 from advisor.specs.runspec import stack_key
 from calibration.train.runtime import (MultiplierStream, RunTracker, autocast_for, batch_sampler,
                                  heldout_loss, wants_compile)
+from calibration.train.stability_probe import enabled as probes_enabled
+from calibration.train.stability_probe import probe_batch, stacked_probe
 from calibration.train.stacked_optim import adam_update, stacked_optimizer
 
 # Upper bound on members per stack where memory does not decide (CPU, or many tiny models):
@@ -151,7 +153,7 @@ class StackedModel:
         """``fn(forward, *extra)`` vmapped over members, as ``g(params, buffers, *extra)``.
 
         For each member k, ``fn`` gets ``forward`` (runs member k's model: token ids ->
-        logits) and its extras; the first ``batched_extra`` extras carry a leading member
+        logits; keywords go to the model's forward, e.g. ``probe=True``) and its extras; the first ``batched_extra`` extras carry a leading member
         axis, the next ``shared_extra`` are shared by all members. ``params`` is
         ``self.params`` or a subset of members of it (same names); ``buffers`` is
         ``self.buffers``. The returned function is pure, so ``torch.compile`` can trace it.
@@ -161,8 +163,8 @@ class StackedModel:
         skeleton = self.skeleton
 
         def per_member(params, buffers, *extra):
-            def forward(x):
-                return functional_call(skeleton, (params, buffers), (x,))
+            def forward(x, **kw):
+                return functional_call(skeleton, (params, buffers), (x,), kw)
             return fn(forward, *extra)
 
         in_dims = (0, dict(self.buffer_dims)) + (0,) * batched_extra + (None,) * shared_extra
@@ -248,7 +250,8 @@ class _Stack:
             opts.append(build_optimizer(m, cfg, spec.lr, spec.weight_decay,
                                         betas=(spec.beta1, spec.beta2), eps=spec.eps,
                                         kind=spec.optimizer, muon=spec.muon_settings(),
-                                        wd_rule=spec.wd_rule))
+                                        wd_rule=spec.wd_rule,
+                                        wd_coupling=spec.wd_coupling))
             models.append(m)
         self.n_params = count_params(models[0])
         member_params = [dict(m.named_parameters()) for m in models]
@@ -289,6 +292,7 @@ class _Stack:
 
         self.loss_fn = self.model.vmapped(member_loss, batched_extra=2)
         self.eval_fn = self.model.vmapped(member_eval, batched_extra=0, shared_extra=2)
+        self.probe_x = probe_batch(data, spec0, device) if probes_enabled() else None
         self.compiled = None
         if want and compile_ok:
             # $ADVISOR_STACK_COMPILE_MODE picks torch.compile's mode for the forward and
@@ -486,6 +490,10 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
                     for k in points:
                         mult = stack.mult(k, s)
                         logs[k].add_curve_point(s, mult, vals.get(k, math.nan))
+                    if finished and stack.probe_x is not None:
+                        for k, rows in zip(finished, stacked_probe(stack, finished,
+                                                                   stack.probe_x)):
+                            logs[k].add_probes(s, rows)
                 for k in ending:
                     logs[k].result.status = logs[k].status
                     c = logs[k].result.curve
