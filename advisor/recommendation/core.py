@@ -30,6 +30,7 @@ from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, Exces
                                 ParamsForLaws, PublishedNearest, QuantityUncertainty,
                                 ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
 from advisor.specs.shapes import Shape, load_family, shape_for_params
+from advisor.recommendation.stability import StabilityBlock, StabilityInputs, stability_block
 
 DEFAULT_LAW = "optima-fit"        # laws of tuned optima; best held out by setup (docs/conditional.md)
 TRUST_FALLBACK_LAW = "evidence-fit"   # whose trust.yaml spread a law without its own falls back to
@@ -68,6 +69,7 @@ class Recommendation:
     depth: DepthView | None = None           # advisor.recommendation.depth_view: the depth rules
     given: dict | None = None                # the user's fixed choices and what they cost
     batch_plan: "BatchPlan | None" = None    # advisor.recommendation.batch_plan
+    stability: StabilityBlock | None = None  # advisor.recommendation.stability: margin to the largest stable LR
 
     def to_dict(self) -> dict:
         return {key: plain(val) for key, val in self.__dict__.items()}
@@ -334,13 +336,15 @@ class Inputs:
     wd_rule_warning: str | None = None   # set when --wd-rule contradicts the law set's rule
     fixed: dict = field(default_factory=dict)   # the user's fixed choices (conditional.parse_fixed)
     devices: tuple = (None, None, None)   # advisor.recommendation.batch_plan.parse_device_options
+    stability: StabilityInputs | None = None   # advisor.recommendation.stability: architecture, own sweep
 
 
 def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                    law: str = DEFAULT_LAW, laws_file=None, family: str = DEFAULT_FAMILY,
                    base_width=None, schedule_law=None, model_spec=None, base_depth=None,
                    depth_alpha=None, wd_rule: str | None = None, devices=None,
-                   micro_batch=None, batch_ramp=None, **fixed) -> Inputs:
+                   micro_batch=None, batch_ramp=None,
+                   stability: StabilityInputs | None = None, **fixed) -> Inputs:
     """Parse the options and read every file :func:`compute` needs (arguments: see
     :func:`recommend`). Raises AdvisorError (one line) on bad input."""
     from advisor.recommendation.batch_plan import parse_device_options
@@ -387,7 +391,7 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         base_depth=base_depth, depth_alpha=alpha, wd_rule=wd_rule,
         schedule_law=None if schedule_law is None else str(schedule_law),
         wd_rule_origin=wd_origin, wd_rule_warning=wd_warning, fixed=fixed,
-        devices=device_opts)
+        devices=device_opts, stability=stability)
 
 
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
@@ -396,7 +400,8 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               model_spec=None, base_depth=None, depth_alpha=None,
               wd_rule: str | None = None, batch_tokens=None, batch_size=None, lr=None,
               beta2=None, weight_decay=None, warmup=None, schedule=None, devices=None,
-              micro_batch=None, batch_ramp=None) -> Recommendation:
+              micro_batch=None, batch_ramp=None,
+              stability: StabilityInputs | None = None) -> Recommendation:
     """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
 
     Any subset of the user's fixed choices may be given; the rest is the optimum given them
@@ -433,10 +438,13 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
             accumulation, the law's batch rounded to it with the cost stated.
         batch_ramp: doublings of a batch warmup ending at the planned batch (Merrill et al.
             2025), or None.
+        stability: the stability block's inputs (``advisor.recommendation.stability.StabilityInputs``: the
+            architecture's QK-norm fields, a stability sweep summary); default: none known.
     """
     return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
                                   base_width, schedule_law, model_spec, base_depth,
                                   depth_alpha, wd_rule, devices, micro_batch, batch_ramp,
+                                  stability=stability,
                                   batch_tokens=batch_tokens, batch_size=batch_size, lr=lr,
                                   beta2=beta2, weight_decay=weight_decay, warmup=warmup,
                                   schedule=schedule))
@@ -719,7 +727,9 @@ def compute(inp: Inputs) -> Recommendation:
                              note="a loss on the law's own corpus and tokenizer; compare "
                                   "across runs of one setup only"),
         law=law_info, warnings=warnings, depth=depth, given=given,
-        batch_plan=_plan_views(inp, plan, rows, D, warnings))
+        batch_plan=_plan_views(inp, plan, rows, D, warnings),
+        stability=stability_block(_sig(lr), float(shape.params_non_embedding), shape.d_model,
+                                  warm, total, optimizer.eps, inp.stability))
 
 
 def _plan_views(inp: Inputs, plan, rows: list, D: float, warnings: list):

@@ -84,7 +84,7 @@ WD_WIDTH_RULES = {"mup": 1.0, "sqrt": 0.5, "none": 0.0}
 # How AdamW's decay per step relates to the LR: "lr" multiplies weights by 1 - lr_t * wd
 # (torch's AdamW, the default), "independent" by 1 - s_t * wd with s_t the schedule multiplier
 # (Loshchilov & Hutter 2019's schedule-only decay; Wortsman et al. 2023, arXiv 2309.14322,
-# section 3.3.2, find it lowers LR sensitivity). The torch coefficient that gives it:
+# section 3.2.2, find it lowers LR sensitivity). The torch coefficient that gives it:
 # wd / peak group LR (independent_torch_wd).
 WD_COUPLINGS = ("lr", "independent")
 

@@ -541,6 +541,16 @@ class ResultsStore:
             "SELECT step, name, value FROM diagnostics WHERE run_id=? ORDER BY step, rowid",
             (run_id,))]
 
+    def diagnostics_by_prefix(self, prefix: str) -> dict:
+        """{run_id: [(step, name, value), ...]} of every diagnostics row whose name starts
+        with ``prefix`` (e.g. the stability probes, ``stab.``), in step order; one query."""
+        out: dict = {}
+        for rid, s, n, v in self._conn.execute(
+                "SELECT run_id, step, name, value FROM diagnostics WHERE substr(name, 1, ?) = ? "
+                "ORDER BY run_id, step, rowid", (len(prefix), prefix)):
+            out.setdefault(rid, []).append((s, n, _nan(v)))
+        return out
+
     def steplaw_rows(self) -> list[dict]:
         """Every run as a row in Step Law's CSV layout (shared/data/external/
         steplaw_dense_lr_bs_loss.csv) plus our own columns; see the module docstring.

@@ -77,7 +77,7 @@ class RunSpec:
                                   # mup | sqrt | none (advisor.rules.optim_rules.WD_WIDTH_RULES)
     wd_coupling: str = "lr"       # AdamW decay per step: "lr" = lr_t * weight_decay (torch's
                                   # AdamW), "independent" = schedule_t * weight_decay, not
-                                  # scaled by the LR (Wortsman et al. 2023 section 3.3.2)
+                                  # scaled by the LR (Wortsman et al. 2023 section 3.2.2)
 
     def __post_init__(self):
         def bad(msg):

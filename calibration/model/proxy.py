@@ -101,7 +101,7 @@ class Attention(nn.Module):
 def max_attention_logit(q, k, scale: float):
     """The largest causal attention logit q.k * scale over batch, heads and positions (a 0-d
     tensor): the quantity whose growth with LR and width Wortsman et al. 2023 (arXiv
-    2309.14322, section 3.1) tie to attention-entropy collapse. Materialises (B, H, T, T)."""
+    2309.14322, section 3.1.1) tie to attention-entropy collapse. Materialises (B, H, T, T)."""
     T = q.shape[-2]
     logits = (q.float() @ k.float().transpose(-1, -2)) * scale
     causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()

@@ -4,16 +4,16 @@ Wortsman et al. 2023 ("Small-scale proxies for large-scale Transformer training
 instabilities", arXiv:2309.14322) follow three quantities that precede a divergence:
 
 * the **largest attention logit** of each layer (q.k x softmax scale, before the softmax;
-  their section 3.1: without QK-layernorm it grows with LR and width until attention
+  their section 3.1.1: without QK-layernorm it grows with LR and width until attention
   collapses onto one token);
 * the **output log-partition** log Z = logsumexp(logits) per token, mean and max (section
-  3.2: without z-loss it drifts far from 0, and the loss diverges once the logits' offset
+  3.1.2: without z-loss it drifts far from 0, and the loss diverges once the logits' offset
   swamps float precision);
 * the **gradient RMS per parameter group against AdamW's epsilon** and the RMS of the Adam
   direction m_hat / (sqrt(v_hat) + eps) (section 3.4: when the gradient RMS falls to the
   order of eps, the update shrinks below its intended size; 1 means eps is negligible).
 
-All are recorded at each curve point of a run (``calibration.runtime.RunTracker``), for single
+All are recorded at each curve point of a run (``calibration.train.runtime.RunTracker``), for single
 and stacked runs alike, as diagnostics rows (step, name, value) of the results store
 (``advisor.runs.store``; names :data:`NAMES` below, read back by ``advisor.runs.stability_data``). The
 forward quantities come from one extra forward pass on the first :data:`PROBE_SEQUENCES`

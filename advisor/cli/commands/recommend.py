@@ -48,6 +48,10 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
               help="A Hugging Face config.json of the real model: its parameter counts (exact for "
                    "model types llama, mistral, qwen2, qwen3, gpt2, gpt_neox) "
                    "(vocabulary, tying, GQA key/value heads).")
+@click.option("--stability-sweep", type=click.Path(dir_okay=False), default=None,
+              help="A stability sweep summary (python -m calibration.analyze.stability_summary STORE "
+                   "--json FILE) for the stability block; default: published evidence "
+                   "(docs/stability.md).")
 @click.option("--d-model", default=None, help="Real model width (with --n-layers, --n-heads).")
 @click.option("--n-layers", default=None, help="Real model depth.")
 @click.option("--n-heads", default=None, help="Attention heads.")
@@ -88,7 +92,8 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
               fmt, output, base_depth=None, depth_alpha=None, optimizer_name="adamw",
               muon_convention="match_rms_adamw", wd_rule=None, batch_tokens=None,
               batch_size=None, fixed_lr=None, beta2=None, weight_decay=None, warmup=None,
-              schedule=None, devices=None, micro_batch=None, batch_ramp=None):
+              schedule=None, devices=None, micro_batch=None, batch_ramp=None,
+              stability_sweep=None):
     """Recommend LR, weight decay, batch size, warmup and schedule for a model size.
 
     Every value carries its unit and its source; warnings say where a law is extrapolated
@@ -98,6 +103,7 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
     """
     from advisor.specs.modelspec import spec_from_hf_config, spec_from_options
     from advisor.common.outputs import atomic_write_text, check_output_file
+    from advisor.recommendation.stability import stability_inputs
 
     if output:
         check_output_file(output, "config")
@@ -107,13 +113,14 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
         if spec is not None:
             raise AdvisorError("give --hf-config or --d-model/--n-layers/--n-heads, not both")
         spec = spec_from_hf_config(hf_config)
+    stability = stability_inputs(hf_config, stability_sweep)
     rec = _recommend(params, tokens=tokens, seq_len=seq_len, law=law, laws_file=laws_file,
                      family=family, base_width=base_width, schedule_law=schedule_law,
                      model_spec=spec, base_depth=base_depth, depth_alpha=depth_alpha,
                      wd_rule=wd_rule, batch_tokens=batch_tokens, batch_size=batch_size,
                      lr=fixed_lr, beta2=beta2, weight_decay=weight_decay, warmup=warmup,
                      schedule=schedule, devices=devices, micro_batch=micro_batch,
-                     batch_ramp=batch_ramp)
+                     batch_ramp=batch_ramp, stability=stability)
     if optimizer_name == "muon":
         from advisor.recommendation.muon_view import with_muon
         rec = with_muon(rec, muon_convention)

@@ -1,0 +1,403 @@
+"""Stability sweep summary: LR sensitivity, largest stable LR and its width law, attention-logit
+growth, log-partition and the AdamW-epsilon ratio, per arm, from a results store.
+
+Reads a store made by a plan such as ``recipes/plans/cpu-stability.yaml`` (runs with the
+stability probes of ``calibration.train.stability_probe``). An **arm** is what a run changes from the
+base setup (SP, no QK-norm, no z-loss, the most common warmup, AdamW decay lr_t x wd):
+"qk_norm", "z_loss 0.0001", "warmup 80", "indep_wd", "mup", or "base". Definitions (LR
+sensitivity, unstable, largest stable LR) are ``advisor.fit.stability``'s; l0 = ln(vocab) (the
+loss of a uniform prediction, which the proxies' small readout init starts at) and l_cf = the
+held-out unigram cross-entropy under the training data's byte frequencies (the loss of a model
+that ignores context; :func:`context_free_loss`).
+
+Outputs: Markdown tables on stdout, ``--json`` a summary that ``advisor recommend
+--stability-sweep`` reads (per-arm width laws of the largest stable LR and of the max attention
+logit), ``--plot`` a PNG (loss vs LR per arm, one line per width, unstable points crossed).
+
+    python -m calibration.analyze.stability_summary runs/cpu-stability --plot stability.png \\
+        --json stability.json
+
+Units: LRs are peak LRs (base LRs for the muP arm); losses in nats per token (here bytes);
+widths in channels; slopes in log2 units (octaves per doubling of width).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from advisor.errors import AdvisorError
+from advisor.fit.stability import (fit_line, fit_linear, instability_level, lr_sensitivity,
+                                   stability_edge)
+
+SCHEMA = "hp-advisor/stability-sweep/v1"
+EPS_BITE_RATIO = 10.0      # grad RMS / eps below which eps shrinks Adam's update by >= ~9%
+GROWTH_FLAG = 0.25         # attention-logit slope (log2 per doubling of width) that is flagged
+
+
+def context_free_loss(data) -> float:
+    """Held-out cross-entropy (nats/token) of the training data's unigram distribution (add-one
+    smoothed): what a model that ignores context reaches."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(data.train), minlength=data.vocab_size).astype(float) + 1.0
+    logp = np.log(counts / counts.sum())
+    val = np.bincount(np.asarray(data.val), minlength=data.vocab_size).astype(float)
+    return float(-(val * logp).sum() / val.sum())
+
+
+def _warmup(schedule: str) -> int | None:
+    m = re.search(r"warmup=(\d+)", str(schedule))
+    return int(m.group(1)) if m else None
+
+
+def arm_of(settings: dict, base_warmup) -> str:
+    """The arm of a run: its differences from the base setup, joined by ' + ', or 'base'."""
+    model = dict(settings.get("model") or {})
+    parts = []
+    if settings.get("parameterization", "mup") == "mup":
+        parts.append("mup")
+    if model.get("qk_norm"):
+        parts.append("qk_norm")
+    if float(model.get("z_loss", 0.0) or 0.0) > 0:
+        parts.append(f"z_loss {float(model['z_loss']):g}")
+    w = _warmup(settings.get("schedule", ""))
+    if w is not None and base_warmup is not None and w != base_warmup:
+        parts.append(f"warmup {w}")
+    if settings.get("wd_coupling", "lr") != "lr":
+        parts.append("indep_wd")
+    return " + ".join(parts) or "base"
+
+
+@dataclass
+class Point:
+    """One run's final numbers (losses +inf when unstable by divergence)."""
+
+    arm: str
+    width: int
+    seed: int
+    lr: float
+    loss: float
+    probes: dict = field(default_factory=dict)   # name -> value at the last probed step
+
+
+def points_from_store(store) -> list[Point]:
+    """Every finished or diverged run as a :class:`Point` with its last stability probes."""
+    runs = [r for r in store.runs() if r.status != "failed"]
+    if not runs:
+        raise AdvisorError("no finished or diverged runs in the store")
+    warmups = Counter(_warmup(r.settings.get("schedule", "")) for r in runs)
+    base_warmup = warmups.most_common(1)[0][0]
+    probes = store.diagnostics_by_prefix("stab.")
+    out = []
+    for r in runs:
+        loss = r.final_val_loss if r.status == "finished" else math.inf
+        loss = loss if loss is not None and math.isfinite(loss) else math.inf
+        rows = probes.get(r.run_id, [])
+        last = {}
+        if rows:
+            step = max(s for s, _, _ in rows)
+            last = {n: v for s, n, v in rows if s == step and math.isfinite(v)}
+        out.append(Point(arm_of(r.settings, base_warmup), int(r.settings["width"]),
+                         int(r.settings.get("seed", 0)), float(r.settings["lr"]), loss, last))
+    return out
+
+
+def _attn_max(p: Point) -> float:
+    vals = [v for n, v in p.probes.items() if n.startswith("stab.attn_max.")]
+    return max(vals) if vals else math.nan
+
+
+def _curve(points) -> tuple:
+    by_lr = defaultdict(list)
+    for p in points:
+        by_lr[p.lr].append(p.loss)
+    return tuple((lr, (sum(v) / len(v)) if all(math.isfinite(x) for x in v) else math.inf)
+                 for lr, v in sorted(by_lr.items()))
+
+
+def summarise(points: list[Point], context_free: float, loss_init: float,
+              heldout_width: int | None = None) -> dict:
+    """Everything the tables, plot and JSON show (see the module docstring).
+
+    ``heldout_width``: a width left out of each arm's largest-stable-LR fit and predicted
+    (default: the largest width of the base arm when it has 4 or more widths)."""
+    cells = defaultdict(list)
+    for p in points:
+        cells[(p.arm, p.width, p.seed)].append(p)
+    arms = sorted({p.arm for p in points}, key=lambda a: (a != "base", a))
+    lrs_common = None
+    for a in arms:
+        s = {p.lr for p in points if p.arm == a}
+        lrs_common = s if lrs_common is None else lrs_common & s
+    out = {"schema": SCHEMA, "context_free_loss": context_free, "loss_init": loss_init,
+           "arms": {}}
+    for arm in arms:
+        widths = sorted({p.width for p in points if p.arm == arm})
+        rows = []
+        for w in widths:
+            seeds = sorted({p.seed for p in points if p.arm == arm and p.width == w})
+            mean_curve = _curve([p for p in points if p.arm == arm and p.width == w])
+            finite = [y for _, y in mean_curve if math.isfinite(y)]
+            best = min(finite) if finite else math.nan
+            level = instability_level(best, context_free)
+            per_seed = []
+            for s in seeds:
+                c = _curve(cells[(arm, w, s)])
+                sc = tuple(pt for pt in c if pt[0] in lrs_common)
+                e = stability_edge(c, instability_level(min(y for _, y in c if math.isfinite(y)),
+                                                        context_free))
+                per_seed.append({"seed": s, "sensitivity": lr_sensitivity(sc, loss_init),
+                                 "crossing": e.crossing, "first_unstable": e.first_unstable,
+                                 "censored": e.censored})
+            edge = stability_edge(mean_curve, level)
+            unstable = {lr for lr, y in mean_curve if not math.isfinite(y) or y > level}
+            rows.append({
+                "width": w, "seeds": seeds, "curve": mean_curve, "best_loss": best,
+                "best_lr": min(mean_curve, key=lambda q: q[1])[0] if finite else math.nan,
+                "level": level, "unstable_lrs": sorted(unstable),
+                "first_unstable": edge.first_unstable, "crossing": edge.crossing,
+                "censored": edge.censored, "per_seed": per_seed,
+                "sensitivity": _mean([d["sensitivity"] for d in per_seed]),
+                "attn": {lr: _geo([_attn_max(p) for p in points if p.arm == arm and
+                                   p.width == w and p.lr == lr]) for lr, _ in mean_curve},
+                "lse_mean": {lr: _mean([p.probes.get("stab.lse_mean", math.nan) for p in points
+                                        if p.arm == arm and p.width == w and p.lr == lr])
+                             for lr, _ in mean_curve},
+                "eps_ratio": _eps_ratios([p for p in points if p.arm == arm and p.width == w]),
+            })
+        out["arms"][arm] = {"widths": widths, "rows": rows,
+                            "law": _stable_law(rows, heldout_width if arm == "base" else None),
+                            "attn_growth": _attn_growth(points, arm)}
+    return out
+
+
+def _mean(v):
+    v = [x for x in v if math.isfinite(x)]
+    return sum(v) / len(v) if v else math.nan
+
+
+def _geo(v):
+    v = [x for x in v if math.isfinite(x) and x > 0]
+    return 2 ** (sum(math.log2(x) for x in v) / len(v)) if v else math.nan
+
+
+def _eps_ratios(points) -> dict:
+    """{group: geometric mean over the finished runs of grad RMS / eps} at the last probe."""
+    out = defaultdict(list)
+    for p in points:
+        for n, v in p.probes.items():
+            if n.startswith("stab.grad_rms."):
+                g = n[len("stab.grad_rms."):]
+                eps = p.probes.get(f"stab.eps.{g}")
+                if eps and v > 0:
+                    out[g].append(v / eps)
+    return {g: _geo(v) for g, v in sorted(out.items())}
+
+
+def _stable_law(rows, heldout: int | None) -> dict:
+    """log2 largest stable LR = a + b log2 width over seeds' crossings; with ``heldout``, also
+    fitted without that width and checked against its observed crossing."""
+    pts = [(math.log2(r["width"]), math.log2(d["crossing"])) for r in rows for d in r["per_seed"]
+           if not d["censored"] and math.isfinite(d["crossing"])]
+    censored = [r["width"] for r in rows if any(d["censored"] for d in r["per_seed"])]
+    law = {"censored_widths": censored, "points": len(pts)}
+    if len({x for x, _ in pts}) >= 2:
+        line = fit_line([x for x, _ in pts], [y for _, y in pts])
+        law["line"] = line.to_dict()
+        law["slope"] = line.b
+    if heldout is not None:
+        train = [(x, y) for x, y in pts if x != math.log2(heldout)]
+        test = [y for x, y in pts if x == math.log2(heldout)]
+        if len({x for x, _ in train}) >= 2 and test:
+            line = fit_line([x for x, _ in train], [y for _, y in train])
+            pred, half = line.predict(math.log2(heldout))
+            obs = sum(test) / len(test)
+            row = next(r for r in rows if r["width"] == heldout)
+            grid = [lr for lr, _ in row["curve"]]
+            pred_first = next((lr for lr in grid if math.log2(lr) > pred), math.nan)
+            law["heldout"] = {
+                "width": heldout, "fit_widths": sorted({int(round(2 ** x)) for x, _ in train}),
+                "slope": line.b, "predicted_log2": pred, "half_width_95": half,
+                "observed_log2": obs, "error_octaves": pred - obs,
+                "predicted_first_unstable": pred_first,
+                "observed_first_unstable": row["first_unstable"],
+                "within_one_grid_step": abs(pred - obs) <= 1.0}
+    return law
+
+
+def _attn_growth(points, arm) -> dict:
+    """Max attention logit against width and LR over the arm's finished runs: the joint fit
+    log2 attn = c + e_w log2 width + e_lr log2 lr, and the width slope at each LR."""
+    pts = [p for p in points if p.arm == arm and math.isfinite(p.loss)
+           and math.isfinite(_attn_max(p)) and _attn_max(p) > 0]
+    out = {"per_lr_slope": {}}
+    if len({p.width for p in pts}) >= 2 and len({p.lr for p in pts}) >= 2 and len(pts) > 4:
+        line = fit_linear([(math.log2(p.width), math.log2(p.lr)) for p in pts],
+                          [math.log2(_attn_max(p)) for p in pts])
+        out["joint"] = line.to_dict()
+    for lr in sorted({p.lr for p in pts}):
+        sub = [p for p in pts if p.lr == lr]
+        if len({p.width for p in sub}) >= 2:
+            line = fit_line([math.log2(p.width) for p in sub], [math.log2(_attn_max(p)) for p in sub])
+            out["per_lr_slope"][lr] = {"slope": line.b, "widths": sorted({p.width for p in sub})}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------
+
+def _p2(lr: float) -> str:
+    if not math.isfinite(lr):
+        return "-"
+    k = math.log2(lr)
+    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"2^{k:.2f}"
+
+
+def tables(summary: dict) -> str:
+    """The Markdown tables of a summary."""
+    lines = [f"l_cf (context-free loss) = {summary['context_free_loss']:.3f}, "
+             f"l0 (loss at init) = {summary['loss_init']:.3f} nats", "",
+             "| arm | width | seeds | best LR, loss | LR sensitivity (seed mean) | largest stable LR "
+             "(seeds) | first unstable LR | max attn logit at best LR | log Z at best LR |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for arm, a in summary["arms"].items():
+        for r in a["rows"]:
+            crossings = ", ".join("> top" if d["censored"] else _p2(d["crossing"])
+                                  for d in r["per_seed"])
+            attn = r["attn"].get(r["best_lr"], math.nan)
+            lse = r["lse_mean"].get(r["best_lr"], math.nan)
+            lines.append(f"| {arm} | {r['width']} | {len(r['seeds'])} | {_p2(r['best_lr'])}, "
+                         f"{r['best_loss']:.3f} | {r['sensitivity']:.3f} | {crossings} | "
+                         f"{_p2(r['first_unstable'])} | {attn:.3g} | {lse:.2f} |")
+    lines += ["", "| arm | largest stable LR law (log2 LR per doubling of width) | held-out "
+              "check |", "|---|---|---|"]
+    for arm, a in summary["arms"].items():
+        law = a["law"]
+        slope = f"{law['slope']:+.2f}" if "slope" in law else "not fitted"
+        if law.get("censored_widths"):
+            slope += f" (no instability in the grid at width {law['censored_widths']})"
+        h = law.get("heldout")
+        check = "-" if not h else (
+            f"width {h['width']} from {h['fit_widths']}: predicted {_p2(2 ** h['predicted_log2'])}"
+            f" (+-{h['half_width_95']:.2f} oct), observed {_p2(2 ** h['observed_log2'])}; error "
+            f"{h['error_octaves']:+.2f} octaves -> "
+            f"{'within' if h['within_one_grid_step'] else 'NOT within'} one grid step")
+        lines.append(f"| {arm} | {slope} | {check} |")
+    lines += ["", "| arm | max attn logit slope vs width at each LR (log2 per doubling) | joint "
+              "fit: e_width, e_lr |", "|---|---|---|"]
+    for arm, a in summary["arms"].items():
+        g = a["attn_growth"]
+        per = ", ".join(f"{_p2(float(lr))}: {d['slope']:+.2f}"
+                        for lr, d in sorted(g["per_lr_slope"].items(), key=lambda kv: float(kv[0])))
+        joint = g.get("joint")
+        jt = f"{joint['coef'][1]:+.2f}, {joint['coef'][2]:+.2f}" if joint else "-"
+        lines.append(f"| {arm} | {per or '-'} | {jt} |")
+    lines += ["", "| arm | width | grad RMS / eps per group (geometric mean over runs) |",
+              "|---|---|---|"]
+    for arm, a in summary["arms"].items():
+        for r in a["rows"]:
+            lines.append(f"| {arm} | {r['width']} | " + ", ".join(
+                f"{g} {v:.3g}" for g, v in r["eps_ratio"].items()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path) -> None:
+    """Loss vs LR, one panel per arm, one line per width; unstable points crossed."""
+    import matplotlib
+
+    from advisor.common.outputs import atomic_output
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(summary["arms"])
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.6), squeeze=False,
+                             sharey=True)
+    cf = summary["context_free_loss"]
+    for ax, arm in zip(axes[0], arms):
+        for r in summary["arms"][arm]["rows"]:
+            xs = [lr for lr, _ in r["curve"]]
+            ys = [y if math.isfinite(y) else float("nan") for _, y in r["curve"]]
+            line, = ax.plot(xs, ys, "o-", ms=3, label=f"width {r['width']}")
+            bad = [(lr, y if math.isfinite(y) else cf + 0.3) for lr, y in r["curve"]
+                   if lr in r["unstable_lrs"]]
+            if bad:
+                ax.plot([b[0] for b in bad], [b[1] for b in bad], "x", ms=8, mew=2,
+                        color=line.get_color())
+        ax.axhline(cf, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("peak LR")
+        ax.set_ylim(None, cf + 0.5)
+    axes[0][0].set_ylabel("final held-out loss (nats/byte)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("x: unstable (diverged, or lost over half the context gain; dotted: unigram "
+                 "loss; diverged runs drawn above it)", fontsize=8)
+    fig.tight_layout()
+    try:
+        with atomic_output(path, "plot", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def summary_json(summary: dict) -> str:
+    """The JSON ``advisor recommend --stability-sweep`` reads (non-finite numbers -> null)."""
+    return json.dumps(_jsonable(summary), indent=1)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from advisor.common.outputs import atomic_write_text
+    from advisor.runs.store import ResultsStore
+    from calibration.train.data import load_data
+
+    ap = argparse.ArgumentParser(prog="python -m calibration.analyze.stability_summary")
+    ap.add_argument("store")
+    ap.add_argument("--plot", default=None)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--heldout-width", type=int, default=None)
+    args = ap.parse_args(argv)
+    try:
+        with ResultsStore.open(args.store) as store:
+            pts = points_from_store(store)
+            datas = {r.settings.get("data", "stdlib") for r in store.runs()}
+        if len(datas) != 1:
+            raise AdvisorError(f"runs on {len(datas)} data sets; summarise one at a time")
+        data = load_data(datas.pop())
+        held = args.heldout_width
+        if held is None:
+            base_w = sorted({p.width for p in pts if p.arm == "base"})
+            held = base_w[-1] if len(base_w) >= 4 else None
+        s = summarise(pts, context_free_loss(data), math.log(data.vocab_size), held)
+        print(tables(s), end="")
+        if args.plot:
+            plot(s, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+        if args.json:
+            atomic_write_text(args.json, summary_json(s), "summary")
+            print(f"wrote {args.json}", file=sys.stderr)
+    except AdvisorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
