@@ -34,6 +34,7 @@ COMMANDS = {
     "results": "advisor.cli.commands.results:results",
     "run": "advisor.cli.commands.run:run",
     "check-spectral": "advisor.cli.commands.check_spectral:check_spectral",
+    "check-stability": "advisor.cli.commands.check_stability:check_stability",
 }
 
 

@@ -140,6 +140,14 @@ class Line:
                 for i in range(len(row)) for j in range(len(row)))
         return y, t975(dof) * self.s * math.sqrt(1 + max(q, 0.0))
 
+    def coef_half_width(self, i: int) -> float:
+        """Half-width of the 95% confidence interval of coefficient ``i`` (inf without
+        residual degrees of freedom)."""
+        dof = self.n - len(self.coef)
+        if dof < 1 or not math.isfinite(self.s):
+            return math.inf
+        return t975(dof) * self.s * math.sqrt(max(self.xtx_inv[i][i], 0.0))
+
     def to_dict(self) -> dict:
         return {"coef": list(self.coef), "xtx_inv": [list(r) for r in self.xtx_inv],
                 "s": self.s, "n": self.n}

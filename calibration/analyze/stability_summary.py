@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
 
 from advisor.errors import AdvisorError
+from advisor.runs.stability_data import Point, attn_max as _attn_max, points_from_store
 from advisor.fit.stability import (fit_line, fit_linear, instability_level, lr_sensitivity,
                                    stability_edge)
 
@@ -47,68 +46,6 @@ def context_free_loss(data) -> float:
     logp = np.log(counts / counts.sum())
     val = np.bincount(np.asarray(data.val), minlength=data.vocab_size).astype(float)
     return float(-(val * logp).sum() / val.sum())
-
-
-def _warmup(schedule: str) -> int | None:
-    m = re.search(r"warmup=(\d+)", str(schedule))
-    return int(m.group(1)) if m else None
-
-
-def arm_of(settings: dict, base_warmup) -> str:
-    """The arm of a run: its differences from the base setup, joined by ' + ', or 'base'."""
-    model = dict(settings.get("model") or {})
-    parts = []
-    if settings.get("parameterization", "mup") == "mup":
-        parts.append("mup")
-    if model.get("qk_norm"):
-        parts.append("qk_norm")
-    if float(model.get("z_loss", 0.0) or 0.0) > 0:
-        parts.append(f"z_loss {float(model['z_loss']):g}")
-    w = _warmup(settings.get("schedule", ""))
-    if w is not None and base_warmup is not None and w != base_warmup:
-        parts.append(f"warmup {w}")
-    if settings.get("wd_coupling", "lr") != "lr":
-        parts.append("indep_wd")
-    return " + ".join(parts) or "base"
-
-
-@dataclass
-class Point:
-    """One run's final numbers (losses +inf when unstable by divergence)."""
-
-    arm: str
-    width: int
-    seed: int
-    lr: float
-    loss: float
-    probes: dict = field(default_factory=dict)   # name -> value at the last probed step
-
-
-def points_from_store(store) -> list[Point]:
-    """Every finished or diverged run as a :class:`Point` with its last stability probes."""
-    runs = [r for r in store.runs() if r.status != "failed"]
-    if not runs:
-        raise AdvisorError("no finished or diverged runs in the store")
-    warmups = Counter(_warmup(r.settings.get("schedule", "")) for r in runs)
-    base_warmup = warmups.most_common(1)[0][0]
-    probes = store.diagnostics_by_prefix("stab.")
-    out = []
-    for r in runs:
-        loss = r.final_val_loss if r.status == "finished" else math.inf
-        loss = loss if loss is not None and math.isfinite(loss) else math.inf
-        rows = probes.get(r.run_id, [])
-        last = {}
-        if rows:
-            step = max(s for s, _, _ in rows)
-            last = {n: v for s, n, v in rows if s == step and math.isfinite(v)}
-        out.append(Point(arm_of(r.settings, base_warmup), int(r.settings["width"]),
-                         int(r.settings.get("seed", 0)), float(r.settings["lr"]), loss, last))
-    return out
-
-
-def _attn_max(p: Point) -> float:
-    vals = [v for n, v in p.probes.items() if n.startswith("stab.attn_max.")]
-    return max(vals) if vals else math.nan
 
 
 def _curve(points) -> tuple:
