@@ -524,6 +524,32 @@ def _check_transfer_sweeps(suite: Path, summary: dict, log: str) -> None:
         f"transfer-sweeps/{s}/{s}.png" for s in ("muon", "depth", "wd-rules")]
 
 
+def _check_stability(suite: Path, summary: dict) -> None:
+    """Stage 9 of a finished smoke run: the summary's tables, its JSON for `advisor recommend
+    --stability-sweep`, the plot, and every promised figure measured."""
+    st = suite / "stability"
+    md = (st / "results.md").read_text()
+    assert "| arm | width | seeds | best LR, loss | LR sensitivity" in md
+    assert "Redo: `python -m calibration.stability_summary" in md
+    doc = json.loads((st / "stability.json").read_text())
+    assert doc["schema"] == "hp-advisor/stability-sweep/v1" and set(doc["arms"]) == {"base",
+                                                                                   "qk_norm"}
+    assert doc["arms"]["base"]["law"]["heldout"]["width"] == 48
+    assert (st / "stability.png").stat().st_size > 1000
+    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "9. stability"}
+    assert len(rows) == 3 and all(r["value"] != "-" for r in rows.values()), rows
+    assert rows["runs final / planned"]["value"] == "84/84"
+
+
+@pytest.mark.slow
+def test_stage_9_at_toy_size_summarises_its_sweep(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
+                        str(tmp_path), "--threads", "1", "--stages", "stability"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    _check_stability(tmp_path, json.loads((tmp_path / "summary.json").read_text()))
+
+
 @pytest.mark.slow
 def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_path):
     _probe_wheel(tmp_path / "whl")
@@ -536,18 +562,19 @@ def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     status = {k: v["status"] for k, v in summary["stages"].items()}
     assert status == dict.fromkeys(["gpu-tests", "lr-sweep", "throughput", "spectral",
-                                    "calibration", "transfer", "schedule", "transfer-sweeps"],
-                                   "done"), status
+                                    "calibration", "transfer", "schedule", "transfer-sweeps",
+                                    "stability"], "done"), status
     # every promised figure is in the summary; the toy run marks itself as no result
     assert len(summary["rows"]) >= 20
     assert all("toy, not a result" in row["verdict"] for row in summary["rows"]
                if row["verdict"] != "not run")
     log = (out / "suite.log").read_text()
-    assert log.rstrip().splitlines()[-1].startswith("| 8. transfer-sweeps |")   # summary last
+    assert log.rstrip().splitlines()[-1].startswith("| 9. stability |")   # summary last
     assert re.search(r"1\. gpu-tests: estimate [\d.]+ s", log) and "actual" in log
     law = (suite / "calibration" / "proxy-stdlib.yaml").read_text()
     assert "measured_on:" in law and "torch:" in law
     _check_transfer_sweeps(suite, summary, log)
+    _check_stability(suite, summary)
     # a later call on a fresh machine resumes from the bundle: nothing is redone
     out2 = tmp_path / "OUT2"
     r2 = _device_call(tmp_path, out2, tmp_path / "suite2", "--smoke --threads 1",

@@ -22,6 +22,7 @@ FULL = {
     "transfer_sweeps": dict(muon=dict(plan="gpu-muon-sweep", share=("lr-sweep",)),
                             depth=dict(plan="gpu-depth-sweep"),
                             wd_rules=dict(plan="gpu-wd-rules", share=("lr-sweep",))),
+    "stability": dict(plan="gpu-stability"),
 }
 
 # Toy plans, written into the suite directory at run time (same keys as recipes/plans).
@@ -75,6 +76,14 @@ SMOKE = {
                       "weight_decay": {"pow2": [1, 4]}},
                      {"width": [16, 32], "wd_rule": ["mup"], "weight_decay": [0.0]}]}),
     ),
+    # toy stability sweep: base at 3 widths (the widest held out) and qk_norm at 2, 2 seeds
+    "stability": dict(plan={
+        "name": "smoke-stability", "description": "toy stability sweep (suite smoke run)",
+        "settings": dict(_TOY_SETTINGS, init_std_hidden=0.113, parameterization="sp",
+                         weight_decay=0.125),
+        "grid": [{"width": [16, 24, 32, 48], "seed": [0, 1], "lr": {"pow2": [-6, 0]}},
+                 {"qk_norm": [True], "width": [16, 32], "seed": [0, 1],
+                  "lr": {"pow2": [-6, 0]}}]}),
 }
 
 

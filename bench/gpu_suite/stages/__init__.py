@@ -4,6 +4,7 @@ from bench.gpu_suite.stages.calibration import CalibrationStage
 from bench.gpu_suite.stages.lr_sweep import LRSweepStage
 from bench.gpu_suite.stages.schedule import ScheduleStage
 from bench.gpu_suite.stages.spectral import SpectralStage
+from bench.gpu_suite.stages.stability import StabilityStage
 from bench.gpu_suite.stages.tests import TestsStage
 from bench.gpu_suite.stages.throughput import ThroughputStage
 from bench.gpu_suite.stages.transfer import TransferStage
@@ -13,6 +14,6 @@ from bench.gpu_suite.stages.transfer_sweeps import TransferSweepsStage
 def all_stages() -> list:
     stages = [TestsStage(), LRSweepStage(), ThroughputStage(), SpectralStage(),
               CalibrationStage(), TransferStage(), ScheduleStage(),
-              TransferSweepsStage()]
+              TransferSweepsStage(), StabilityStage()]
     assert [s.order for s in stages] == list(range(1, len(stages) + 1))
     return stages
