@@ -24,7 +24,7 @@ import pytest
 from advisor.errors import AdvisorError
 from advisor.fit.stability import (fit_line, fit_linear, instability_level, lr_sensitivity,
                                    stability_edge)
-from advisor.stability import (Architecture, StabilityInputs, architecture_from_hf_config,
+from advisor.recommendation.stability import (Architecture, StabilityInputs, architecture_from_hf_config,
                                stability_block)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,12 +91,12 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def data():
-    from calibration.data import load_data
+    from calibration.train.data import load_data
     return load_data("stdlib")
 
 
 def _spec(**kw):
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
     base = dict(width=32, depth=2, seq_len=32, batch_size=4, tokens=4 * 32 * 12,
                 eval_interval=6, eval_sequences=8, parameterization="sp", lr=2 ** -6,
                 weight_decay=0.1, stack=True, compile="never",
@@ -110,8 +110,8 @@ def _probes(result, step):
 
 
 def test_every_evaluation_records_the_probes_and_a_stack_member_records_what_it_alone_does(data):
-    from calibration.group import train_stack
-    from calibration.train import train_run
+    from calibration.train.group import train_stack
+    from calibration.train.single import train_run
 
     torch.set_num_threads(1)
     specs = [_spec(), _spec(lr=2 ** -3, seed=1)]
@@ -133,7 +133,7 @@ def test_every_evaluation_records_the_probes_and_a_stack_member_records_what_it_
 
 
 def test_max_attention_logit_is_the_largest_causal_scaled_score():
-    from calibration.model import max_attention_logit
+    from calibration.model.proxy import max_attention_logit
 
     g = torch.Generator().manual_seed(0)
     q, k = torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 5, 4, generator=g)
@@ -151,7 +151,7 @@ def test_max_attention_logit_is_the_largest_causal_scaled_score():
 def test_qk_norm_bounds_the_attention_logits_and_z_loss_pulls_log_z_to_zero(data):
     """At a high LR, QK-norm keeps the max logit below d_head x scale x the norm gains'
     product (Cauchy-Schwarz); without it the logit is unbounded and much larger."""
-    from calibration.train import train_run
+    from calibration.train.single import train_run
 
     torch.set_num_threads(1)
     hi = dict(lr=2 ** -2, tokens=4 * 32 * 24, eval_interval=24)
@@ -163,7 +163,7 @@ def test_qk_norm_bounds_the_attention_logits_and_z_loss_pulls_log_z_to_zero(data
 
 
 def test_probes_can_be_turned_off_for_the_overhead_bench(data, monkeypatch):
-    from calibration.train import train_run
+    from calibration.train.single import train_run
 
     monkeypatch.setenv("ADVISOR_STABILITY_PROBES", "off")
     r = train_run(_spec(tokens=4 * 32 * 6), data)
@@ -171,8 +171,8 @@ def test_probes_can_be_turned_off_for_the_overhead_bench(data, monkeypatch):
 
 
 def test_independent_weight_decay_fixes_the_decay_per_step_whatever_the_lr():
-    from advisor.proxyspec import ProxyConfig
-    from calibration.model import build_model, build_optimizer
+    from advisor.specs.proxyspec import ProxyConfig
+    from calibration.model.proxy import build_model, build_optimizer
 
     cfg = ProxyConfig.from_family("proxy-llama", 64, 2, parameterization="sp", head_dim=16,
                                   base_width=32, vocab_size=256)
@@ -189,7 +189,7 @@ def test_independent_weight_decay_fixes_the_decay_per_step_whatever_the_lr():
 
 def _record_growth_sweep(store, slope):
     """Runs at widths 32-128 x 2 seeds x 2 LRs whose max attention logit is width^slope."""
-    from advisor.runspec import RunSpec
+    from advisor.specs.runspec import RunSpec
     rng = np.random.default_rng(1)
     for w in (32, 64, 128):
         for seed in (0, 1):
@@ -204,7 +204,7 @@ def _record_growth_sweep(store, slope):
 
 @pytest.mark.parametrize("slope, rc, verdict", [(1.0, 1, "GROWS"), (0.0, 0, "ok")])
 def test_check_stability_flags_logits_that_grow_with_width(tmp_path, slope, rc, verdict):
-    from advisor.store import ResultsStore
+    from advisor.runs.store import ResultsStore
 
     with ResultsStore.create(tmp_path / "s") as store:
         _record_growth_sweep(store, slope)
@@ -218,8 +218,8 @@ def test_check_stability_flags_logits_that_grow_with_width(tmp_path, slope, rc, 
 
 
 def test_check_stability_refuses_a_store_without_probes(tmp_path):
-    from advisor.runspec import RunSpec
-    from advisor.store import ResultsStore
+    from advisor.specs.runspec import RunSpec
+    from advisor.runs.store import ResultsStore
 
     with ResultsStore.create(tmp_path / "old") as store:
         spec = RunSpec(width=32, depth=2)
@@ -310,7 +310,7 @@ def test_a_users_sweep_replaces_the_published_evidence(tmp_path):
 def test_shipped_published_evidence_is_what_steplaws_grid_gives(external_data):
     import csv
 
-    from advisor.stability_evidence import evidence_document, load_evidence
+    from advisor.fit.stability_evidence import evidence_document, load_evidence
 
     with open(external_data / "steplaw_dense_lr_bs_loss.csv", newline="") as f:
         doc = evidence_document(list(csv.DictReader(f)))
@@ -321,10 +321,10 @@ def test_shipped_published_evidence_is_what_steplaws_grid_gives(external_data):
 
 
 def test_the_cpu_stability_plan_has_every_arm():
-    from advisor.plan import load_plan
-    from advisor.stability_data import arm_of
+    from advisor.specs.plan import load_plan
+    from advisor.runs.stability_data import arm_of
 
     plan = load_plan("cpu-stability")
     arms = {arm_of(s.settings(), 10) for s in plan.specs}
     assert arms == {"base", "qk_norm", "z_loss 0.0001", "warmup 80", "indep_wd", "mup"}
-    assert {s.width for s in plan.specs} == {32, 64, 128, 256}
+    assert {s.width for s in plan.specs} == {16, 32, 64, 128}

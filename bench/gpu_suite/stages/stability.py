@@ -1,6 +1,6 @@
 """Stage 9: stability proxies (issue 26). recipes/plans/gpu-stability.yaml (toy plan with
 ``--smoke``) trained stack by stack into the stage's store, then summarised by
-``calibration.stability_summary``: LR sensitivity per arm and width, the largest stable LR
+``calibration.analyze.stability_summary``: LR sensitivity per arm and width, the largest stable LR
 per width and its law, checked at the held-out width, attention-logit growth, log-partition
 and eps ratios. Writes results.md, stability.json (what ``advisor recommend --stability-sweep``
 reads) and stability.png. Divisible by stack; resumes from its store.
@@ -34,7 +34,7 @@ class StabilityStage(Stage):
                 Figure(self.name, "runs", "runs final / planned", goal="all", fmt="{}")]
 
     def _specs(self, ctx):
-        from calibration.data import load_data
+        from calibration.train.data import load_data
 
         vocab = load_data("stdlib").vocab_size
         plan = sweeps.load_suite_plan(ctx.sizes["stability"]["plan"], ctx.stage_dir(self.name))
@@ -50,11 +50,11 @@ class StabilityStage(Stage):
                                f"{len(groups)} stacks; +{fixed:.0f} s summary and plot")
 
     def run(self, ctx, est):
-        from advisor.store import ResultsStore
-        from calibration.data import load_data
-        from calibration.stability_summary import (context_free_loss, plot, summarise,
+        from advisor.runs.store import ResultsStore
+        from calibration.train.data import load_data
+        from calibration.analyze.stability_summary import (context_free_loss, plot, summarise,
                                                    summary_json, tables)
-        from advisor.stability_data import points_from_store
+        from advisor.runs.stability_data import points_from_store
 
         plan, specs, vocab = self._specs(ctx)
         sdir = ctx.stage_dir(self.name)
@@ -89,7 +89,7 @@ class StabilityStage(Stage):
                                     f"qk_norm {q:.3f}", met=q < b))
         write_text(sdir / "results.md", f"# {self.title}\n\nPlan `{plan.name}`, {final} runs.\n\n"
                    + tables(s) + "\n![stability](stability.png)\n\nRedo: `python -m "
-                   f"calibration.stability_summary {store} --plot {png} --json "
+                   f"calibration.analyze.stability_summary {store} --plot {png} --json "
                    f"{sdir / 'stability.json'}`\n")
         write_json(sdir / "results.json", {"training": trained, "final": final})
         return Outcome("done", figs, pngs=[png])
