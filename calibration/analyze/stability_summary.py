@@ -34,7 +34,7 @@ from advisor.fit.stability import (fit_line, fit_linear, instability_level, lr_s
 
 SCHEMA = "hp-advisor/stability-sweep/v1"
 EPS_BITE_RATIO = 10.0      # grad RMS / eps below which eps shrinks Adam's update by >= ~9%
-GROWTH_FLAG = 0.25         # attention-logit slope (log2 per doubling of width) that is flagged
+MAX_BITE_WIDTH = 1e7       # a line's crossing beyond this width is reported as "not before"
 
 
 def context_free_loss(data) -> float:
@@ -105,10 +105,14 @@ def summarise(points: list[Point], context_free: float, loss_init: float,
                                         if p.arm == arm and p.width == w and p.lr == lr])
                              for lr, _ in mean_curve},
                 "eps_ratio": _eps_ratios([p for p in points if p.arm == arm and p.width == w]),
+                "diverged": sum(1 for p in points if p.arm == arm and p.width == w
+                                and not math.isfinite(p.loss)),
+                "runs": sum(1 for p in points if p.arm == arm and p.width == w),
             })
         out["arms"][arm] = {"widths": widths, "rows": rows,
                             "law": _stable_law(rows, heldout_width if arm == "base" else None),
-                            "attn_growth": _attn_growth(points, arm)}
+                            "attn_growth": _attn_growth(points, arm),
+                            "eps_trend": _eps_trend(rows)}
     return out
 
 
@@ -133,6 +137,24 @@ def _eps_ratios(points) -> dict:
                 if eps and v > 0:
                     out[g].append(v / eps)
     return {g: _geo(v) for g, v in sorted(out.items())}
+
+
+def _eps_trend(rows) -> dict:
+    """{group: {slope of log2(grad RMS / eps) on log2 width, width where the ratio would reach
+    EPS_BITE_RATIO on that line (inf when it does not fall, or only beyond MAX_BITE_WIDTH)}}
+    over the rows' widths (at least 3)."""
+    out = {}
+    groups = sorted({g for r in rows for g in r["eps_ratio"]})
+    for g in groups:
+        pts = [(math.log2(r["width"]), math.log2(r["eps_ratio"][g])) for r in rows
+               if math.isfinite(r["eps_ratio"].get(g, math.nan))]
+        if len({x for x, _ in pts}) < 3:
+            continue
+        line = fit_line([x for x, _ in pts], [y for _, y in pts])
+        x = (math.log2(EPS_BITE_RATIO) - line.a) / line.b if line.b < 0 else math.inf
+        bite = 2 ** x if x <= math.log2(MAX_BITE_WIDTH) else math.inf
+        out[g] = {"slope": line.b, "bite_width": bite}
+    return out
 
 
 def _stable_law(rows, heldout: int | None) -> dict:
@@ -200,8 +222,8 @@ def tables(summary: dict) -> str:
     lines = [f"l_cf (context-free loss) = {summary['context_free_loss']:.3f}, "
              f"l0 (loss at init) = {summary['loss_init']:.3f} nats", "",
              "| arm | width | seeds | best LR, loss | LR sensitivity (seed mean) | largest stable LR "
-             "(seeds) | first unstable LR | max attn logit at best LR | log Z at best LR |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(seeds) | first unstable LR | diverged runs | max attn logit at best LR | log Z at "
+             "best LR |", "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, a in summary["arms"].items():
         for r in a["rows"]:
             crossings = ", ".join("> top" if d["censored"] else _p2(d["crossing"])
@@ -210,7 +232,8 @@ def tables(summary: dict) -> str:
             lse = r["lse_mean"].get(r["best_lr"], math.nan)
             lines.append(f"| {arm} | {r['width']} | {len(r['seeds'])} | {_p2(r['best_lr'])}, "
                          f"{r['best_loss']:.3f} | {r['sensitivity']:.3f} | {crossings} | "
-                         f"{_p2(r['first_unstable'])} | {attn:.3g} | {lse:.2f} |")
+                         f"{_p2(r['first_unstable'])} | {r['diverged']}/{r['runs']} | {attn:.3g} | "
+                         f"{lse:.2f} |")
     lines += ["", "| arm | largest stable LR law (log2 LR per doubling of width) | held-out "
               "check |", "|---|---|---|"]
     for arm, a in summary["arms"].items():
@@ -240,7 +263,19 @@ def tables(summary: dict) -> str:
         for r in a["rows"]:
             lines.append(f"| {arm} | {r['width']} | " + ", ".join(
                 f"{g} {v:.3g}" for g, v in r["eps_ratio"].items()) + " |")
+    lines += ["", f"| arm | grad RMS / eps: slope per doubling of width (log2), and the width "
+              f"where the line reaches {EPS_BITE_RATIO:g} |", "|---|---|"]
+    for arm, a in summary["arms"].items():
+        if a["eps_trend"]:
+            lines.append(f"| {arm} | " + ", ".join(
+                f"{g} {t['slope']:+.2f} ({_bite(t['bite_width'])})"
+                for g, t in a["eps_trend"].items()) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _bite(width: float) -> str:
+    return (f"not before width {MAX_BITE_WIDTH:.0e}" if not math.isfinite(width)
+            else f"width {width:.2g}")
 
 
 def plot(summary: dict, path) -> None:
@@ -256,11 +291,13 @@ def plot(summary: dict, path) -> None:
     fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.6), squeeze=False,
                              sharey=True)
     cf = summary["context_free_loss"]
+    all_widths = sorted({r["width"] for a in summary["arms"].values() for r in a["rows"]})
     for ax, arm in zip(axes[0], arms):
         for r in summary["arms"][arm]["rows"]:
             xs = [lr for lr, _ in r["curve"]]
             ys = [y if math.isfinite(y) else float("nan") for _, y in r["curve"]]
-            line, = ax.plot(xs, ys, "o-", ms=3, label=f"width {r['width']}")
+            line, = ax.plot(xs, ys, "o-", ms=3, label=f"width {r['width']}",
+                            color=f"C{all_widths.index(r['width'])}")
             bad = [(lr, y if math.isfinite(y) else cf + 0.3) for lr, y in r["curve"]
                    if lr in r["unstable_lrs"]]
             if bad:
@@ -272,7 +309,8 @@ def plot(summary: dict, path) -> None:
         ax.set_xlabel("peak LR")
         ax.set_ylim(None, cf + 0.5)
     axes[0][0].set_ylabel("final held-out loss (nats/byte)")
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[0]:
+        ax.legend(fontsize=6)
     fig.suptitle("x: unstable (diverged, or lost over half the context gain; dotted: unigram "
                  "loss; diverged runs drawn above it)", fontsize=8)
     fig.tight_layout()
