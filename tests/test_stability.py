@@ -328,3 +328,36 @@ def test_the_cpu_stability_plan_has_every_arm():
     arms = {arm_of(s.settings(), 10) for s in plan.specs}
     assert arms == {"base", "qk_norm", "z_loss 0.0001", "warmup 80", "indep_wd", "mup"}
     assert {s.width for s in plan.specs} == {16, 32, 64, 128}
+
+
+def test_the_summary_recovers_a_planted_stability_law_and_checks_the_held_out_width():
+    """Loss-vs-LR curves whose instability level is crossed at log2 LR = -2 - 0.5 log2(w/16):
+    the summary's law has slope -0.5 and predicts width 128 from 16-64 within a grid step."""
+    from calibration.analyze.stability_summary import summarise, summary_json
+    from advisor.runs.stability_data import Point
+
+    pts = []
+    for w in (16, 32, 64, 128):
+        cross = -2 - 0.5 * math.log2(w / 16)
+        for seed in (0, 1):
+            for k in range(-9, 1):
+                # a bowl at 2^-7, then a ramp reaching the level (2.5 + 0.5 = 3.0) at `cross`
+                loss = 2.0 + 0.02 * (k + 7) ** 2 if k <= -6 else 2.0 + (k + 6) / (cross + 6) * 1.0
+                loss = math.inf if k == 0 and w == 128 else loss + 0.001 * seed
+                attn = 4.0 * w ** 0.5 * 2 ** (0.3 * k)
+                pts.append(Point("base", w, seed, 2.0 ** k, loss,
+                                 {"stab.attn_max.0": attn, "stab.lse_mean": 6.0,
+                                  "stab.grad_rms.hidden": 1e-3 / w, "stab.eps.hidden": 1e-8}))
+    s = summarise(pts, context_free=4.0, loss_init=5.5, heldout_width=128)
+    law = s["arms"]["base"]["law"]
+    assert law["slope"] == pytest.approx(-0.5, abs=0.1)
+    h = law["heldout"]
+    assert h["width"] == 128 and h["fit_widths"] == [16, 32, 64] and h["within_one_grid_step"]
+    joint = s["arms"]["base"]["attn_growth"]["joint"]["coef"]
+    assert joint[1] == pytest.approx(0.5, abs=1e-6) and joint[2] == pytest.approx(0.3, abs=1e-6)
+    assert s["arms"]["base"]["eps_trend"]["hidden"]["slope"] == pytest.approx(-1.0)
+    row = s["arms"]["base"]["rows"][3]
+    assert row["diverged"] == 2 and row["runs"] == 20
+    doc = json.loads(summary_json(s))                  # what recommend reads back
+    assert all(v is not None for v in doc["arms"]["base"]["law"]["line"]["coef"])
+    assert "Infinity" not in summary_json(s) and "NaN" not in summary_json(s)
