@@ -11,7 +11,6 @@ width is flagged.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess

@@ -118,12 +118,15 @@ def transfer_verdicts(rows: list[LRRow], sizes_name: str = "sizes") -> dict:
     return out
 
 
-def pow2(lr: float) -> str:
-    """``2^k`` for an exact power of two, else three significant digits; ``-`` if not finite."""
+def pow2(lr: float, fractional: bool = False) -> str:
+    """``2^k`` for an exact power of two, else three significant digits (``fractional``:
+    ``2^k`` with k to two decimals, for interpolated LRs); ``-`` if not finite."""
     if not math.isfinite(lr):
         return "-"
     k = math.log2(lr)
-    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{lr:.3g}"
+    if abs(k - round(k)) < 1e-9:
+        return f"2^{k:.0f}"
+    return f"2^{k:.2f}" if fractional else f"{lr:.3g}"
 
 
 def cell_text(row) -> str:
@@ -184,7 +187,6 @@ def plot_lr_panels(panels, path, *, span: float, xlabel: str = "base LR") -> Non
     import matplotlib
     import numpy as np
 
-    from advisor.common.outputs import atomic_output
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -207,6 +209,15 @@ def plot_lr_panels(panels, path, *, span: float, xlabel: str = "base LR") -> Non
         ax.set_xlabel(xlabel)
     axes[0][0].set_ylabel("final held-out loss (nats/byte)")
     axes[0][0].legend(fontsize=7)
+    save_png(fig, path)
+
+
+def save_png(fig, path) -> None:
+    """Write a matplotlib figure to ``path`` atomically (110 dpi) and close it."""
+    import matplotlib.pyplot as plt
+
+    from advisor.common.outputs import atomic_output
+
     fig.tight_layout()
     try:
         with atomic_output(path, "plot", suffix=".png") as tmp:

@@ -29,6 +29,7 @@ from collections import defaultdict
 
 from advisor.errors import AdvisorError
 from advisor.runs.stability_data import Point, attn_max as _attn_max, points_from_store
+from calibration.analyze.lr_transfer import pow2, save_png
 from advisor.fit.stability import (fit_line, fit_linear, instability_level, lr_sensitivity,
                                    stability_edge)
 
@@ -211,10 +212,7 @@ def _attn_growth(points, arm) -> dict:
 # --------------------------------------------------------------------------------------
 
 def _p2(lr: float) -> str:
-    if not math.isfinite(lr):
-        return "-"
-    k = math.log2(lr)
-    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"2^{k:.2f}"
+    return pow2(lr, fractional=True)
 
 
 def tables(summary: dict) -> str:
@@ -282,8 +280,6 @@ def plot(summary: dict, path) -> None:
     """Loss vs LR, one panel per arm, one line per width; unstable points crossed."""
     import matplotlib
 
-    from advisor.common.outputs import atomic_output
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -313,12 +309,7 @@ def plot(summary: dict, path) -> None:
         ax.legend(fontsize=6)
     fig.suptitle("x: unstable (diverged, or lost over half the context gain; dotted: unigram "
                  "loss; diverged runs drawn above it)", fontsize=8)
-    fig.tight_layout()
-    try:
-        with atomic_output(path, "plot", suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    save_png(fig, path)
 
 
 def _jsonable(x):
