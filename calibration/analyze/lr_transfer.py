@@ -187,7 +187,6 @@ def plot_lr_panels(panels, path, *, span: float, xlabel: str = "base LR") -> Non
     import matplotlib
     import numpy as np
 
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
