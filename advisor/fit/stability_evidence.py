@@ -37,7 +37,8 @@ SOURCE = ("Step Law released dense grid (Li et al. 2025, 'Predictable Scale: Par
 
 def steplaw_cliffs(rows) -> dict:
     """From Step Law CSV rows (dicts with N, D, bs, lr, 'smooth loss'): {"cells": [{N, D,
-    log2_cliff (mean over batch sizes), n_curves, n_censored, log2_best_lr}], "line": the
+    log2_cliff (mean over batch sizes), n_curves, n_censored, log2_best_lr (the smallest of
+    its curves' best LRs)}], "line": the
     fitted Line of log2 cliff on log2 N, "margin_octaves": mean and sd over curves of log2
     (cliff / the curve's best LR)}."""
     curves = defaultdict(dict)
