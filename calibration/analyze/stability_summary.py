@@ -67,12 +67,12 @@ def summarise(points: list[Point], context_free: float, loss_init: float,
     for p in points:
         cells[(p.arm, p.width, p.seed)].append(p)
     arms = sorted({p.arm for p in points}, key=lambda a: (a != "base", a))
-    lrs_common = None
-    for a in arms:
-        s = {p.lr for p in points if p.arm == a}
+    lrs_common = None              # the LR grid every (arm, width) has: sensitivities compare
+    for key in {(p.arm, p.width) for p in points}:
+        s = {p.lr for p in points if (p.arm, p.width) == key}
         lrs_common = s if lrs_common is None else lrs_common & s
     out = {"schema": SCHEMA, "context_free_loss": context_free, "loss_init": loss_init,
-           "arms": {}}
+           "sensitivity_lrs": sorted(lrs_common), "arms": {}}
     for arm in arms:
         widths = sorted({p.width for p in points if p.arm == arm})
         rows = []
@@ -217,8 +217,10 @@ def _p2(lr: float) -> str:
 
 def tables(summary: dict) -> str:
     """The Markdown tables of a summary."""
+    grid = summary["sensitivity_lrs"]
     lines = [f"l_cf (context-free loss) = {summary['context_free_loss']:.3f}, "
-             f"l0 (loss at init) = {summary['loss_init']:.3f} nats", "",
+             f"l0 (loss at init) = {summary['loss_init']:.3f} nats; LR sensitivity over "
+             f"{_p2(grid[0])}..{_p2(grid[-1])} ({len(grid)} LRs, the grid every row has)", "",
              "| arm | width | seeds | best LR, loss | LR sensitivity (seed mean) | largest stable LR "
              "(seeds) | first unstable LR | diverged runs | max attn logit at best LR | log Z at "
              "best LR |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -284,8 +286,13 @@ def plot(summary: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     arms = list(summary["arms"])
-    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.6), squeeze=False,
+    ncols = min(3, len(arms))
+    nrows = -(-len(arms) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False,
                              sharey=True)
+    axes = [[ax for row in grid for ax in row]]
+    for ax in axes[0][len(arms):]:
+        ax.set_visible(False)
     cf = summary["context_free_loss"]
     all_widths = sorted({r["width"] for a in summary["arms"].values() for r in a["rows"]})
     for ax, arm in zip(axes[0], arms):
@@ -304,8 +311,9 @@ def plot(summary: dict, path) -> None:
         ax.set_title(arm, fontsize=9)
         ax.set_xlabel("peak LR")
         ax.set_ylim(None, cf + 0.5)
-    axes[0][0].set_ylabel("final held-out loss (nats/byte)")
-    for ax in axes[0]:
+    for row in grid:
+        row[0].set_ylabel("final held-out loss (nats/byte)")
+    for ax in axes[0][:len(arms)]:
         ax.legend(fontsize=6)
     fig.suptitle("x: unstable (diverged, or lost over half the context gain; dotted: unigram "
                  "loss; diverged runs drawn above it)", fontsize=8)
