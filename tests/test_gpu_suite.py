@@ -114,16 +114,16 @@ def test_figure_shows_units_and_missing_values():
     assert Figure("s", "k", "gap", value=float("inf")).shown() == "inf"
 
 
-def test_the_stages_run_in_issue_18s_order_with_the_transfer_sweeps_last():
+def test_the_stages_run_in_issue_18s_order_then_the_transfer_and_stability_sweeps():
     from bench.gpu_suite.stages import all_stages
 
     stages = all_stages()
     assert [(s.order, s.name) for s in stages] == list(enumerate(
         ["gpu-tests", "lr-sweep", "throughput", "spectral", "calibration", "transfer",
-         "schedule", "transfer-sweeps"], start=1))
+         "schedule", "transfer-sweeps", "stability"], start=1))
     r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--list"], cwd=REPO,
                        capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("8. transfer-sweeps:")
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("9. stability:")
 
 
 @pytest.mark.parametrize("smoke", [False, True])
