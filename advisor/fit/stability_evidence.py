@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     doc["line"] = {"coef": [round(v, 6) for v in line["coef"]],
                    "xtx_inv": [[round(v, 8) for v in r] for r in line["xtx_inv"]],
                    "s": round(line["s"], 6), "n": line["n"]}
-    header = ("# Published evidence for the largest stable LR (advisor/stability_evidence.py).\n"
+    header = ("# Published evidence for the largest stable LR (advisor/fit/stability_evidence.py).\n"
               "# Recompute: python -m advisor.fit.stability_evidence "
               "/work/shared/data/external/steplaw_dense_lr_bs_loss.csv\n")
     EVIDENCE_FILE.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))

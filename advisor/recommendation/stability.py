@@ -101,7 +101,7 @@ class StabilityBlock(Block):
 
 def architecture_from_hf_config(path) -> Architecture:
     """The QK-norm-style fields of a Hugging Face config.json (read after
-    ``advisor.modelspec.spec_from_hf_config`` has validated the file)."""
+    ``advisor.specs.modelspec.spec_from_hf_config`` has validated the file)."""
     try:
         c = json.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
     except (OSError, json.JSONDecodeError) as exc:

@@ -1,12 +1,12 @@
 """A stability sweep's runs as points: arm, width, seed, LR, final loss, last probes.
 
-Read from a results store whose runs recorded the stability probes (calibration.stability_probe
+Read from a results store whose runs recorded the stability probes (calibration.train.stability_probe
 writes them as diagnostics rows named ``stab.*``). Shared by the summary
-(calibration.stability_summary) and ``advisor check-stability``. An **arm** is what a run
+(calibration.analyze.stability_summary) and ``advisor check-stability``. An **arm** is what a run
 changes from the base setup (SP, no QK-norm, no z-loss, the most common warmup, AdamW decay
 lr_t x wd): "mup", "qk_norm", "z_loss 0.0001", "warmup 80", "indep_wd", joined by " + ", or
 "base". Units: LRs are peak LRs (base LRs for muP runs); losses in nats per token; widths in
-channels; probe values as calibration.stability_probe records them.
+channels; probe values as calibration.train.stability_probe records them.
 """
 from __future__ import annotations
 

@@ -164,7 +164,7 @@ class ProxyLM(nn.Module):
 
     def forward(self, idx, probe: bool = False):
         """Logits (B, T, vocab); with ``probe``, (logits, the largest attention logit of each
-        layer as a (depth,) tensor) (calibration.stability_probe reads them)."""
+        layer as a (depth,) tensor) (calibration.train.stability_probe reads them)."""
         x = self.embed(idx)
         maxima = []
         for block in self.blocks:
@@ -306,7 +306,7 @@ def build_optimizer(model: ProxyLM, cfg: ProxyConfig, lr: float, weight_decay: f
     ``lr`` is the base model's peak LR; each group's ``initial_lr`` is its peak LR, which the
     schedule multiplies. ``wd_coupling="independent"``: the matrices' decay per step is
     schedule_t * ``weight_decay`` instead of lr_t * ``weight_decay``
-    (``advisor.optim_rules.WD_COUPLINGS``). ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its
+    (``advisor.rules.optim_rules.WD_COUPLINGS``). ``kind="muon"``: :func:`build_muon_optimizer` (``muon`` holds its
     settings; ``wd_rule`` must be "mup": Muon's decay per step is lr*wd at every width).
     """
     check_wd_rule(wd_rule)

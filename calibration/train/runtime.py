@@ -180,5 +180,5 @@ class RunTracker:
         self.since, self.since_n = 0.0, 0
 
     def add_probes(self, step: int, values: dict) -> None:
-        """Keep the stability probes of ``step`` (calibration.stability_probe) as diagnostics."""
+        """Keep the stability probes of ``step`` (calibration.train.stability_probe) as diagnostics."""
         self.result.diagnostics.extend((step, name, float(v)) for name, v in values.items())

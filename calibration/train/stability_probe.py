@@ -19,7 +19,7 @@ and stacked runs alike, as diagnostics rows (step, name, value) of the results s
 forward quantities come from one extra forward pass on the first :data:`PROBE_SEQUENCES`
 held-out windows (the same windows for every run); the gradient quantities from the gradients
 and Adam moments of the step just taken (stacked on a GPU: of the latest step, which is at
-most ``sync_every`` steps past the curve point). Cost: ``bench/bench_stability_probe.py``.
+most ``sync_every`` steps past the curve point). Cost: ``python -m bench.bench_stability_probe``.
 ``$ADVISOR_STABILITY_PROBES=off`` turns them off (the bench's comparison arm).
 
 Units: logits and log-partitions in nats; RMS values in the gradient's units (loss per
