@@ -65,8 +65,9 @@ def test_callbacks_return_diagnostics(data):
 
     spec = RunSpec(lr=2 ** -6, tokens=4 * 32 * 6, **TINY)
     r = train_run(spec, data, callbacks=[GradNorm()])
-    assert [d[0] for d in r.diagnostics] == [2, 4, 6]
-    assert all(d[1] == "embed_norm" and d[2] > 0 for d in r.diagnostics)
+    own = [d for d in r.diagnostics if not d[1].startswith("stab.")]   # stability probes aside
+    assert [d[0] for d in own] == [2, 4, 6]
+    assert all(d[1] == "embed_norm" and d[2] > 0 for d in own)
 
 
 def test_failure_is_a_result_not_a_crash(data):
