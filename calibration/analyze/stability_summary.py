@@ -6,7 +6,7 @@ stability probes of ``calibration.train.stability_probe``). An **arm** is what a
 base setup (SP, no QK-norm, no z-loss, the most common warmup, AdamW decay lr_t x wd):
 "qk_norm", "z_loss 0.0001", "warmup 80", "indep_wd", "mup", or "base". Definitions (LR
 sensitivity, unstable, largest stable LR) are ``advisor.fit.stability``'s; l0 = ln(vocab) (the
-loss of a uniform prediction, which the proxies' small readout init starts at) and l_cf = the
+loss of a uniform prediction; it caps only diverged or worse-than-uniform runs) and l_cf = the
 held-out unigram cross-entropy under the training data's byte frequencies (the loss of a model
 that ignores context; :func:`context_free_loss`).
 
