@@ -49,6 +49,20 @@ _RESERVED_MODEL = {"width", "depth", "seq_len", "parameterization", "vocab_size"
 MIN_STEP_S = 1e-4                # seconds per optimiser step, at the very least
 PEAK_FLOPS = 1e15                # training FLOP/s, at the very most
 MAX_RUN_S = 30 * 86400.0         # seconds: a month per proxy run
+
+# A plan's time on its device, before any compute (:func:`plan_seconds_lower_bound`): each
+# run's steps at the device kind's best case, seconds per step and FLOP/s. The CPU figures
+# are ten times better than measured here (docs/calibration.md: 0.094 TFLOP/s peak of a
+# dense matmul, ~5,900 tokens/s at width 64, i.e. tens of ms per step); CUDA's are
+# MIN_STEP_S and PEAK_FLOPS. A plan whose best case exceeds MAX_PLAN_S is refused unless
+# forced (`advisor calibrate --force`).
+DEVICE_BEST_CASE = {"cpu": (1e-3, 1e12), "cuda": (MIN_STEP_S, PEAK_FLOPS)}
+MAX_PLAN_S = 86400.0             # seconds: a day of the device's best case
+
+# Peak LRs a plan may ask for: Adam moves each weight by about the LR per step, so above 1
+# every weight is rewritten each step (`recommend` refuses AdamW LRs above 0.1), and below
+# 1e-7 a proxy run of thousands of steps learns nothing measurable.
+PLAN_LR_RANGE = (1e-7, 1.0)
 ADAM_BYTES_PER_PARAM = 16        # fp32 weight, gradient and two Adam moments
 OVERHEAD_BYTES = 512 * 2 ** 20   # the framework itself, allocator slack
 
@@ -88,7 +102,8 @@ def _fmt_bytes(b: float) -> str:
 def _fmt_seconds(s: float) -> str:
     for unit, scale in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600)):
         if s >= scale:
-            return f"{s / scale:.3g} {unit}"
+            v = f"{s / scale:.3g}"
+            return f"{v} {unit[:-1] if v == '1' else unit}"
     return f"{s:.3g} s"
 
 
@@ -116,6 +131,42 @@ def check_time(label: str, spec, vocab_size: int | None = None) -> None:
             f"at least {_fmt_seconds(need)} (at {MIN_STEP_S:g} s per step or "
             f"{PEAK_FLOPS:.0e} FLOP/s, faster than any device); a proxy run may take at most "
             f"{_fmt_seconds(MAX_RUN_S)}: lower tokens")
+
+
+def plan_seconds_lower_bound(specs, device_kind: str, vocab_sizes: dict | None = None) -> float:
+    """Seconds the runs ``specs`` take at least, one after another, on a device of kind
+    ``device_kind`` ("cpu" or "cuda"): each step costs the kind's best-case seconds per step
+    or its FLOPs at the kind's best-case FLOP/s (:data:`DEVICE_BEST_CASE`), whichever is
+    more."""
+    from advisor.proxyspec import flops_per_token
+
+    step_s, flops = DEVICE_BEST_CASE["cuda" if str(device_kind).startswith("cuda") else "cpu"]
+    total = 0.0
+    for spec in specs:
+        cfg = spec.model_config(vocab_size=(vocab_sizes or {}).get(spec.data))
+        per_step = flops_per_token(cfg) * spec.tokens_per_step
+        total += float(spec.steps) * max(step_s, per_step / flops)
+    return total
+
+
+def describe_seconds(s: float) -> str:
+    """Seconds as the largest fitting unit, 3 significant digits ("4.2 hours")."""
+    return _fmt_seconds(s)
+
+
+def check_plan_time(label: str, specs, device_kind: str, vocab_sizes: dict | None = None,
+                    force: bool = False) -> float:
+    """The plan's best-case seconds on ``device_kind`` (:func:`plan_seconds_lower_bound`);
+    AdvisorError when that exceeds MAX_PLAN_S, unless ``force``."""
+    need = plan_seconds_lower_bound(specs, device_kind, vocab_sizes)
+    if need > MAX_PLAN_S and not force:
+        raise AdvisorError(
+            f"plan {label}: its {len(specs)} run(s) would take at least {_fmt_seconds(need)} "
+            f"on {device_kind} (its best case: "
+            f"{DEVICE_BEST_CASE['cuda' if device_kind.startswith('cuda') else 'cpu'][0]:g} s "
+            f"per step at the least), more than {_fmt_seconds(MAX_PLAN_S)}: lower tokens or "
+            "the grid, use a faster device, or pass --force to start it anyway")
+    return need
 
 
 def check_memory(label: str, specs, memory_bytes: float, where: str,
@@ -244,6 +295,14 @@ def _make_spec(label: str, merged: dict):
         if k in run_kw:
             v = _number(label, k, run_kw[k])
             run_kw[k] = int(v) if isinstance(v, float) and v.is_integer() else v
+    lr = run_kw.get("lr")
+    lo, hi = PLAN_LR_RANGE
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and not lo <= lr <= hi:
+        desc = ", ".join(f"{k}={merged[k]}" for k in ("width", "depth") if k in merged)
+        raise AdvisorError(f"plan {label}: run ({desc}) has lr {lr:.3g}, outside "
+                           f"[{lo:g}, {hi:g}]: Adam moves each weight by about the LR per "
+                           "step, so no such run can train (advisor recommend refuses AdamW "
+                           "LRs above 0.1)")
     try:
         spec = RunSpec(model=tuple(sorted(model.items())), **run_kw)
         spec.model_config()                # can the family build this width?

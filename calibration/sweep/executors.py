@@ -136,12 +136,16 @@ def device_memory(device: str) -> tuple[float, str, int]:
     return ram, "this host's memory", 4
 
 
-def check_inputs(plan, device: str):
-    """Load and check every data source the plan uses, and that each run's estimated memory
-    and time fit (advisor.specs.plan's bounds), before any compute."""
+def check_inputs(plan, device: str, force: bool = False, done=frozenset()):
+    """Load and check every data source the plan uses, that each run's estimated memory and
+    time fit (advisor.specs.plan's bounds), and that the runs not yet ``done`` (ids) fit the plan's
+    time bound on this device (unless ``force``), before any compute. Returns (data by
+    source, the pending runs' best-case seconds on this device)."""
     from calibration.train.data import load_data
-    from advisor.specs.plan import check_memory, check_time
+    from calibration.train.runtime import check_device_name
+    from advisor.specs.plan import check_memory, check_plan_time, check_time
 
+    check_device_name(device)
     datas = {}
     for spec in plan.specs:
         if spec.data not in datas:
@@ -150,9 +154,25 @@ def check_inputs(plan, device: str):
         spec.model_config(vocab_size=datas[spec.data].vocab_size)
         check_time(plan.name, spec, datas[spec.data].vocab_size)
     memory, where, act_bytes = device_memory(device)
-    check_memory(plan.name, plan.specs, memory, where,
-                 {k: d.vocab_size for k, d in datas.items()}, act_bytes)
-    return datas
+    vocab = {k: d.vocab_size for k, d in datas.items()}
+    check_memory(plan.name, plan.specs, memory, where, vocab, act_bytes)
+    kind = "cuda" if where.startswith("cuda") else "cpu"
+    pending = [s for s in plan.specs if s.run_id not in done]
+    seconds = check_plan_time(plan.name, pending, kind, vocab, force=force)
+    return datas, seconds
+
+
+def stored_final_ids(out_dir) -> set:
+    """Ids of the runs already stored final in ``out_dir``'s store (read-only; none when
+    there is no store yet)."""
+    from pathlib import Path
+
+    from advisor.runs.store import DB_NAME, ResultsStore
+
+    if not (Path(out_dir) / DB_NAME).is_file():
+        return set()
+    with ResultsStore.open(out_dir, readonly=True) as st:
+        return st.final_ids()
 
 
 def work_units(specs) -> list[list]:
@@ -203,7 +223,7 @@ def claim_loop(units, lease, train_unit, should_stop=lambda: False,
 
 def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
               address: str | None = None, workers: int | None = None,
-              show_progress: bool = True) -> SweepSummary:
+              show_progress: bool = True, force: bool = False) -> SweepSummary:
     """Run every pending run of ``plan`` into the store in ``out_dir``.
 
     Several sweeps (processes, or hosts sharing the store's file system) may run on one store
@@ -215,10 +235,10 @@ def run_sweep(plan, out_dir, executor: str = "inproc", device: str = "auto",
         raise AdvisorError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if not plan.specs:
         raise AdvisorError(f"plan {plan.name} has no runs")
-    datas = check_inputs(plan, device)
     if executor != "ray":
         from calibration.train.runtime import resolve_device
         resolve_device(device)            # AdvisorError now if CUDA was asked for and is absent
+    datas, _ = check_inputs(plan, device, force=force, done=stored_final_ids(out_dir))
     store = ResultsStore.create(out_dir)
     t0 = time.perf_counter()
     ours: list[str] = []

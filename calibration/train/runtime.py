@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from advisor.errors import AdvisorError
 from advisor.specs.runspec import RunSpec
 from advisor.runs.store import RunMetrics
 
@@ -68,15 +69,38 @@ class MultiplierStream:
         return out
 
 
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
+
+
+def check_device_name(device: str | None) -> str:
+    """The device name if it is one of :data:`DEVICE_FORMS`, else AdvisorError (bad input,
+    found before any run); torch-free, so a remote executor's device is checked too."""
+    import re
+
+    d = "auto" if device is None else str(device)
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", d):
+        raise AdvisorError(f"--device must be {DEVICE_FORMS}, got {d!r}")
+    return d
+
+
 def resolve_device(device: str | None = None) -> str:
-    """'auto' or None -> 'cuda' when available, else 'cpu'."""
+    """'auto' or None -> 'cuda' when available, else 'cpu'. AdvisorError for a name that is
+    not a device (:func:`check_device_name`), CUDA asked for where there is none, or a CUDA
+    index this machine does not have."""
     import torch
 
-    if device in (None, "auto"):
+    d = check_device_name(device)
+    if d == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise AdvisorError(f"device {device} requested but CUDA is not available")
-    return str(device)
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise AdvisorError(f"device {d} requested but CUDA is not available "
+                               "(use --device cpu)")
+        n = torch.cuda.device_count()
+        if ":" in d and int(d.split(":")[1]) >= n:
+            raise AdvisorError(f"device {d} requested but this machine has {n} CUDA "
+                               f"device(s): cuda:0 to cuda:{n - 1}")
+    return d
 
 
 def wants_compile(spec, device) -> bool:
