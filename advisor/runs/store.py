@@ -215,8 +215,80 @@ def _nan(x):
     return math.nan if x is None else float(x)
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already (it does after a full disk
+    or an I/O error, and a second ROLLBACK would hide that error behind its own)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+class StoreError(AdvisorError):
+    """SQLite could not use a results store; the message names the cause and what to do."""
+
+
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html) -> cause and advice.
+_SQLITE_CAUSES = {
+    "SQLITE_FULL": ("the disk is full", "free space on its file system and run the same "
+                    "command again; the runs stored so far are kept"),
+    "SQLITE_READONLY": ("it is read-only here (file permissions or a read-only file system)",
+                        "run the command where the store is writable, or copy the sweep "
+                        "folder somewhere writable; its results are intact"),
+    "SQLITE_BUSY": ("another process has held it locked for over a minute",
+                    "wait for that process (another sweep or a writer) and run again"),
+    "SQLITE_LOCKED": ("another connection holds a lock on it",
+                      "wait for that process and run again"),
+    "SQLITE_CANTOPEN": ("it cannot be opened (permissions, or its folder's file system)",
+                        "check that this user can read the folder and the file"),
+    "SQLITE_IOERR": ("an I/O error occurred (a failing disk, a full or read-only file "
+                     "system, or a network file system without locking)",
+                     "check the disk and its free space, then run again"),
+    "SQLITE_PERM": ("access was denied", "check the file's permissions"),
+    "SQLITE_CORRUPT": ("it is corrupt", "move it aside to start a new one"),
+    "SQLITE_NOTADB": ("it is not an SQLite database (corrupt, or another file)",
+                      "move it aside to start a new one"),
+}
+
+
+def _sqlite_code(exc: sqlite3.Error) -> str:
+    """SQLite's primary result code name for ``exc`` (from the error code where Python has
+    it, else from SQLite's standard message text)."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name:
+        for code in _SQLITE_CAUSES:
+            if name == code or name.startswith(code + "_"):
+                return code
+    text = str(exc).lower()
+    for needle, code in (("disk is full", "SQLITE_FULL"), ("readonly", "SQLITE_READONLY"),
+                         ("read-only", "SQLITE_READONLY"), ("is locked", "SQLITE_BUSY"),
+                         ("unable to open", "SQLITE_CANTOPEN"), ("i/o error", "SQLITE_IOERR"),
+                         ("malformed", "SQLITE_CORRUPT"), ("not a database", "SQLITE_NOTADB"),
+                         ("missing tables", "SQLITE_NOTADB"), ("schema version", "SQLITE_NOTADB"),
+                         ("quick_check", "SQLITE_CORRUPT")):
+        if needle in text:
+            return code
+    if type(exc) is sqlite3.DatabaseError:
+        return "SQLITE_CORRUPT"
+    return ""
+
+
+def sqlite_error(exc: sqlite3.Error, path, action: str) -> StoreError:
+    """One line for an SQLite error on the store at ``path`` while ``action`` (open, create,
+    write): its cause (disk full, read-only, locked, corrupt, ...) and the advice that fits.
+    Only a store that SQLite itself finds corrupt or not a database is called corrupt."""
+    code = _sqlite_code(exc)
+    cause, advice = _SQLITE_CAUSES.get(code, ("SQLite failed", "run again; if it persists, "
+                                              "set ADVISOR_DEBUG=1 and report it"))
+    verb = {"open": "cannot open", "create": "cannot create", "write": "cannot write to"}[action]
+    return StoreError(f"{verb} results store {path}: {cause} ({exc}); {advice}")
+
+
 class ResultsStore:
     """A sweep's results in ``DIR/results.sqlite``."""
+
+    readonly = False
 
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
@@ -224,15 +296,39 @@ class ResultsStore:
 
     # Opening --------------------------------------------------------------------------
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+    def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+        """A connection to ``path``. ``readonly``: SQLite's ``mode=ro`` (it never writes the
+        file, nor creates it); where even that cannot open (a WAL store on a read-only file
+        system, its -shm file gone), ``immutable=1``: nobody can write there either."""
+        if not readonly:
+            conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            return conn
+        from urllib.parse import quote
+
+        uri = "file:" + quote(str(Path(path).resolve()))
+        try:
+            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60.0,
+                                   isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            if os.access(Path(path).parent, os.W_OK) and os.access(path, os.W_OK):
+                raise
+            conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 60000")
-        conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
     @classmethod
-    def open(cls, directory) -> "ResultsStore":
-        """Open an existing store; AdvisorError if it is missing or not a valid store."""
+    def open(cls, directory, readonly: bool = False) -> "ResultsStore":
+        """Open an existing store; AdvisorError if it is missing or not a valid store, or
+        when SQLite cannot use it (:func:`sqlite_error`: disk full, read-only, locked,
+        corrupt, each with its advice).
+
+        ``readonly``: for readers (summaries, fits): nothing is written to the file, not even
+        its schema or an upgrade of an older one, so a store on a read-only file system
+        reads as it is, and a 0-byte store (created, then killed before its schema was
+        written) reads as empty."""
         d = Path(directory)
         path = d / DB_NAME
         if path.is_dir():
@@ -243,13 +339,17 @@ class ResultsStore:
                                f"{DB_NAME}" + (f" ({d.parent})" if d.name == DB_NAME else ""))
         if not path.is_file():
             raise AdvisorError(f"no results store in {d} (expected {path})")
+        conn = None
         try:
-            conn = cls._connect(path)
+            conn = cls._connect(path, readonly)
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not tables:                # created but killed before its schema was committed
+                if readonly:
+                    conn.close()
+                    conn = sqlite3.connect(":memory:", isolation_level=None)
                 cls._init_schema(conn)
                 tables = {"meta", "runs", "curves", "diagnostics"}
             if not {"meta", "runs", "curves", "diagnostics"} <= tables:
@@ -262,7 +362,7 @@ class ResultsStore:
                                    f"than this hp-advisor's {SCHEMA_VERSION}: upgrade hp-advisor")
             if version not in range(1, SCHEMA_VERSION + 1):
                 raise sqlite3.DatabaseError(f"schema version {row and row[0]}")
-            if version < SCHEMA_VERSION:
+            if version < SCHEMA_VERSION and not readonly:
                 try:
                     cls._migrate(conn)
                 except sqlite3.OperationalError as exc:
@@ -270,12 +370,17 @@ class ResultsStore:
                     raise AdvisorError(f"results store {path} has schema version {version} and "
                                        f"could not be upgraded to {SCHEMA_VERSION} in place "
                                        f"({exc}); open it once where it is writable") from None
-        except sqlite3.DatabaseError as exc:
-            raise AdvisorError(f"results store {path} is corrupt or not a results store "
-                               f"({exc}); move it aside to start a new one") from None
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        return cls(path, conn)
+            if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            if not _sqlite_code(exc):
+                raise
+            raise sqlite_error(exc, path, "open") from None
+        store = cls(path, conn)
+        store.readonly = readonly
+        return store
 
     @classmethod
     def create(cls, directory) -> "ResultsStore":
@@ -286,20 +391,30 @@ class ResultsStore:
         if d.exists() and not d.is_dir():
             raise AdvisorError(f"{d} exists and is not a directory")
         d.mkdir(parents=True, exist_ok=True)
-        conn = cls._connect(d / DB_NAME)
-        conn.execute("PRAGMA journal_mode = WAL")
-        cls._init_schema(conn)
+        try:
+            conn = cls._connect(d / DB_NAME)
+            conn.execute("PRAGMA journal_mode = WAL")
+            cls._init_schema(conn)
+        except sqlite3.Error as exc:
+            if not _sqlite_code(exc):
+                raise
+            raise sqlite_error(exc, d / DB_NAME, "create") from None
         return cls(d / DB_NAME, conn)
 
     @staticmethod
     def _init_schema(conn: sqlite3.Connection) -> None:
         """Create the tables in one transaction (idempotent)."""
         conn.execute("BEGIN IMMEDIATE")
-        for stmt in (_SCHEMA + _SCHEMA_V2).split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
+        try:
+            for stmt in (_SCHEMA + _SCHEMA_V2).split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -320,7 +435,7 @@ class ResultsStore:
                 conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     @classmethod
@@ -383,8 +498,10 @@ class ResultsStore:
                 c.executemany("INSERT INTO diagnostics VALUES (?,?,?,?)",
                               [(run_id, int(s), str(n), _num(v)) for s, n, v in diagnostics])
             c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(c)
+            if isinstance(exc, sqlite3.Error) and _sqlite_code(exc):
+                raise sqlite_error(exc, self.path, "write") from None
             raise
         return True
 
@@ -448,8 +565,10 @@ class ResultsStore:
                           "VALUES (?,?,?,?)", (rid, owner, now, took_over))
                 claimed.append(rid)
             c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(c)
+            if isinstance(exc, sqlite3.Error) and _sqlite_code(exc):
+                raise sqlite_error(exc, self.path, "write") from None
             raise
         return claimed, held, done
 
@@ -465,8 +584,10 @@ class ResultsStore:
                 c.executemany("DELETE FROM claims WHERE run_id=? AND owner=?",
                               [(rid, owner) for rid in run_ids])
             c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(c)
+            if isinstance(exc, sqlite3.Error) and _sqlite_code(exc):
+                raise sqlite_error(exc, self.path, "write") from None
             raise
 
     def heartbeat(self, owner: str, ttl_s: float) -> int:
@@ -502,9 +623,11 @@ class ResultsStore:
             "SELECT run_id FROM runs WHERE status IN ('finished', 'diverged')")}
 
     def runs(self, status: str | None = None) -> list[RunRecord]:
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
+        startup = "startup_s" if "startup_s" in cols else "NULL"      # a version-1 store
         q = ("SELECT run_id, settings, status, error, final_train_loss, final_val_loss, "
              "n_params, n_params_non_embedding, tokens_seen, wall_time_s, tokens_per_s, "
-             "device, recorded_at, startup_s FROM runs")
+             f"device, recorded_at, {startup} FROM runs")
         args = ()
         if status is not None:
             if status not in STATUSES:
@@ -646,7 +769,7 @@ class LeaseKeeper:
             self._thread.join(timeout=10)
         try:
             self.store.release(self.owner)
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             pass                       # the leases expire on their own
 
 

@@ -210,7 +210,7 @@ def select_rows(rows: list[dict], select, source: str) -> list[dict]:
 def _store_rows(p: Path) -> list[dict]:
     from advisor.runs.store import ResultsStore  # torch-free; imported only for stores
 
-    store = ResultsStore.open(p)
+    store = ResultsStore.open(p, readonly=True)
     try:
         return store.steplaw_rows()
     finally:

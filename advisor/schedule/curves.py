@@ -309,7 +309,7 @@ def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:
     except ImportError as exc:
         raise AdvisorError(f"reading a results store needs the calibration package: {exc}") \
             from None
-    store = ResultsStore.open(path)
+    store = ResultsStore.open(path, readonly=True)
     runs = [r for r in store.runs(status="finished")]
     if run_ids:
         want = set(run_ids)

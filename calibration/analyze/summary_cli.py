@@ -32,7 +32,7 @@ def summary_main(argv, description: str, rows_of: Callable, lines_of: Callable,
     ap.add_argument("--plot", default=None, help=plot_help)
     args = ap.parse_args(argv)
     try:
-        with ResultsStore.open(args.store) as st:
+        with ResultsStore.open(args.store, readonly=True) as st:
             rows = rows_of(st.runs())
         for line in lines_of(rows):
             print(line)

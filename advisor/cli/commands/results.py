@@ -42,7 +42,7 @@ def results(directory, fmt, csv_path, status, plot_path):
     if csv_path:
         check_output_file(csv_path, "CSV file")
 
-    with ResultsStore.open(directory) as store:
+    with ResultsStore.open(directory, readonly=True) as store:
         runs = store.runs(status=status)
         all_runs = store.runs()
         steplaw = store.steplaw_rows() if (fmt == "csv" or csv_path) else None
