@@ -138,7 +138,7 @@ def plan_seconds_lower_bound(specs, device_kind: str, vocab_sizes: dict | None =
     ``device_kind`` ("cpu" or "cuda"): each step costs the kind's best-case seconds per step
     or its FLOPs at the kind's best-case FLOP/s (:data:`DEVICE_BEST_CASE`), whichever is
     more."""
-    from advisor.proxyspec import flops_per_token
+    from advisor.specs.proxyspec import flops_per_token
 
     step_s, flops = DEVICE_BEST_CASE["cuda" if str(device_kind).startswith("cuda") else "cpu"]
     total = 0.0
