@@ -30,6 +30,7 @@ held-out final-loss errors; they stay available, not among the default candidate
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -315,9 +316,41 @@ def _first_stage(law, curves, lr_scale, idxs, ws, lam, opts):
     return np.array([max(L0, 1e-3), A, alpha, k])
 
 
+# Curves whose losses span less than this fraction of their mean are flat: no law can be
+# fitted to them (a training curve drops by tens of percent).
+FLAT_REL = 1e-4
+
+
+def _falls(loss: np.ndarray) -> bool:
+    """Does the loss fall from its first 10% of points to its last 10% by more than three
+    standard errors of the point-to-point noise (the median absolute difference of
+    neighbours, / 0.6745 / sqrt 2, a robust sigma)?"""
+    loss = loss[np.isfinite(loss)]
+    k = max(1, len(loss) // 10)
+    if len(loss) < 4:
+        return bool(len(loss) >= 2 and loss[0] > loss[-1])
+    sigma = float(np.median(np.abs(np.diff(loss)))) / 0.6745 / math.sqrt(2)
+    drop = float(loss[:k].mean() - loss[-k:].mean())
+    return drop > 3 * sigma * math.sqrt(2 / k)
+
+
 def check_identifiable(curves: list[Curve]) -> None:
+    """AdvisorError when the curves cannot pin a schedule law down: none, flat losses, or no
+    curve whose LR decays."""
     if not curves:
         raise AdvisorError("no curves to fit")
+    loss = np.concatenate([np.asarray(c.loss, dtype=np.float64) for c in curves])
+    loss = loss[np.isfinite(loss)]
+    if loss.size == 0 or np.ptp(loss) <= FLAT_REL * np.abs(loss).mean():
+        spread = float(np.ptp(loss)) if loss.size else float("nan")
+        raise AdvisorError(f"the curves' losses do not change (spread {spread:.3g} nats over "
+                           f"{loss.size} points): they carry no information about how the "
+                           "loss follows the LR; fit curves of a model that trains")
+    if not any(_falls(np.asarray(c.loss, dtype=np.float64)) for c in curves):
+        raise AdvisorError("no curve's loss falls by more than its own noise (the mean of its "
+                           "last 10% of points against its first 10%): the curves carry no "
+                           "information about how the loss follows the LR; fit curves of a "
+                           "model that trains")
     if not any(c.has_annealing() for c in curves):
         raise AdvisorError("every curve has a constant LR after warmup: the annealing term "
                            "is not identifiable; add a curve whose LR decays (cosine, or a "

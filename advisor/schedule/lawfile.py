@@ -35,6 +35,17 @@ from advisor.common.yamlio import atomic_write_text, plain, read_yaml_file
 
 SCHEMA = "hp-advisor/schedule-law/v1"
 
+# What a schedule law may predict: a loss in nats per token in (0, MAX_LOSS_NATS]. A model
+# at initialisation has about ln(vocab) nats (12.4 for a 256k vocabulary); anything above
+# 30 or at or below 0 is not a language model's loss, so the law that predicts it is wrong.
+MAX_LOSS_NATS = 30.0
+# The magnitudes a fitted law's positive constants stay within (lr_scale units; the fits'
+# constants are of order 1e-3 to 1e3): outside it a file was edited or a fit went astray.
+LOG_PARAM_RANGE = (1e-8, 1e8)
+# Steps of the reference schedules a loaded law is asked for (see check_predictions).
+_CHECK_POINTS = 64
+_CHECK_MAX_STEPS = 1_000_000
+
 
 @dataclass
 class ScheduleLaw:
@@ -47,15 +58,64 @@ class ScheduleLaw:
     total_steps_fitted: int
     doc: dict
     rho: float = 1.0
+    path: str = "the law file"
 
     @property
     def theta(self) -> np.ndarray:
         return np.array([self.params[p] for p in FORMS[self.law].params], dtype=np.float64)
 
     def predict(self, lrs, steps) -> np.ndarray:
-        """Loss (nats) at ``steps`` for absolute per-step LRs ``lrs`` (index = step)."""
+        """Loss (nats) at ``steps`` for absolute per-step LRs ``lrs`` (index = step).
+        AdvisorError when a predicted loss is not in (0, MAX_LOSS_NATS]: the law does not
+        hold for this schedule, and no such number is handed on."""
         u = np.asarray(lrs, dtype=np.float64) / self.lr_scale
-        return FORMS[self.law].predict(self.theta, u, steps, rho=self.rho, lam=self.lam)
+        with np.errstate(all="ignore"):
+            out = FORMS[self.law].predict(self.theta, u, steps, rho=self.rho, lam=self.lam)
+        bad = implausible_loss(out, steps)
+        if bad is not None:
+            i, v = bad
+            step = int(np.asarray(steps).reshape(-1)[i])
+            raise AdvisorError(f"the {self.law} law in {self.path} "
+                               f"predicts a loss of {v:.4g} nats at step {step}, outside "
+                               f"(0, {MAX_LOSS_NATS:g}] (after the first 1% of the run, "
+                               "else (0, inf)): its constants do not describe a "
+                               "training run (refit it with `advisor schedule fit`)")
+        return out
+
+
+def implausible_loss(losses, steps) -> tuple[int, float] | None:
+    """(index, value) of the first implausible loss, or None. Every loss must be finite and
+    positive; from 1% of the run on (steps >= max(steps) / 100) also at most MAX_LOSS_NATS
+    (the first steps of a power law in the LR area may legitimately run high)."""
+    a = np.asarray(losses, dtype=np.float64).reshape(-1)
+    st = np.broadcast_to(np.asarray(steps, dtype=np.float64).reshape(-1), a.shape)
+    late = st >= st.max() / 100 if st.size else st
+    ok = np.isfinite(a) & (a > 0) & ((a <= MAX_LOSS_NATS) | ~late)
+    if ok.all():
+        return None
+    i = int(np.argmin(ok))
+    return i, float(a[i])
+
+
+def check_predictions(law: "ScheduleLaw", where: str) -> None:
+    """AdvisorError unless the law predicts plausible losses (:func:`implausible_loss`) for
+    the schedules it was fitted on: a constant LR and a cosine to 10% over its fitted
+    horizon (at most _CHECK_MAX_STEPS steps), at _CHECK_POINTS steps each."""
+    from advisor.schedule.optimize import per_step_lrs
+
+    T = int(min(law.total_steps_fitted, _CHECK_MAX_STEPS))
+    steps = np.unique(np.linspace(1, T, min(T, _CHECK_POINTS)).astype(np.int64))
+    for spec in ("constant", "cosine:final=0.1"):
+        u = per_step_lrs(spec, T, 1.0)
+        with np.errstate(all="ignore"):
+            out = FORMS[law.law].predict(law.theta, u, steps, rho=law.rho, lam=law.lam)
+        bad = implausible_loss(out, steps)
+        if bad is not None:
+            i, v = bad
+            raise AdvisorError(f"{where}: the {law.law} law predicts a loss of {v:.4g} nats "
+                               f"at step {int(steps[i])} of a {spec} schedule over its own "
+                               f"fitted {T} steps, outside (0, {MAX_LOSS_NATS:g}]: its "
+                               "constants do not describe a training run")
 
 
 def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
@@ -81,9 +141,20 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
         v = params[p]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise AdvisorError(f"{where}: param {p} must be a finite number, got {v!r}")
+    lo, hi = LOG_PARAM_RANGE
     for p in FORMS[law].log_params:
-        if params[p] <= 0:
-            raise AdvisorError(f"{where}: param {p} must be positive")
+        if not lo <= params[p] <= hi:
+            raise AdvisorError(f"{where}: param {p} must be in [{lo:g}, {hi:g}] (a positive "
+                               f"constant of a fitted law), got {params[p]!r}")
+    for p, (blo, bhi) in FORMS[law].bounds.items():
+        v = params[p]
+        if (blo is not None and v < blo) or (bhi is not None and v > bhi):
+            rng = f"[{'-inf' if blo is None else f'{blo:g}'}, {'inf' if bhi is None else f'{bhi:g}'}]"
+            raise AdvisorError(f"{where}: param {p} must be in {rng} (the {law} form's "
+                               f"range), got {v!r}")
+    if "L0" in params and params["L0"] > MAX_LOSS_NATS:
+        raise AdvisorError(f"{where}: param L0 (the loss it tends to, nats) must be at most "
+                           f"{MAX_LOSS_NATS:g}, got {params['L0']!r}")
     s = d.get("lr_scale")
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not (s > 0 and math.isfinite(s)):
         raise AdvisorError(f"{where}: lr_scale must be a positive number (the fit's peak LR)")
@@ -107,10 +178,12 @@ def load_schedule_law(path) -> ScheduleLaw:
         raise AdvisorError(f"no such schedule-law file: {path}")
     d = read_yaml_file(path, "schedule law")
     validate_schedule_law_dict(d, str(path))
-    return ScheduleLaw(law=d["law"], params={k: float(v) for k, v in d["params"].items()},
-                       lr_scale=float(d["lr_scale"]), lam=d.get("lam"),
-                       total_steps_fitted=int(d["total_steps_fitted"]), doc=d,
-                       rho=float(d.get("rho", 1.0)))
+    law = ScheduleLaw(law=d["law"], params={k: float(v) for k, v in d["params"].items()},
+                      lr_scale=float(d["lr_scale"]), lam=d.get("lam"),
+                      total_steps_fitted=int(d["total_steps_fitted"]),
+                      doc=d, rho=float(d.get("rho", 1.0)), path=str(path))
+    check_predictions(law, str(path))
+    return law
 
 
 def dump_schedule_law(d: dict, path) -> Path:
@@ -121,6 +194,19 @@ def dump_schedule_law(d: dict, path) -> Path:
     atomic_write_text(path, yaml.safe_dump(d, sort_keys=False, default_flow_style=None,
                                            width=100))
     return path
+
+
+def _cv_row(r: dict) -> dict:
+    """A cross-validation row for the file: a candidate that failed on some fold has no
+    score (null) and says why, never an infinite score."""
+    def num(x):
+        return float(x) if x is not None and math.isfinite(x) else None
+    row = {"candidate": r["label"], "score": num(r["score"]), "mean_rel": num(r["mean_rel"]),
+           "final_rel": num(r["final_rel"])}
+    errors = [f.get("error") for f in r.get("folds", ()) if f.get("error")]
+    if row["score"] is None:
+        row["failed"] = errors[0] if errors else "no finite score"
+    return row
 
 
 def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
@@ -159,8 +245,7 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
             "seconds": fit.seconds,
             "mean_rel": float(np.mean([p["mean_rel"] for p in per_curve])),
             "curves": per_curve,
-            "cv": [{"candidate": r["label"], "score": r["score"], "mean_rel": r["mean_rel"],
-                    "final_rel": r["final_rel"]} for r in cv_rows],
+            "cv": [_cv_row(r) for r in cv_rows],
         },
         "provenance": {
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -108,7 +108,9 @@ def cross_validate(curves: list[Curve], candidates=CANDIDATES, progress=None) ->
                      "score": float("inf"), "error": str(exc)}
             per.append(dict(s, fold=label))
             if progress:
-                progress(f"cv {law} [{opts.label()}] {label}: score {s['score']:.4%}")
+                progress(f"cv {law} [{opts.label()}] {label}: " + (
+                    f"score {s['score']:.4%}" if np.isfinite(s["score"])
+                    else f"failed ({s.get('error', 'no score')})"))
         scores = [p["score"] for p in per]
         rows.append({"law": law, "options": opts, "label": f"{law} [{opts.label()}]",
                      "score": float(np.mean(scores)),

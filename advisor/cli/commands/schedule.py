@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shlex
 import sys
 
@@ -101,6 +102,10 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
     if rows:
         click.echo("cross-validation (mean held-out relative error + final-point error):")
         for r in rows:
+            if not math.isfinite(r["score"]):
+                why = next((f["error"] for f in r.get("folds", ()) if f.get("error")), "")
+                click.echo(f"  {r['label']:<48} failed on a fold: {why}")
+                continue
             click.echo(f"  {r['label']:<48} score {r['score']:.3%}  (curve {r['mean_rel']:.3%}, "
                        f"final {r['final_rel']:.3%})")
     click.echo(f"chosen: {fit.law} [{fit.options.label()}], fitted in {fit.seconds:.2f} s")
