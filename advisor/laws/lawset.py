@@ -48,10 +48,14 @@ class LawSet:
 
     @classmethod
     def from_dict(cls, d: Mapping, path: str | None = None) -> "LawSet":
+        from advisor.laws.plausible import check_lawset
+
         validate_lawset_dict(d)
-        return cls(name=d["name"], title=d.get("title", d["name"]), source=d["source"],
-                   conventions=d["conventions"], laws=d["laws"], mup=d.get("mup"),
-                   provenance=d.get("provenance"), notes=d.get("notes"), path=path)
+        ls = cls(name=d["name"], title=d.get("title", d["name"]), source=d["source"],
+                 conventions=d["conventions"], laws=d["laws"], mup=d.get("mup"),
+                 provenance=d.get("provenance"), notes=d.get("notes"), path=path)
+        check_lawset(ls)
+        return ls
 
     def to_dict(self) -> dict:
         d = {"schema": SCHEMA_ID, "name": self.name, "title": self.title,
@@ -252,8 +256,9 @@ def load_shipped() -> list[LawSet]:
 
 
 def dump_lawset(d: Mapping, path) -> None:
-    """Validate ``d`` and write it as YAML to ``path`` atomically (temp file + rename)."""
-    validate_lawset_dict(d)
+    """Validate ``d`` (its form and :mod:`advisor.laws.plausible`) and write it as YAML to
+    ``path`` atomically (temp file + rename)."""
+    LawSet.from_dict(d)
     text = yaml.safe_dump(plain(d), sort_keys=False, default_flow_style=None, width=100)
     atomic_write_text(path, text)
 

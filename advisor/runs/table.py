@@ -233,14 +233,27 @@ def _csv_rows(p: Path) -> list[dict]:
     return rows
 
 
-def _number(row: dict, key: str, i: int, name: str) -> float:
+# The peak LRs a run can have trained at (any optimizer or convention here): outside, a row
+# is a typo or a unit mix-up (an LR of 1e300 is not a result).
+RUN_LR_RANGE = (1e-8, 10.0)
+# Finished runs whose losses all agree to this relative precision carry no information.
+FLAT_LOSS_REL = 1e-9
+
+
+def _row_where(source: str, i: int, name: str) -> str:
+    """'FILE, row 5' (a CSV's line number, header = row 1), plus the run's name if it has one."""
+    where = f"{source}, row {i + 2}"
+    return where if name == f"row {i + 2}" else f"{where} ({name})"
+
+
+def _number(row: dict, key: str, i: int, name: str, source: str = "rows") -> float:
     raw = row.get(key)
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         return math.nan
     try:
         return float(raw)
     except (TypeError, ValueError):
-        raise AdvisorError(f"row {i + 2} ({name}): column {key!r} is not a number: "
+        raise AdvisorError(f"{_row_where(source, i, name)}: column {key!r} is not a number: "
                            f"{raw!r}") from None
 
 
@@ -309,34 +322,34 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
         st = str(row.get("status") or "finished").strip().lower() if has_status else "finished"
         if st not in ("finished", "diverged", FAILED):
-            raise AdvisorError(f"row {i + 2} ({name}): status must be finished, diverged or "
+            raise AdvisorError(f"{_row_where(source, i, name)}: status must be finished, diverged or "
                                f"failed, got {st!r}")
         if st == FAILED:            # crashed for reasons unrelated to the LR: not evidence
             n_failed += 1
             continue
         names.append(name)
-        N.append(_number(row, n_column, i, name))
+        N.append(_number(row, n_column, i, name, source))
         for lab, c in zip(labels, cell_by):
             lab.append(str(row.get(c) if row.get(c) is not None else "").strip())
         for c, vals in arch.items():
             vals.append(str(row.get(c)).strip())
-        D.append(_number(row, "D", i, name))
-        lr.append(_number(row, "lr", i, name))
-        row_sl = _number(row, "seq_len", i, name)
+        D.append(_number(row, "D", i, name, source))
+        lr.append(_number(row, "lr", i, name, source))
+        row_sl = _number(row, "seq_len", i, name, source)
         if "bs_tokens" in cols:
-            bt.append(_number(row, "bs_tokens", i, name))
+            bt.append(_number(row, "bs_tokens", i, name, source))
         else:           # a per-run seq_len column wins over --seq-len
-            bt.append(_number(row, "bs", i, name)
+            bt.append(_number(row, "bs", i, name, source)
                       * (row_sl if math.isfinite(row_sl) and row_sl > 0 else seq_len))
-        wd.append(_number(row, "weight_decay", i, name))
-        seed.append(_number(row, "seed", i, name))
-        L.append(_number(row, loss_col, i, name))
+        wd.append(_number(row, "weight_decay", i, name, source))
+        seed.append(_number(row, "seed", i, name, source))
+        L.append(_number(row, loss_col, i, name, source))
         status.append(st)
-        steps.append(_number(row, "ti", i, name))
-        bs_col.append(_number(row, "bs", i, name))
-        sl_col.append(_number(row, "seq_len", i, name))
+        steps.append(_number(row, "ti", i, name, source))
+        bs_col.append(_number(row, "bs", i, name, source))
+        sl_col.append(_number(row, "seq_len", i, name, source))
         # DeepSeek LLM's M = 72 n_layer d^2 + 12 n_layer d seq (Bi et al. 2024, Sec. 3.1)
-        h, nl = _number(row, "h", i, name), _number(row, "numl", i, name)
+        h, nl = _number(row, "h", i, name, source), _number(row, "numl", i, name, source)
         sl = sl_col[-1] if math.isfinite(sl_col[-1]) else seq_len
         M.append(72 * nl * h * h + 12 * nl * h * sl)
     if not names:
@@ -352,6 +365,14 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
             raise AdvisorError(f"{source}: {int(bad.sum())} run(s) have a missing, zero or "
                                f"negative {col} (first: {names[j]})")
 
+    lo, hi = RUN_LR_RANGE
+    bad = (lr < lo) | (lr > hi)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise AdvisorError(f"{source}: {int(bad.sum())} run(s) have an lr outside [{lo:g}, "
+                           f"{hi:g}], where no model trains (first: {names[j]}, lr "
+                           f"{lr[j]:.3g}); fix or remove them")
+
     _check_batch_units(bt, D, steps, "bs_tokens" in cols, seq_len, source, bs_col, sl_col)
 
     nan_loss = ~np.isfinite(L) & ~diverged
@@ -364,6 +385,12 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                            "remove them")
     if np.any(L[np.isfinite(L)] <= 0):
         raise AdvisorError(f"{source}: losses must be positive")
+    done = L[np.isfinite(L) & ~diverged]
+    if done.size >= 2 and np.ptp(done) <= FLAT_LOSS_REL * float(np.mean(done)):
+        raise AdvisorError(f"{source}: all {done.size} finished runs have the same loss "
+                           f"({float(done[0]):.6g}): the runs carry no information about "
+                           "how the loss depends on LR, batch or size, so no law can be "
+                           "fitted")
 
     labels = tuple(np.array(lab, dtype=object) for lab in labels)
     label_codes = [np.unique(lab.astype(str), return_inverse=True)[1].astype(float)

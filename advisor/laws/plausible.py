@@ -1,0 +1,79 @@
+"""What a hyperparameter law may predict: one check of every law set on load (and before a
+fit writes one), so an implausible law is refused with the reason instead of being used.
+
+Two rules, both about the law as a law of training, not about any one target:
+
+* an exponent on a size variable (N parameters, D tokens, C FLOPs, TPP tokens per parameter)
+  is at most :data:`MAX_SIZE_EXPONENT` in magnitude: published laws have 0.1-0.7 (e.g. Step
+  Law's LR N^-0.713 D^0.307, Porian et al.'s batch N^0.703); an LR that grows as N^3.7 is
+  a fit to noise;
+* inside its own fitted range (the corners and the middle of ``fitted_range``) each law's
+  prediction lies in :data:`LAW_RANGES`, in the law's own units (batch sizes in tokens).
+
+Where a law's fitted range leaves N or D open, D = 20 N (the Chinchilla ratio) fills it in.
+Pure functions; no I/O.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+from advisor.errors import AdvisorError
+
+MAX_SIZE_EXPONENT = 2.0
+SIZE_VARIABLES = ("N", "D", "C", "TPP")
+
+# (lo, hi) exclusive of nothing: a prediction outside is refused. Units: learning_rate the
+# peak LR (or muP base LR), batch sizes in tokens per step, weight_decay the AdamW lambda,
+# loss in nats per token.
+LAW_RANGES = {
+    "learning_rate": (1e-8, 10.0),
+    "batch_size": (1.0, 1e10),
+    "critical_batch_size": (1.0, 1e12),
+    "weight_decay": (0.0, 100.0),
+    "loss": (1e-3, 30.0),
+}
+_SEQUENCE_TOKENS = 2048        # a batch in sequences, where the set states no seq_len
+
+
+def _points(rng: dict) -> list[tuple[float, float]]:
+    """(N, D) at the corners and the geometric middle of a fitted range."""
+    def span(var):
+        lo, hi = (float(x) for x in rng[var])
+        return [lo, hi, math.sqrt(lo * hi)] if lo > 0 else [hi]
+    if "N" in rng and "D" in rng:
+        return list(itertools.product(span("N"), span("D")))
+    if "N" in rng:
+        return [(n, 20 * n) for n in span("N")]
+    if "D" in rng:
+        return [(d / 20, d) for d in span("D")]
+    if "C" in rng:
+        return [(math.sqrt(c / 120), 20 * math.sqrt(c / 120)) for c in span("C")]
+    return []
+
+
+def check_lawset(ls) -> None:
+    """AdvisorError naming the first implausible law of a :class:`LawSet` (see module doc)."""
+    where = f"law set {ls.name!r}" + (f" ({ls.path})" if ls.path else "")
+    for quantity, law in ls.laws.items():
+        for var, e in (law.get("exponents") or {}).items():
+            if var in SIZE_VARIABLES and abs(float(e)) > MAX_SIZE_EXPONENT:
+                raise AdvisorError(
+                    f"{where}: the {quantity} law has exponent {float(e):+.3g} on {var}, "
+                    f"beyond +-{MAX_SIZE_EXPONENT:g} (published laws: 0.1-0.7): it is a fit "
+                    "to data without that information, not a law; refit it on a sweep that "
+                    "varies the loss")
+        lo, hi = LAW_RANGES[quantity]
+        for N, D in _points(law.get("fitted_range") or {}):
+            try:
+                v = ls.predict(quantity, N, D)
+            except (AdvisorError, ValueError, ZeroDivisionError, OverflowError):
+                continue                  # needs a variable the range does not give (M, L)
+            if quantity == "batch_size" and ls.batch_unit == "sequences":
+                v *= float(ls.conventions.get("seq_len") or _SEQUENCE_TOKENS)
+            if not (math.isfinite(v) and lo <= v <= hi):
+                unit = " tokens" if "batch" in quantity else ""
+                raise AdvisorError(
+                    f"{where}: the {quantity} law predicts {v:.3g}{unit} at N = {N:.3g}, "
+                    f"D = {D:.3g}, inside its own fitted range, outside [{lo:g}, {hi:g}]: "
+                    "its constants do not describe training; refit or fix the file")
