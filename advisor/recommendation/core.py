@@ -24,7 +24,7 @@ from advisor.laws.lawforms import NotApplicable
 from advisor.laws.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.rules.lr_schedule import Schedule
 from advisor.recommendation.mup_view import mup_view
-from advisor.rules.plausibility import check as check_plausible
+from advisor.rules.plausibility import check as check_plausible, check_target
 from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
                                 LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
                                 ParamsForLaws, PublishedNearest, QuantityUncertainty,
@@ -551,7 +551,7 @@ def compute(inp: Inputs) -> Recommendation:
     warnings: list[str] = []
 
     D, tokens_source = tokens_step(inp)
-    warnings.extend(check_plausible({"tokens_per_param": D / shape.params_total}))
+    warnings.extend(check_target(shape.params_total, D))
 
     # --- loss
     loss_N = shape.params(loss_set.conventions["params"])

@@ -71,7 +71,8 @@ RANGES: dict[str, Range] = {
 }
 
 
-def check(values: dict) -> list[str]:
+def check(values: dict, advice: str = "refusing to write it (check the law file and "
+          "--tokens)") -> list[str]:
     """Warnings for values outside their usual range; AdvisorError outside the refuse range.
 
     ``values`` maps a key of :data:`RANGES` to a number; every key present is checked, and a
@@ -89,8 +90,7 @@ def check(values: dict) -> list[str]:
                      else f"above {hi:.3g}")
             why = r.why_low if lo is not None and x < lo else r.why_high
             raise AdvisorError(f"{key} {x:.3g} ({r.unit}) is {bound}, outside anything "
-                               f"that can train: {why}; refusing to write it (check the law "
-                               "file and --tokens)")
+                               f"that can train: {why}; {advice}")
         ulo, uhi = r.usual
         if ulo is not None and x < ulo:
             warnings.append(f"{key} {x:.3g} ({r.unit}) is unusually low (below {ulo:.3g}): "
@@ -99,3 +99,14 @@ def check(values: dict) -> list[str]:
             warnings.append(f"{key} {x:.3g} ({r.unit}) is unusually high (above {uhi:.3g}): "
                             f"{r.why_high}")
     return warnings
+
+
+def check_target(params_total: float, tokens: float) -> list[str]:
+    """The one input check of a training target (N total parameters, D tokens) shared by
+    every command that takes one (``recommend``, ``compare``): AdvisorError when D / N is
+    outside what can train (:data:`RANGES` ``tokens_per_param``), else its warnings."""
+    if not (params_total > 0 and math.isfinite(params_total)):
+        raise AdvisorError(f"params must be a positive number, got {params_total!r}")
+    return check({"tokens_per_param": float(tokens) / float(params_total)},
+                 f"refusing the target ({params_total:.3g} parameters, {float(tokens):.3g} "
+                 "tokens; check --params and --tokens)")

@@ -9,6 +9,7 @@ from advisor.cli.commands._table import cell, row
 from advisor.laws.lawset import load_shipped
 from advisor.common.numbers import SEQ_LEN_UNITS, parse_count, parse_seq_len
 from advisor.laws.published import nearest
+from advisor.rules.plausibility import check_target
 from advisor.recommendation.core import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
                                     compute_optimal_tokens, law_table)
 from advisor.specs.shapes import load_family, shape_for_params
@@ -36,6 +37,7 @@ def compare(params, tokens, seq_len, family, fmt):
     loss_ls = next(ls for ls in sets if ls.name == DEFAULT_LOSS_LAW)
     D = (compute_optimal_tokens(float(shape.params_total), loss_ls) if tokens is None
          else parse_count(tokens, "tokens", minimum=1e3, maximum=1e17))
+    target_warnings = check_target(shape.params_total, D)     # the same check as recommend
     loss = loss_ls.predict("loss", shape.params_total, D)
     rows = law_table(shape, D, seq_len, loss=loss, sets=sets)
     practice = [e.to_dict() for kind, k in (("published", 4), ("tuned_optimum", 2))
@@ -43,8 +45,10 @@ def compare(params, tokens, seq_len, family, fmt):
     if fmt == "json":
         click.echo(json.dumps({"params_total": params, "tokens": D, "seq_len": seq_len,
                                "model": shape.to_dict(), "laws": rows,
-                               "published": practice}, indent=2))
+                               "published": practice, "warnings": target_warnings}, indent=2))
         return
+    for w in target_warnings:
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"target: {shape.params_total:.4g} parameters ({shape.n_layers} layers x "
                f"d_model {shape.d_model}), {D:.4g} tokens, seq_len {seq_len}")
     click.echo(f"{'law':<17} {'N used':>9} {'peak LR':>9} {'batch tok':>10} "
