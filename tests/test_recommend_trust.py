@@ -75,7 +75,9 @@ def test_a_law_with_an_absurd_exponent_is_refused_not_written(tmp_path):
     path = _law_file(tmp_path, "wild-exponent", exponents={"N": 2.1, "D": 0.307})
     r = advisor("recommend", "--params", "7e9", "--laws", path, "--format", "json")
     assert r.returncode == 2
-    assert r.stderr.startswith("error: learning_rate") and "Traceback" not in r.stderr
+    # refused when the file is read (advisor.laws.plausible), before any value is computed
+    assert r.stderr.startswith("error: law set 'wild-exponent'") and "Traceback" not in r.stderr
+    assert "exponent +2.1 on N" in r.stderr
     assert r.stdout == ""
 
 
