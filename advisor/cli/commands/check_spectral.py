@@ -13,6 +13,7 @@ width rule in use (``calibration.spectral.steady``); same exit codes.
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -30,6 +31,17 @@ def _parse_widths(text: str) -> list[int]:
 
 
 DEFAULT_WIDTHS = "64,128,256"
+
+
+def _check_widths_fit(widths: list[int], depth: int) -> None:
+    """Refuse, before any training, widths whose model cannot fit in memory: a block holds
+    about 12 w^2 parameters (attention 4 w^2, a 4w MLP 8 w^2), each kept with its gradient
+    and two Adam moments (16 bytes)."""
+    from advisor.common.membudget import check_memory
+
+    w = max(widths)
+    check_memory(f"check-spectral at width {w} ({depth} blocks)", 16.0 * 12 * depth * w * w,
+                 "lower the largest of --widths")
 
 
 def family_default_widths(family: str) -> str:
@@ -115,8 +127,9 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
     tol = tol if tol is not None else (0.15 if steady else 0.3)
     if steps < 1 or seeds < 1 or depth < 1 or heads < 1:
         raise AdvisorError("--steps, --seeds, --depth and --heads must be positive")
-    if tol <= 0 or lr <= 0:
-        raise AdvisorError("--tol and --lr must be positive")
+    if not (tol > 0 and math.isfinite(tol)) or not (0 < lr <= 1):
+        raise AdvisorError(f"--tol must be a positive number and --lr one in (0, 1], got "
+                           f"--tol {tol} --lr {lr}")
     if not 0 < confidence < 1:
         raise AdvisorError(f"--confidence must lie in (0, 1), got {confidence}")
     if factory and family:
@@ -125,6 +138,7 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
         widths = (DEFAULT_WIDTHS if factory or steady
                   else family_default_widths(family or "proxy-llama"))
     widths = _parse_widths(widths)
+    _check_widths_fit(widths, depth)
     require("check-spectral", "torch", *([] if factory else ["mup"]))
     from calibration.spectral.invariance import family_factory, load_factory, run_check
 
