@@ -94,6 +94,11 @@ class Schedule:
         """Warmup length in steps for a run of ``total_steps`` steps."""
         w = self.warmup
         steps = int(round(w * total_steps)) if 0 < w < 1 else int(w)
+        if w >= 1 and steps >= total_steps:
+            raise AdvisorError(
+                f"warmup={steps} steps does not fit a run of {total_steps} steps: the LR would "
+                "never reach its peak" + ("" if self.family == "constant" else " nor decay")
+                + "; lower the warmup or give it as a fraction of the run (warmup=0.05)")
         return min(steps, total_steps)
 
     def decay_start(self, total_steps: int) -> int:

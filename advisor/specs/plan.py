@@ -297,7 +297,8 @@ def _make_spec(label: str, merged: dict):
             run_kw[k] = int(v) if isinstance(v, float) and v.is_integer() else v
     lr = run_kw.get("lr")
     lo, hi = PLAN_LR_RANGE
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and not lo <= lr <= hi:
+    if (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0
+            and math.isfinite(lr) and not lo <= lr <= hi):     # RunSpec refuses lr <= 0, nan
         desc = ", ".join(f"{k}={merged[k]}" for k in ("width", "depth") if k in merged)
         raise AdvisorError(f"plan {label}: run ({desc}) has lr {lr:.3g}, outside "
                            f"[{lo:g}, {hi:g}]: Adam moves each weight by about the LR per "

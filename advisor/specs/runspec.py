@@ -136,7 +136,7 @@ class RunSpec:
             bad(f"tokens {self.tokens} is less than one step of {self.batch_size} x "
                 f"{self.seq_len} tokens")
         from advisor.rules.lr_schedule import parse_schedule
-        parse_schedule(self.schedule)
+        parse_schedule(self.schedule).warmup_steps(self.steps)     # warmup fits the run
 
     # ------------------------------------------------------------------------------
     @property
