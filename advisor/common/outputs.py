@@ -11,7 +11,9 @@ Every writer option of the CLI (``-o``, ``--out``, ``--csv``, ``--plot``) goes t
 
 Rules: a symlink is written *through* (its target is replaced, the link stays); a path that
 exists and is not a regular file (a directory, a FIFO, a device, a socket) is refused rather
-than replaced; a missing parent folder is created; a new file gets the mode a shell redirect
+than replaced; the CLI's check of a file refuses a missing folder (a typo in a path must
+not create folders: create it first), while a folder of outputs (:func:`check_output_dir`)
+is created with its parents when written into; a new file gets the mode a shell redirect
 would give (0666 minus the umask), a replaced file keeps its mode.
 """
 from __future__ import annotations
@@ -54,11 +56,14 @@ def resolve_target(path) -> Path:
     return Path(os.path.realpath(os.fspath(path)))
 
 
-def check_output_file(path, what: str = "output file") -> Path:
+def check_output_file(path, what: str = "output file",
+                      folder_may_be_missing: bool = False) -> Path:
     """Check, before any work, that ``path`` can be written; return the file to write.
 
     Refuses (AdvisorError) a path that exists and is not a regular file, a path whose folder
-    is a file or is not writable. Creates nothing.
+    is a file or is not writable, and (unless ``folder_may_be_missing``: a file inside a
+    folder of outputs the command creates) a path whose folder does not exist, also through
+    a dangling symlink. Creates nothing.
     """
     if path is None or str(path) == "":
         raise AdvisorError(f"{what}: empty path")
@@ -75,6 +80,10 @@ def check_output_file(path, what: str = "output file") -> Path:
                                f"{_kind(st.st_mode)}, not a regular file")
         if not os.access(target, os.W_OK):
             raise AdvisorError(f"cannot write {what} {path}: permission denied")
+    if not folder_may_be_missing and not os.path.lexists(target.parent):
+        via = f" (through the symlink {path})" if target != Path(os.path.abspath(path)) else ""
+        raise AdvisorError(f"cannot write {what} {path}: its folder {target.parent} does not "
+                           f"exist{via}; create it first")
     _check_folder_usable(target.parent, path, what)
     return target
 
@@ -106,7 +115,7 @@ def atomic_output(path, what: str = "output file", suffix: str | None = None):
     is removed and the target is untouched. OS errors become one-line AdvisorErrors naming
     ``path``.
     """
-    target = check_output_file(path, what)
+    target = check_output_file(path, what, folder_may_be_missing=True)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
@@ -122,7 +131,7 @@ def atomic_output(path, what: str = "output file", suffix: str | None = None):
         except FileNotFoundError:
             mode = _new_file_mode()
         if mode is None:  # it became something else since the check: still refuse
-            check_output_file(path, what)
+            check_output_file(path, what, folder_may_be_missing=True)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except OSError as exc:

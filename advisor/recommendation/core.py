@@ -488,6 +488,11 @@ def batch_step(inp: Inputs, D: float, extra_L: dict, fixed_tokens: int | None = 
         b_law, _, _ = _predict(primary, "batch_size", inp.shape, D, seq_len, **extra_L)
     except NotApplicable as exc:
         raise AdvisorError(f"law set {primary.name!r}, batch_size: {exc}") from None
+    if b_law / seq_len < 0.5:
+        raise AdvisorError(
+            f"--seq-len {seq_len} is longer than the batch the law gives ({b_law:.3g} tokens): "
+            f"one sequence per step would be {seq_len / b_law:.2g}x that batch; use a "
+            f"--seq-len of at most {b_law:.3g} tokens")
     seqs, granule = round_batch(b_law / seq_len)
     rounding = (f"{b_law / seq_len:.1f} sequences from the law, rounded to the "
                 f"nearest multiple of {granule} ({100 * (seqs * seq_len / b_law - 1):+.1f}%)")

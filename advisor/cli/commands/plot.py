@@ -44,6 +44,7 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     from advisor.laws.lawset import LawSet, load_lawset
     from advisor.runs.table import load_runs
 
+    other = None if compare in ("none", "", None) else load_lawset(compare)   # before the fit
     table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select)
     if laws_path:
         ours = load_lawset(laws_path)
@@ -53,7 +54,6 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
         fit = fit_sweep(table, n_bootstrap=200)
         ours = LawSet.from_dict(lawset_dict(fit, name=default_name(results)))
         optima = fit.optima
-    other = None if compare in ("none", "", None) else load_lawset(compare)
     paths = [_loss_vs_lr(table, optima, ours, outdir / "loss_vs_lr.png"),
              _laws(table, optima, ours, other, outdir / "laws.png")]
     if ours.has("loss"):
