@@ -14,6 +14,7 @@ from __future__ import annotations
 import advisor.cli.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
 import json
+import math
 
 import click
 
@@ -88,13 +89,17 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
             notes.append(f"law set {lawset.name} counts N as {lawset.conventions.get('params')}; "
                          "the grid's N is used as given (non-embedding in Step Law layout)")
         cells = lawset_gaps(table, lawset)
+        warnings += _implausible_predictions(cells)
+        # a file is named by its path (its internal name may be anyone's), a shipped set by name
+        named = (lawset.name if lawset.path in (None, f"{lawset.name}.yaml")
+                 else f"{lawset.name} (file {lawset.path})")
         fitted_on = (lawset.provenance or {}).get("grid_fingerprint")
         if fitted_on is not None and fitted_on == table.fingerprint():
-            label = f"law set {lawset.name}, in-sample (fitted on this grid)"
+            label = f"law set {named}, in-sample (fitted on this grid)"
         elif fitted_on is not None:
-            label = f"law set {lawset.name}, out-of-sample (fitted on another grid)"
+            label = f"law set {named}, out-of-sample (fitted on another grid)"
         else:
-            label = (f"law set {lawset.name} (its provenance does not say whether it was "
+            label = (f"law set {named} (its provenance does not say whether it was "
                      "fitted on this grid)")
     summary = summarize(cells)
     if fmt == "json":
@@ -126,6 +131,26 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
         click.echo(f"note: {n}")
     for w in warnings:
         click.echo(f"warning: {w}")
+
+
+def _implausible_predictions(cells) -> list[str]:
+    """Warnings for cells where the law predicts an LR or batch outside what can train
+    (advisor.laws.plausible.LAW_RANGES): the law is far outside its fitted range there."""
+    from advisor.laws.plausible import LAW_RANGES
+
+    out = []
+    for key, quantity, what in (("pred_lr", "learning_rate", "LR"),
+                                ("pred_batch_tokens", "batch_size", "batch (tokens)")):
+        lo, hi = LAW_RANGES[quantity]
+        bad = [c for c in cells if c.get(key) is not None
+               and not (math.isfinite(c[key]) and lo <= c[key] <= hi)]
+        if bad:
+            c = bad[0]
+            out.append(f"the law predicts a {what} outside [{lo:g}, {hi:g}] in {len(bad)} of "
+                       f"{len(cells)} cells (e.g. {c[key]:.3g} at N = {c['N']:.3g}, D = "
+                       f"{c['D']:.3g}): it is extrapolated far beyond its fitted range there, "
+                       "and those cells' gaps say nothing about its skill")
+    return out
 
 
 def _refit_messages(cells, folds, key):
