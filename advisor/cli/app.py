@@ -121,8 +121,10 @@ def main(argv=None):
     except OSError as exc:
         if exc.errno not in _ENVIRONMENT_ERRNOS or os.environ.get("ADVISOR_DEBUG"):
             raise_internal(exc)
-        where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"error: cannot access{where}: {exc.strerror}", err=True)
+        if exc.filename:
+            click.echo(f"error: cannot access {exc.filename}: {exc.strerror}", err=True)
+        else:        # no file named: the command's own output stream (a full disk, a pipe)
+            click.echo(f"error: cannot write to standard output: {exc.strerror}", err=True)
         sys.exit(2)
     except Exception as exc:  # a bug: one line, unless asked for the traceback
         raise_internal(exc)

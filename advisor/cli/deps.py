@@ -36,16 +36,28 @@ def missing_message(command: str, module: str) -> str:
     return f"`advisor {command}` needs {top}, which is not installed: {install_hint(top)}"
 
 
-def require(command: str, *modules: str) -> None:
+def require(command: str, *modules: str, alternative: str = "") -> None:
     """Import each of ``modules``; AdvisorError naming the install command for the first
-    one that cannot be imported. ``command`` is the subcommand, for the message."""
+    one that cannot be imported, together with the install commands of the others that are
+    missing too (so one command installs everything the subcommand needs). ``command`` is
+    the subcommand, for the message; ``alternative`` a way to do without (", or pass
+    --no-plot"), appended."""
+    missing_all = []
     for name in modules:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            missing = getattr(exc, "name", None) or name
-            if missing.split(".")[0] != name.split(".")[0]:  # installed; a dependency is not
-                raise AdvisorError(f"`advisor {command}` needs {name}, which needs "
-                                   f"{missing.split('.')[0]}, which is not installed: "
-                                   f"{install_hint(missing)}") from None
-            raise AdvisorError(missing_message(command, name)) from None
+            missing_all.append((name, getattr(exc, "name", None) or name))
+    if not missing_all:
+        return
+    name, missing = missing_all[0]
+    hints = list(dict.fromkeys(install_hint(m) for _, m in missing_all))
+    also = "".join(f" && {h}" for h in hints[1:])
+    others = [n for n, _ in missing_all[1:]]
+    tail = (f" (it needs {', '.join(others)} too: {' && '.join(hints)})" if others and also
+            else "")
+    if missing.split(".")[0] != name.split(".")[0]:  # installed; a dependency is not
+        raise AdvisorError(f"`advisor {command}` needs {name}, which needs "
+                           f"{missing.split('.')[0]}, which is not installed: "
+                           f"{install_hint(missing)}{tail}{alternative}") from None
+    raise AdvisorError(missing_message(command, name) + tail + alternative) from None

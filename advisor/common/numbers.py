@@ -21,11 +21,12 @@ SEQ_LEN_UNITS = "k = 1024 tokens here (8k = 8192); a whole number, at least 16"
 
 
 def parse_count(text, what: str = "value", minimum: float = 1.0,
-                maximum: float = 1e15) -> float:
+                maximum: float = 1e15, example: str = "7e9, 7B or 7000000000") -> float:
     """Parse a positive count such as ``7e9``, ``7B``, ``7000000000``, ``1.4T``.
 
     Suffixes k, M, B (or G), T are powers of 1000, case-insensitive. Raises AdvisorError
-    with one line for anything that is not a finite number in [minimum, maximum].
+    with one line for anything that is not a finite number in [minimum, maximum];
+    ``example`` is what the message offers as a well-formed value.
     """
     s = str(text).strip().lower()
     if "," in s:
@@ -33,13 +34,12 @@ def parse_count(text, what: str = "value", minimum: float = 1.0,
                            f"got {text!r}")
     m = _PATTERN.match(s)
     if not m:
-        raise AdvisorError(f"{what} must be a number like 7e9, 7B or 7000000000, got {text!r}")
+        raise AdvisorError(f"{what} must be a number like {example}, got {text!r}")
     mantissa, suffix = m.groups()
     try:
         value = float(mantissa.replace("_", "")) * _SUFFIX[suffix]
     except ValueError:
-        raise AdvisorError(f"{what} must be a number like 7e9, 7B or 7000000000, "
-                           f"got {text!r}") from None
+        raise AdvisorError(f"{what} must be a number like {example}, got {text!r}") from None
     if not math.isfinite(value):
         raise AdvisorError(f"{what} must be finite, got {text!r}")
     if value <= 0:

@@ -367,7 +367,8 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         primary = shipped[law] if law in shipped else load_lawset(law)
     if base_width is None:
         base_width = (primary.mup or {}).get("base_width", DEFAULT_BASE_WIDTH)
-    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6))
+    base_width = int(parse_count(base_width, "base-width", minimum=1, maximum=1e6,
+                                 example="256 (the proxy's width in channels)"))
     for q in ("learning_rate", "batch_size"):
         if not primary.has(q):
             raise AdvisorError(f"law set {primary.name!r} has no {q} law; choose one that "
@@ -375,7 +376,8 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
     if tokens is not None:
         tokens = parse_count(tokens, "tokens", minimum=1e3, maximum=1e17)
     base_depth = int(parse_count(DEFAULT_BASE_DEPTH if base_depth is None else base_depth,
-                                 "base-depth", minimum=1, maximum=1e4))
+                                 "base-depth", minimum=1, maximum=1e4,
+                                 example="4 (the proxy's number of blocks)"))
     try:
         alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
     except (TypeError, ValueError):
@@ -455,7 +457,8 @@ def tokens_step(inp: Inputs) -> tuple[float, str]:
     if inp.tokens is not None:
         return inp.tokens, "given (--tokens)"
     ls, total = inp.tokens_set, float(inp.shape.params_total)
-    return compute_optimal_tokens(total, ls), (
+    # 4 significant digits: the law's own precision is far coarser than that
+    return float(round(_sig(compute_optimal_tokens(total, ls), 4))), (
         f"compute-optimal for {inp.shape.params_total:.4g} parameters under "
         f"{ls.title} ({_citation(ls)})")
 
@@ -660,10 +663,12 @@ def compute(inp: Inputs) -> Recommendation:
         shape_source=inp.shape_source,
         size_error=SizeError(value=round(shape.params_total / inp.params - 1.0, 4),
                              unit="fraction: params_total / requested - 1",
-                             requested=inp.params))
-    target = Target(params_total=inp.params,
-                    tokens=Value(D, "training tokens", tokens_source),
-                    tokens_per_param=D / shape.params_total, seq_len=seq_len)
+                             requested=_count(inp.params)))
+    # counts as whole numbers (tokens_step rounds a compute-optimal D to 4 significant
+    # digits): no 139272622563.6487 tokens in a config
+    target = Target(params_total=_count(inp.params),
+                    tokens=Value(_count(D), "training tokens", tokens_source),
+                    tokens_per_param=_sig(D / shape.params_total, 4), seq_len=seq_len)
     nearest_rows = published_rows(float(shape.params_total), D, lr, b_tokens,
                                   entries=inp.published)
     from advisor.recommendation.trust import excess_loss_block, quantity_uncertainty
@@ -776,6 +781,11 @@ def depth_step(inp: Inputs, lr: float) -> DepthView:
 
 def _sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits}g}")
+
+
+def _count(x: float):
+    """A count (parameters, tokens) as an int when it is whole, else as given."""
+    return int(x) if float(x).is_integer() else x
 
 
 WSD_SOURCE = ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed budget "

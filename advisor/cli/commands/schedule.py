@@ -49,11 +49,11 @@ def _check_cost(steps: int, evaluations: int, what: str) -> None:
         _echo_err(f"note: {what} over {steps} steps will take about {seconds / 60:.0f} min")
 
 
-def _require_plot(command: str, path) -> None:
+def _require_plot(command: str, path, alternative: str = "") -> None:
     from advisor.cli.deps import require
     from advisor.common.outputs import check_output_file
 
-    require(command, "matplotlib")
+    require(command, "matplotlib", alternative=alternative)
     check_output_file(path, "plot")
 
 
@@ -153,7 +153,7 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
         raise AdvisorError("--points must be at least 2")
     check_output_file(csv_path, "CSV file")
     if not no_plot:
-        _require_plot("schedule predict", plot_path)
+        _require_plot("schedule predict", plot_path, alternative=", or pass --no-plot")
     law = load_schedule_law(law_path)
     _check_cost(steps, 1, "the prediction")
     st, loss, lr = predict_schedule(law, spec, steps, peak_lr, n_points=points)
