@@ -60,7 +60,10 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
         apply = ("no depth scaling: the proxy's LR is not expected to transfer in depth "
                  "(the depth coordinate check fails for alpha = 0)")
     else:
-        apply = (f"multiply every residual branch by {_sig(residual)}: "
+        apply = (f"only with an LR transferred from a depth-scaled proxy of {base_depth} "
+                 "blocks (not with this recommendation's learning_rate, which a law fitted "
+                 f"on standard models of the target's depth gives): multiply every residual "
+                 f"branch by {_sig(residual)}: "
                  f"x = x + {_sig(residual)} * attn(norm(x)); x = x + {_sig(residual)} * "
                  f"mlp(norm(x)); give the parameters inside the blocks (hidden matrices and "
                  f"the blocks' norm gains and biases) LR x {_sig(m_l ** (a - 1.0))} and Adam "

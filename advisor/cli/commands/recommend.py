@@ -1,9 +1,12 @@
 """``advisor recommend``: a ready-to-run training config for a target model size."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from advisor.cli.commands._device_options import device_options
+from advisor.cli.commands._rec_table import TABLE_FORMAT, recommendation_table
 from advisor.errors import AdvisorError
 from advisor.export import NAMES, exporter
 from advisor.common.numbers import SEQ_LEN_UNITS
@@ -81,8 +84,9 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
 @click.option("--warmup", default=None, metavar="STEPS", help="Fixed warmup, optimizer steps.")
 @click.option("--schedule", default=None, metavar="SPEC",
               help="Fixed schedule, e.g. cosine:final=0.1 or wsd:cooldown=0.2,shape=1-sqrt.")
-@click.option("--format", "fmt", type=click.Choice(NAMES), default="yaml",
-              show_default=True, help="Output format: " + "; ".join(
+@click.option("--format", "fmt", type=click.Choice((TABLE_FORMAT,) + tuple(NAMES)),
+              default=None, help="Output format (default: table at a terminal, else yaml): "
+              "table: the values, intervals and warnings, short; " + "; ".join(
                   f"{e.name}: {e.doc}" for e in map(exporter, NAMES)) + ".")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (atomically) instead of standard output.")
@@ -124,6 +128,16 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
     if optimizer_name == "muon":
         from advisor.recommendation.muon_view import with_muon
         rec = with_muon(rec, muon_convention)
+    if fmt is None:        # a person at a terminal reads the table; a pipe or file gets YAML
+        fmt = TABLE_FORMAT if output is None and sys.stdout.isatty() else "yaml"
+    if fmt == TABLE_FORMAT:          # warnings are in the table itself
+        table = recommendation_table(rec)
+        if output:
+            atomic_write_text(output, table, "table")
+            click.echo(f"wrote table to {output}", err=True)
+        else:
+            click.echo(table, nl=False)
+        return
     writer = exporter(fmt)
     text = writer.write(rec)
     if output:
