@@ -142,11 +142,15 @@ def small_disk(tmp_path):
 def _fill(disk: Path) -> Path:
     """Fill the file system of ``disk`` to the last byte; returns the filler file."""
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 4096)
-                f.flush()
+        except OSError:
+            pass
+        try:
+            while True:
+                f.write(b"\0")
         except OSError:
             pass
     return filler
@@ -315,21 +319,21 @@ def test_a_full_disk_at_store_creation_is_not_corruption(tmp_path, small_disk):
 
 
 @needs_calibration
-def test_a_disk_that_fills_mid_sweep_keeps_every_stored_run(tmp_path, small_disk):
-    plan = tiny_plan(tmp_path, lrs="[0.002, 0.004, 0.008]")
+def test_a_full_disk_on_resuming_a_sweep_keeps_every_stored_run(tmp_path, small_disk):
     out = small_disk / "sweep"
-    r = advisor("calibrate", plan, "--out", out, "--device", "cpu", "--no-progress",
-                "--dry-run")
+    r = advisor("calibrate", tiny_plan(tmp_path, "one.yaml", lrs="[0.004]"), "--out", out,
+                "--device", "cpu", "--no-progress")
     assert r.returncode == 0, r.stderr
-    from advisor.runs.store import ResultsStore
-    ResultsStore.create(out).close()
+    plan = tiny_plan(tmp_path, lrs="[0.002, 0.004, 0.008]")
     filler = _fill(small_disk)
     r = advisor("calibrate", plan, "--out", out, "--device", "cpu", "--no-progress")
     line = one_error_line(r, "disk is full", "the runs stored so far are kept")
-    assert "rollback" not in line and "internal error" not in line
+    assert "rollback" not in line and "corrupt" not in line and "internal" not in line
     filler.unlink()
+    assert advisor("results", out).stdout.startswith("1 runs in")
     r = advisor("calibrate", plan, "--out", out, "--device", "cpu", "--no-progress")
     assert r.returncode == 0, r.stderr
+    assert "1 were already stored" in r.stdout
     assert advisor("results", out).stdout.startswith("3 runs in")
 
 

@@ -274,11 +274,22 @@ def _sqlite_code(exc: sqlite3.Error) -> str:
     return ""
 
 
+def _no_space_left(path) -> bool:
+    """Is the file system that holds ``path`` out of space for this user?"""
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
 def sqlite_error(exc: sqlite3.Error, path, action: str) -> StoreError:
     """One line for an SQLite error on the store at ``path`` while ``action`` (open, create,
     write): its cause (disk full, read-only, locked, corrupt, ...) and the advice that fits.
     Only a store that SQLite itself finds corrupt or not a database is called corrupt."""
     code = _sqlite_code(exc)
+    if code in ("SQLITE_IOERR", "SQLITE_CANTOPEN") and _no_space_left(path):
+        code = "SQLITE_FULL"       # SQLite reports a full disk as an I/O error at times
     cause, advice = _SQLITE_CAUSES.get(code, ("SQLite failed", "run again; if it persists, "
                                               "set ADVISOR_DEBUG=1 and report it"))
     verb = {"open": "cannot open", "create": "cannot create", "write": "cannot write to"}[action]
