@@ -61,8 +61,8 @@ def check_lawset(ls) -> None:
                 raise AdvisorError(
                     f"{where}: the {quantity} law has exponent {float(e):+.3g} on {var}, "
                     f"beyond +-{MAX_SIZE_EXPONENT:g} (published laws: 0.1-0.7): it is a fit "
-                    "to data without that information, not a law; refusing it (refit it on a sweep that "
-                    "varies the loss)")
+                    "to data without that information, not a law; refusing it (refit it on "
+                    "a sweep that varies the loss)")
         lo, hi = LAW_RANGES[quantity]
         for N, D in _points(law.get("fitted_range") or {}):
             try:

@@ -322,8 +322,8 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
         st = str(row.get("status") or "finished").strip().lower() if has_status else "finished"
         if st not in ("finished", "diverged", FAILED):
-            raise AdvisorError(f"{_row_where(source, i, name)}: status must be finished, diverged or "
-                               f"failed, got {st!r}")
+            raise AdvisorError(f"{_row_where(source, i, name)}: status must be finished, "
+                               f"diverged or failed, got {st!r}")
         if st == FAILED:            # crashed for reasons unrelated to the LR: not evidence
             n_failed += 1
             continue

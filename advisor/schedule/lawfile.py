@@ -149,7 +149,8 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
     for p, (blo, bhi) in FORMS[law].bounds.items():
         v = params[p]
         if (blo is not None and v < blo) or (bhi is not None and v > bhi):
-            rng = f"[{'-inf' if blo is None else f'{blo:g}'}, {'inf' if bhi is None else f'{bhi:g}'}]"
+            rng = (f"[{'-inf' if blo is None else f'{blo:g}'}, "
+                   f"{'inf' if bhi is None else f'{bhi:g}'}]")
             raise AdvisorError(f"{where}: param {p} must be in {rng} (the {law} form's "
                                f"range), got {v!r}")
     if "L0" in params and params["L0"] > MAX_LOSS_NATS:
