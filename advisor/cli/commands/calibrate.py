@@ -70,8 +70,8 @@ def calibrate(plan, out_dir, executor, address, device, workers, threads, progre
             click.echo(f"data {d.describe()}")
         click.echo(f"plan {p.name}: {len(p.specs)} runs, {len(p.specs) - len(pending)} already "
                    f"stored, {len(pending)} to run, taking at least "
-                   f"{describe_seconds(seconds)} on {where} (the device's best case; "
-                   "measured runs take several times longer)")
+                   f"{describe_seconds(seconds)} on {where} (a lower bound at the device's best "
+                   "case; real runs take far longer, on a CPU tens of ms per step or more)")
         if seconds > MAX_PLAN_S and not force:
             click.echo(f"warning: more than {describe_seconds(MAX_PLAN_S)} at the least: "
                        "without --dry-run it is refused unless you pass --force", err=True)
