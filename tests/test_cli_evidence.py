@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_cli_reliability import advisor, one_error_line
+from test_cli_reliability import FAIL_PLAN, advisor, one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,29 +30,9 @@ GOOD_LAW = {"schema": "hp-advisor/schedule-law/v1", "law": "multipower",
                        "gamma": 0.6},
             "lr_scale": 3e-4, "total_steps_fitted": 24000}
 
-TINY_PLAN = """\
-name: tiny
-description: two tiny runs of 20 steps
-settings:
-  family: proxy-llama
-  data: stdlib
-  depth: 1
-  head_dim: 16
-  base_width: 32
-  seq_len: 32
-  batch_size: 4
-  tokens: TOKENS
-  schedule: constant
-  weight_decay: 0.0
-  eval_interval: 5
-  eval_sequences: 8
-  seed: 0
-  width: 32
-  diverge_factor: DIVERGE
-grid:
-  parameterization: [mup]
-  lr: LRS
-"""
+# the reliability tests' one-run plan, as a grid over LRs at one width
+TINY_PLAN = (FAIL_PLAN.replace("  lr: 0.004\n", "  width: 32\n  diverge_factor: DIVERGE\n")
+             .replace("  tokens: 1280", "  tokens: TOKENS").replace("width: WIDTHS", "lr: LRS"))
 
 
 def tiny_plan(tmp_path, name="plan.yaml", tokens=2560, lrs="[0.004, 0.008]", diverge=1.5):
@@ -349,7 +329,7 @@ def test_a_sweep_whose_every_run_diverged_exits_1_with_a_message(tmp_path):
     r = advisor("calibrate", plan, "--out", tmp_path / "out", "--device", "cpu",
                 "--no-progress")
     assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "2 diverged" in r.stdout and "every run of plan tiny diverged" in r.stderr
+    assert "2 diverged" in r.stdout and "every run of plan rel-fail diverged" in r.stderr
 
 
 @needs_calibration
