@@ -22,9 +22,11 @@ def test_wheel_in_a_fresh_virtualenv_recommends_7b(tmp_path):
     # pip installs whatever is missing. Our own package comes from the wheel alone.
     venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True,
-                   capture_output=True)
+    # without PYTHONPATH: a checkout on it (with the egg-info the wheel build leaves there)
+    # would make pip think hp-advisor is installed already, and install nothing
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True,
+                   capture_output=True, cwd=tmp_path, env=env)
     where = subprocess.run([str(py), "-c", "import advisor, recipes; print(advisor.__file__)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert str(env_dir) in where.stdout, "advisor was not imported from the wheel install"
