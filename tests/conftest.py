@@ -30,8 +30,9 @@ def one_torch_thread():
 
 
 def _record_mup_sweep(store, rng, *, widths=(32, 64, 128), lr_span=8.0, n_lrs=7, seed=0,
-                      **spec_fields) -> int:
-    """Record into ``store`` a muP sweep (base width 32; widths x token budgets 2^21, 2^23 x
+                      base_width=32, **spec_fields) -> int:
+    """Record into ``store`` a muP sweep (base width ``base_width``, 32 unless told; widths x
+    token budgets 2^21, 2^23 x
     ``n_lrs`` LRs over lr0/span..lr0*span x batches 8/16/32 sequences of 64 tokens) whose
     final train loss is a bowl in (ln lr, ln batch) around a planted optimum, with 3e-4
     relative noise: what ``advisor calibrate`` writes, without the training. Returns the
@@ -47,7 +48,8 @@ def _record_mup_sweep(store, rng, *, widths=(32, 64, 128), lr_span=8.0, n_lrs=7,
                 for batch in (8, 16, 32):
                     spec = RunSpec(width=width, depth=2, lr=float(lr), batch_size=batch,
                                    seq_len=64, tokens=tokens, seed=seed,
-                                   model={"head_dim": 16, "base_width": 32}, **spec_fields)
+                                   model={"head_dim": 16, "base_width": base_width},
+                                   **spec_fields)
                     u, v = np.log(lr / lr0), np.log(batch * 64 / b0)
                     L = (2 + 30 / N ** 0.15) * (1 + 0.01 * u ** 2 + 0.004 * v ** 2) \
                         * (1 + 3e-4 * rng.standard_normal())

@@ -7,7 +7,9 @@ import tomllib
 import pytest
 
 from advisor import recommend
-from advisor.recommendation.depth_view import depth_view, export_notes
+from advisor.recommendation.depth_view import depth_view
+from advisor.export import exporter
+from advisor.export.common import depth_note
 from advisor.errors import AdvisorError
 from advisor.export import export
 
@@ -78,7 +80,8 @@ def test_cli_depth_options_reach_the_view():
 
 
 def test_exports_say_what_their_trainers_cannot_express(rec7b):
-    assert export_notes(rec7b.depth, "yaml") == [] and export_notes(rec7b.depth, "json") == []
+    assert depth_note(rec7b.depth, exporter("yaml")) is None
+    assert depth_note(rec7b.depth, exporter("json")) is None
     nano = export(rec7b, "nanogpt")
     assert "not expressible here" in nano
     env = {}

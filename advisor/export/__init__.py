@@ -15,7 +15,7 @@ names and notes and reads the recommendation's typed blocks by attribute.
 | pytorch     | advisor/export/pytorch.py   | exec of the snippet, torch.optim.Muon    |
 
 Trainer formats carry the numbers a trainer can take; the evidence stays in yaml/json. A new
-trainer is one new module defining ``EXPORTER`` and one entry in ``_EXPORTERS`` below.
+trainer is one new module defining ``EXPORTER`` and one entry in ``_TRAINERS`` below.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from advisor.export import (hf, megatron, nanogpt, pytorch, torchtitan, torchtit
                             yaml_json)
 from advisor.export.common import Exporter, micro_batch, notes
 
-_EXPORTERS = (yaml_json.YAML, yaml_json.JSON, nanogpt.EXPORTER, hf.EXPORTER,
-              torchtitan.EXPORTER, torchtitan_toml.EXPORTER, megatron.EXPORTER,
-              pytorch.EXPORTER)
+_TRAINERS = (nanogpt.EXPORTER, hf.EXPORTER, torchtitan.EXPORTER, torchtitan_toml.EXPORTER,
+             megatron.EXPORTER, pytorch.EXPORTER)
+_EXPORTERS = yaml_json.exporters(_TRAINERS) + _TRAINERS
 REGISTRY: dict[str, Exporter] = {e.name: e for e in _EXPORTERS}
 NAMES = tuple(REGISTRY)                                     # every --format choice
 FORMATS = tuple(n for n, e in REGISTRY.items() if not e.needs_muon)   # any recommendation
@@ -46,9 +46,3 @@ def exporter(fmt: str) -> Exporter:
 def export(rec, fmt: str) -> str:
     """The recommendation as text in format ``fmt`` (one of NAMES)."""
     return exporter(fmt).write(rec)
-
-
-def trainer_notes(kind: str) -> dict[str, str]:
-    """Each trainer format's note on what it cannot express: ``kind`` "depth" or "muon"."""
-    return {e.name: getattr(e, f"{kind}_note") for e in _EXPORTERS
-            if getattr(e, f"{kind}_note") is not None}

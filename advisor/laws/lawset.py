@@ -18,7 +18,7 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.laws.lawforms import evaluate_law, log_interval, validate_law, variables_needed
-from advisor.rules.optim_rules import WD_WIDTH_RULES
+from advisor.specs.conventions import Conventions, of_lawset
 from advisor.common.yamlio import atomic_write_text, parse_yaml_text, plain, read_yaml_file
 
 SCHEMA_ID = "hp-advisor/lawset/v1"
@@ -75,6 +75,12 @@ class LawSet:
         (``mup.wd_rule``, a key of ``advisor.rules.optim_rules.WD_WIDTH_RULES``), or None where the
         set does not state one (every shipped set)."""
         return (self.mup or {}).get("wd_rule")
+
+    @property
+    def proxy_conventions(self) -> Conventions:
+        """What the set's LR and weight decay mean (``advisor.specs.conventions``), from its
+        ``conventions`` and ``mup`` sections."""
+        return of_lawset(self.conventions, self.mup)
 
     @property
     def batch_unit(self) -> str:
@@ -206,10 +212,10 @@ def validate_lawset_dict(d) -> None:
     for key in ("mup", "provenance"):
         if d.get(key) is not None and not isinstance(d[key], Mapping):
             raise AdvisorError(f"law set {name!r}: {key!r} must be a mapping")
-    rule = (d.get("mup") or {}).get("wd_rule")
-    if rule is not None and (not isinstance(rule, str) or rule not in WD_WIDTH_RULES):
-        raise AdvisorError(f"law set {name!r}: mup.wd_rule (the weight-decay width rule its "
-                           f"runs used) must be one of {', '.join(WD_WIDTH_RULES)}, got {rule!r}")
+    try:
+        of_lawset(d["conventions"], d.get("mup"))      # what its LR and weight decay mean
+    except AdvisorError as exc:
+        raise AdvisorError(f"law set {name!r}: {exc}") from None
 
 
 def shipped_dir():

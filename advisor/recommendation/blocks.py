@@ -284,9 +284,9 @@ class ScheduleBlock(Block):
 @_block
 class MupGroup(Block):
     """One parameter group of the muP view: multipliers (dimensionless) relative to the muP
-    proxy of the base width, and, for the weight-decay width rule, the group's torch
-    ``weight_decay`` (coupled AdamW lambda) and decay per step (fraction of the weight, at the
-    peak LR) at the target width. The attention-logits row carries ``scale`` and ``note``."""
+    proxy of the base width, and the group's peak ``lr``, torch ``weight_decay`` (coupled
+    AdamW lambda) and decay per step (fraction of the weight, at the peak LR) at the target
+    width (``advisor.specs.transfer.target_groups``). The attention-logits row carries ``scale`` and ``note``."""
 
     group: str
     lr_multiplier: float | None = field(default=None, metadata=_OMIT)
@@ -294,6 +294,7 @@ class MupGroup(Block):
     output_multiplier: float | None = field(default=None, metadata=_OMIT)
     weight_decay_multiplier: float | None = field(default=None, metadata=_OMIT)
     decay_per_step_multiplier: float | None = field(default=None, metadata=_OMIT)
+    lr: float | None = field(default=None, metadata=_OMIT)
     torch_weight_decay: float | None = field(default=None, metadata=_OMIT)
     decay_per_step: float | None = field(default=None, metadata=_OMIT)
     scale: str | None = field(default=None, metadata=_OMIT)
@@ -371,8 +372,9 @@ class DepthGroup(Block):
 
 @_block
 class DepthView(Block):
-    """The depth view (``advisor.recommendation.depth_view``): depths in blocks, multipliers dimensionless;
-    ``trainer_support`` maps each trainer format to what its config cannot express."""
+    """The depth view (``advisor.recommendation.depth_view``): depths in blocks, multipliers
+    dimensionless. What each trainer format cannot express of it (``trainer_support`` in the
+    YAML and JSON output) is the export layer's (``advisor.export.yaml_json``)."""
 
     base_depth: int
     depth: int
@@ -384,7 +386,6 @@ class DepthView(Block):
     groups: tuple
     source: str
     note: str
-    trainer_support: dict
 
 
 @_block

@@ -24,12 +24,15 @@ from advisor.laws.lawforms import NotApplicable
 from advisor.laws.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
 from advisor.rules.lr_schedule import Schedule
 from advisor.recommendation.mup_view import mup_view
+from advisor.rules.optim_rules import check_muon_convention
 from advisor.rules.plausibility import check as check_plausible, check_target
 from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
                                 LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
                                 ParamsForLaws, PublishedNearest, QuantityUncertainty,
                                 ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
+from advisor.specs.conventions import Conventions
 from advisor.specs.shapes import Shape, load_family, shape_for_params
+from advisor.specs.transfer import TargetGroups, target_groups
 from advisor.recommendation.stability import StabilityBlock, StabilityInputs, stability_block
 
 DEFAULT_LAW = "optima-fit"        # laws of tuned optima; best held out by setup (docs/conditional.md)
@@ -71,8 +74,12 @@ class Recommendation:
     batch_plan: "BatchPlan | None" = None    # advisor.recommendation.batch_plan
     stability: StabilityBlock | None = None  # advisor.recommendation.stability: margin to the largest stable LR
 
+    # the LR and weight decay mapped to every parameter group (advisor.specs.transfer), what
+    # the muP, depth and Muon views read; not part of the output schema
+    transfer: TargetGroups | None = field(default=None, compare=False, repr=False)
+
     def to_dict(self) -> dict:
-        return {key: plain(val) for key, val in self.__dict__.items()}
+        return {key: plain(val) for key, val in self.__dict__.items() if key != "transfer"}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -172,9 +179,9 @@ def law_table(shape: Shape, D: float, seq_len: int, loss: float | None = None,
         for q, key in (("learning_rate", "learning_rate"), ("batch_size", "batch_size_tokens"),
                        ("loss", "loss"), ("critical_batch_size", "critical_batch_size_tokens")):
             row[key] = value(q, **extra) if ls.has(q) else None
-        if row["learning_rate"] and ls.conventions.get("learning_rate") == "mup_base":
-            base = float((ls.mup or {}).get("base_width", DEFAULT_BASE_WIDTH))
-            row["learning_rate"] *= base / shape.d_model  # hidden-matrix LR at this width
+        if row["learning_rate"] and ls.proxy_conventions.lr == "mup_base":
+            row["learning_rate"] = target_groups(            # hidden-matrix LR at this width
+                ls.proxy_conventions, row["learning_rate"], 0.0, shape.d_model)["hidden"].lr
         if ls.has("weight_decay"):
             lr = row["learning_rate"] or lr0
             bt = row["batch_size_tokens"] or b0
@@ -337,6 +344,14 @@ class Inputs:
     fixed: dict = field(default_factory=dict)   # the user's fixed choices (conditional.parse_fixed)
     devices: tuple = (None, None, None)   # advisor.recommendation.batch_plan.parse_device_options
     stability: StabilityInputs | None = None   # advisor.recommendation.stability: architecture, own sweep
+    optimizer: str = "adamw"             # adamw | muon (Muon on the hidden matrices)
+    muon_convention: str = "match_rms_adamw"
+
+    @property
+    def conventions(self) -> Conventions:
+        """What the primary law set's LR means (its ``conventions`` and ``mup`` sections), with
+        the weight-decay width rule the views apply."""
+        return self.primary.proxy_conventions.with_(wd_rule=self.wd_rule)
 
 
 def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
@@ -344,7 +359,8 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
                    base_width=None, schedule_law=None, model_spec=None, base_depth=None,
                    depth_alpha=None, wd_rule: str | None = None, devices=None,
                    micro_batch=None, batch_ramp=None,
-                   stability: StabilityInputs | None = None, **fixed) -> Inputs:
+                   stability: StabilityInputs | None = None, optimizer: str = "adamw",
+                   muon_convention: str = "match_rms_adamw", **fixed) -> Inputs:
     """Parse the options and read every file :func:`compute` needs (arguments: see
     :func:`recommend`). Raises AdvisorError (one line) on bad input."""
     from advisor.recommendation.batch_plan import parse_device_options
@@ -382,6 +398,9 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         alpha = float(DEFAULT_ALPHA if depth_alpha is None else depth_alpha)
     except (TypeError, ValueError):
         raise AdvisorError(f"depth-alpha must be a number, got {depth_alpha!r}") from None
+    if optimizer not in ("adamw", "muon"):
+        raise AdvisorError(f"optimizer must be adamw or muon, got {optimizer!r}")
+    check_muon_convention(muon_convention)
     load_trust()                                   # read once; advisor.recommendation.trust caches it
     wd_rule, wd_origin, wd_warning = resolve_wd_rule(wd_rule, primary.name, primary.wd_rule)
     return Inputs(
@@ -393,7 +412,8 @@ def resolve_inputs(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
         base_depth=base_depth, depth_alpha=alpha, wd_rule=wd_rule,
         schedule_law=None if schedule_law is None else str(schedule_law),
         wd_rule_origin=wd_origin, wd_rule_warning=wd_warning, fixed=fixed,
-        devices=device_opts, stability=stability)
+        devices=device_opts, stability=stability, optimizer=optimizer,
+        muon_convention=muon_convention)
 
 
 def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
@@ -403,7 +423,8 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
               wd_rule: str | None = None, batch_tokens=None, batch_size=None, lr=None,
               beta2=None, weight_decay=None, warmup=None, schedule=None, devices=None,
               micro_batch=None, batch_ramp=None,
-              stability: StabilityInputs | None = None) -> Recommendation:
+              stability: StabilityInputs | None = None, optimizer: str = "adamw",
+              muon_convention: str = "match_rms_adamw") -> Recommendation:
     """Recommend a training configuration: :func:`resolve_inputs`, then :func:`compute`.
 
     Any subset of the user's fixed choices may be given; the rest is the optimum given them
@@ -442,11 +463,15 @@ def recommend(params=None, tokens=None, seq_len: int = DEFAULT_SEQ_LEN,
             2025), or None.
         stability: the stability block's inputs (``advisor.recommendation.stability.StabilityInputs``: the
             architecture's QK-norm fields, a stability sweep summary); default: none known.
+        optimizer: ``adamw``, or ``muon`` (Muon on the hidden matrices, AdamW elsewhere: the
+            optimizer block of ``advisor.recommendation.muon_view``).
+        muon_convention: Muon's width convention (``advisor.rules.optim_rules.MUON_CONVENTIONS``).
     """
     return compute(resolve_inputs(params, tokens, seq_len, law, laws_file, family,
                                   base_width, schedule_law, model_spec, base_depth,
                                   depth_alpha, wd_rule, devices, micro_batch, batch_ramp,
-                                  stability=stability,
+                                  stability=stability, optimizer=optimizer,
+                                  muon_convention=muon_convention,
                                   batch_tokens=batch_tokens, batch_size=batch_size, lr=lr,
                                   beta2=beta2, weight_decay=weight_decay, warmup=warmup,
                                   schedule=schedule))
@@ -464,22 +489,44 @@ def tokens_step(inp: Inputs) -> tuple[float, str]:
 
 
 def lr_step(inp: Inputs, D: float, extra_L: dict):
-    """(peak LR, its law interval, N used, note): a muP base LR is converted to the hidden
-    matrices' LR at the target width (x base_width / d_model)."""
+    """(the law's LR in its own convention, the hidden matrices' peak LR at the target, N
+    used, note): a muP base LR is mapped to the target's groups by :func:`target_step`."""
     primary, shape = inp.primary, inp.shape
     try:
-        lr, lr_int, n_lr = _predict(primary, "learning_rate", shape, D, inp.seq_len, **extra_L)
+        law_lr, _, n_lr = _predict(primary, "learning_rate", shape, D, inp.seq_len, **extra_L)
     except NotApplicable as exc:
         raise AdvisorError(f"law set {primary.name!r}, learning_rate: {exc}") from None
-    lr_note = None
-    if primary.conventions.get("learning_rate") == "mup_base":
-        base = float((primary.mup or {}).get("base_width", inp.base_width))
-        lr_note = (f"{primary.name} gives a muP base LR of {lr:.3g} at width {base:g}; "
-                   f"hidden matrices at width {shape.d_model} use {lr:.3g} * {base:g} / "
-                   f"{shape.d_model}; vector-like parameters keep {lr:.3g}")
-        lr = lr * base / shape.d_model
-        lr_int = None
-    return lr, lr_int, n_lr, lr_note
+    at_width = target_step(inp, law_lr)
+    return law_lr, at_width["hidden"].lr, n_lr, lr_note(inp, law_lr, at_width)
+
+
+def target_step(inp: Inputs, law_lr: float, wd: float = 0.0, depth: int | None = None,
+                optimizer: str = "adamw"):
+    """The target's groups (``advisor.specs.transfer.target_groups``) from an LR in the law's
+    convention, under the law's conventions. ``wd``: the coupled lambda of the hidden
+    matrices at the target (base weight decay = wd x base_width / d_model, the mup rule's
+    relation); ``depth``: scale in depth from the proxy's base depth (the depth view)."""
+    conv = inp.conventions
+    d = inp.shape.d_model
+    if conv.lr == "mup_base":
+        base_wd = wd * conv.base_width / d
+        if depth is not None:
+            conv = conv.with_(base_depth=inp.base_depth, depth_alpha=inp.depth_alpha)
+    else:
+        base_wd = wd
+    return target_groups(conv, law_lr, base_wd, d, depth, optimizer=optimizer,
+                         muon_convention=inp.muon_convention if optimizer == "muon" else None)
+
+
+def lr_note(inp: Inputs, law_lr: float, groups) -> str | None:
+    """How a muP base LR became the target's LRs (None for a law that gives the peak LR)."""
+    conv, d = inp.conventions, inp.shape.d_model
+    if conv.lr != "mup_base":
+        return None
+    base = float(conv.base_width)
+    return (f"{inp.primary.name} gives a muP base LR of {law_lr:.3g} at width {base:g}; "
+            f"hidden matrices at width {d} use {law_lr:.3g} * {base:g} / {d}; vector-like "
+            f"parameters keep {groups['embedding'].lr:.3g}")
 
 
 def batch_step(inp: Inputs, D: float, extra_L: dict, fixed_tokens: int | None = None):
@@ -570,7 +617,8 @@ def compute(inp: Inputs) -> Recommendation:
         warnings.append(f"{primary.name}: a law reads the loss L; using {loss_set.name}'s "
                         f"prediction {loss_value:.3f}, measured on another corpus")
 
-    lr, lr_int, n_lr, lr_note = lr_step(inp, D, extra_L)
+    law_lr, lr, n_lr, lr_text = lr_step(inp, D, extra_L)
+    law_hidden_lr = lr
     fixed = inp.fixed or {}
     b_tokens_law, seqs, b_tokens, rounding, plan = batch_step(inp, D, extra_L,
                                                               fixed.get("batch_tokens"))
@@ -632,11 +680,27 @@ def compute(inp: Inputs) -> Recommendation:
     schedule = schedule_step(total, warm, lr, inp.schedule_law, LawSchedule(
         law=primary.name, measured_under=primary.conventions.get("schedule"),
         conversion=LAW_SCHEDULE_CONVERSION), fixed_spec=fixed.get("schedule"))
+    # every group's LR and weight decay, mapped once from the law's convention: a muP base LR
+    # moved by the factor the conditioning (or a fixed --lr) moved the hidden LR; a peak LR
+    # as stated. Every view reads these groups.
+    mup_base = inp.conventions.lr == "mup_base"
+    view_lr = law_lr * (lr / law_hidden_lr) if mup_base else _sig(lr)
+    groups = target_step(inp, view_lr, _sig(wd))
     mup = mup_view(shape.d_model, shape.head_dim, base_width, _sig(lr), _sig(wd), inp.wd_rule,
-                   origin=inp.wd_rule_origin or None)
+                   origin=inp.wd_rule_origin or None, groups=groups if mup_base else None)
     if inp.wd_rule_warning:
         warnings.append(inp.wd_rule_warning)
-    depth = depth_step(inp, lr)
+    if mup_base and base_width != inp.conventions.base_width:
+        warnings.append(
+            f"--base-width {base_width}: law set {primary.name}'s LR is a muP base LR at "
+            f"width {inp.conventions.base_width}; the muP and depth views' multipliers are "
+            f"relative to width {base_width}, every LR and weight decay follows the law's "
+            f"width {inp.conventions.base_width}")
+    from advisor.recommendation.depth_view import depth_view
+    depth = depth_view(shape.n_layers, inp.base_depth, inp.depth_alpha,
+                       shape.d_model / base_width,
+                       target_step(inp, view_lr, _sig(wd), shape.n_layers) if mup_base
+                       else None, wd_rule=inp.wd_rule)
 
     # --- warnings: ranges and disagreement
     for ls, q, extra in ((primary, "learning_rate", extra_L), (primary, "batch_size", extra_L),
@@ -704,7 +768,7 @@ def compute(inp: Inputs) -> Recommendation:
                         f"octaves from the optimum given the rest ({lr_opt:.3g}), outside its "
                         f"80% interval; expected cost {given['lr']['expected_cost_nats']:.3g} "
                         "nats per token")
-    return Recommendation(
+    rec = Recommendation(
         published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
         target=target, model=model,
         learning_rate=Value(_sig(lr), "peak LR (AdamW)",
@@ -715,7 +779,7 @@ def compute(inp: Inputs) -> Recommendation:
                             + f", D = {D:.4g}" + ("" if not fixed.get("batch_tokens") else
                                                   ", moved along the Step Law ridge to the "
                                                   "given batch"),
-                            note=(lr_note if fixed.get("lr") is None else
+                            note=(lr_text if fixed.get("lr") is None else
                                   f"given (--lr); the optimum given the rest is {lr_opt:.3g}"),
                             interval_95=lr_int,
                             interval_80=tuple(unc.learning_rate.interval_80)),
@@ -739,7 +803,12 @@ def compute(inp: Inputs) -> Recommendation:
         law=law_info, warnings=warnings, depth=depth, given=given,
         batch_plan=_plan_views(inp, plan, rows, D, warnings),
         stability=stability_block(_sig(lr), float(shape.params_non_embedding), shape.d_model,
-                                  warm, total, optimizer.eps, inp.stability))
+                                  warm, total, optimizer.eps, inp.stability),
+        transfer=groups)
+    if inp.optimizer == "muon":
+        from advisor.recommendation.muon_view import with_muon
+        rec = with_muon(rec, inp.muon_convention)
+    return rec
 
 
 def _plan_views(inp: Inputs, plan, rows: list, D: float, warnings: list):
@@ -764,19 +833,6 @@ def _plan_views(inp: Inputs, plan, rows: list, D: float, warnings: list):
         ramp = batch_ramp(plan, inp.devices[2], D,
                           lambda d: ls.predict("critical_batch_size", n, d))
     return dataclasses.replace(plan, critical=view, ramp=ramp)
-
-
-def depth_step(inp: Inputs, lr: float) -> DepthView:
-    """The depth view (``advisor.recommendation.depth_view``) at the target's depth and width; with a muP
-    base-LR law it states each group's LR from the law's base LR."""
-    from advisor.recommendation.depth_view import depth_view
-    shape, primary = inp.shape, inp.primary
-    base_lr = None
-    if primary.conventions.get("learning_rate") == "mup_base":
-        base_lr = lr * shape.d_model / float((primary.mup or {}).get("base_width",
-                                                                     inp.base_width))
-    return depth_view(shape.n_layers, inp.base_depth, inp.depth_alpha,
-                      shape.d_model / inp.base_width, base_lr, wd_rule=inp.wd_rule)
 
 
 def _sig(x: float, digits: int = 3) -> float:

@@ -22,8 +22,7 @@ def _sig(x: float, digits: int = 4) -> float:
 
 
 def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = DEFAULT_ALPHA,
-               width_mult: float = 1.0, base_lr: float | None = None,
-               wd_rule: str = "mup") -> DepthView:
+               width_mult: float = 1.0, target=None, wd_rule: str = "mup") -> DepthView:
     """The ``depth`` block of a recommendation.
 
     Args:
@@ -31,7 +30,9 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
         base_depth: the proxy's number of blocks L0 (the depth its base LR was tuned at).
         alpha: depth exponent: 0 (no depth scaling), 0.5 (Depth-muP) or 1 (CompleteP).
         width_mult: m_N = target width / proxy base width, for the ``with_width`` products.
-        base_lr: the proxy's base LR, to state each group's LR at the target; None: omitted.
+        target: the target's groups at this depth (``advisor.specs.transfer.TargetGroups``,
+            under the law's conventions), whose LRs the view states; None: omitted (a law
+            that gives a peak LR, not a muP base LR).
         wd_rule: the weight-decay width rule of the ``with_width`` products
             (``advisor.rules.optim_rules.WD_WIDTH_RULES``; the muP view's).
     """
@@ -53,7 +54,7 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
                 lr_multiplier=_sig(w.lr), weight_decay_multiplier=_sig(w.weight_decay),
                 init_std_multiplier=_sig(w.init_std), output_multiplier=_sig(w.output),
                 eps_multiplier=_sig(w.eps * w.eps_width),
-                lr=None if base_lr is None else _sig(base_lr * w.lr, 3))))
+                lr=None if target is None else _sig(target[g].lr, 3))))
     residual = group_multipliers("hidden", 1.0, m_l, a).residual
     rule = ALPHAS.get(a, f"depth exponent {a:g} (formulas of Dey et al. 2025, Table 1)")
     if a == 0.0:
@@ -84,20 +85,4 @@ def depth_view(depth: int, base_depth: int = DEFAULT_BASE_DEPTH, alpha: float = 
               "with_width multiplies in the muP width rules (mup block); its eps "
               "multiplier includes CompleteP's 1/m_N (Dey et al. 2025, Eq. 40), which "
               "the proxy family does not apply"),
-        trainer_support=_trainer_support(),
     )
-
-
-def _trainer_support() -> dict:
-    """Each trainer format's note on the depth view (from its module in advisor/export)."""
-    from advisor.export import trainer_notes
-    return trainer_notes("depth")
-
-
-def export_notes(depth_block, fmt: str) -> list[str]:
-    """Lines saying what trainer format ``fmt`` cannot express of the depth view (empty for
-    yaml/json, which carry the whole view, and when there is no depth block)."""
-    from advisor.export import exporter
-    from advisor.export.common import depth_note
-    note = depth_note(depth_block, exporter(fmt))
-    return [note] if note else []

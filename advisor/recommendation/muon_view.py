@@ -28,6 +28,8 @@ from advisor.recommendation.blocks import (AdamWGroup, AdamWPart, MuonGroup, Muo
                                 Value)
 from advisor.rules.optim_rules import (MUON_CONVENTIONS, MUON_DEFAULTS, check_muon_convention,
                                  muon_torch_group, muon_width_multiplier)
+from advisor.specs.conventions import parse_optimizer_label
+from advisor.specs.transfer import with_optimizer
 
 OPTIMIZERS = ("adamw", "muon")
 DEFAULT_CONVENTION = "match_rms_adamw"
@@ -52,29 +54,27 @@ def _matrices(model) -> list[tuple[str, int, int]]:
 
 def muon_block(rec, convention: str = DEFAULT_CONVENTION,
                base_width: int | None = None) -> OptimizerBlock:
-    """The ``optimizer`` block for Muon + AdamW, from a finished AdamW recommendation."""
+    """The ``optimizer`` block for Muon + AdamW, from a finished AdamW recommendation: its law's
+    LR and weight decay mapped once more (``advisor.specs.transfer``), for Muon."""
     check_muon_convention(convention)
     model = rec.model
     d = int(model.d_model)
-    adam_lr = float(rec.learning_rate.value)
-    wd = float(rec.weight_decay.value)
-    mup_base = (rec.law.conventions or {}).get("learning_rate") == "mup_base"
-    vec_lr = adam_lr * d / float(rec.mup.base_width) if mup_base else adam_lr
     base_w = int(base_width or rec.mup.base_width or d)
     fitted = fitted_muon_convention(rec)
     if fitted is not None and fitted != convention:
         raise AdvisorError(f"law set {rec.law.name!r} was fitted on Muon runs with the "
                            f"{fitted} convention: ask for --muon-convention {fitted}")
+    if rec.transfer is None:
+        raise AdvisorError("the recommendation carries no per-group LRs to convert for Muon")
+    tg = with_optimizer(rec.transfer, "muon", convention)
+    muon_lr, wd = tg["hidden"].lr, tg["hidden"].weight_decay
     if fitted is not None:
-        muon_lr = adam_lr
         lr_source = (f"fitted on Muon runs ({convention} convention) by advisor fit: law set "
                      f"{rec.law.name!r}")
     elif convention == "match_rms_adamw":
-        muon_lr = adam_lr
         lr_source = ("AdamW peak LR reused as is: Moonlight's update-RMS matching (Liu et al. "
                      "2025, arXiv 2502.16982)")
     else:
-        muon_lr = adam_lr * 0.2 * d ** 0.5
         lr_source = (f"AdamW peak LR x 0.2 x sqrt(d_model = {d}): the same update on the "
                      "square attention matrices as Moonlight's matching; spectral scaling "
                      "sqrt(fan_out/fan_in) (Yang, Simon, Bernstein 2023, arXiv 2310.17813) "
@@ -90,12 +90,13 @@ def muon_block(rec, convention: str = DEFAULT_CONVENTION,
             torch_group_weight_decay=_sig(wd * r.wd_factor), adjust_lr_fn=r.adjust_lr_fn,
             mup_update_multiplier_vs_base_width=_sig(
                 muon_width_multiplier(fo, fi, bf, bi, convention))))
+    emb, vec, out = tg["embedding"], tg["block_vector"], tg["readout"]   # LRs: 3 digits, as every view
     adamw_groups = (
-        AdamWGroup("embedding", _sig(vec_lr), _sig(wd),
+        AdamWGroup("embedding", _sig(emb.lr, 3), _sig(emb.weight_decay),
                    "LR x 1, init x 1 (Tensor Programs V, Table 3)"),
-        AdamWGroup("norm gains, biases", _sig(vec_lr), 0.0,
+        AdamWGroup("norm gains, biases", _sig(vec.lr, 3), vec.weight_decay,
                    "LR x 1; no weight decay on vectors"),
-        AdamWGroup("readout (unembedding)", _sig(vec_lr), _sig(wd),
+        AdamWGroup("readout (unembedding)", _sig(out.lr, 3), _sig(out.weight_decay),
                    f"LR x 1, output x 1/m (m = {d}/{base_w} = {_sig(d / base_w)}; muP's "
                    "MuReadout)"),
     )
@@ -126,10 +127,8 @@ def muon_block(rec, convention: str = DEFAULT_CONVENTION,
 def fitted_muon_convention(rec) -> str | None:
     """The Muon convention the recommendation's LR law was fitted under (``advisor fit`` on
     Muon runs writes ``conventions.optimizer: muon-<convention>``), or None (AdamW laws)."""
-    opt = str((rec.law.conventions or {}).get("optimizer") or "")
-    if not opt.startswith("muon-"):
-        return None
-    return check_muon_convention(opt[len("muon-"):])
+    opt, convention = parse_optimizer_label((rec.law.conventions or {}).get("optimizer"))
+    return convention if opt == "muon" else None
 
 
 def with_muon(rec, convention: str = DEFAULT_CONVENTION):

@@ -14,6 +14,8 @@ lr_group * wd_group at the peak LR, a fraction of the weight per optimizer step.
 from __future__ import annotations
 
 from advisor.rules.optim_rules import WD_WIDTH_RULES, check_wd_rule, group_multipliers
+from advisor.specs.conventions import Conventions
+from advisor.specs.transfer import target_groups
 from advisor.recommendation.blocks import MupGroup, MupView, WdRule
 
 DEFAULT_WD_RULE = "mup"
@@ -74,40 +76,57 @@ def _sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def mup_view(d_model: int, head_dim: int, base_width: int, lr: float, weight_decay: float,
-             wd_rule: str = DEFAULT_WD_RULE, origin: str | None = None) -> MupView:
+def hypothetical_groups(d_model: int, base_width: int, lr: float, weight_decay: float,
+                        wd_rule: str = DEFAULT_WD_RULE):
+    """The target's groups (``advisor.specs.transfer.target_groups``) for a muP proxy of
+    ``base_width`` whose base LR and weight decay give the peak LR ``lr`` and the coupled
+    lambda ``weight_decay`` to the hidden matrices at width ``d_model`` under the mup rule
+    (WD_BASIS): the muP reading of a law that gives a peak LR, not a muP base LR."""
+    m = d_model / base_width
+    conv = Conventions(lr="mup_base", base_width=int(base_width), wd_rule=check_wd_rule(wd_rule))
+    return target_groups(conv, lr * m, weight_decay / m, d_model)
+
+
+def mup_view(d_model: int, head_dim: int, base_width: int, lr: float | None = None,
+             weight_decay: float | None = None, wd_rule: str = DEFAULT_WD_RULE,
+             origin: str | None = None, groups=None) -> MupView:
     """The ``mup`` block for a target of width ``d_model`` vs a proxy of ``base_width``.
 
     Args:
         d_model, head_dim: the target's width and head dimension (channels).
-        base_width: the proxy's width (channels).
-        lr: the recommended peak LR (the hidden matrices' LR at the target).
-        weight_decay: the recommended coupled AdamW lambda.
+        base_width: the proxy's width (channels) the multipliers are relative to.
+        lr, weight_decay: the recommended peak LR (the hidden matrices' LR at the target) and
+            coupled AdamW lambda, read through :func:`hypothetical_groups` when ``groups``
+            is None.
         wd_rule: a key of ``advisor.rules.optim_rules.WD_WIDTH_RULES``.
         origin: where the rule came from (:func:`resolve_wd_rule`), recorded in the view.
+        groups: the target's groups (``advisor.specs.transfer.TargetGroups``) whose LRs and
+            weight decays the view states (the recommendation's, where its law gives a muP
+            base LR); None: the weight decays of :func:`hypothetical_groups`, no LRs.
     """
     check_wd_rule(wd_rule)
     m = d_model / base_width
-    base_lr, base_wd = lr * m, weight_decay / m
-    groups = []
+    stated = groups is not None          # the law's own groups: their LRs are stated too
+    if groups is None:
+        groups = hypothetical_groups(d_model, base_width, lr, weight_decay, wd_rule)
+    rows = []
     for key, label in _ROWS:
         g = group_multipliers(key, m, wd_rule=wd_rule)
-        vector = key == "block_vector"
-        torch_wd = 0.0 if vector else base_wd * g.weight_decay
-        groups.append(MupGroup(
+        t = groups[key]
+        rows.append(MupGroup(
             group=label, lr_multiplier=_sig(g.lr), init_std_multiplier=_sig(g.init_std),
             output_multiplier=_sig(g.output), weight_decay_multiplier=_sig(g.weight_decay),
             decay_per_step_multiplier=_sig(g.decay_per_step),
-            torch_weight_decay=_sig(torch_wd, 3),
-            decay_per_step=_sig(base_lr * g.lr * torch_wd, 3)))
-    groups.append(MupGroup(
+            lr=_sig(t.lr, 3) if stated else None,
+            torch_weight_decay=_sig(t.weight_decay, 3), decay_per_step=_sig(t.decay_per_step, 3)))
+    rows.append(MupGroup(
         group="attention logits", scale="1/d_head (times a base-width-tuned multiplier)",
         note=f"head_dim is fixed at {head_dim}, so 1/d_head and 1/sqrt(d_head) differ by a "
              "constant here"))
     rule = WdRule(name=wd_rule, exponent=WD_WIDTH_RULES[wd_rule], rule=WD_RULE_TEXT[wd_rule],
                   source=WD_RULE_SOURCE, basis=WD_BASIS, origin=origin)
     return MupView(base_width=base_width, width=d_model, width_multiplier=_sig(m),
-                   groups=tuple(groups),
+                   groups=tuple(rows),
                    note="multipliers relative to a muP proxy of width base_width trained with "
                         "the same base LR; for a standard-parameterisation run use the peak "
                         "LR above as is", wd_rule=rule)

@@ -95,11 +95,14 @@ def independent_torch_wd(weight_decay: float, peak_group_lr: float) -> float:
     return float(weight_decay) / float(peak_group_lr)
 
 
-def check_wd_rule(rule) -> str:
-    """``rule`` if it is a key of :data:`WD_WIDTH_RULES`, else AdvisorError."""
-    if rule not in WD_WIDTH_RULES:
-        raise AdvisorError(f"weight-decay width rule must be one of "
-                           f"{', '.join(WD_WIDTH_RULES)}, got {rule!r}")
+def check_wd_rule(rule, where: str = "", name: str = "wd_rule") -> str:
+    """``rule`` if it is a key of :data:`WD_WIDTH_RULES`, else AdvisorError: the one check of
+    a weight-decay width rule and its one message (``where``: a prefix naming the input;
+    ``name``: the field, e.g. a law set's ``mup.wd_rule``)."""
+    if not isinstance(rule, str) or rule not in WD_WIDTH_RULES:
+        raise AdvisorError(f"{where + ': ' if where else ''}{name} must be one of "
+                           f"{', '.join(WD_WIDTH_RULES)} (the hidden matrices' weight-decay "
+                           f"width rule), got {rule!r}")
     return rule
 
 

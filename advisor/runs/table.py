@@ -42,7 +42,7 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.laws.lawset import CONVENTIONS
-from advisor.rules.optim_rules import WD_WIDTH_RULES
+from advisor.rules.optim_rules import check_wd_rule
 
 STEPLAW_SEQ_LEN = 2048
 DIVERGED_EXCESS = 0.2          # loss > 1.2 x the cell's best: diverged
@@ -470,10 +470,7 @@ def _wd_rule(rows: list[dict], source: str) -> str | None:
     agree, MUST_AGREE), or None where none is recorded."""
     rule = next((str(r["wd_rule"]).strip() for r in rows
                  if r.get("wd_rule") not in (None, "")), None)
-    if rule is not None and rule not in WD_WIDTH_RULES:
-        raise AdvisorError(f"{source}: wd_rule must be one of {', '.join(WD_WIDTH_RULES)}, "
-                           f"got {rule!r}")
-    return rule
+    return None if rule is None else check_wd_rule(rule, source)
 
 
 def resolve_lr_convention(given: str | None, table: RunTable) -> str:

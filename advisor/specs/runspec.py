@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from advisor.errors import AdvisorError
-from advisor.rules.optim_rules import WD_COUPLINGS, WD_WIDTH_RULES
+from advisor.rules.optim_rules import WD_COUPLINGS, check_wd_rule
 
 # Settings that change how a run is executed but not its result: not part of the run id.
 _NOT_IN_ID = {"stack", "compile"}
@@ -118,8 +118,7 @@ class RunSpec:
         if not isinstance(self.muon_ns_steps, int) or isinstance(self.muon_ns_steps, bool) \
                 or not 1 <= self.muon_ns_steps < 100:
             bad(f"muon_ns_steps must be an integer in [1, 99], got {self.muon_ns_steps!r}")
-        if self.wd_rule not in WD_WIDTH_RULES:
-            bad(f"wd_rule must be one of {', '.join(WD_WIDTH_RULES)}, got {self.wd_rule!r}")
+        check_wd_rule(self.wd_rule)
         if self.wd_rule != "mup" and not (self.optimizer == "muadamw"
                                           and self.parameterization == "mup"):
             bad(f"wd_rule {self.wd_rule!r} is a muP width rule for AdamW's hidden matrices: it "

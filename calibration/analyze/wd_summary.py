@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.rules.optim_rules import WD_WIDTH_RULES
+from advisor.rules.optim_rules import WD_WIDTH_RULES, check_wd_rule
 from calibration.analyze.lr_transfer import (LRRow, final_loss, loss_cells, pow2, rows_by_arm,
                                      rows_from_cells)
 
@@ -75,9 +75,8 @@ def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
     if base_width is None:
         base_width = base_width_of(kept)
     rules_seen = {r.settings.get("wd_rule", "mup") for r in kept}
-    unknown = rules_seen - set(WD_WIDTH_RULES)
-    if unknown:
-        raise AdvisorError(f"run with unknown weight-decay rule {sorted(unknown)[0]!r}")
+    for rule in sorted(rules_seen, key=str):
+        check_wd_rule(rule, "a run")
     cells = loss_cells(kept, lambda s: (s.get("wd_rule", "mup"), int(s["width"])),
                        x="weight_decay")
     base_cells = [k for k in cells if k[1] == base_width]

@@ -124,10 +124,8 @@ def recommend(params, tokens, seq_len, law, laws_file, family, base_width, sched
                      wd_rule=wd_rule, batch_tokens=batch_tokens, batch_size=batch_size,
                      lr=fixed_lr, beta2=beta2, weight_decay=weight_decay, warmup=warmup,
                      schedule=schedule, devices=devices, micro_batch=micro_batch,
-                     batch_ramp=batch_ramp, stability=stability)
-    if optimizer_name == "muon":
-        from advisor.recommendation.muon_view import with_muon
-        rec = with_muon(rec, muon_convention)
+                     batch_ramp=batch_ramp, stability=stability, optimizer=optimizer_name,
+                     muon_convention=muon_convention)
     if fmt is None:        # a person at a terminal reads the table; a pipe or file gets YAML
         fmt = TABLE_FORMAT if output is None and sys.stdout.isatty() else "yaml"
     if fmt == TABLE_FORMAT:          # warnings are in the table itself
