@@ -20,6 +20,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from statistics import median
 
+from advisor.specs.conventions import STEPLAW_SEQ_LEN
+
 LN2 = math.log(2.0)
 
 
@@ -33,7 +35,7 @@ class Point:
     lr: float             # peak LR
     batch: float | None   # tokens per step
     shape: object = None  # advisor.specs.shapes.Shape, where known (for laws in other conventions)
-    seq_len: int = 2048
+    seq_len: int = STEPLAW_SEQ_LEN
 
 
 def published_points(entries) -> list[Point]:
@@ -49,7 +51,7 @@ def steplaw_cells(csv_path) -> list[dict]:
     with open(csv_path, newline="") as f:
         for r in csv.DictReader(f):
             cells[(float(r["N"]), float(r["D"]))].append(
-                {"lr": float(r["lr"]), "batch": float(r["bs"]) * 2048.0,
+                {"lr": float(r["lr"]), "batch": float(r["bs"]) * STEPLAW_SEQ_LEN,
                  "loss": float(r["smooth loss"]), "h": int(r["h"]), "numl": int(r["numl"]),
                  "numh": int(r["numh"]), "ffnh": int(r["ffnh"])})
     return [{"n": n, "d": d, "runs": runs} for (n, d), runs in sorted(cells.items())]

@@ -82,9 +82,7 @@ def lawset_gaps(table: RunTable, lawset) -> list[dict]:
         try:
             lr = lawset.predict("learning_rate", N=N, D=D, M=M)
             if has_batch:
-                b = lawset.predict("batch_size", N=N, D=D, M=M)
-                if lawset.batch_unit == "sequences":
-                    b *= float(lawset.conventions.get("seq_len", 2048))
+                b = lawset.batch_tokens(lawset.predict("batch_size", N=N, D=D, M=M))
         except (OverflowError, ZeroDivisionError):
             raise AdvisorError(f"law set {lawset.name}: its prediction at N={N:.3g}, "
                                f"D={D:.3g} overflows; it is not scored") from None

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.rules.optim_rules import check_wd_rule
+from advisor.specs.conventions import Conventions
 from advisor.fit.lr_batch import (LRBatchLaws, check_grid, cross_validate,
                                   extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
@@ -153,15 +153,13 @@ def _gap_summary(s):
 
 def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                 schedule: str = "as the sweep's runs (see provenance.source)",
-                lr_convention: str = "peak", mup_base_width: int | None = None,
-                mup_wd_rule: str | None = None) -> dict:
+                conventions: Conventions | None = None) -> dict:
     """The law set (schema hp-advisor/lawset/v1) for a :class:`SweepFit`.
 
-    ``mup_base_width``: the sweep's muP base width (channels) where its LR is ``mup_base``;
-    recorded as ``mup.base_width`` so ``advisor recommend`` needs no --base-width.
-    ``mup_wd_rule``: the hidden matrices' weight-decay width rule the sweep's runs used (a key
-    of ``advisor.rules.optim_rules.WD_WIDTH_RULES``), recorded as ``mup.wd_rule`` so ``advisor
-    recommend``'s muP view defaults to it; None: not stated."""
+    ``conventions``: what the runs' LR and weight decay mean (default: the table's own,
+    ``RunTable.conventions()``), written with ``Conventions.lawset_fields`` into the set's
+    ``conventions`` (learning_rate, optimizer) and ``mup`` (base_width, wd_rule) sections, so
+    ``advisor recommend`` reads them back as the same record (``LawSet.proxy_conventions``)."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")
     t = fit.table
@@ -261,11 +259,13 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
             "terms": surf.terms.tolist(),
             "shape_c_g_h": [[_r(x) for x in row] for row in surf.shape],
         }
+    conv = t.conventions() if conventions is None else conventions
+    conv_fields, mup = conv.lawset_fields()
     conventions = {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens",
-                   "weight_decay": "coupled", "learning_rate": lr_convention,
+                   "weight_decay": "coupled", "learning_rate": conv_fields["learning_rate"],
                    "schedule": schedule}
-    if getattr(t, "optimizer", ""):
-        conventions["optimizer"] = t.optimizer      # the sweep's (one) optimizer
+    if "optimizer" in conv_fields:
+        conventions["optimizer"] = conv_fields["optimizer"]     # the sweep's (one) optimizer
     out = {
         "schema": "hp-advisor/lawset/v1",
         "name": name,
@@ -276,11 +276,6 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "laws": laws,
         "provenance": provenance,
     }
-    mup = {}
-    if mup_base_width is not None:
-        mup["base_width"] = int(mup_base_width)
-    if mup_wd_rule is not None:
-        mup["wd_rule"] = check_wd_rule(mup_wd_rule)
     if mup:
         out["mup"] = mup
     return out

@@ -86,6 +86,16 @@ class LawSet:
     def batch_unit(self) -> str:
         return self.conventions.get("batch_unit", "tokens")
 
+    def batch_tokens(self, batch: float) -> float:
+        """A batch in this set's ``batch_unit`` as tokens (sequences x ``conventions.seq_len``)."""
+        if self.batch_unit != "sequences":
+            return batch
+        seq = self.conventions.get("seq_len")
+        if not seq:
+            raise AdvisorError(f"law set {self.name!r}: batch in sequences needs "
+                               "conventions.seq_len")
+        return batch * float(seq)
+
     def variables(self, N: float, D: float, M: float | None = None, **extra) -> dict:
         """The variables a law may read, for N (in this set's params convention), D tokens.
 
@@ -153,14 +163,7 @@ class LawSet:
         if "lr" in needed and v.get("lr") is None:
             v["lr"] = self.predict("learning_rate", N, D, **extra)
         if "B_tokens" in needed and v.get("B_tokens") is None:
-            b = self.predict("batch_size", N, D, **extra)
-            if self.batch_unit == "sequences":
-                seq = self.conventions.get("seq_len")
-                if not seq:
-                    raise AdvisorError(f"law set {self.name!r}: batch in sequences needs "
-                                       "conventions.seq_len")
-                b *= float(seq)
-            v["B_tokens"] = b
+            v["B_tokens"] = self.batch_tokens(self.predict("batch_size", N, D, **extra))
         if "C" in needed and v.get("C") is None:
             raise AdvisorError(f"law set {self.name!r} measures compute as M*D: "
                                "M (FLOPs per token) is needed")

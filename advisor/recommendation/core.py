@@ -142,8 +142,8 @@ def _predict(ls: LawSet, quantity: str, shape: Shape, D: float, seq_len: int, **
     N = shape.params(ls.conventions["params"])
     kw = dict(M=shape.flops_per_token(seq_len), W=float(shape.d_model), **extra)
     value = ls.predict(quantity, N, D, **kw)
-    if quantity in ("batch_size",) and ls.batch_unit == "sequences":
-        value *= float(ls.conventions["seq_len"])
+    if quantity == "batch_size":
+        value = ls.batch_tokens(value)
     return value, ls.interval(quantity, N, D, **kw), N
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.specs.conventions import STEPLAW_SEQ_LEN
 from advisor.specs.runspec import RunSpec
 
 DB_NAME = "results.sqlite"
@@ -695,7 +696,7 @@ class ResultsStore:
         = the muP base width (empty unless mup_base), ``wd_rule`` = how the hidden matrices'
         weight decay scaled with width (advisor.rules.optim_rules.WD_WIDTH_RULES; empty unless
         mup_base, where ``weight_decay`` is the base width's coefficient),
-        bs = batch in sequences of 2048 tokens (Step Law's unit, fractional for us),
+        bs = batch in sequences of STEPLAW_SEQ_LEN = 2048 tokens (Step Law's unit, fractional for us),
         ti = steps, loss = final train loss, smooth loss = mean train loss over the last
         10% of recorded points, D = training tokens, N = non-embedding parameters.
         """
@@ -721,7 +722,7 @@ class ResultsStore:
             steps = D // bs_tokens
             rows.append({
                 "h": width, "ffnh": ffn, "numh": n_heads, "numl": depth, "lr": s["lr"],
-                "bs": bs_tokens / 2048, "ti": steps, "loss": r.final_train_loss,
+                "bs": bs_tokens / STEPLAW_SEQ_LEN, "ti": steps, "loss": r.final_train_loss,
                 "smooth loss": smooth, "exp_name": r.run_id, "D": D, "N": N,
                 "D/N": D / N if N else math.nan,
                 "bs_tokens": bs_tokens, "seq_len": seq, "weight_decay": s["weight_decay"],

@@ -43,8 +43,8 @@ import numpy as np
 from advisor.errors import AdvisorError
 from advisor.laws.lawset import CONVENTIONS
 from advisor.rules.optim_rules import check_wd_rule
+from advisor.specs.conventions import STEPLAW_SEQ_LEN, Conventions, parse_optimizer_label
 
-STEPLAW_SEQ_LEN = 2048
 DIVERGED_EXCESS = 0.2          # loss > 1.2 x the cell's best: diverged
 LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
 MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
@@ -159,6 +159,17 @@ class RunTable:
                         cell_by=self.cell_by, n_column=self.n_column,
                         lr_convention=self.lr_convention, mup_base_width=self.mup_base_width,
                         wd_rule=self.wd_rule)
+
+    def conventions(self, lr_convention: str | None = None) -> Conventions:
+        """What the runs' LR and weight decay mean (``advisor.specs.conventions``), under
+        ``lr_convention`` (default: the one the runs record, else ``peak``). muP's base width
+        and weight-decay width rule belong to a ``mup_base`` LR only."""
+        lr = lr_convention or self.lr_convention or "peak"
+        mup = lr == "mup_base"
+        opt, muon = parse_optimizer_label(self.optimizer or None)
+        return Conventions(lr=lr, base_width=self.mup_base_width if mup else None,
+                           wd_rule=self.wd_rule if mup else None, optimizer=opt,
+                           muon_convention=muon)
 
     def summary(self) -> str:
         by = ", ".join(("N" if self.n_column == "N" else f"N={self.n_column}", "D")
@@ -471,6 +482,18 @@ def _wd_rule(rows: list[dict], source: str) -> str | None:
     rule = next((str(r["wd_rule"]).strip() for r in rows
                  if r.get("wd_rule") not in (None, "")), None)
     return None if rule is None else check_wd_rule(rule, source)
+
+
+def fit_conventions(given: str | None, table: RunTable) -> Conventions:
+    """The conventions to fit under (:func:`resolve_lr_convention`, then
+    ``RunTable.conventions``); a weight-decay width rule the runs record under a peak LR,
+    where muP's width rules do not apply, is left out of them with a note on the table."""
+    lr = resolve_lr_convention(given, table)
+    if table.wd_rule is not None and lr != "mup_base":
+        table.notes.append(f"the runs' wd_rule ({table.wd_rule}) is not recorded in the law "
+                           "set: their LR convention is peak, where muP's width rules do not "
+                           "apply")
+    return table.conventions(lr)
 
 
 def resolve_lr_convention(given: str | None, table: RunTable) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from advisor.common.numbers import SEQ_LEN_UNITS
+from advisor.specs.conventions import STEPLAW_SEQ_LEN
 
 LOSS_CHOICES = ("auto", "smooth", "final")   # advisor.runs.table: "auto" or a LOSS_COLUMNS key
 
@@ -20,7 +21,7 @@ def sweep_options(loss_help: str = "loss column: smooth (Step Law's 'smooth loss
                 click.option("--select", "select", multiple=True, metavar="COLUMN=VALUE",
                              help="keep only runs whose COLUMN equals VALUE (repeatable), "
                                   "e.g. parameterization=mup"),
-                click.option("--seq-len", default="2048", show_default=True,
+                click.option("--seq-len", default=str(STEPLAW_SEQ_LEN), show_default=True,
                              help="tokens per sequence, to read a bs column given in "
                                   f"sequences; {SEQ_LEN_UNITS}"))):
             f = opt(f)

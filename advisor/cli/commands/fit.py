@@ -54,7 +54,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
     from advisor.laws.lawset import dump_lawset, load_lawset_file
     from advisor.common.outputs import check_output_file
-    from advisor.runs.table import load_runs, resolve_lr_convention
+    from advisor.runs.table import fit_conventions, load_runs
 
     from advisor.fit.surface import SurfaceOptions
 
@@ -67,12 +67,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     t0 = time.perf_counter()
     table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select,
                       cell_by=cell_by or (), n_column=n_column)
-    lr_convention = resolve_lr_convention(lr_convention, table)
-    mup_base = lr_convention == "mup_base"
-    if table.wd_rule is not None and not mup_base:
-        table.notes.append(f"the runs' wd_rule ({table.wd_rule}) is not recorded in the law "
-                           "set: their LR convention is peak, where muP's width rules do not "
-                           "apply")
+    conventions = fit_conventions(lr_convention, table)
     click.echo(table.summary(), err=True)
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
@@ -91,14 +86,12 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
                + (f" --n-column {n_column}" if n_column != "N" else "")
                + (" --cv" if cv else "")
                + (f" --schedule {shlex.quote(schedule)}" if schedule else "")
-               + f" --lr-convention {lr_convention}"
+               + f" --lr-convention {conventions.lr}"
                + (f" --max-nfev {max_nfev}" if max_nfev != 500 else "")
                + "".join(f" --select {x}" for x in select))
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
-                    lr_convention=lr_convention,
-                    mup_base_width=table.mup_base_width if mup_base else None,
-                    mup_wd_rule=table.wd_rule if mup_base else None)
+                    conventions=conventions)
     dump_lawset(d, out)
     load_lawset_file(out)  # what we wrote must load as any law set does
     elapsed = time.perf_counter() - t0

@@ -70,9 +70,7 @@ def _save(fig, path):
 
 def _predict(ls, q, N, D):
     v = ls.predict(q, N=N, D=D)
-    if q == "batch_size" and ls.batch_unit == "sequences":
-        v *= float(ls.conventions.get("seq_len", 2048))
-    return v
+    return ls.batch_tokens(v) if q == "batch_size" else v
 
 
 def _loss_vs_lr(table, optima, ours, path):
