@@ -126,7 +126,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path):
     assert st.claim(["x"], "h:1:a", 60, since=0)[0] == ["x"]
     st.close()
     con = sqlite3.connect(tmp_path / "results.sqlite")
-    assert con.execute("SELECT value FROM meta").fetchone()[0] == "2"
+    assert con.execute("SELECT value FROM meta").fetchone()[0] == "3"
     con.close()
 
 

@@ -138,3 +138,34 @@ def test_conventions_round_trip_through_a_law_set_and_come_from_a_run():
 def test_a_law_set_whose_conventions_mean_nothing_is_refused(conv, mup, msg):
     with pytest.raises(AdvisorError, match=msg):
         of_lawset(conv, mup)
+
+
+def test_a_store_keeps_each_runs_conventions_and_derives_them_for_older_runs(tmp_path):
+    import sqlite3
+
+    from advisor.runs.store import ResultsStore
+
+    spec = RunSpec(width=64, depth=2, model={"base_width": 32, "head_dim": 16}, wd_rule="sqrt")
+    with ResultsStore.create(tmp_path) as st:
+        st.record(spec.run_id, spec.settings(), "finished", final_train_loss=3.0)
+        (r,) = st.runs()
+    assert r.conventions == of_run(spec, spec.model_config())
+    assert (r.conventions.base_width, r.conventions.wd_rule) == (32, "sqrt")
+    # the record is what was stored, not re-derived: overwrite it and read it back
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    stored = Conventions(lr="mup_base", base_width=48, optimizer="muadamw")
+    con.execute("UPDATE runs SET conventions=?", (__import__("json").dumps(stored.to_dict()),))
+    con.commit()
+    with ResultsStore.open(tmp_path) as st:
+        assert st.runs()[0].conventions == stored
+        assert st.steplaw_rows()[0]["base_width"] == 48
+    # a version-2 store (no conventions column) opens, migrates, and derives them
+    con.execute("ALTER TABLE runs DROP COLUMN conventions")
+    con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with ResultsStore.open(tmp_path) as st:
+        assert st.runs()[0].conventions == of_run(spec, spec.model_config())
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    con.close()

@@ -15,6 +15,12 @@ or ``diverged`` are final and are never overwritten; a ``failed`` row may be rep
 later attempt. A run's id is a hash of its settings (advisor.specs.runspec.RunSpec.run_id), so
 re-running the same plan skips what is already there.
 
+Each run row carries its conventions (``advisor.specs.conventions.Conventions`` as JSON: LR
+convention, muP base width and depth, depth exponent, weight-decay width rule, optimizer, Muon
+convention, sequence length), taken from its settings and proxy model when it is recorded;
+schema version 3 added the column, and a run stored before it gets them derived from its
+settings when it is read.
+
 Units: ``tokens`` and ``tokens_seen`` in tokens, ``batch_size`` in sequences, losses in
 nats per token, ``wall_time_s`` (the training steps) and ``startup_s`` (model build, compile,
 first-step warm-up) in seconds, claim and attempt times in seconds since the Unix epoch.
@@ -36,11 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.specs.conventions import STEPLAW_SEQ_LEN
+from advisor.specs.conventions import STEPLAW_SEQ_LEN, Conventions, of_run
 from advisor.specs.runspec import RunSpec
 
 DB_NAME = "results.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FINAL = ("finished", "diverged")
 STATUSES = ("finished", "diverged", "failed")
 
@@ -60,7 +66,8 @@ CREATE TABLE IF NOT EXISTS runs (
     tokens_per_s REAL,
     device TEXT,
     recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    startup_s REAL
+    startup_s REAL,
+    conventions TEXT
 );
 CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -195,9 +202,11 @@ class RunRecord(RunMetrics):
     status: str
     recorded_at: str = ""
     startup_s: float = math.nan      # NaN for runs stored before it was measured
+    conventions: Conventions | None = None   # None: the settings do not build a run
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
+        d["conventions"] = None if self.conventions is None else self.conventions.to_dict()
         for k in ("final_train_loss", "final_val_loss", "startup_s"):
             if d[k] is not None and not math.isfinite(d[k]):
                 d[k] = None                      # JSON has no NaN
@@ -430,21 +439,26 @@ class ResultsStore:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
-        """Bring a version-1 store to version 2 in one transaction: the ``startup_s``
-        column (NULL for old runs: not measured) and the claims and attempts tables. Safe
-        when several processes open the same old store at once (the version is re-read under
-        the write lock)."""
+        """Bring an older store to the current version in one transaction: version 2 added
+        the ``startup_s`` column (NULL for old runs: not measured) and the claims and
+        attempts tables, version 3 the ``conventions`` column (NULL for old runs: derived
+        from their settings when read). Safe when several processes open the same old store
+        at once (the version is re-read under the write lock)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
             if int(row[0]) < 2:
-                cols = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
                 if "startup_s" not in cols:
                     conn.execute("ALTER TABLE runs ADD COLUMN startup_s REAL")
                 for stmt in _SCHEMA_V2.split(";"):
                     if stmt.strip():
                         conn.execute(stmt)
-                conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+            if int(row[0]) < 3:
+                if "conventions" not in cols:
+                    conn.execute("ALTER TABLE runs ADD COLUMN conventions TEXT")
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                             (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -467,16 +481,21 @@ class ResultsStore:
     def record(self, run_id: str, settings: dict, status: str, *, curve: dict | None = None,
                diagnostics=(), error: str = "", final_train_loss=None, final_val_loss=None,
                n_params=0, n_params_non_embedding=0, tokens_seen=0, wall_time_s=0.0,
-               tokens_per_s=0.0, device="", startup_s=None, owner: str | None = None) -> bool:
+               tokens_per_s=0.0, device="", startup_s=None, owner: str | None = None,
+               conventions: Conventions | None = None) -> bool:
         """Write one run with its curve and diagnostics in a single transaction.
 
         Returns False (and writes no run) when the run is already stored as finished or
         diverged: final results are never overwritten. ``owner``: the worker that trained
         it; its attempt is closed with ``status`` and its claim released in the same
-        transaction.
+        transaction. ``conventions``: the run's (default: derived from ``settings``).
         """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        if conventions is None:
+            conventions = conventions_of(settings)
+        conv_json = None if conventions is None else json.dumps(conventions.to_dict(),
+                                                                sort_keys=True)
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -495,11 +514,12 @@ class ResultsStore:
             c.execute(
                 "INSERT INTO runs (run_id, settings, status, error, final_train_loss, "
                 "final_val_loss, n_params, n_params_non_embedding, tokens_seen, wall_time_s, "
-                "tokens_per_s, device, startup_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "tokens_per_s, device, startup_s, conventions) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, json.dumps(settings, sort_keys=True), status, error,
                  _num(final_train_loss), _num(final_val_loss), int(n_params),
                  int(n_params_non_embedding), int(tokens_seen), float(wall_time_s),
-                 float(tokens_per_s), str(device), _num(startup_s)))
+                 float(tokens_per_s), str(device), _num(startup_s), conv_json))
             if curve:
                 rows = zip(curve["step"], curve["tokens"], curve["lr"],
                            curve["train_loss"], curve["val_loss"])
@@ -637,9 +657,10 @@ class ResultsStore:
     def runs(self, status: str | None = None) -> list[RunRecord]:
         cols = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
         startup = "startup_s" if "startup_s" in cols else "NULL"      # a version-1 store
+        conv = "conventions" if "conventions" in cols else "NULL"     # before version 3
         q = ("SELECT run_id, settings, status, error, final_train_loss, final_val_loss, "
              "n_params, n_params_non_embedding, tokens_seen, wall_time_s, tokens_per_s, "
-             f"device, recorded_at, {startup} FROM runs")
+             f"device, recorded_at, {startup}, {conv} FROM runs")
         args = ()
         if status is not None:
             if status not in STATUSES:
@@ -653,7 +674,9 @@ class ResultsStore:
                                  n_params=r[6] or 0, n_params_non_embedding=r[7] or 0,
                                  tokens_seen=r[8] or 0, wall_time_s=r[9] or 0.0,
                                  tokens_per_s=r[10] or 0.0, device=r[11] or "",
-                                 recorded_at=r[12], startup_s=_nan(r[13])))
+                                 recorded_at=r[12], startup_s=_nan(r[13]),
+                                 conventions=(Conventions.from_dict(json.loads(r[14]))
+                                              if r[14] else conventions_of(json.loads(r[1])))))
         return out
 
     def curve(self, run_id: str) -> dict:
@@ -712,7 +735,8 @@ class ResultsStore:
             arch = s.get("arch") or {"heads": cfg.heads, "ffn_hidden": cfg.ffn_hidden}
             width, depth, seq = int(s["width"]), int(s["depth"]), int(s["seq_len"])
             ffn, n_heads = arch.get("ffn_hidden"), arch.get("heads")
-            convention = spec.lr_convention
+            conv = r.conventions or of_run(spec, cfg)
+            convention = conv.lr
             bs_tokens = int(s["batch_size"]) * seq
             D = int(s["tokens"])
             N = int(r.n_params_non_embedding)
@@ -731,8 +755,8 @@ class ResultsStore:
                 "parameterization": s.get("parameterization", ""),
                 "optimizer": optimizer_label(s),
                 "lr_convention": convention,
-                "base_width": cfg.base_width if convention == "mup_base" else "",
-                "wd_rule": spec.wd_rule if convention == "mup_base" else "",
+                "base_width": conv.base_width if convention == "mup_base" else "",
+                "wd_rule": conv.wd_rule if convention == "mup_base" else "",
             })
         return rows
 
@@ -783,6 +807,16 @@ class LeaseKeeper:
             self.store.release(self.owner)
         except (sqlite3.Error, StoreError):
             pass                       # the leases expire on their own
+
+
+def conventions_of(settings: dict) -> Conventions | None:
+    """A run's conventions from its stored settings (its RunSpec and proxy model), or None
+    where the settings do not build a run (a hand-written row)."""
+    try:
+        spec = RunSpec.from_settings(settings)
+        return of_run(spec, spec.model_config())
+    except (AdvisorError, TypeError, ValueError):
+        return None
 
 
 def optimizer_label(settings: dict) -> str:
