@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from advisor.errors import AdvisorError
+from calibration.model.groups import fan_in_multiplier, param_group
 from advisor.rules.optim_rules import (MUON_DEFAULTS, check_muon_alpha, check_muon_convention,
                                  check_wd_rule, group_multipliers, independent_torch_wd,
                                  muon_torch_group)
@@ -246,19 +247,6 @@ def count_params(model: ProxyLM) -> tuple[int, int]:
     return total, total - emb
 
 
-def param_group_kind(name: str, p) -> str:
-    """The ``advisor.rules.optim_rules`` group of a ProxyLM parameter, from its name and rank."""
-    if name == "embed.weight":
-        return "embedding"
-    if name == "readout.weight":
-        return "readout"
-    if name.startswith("blocks."):
-        return "hidden" if p.ndim == 2 else "block_vector"
-    if name == "norm.weight":
-        return "final_norm"
-    raise AdvisorError(f"parameter {name!r} belongs to no optimizer-rules group")
-
-
 def _unique_params(model: ProxyLM):
     """(name, parameter, optim_rules group) of each parameter once (a tied weight once)."""
     seen = set()
@@ -266,7 +254,7 @@ def _unique_params(model: ProxyLM):
         if id(p) in seen:
             continue
         seen.add(id(p))
-        yield name, p, param_group_kind(name, p)
+        yield name, p, param_group(name, p)
 
 
 def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,
@@ -276,9 +264,7 @@ def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,
     ``advisor.rules.optim_rules.group_multipliers`` gives it: LR, weight decay (matrices only) and
     eps; the fan-in width multiplier is read off mup's ``infshape`` for matrices with two
     growing dimensions under ``width_rule="mup"`` (1 otherwise)."""
-    fan_in_mult = 1.0
-    if width_rule == "mup" and hasattr(p, "infshape") and p.infshape.ninf() == 2:
-        fan_in_mult = p.infshape.width_mult()
+    fan_in_mult = fan_in_multiplier(p) if width_rule == "mup" else 1.0
     rule = group_multipliers(group, fan_in_mult, cfg.depth_mult, cfg.alpha, width_rule,
                              wd_rule=wd_rule)
     wd = weight_decay * rule.weight_decay if p.ndim >= 2 else 0.0
