@@ -10,20 +10,20 @@ from collections import defaultdict
 
 import numpy as np
 
-# Settings that define one LR sweep (everything except lr and seed).
-SWEEP_KEYS = ("parameterization", "depth", "batch_size", "seq_len", "tokens", "schedule",
-              "weight_decay", "optimizer", "data", "family")
+from advisor.specs.grouping import SWEEP_FREE, arm_labels, group_key
 
 
 def _sweep_key(settings: dict) -> tuple:
-    model = tuple(sorted((settings.get("model") or {}).items()))
-    return tuple(settings.get(k) for k in SWEEP_KEYS) + (model,)
+    """One LR sweep: every setting but LR, seed and width (advisor.specs.grouping)."""
+    return group_key(settings, SWEEP_FREE)
 
 
 def lr_curves(runs) -> dict:
     """{sweep key: {width: [(lr, mean val loss over seeds, n seeds, n diverged)]}} sorted by lr.
 
-    Diverged runs count as +inf; failed runs are left out.
+    A sweep key is ``advisor.specs.grouping.group_key`` with LR, seed and width free: runs
+    that differ in any other setting (optimizer, Muon convention, weight-decay rule, ...)
+    are never averaged into one curve. Diverged runs count as +inf; failed runs are left out.
     """
     cells = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in runs:
@@ -48,54 +48,46 @@ def lr_curves(runs) -> dict:
 
 
 def best_lr_table(runs) -> list[dict]:
-    """One row per (sweep, width): the LR with the lowest mean held-out loss."""
+    """One row per (sweep, width): the LR with the lowest mean held-out loss; ``arm`` names
+    the sweep (:func:`advisor.specs.grouping.arm_labels`), ``sweep`` is its key."""
     rows = []
-    for key, widths in lr_curves(runs).items():
-        settings = dict(zip(SWEEP_KEYS, key[:-1]))
+    curves = lr_curves(runs)
+    labels = arm_labels(curves)
+    for key, widths in curves.items():
+        settings = dict(key)
         for w, pts in widths.items():
             finite = [p for p in pts if math.isfinite(p[1])]
             if not finite:
                 best_lr, best_loss = math.nan, math.nan
             else:
                 best_lr, best_loss = min(finite, key=lambda p: p[1])[:2]
-            rows.append({"parameterization": settings["parameterization"], "width": w,
+            rows.append({"arm": labels[key], "parameterization": settings["parameterization"],
+                         "width": w,
                          "depth": settings["depth"], "best_lr": best_lr,
                          "log2_best_lr": math.log2(best_lr) if best_lr > 0 else math.nan,
                          "best_val_loss": best_loss, "n_lrs": len(pts),
                          "batch_size": settings["batch_size"], "tokens": settings["tokens"],
                          "schedule": settings["schedule"],
-                         "weight_decay": settings["weight_decay"], "model": dict(key[-1])})
+                         "weight_decay": settings["weight_decay"],
+                         "model": dict(settings["model"]), "sweep": key})
     return rows
 
 
 def optimum_shift(rows: list[dict]) -> list[dict]:
-    """Per sweep: log2 of (best LR at the largest width / best LR at the smallest width)."""
+    """Per sweep (the rows' ``sweep`` key: one arm, never two merged): log2 of (best LR at
+    the largest width / best LR at the smallest width)."""
     groups = defaultdict(list)
     for r in rows:
         if math.isfinite(r["best_lr"]):
-            k = (r["parameterization"], r["depth"], r["batch_size"], r["tokens"], r["schedule"],
-                 r["weight_decay"], tuple(sorted(r["model"].items())))
-            groups[k].append(r)
+            groups[r["sweep"]].append(r)
     out = []
     for k, rs in groups.items():
         rs.sort(key=lambda r: r["width"])
         if len(rs) >= 2:
-            out.append({"parameterization": k[0], "depth": k[1], "smallest_width": rs[0]["width"],
+            out.append({"arm": rs[0]["arm"], "parameterization": rs[0]["parameterization"],
+                        "depth": rs[0]["depth"], "smallest_width": rs[0]["width"],
                         "largest_width": rs[-1]["width"],
                         "log2_shift": rs[-1]["log2_best_lr"] - rs[0]["log2_best_lr"]})
-    return out
-
-
-def arm_labels(keys) -> dict:
-    """Short names for sweeps: the parameterisation plus the model overrides that differ
-    between them (settings shared by every sweep are left out)."""
-    keys = list(keys)
-    overs = [dict(k[-1]) for k in keys]
-    shared = set.intersection(*(set(o.items()) for o in overs)) if overs else set()
-    out = {}
-    for k, o in zip(keys, overs):
-        extra = ",".join(f"{a}={b}" for a, b in sorted(o.items()) if (a, b) not in shared)
-        out[k] = k[0] + (f" ({extra})" if extra else "")
     return out
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.specs.grouping import EXECUTION_ONLY, group_key
 from advisor.errors import AdvisorError
 
 #: Multi-power-law data conventions (Luo et al. 2025, authors' loader): linear warmup from 0
@@ -279,7 +280,7 @@ def looks_like_multipower(path: Path) -> bool:
 
 
 #: the settings in which the curves of one schedule law may differ (see curve_group_key)
-CURVE_FREE_SETTINGS = ("schedule", "seed", "tokens")
+CURVE_FREE_SETTINGS = ("schedule", "seed", "tokens") + EXECUTION_ONLY
 
 
 def curve_group_key(settings: dict) -> tuple:
@@ -290,11 +291,11 @@ def curve_group_key(settings: dict) -> tuple:
     runs can *train together* (one model shape and batch, any LR, weight decay, schedule or
     token budget); a schedule law describes one model trained at one peak LR with one
     optimizer setting (the laws do not carry the peak LR, docs/schedules.md), so its curves
-    must also agree in LR, weight decay and every optimizer constant. Every stored setting
-    counts, so a setting added to runs later separates curves by default.
+    must also agree in LR, weight decay and every optimizer constant. Every setting counts
+    (``advisor.specs.grouping.group_key``), so a setting added to runs later separates curves
+    by default; how a run was executed (stacked, compiled) does not.
     """
-    return tuple(sorted((k, repr(v)) for k, v in settings.items()
-                        if k not in CURVE_FREE_SETTINGS))
+    return group_key(settings, CURVE_FREE_SETTINGS)
 
 
 def load_store(path, run_ids=None, loss: str = "train_loss") -> list[Curve]:

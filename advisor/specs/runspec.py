@@ -25,23 +25,6 @@ _ID_IF_NOT_DEFAULT = {"muon_convention": "spectral", "muon_momentum": 0.95,
                       "wd_coupling": "lr"}
 
 
-# RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
-# pass (model overrides, z-loss), the shared held-out batches, or Adam's betas (one bias
-# correction for all). Everything else (lr, weight_decay, seed, schedule, tokens, eps,
-# grad_clip, eval_interval, diverge_factor, the Adam-family optimizer kind) may differ per
-# member; Muon vs Adam is kept apart by stack_key.
-STACK_KEY_FIELDS = ("family", "width", "depth", "parameterization", "batch_size", "seq_len",
-                    "beta1", "beta2", "eval_sequences", "data", "model", "compile")
-
-
-def stack_key(spec) -> tuple:
-    """Specs with equal keys can train in one stack (calibration.train.stacked); the one key that
-    decides it, for the sweep's work units as for the stacking engine. Muon and Adam-family
-    members never share a stack: a stack has one stacked optimizer
-    (calibration.train.stacked_optim refuses a mix)."""
-    return tuple(getattr(spec, f) for f in STACK_KEY_FIELDS) + (spec.optimizer == "muon",)
-
-
 @dataclass(frozen=True)
 class RunSpec:
     """One training run's settings."""

@@ -45,7 +45,7 @@ def group_specs(specs) -> list[list]:
     """Runs that can train in one stack (:func:`advisor.specs.runspec.stack_key`, the one key that
     decides it: same shape, data and betas; token budgets, LRs, schedules may differ), in
     first-appearance order."""
-    from advisor.specs.runspec import stack_key
+    from advisor.specs.grouping import stack_key
 
     groups: "OrderedDict[tuple, list]" = OrderedDict()
     for s in specs:

@@ -45,7 +45,7 @@ import warnings
 from typing import Callable, Sequence
 
 from advisor.errors import AdvisorError
-from advisor.specs.runspec import stack_key
+from advisor.specs.grouping import stack_key
 from calibration.train.runtime import (MultiplierStream, RunTracker, autocast_for, batch_sampler,
                                  heldout_loss, wants_compile)
 from calibration.train.stability_probe import enabled as probes_enabled

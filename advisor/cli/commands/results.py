@@ -56,7 +56,9 @@ def results(directory, fmt, csv_path, status, plot_path):
         with atomic_output(plot_path, "plot", suffix=Path(plot_path).suffix or ".png") as tmp:
             plot_lr_sweeps(all_runs, tmp, title=str(directory))
     if fmt == "json":
-        click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": best,
+        click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": [
+                                          {k: v for k, v in b.items() if k != "sweep"}
+                                          for b in best],
                                       "optimum_shift": shifts,
                                       "best_by_width": {str(w): v for w, v in
                                                         best_by_width(all_runs).items()}}),
@@ -84,10 +86,11 @@ def results(directory, fmt, csv_path, status, plot_path):
         click.echo(f"  failed {r.run_id}: {r.error.splitlines()[0] if r.error else ''}")
     if best:
         click.echo("\nbest LR per width (lowest mean held-out loss over seeds; diverged = inf)")
-        click.echo(f"{'param':<5} {'depth':>5} {'width':>5} {'best lr':>8} {'val loss':>8} "
+        wide = max(5, *(len(b["arm"]) for b in best))
+        click.echo(f"{'arm':<{wide}} {'depth':>5} {'width':>5} {'best lr':>8} {'val loss':>8} "
                    f"{'LRs':>4}")
-        for b in sorted(best, key=lambda b: (b["parameterization"], b["depth"], b["width"])):
-            click.echo(f"{b['parameterization']:<5} {b['depth']:>5} {b['width']:>5} "
+        for b in sorted(best, key=lambda b: (b["arm"], b["depth"], b["width"])):
+            click.echo(f"{b['arm']:<{wide}} {b['depth']:>5} {b['width']:>5} "
                        f"{_lr(b['best_lr']):>8} {_loss(b['best_val_loss']):>8} {b['n_lrs']:>4}")
     by_width = best_by_width(all_runs)
     if by_width and len({a for v in by_width.values() for a in v}) > 1:
@@ -95,7 +98,7 @@ def results(directory, fmt, csv_path, status, plot_path):
         for w, arms in by_width.items():
             click.echo(f"  width {w:>5}: " + "  ".join(f"{a} {_loss(v)}" for a, v in sorted(arms.items())))
     for s in shifts:
-        click.echo(f"{s['parameterization']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
+        click.echo(f"{s['arm']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
                    f"from width {s['smallest_width']} to {s['largest_width']}")
 
 
