@@ -368,7 +368,7 @@ def test_a_stacked_group_claims_its_free_members_and_takes_over_an_expired_lease
 
 
 def test_a_sweep_stacks_runs_that_differ_only_in_token_budget():
-    """One key (advisor.specs.runspec.stack_key) decides what stacks: 2 widths x 2 token budgets
+    """One key (advisor.specs.grouping.stack_key) decides what stacks: 2 widths x 2 token budgets
     x 3 LRs with stack: true are 2 work units (one per width), not 4; without stacking each
     run is its own unit."""
     from advisor.specs.runspec import RunSpec

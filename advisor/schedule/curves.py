@@ -287,7 +287,7 @@ def curve_group_key(settings: dict) -> tuple:
     """Which runs' curves one schedule law may be fitted on: equal in every setting but
     :data:`CURVE_FREE_SETTINGS` (the schedule, the seed and the horizon).
 
-    This is not :func:`advisor.specs.runspec.stack_key`, and must not be. The stack key says which
+    This is not :func:`advisor.specs.grouping.stack_key`, and must not be. The stack key says which
     runs can *train together* (one model shape and batch, any LR, weight decay, schedule or
     token budget); a schedule law describes one model trained at one peak LR with one
     optimizer setting (the laws do not carry the peak LR, docs/schedules.md), so its curves

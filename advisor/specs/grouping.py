@@ -6,7 +6,7 @@ the ``free`` ones the caller names, so a setting added to runs later separates t
 and two optimizers, Muon conventions or weight-decay rules are never merged by accident. Each
 use names its free settings:
 
-* stacking (``advisor.specs.runspec.stack_key``): everything but the shape-, batch- and
+* stacking (``advisor.specs.grouping.stack_key``): everything but the shape-, batch- and
   data-fixing ``STACK_KEY_FIELDS`` is free, plus whether the optimizer is Muon;
 * LR sweeps of ``advisor results`` (``advisor.runs.summary``): :data:`SWEEP_FREE`;
 * schedule-law curves (``advisor.schedule.curves.curve_group_key``): the schedule, seed and

@@ -42,7 +42,7 @@ class SweepSummary:
 
 
 def group_specs(specs) -> list[list]:
-    """Runs that can train in one stack (:func:`advisor.specs.runspec.stack_key`, the one key that
+    """Runs that can train in one stack (:func:`advisor.specs.grouping.stack_key`, the one key that
     decides it: same shape, data and betas; token budgets, LRs, schedules may differ), in
     first-appearance order."""
     from advisor.specs.grouping import stack_key
