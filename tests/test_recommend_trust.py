@@ -375,3 +375,24 @@ def test_a_short_warmup_is_flagged_as_unusual():
     (w,) = check({"warmup_steps": 40})
     assert "unusually low" in w and "8e-3 diverge" in w
     assert check({"warmup_steps": 2000}) == []
+
+
+def test_the_committed_fitted_law_set_and_trust_data_regenerate_byte_identically(
+        external_data):
+    """recipes/laws/evidence-fit.yaml and recipes/published/trust.yaml are what their one
+    command (python -m bench.trust_evidence --write) writes, fitted by the package's own
+    power-law fitter (advisor.fit.powerlaw through advisor.fit.evidence)."""
+    from bench import trust_evidence
+    from advisor.fit import evidence as ev
+    from advisor.laws.published import load_published
+
+    sys.argv = ["trust_evidence.py", "--external", str(external_data)]
+    out = trust_evidence.main()
+    pts = ev.published_points(load_published()) + ev.steplaw_points(
+        ev.steplaw_cells(external_data / "steplaw_dense_lr_bs_loss.csv"))
+    files = trust_evidence.render_files(pts, out)
+    assert len(files) == 2
+    for path, text in files.items():
+        assert path.read_text(encoding="utf-8") == text, f"{path} is stale: rerun --write"
+    fit = load_lawset("evidence-fit")
+    assert fit.provenance["command"] == "python -m bench.trust_evidence --write"

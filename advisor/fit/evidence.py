@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from statistics import median
 
+from advisor.fit import powerlaw
 from advisor.specs.conventions import STEPLAW_SEQ_LEN
 
 LN2 = math.log(2.0)
@@ -85,21 +86,15 @@ def _solve3(a, b):
 
 
 def fit_power_law(points, key: str) -> tuple[float, float, float]:
-    """(ln coefficient, exponent of N, exponent of D) of y = c N^a D^b by least squares on
-    ln y, each setup group weighted equally (a point weighs 1 / its group's size)."""
+    """(ln coefficient, exponent of N, exponent of D) of y = c N^a D^b: the package's one
+    power-law fitter (``advisor.fit.powerlaw.fit_power_law``, weighted least squares on
+    ln y), each setup group weighted equally (a point weighs 1 / its group's size)."""
     pts = [p for p in points if getattr(p, key)]
     size = Counter(p.group for p in pts)
-    xtx = [[0.0] * 3 for _ in range(3)]
-    xty = [0.0] * 3
-    for p in pts:
-        w = 1.0 / size[p.group]
-        x = (1.0, math.log(p.n), math.log(p.d))
-        y = math.log(getattr(p, key))
-        for i in range(3):
-            xty[i] += w * x[i] * y
-            for j in range(3):
-                xtx[i][j] += w * x[i] * x[j]
-    return tuple(_solve3(xtx, xty))
+    law = powerlaw.fit_power_law([getattr(p, key) for p in pts],
+                                 {"N": [p.n for p in pts], "D": [p.d for p in pts]},
+                                 weights=[1.0 / size[p.group] for p in pts], what=key)
+    return math.log(law.coefficient), law.exponents["N"], law.exponents["D"]
 
 
 def power_law_value(coef, n: float, d: float) -> float:

@@ -264,10 +264,15 @@ def load_shipped() -> list[LawSet]:
     return [load_lawset(n) for n in shipped_names()]
 
 
+def lawset_text(d: Mapping) -> str:
+    """``d`` validated (its form and :mod:`advisor.laws.plausible`) and as the YAML text a
+    law-set file holds."""
+    LawSet.from_dict(d)
+    return yaml.safe_dump(plain(d), sort_keys=False, default_flow_style=None, width=100)
+
+
 def dump_lawset(d: Mapping, path) -> None:
     """Validate ``d`` (its form and :mod:`advisor.laws.plausible`) and write it as YAML to
     ``path`` atomically (temp file + rename)."""
-    LawSet.from_dict(d)
-    text = yaml.safe_dump(plain(d), sort_keys=False, default_flow_style=None, width=100)
-    atomic_write_text(path, text)
+    atomic_write_text(path, lawset_text(d))
 
