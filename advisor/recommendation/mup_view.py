@@ -118,7 +118,7 @@ def mup_view(d_model: int, head_dim: int, base_width: int, lr: float | None = No
             output_multiplier=_sig(g.output), weight_decay_multiplier=_sig(g.weight_decay),
             decay_per_step_multiplier=_sig(g.decay_per_step),
             lr=_sig(t.lr, 3) if stated else None,
-            torch_weight_decay=_sig(t.weight_decay, 3), decay_per_step=_sig(t.decay_per_step, 3)))
+            torch_weight_decay=_sig(t.weight_decay, 3), decay_per_step=_sig(t.lr * t.weight_decay, 3)))
     rows.append(MupGroup(
         group="attention logits", scale="1/d_head (times a base-width-tuned multiplier)",
         note=f"head_dim is fixed at {head_dim}, so 1/d_head and 1/sqrt(d_head) differ by a "

@@ -38,10 +38,6 @@ class GroupValues:
     weight_decay: float
     multipliers: Multipliers
 
-    @property
-    def decay_per_step(self) -> float:
-        return self.lr * self.weight_decay
-
 
 @dataclass(frozen=True)
 class TargetGroups:
