@@ -87,3 +87,13 @@ def test_a_width_where_every_run_diverged_is_said_in_words():
     assert "| 32 | 2^-7, 3.100 | all diverged |" in table
     assert "no (no best LR where every run diverged)" in table
     assert "nan" not in table.lower() and "inf" not in table.lower()
+
+
+def test_runs_of_one_arm_that_differ_in_another_setting_are_never_averaged():
+    """One grouping (advisor.specs.grouping.group_key): two weight decays of one arm at one
+    width are two sweeps, not one curve."""
+    runs = synthetic()
+    odd = run("muon", 32, 2.0 ** -6, 2.0)
+    odd.settings["weight_decay"] = 0.1
+    with pytest.raises(AdvisorError, match="differ in weight_decay"):
+        arm_rows(runs + [odd])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.specs.grouping import EXECUTION_ONLY, differing, group_key
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,25 @@ def final_loss(run) -> float:
 
 def loss_cells(runs, key, x: str = "lr") -> dict:
     """``{(arm, size): {x value: [final losses over seeds]}}`` with ``(arm, size) =
-    key(settings)`` and the x value the run setting named ``x``; failed runs left out."""
+    key(settings)`` and the x value the run setting named ``x``; failed runs left out.
+
+    The runs of one cell must belong together (``advisor.specs.grouping.group_key`` with
+    only ``x``, the seed and execution flags free): runs that differ in any other setting
+    (an optimizer constant, a weight decay, a batch size, ...) are never averaged into one
+    curve; that is one clear error naming the settings, not a merged curve."""
     cells = defaultdict(lambda: defaultdict(list))
+    groups = defaultdict(set)
+    free = (x, "seed") + EXECUTION_ONLY
     for r in runs:
         if r.status != "failed":
-            cells[key(r.settings)][float(r.settings[x])].append(final_loss(r))
+            cell = key(r.settings)
+            groups[cell].add(group_key(r.settings, free))
+            cells[cell][float(r.settings[x])].append(final_loss(r))
+    for cell, keys in groups.items():
+        if len(keys) > 1:
+            raise AdvisorError(f"the runs of {cell[0]} at size {cell[1]} differ in "
+                               f"{', '.join(differing(keys))}: they are not one sweep; "
+                               "summarise one setting at a time")
     return cells
 
 
