@@ -15,6 +15,7 @@ provenance. With ``cv`` both kinds of cross-validation are run: leave-one-cell-o
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +150,23 @@ def _gap_summary(s):
     return {"cells": s["cells"], "mean_gap_pct": _r(100 * s["mean_gap"], 4),
             "median_gap_pct": _r(100 * s["median_gap"], 4),
             "max_gap_pct": _r(100 * s["max_gap"], 4)}
+
+
+def fit_command(results, out, *, method, loss, seq_len, bootstrap, seed, batch_vars=None,
+                cell_by=None, n_column="N", cv=False, schedule=None, lr_convention="peak",
+                max_nfev=500, select=()) -> str:
+    """The ``advisor fit`` command line that reproduces a fit (a law set's
+    ``provenance.command``), options at their defaults left out."""
+    return (f"advisor fit {results} --out {out} --method {method} --loss {loss} "
+            f"--seq-len {seq_len} --bootstrap {bootstrap} --seed {seed}"
+            + (f" --batch-vars {batch_vars}" if batch_vars else "")
+            + (f" --cell-by {cell_by}" if cell_by else "")
+            + (f" --n-column {n_column}" if n_column != "N" else "")
+            + (" --cv" if cv else "")
+            + (f" --schedule {shlex.quote(schedule)}" if schedule else "")
+            + f" --lr-convention {lr_convention}"
+            + (f" --max-nfev {max_nfev}" if max_nfev != 500 else "")
+            + "".join(f" --select {x}" for x in select))
 
 
 def lawset_dict(fit: SweepFit, *, name: str, command: str = "",

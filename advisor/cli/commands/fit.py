@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import advisor.cli.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
-import shlex
 import time
 
 import click
@@ -51,7 +50,7 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     of --seq-len tokens, or a bs_tokens column; N non-embedding parameters; D tokens).
     """
     from advisor.errors import AdvisorError
-    from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
+    from advisor.fit.pipeline import default_name, fit_command, fit_sweep, lawset_dict
     from advisor.laws.lawset import dump_lawset, load_lawset_file
     from advisor.common.outputs import check_output_file
     from advisor.runs.table import fit_conventions, load_runs
@@ -79,16 +78,10 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
                        progress=progress,
                        batch_vars=tuple(batch_vars.split(",")) if batch_vars else None,
                        options=SurfaceOptions(max_nfev=max_nfev))
-    command = (f"advisor fit {results} --out {out} --method {method} --loss {loss_col} "
-               f"--seq-len {seq_len} --bootstrap {n_bootstrap} --seed {seed}"
-               + (f" --batch-vars {batch_vars}" if batch_vars else "")
-               + (f" --cell-by {cell_by}" if cell_by else "")
-               + (f" --n-column {n_column}" if n_column != "N" else "")
-               + (" --cv" if cv else "")
-               + (f" --schedule {shlex.quote(schedule)}" if schedule else "")
-               + f" --lr-convention {conventions.lr}"
-               + (f" --max-nfev {max_nfev}" if max_nfev != 500 else "")
-               + "".join(f" --select {x}" for x in select))
+    command = fit_command(results, out, method=method, loss=loss_col, seq_len=seq_len,
+                          bootstrap=n_bootstrap, seed=seed, batch_vars=batch_vars,
+                          cell_by=cell_by, n_column=n_column, cv=cv, schedule=schedule,
+                          lr_convention=conventions.lr, max_nfev=max_nfev, select=select)
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
                     conventions=conventions)
