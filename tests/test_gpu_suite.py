@@ -74,9 +74,12 @@ def test_compile_pays_only_when_the_steps_repay_it():
 
 def test_lr_sweep_judgement_spreads_and_wins():
     inf = float("inf")
-    mup = ("mup",) + (None,) * 10 + ((),)
-    sp = ("sp",) + (None,) * 10 + ((),)
-    gpt2 = ("sp",) + (None,) * 10 + ((("init_std_hidden", 0.02),),)
+    from advisor.specs.grouping import SWEEP_FREE, group_key
+    from advisor.specs.runspec import RunSpec
+    mup, sp = (group_key(RunSpec(parameterization=p).settings(), SWEEP_FREE)
+               for p in ("mup", "sp"))
+    gpt2 = group_key(RunSpec(parameterization="sp", model={"init_std_hidden": 0.02}).settings(),
+                     SWEEP_FREE)
     curves = {mup: {128: [(2**-9, 1.5, 1, 0), (2**-8, 1.4, 1, 0), (2**-7, inf, 1, 1)],
                     1024: [(2**-9, 1.3, 1, 0), (2**-8, 1.2, 1, 0)]},
               sp: {128: [(2**-9, 1.5, 1, 0), (2**-8, 1.4, 1, 0)],

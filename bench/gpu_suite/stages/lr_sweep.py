@@ -30,7 +30,9 @@ def judge(curves: dict, labels: dict) -> dict:
                 best[w] = (lr, loss)
         lrs = [v[0] for v in best.values()]
         spread = math.log2(max(lrs) / min(lrs)) if len(lrs) >= 2 else math.nan
-        arms[labels[key]] = {"param": key[0], "model": key[-1], "best": best,
+        sweep = dict(key)          # advisor.specs.grouping.group_key: (setting, value) pairs
+        arms[labels[key]] = {"param": sweep["parameterization"], "model": sweep["model"],
+                             "best": best,
                              "log2_spread": spread}
     mup = [a for a in arms.values() if a["param"] == "mup"]
     sps = {n: a for n, a in arms.items() if a["param"] == "sp"}
