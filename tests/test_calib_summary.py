@@ -4,7 +4,8 @@ import math
 import pytest
 
 from advisor.runs.store import RunRecord
-from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift, plot_lr_sweeps
+from advisor.cli.plots import lr_sweeps as plot_lr_sweeps
+from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
 
 BASE = dict(depth=2, batch_size=8, seq_len=64, tokens=1000, schedule="constant",
             weight_decay=0.0, optimizer="muadamw", data="stdlib", family="proxy-llama")

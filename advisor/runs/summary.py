@@ -1,7 +1,8 @@
-"""Summaries of a results store: best LR per width, how far it moves, and the LR-sweep plot.
+"""Summaries of a results store: best LR per width and how far it moves (the LR-sweep
+figure is ``advisor.cli.plots.lr_sweeps``).
 
-Torch-free (numpy; matplotlib imported only to plot). Units: LRs are peak LRs of the
-base-width model; losses are final held-out losses in nats per token.
+Torch-free (numpy). Units: LRs are peak LRs of the base-width model; losses are final held-out
+losses in nats per token.
 """
 from __future__ import annotations
 
@@ -103,62 +104,3 @@ def best_by_width(runs) -> dict:
     return dict(sorted(out.items()))
 
 
-def plot_lr_sweeps(runs, path, title: str = "") -> None:
-    """Held-out loss against LR. Top row: one panel per arm (parameterisation), one line per
-    width (does the optimum stay put?). Bottom row: one panel per width, one line per arm
-    (which parameterisation is better there?)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = lr_curves(runs)
-    if not curves:
-        from advisor.errors import AdvisorError
-        raise AdvisorError("nothing to plot: the store has no finished runs")
-    labels = arm_labels(curves)
-    keys = sorted(curves, key=labels.get)
-    widths = sorted({w for k in keys for w in curves[k]})
-    ncol = max(len(keys), len(widths))
-    fig, axes = plt.subplots(2, ncol, figsize=(4.2 * ncol, 7.6), squeeze=False, sharey=True)
-    finite_all = [p[1] for k in keys for pts in curves[k].values() for p in pts
-                  if math.isfinite(p[1])]
-    cmap = plt.get_cmap("viridis")
-    arm_colors = plt.get_cmap("tab10")
-
-    def draw(ax, pts, color, label):
-        lrs = [p[0] for p in pts if math.isfinite(p[1])]
-        ls = [p[1] for p in pts if math.isfinite(p[1])]
-        ax.plot(lrs, ls, "o-", color=color, label=label, ms=4)
-        if ls:
-            j = int(np.argmin(ls))
-            ax.plot([lrs[j]], [ls[j]], "*", color=color, ms=13, mec="k")
-
-    for ax, key in zip(axes[0], keys):
-        for i, w in enumerate(widths):
-            if w in curves[key]:
-                draw(ax, curves[key][w], cmap(i / max(1, len(widths) - 1)), f"width {w}")
-        ax.set_title(labels[key], fontsize=10)
-    for ax, w in zip(axes[1], widths):
-        for i, key in enumerate(keys):
-            if w in curves[key]:
-                draw(ax, curves[key][w], arm_colors(i), labels[key])
-        ax.set_title(f"width {w}", fontsize=10)
-    for row in axes:
-        for ax in row:
-            if not ax.lines:
-                ax.set_visible(False)
-                continue
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("peak LR (base-width units)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        row[0].set_ylabel("final held-out loss (nats/token)")
-    if finite_all:
-        lo = min(finite_all)
-        axes[0][0].set_ylim(lo - 0.05, min(max(finite_all), lo + 1.2) + 0.05)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

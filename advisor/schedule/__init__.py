@@ -6,7 +6,7 @@ bounds, evaluation and fitter hooks, read by everything below), ``fitting`` (Hub
 loss, trust-region + L-BFGS-B from a grid), ``select`` (choice of law and fitting procedure
 by cross-validation), ``optimize`` (schedule search and WSD branch points), ``lawfile``
 (the schedule-law YAML).
-Everything here is torch-free; matplotlib is imported only to draw plots.
+Everything here is torch-free; the figures are drawn by ``advisor.cli.plots``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Transfer in depth from a results store: best LR and loss per depth, per depth exponent.
 
-Torch-free (numpy; matplotlib only to plot). Reads a store made by a depth sweep such as
+Torch-free (numpy; figures by advisor.cli.plots). Reads a store made by a depth sweep such as
 ``recipes/plans/cpu-depth-sweep.yaml`` (one width, depths x ``depth_alpha`` x LR grid) and
 answers, per alpha: where is the best base LR at each depth, does it stay within one factor
 of 2 of the base depth's, and what is the best loss per depth. Units: LRs are base peak LRs;

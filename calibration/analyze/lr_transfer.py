@@ -2,7 +2,7 @@
 
 Shared by the depth summary (``calibration/analyze/depth_summary.py``: an arm = a depth exponent, sizes
 = depths) and the Muon summary (``calibration/analyze/muon_summary.py``: an arm = an optimizer and width
-convention, sizes = widths). Torch-free (numpy; matplotlib only to plot). Units: LRs are base
+convention, sizes = widths). Torch-free (numpy; figures by advisor.cli.plots). Units: LRs are base
 peak LRs; losses are final held-out losses in nats per token (here bytes); a diverged run counts
 as +inf, a failed run is left out.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from advisor.cli import plots
 from advisor.errors import AdvisorError
 from advisor.specs.grouping import EXECUTION_ONLY, differing, group_key
 
@@ -179,62 +180,19 @@ def lr_table(rows: list[LRRow], verdicts: dict, size_name: str, arm_label, verdi
 
 def plot_transfer(rows: list[LRRow], verdicts: dict, path, arm_title, line_label,
                   span: float) -> None:
-    """:func:`plot_lr_panels` with one panel per arm (titled ``arm_title(arm)`` and how far its
+    """``advisor.cli.plots.lr_panels`` with one panel per arm (titled ``arm_title(arm)`` and how far its
     best LR moves) and one line per size (labelled ``line_label(size)``)."""
     panels = [(f"{arm_title(a)}: best LR moves {v['max_shift']:g} x2",
                [(line_label(r.size), r.curve, r.best_lr, r.best_loss)
                 for r in rows if r.arm == a])
               for a, v in verdicts.items()]
-    plot_lr_panels(panels, path, span=span)
-
-
-def plot_lr_panels(panels, path, *, span: float, xlabel: str = "base LR") -> None:
-    """Write a PNG of loss-vs-LR panels, atomically.
-
-    Args:
-        panels: list of (title, lines); each line is (label, curve, best_lr, best_loss) with
-            curve a list of (base LR, final held-out loss in nats/byte); non-finite losses
-            (diverged runs) leave gaps, and the best point is starred.
-        path: the PNG to write.
-        span: the y axis shows at most this many nats above the lowest loss.
-        xlabel: what the x axis is (the curves' first coordinate; log base 2).
-    """
-    import matplotlib
-    import numpy as np
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    finite = [y for _, lines in panels for _, curve, _, _ in lines for _, y in curve
-              if math.isfinite(y)]
-    lo, hi = min(finite), min(max(finite), min(finite) + span)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False,
-                             sharey=True)
-    for ax, (title, lines) in zip(axes[0], panels):
-        for label, curve, best_lr, best_loss in lines:
-            xs = [p[0] for p in curve]
-            ys = [p[1] if math.isfinite(p[1]) else np.nan for p in curve]
-            line, = ax.plot(xs, ys, "o-", ms=3, label=label)
-            if math.isfinite(best_lr):
-                ax.plot([best_lr], [best_loss], "*", ms=11, color=line.get_color())
-        ax.set_xscale("log", base=2)
-        ax.set_ylim(lo - 0.02, hi)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel(xlabel)
-    axes[0][0].set_ylabel("final held-out loss (nats/byte)")
-    axes[0][0].legend(fontsize=7)
-    save_png(fig, path)
+    plots.lr_panels(panels, path, span=span)
 
 
 def save_png(fig, path) -> None:
-    """Write a matplotlib figure to ``path`` atomically (110 dpi) and close it."""
-    import matplotlib.pyplot as plt
-
-    from advisor.common.outputs import atomic_output
+    """Write a matplotlib figure to ``path`` atomically (110 dpi) and close it (the stability
+    summary's figures; ``advisor.common.outputs.save_figure``)."""
+    from advisor.common.outputs import save_figure
 
     fig.tight_layout()
-    try:
-        with atomic_output(path, "plot", suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=110)

@@ -1,6 +1,6 @@
 """Muon vs AdamW from a results store: best LR and loss per width, per optimizer arm.
 
-Torch-free (numpy; matplotlib only to plot). Reads a store made by a Muon sweep such as
+Torch-free (numpy; figures by advisor.cli.plots). Reads a store made by a Muon sweep such as
 ``recipes/plans/cpu-muon-sweep.yaml`` (widths x LR grid for muP AdamW and for Muon under each
 width convention, equal tokens) and answers, per arm: where is the best base LR at each width,
 does it stay within one factor of 2 of the smallest width's, and what is the best loss per

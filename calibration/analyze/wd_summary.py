@@ -1,6 +1,6 @@
 """Weight decay x width under each weight-decay width rule: does the best weight decay transfer?
 
-Torch-free (numpy; matplotlib only to plot). Reads a store made by a sweep such as
+Torch-free (numpy; figures by advisor.cli.plots). Reads a store made by a sweep such as
 ``recipes/plans/cpu-wd-rules.yaml``: muP AdamW at one base LR, a grid of base-width weight
 decays, widths, and the rule (``wd_rule``, ``advisor.rules.optim_rules.WD_WIDTH_RULES``) that
 carries the hidden matrices' coefficient to width multiplier m as wd * m^e. At the base width
@@ -179,7 +179,7 @@ def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = N
 def plot(rows: list[WdRow], path, base_width: int) -> None:
     """One panel per rule: final held-out loss against base-width weight decay, one line per
     width, best marked."""
-    from calibration.analyze.lr_transfer import plot_lr_panels
+    from advisor.cli.plots import lr_panels
 
     def moved(d):
         finite = [abs(x) for x in d["knee_shift_pow2"] if math.isfinite(x)]
@@ -189,7 +189,7 @@ def plot(rows: list[WdRow], path, base_width: int) -> None:
                [(f"width {r.width}", r.curve, r.best_wd, r.best_loss)
                 for r in rows if r.rule == rule])
               for rule, d in rule_verdicts(rows, base_width).items()]
-    plot_lr_panels(panels, path, span=0.4,
+    lr_panels(panels, path, span=0.4,
                    xlabel="weight decay (torch coefficient at the base width)")
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from advisor.cli import plots
+
 
 @dataclass
 class CoordCheck:
@@ -47,28 +49,7 @@ class CoordCheck:
         return layer, s[layer]
 
     def plot(self, path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        layers = list(self.delta)
-        fig, axes = plt.subplots(2, self.steps - 1, figsize=(3.2 * (self.steps - 1), 6),
-                                 squeeze=False)
-        for j, t in enumerate(range(1, self.steps)):
-            for i, (kind, table) in enumerate((("activation", self.act), ("change since step 0", self.delta))):
-                ax = axes[i][j]
-                for layer in layers:
-                    ax.plot(self.widths, table[layer][:, t], "o-", ms=3, label=layer)
-                ax.set_xscale("log", base=2)
-                ax.set_yscale("log")
-                ax.set_title(f"{self.parameterization}: {kind}, step {t}", fontsize=9)
-                ax.set_xlabel("width")
-        axes[0][0].legend(fontsize=6)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
+        plots.coord_check_width(self, path)
 
 def _layer_modules(model):
     mods = {"embed": model.embed}
@@ -180,26 +161,7 @@ class DepthCoordCheck:
         return float(np.polyfit(np.log(np.asarray(self.depths, dtype=float)), y, 1)[0])
 
     def plot(self, path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-        for ax, (kind, table) in zip(axes, (("activation", self.act),
-                                            ("change since step 0", self.delta))):
-            for L in self.depths:
-                rel = (np.arange(1, L + 1)) / L
-                ax.plot(rel, table[L][:, -1], "o-", ms=3, label=f"depth {L}")
-            ax.set_yscale("log")
-            ax.set_xlabel("block index / depth")
-            ax.set_title(f"alpha {self.alpha:g}: residual stream {kind}, step {self.steps - 1}",
-                         fontsize=9)
-        axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-
+        plots.coord_check_depth(self, path)
 
 def depth_coord_check(alpha: float, depths=(2, 4, 8, 16), steps: int = 4, lr: float = 2 ** -6,
                       width: int = 32, base_depth: int = 2, head_dim: int = 16,

@@ -31,7 +31,7 @@ def _loss(x) -> str:
               help="Write a PNG of held-out loss against LR per width.")
 def results(directory, fmt, csv_path, status, plot_path):
     """Summarise the results store in DIR."""
-    from advisor.common.outputs import atomic_output, check_output_file
+    from advisor.common.outputs import check_output_file
     from advisor.runs.store import ResultsStore, steplaw_csv_text, write_steplaw_csv
     from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
 
@@ -51,10 +51,8 @@ def results(directory, fmt, csv_path, status, plot_path):
     if csv_path:
         write_steplaw_csv(steplaw, csv_path)
     if plot_path:
-        from advisor.runs.summary import plot_lr_sweeps
-        from pathlib import Path
-        with atomic_output(plot_path, "plot", suffix=Path(plot_path).suffix or ".png") as tmp:
-            plot_lr_sweeps(all_runs, tmp, title=str(directory))
+        from advisor.cli import plots
+        plots.lr_sweeps(all_runs, plot_path, title=str(directory))
     if fmt == "json":
         click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": [
                                           {k: v for k, v in b.items() if k != "sweep"}

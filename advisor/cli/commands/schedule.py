@@ -122,7 +122,8 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
     click.echo(f"wrote {out}")
     if plot_path:
         from advisor.schedule.fitting import predict_curve
-        _plot_fit(curves, [predict_curve(fit, c) for c in curves], plot_path,
+        from advisor.cli import plots
+        plots.schedule_fit(curves, [predict_curve(fit, c) for c in curves], plot_path,
                   f"{fit.law} fit")
         click.echo(f"wrote {plot_path}")
 
@@ -173,7 +174,8 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
                f"loss {loss[-1]:.4f} ({law.law} law)")
     click.echo(f"wrote {csv_path}")
     if not no_plot:
-        _plot_prediction(st, loss, lr, plot_path, f"{spec} ({law.law} law)")
+        from advisor.cli import plots
+        plots.schedule_prediction(st, loss, lr, plot_path, f"{spec} ({law.law} law)")
         click.echo(f"wrote {plot_path}")
 
 
@@ -229,45 +231,3 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
         click.echo(f"note: {n}")
 
 
-def _plot_prediction(steps, loss, lr, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(steps, loss, color="C0", label="predicted loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats)", color="C0")
-    lo, hi = float(loss[-1]), float(loss[len(loss) // 10])
-    ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.2 * (hi - lo))
-    ax2 = ax.twinx()
-    ax2.plot(steps, lr, color="C1", alpha=0.7, label="LR")
-    ax2.set_ylabel("learning rate", color="C1")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _plot_fit(curves, preds, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, (c, p) in enumerate(zip(curves, preds)):
-        ax.plot(c.steps, c.loss, color=f"C{i}", lw=1, label=c.name)
-        ax.plot(c.steps, p, color=f"C{i}", lw=1, ls="--")
-    ys = [c.loss[len(c.loss) // 10] for c in curves] + [c.loss.min() for c in curves]
-    ax.set_ylim(min(ys) - 0.02, max(ys) + 0.02)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats); dashed: law")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path):
-    from advisor.common.outputs import save_figure
-
-    save_figure(fig, path, dpi=120)

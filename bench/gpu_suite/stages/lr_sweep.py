@@ -77,7 +77,8 @@ class LRSweepStage(Stage):
                                f"+10 s analysis and plot")
 
     def run(self, ctx, est):
-        from advisor.runs.summary import arm_labels, lr_curves, plot_lr_sweeps
+        from advisor.cli.plots import lr_sweeps
+        from advisor.runs.summary import arm_labels, lr_curves
 
         sdir, specs, vocab = self._plan(ctx)
         groups, units = sweeps.pending_units(specs, sdir / "store", ctx, vocab)
@@ -110,7 +111,7 @@ class LRSweepStage(Stage):
         pngs = []
         if curves:
             png = sdir / "lr_sweep.png"
-            plot_lr_sweeps(runs, png, title=f"muP vs SP, {ctx.probe['software'].get('gpu', ctx.device)}")
+            lr_sweeps(runs, png, title=f"muP vs SP, {ctx.probe['software'].get('gpu', ctx.device)}")
             pngs.append(png)
         rows = []
         for name, a in sorted(j["arms"].items()):
