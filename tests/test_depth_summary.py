@@ -54,11 +54,13 @@ def test_plot_and_cli(store, tmp_path):
     with ResultsStore.open(store) as st:
         plot(depth_rows(st.runs()), tmp_path / "fig" / "d.png")
     assert (tmp_path / "fig" / "d.png").stat().st_size > 1000
-    r = subprocess.run([sys.executable, "-m", "calibration.analyze.depth_summary", str(store)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0 and "alpha 1: best LR, loss" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "calibration.analyze.depth_summary", str(tmp_path / "none")],
-                       capture_output=True, text=True)
+    png = tmp_path / "cli.png"
+    r = subprocess.run([sys.executable, "-m", "advisor.cli", "results", str(store), "--by",
+                        "depth", "--plot", str(png)], capture_output=True, text=True)
+    assert r.returncode == 0 and "alpha 1: best LR, loss" in r.stdout, r.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    r = subprocess.run([sys.executable, "-m", "advisor.cli", "results", str(tmp_path / "none"),
+                        "--by", "depth"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 

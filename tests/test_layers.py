@@ -18,7 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("advisor", "calibration")
 # CLI command modules that dispatch to calibration/ (inside their command functions)
-DISPATCHERS = ("advisor.cli.commands.calibrate", "advisor.cli.commands.check_spectral")
+DISPATCHERS = ("advisor.cli.commands.calibrate", "advisor.cli.commands.check_spectral",
+               "advisor.cli.commands.results")
 
 
 def _modules() -> dict:

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from advisor.errors import AdvisorError
-from calibration.analyze.muon_summary import arm_rows, main, markdown_table, plot, transfer_verdicts
+from calibration.analyze.muon_summary import arm_rows, markdown_table, plot, transfer_verdicts
 
 
 def run(opt, width, lr, loss, conv="spectral", status="finished", tokens=40960):
@@ -63,7 +63,10 @@ def test_plot_writes_a_png(tmp_path):
 
 
 def test_cli_on_a_missing_store_is_one_error_line(tmp_path, capsys):
-    assert main([str(tmp_path / "nothing")]) == 2
+    from advisor.cli.app import main
+    with pytest.raises(SystemExit) as exc:
+        main(["results", str(tmp_path / "nothing"), "--by", "optimizer"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from advisor.errors import AdvisorError
-from calibration.analyze.wd_summary import (knee, main, markdown_table, no_decay_losses, plot,
+from calibration.analyze.wd_summary import (knee, markdown_table, no_decay_losses, plot,
                                     rule_verdicts, wd_rows)
 
 BASE = 32
@@ -87,7 +87,10 @@ def test_plot_and_cli(tmp_path, capsys):
     out = tmp_path / "wd.png"
     plot(rows, out, BASE)
     assert out.stat().st_size > 1000
-    assert main([str(tmp_path / "nothing-here")]) == 2
+    from advisor.cli.app import main
+    with pytest.raises(SystemExit) as exc:
+        main(["results", str(tmp_path / "nothing-here"), "--by", "wd-rule"])
+    assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 

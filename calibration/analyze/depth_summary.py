@@ -10,12 +10,11 @@ losses are final held-out losses in nats per token (diverged runs count as +inf)
 """
 from __future__ import annotations
 
-import sys
 
 from advisor.errors import AdvisorError
 from calibration.analyze.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer, table_then_notes
 from calibration.analyze.lr_transfer import transfer_verdicts as _verdicts
-from calibration.analyze.summary_cli import edge_note, summary_main
+from calibration.analyze.summary_cli import edge_note
 
 
 class DepthRow(LRRow):
@@ -67,14 +66,3 @@ def _notes(rows: list[DepthRow]) -> list[str]:
 
 
 summary_lines = table_then_notes(markdown_table, _notes)   # rows -> the printed lines
-
-
-def main(argv=None) -> int:
-    """``python -m calibration.analyze.depth_summary STORE [--plot PNG]``: the table, notes, plot."""
-    return summary_main(argv, "transfer in depth: best LR and loss per depth", depth_rows,
-                        summary_lines, plot,
-                        "write the loss-vs-LR panels here (PNG)")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

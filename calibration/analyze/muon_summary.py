@@ -12,12 +12,11 @@ bytes); diverged runs count as +inf.
 from __future__ import annotations
 
 import math
-import sys
 
 from advisor.errors import AdvisorError
 from calibration.analyze.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer, table_then_notes
 from calibration.analyze.lr_transfer import transfer_verdicts as _verdicts
-from calibration.analyze.summary_cli import edge_note, summary_main
+from calibration.analyze.summary_cli import edge_note
 
 ARM_ORDER = ("AdamW (muP)", "AdamW", "Muon spectral", "Muon match_rms_adamw")
 
@@ -91,14 +90,3 @@ def _notes(rows: list[ArmRow]) -> list[str]:
 
 
 summary_lines = table_then_notes(markdown_table, _notes)   # rows -> the printed lines
-
-
-def main(argv=None) -> int:
-    """``python -m calibration.analyze.muon_summary STORE [--plot PNG]``: the table, notes, plot."""
-    return summary_main(argv, "Muon vs AdamW: best LR and loss per width", arm_rows,
-                        summary_lines, plot,
-                        "write the loss-vs-LR panels here (PNG)")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

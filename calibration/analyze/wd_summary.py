@@ -19,7 +19,6 @@ final held-out losses in nats per token (here bytes); diverged runs count as +in
 from __future__ import annotations
 
 import math
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -219,15 +218,3 @@ def summary_lines(s: WdSummary) -> list[str]:
     for rule, d in rule_verdicts(s.rows, s.base_width).items():
         lines += edge_note(f"wd rule {rule}", "width(s)", d["edge"])
     return lines
-
-
-def main(argv=None) -> int:
-    from calibration.analyze.summary_cli import summary_main
-
-    return summary_main(argv, "weight decay x width under each wd width rule", summarise,
-                        summary_lines, lambda s, path: plot(s.rows, path, s.base_width),
-                        "write the loss-vs-weight-decay panels here (PNG)")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

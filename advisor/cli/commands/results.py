@@ -1,4 +1,6 @@
-"""``advisor results DIR``: summarise a results store (runs, best LR per width), export CSV."""
+"""``advisor results DIR``: summarise a results store (runs, best LR per width), export CSV;
+``--by depth|optimizer|wd-rule``: the transfer summaries of ``calibration.analyze.by``
+(torch-free; imported inside the command, as the layer test allows for this dispatcher)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,8 @@ import math
 import sys
 
 import click
+
+BY = ("width", "depth", "optimizer", "wd-rule")     # --by: calibration.analyze.by's keys and width
 
 
 def _lr(x: float) -> str:
@@ -28,9 +32,15 @@ def _loss(x) -> str:
 @click.option("--status", type=click.Choice(["finished", "diverged", "failed"]), default=None,
               help="Only runs with this status.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG of held-out loss against LR per width.")
-def results(directory, fmt, csv_path, status, plot_path):
+              help="Write a PNG of held-out loss against LR (or weight decay) per size.")
+@click.option("--by", "by", type=click.Choice(BY), default="width", show_default=True,
+              help="width: every run and the best LR per width per arm; depth: transfer in "
+                   "depth per depth exponent; optimizer: Muon vs AdamW per width; wd-rule: "
+                   "weight decay x width per weight-decay width rule.")
+def results(directory, fmt, csv_path, status, plot_path, by="width"):
     """Summarise the results store in DIR."""
+    if by != "width":
+        return _transfer_summary(directory, by, fmt, csv_path, status, plot_path)
     from advisor.common.outputs import check_output_file
     from advisor.runs.store import ResultsStore, steplaw_csv_text, write_steplaw_csv
     from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
@@ -98,6 +108,31 @@ def results(directory, fmt, csv_path, status, plot_path):
     for s in shifts:
         click.echo(f"{s['arm']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
                    f"from width {s['smallest_width']} to {s['largest_width']}")
+
+
+def _transfer_summary(directory, by, fmt, csv_path, status, plot_path):
+    """``--by depth|optimizer|wd-rule``: the summary's table and notes, and its figure."""
+    from advisor.common.outputs import check_output_file
+    from advisor.errors import AdvisorError
+    from advisor.runs.store import ResultsStore
+
+    if fmt != "table" or csv_path or status:
+        raise AdvisorError(f"--by {by} prints the summary's table: --format, --csv and "
+                           "--status go with --by width")
+    if plot_path:
+        from advisor.cli.deps import require
+        require("results --plot", "matplotlib")
+        check_output_file(plot_path, "plot")
+    from calibration.analyze.by import SUMMARIES
+
+    summary = SUMMARIES[by]
+    with ResultsStore.open(directory, readonly=True) as store:
+        built = summary.build(store.runs())
+    for line in summary.lines(built):
+        click.echo(line)
+    if plot_path:
+        summary.plot(built, plot_path)
+        click.echo(f"plot: {plot_path}")
 
 
 def _clean(o):

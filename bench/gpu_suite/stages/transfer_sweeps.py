@@ -89,7 +89,7 @@ def muon_result(runs) -> dict:
     rows = ms.arm_rows(runs)
     v = ms.transfer_verdicts(rows).get("Muon spectral")
     return {"lines": ms.summary_lines(rows), "plot": lambda path: ms.plot(rows, path),
-            "command": "python -m calibration.analyze.muon_summary {store} --plot {png}",
+            "command": "advisor results {store} --by optimizer --plot {png}",
             "figures": {"muon_spectral_shift": None if v is None else v["max_shift"]},
             "verdicts": ms.transfer_verdicts(rows)}
 
@@ -103,7 +103,7 @@ def depth_result(runs) -> dict:
     verdicts = ds.transfer_verdicts(rows)
     v = verdicts.get(1.0)
     return {"lines": ds.summary_lines(rows), "plot": lambda path: ds.plot(rows, path),
-            "command": "python -m calibration.analyze.depth_summary {store} --plot {png}",
+            "command": "advisor results {store} --by depth --plot {png}",
             "figures": {"completep_shift": None if v is None else v["max_shift"]},
             "verdicts": {f"alpha {a:g}": d for a, d in verdicts.items()}}
 
@@ -127,7 +127,7 @@ def wd_result(runs) -> dict:
     s = ws.summarise(runs)
     v = ws.rule_verdicts(s.rows, s.base_width)
     return {"lines": ws.summary_lines(s), "plot": lambda path: ws.plot(s.rows, path, s.base_width),
-            "command": "python -m calibration.analyze.wd_summary {store} --plot {png}",
+            "command": "advisor results {store} --by wd-rule --plot {png}",
             "figures": {f"knee_{r}": knee_text(v[r]) if r in v else None for r in WD_RULES},
             "verdicts": v}
 
