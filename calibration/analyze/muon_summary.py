@@ -7,7 +7,7 @@ does it stay within one factor of 2 of the smallest width's, and what is the bes
 width. Units: LRs are base peak LRs; losses are final held-out losses in nats per token (here
 bytes); diverged runs count as +inf.
 
-    python -m calibration.analyze.muon_summary runs/cpu-muon-sweep [--plot muon.png]
+    advisor results runs/cpu-muon-sweep --by optimizer [--plot muon.png]
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ end of the grid. The prediction to compare with, if the decay per step of the hi
 mup: flat). Units: weight decays are the torch coefficients at the base width; losses are
 final held-out losses in nats per token (here bytes); diverged runs count as +inf.
 
-    python -m calibration.analyze.wd_summary runs/cpu-wd-rules [--plot wd_rules.png]
+    advisor results runs/cpu-wd-rules --by wd-rule [--plot wd_rules.png]
 """
 from __future__ import annotations
 
