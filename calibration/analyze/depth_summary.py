@@ -6,7 +6,7 @@ answers, per alpha: where is the best base LR at each depth, does it stay within
 of 2 of the base depth's, and what is the best loss per depth. Units: LRs are base peak LRs;
 losses are final held-out losses in nats per token (diverged runs count as +inf).
 
-    python -m calibration.analyze.depth_summary runs/cpu-depth [--plot depth.png]
+    advisor results runs/cpu-depth --by depth [--plot depth.png]
 """
 from __future__ import annotations
 
