@@ -28,6 +28,7 @@ first-step warm-up) in seconds, claim and attempt times in seconds since the Uni
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 import json
 import math
 import os
@@ -235,6 +236,18 @@ def _rollback(conn: sqlite3.Connection) -> None:
             pass
 
 
+@contextmanager
+def _immediate(conn: sqlite3.Connection):
+    """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
 class StoreError(AdvisorError):
     """SQLite could not use a results store; the message names the cause and what to do."""
 
@@ -425,17 +438,12 @@ class ResultsStore:
     @staticmethod
     def _init_schema(conn: sqlite3.Connection) -> None:
         """Create the tables in one transaction (idempotent)."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             for stmt in (_SCHEMA + _SCHEMA_V2).split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -444,8 +452,7 @@ class ResultsStore:
         attempts tables, version 3 the ``conventions`` column (NULL for old runs: derived
         from their settings when read). Safe when several processes open the same old store
         at once (the version is re-read under the write lock)."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             cols = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
             if int(row[0]) < 2:
@@ -459,10 +466,6 @@ class ResultsStore:
                     conn.execute("ALTER TABLE runs ADD COLUMN conventions TEXT")
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                              (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
 
     @classmethod
     def open_or_create(cls, directory) -> "ResultsStore":
