@@ -474,6 +474,18 @@ class ResultsStore:
     def close(self):
         self._conn.close()
 
+    @contextmanager
+    def _writing(self):
+        """One write transaction on this store; an SQLite error names its cause (disk full,
+        read-only, locked, ...) with what to do, as an AdvisorError."""
+        try:
+            with _immediate(self._conn):
+                yield
+        except sqlite3.Error as exc:
+            if _sqlite_code(exc):
+                raise sqlite_error(exc, self.path, "write") from None
+            raise
+
     def __enter__(self):
         return self
 
@@ -500,15 +512,13 @@ class ResultsStore:
         conv_json = None if conventions is None else json.dumps(conventions.to_dict(),
                                                                 sort_keys=True)
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             if owner is not None:
                 c.execute("UPDATE attempts SET ended_at=?, status=? WHERE run_id=? AND owner=? "
                           "AND ended_at IS NULL", (time.time(), status, run_id, owner))
                 c.execute("DELETE FROM claims WHERE run_id=? AND owner=?", (run_id, owner))
             row = c.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
             if row is not None and row[0] in FINAL:
-                c.execute("COMMIT")
                 return False
             if row is not None:
                 c.execute("DELETE FROM curves WHERE run_id=?", (run_id,))
@@ -532,12 +542,6 @@ class ResultsStore:
             if diagnostics:
                 c.executemany("INSERT INTO diagnostics VALUES (?,?,?,?)",
                               [(run_id, int(s), str(n), _num(v)) for s, n, v in diagnostics])
-            c.execute("COMMIT")
-        except BaseException as exc:
-            _rollback(c)
-            if isinstance(exc, sqlite3.Error) and _sqlite_code(exc):
-                raise sqlite_error(exc, self.path, "write") from None
-            raise
         return True
 
     def record_result(self, result, owner: str | None = None) -> bool:
@@ -572,8 +576,7 @@ class ResultsStore:
         mine = _origin()
         claimed, held, done = [], set(), set()
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             for rid in run_ids:
                 row = c.execute("SELECT status FROM runs WHERE run_id=?", (rid,)).fetchone()
                 if row is not None and row[0] in FINAL:
@@ -599,31 +602,18 @@ class ResultsStore:
                 c.execute("INSERT INTO attempts (run_id, owner, started_at, took_over) "
                           "VALUES (?,?,?,?)", (rid, owner, now, took_over))
                 claimed.append(rid)
-            c.execute("COMMIT")
-        except BaseException as exc:
-            _rollback(c)
-            if isinstance(exc, sqlite3.Error) and _sqlite_code(exc):
-                raise sqlite_error(exc, self.path, "write") from None
-            raise
         return claimed, held, done
 
     def release(self, owner: str, run_ids=None) -> None:
         """Drop ``owner``'s leases (all, or those on ``run_ids``), so another worker may
         claim those runs at once. Their attempts stay open: started, never recorded."""
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             if run_ids is None:
                 c.execute("DELETE FROM claims WHERE owner=?", (owner,))
             else:
                 c.executemany("DELETE FROM claims WHERE run_id=? AND owner=?",
                               [(rid, owner) for rid in run_ids])
-            c.execute("COMMIT")
-        except BaseException as exc:
-            _rollback(c)
-            if isinstance(exc, sqlite3.Error) and _sqlite_code(exc):
-                raise sqlite_error(exc, self.path, "write") from None
-            raise
 
     def heartbeat(self, owner: str, ttl_s: float) -> int:
         """Renew every lease of ``owner`` for ``ttl_s`` seconds from now; how many it holds."""
