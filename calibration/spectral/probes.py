@@ -2,14 +2,15 @@
 
 - Activations: forward hooks on every module that owns a 2-D weight (``nn.Linear``,
   ``nn.Embedding``, mup's ``MuReadout``, Hugging Face's ``Conv1D``) and on the model's output
-  (logits), recording the outputs on a fixed probe batch. Activations see every multiplier,
-  wherever it is applied.
-- Attention logits: :func:`capture_attention` wraps ``torch.nn.functional.
-  scaled_dot_product_attention`` and records scale * q k^T (the ``scale`` argument, or
-  1/sqrt(d_head) when it is None) at every call, so it works for any model that calls it.
-- Weights: the *effective* matrix, i.e. the weight times any multiplier applied outside it
-  (``MuReadout`` multiplies its output by output_mult / width_mult()); other modules may
-  declare one with a float attribute ``spectral_multiplier``.
+  (logits), recording the outputs on a fixed probe batch.
+- Attention logits: :mod:`calibration.spectral.attention` records the logits and total scale
+  of every attention call, however written (SDPA, explicit softmax of q k^T with matmul, bmm
+  or einsum, ``nn.MultiheadAttention``, Hugging Face's eager and sdpa paths).
+- Weights: every 2-D parameter (:func:`matrices`), so a fused ``in_proj_weight`` has rows.
+- The readout is judged from what the model computes (:func:`readout_scales`): its
+  multiplier is measured from the model's logits and the hidden state entering it, wherever
+  the muP output multiplier sits. A float attribute ``spectral_multiplier`` on a module
+  overrides the measurement.
 
 Operator norms by layer kind (Yang, Simon & Bernstein 2023; shared/notes/spectral.md), for W
 mapping fan_in -> fan_out:
@@ -32,11 +33,23 @@ from advisor.errors import AdvisorError
 
 
 def logits_of(out) -> torch.Tensor:
-    """Accept a tensor or an output object with ``.logits`` (Hugging Face)."""
-    t = getattr(out, "logits", out)
+    """The logits in a model's output: a tensor; a tuple or list (its first element, e.g.
+    ``(logits, loss)``); a dict or Hugging Face ``ModelOutput`` (its ``logits`` entry, else
+    its first tensor value); or any object with ``.logits``."""
+    t = out
+    if isinstance(t, dict) or hasattr(t, "keys"):
+        try:
+            t = t["logits"] if "logits" in t.keys() else next(
+                v for v in t.values() if isinstance(v, torch.Tensor))
+        except (StopIteration, TypeError, KeyError):
+            t = out
+    elif isinstance(t, (tuple, list)) and t:
+        t = t[0]
+    t = getattr(t, "logits", t)
     if not isinstance(t, torch.Tensor):
-        raise AdvisorError(f"the model returned {type(out).__name__}, not logits "
-                           "(a tensor or an object with .logits)")
+        raise AdvisorError(f"the model returned {type(out).__name__}, not logits (a tensor, a "
+                           "tuple whose first element is one, a dict or ModelOutput with "
+                           "'logits', or an object with .logits)")
     return t
 
 
@@ -55,7 +68,10 @@ def weight_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def output_multiplier(mod: nn.Module) -> float:
-    """Multiplier applied to the module's output outside its weight (1 if none known)."""
+    """Multiplier applied to the module's output outside its weight (1 if none known): a
+    float attribute ``spectral_multiplier`` (an override: the check otherwise measures a
+    readout's multiplier from the logits, :func:`readout_scales`), or mup's ``MuReadout``
+    output_mult / width_mult()."""
     if hasattr(mod, "spectral_multiplier"):
         return float(mod.spectral_multiplier)
     wm = getattr(mod, "width_mult", None)
@@ -64,82 +80,135 @@ def output_multiplier(mod: nn.Module) -> float:
     return 1.0
 
 
-def effective_matrix(mod: nn.Module) -> torch.Tensor:
-    """The module's weight as an (fan_out, fan_in) matrix times its output multiplier."""
+def effective_matrix(mod: nn.Module, declared: bool = True) -> torch.Tensor:
+    """The module's weight as an (fan_out, fan_in) matrix, times its declared output
+    multiplier unless ``declared`` is False."""
     w = mod.weight.detach()
     if isinstance(mod, nn.Embedding) or type(mod).__name__ == "Conv1D":
         w = w.T                                              # stored (fan_in, fan_out)
-    return w.float() * output_multiplier(mod)
+    return w.float() * (output_multiplier(mod) if declared else 1.0)
 
 
 @contextlib.contextmanager
 def capture_attention(store: list, meta: list | None = None):
-    """Record scale * q k^T of every ``F.scaled_dot_product_attention`` call (in order);
-    with ``meta``, also {"scale", "explicit" (scale given), "d_head", "q_rms", "k_rms"}."""
-    original = F.scaled_dot_product_attention
+    """Record the attention logits of every attention call (in order; any implementation,
+    :mod:`calibration.spectral.attention`); with ``meta``, also {"scale" (the total scale of
+    q.k), "d_head", "kind"} per call."""
+    from calibration.spectral.attention import AttentionRecorder
 
-    def wrapped(q, k, v, *args, **kwargs):
-        scale = kwargs.get("scale")
-        if scale is None and len(args) >= 4:
-            scale = args[3]
-        explicit = scale is not None
-        if scale is None:
-            scale = 1.0 / math.sqrt(q.shape[-1])
-        with torch.no_grad():
-            kk = k
-            if kk.shape[-3] != q.shape[-3]:                  # grouped-query attention
-                kk = kk.repeat_interleave(q.shape[-3] // kk.shape[-3], dim=-3)
-            store.append((scale * (q.float() @ kk.float().transpose(-2, -1))).cpu())
-            if meta is not None:
-                meta.append({"scale": float(scale), "explicit": explicit,
-                             "d_head": int(q.shape[-1]), "q_rms": rms(q), "k_rms": rms(kk)})
-        return original(q, k, v, *args, **kwargs)
-
-    F.scaled_dot_product_attention = wrapped
-    torch.nn.functional.scaled_dot_product_attention = wrapped
+    rec = AttentionRecorder()
     try:
-        yield store
+        with rec:
+            yield store
     finally:
-        F.scaled_dot_product_attention = original
-        torch.nn.functional.scaled_dot_product_attention = original
+        store.extend(c["logits"] for c in rec.calls)
+        if meta is not None:
+            meta.extend({k: v for k, v in c.items() if k != "logits"} for c in rec.calls)
 
 
 @torch.no_grad()
-def record(model: nn.Module, inputs: torch.Tensor) -> dict:
-    """Activations (module outputs and logits) and attention logits on ``inputs``."""
-    acts, hooks = {}, []
+def record(model: nn.Module, inputs: torch.Tensor, call=None) -> dict:
+    """Activations (module outputs), the inputs of matrix modules, the logits and the
+    attention calls (any implementation) of one forward pass on ``inputs``.
+
+    ``call``: a function inputs -> output standing for ``model`` (an adapter: layout, output
+    type); it may set ``call.raw`` to the logits in the model's own layout. Returns {"acts":
+    {name: output}, "ins": {name: input}, "logits": (B, T, V), "raw": the model's own logits,
+    "attn": {"attn_logits[i]": logits}, "attn_meta": {"attn_logits[i]": {"scale", "d_head",
+    "kind"}}}."""
+    from calibration.spectral.attention import AttentionRecorder
+
+    acts, ins, hooks = {}, {}, []
     for name, mod in weight_modules(model).items():
         def hook(m, args, out, name=name):
             if isinstance(out, torch.Tensor):
                 acts[name] = out.detach().float().cpu()
+            if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
+                ins[name] = args[0].detach().float().cpu()
         hooks.append(mod.register_forward_hook(hook))
-    attn: list = []
-    meta: list = []
+    rec = AttentionRecorder()
     try:
-        with capture_attention(attn, meta):
-            acts["logits"] = logits_of(model(inputs)).detach().float().cpu()
+        with rec:
+            out = (call or model)(inputs)
     finally:
         for h in hooks:
             h.remove()
-    return {"acts": acts, "attn": {f"attn_logits[{i}]": a for i, a in enumerate(attn)},
-            "attn_meta": {f"attn_logits[{i}]": m for i, m in enumerate(meta)}}
+    logits = logits_of(out).detach().float().cpu()
+    raw = getattr(call, "raw", None)
+    raw = logits if raw is None else raw.detach().float().cpu()
+    acts["logits"] = logits
+    return {"acts": acts, "ins": ins, "logits": logits, "raw": raw,
+            "attn": {f"attn_logits[{i}]": c["logits"] for i, c in enumerate(rec.calls)},
+            "attn_meta": {f"attn_logits[{i}]": {k: v for k, v in c.items() if k != "logits"}
+                          for i, c in enumerate(rec.calls)}}
 
 
-def attention_scale_stat(logits: torch.Tensor, meta: dict) -> float | None:
-    """The attention scale times d_head, read from behaviour at initialisation:
-    rms(scale * q.k) * sqrt(d_head) / (rms(q) rms(k)). For independent random q and k,
-    rms(q.k) = sqrt(d_head) rms(q) rms(k), so this is scale * d_head: constant in width under
-    muP's attn_mult / d_head, growing as sqrt(d_head) under 1/sqrt(d_head). None where it
-    cannot be read: q or k zero at init, or scale passed as exactly 1 (q or k pre-scaled
-    inside the model, where this reading would be wrong)."""
-    if meta["q_rms"] <= 0 or meta["k_rms"] <= 0 or (meta["explicit"] and meta["scale"] == 1.0):
+def attention_scale_stat(meta: dict) -> float | None:
+    """The attention scale times d_head: s_total * d_head, where s_total multiplies the raw
+    product of q and k as they were produced (:mod:`calibration.spectral.attention`).
+    attn_mult under muP's attn_mult / d_head (constant in width), sqrt(d_head) under
+    1/sqrt(d_head) (growing when the head size grows). None when it is not positive."""
+    v = meta["scale"] * meta["d_head"]
+    return v if v > 0 and math.isfinite(v) else None
+
+
+def _regress(y: torch.Tensor, x: torch.Tensor) -> float | None:
+    """Least-squares c in y ~ c x + b (b one value per output channel): how much ``y`` is a
+    multiple of ``x``. None when x does not vary."""
+    y = y.double().reshape(-1, y.shape[-1])
+    x = x.double().reshape(-1, x.shape[-1])
+    y, x = y - y.mean(0), x - x.mean(0)
+    den = float((x * x).sum())
+    if not den > 0:
         return None
-    return rms(logits) * math.sqrt(meta["d_head"]) / (meta["q_rms"] * meta["k_rms"])
+    return float((x * y).sum()) / den
 
 
-def snapshot_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Effective (fan_out, fan_in) matrices of every 2-D weight, copied."""
-    return {name: effective_matrix(mod).clone() for name, mod in weight_modules(model).items()}
+def readout_scales(model: nn.Module, rec: dict) -> dict[str, tuple[float, float]]:
+    """Per matrix module that maps to the model's logits (its output has the logits' shape),
+    (c_act, c_weight): the multiplier between its output and the logits, and the multiplier
+    from a Theta(1)-coordinate hidden state to the logits per unit of its weight, i.e. the
+    logits' regression on F.linear(input, W) times rms(input). Any placement of a muP output
+    multiplier is seen: inside the module (MuReadout), on the hidden state before it
+    (``lm_head(x / m)``: rms(input) falls as 1/m) or on its output (``lm_head(x) / m``)."""
+    out = {}
+    mods = weight_modules(model)
+    for name, mod in mods.items():
+        a, x = rec["acts"].get(name), rec["ins"].get(name)
+        if a is None or x is None or isinstance(mod, nn.Embedding) or a.shape != rec["raw"].shape:
+            continue
+        w = effective_matrix(mod, declared=False).float()
+        if x.shape[-1] != w.shape[1]:
+            continue
+        c_act = _regress(rec["raw"], a)
+        c_w = _regress(rec["raw"], x @ w.T)
+        if c_act is None or c_w is None or not c_w > 0:
+            continue
+        out[name] = (c_act, c_w * rms(x))
+    return out
+
+
+def matrices(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every 2-D parameter as a (fan_out, fan_in) matrix without multipliers, copied: the
+    weight of each module that owns one (named by the module; ``nn.Embedding`` and HF
+    ``Conv1D`` transposed) and every other 2-D parameter (named by the parameter, read as used
+    by ``F.linear``: e.g. a fused ``in_proj_weight``)."""
+    out, seen = {}, set()
+    for name, mod in weight_modules(model).items():
+        out[name] = effective_matrix(mod, declared=False).clone()
+        seen.add(id(mod.weight))
+    for name, p in model.named_parameters():
+        if p.ndim == 2 and id(p) not in seen:
+            out[name] = p.detach().float().clone()
+            seen.add(id(p))
+    return out
+
+
+def declared_multipliers(model: nn.Module) -> dict[str, float]:
+    """{module name: multiplier} for modules that declare one (``spectral_multiplier``, or
+    mup's ``MuReadout`` output_mult / width_mult)."""
+    return {n: output_multiplier(m) for n, m in weight_modules(model).items()
+            if output_multiplier(m) != 1.0}
 
 
 def operator_norms(mats: dict[str, torch.Tensor], kinds: dict[str, str], tol: float = 1e-3,
