@@ -109,11 +109,15 @@ class CheckResult:
     rows: list[Row]
     seeds: int = 1
     confidence: float = DEFAULT_CONFIDENCE
-    distinct_seeds: int = 1            # replicates that differed (a self-seeding factory: 1)
+    distinct_seeds: int = 1            # replicates with different initial weights
     defect: str | None = None          # a mistake found before any measurement (e.g. no infshape)
     width_mults: dict = field(default_factory=dict)   # width -> largest mup width multiplier
     defect_cause: str | None = None    # the blame cause of ``defect``
     muon_layers: list = field(default_factory=list)   # layers whose weight Muon steps
+    notes: list = field(default_factory=list)          # what the report says besides rows
+    layout: str = "batch-first"                         # how the model was fed
+    attention: list = field(default_factory=list)      # attention kinds seen (sdpa, softmax, ...)
+    max_seeds: int | None = None                        # replicates the check could add
 
     @property
     def failed(self) -> list[Row]:
@@ -142,17 +146,15 @@ class CheckResult:
         return blame(self)
 
     def suggestion(self) -> str:
-        """What would settle an inconclusive result."""
+        """What would settle an inconclusive result (the check has already added replicates
+        up to ``max_seeds`` where that was measured to be enough)."""
         if self.status != INCONCLUSIVE:
             return ""
         need = [r.seeds_needed for r in self.inconclusive]
         parts = []
-        if self.distinct_seeds < self.seeds:
-            parts.append(f"only {self.distinct_seeds} of {self.seeds} seeds gave different "
-                         "results: let the check seed your factory (do not call "
-                         "torch.manual_seed inside it)")
         if all(n is not None for n in need):
-            parts.append(f"rerun with --seeds {max(need)}")
+            parts.append(f"rerun with --seeds {max(need)} (from the measured scatter, with "
+                         "the t quantile of that many seeds)")
         else:
             parts.append("some slopes sit on the edge of the band: more seeds alone will not "
                          "settle them")
@@ -166,7 +168,8 @@ class CheckResult:
                 "seeds": self.seeds, "distinct_seeds": self.distinct_seeds,
                 "confidence": self.confidence, "status": self.status,
                 "width_mults": {str(w): m for w, m in self.width_mults.items()},
-                "muon_layers": list(self.muon_layers),
+                "muon_layers": list(self.muon_layers), "notes": list(self.notes),
+                "layout": self.layout, "attention": list(self.attention),
                 "passed": self.passed, "exit_code": self.exit_code, "defect": self.defect,
                 "failed_layers": sorted({r.layer for r in self.failed}),
                 "inconclusive_layers": sorted({r.layer for r in self.inconclusive}),
@@ -188,7 +191,7 @@ class CheckResult:
         n_fail, n_inc = len(self.failed), len(self.inconclusive)
         lines.append(f"{len(self.rows) - n_fail - n_inc} of {len(self.rows)} pass, {n_fail} fail, "
                      f"{n_inc} inconclusive (tol {self.tol} on the log-log slope, "
-                     f"{self.confidence:.0%} intervals over {self.distinct_seeds} seeds)")
+                     f"{self.confidence:.0%} intervals over {self.seeds} seeds)")
         return "\n".join(lines)
 
     def report(self, only_failures: bool = True) -> str:
@@ -203,6 +206,8 @@ class CheckResult:
             for i, c in enumerate(causes, 1):
                 out.append(f"  {i}. {c.line()}")
             out.append("")
+        for note in self.notes:
+            out.append(f"note: {note}")
         out.append(self.table(only_failures=only_failures and self.status != PASS))
         status = self.status
         if status == PASS:
@@ -314,29 +319,24 @@ def family_factory(name: str, depth: int = 2, **overrides) -> Callable:
 
 def text_batches(n_batches: int, batch: int, seq_len: int, seed: int = 0):
     """``n_batches`` (inputs, targets) LongTensor pairs of real text (stdlib source bytes)."""
-    import torch
-
-    from calibration.train.data import load_data
-
-    data = load_data("stdlib")
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_batches):
-        starts = rng.integers(0, len(data.train) - seq_len - 1, size=batch)
-        chunk = np.stack([np.asarray(data.train[s:s + seq_len + 1], dtype=np.int64) for s in starts])
-        t = torch.from_numpy(chunk)
-        out.append((t[:, :-1], t[:, 1:]))
-    return out
+    from calibration.spectral.contract import Contract
+    from calibration.spectral.contract import text_batches as _tb
+    return _tb(n_batches, Contract(batch=batch, seq_len=seq_len, vocab=256), seed)
 
 
 # --------------------------------------------------------------------------------------
 # Measurement at one width
 # --------------------------------------------------------------------------------------
 
-def _build(factory: Callable, width: int, lr: float):
+def _build(factory: Callable, width: int, lr: float, replicate: int = 0,
+           lr_scale_key: str | None = None):
+    """(model, optimizer, seeds the factory asked for, groups with an LR scale)."""
     import torch
 
-    made = factory(width)
+    from calibration.spectral.contract import apply_lr_scales, reseeded
+
+    with reseeded(replicate) as asked:
+        made = factory(width)
     if isinstance(made, tuple):
         if len(made) != 2:
             raise AdvisorError("a factory must return a model or a (model, optimizer) pair")
@@ -347,50 +347,63 @@ def _build(factory: Callable, width: int, lr: float):
         raise AdvisorError(f"the factory returned {type(model).__name__}, not a torch.nn.Module")
     if opt is None:
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    return model, opt
+    scaled = apply_lr_scales(opt, lr_scale_key) if lr_scale_key else 0
+    return model, opt, asked, scaled
 
 
 def measure_width(factory: Callable, width: int, steps: int, batches, probe, lr: float = 2 ** -10,
-                  seed: int = 0) -> tuple[dict, dict]:
-    """Train a fresh model of ``width`` for ``steps`` steps on ``batches`` (cycled) and return
-    ({(layer, statistic): value}, {layer: (fan_out, fan_in)})."""
+                  seed: int = 0, replicate: int = 0, contract=None,
+                  layout: str | None = None) -> tuple[dict, dict]:
+    """Train a fresh model of ``width`` for ``steps`` steps on ``batches`` (cycled; or a
+    function step -> batch) and return ({(layer, statistic): value}, {what else was seen:
+    shapes, matrices before and after, multipliers, layout, attention, seeding})."""
     import torch
 
     from calibration.spectral import probes
+    from calibration.spectral.contract import (Adapted, Contract, call_loss, detect_layout)
 
+    contract = contract or Contract()
     torch.manual_seed(seed)
-    model, opt = _build(factory, width, lr)
+    model, opt, asked, scaled = _build(factory, width, lr, replicate, contract.lr_scale_key)
     model.train()
     x_probe = probe[0]
-    before = probes.record(model, x_probe)
-    logits = before["acts"]["logits"]
-    if logits.ndim != 3 or logits.shape[:2] != x_probe.shape:
-        raise AdvisorError(f"the model maps {tuple(x_probe.shape)} token ids to logits of shape "
-                           f"{tuple(logits.shape)}; expected (batch, seq, vocab)")
     if not any(True for _ in model.parameters()):
         raise AdvisorError("the model has no parameters")
-    w0 = probes.snapshot_weights(model)
+    lm = contract.loss_fn is None
+    if layout is None:
+        layout = (detect_layout(model, x_probe, contract.vocab)
+                  if lm and contract.layout == "auto" and contract.batch_fn is None
+                  else "batch-first" if contract.layout == "auto" else contract.layout)
+    call = Adapted(model, layout)
+    before = probes.record(model, x_probe, call)
+    logits = before["logits"]
+    if lm and (logits.ndim != 3 or tuple(logits.shape[:2]) != tuple(x_probe.shape[:2])):
+        raise AdvisorError(f"the model maps {tuple(x_probe.shape)} token ids to logits of shape "
+                           f"{tuple(logits.shape)}; expected (batch, seq, vocab) (see --layout, "
+                           "or give a --loss hook for a model that is not a language model)")
+    w0 = probes.matrices(model)
     for step in range(steps):
-        x, y = batches[step % len(batches)]
-        out = probes.logits_of(model(x))
-        loss = torch.nn.functional.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1))
+        x, y = batches(step) if callable(batches) else batches[step % len(batches)]
+        loss = call_loss(contract, call, x, y)
         if not torch.isfinite(loss):
             raise AdvisorError(f"width {width}: loss became {loss.item()} at step {step + 1}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    after = probes.record(model, x_probe)
-    w1 = probes.snapshot_weights(model)
+    after = probes.record(model, x_probe, call)
+    w1 = probes.matrices(model)
+    scales = probes.readout_scales(model, after)
 
     stats = {}
     for name, a1 in after["acts"].items():
         a0 = before["acts"].get(name)
-        stats[(name, "act_rms")] = probes.rms(a1)
+        c = scales[name][0] if name in scales else 1.0       # judged as the logits see it
+        stats[(name, "act_rms")] = probes.rms(a1 * c)
         if a0 is not None and a0.shape == a1.shape:
-            stats[(name, "act_delta")] = probes.rms(a1 - a0)
-    for name, a0 in before["attn"].items():
-        v = probes.attention_scale_stat(a0, before["attn_meta"][name])
-        if v is not None and v > 0:
+            stats[(name, "act_delta")] = probes.rms((a1 - a0) * c)
+    for name, meta in before["attn_meta"].items():
+        v = probes.attention_scale_stat(meta)
+        if v is not None:
             stats[(name, "attn_scale")] = v
     for name, a1 in after["attn"].items():
         a0 = before["attn"].get(name)
@@ -398,8 +411,22 @@ def measure_width(factory: Callable, width: int, steps: int, batches, probe, lr:
         if a0 is not None and a0.shape == a1.shape:
             stats[(name, "attn_delta")] = probes.rms(a1 - a0)
     shapes = {n: tuple(m.shape) for n, m in w1.items()}
+    digest = tuple(round(float(m.double().sum()), 9) for m in w0.values())
     return stats, {"shapes": shapes, "w0": w0, "w1": w1, "width_mult": _mup_width_mult(model),
-                   "muon_layers": muon_layers(model, opt)}
+                   "muon_layers": muon_layers(model, opt), "layout": layout,
+                   "declared": probes.declared_multipliers(model),
+                   "overrides": {n for n, m in probes.weight_modules(model).items()
+                                 if hasattr(m, "spectral_multiplier")},
+                   "readout": {n: v[1] for n, v in scales.items()},
+                   "attention_kinds": sorted({m["kind"] for m in before["attn_meta"].values()}),
+                   "attention_modules": ([] if before["attn_meta"] else
+                                         _attention_like(model)),
+                   "seeds_asked": list(asked), "lr_scaled_groups": scaled, "init": digest}
+
+
+def _attention_like(model) -> list[str]:
+    from calibration.spectral.attention import has_attention
+    return has_attention(model)
 
 
 def muon_layers(model, opt) -> list[str]:
@@ -442,29 +469,55 @@ def _defect_of(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _measure_guarded(factory, width, steps, batches, probe, lr, seed):
+def _measure_guarded(factory, width, steps, batches, probe, lr, seed, replicate=0,
+                     contract=None, layout=None):
     try:
-        return measure_width(factory, width, steps, batches, probe, lr=lr, seed=seed)
+        return measure_width(factory, width, steps, batches, probe, lr=lr, seed=seed,
+                             replicate=replicate, contract=contract, layout=layout)
     except AdvisorError:
         raise
     except Exception as exc:                 # the user's model raised: a defect or a bug of theirs
         defect = _defect_of(exc)
         if defect:
             raise ModelDefect(*defect) from None
+        text = str(exc).strip()
         raise AdvisorError(f"width {width}: the model or its optimizer raised "
-                           f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from None
+                           f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
+                           ) from None
+
+
+def _effective(wts: dict, kind_of: Callable[[str], str]) -> tuple[dict, dict]:
+    """The (before, after) effective matrices of one run: a readout's weight times the
+    multiplier measured from the logits (unless it declares ``spectral_multiplier``), every
+    other module's times its declared multiplier (mup's MuReadout)."""
+    w0, w1 = {}, {}
+    for n in wts["w1"]:
+        if kind_of(n) == "readout" and n in wts["readout"] and n not in wts["overrides"]:
+            c = wts["readout"][n]
+        else:
+            c = wts["declared"].get(n, 1.0)
+        w0[n], w1[n] = wts["w0"][n] * c, wts["w1"][n] * c
+    return w0, w1
 
 
 def run_check(factory: Callable, widths, steps: int = 20, tol: float = DEFAULT_TOL,
               batch: int = 8, seq_len: int = 64, lr: float = 2 ** -10, seed: int = 0,
               seeds: int = DEFAULT_SEEDS, confidence: float = DEFAULT_CONFIDENCE,
-              progress: Callable[[str], None] | None = None) -> CheckResult:
-    """Measure every width for every seed, fit slopes with intervals, give verdicts (see the
-    module docstring and :mod:`calibration.spectral.verdict`). Replicate s seeds torch with
-    ``seed + s`` before calling the factory and trains on its own batches; every width of a
-    replicate sees the same batches and probe."""
-    from calibration.spectral import probes
+              progress: Callable[[str], None] | None = None, contract=None,
+              max_seeds: int | None = None) -> CheckResult:
+    """Measure every width for every replicate, fit slopes with intervals, give verdicts (see
+    the module docstring and :mod:`calibration.spectral.verdict`).
 
+    Replicate r seeds torch with ``seed + r`` before calling the factory (a factory's own
+    ``torch.manual_seed`` is offset per replicate, :func:`contract.reseeded`) and trains on
+    its own batches; every width of a replicate sees the same batches and probe. When rows
+    are inconclusive after ``seeds`` replicates and more replicates would settle them (as
+    measured), replicates are added up to ``max_seeds`` (default 2 x seeds)."""
+    from calibration.spectral.contract import Contract, hook_batch
+    from calibration.spectral.contract import text_batches as _text_batches
+    from calibration.spectral.contract import token_ids
+
+    contract = contract or Contract(batch=batch, seq_len=seq_len)
     widths = sorted(int(w) for w in widths)
     if len(widths) < 3 or len(set(widths)) != len(widths) or widths[0] < 1:
         raise AdvisorError(f"need at least three distinct positive widths, got {widths}")
@@ -476,33 +529,72 @@ def run_check(factory: Callable, widths, steps: int = 20, tol: float = DEFAULT_T
         raise AdvisorError(f"tolerance must be positive, got {tol}")
     if not 0 < confidence < 1:
         raise AdvisorError(f"confidence must lie in (0, 1), got {confidence}")
-    probe = text_batches(1, batch, seq_len, seed=seed + 10_000)[0]
-    shapes_seen: dict[int, dict] = {}
+    max_seeds = max(seeds, 2 * seeds if max_seeds is None else int(max_seeds))
+    ids = None if contract.batch_fn else token_ids(contract)
+    text_probe = None if contract.batch_fn else _text_batches(1, contract, seed + 10_000, ids)[0]
     raw: dict[tuple, tuple] = {}
-    for s in range(seeds):
-        batches = text_batches(8, batch, seq_len, seed=seed + s)
+    layout = None if contract.layout == "auto" else contract.layout
+
+    def run_replicate(r):
+        nonlocal layout
+        if not contract.batch_fn:
+            batches = _text_batches(8, contract, seed + r, ids)
         for w in widths:
             if progress:
-                progress(f"width {w}, seed {seed + s}: training {steps} steps")
-            try:
-                stats, wts = _measure_guarded(factory, w, steps, batches, probe, lr, seed + s)
-            except ModelDefect as exc:
-                return CheckResult(widths, steps, tol, [], seeds, confidence, 0,
-                                   defect=exc.args[1], defect_cause=exc.args[0])
-            shapes_seen[w] = wts["shapes"]
-            raw[(w, s)] = (stats, wts)
+                progress(f"width {w}, seed {seed + r}: training {steps} steps")
+            if contract.batch_fn:
+                probe = hook_batch(contract, w, -1, seed)
+                batches = (lambda step, w=w: hook_batch(contract, w, step % 8, seed + r))
+            else:
+                probe = text_probe
+            stats, wts = _measure_guarded(factory, w, steps, batches, probe, lr, seed + r,
+                                          r, contract, layout)
+            layout = wts["layout"]
+            raw[(w, r)] = (stats, wts)
+
+    try:
+        for r in range(seeds):
+            run_replicate(r)
+        result = _evaluate(raw, widths, seeds, steps, tol, confidence)
+        n = seeds
+        while result.status == INCONCLUSIVE and n < max_seeds:
+            need = [row.seeds_needed for row in result.inconclusive]
+            if any(k is None for k in need) or max(need) > max_seeds:
+                break
+            target = max(min(max(need), max_seeds), n + 1)
+            if progress:
+                progress(f"{len(need)} rows inconclusive at {n} seeds: adding seeds up to {target}")
+            for r in range(n, target):
+                run_replicate(r)
+            n = target
+            result = _evaluate(raw, widths, n, steps, tol, confidence)
+        result.max_seeds = max_seeds
+        return result
+    except ModelDefect as exc:
+        return CheckResult(widths, steps, tol, [], seeds, confidence, 0,
+                           defect=exc.args[1], defect_cause=exc.args[0])
+
+
+def _evaluate(raw, widths, seeds, steps, tol, confidence) -> CheckResult:
+    """Rows and verdicts from the measurements of ``seeds`` replicates."""
+    from calibration.spectral import probes
+
+    shapes_seen = {w: raw[(w, 0)][1]["shapes"] for w in widths}
     kinds = classify(shapes_seen)
     logs: dict[tuple, dict] = {}                 # key -> {(w, s): value}
-    for (w, s), (stats, wts) in raw.items():      # weight statistics need the kinds
+    for (w, s), (stats0, wts) in raw.items():
+        if s >= seeds:
+            continue
+        stats = dict(stats0)
         k = {n: kinds.get(n, "hidden") for n in wts["w1"]}
-        dw = {n: wts["w1"][n] - wts["w0"][n] for n in wts["w1"]}
-        for n, v in probes.operator_norms(wts["w1"], k).items():
+        w0, w1 = _effective(wts, lambda n: k[n])
+        dw = {n: w1[n] - w0[n] for n in w1}
+        for n, v in probes.operator_norms(w1, k).items():
             stats[(n, "weight_op")] = v
         for n, v in probes.operator_norms(dw, k).items():
             stats[(n, "update_op")] = v
         for key, v in stats.items():
             logs.setdefault(key, {})[(w, s)] = v
-    distinct = _distinct_seeds(raw, widths, seeds)
     mults = {w: raw[(w, 0)][1]["width_mult"] for w in widths}
     mults = {w: m for w, m in mults.items() if m is not None}
     rows = []
@@ -520,22 +612,54 @@ def run_check(factory: Callable, widths, steps: int = 20, tol: float = DEFAULT_T
         fit = fit_slope(widths, table, confidence)
         v = judge(fit, tol, side)
         rule = "slope <= tol (may shrink)" if side else "|slope| <= tol"
+        if fit.exact:
+            rule += " (exact: the same at every seed)"
         if corroborating(stat, kind) and v == INCONCLUSIVE:
             v, rule = PASS, "slope <= tol (corroborating: fails only when clearly above)"
-        need = seeds_to_settle(fit, tol, side) if v == INCONCLUSIVE else None
+        need = seeds_to_settle(fit, tol, side, confidence) if v == INCONCLUSIVE else None
         gm = [float(np.exp(np.mean(np.log(table[i])))) for i in range(len(widths))]
         rows.append(Row(layer, stat, fit.slope, v, gm, rule, fit.lo, fit.hi, kind, need))
-    on_muon = sorted({n for _, wts in raw.values() for n in wts["muon_layers"]})
-    return CheckResult(widths, steps, tol, rows, seeds, confidence, distinct,
-                       width_mults=mults, muon_layers=on_muon)
+    runs = [wts for (w, s), (_, wts) in raw.items() if s < seeds]
+    on_muon = sorted({n for wts in runs for n in wts["muon_layers"]})
+    notes = _notes(raw, widths, seeds)
+    return CheckResult(widths, steps, tol, rows, seeds, confidence, _distinct_inits(raw, widths, seeds),
+                       width_mults=mults, muon_layers=on_muon, notes=notes,
+                       layout=raw[(widths[0], 0)][1]["layout"],
+                       attention=raw[(widths[0], 0)][1]["attention_kinds"])
 
 
-def _distinct_seeds(raw, widths, seeds) -> int:
-    """How many replicates gave different logits at the smallest width."""
-    w = widths[0]
-    seen = []
-    for s in range(seeds):
-        v = raw[(w, s)][0].get(("logits", "act_rms"))
-        if v is not None and not any(abs(v - u) <= 1e-9 * abs(u) for u in seen):
-            seen.append(v)
+def _distinct_inits(raw, widths, seeds) -> int:
+    """How many replicates started from different initial weights (at the smallest width)."""
+    seen = {raw[(widths[0], s)][1]["init"] for s in range(seeds)}
     return max(1, len(seen))
+
+
+def _notes(raw, widths, seeds) -> list[str]:
+    """What the report must say besides the rows: self-seeding, attention not found, LR
+    scales applied, a layout detected."""
+    first = raw[(widths[0], 0)][1]
+    notes = []
+    asked = first["seeds_asked"]
+    if asked:
+        notes.append(f"the factory seeds its own RNG ({', '.join(map(str, asked[:3]))}); the "
+                     "check offset that seed per replicate so that replicates differ")
+    elif seeds > 1 and _distinct_inits(raw, widths, seeds) < seeds:
+        notes.append("replicates started from identical weights (the factory seeds a generator "
+                     "the check cannot reach): rows that depend only on the initialisation "
+                     "are treated as exact; training rows still differ by their batches")
+    if first["attention_modules"]:
+        mods = first["attention_modules"]
+        notes.append("attention NOT measured: the model has attention-like parts ("
+                     + ", ".join(mods[:3]) + (" ..." if len(mods) > 3 else "")
+                     + ") but no softmax of a q.k product and no scaled_dot_product_attention "
+                     "call was seen; its scale is unchecked")
+    if first["lr_scaled_groups"]:
+        notes.append(f"{first['lr_scaled_groups']} parameter groups carry an LR scale; the "
+                     "check applied it (group lr x scale)")
+    if first["layout"] == "seq-first":
+        notes.append("the model is sequence-first: fed (seq, batch) token ids")
+    overrides = sorted(first["overrides"])
+    if overrides:
+        notes.append("spectral_multiplier overrides the measured multiplier of "
+                     + ", ".join(overrides))
+    return notes

@@ -36,6 +36,7 @@ class SlopeFit:
     hi: float
     n_points: int          # distinct (width, replicate) points used
     n_replicates: int      # distinct replicates (identical ones count once)
+    exact: bool = False    # every replicate gave the same values: a deterministic row
 
 
 def loglog_slope(widths, values) -> float:
@@ -56,9 +57,16 @@ def distinct_replicates(table: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
 
 def fit_slope(widths, table, confidence: float = 0.95) -> SlopeFit:
     """Pooled log-log slope and its t interval for ``table`` of shape (widths, replicates),
-    all entries finite and positive. With a single replicate of three widths the interval
-    comes from the lack of fit alone (df = 1)."""
-    table = distinct_replicates(np.asarray(table, float))
+    all entries finite and positive. A row whose replicates are all identical (several of
+    them) is deterministic, a function of width alone (e.g. the attention scale, or any
+    init-only quantity of a self-seeding factory): its slope is exact (zero-width interval).
+    Otherwise identical replicates are duplicate runs and count once; with a single
+    replicate of three widths the interval comes from the lack of fit alone (df = 1)."""
+    full = np.asarray(table, float)
+    table = distinct_replicates(full)
+    if table.shape[1] == 1 and full.shape[1] > 1:
+        b = loglog_slope(widths, table[:, 0])
+        return SlopeFit(b, b, b, table.shape[0], 1, exact=True)
     k, r = table.shape
     x = np.log(np.asarray(widths, float))
     xc = np.repeat((x - x.mean())[:, None], r, axis=1)
@@ -96,16 +104,28 @@ def overall(verdicts) -> str:
     return INCONCLUSIVE if INCONCLUSIVE in vs else PASS
 
 
-def seeds_to_settle(fit: SlopeFit, tol: float, one_sided: bool, max_factor: int = 16) -> int | None:
-    """Replicates that would settle an inconclusive row if the slope and scatter stayed as
-    measured (the half-width shrinks as 1/sqrt(points)); None when even ``max_factor`` times
-    the replicates would not (the slope sits on the edge of the band)."""
-    if not math.isfinite(fit.hi - fit.lo):
+def seeds_to_settle(fit: SlopeFit, tol: float, one_sided: bool, confidence: float = 0.95,
+                    max_factor: int = 16, margin_share: float = 0.8) -> int | None:
+    """Replicates that would settle an inconclusive row if the slope and the scatter per
+    replicate stayed as measured: the smallest n whose half-width, t(df_n) * se * sqrt(r/n)
+    with df_n = n (k - 1) - 1 for k widths, is within ``margin_share`` of the distance from
+    the slope to the band's edge (the share leaves room for the slope to move). None when
+    even ``max_factor`` times the replicates would not do (the slope sits on the edge)."""
+    if not math.isfinite(fit.hi - fit.lo) or fit.exact:
         return None
-    half = (fit.hi - fit.lo) / 2
+    r = fit.n_replicates
+    k = fit.n_points // max(r, 1)
+    df = fit.n_points - r - 1
+    if df < 1 or k < 2:
+        return None
+    q = float(_st.t.ppf(0.5 + confidence / 2, df))
+    se = (fit.hi - fit.lo) / 2 / q
     edges = [tol] if one_sided else [tol, -tol]
-    margin = min(abs(fit.slope - e) for e in edges)
-    if margin <= 0 or half <= 0:
+    margin = min(abs(fit.slope - e) for e in edges) * margin_share
+    if margin <= 0 or se <= 0:
         return None
-    factor = math.ceil((half / margin) ** 2)        # t quantile taken as fixed
-    return fit.n_replicates * factor if factor <= max_factor else None
+    for n in range(r + 1, r * max_factor + 1):
+        df_n = n * (k - 1) - 1
+        if float(_st.t.ppf(0.5 + confidence / 2, df_n)) * se * math.sqrt(r / n) <= margin:
+            return n
+    return None
