@@ -61,15 +61,15 @@ def main(argv=None) -> int:
     widths = [int(w) for w in args.widths.split(",")]
     names = [n for n in args.only.split(",") if n] or [*zoo.CORRECT, *zoo.BROKEN]
     print(f"widths {widths}, {args.seeds} seeds, {args.steps} steps, torch threads 1")
-    print(f"{'model':<20} {'expect':<12} {'got':<13} {'first cause':<12} {'rows f/i/p':<11} "
-          f"{'time':>6}")
+    print(f"{'model':<24} {'expect':<16} {'got':<13} {'first cause':<12} {'rows f/i/p':<11} "
+          f"{'seeds':>5} {'time':>6}")
     out, wrong = {}, 0
     for name in names:
         spec = zoo.by_name(name)
         expect = "pass" if name in zoo.CORRECT else "FAIL:" + zoo.BROKEN[name][1]
         t0 = time.perf_counter()
         res = run_check(zoo.factory(spec, name), widths, steps=args.steps, seeds=args.seeds,
-                        seq_len=args.seq_len)
+                        contract=zoo.contract(name, seq_len=args.seq_len))
         dt = time.perf_counter() - t0
         causes = res.causes()
         first = causes[0].name if causes else ("base-shapes" if res.defect else "-")
@@ -77,7 +77,8 @@ def main(argv=None) -> int:
         ok = (got == "pass") if name in zoo.CORRECT else (got == "FAIL" and first == zoo.BROKEN[name][1])
         wrong += not ok
         counts = f"{len(res.failed)}/{len(res.inconclusive)}/{len(res.rows) - len(res.failed) - len(res.inconclusive)}"
-        print(f"{name:<20} {expect:<12} {got:<13} {first:<12} {counts:<11} {dt:>5.1f}s"
+        print(f"{name:<24} {expect:<16} {got:<13} {first:<12} {counts:<11} {res.seeds:>5} "
+              f"{dt:>5.1f}s"
               f"{'' if ok else '   <-- WRONG'}", flush=True)
         if args.show:
             print(res.report())

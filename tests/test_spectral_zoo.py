@@ -58,8 +58,10 @@ def test_overall_and_seeds_to_settle():
     assert V.overall(["pass", "inconclusive", "pass"]) == "inconclusive"
     assert V.overall(["inconclusive", "FAIL"]) == "FAIL"
     assert V.overall(["pass"]) == "pass"
-    # slope 0, half-width 0.4 against tol 0.3: (0.4 / 0.3)^2 -> 2x the replicates
-    assert V.seeds_to_settle(V.SlopeFit(0.0, -0.4, 0.4, 12, 4), 0.3, False) == 8
+    # slope 0, half-width 0.4 against tol 0.3: the point estimates alone would say 2x the
+    # replicates; at the 90% upper bound of the scatter and 80% of the margin it takes more
+    n = V.seeds_to_settle(V.SlopeFit(0.0, -0.4, 0.4, 12, 4), 0.3, False)
+    assert 8 < n <= 64
     assert V.seeds_to_settle(V.SlopeFit(0.3, 0.1, 0.5, 12, 4), 0.3, False) is None
 
 
@@ -149,7 +151,7 @@ def test_mup_adamw_multiplies_weight_decay_by_the_width_multiplier_and_rules_res
 
 CI_WIDTHS = (32, 64, 128)      # 64/128/256 and 128/256/512: bench/bench_spectral_zoo.py
 CI_SEEDS = 4                   # the default
-CI_SEQ = 32                    # ~5 s per model on the loaded 2-core CPU (23 models)
+CI_SEQ = 32                    # ~5-15 s per model on the loaded 2-core CPU (39 models)
 
 
 def _zoo_names():
@@ -168,16 +170,19 @@ def zoo_module():
 def test_correct_zoo_model_passes(name, zoo_module, one_torch_thread):
     from calibration.spectral.invariance import run_check
     res = run_check(zoo_module.factory(zoo_module.CORRECT[name], name), CI_WIDTHS,
-                    seeds=CI_SEEDS, seq_len=CI_SEQ)
+                    seeds=CI_SEEDS, contract=zoo_module.contract(name, seq_len=CI_SEQ))
     assert res.status == "pass", res.report()
-    assert res.distinct_seeds == CI_SEEDS
+    assert res.distinct_seeds == CI_SEEDS            # a self-seeding factory is re-seeded
+    if name not in ("mlp",):
+        assert res.attention, "attention not measured"      # every zoo transformer is seen
 
 
 @pytest.mark.parametrize("name", _zoo_names()[1])
 def test_broken_zoo_model_fails_with_the_right_cause_first(name, zoo_module, one_torch_thread):
     from calibration.spectral.invariance import run_check
     spec, cause = zoo_module.BROKEN[name]
-    res = run_check(zoo_module.factory(spec, name), CI_WIDTHS, seeds=CI_SEEDS, seq_len=CI_SEQ)
+    res = run_check(zoo_module.factory(spec, name), CI_WIDTHS, seeds=CI_SEEDS,
+                    contract=zoo_module.contract(name, seq_len=CI_SEQ))
     assert res.status == "FAIL" and res.exit_code == 1, res.report()
     causes = res.causes()
     assert causes and causes[0].name == cause, res.report()

@@ -195,19 +195,37 @@ class Adapted:
 
 
 def _leak(model, x, vocab: int, seq_first: bool) -> float:
-    """How much changing sample 0 moves the other samples' outputs (relative RMS)."""
+    """How much changing sample 0 moves the other samples' outputs and the outputs of every
+    matrix module (relative RMS; the largest)."""
     import torch
 
-    from calibration.spectral.probes import logits_of
+    from calibration.spectral.probes import logits_of, weight_modules
+
+    axis = 1 if seq_first else 0
+
+    def run(inp):
+        outs, hooks = [], []
+        for mod in weight_modules(model).values():
+            hooks.append(mod.register_forward_hook(
+                lambda m, a, o: outs.append(o) if isinstance(o, torch.Tensor) else None))
+        try:
+            out = logits_of(model(inp.transpose(0, 1).contiguous() if seq_first else inp))
+        finally:
+            for h in hooks:
+                h.remove()
+        return [out] + outs
 
     x2 = x.clone()
     x2[0] = (x2[0] + 1) % vocab
-    feed = (lambda t: t.transpose(0, 1).contiguous()) if seq_first else (lambda t: t)
-    a, b = logits_of(model(feed(x))), logits_of(model(feed(x2)))
-    if seq_first:
-        a, b = a.transpose(0, 1), b.transpose(0, 1)
-    ref = float(a[1:].double().pow(2).mean().sqrt()) or 1.0
-    return float((a[1:] - b[1:]).double().pow(2).mean().sqrt()) / ref if a.shape[0] > 1 else 0.0
+    worst = 0.0
+    for a, b in zip(run(x), run(x2)):
+        if a.shape != b.shape or a.ndim < 2 or a.shape[axis] != x.shape[0]:
+            continue
+        a, b = a.movedim(axis, 0)[1:].double(), b.movedim(axis, 0)[1:].double()
+        ref = float(a.pow(2).mean().sqrt())
+        if ref > 0:
+            worst = max(worst, float((a - b).pow(2).mean().sqrt()) / ref)
+    return worst
 
 
 def detect_layout(model, x, vocab: int) -> str:

@@ -397,10 +397,9 @@ def measure_width(factory: Callable, width: int, steps: int, batches, probe, lr:
     stats = {}
     for name, a1 in after["acts"].items():
         a0 = before["acts"].get(name)
-        c = scales[name][0] if name in scales else 1.0       # judged as the logits see it
-        stats[(name, "act_rms")] = probes.rms(a1 * c)
+        stats[(name, "act_rms")] = probes.rms(a1)
         if a0 is not None and a0.shape == a1.shape:
-            stats[(name, "act_delta")] = probes.rms((a1 - a0) * c)
+            stats[(name, "act_delta")] = probes.rms(a1 - a0)
     for name, meta in before["attn_meta"].items():
         v = probes.attention_scale_stat(meta)
         if v is not None:
@@ -418,6 +417,7 @@ def measure_width(factory: Callable, width: int, steps: int, batches, probe, lr:
                    "overrides": {n for n, m in probes.weight_modules(model).items()
                                  if hasattr(m, "spectral_multiplier")},
                    "readout": {n: v[1] for n, v in scales.items()},
+                   "readout_act": {n: abs(v[0]) for n, v in scales.items()},
                    "attention_kinds": sorted({m["kind"] for m in before["attn_meta"].values()}),
                    "attention_modules": ([] if before["attn_meta"] else
                                          _attention_like(model)),
@@ -510,9 +510,10 @@ def run_check(factory: Callable, widths, steps: int = 20, tol: float = DEFAULT_T
 
     Replicate r seeds torch with ``seed + r`` before calling the factory (a factory's own
     ``torch.manual_seed`` is offset per replicate, :func:`contract.reseeded`) and trains on
-    its own batches; every width of a replicate sees the same batches and probe. When rows
-    are inconclusive after ``seeds`` replicates and more replicates would settle them (as
-    measured), replicates are added up to ``max_seeds`` (default 2 x seeds)."""
+    its own batches; every width of a replicate sees the same batches and probe. When the
+    result is inconclusive after ``seeds`` replicates and some inconclusive row could be
+    settled by more of them (its slope is not on the band's edge), replicates are added up
+    to ``max_seeds`` (default 2 x seeds) and the rows refitted over all of them."""
     from calibration.spectral.contract import Contract, hook_batch
     from calibration.spectral.contract import text_batches as _text_batches
     from calibration.spectral.contract import token_ids
@@ -557,16 +558,14 @@ def run_check(factory: Callable, widths, steps: int = 20, tol: float = DEFAULT_T
             run_replicate(r)
         result = _evaluate(raw, widths, seeds, steps, tol, confidence)
         n = seeds
-        while result.status == INCONCLUSIVE and n < max_seeds:
-            need = [row.seeds_needed for row in result.inconclusive]
-            if any(k is None for k in need) or max(need) > max_seeds:
-                break
-            target = max(min(max(need), max_seeds), n + 1)
+        need = [row.seeds_needed for row in result.inconclusive]
+        if result.status == INCONCLUSIVE and n < max_seeds and any(k is not None for k in need):
             if progress:
-                progress(f"{len(need)} rows inconclusive at {n} seeds: adding seeds up to {target}")
-            for r in range(n, target):
+                progress(f"{len(need)} rows inconclusive at {n} seeds: adding seeds up to "
+                         f"{max_seeds}")
+            for r in range(n, max_seeds):
                 run_replicate(r)
-            n = target
+            n = max_seeds
             result = _evaluate(raw, widths, n, steps, tol, confidence)
         result.max_seeds = max_seeds
         return result
@@ -587,6 +586,11 @@ def _evaluate(raw, widths, seeds, steps, tol, confidence) -> CheckResult:
             continue
         stats = dict(stats0)
         k = {n: kinds.get(n, "hidden") for n in wts["w1"]}
+        for n, c in wts["readout_act"].items():        # a readout judged as the logits see it
+            if k.get(n) == "readout" and n not in wts["overrides"]:
+                for st in ("act_rms", "act_delta"):
+                    if (n, st) in stats:
+                        stats[(n, st)] = stats[(n, st)] * c
         w0, w1 = _effective(wts, lambda n: k[n])
         dw = {n: w1[n] - w0[n] for n in w1}
         for n, v in probes.operator_norms(w1, k).items():

@@ -152,39 +152,41 @@ def attention_scale_stat(meta: dict) -> float | None:
     return v if v > 0 and math.isfinite(v) else None
 
 
-def _regress(y: torch.Tensor, x: torch.Tensor) -> float | None:
-    """Least-squares c in y ~ c x + b (b one value per output channel): how much ``y`` is a
-    multiple of ``x``. None when x does not vary."""
+def _regress(y: torch.Tensor, x: torch.Tensor) -> tuple[float, float] | None:
+    """Least-squares c in y ~ c x + b (b one value per output channel) and the correlation
+    of y with x: how much ``y`` is a multiple of ``x``. None when x does not vary."""
     y = y.double().reshape(-1, y.shape[-1])
     x = x.double().reshape(-1, x.shape[-1])
     y, x = y - y.mean(0), x - x.mean(0)
-    den = float((x * x).sum())
-    if not den > 0:
+    den, yy = float((x * x).sum()), float((y * y).sum())
+    if not den > 0 or not yy > 0:
         return None
-    return float((x * y).sum()) / den
+    xy = float((x * y).sum())
+    return xy / den, xy / math.sqrt(den * yy)
 
 
-def readout_scales(model: nn.Module, rec: dict) -> dict[str, tuple[float, float]]:
-    """Per matrix module that maps to the model's logits (its output has the logits' shape),
-    (c_act, c_weight): the multiplier between its output and the logits, and the multiplier
-    from a Theta(1)-coordinate hidden state to the logits per unit of its weight, i.e. the
-    logits' regression on F.linear(input, W) times rms(input). Any placement of a muP output
-    multiplier is seen: inside the module (MuReadout), on the hidden state before it
-    (``lm_head(x / m)``: rms(input) falls as 1/m) or on its output (``lm_head(x) / m``)."""
+def readout_scales(model: nn.Module, rec: dict, min_corr: float = 0.95
+                   ) -> dict[str, tuple[float, float]]:
+    """Per matrix module whose output the model's logits are a multiple of (same shape,
+    correlation >= ``min_corr`` after removing a per-channel offset), (c_act, c_weight): the
+    multiplier between its output and the logits, and the multiplier from a Theta(1)-coordinate
+    hidden state to the logits per unit of its weight, i.e. the logits' regression on
+    F.linear(input, W) times rms(input). Any placement of a muP output multiplier is seen:
+    inside the module (MuReadout), on the hidden state before it (``lm_head(x / m)``:
+    rms(input) falls as 1/m) or on its output (``lm_head(x) / m``). The check applies them
+    to layers whose kind is readout."""
     out = {}
-    mods = weight_modules(model)
-    for name, mod in mods.items():
+    for name, mod in weight_modules(model).items():
         a, x = rec["acts"].get(name), rec["ins"].get(name)
         if a is None or x is None or isinstance(mod, nn.Embedding) or a.shape != rec["raw"].shape:
             continue
         w = effective_matrix(mod, declared=False).float()
         if x.shape[-1] != w.shape[1]:
             continue
-        c_act = _regress(rec["raw"], a)
-        c_w = _regress(rec["raw"], x @ w.T)
-        if c_act is None or c_w is None or not c_w > 0:
+        act, lin = _regress(rec["raw"], a), _regress(rec["raw"], x @ w.T)
+        if act is None or lin is None or act[1] < min_corr or lin[1] < min_corr or not lin[0] > 0:
             continue
-        out[name] = (c_act, c_w * rms(x))
+        out[name] = (act[0], lin[0] * rms(x))
     return out
 
 

@@ -267,8 +267,11 @@ def _muon_optimizer(model: nn.Module, spec: Spec):
     return MuonWithAdamW(muon, MuAdamW(rest, lr=spec.lr, weight_decay=0.0))
 
 
-def factory(spec: Spec, name: str = "zoo"):
-    """A ``check-spectral`` factory: width -> (model, optimizer)."""
+def factory(spec, name: str = "zoo"):
+    """A ``check-spectral`` factory: width -> (model, optimizer). ``spec`` is a
+    :class:`Spec` or already a factory (the entries of :mod:`calibration.spectral.zoo_styles`)."""
+    if callable(spec):
+        return spec
 
     def make(width: int):
         return build(spec, width)
@@ -313,10 +316,34 @@ BROKEN = {
 }
 
 
-def by_name(name: str) -> Spec:
+# Models written the ways public muP code writes them (issue 25): factories, some with
+# their own contract settings (the MLP's batch and loss hooks).
+def _register_styles():
+    from calibration.spectral import zoo_styles
+    for name, (make, settings) in zoo_styles.CORRECT.items():
+        CORRECT[name] = make
+        CONTRACTS[name] = settings
+    for name, (make, settings, cause) in zoo_styles.BROKEN.items():
+        BROKEN[name] = (make, cause)
+        CONTRACTS[name] = settings
+
+
+CONTRACTS: dict = {}
+_register_styles()
+
+
+def by_name(name: str):
+    """The entry's Spec (or factory, for the styles)."""
     if name in CORRECT:
         return CORRECT[name]
     return BROKEN[name][0]
+
+
+def contract(name: str, **settings):
+    """The check's contract for zoo entry ``name`` (its hooks), with ``settings`` (e.g.
+    seq_len) on top."""
+    from calibration.spectral.contract import Contract
+    return Contract(**{**CONTRACTS.get(name, {}), **settings})
 
 
 def with_(spec: Spec, **changes) -> Spec:

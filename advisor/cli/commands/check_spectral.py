@@ -12,11 +12,15 @@ width rule in use (``calibration.spectral.steady``); same exit codes.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import math
+import sys
 
 import click
 
+from advisor.cli.commands._spectral_contract import CONTRACT_HELP, build_contract, contract_options
 from advisor.errors import AdvisorError
 
 
@@ -112,13 +116,15 @@ VARIANTS = {
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.option("--all-rows", is_flag=True, help="print passing rows too (table format).")
+@contract_options
 def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds, confidence, lr,
-                   tol, steady, weight_decay, wd_rule, fmt, all_rows):
+                   tol, steady, weight_decay, wd_rule, fmt, all_rows, contract_opts):
     """Check that activations, updates and top singular values do not change with width.
 
     Exit status: 0 when every layer passes, 1 when any fails, 3 when a verdict is
-    inconclusive (the interval over seeds straddles the tolerance; the report says what would
-    settle it), 2 on bad input or a missing dependency (torch; mup for --family).
+    inconclusive (the interval over seeds straddles the tolerance, after adding replicates up
+    to --max-seeds where that was measured to settle it; the report says what would), 2 on
+    bad input or a missing dependency (torch; mup for --family).
     """
     from advisor.cli.deps import require
 
@@ -167,11 +173,17 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
         if result.exit_code:
             raise click.exceptions.Exit(result.exit_code)
         return
-    result = run_check(fn, widths, steps=steps, tol=tol, lr=lr, seeds=seeds,
-                       confidence=confidence, progress=progress)
+    contract, max_seeds = build_contract(contract_opts)
+    with contextlib.redirect_stdout(sys.stderr):          # the model's prints: not on stdout
+        result = run_check(fn, widths, steps=steps, tol=tol, lr=lr, seeds=seeds,
+                           confidence=confidence, progress=progress, contract=contract,
+                           max_seeds=max_seeds)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:
         click.echo(result.report(only_failures=not all_rows))
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+check_spectral.help = inspect.cleandoc(check_spectral.help or "") + "\n\n" + CONTRACT_HELP
