@@ -8,7 +8,12 @@
 
 Fails with the report (causes first, then the failing or inconclusive rows) unless the check
 passes; an inconclusive result fails too, with what would settle it (see
-``calibration.spectral.invariance``).
+``calibration.spectral.invariance``). The CLI's contract options are a
+:class:`calibration.spectral.contract.Contract` here, passed as ``contract=``::
+
+    from calibration.spectral.contract import Contract
+    assert_width_invariant(make_model, contract=Contract(layout="seq-first", vocab=50304,
+                                                         loss_fn=my_loss, batch_fn=my_batch))
 """
 from __future__ import annotations
 

@@ -328,8 +328,16 @@ def _register_styles():
         CONTRACTS[name] = settings
 
 
+def self_seeding_factory(width: int):
+    """The issue-15 model from a factory that seeds torch itself, as real factories do (the
+    check offsets that seed per replicate)."""
+    torch.manual_seed(1234)
+    return build(CORRECT["issue15"], width)
+
+
 CONTRACTS: dict = {}
 _register_styles()
+CORRECT["self-seeding"] = self_seeding_factory
 
 
 def by_name(name: str):

@@ -358,18 +358,6 @@ def hf_style():
 
 
 # --------------------------------------------------------------------------------------
-# A self-seeding factory (the zoo's issue-15 model, seeded inside)
-# --------------------------------------------------------------------------------------
-
-def self_seeding():
-    def make(width):
-        from calibration.spectral import zoo
-        torch.manual_seed(1234)                # as real factories do
-        return zoo.build(zoo.CORRECT["issue15"], width)
-    return make
-
-
-# --------------------------------------------------------------------------------------
 # An MLP that is not a language model: the batch and loss hooks
 # --------------------------------------------------------------------------------------
 
@@ -436,7 +424,6 @@ CORRECT = {
     "bmm-fused-seq-first": (seq_first(), {}),
     "torch-mha": (mha(head_size=16), {}),
     "hf-style": (hf_style(), {}),
-    "self-seeding": (self_seeding(), {}),
     "mlp": (mlp(), MLP_CONTRACT),
 }
 

@@ -2,7 +2,7 @@
 feeds, how it reads the output, how it trains): one decorator, so the command itself only
 parses and formats. The contract is stated in full in ``CONTRACT_HELP`` (the command's
 ``--help``), README and docs/spectral-check.md; the adapters live in
-``calibration.spectral.contract`` (torch side, imported only when the command runs)."""
+``calibration.spectral.contract`` (torch side: the command module builds the Contract)."""
 from __future__ import annotations
 
 import click
@@ -66,16 +66,3 @@ def contract_options(fn):
     for opt in reversed(opts):
         wrapper = opt(wrapper)
     return wrapper
-
-
-def build_contract(opts: dict):
-    """(Contract, max_seeds) from the options (torch side; AdvisorError on bad input)."""
-    from calibration.spectral.contract import Contract, load_callable
-
-    return Contract(vocab=opts["vocab"], seq_len=opts["seq_len"], batch=opts["batch_size"],
-                    layout=opts["layout"], data=opts["data"],
-                    batch_fn=(load_callable(opts["batch_hook"], "--batch-hook")
-                              if opts["batch_hook"] else None),
-                    loss_fn=(load_callable(opts["loss_hook"], "--loss")
-                             if opts["loss_hook"] else None),
-                    lr_scale_key=opts["lr_scale_key"]), opts["max_seeds"]

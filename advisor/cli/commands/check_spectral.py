@@ -20,7 +20,7 @@ import sys
 
 import click
 
-from advisor.cli.commands._spectral_contract import CONTRACT_HELP, build_contract, contract_options
+from advisor.cli.commands._spectral_contract import CONTRACT_HELP, contract_options
 from advisor.errors import AdvisorError
 
 
@@ -74,6 +74,19 @@ VARIANTS = {
     "sp-readout": {"readout": "sp"},
     "sqrt-attention": {"attn_scale": "sp"},
 }
+
+
+def _contract(opts: dict):
+    """The check's Contract from the contract options (AdvisorError on bad input)."""
+    from calibration.spectral.contract import Contract, load_callable
+
+    if opts["max_seeds"] is not None and opts["max_seeds"] < 1:
+        raise AdvisorError(f"--max-seeds must be at least 1, got {opts['max_seeds']}")
+    hook = {k: load_callable(opts[o], f"--{o.replace('_hook', '').replace('_', '-')}")
+            for k, o in (("batch_fn", "batch_hook"), ("loss_fn", "loss_hook")) if opts[o]}
+    return Contract(vocab=opts["vocab"], seq_len=opts["seq_len"], batch=opts["batch_size"],
+                    layout=opts["layout"], data=opts["data"],
+                    lr_scale_key=opts["lr_scale_key"], **hook)
 
 
 @click.command("check-spectral")
@@ -159,6 +172,7 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
         fn = family_factory(family, depth=depth, n_heads=heads, lr=lr, **VARIANTS[variant],
                             **extra)
         label = f"{family} ({variant})"
+    contract = _contract(contract_opts)         # bad contract input: refused before any work
     progress = None if fmt == "json" else (lambda msg: click.echo(f"  {msg}", err=True))
     if fmt != "json":
         click.echo(f"check-spectral{' --steady-state' if steady else ''}: {label}, widths "
@@ -173,11 +187,10 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
         if result.exit_code:
             raise click.exceptions.Exit(result.exit_code)
         return
-    contract, max_seeds = build_contract(contract_opts)
     with contextlib.redirect_stdout(sys.stderr):          # the model's prints: not on stdout
         result = run_check(fn, widths, steps=steps, tol=tol, lr=lr, seeds=seeds,
                            confidence=confidence, progress=progress, contract=contract,
-                           max_seeds=max_seeds)
+                           max_seeds=contract_opts["max_seeds"])
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:
