@@ -48,9 +48,14 @@ interval lies wholly outside the band and pass otherwise: they never make a resu
 inconclusive. The attention scale is read, nearly noise-free, by ``attn_scale``.
 
 Replicate s seeds torch with seed + s before the factory and trains on its own batches; every
-width of a replicate sees the same batches and probe. A factory that seeds torch itself gives
-identical replicates, which count once (wider intervals; the report says so). A factory
-that returns no optimizer is trained with torch's AdamW at ``lr`` (2^-10 by default, small so
+width of a replicate sees the same batches and probe. A factory that seeds torch itself is
+re-seeded per replicate (:func:`calibration.spectral.contract.reseeded`); rows identical at
+every replicate are deterministic and exact (:func:`verdict.fit_slope`); an inconclusive
+result gets more replicates, up to ``max_seeds``, when they could settle it. What the check
+feeds the model and reads from it is the contract of :mod:`calibration.spectral.contract`
+(layout, output forms, hooks, LR scales); the readout is judged from the logits
+(:func:`probes.readout_scales`) and attention from any implementation
+(:mod:`calibration.spectral.attention`). A factory that returns no optimizer is trained with torch's AdamW at ``lr`` (2^-10 by default, small so
 that 20 steps stay in the early regime muP describes). Units: widths in channels, steps are
 optimizer steps of ``batch`` sequences of ``seq_len`` tokens.
 """

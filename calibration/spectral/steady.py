@@ -140,7 +140,7 @@ def _train_one(factory, width, steps, batches, seed):
     from calibration.spectral.svd import top_singular_values
 
     torch.manual_seed(seed)
-    model, opt = _build(factory, width, lr=2 ** -10)
+    model, opt, _, _ = _build(factory, width, lr=2 ** -10)
     hp = _hidden_groups(opt)
     mods = probes.weight_modules(model)
     names = {n: m for n, m in mods.items()}
