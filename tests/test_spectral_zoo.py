@@ -100,6 +100,17 @@ def test_a_growing_q_k_update_is_blamed_before_the_attention_logits():
     assert [c.name for c in causes] == ["hidden-lr", "attention"]   # weight level merged in
 
 
+def test_an_input_layer_whose_own_weight_and_update_pass_is_not_blamed_first():
+    # the MLP on plain Adam at 64/128/256: fc1's output shrinks (dead ReLU units from the
+    # hidden layers' too-large updates) while fc1's own update is right
+    rows = [_row("fc1", "act_delta", "input", -0.45), _row("fc1", "update_op", "input", 0.0, "pass"),
+            _row("fc2", "update_op", "hidden", 0.9)]
+    causes = blame(CheckResult([64, 128, 256], 20, 0.3, rows))
+    assert [c.name for c in causes] == ["hidden-lr", "activation"]
+    rows.append(_row("fc1", "weight_op", "input", -0.9))      # its own weight moves: embedding
+    assert blame(CheckResult([64, 128, 256], 20, 0.3, rows))[0].name == "embedding"
+
+
 def test_width_multipliers_all_one_blame_the_base_shapes():
     rows = [_row("head", "update_op", "readout", 0.7)]
     res = CheckResult([64, 128, 256], 20, 0.3, rows, width_mults={64: 1.0, 128: 1.0, 256: 1.0})

@@ -8,7 +8,8 @@ Each failing row gets a direct cause from its layer kind and statistic:
 - ``readout``: the readout layer or the logits (their level may shrink, never grow; the
   readout's update must keep its scale);
 - ``embedding``: input and position embeddings (one-hot inputs: their LR and init are
-  constant in width under muP);
+  constant in width under muP); an input layer whose only failing rows are its activations
+  (its weight and update pass) is ``activation`` instead: downstream of something else;
 - ``attention``: the attention logits scale * q k^T;
 - ``hidden-lr``: the update of a hidden matrix (both sides grow): Adam's update has the size
   of the LR, so a growing update is an LR that is not divided by the width multiplier;
@@ -104,9 +105,14 @@ def blame(result) -> list[Cause]:
     failed = [r for r in result.rows if r.verdict == "FAIL"]
     if not failed:
         return []
+    # an input layer whose own weight and update pass but whose output moves is downstream
+    # of something else (e.g. hidden layers that train too fast kill ReLU units feeding back)
+    own = {r.layer for r in failed if r.statistic in ("weight_op", "update_op")}
     groups: dict[str, Cause] = {}
     for r in failed:
         name = direct_cause(r.layer, r.statistic, r.kind)
+        if name == "embedding" and r.statistic.startswith("act_") and r.layer not in own:
+            name = "activation"
         c = groups.setdefault(name, Cause(name, []))
         if r.layer not in c.layers:
             c.layers.append(r.layer)
