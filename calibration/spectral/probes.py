@@ -206,6 +206,12 @@ def matrices(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def snapshot_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Effective (fan_out, fan_in) matrices of every module's 2-D weight (declared
+    multipliers applied), copied: what the training callback logs."""
+    return {name: effective_matrix(mod).clone() for name, mod in weight_modules(model).items()}
+
+
 def declared_multipliers(model: nn.Module) -> dict[str, float]:
     """{module name: multiplier} for modules that declare one (``spectral_multiplier``, or
     mup's ``MuReadout`` output_mult / width_mult)."""
