@@ -159,14 +159,25 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def model_config(self, vocab_size: int | None = None):
-        """The ProxyConfig this run trains (validated: AdvisorError if it cannot be built)."""
+        """The ProxyConfig this run trains (validated: AdvisorError if it cannot be built).
+
+        ``vocab_size``: the data's vocabulary. It is the model's unless the run's ``model``
+        settings fix one (a proxy of a user's architecture keeps the config's vocabulary);
+        data with a larger vocabulary than that is refused."""
         from advisor.specs.proxyspec import ProxyConfig
 
         over = dict(self.model)
         over["seq_len"] = self.seq_len
         over["parameterization"] = self.parameterization
         if vocab_size is not None:
-            over["vocab_size"] = vocab_size
+            declared = over.get("vocab_size")
+            if declared is not None and vocab_size > declared:
+                raise AdvisorError(
+                    f"data {self.data}: its vocabulary ({vocab_size} tokens) is larger than the "
+                    f"model's ({declared}, from its config): token ids the model cannot embed; "
+                    "use the model's own tokenizer")
+            if declared is None:          # a family's vocabulary: the data's
+                over["vocab_size"] = vocab_size
         return ProxyConfig.from_family(self.family, width=self.width, depth=self.depth, **over)
 
     @classmethod
