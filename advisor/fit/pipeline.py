@@ -51,6 +51,7 @@ class SweepFit:
     cross_validated: dict | None
     notes: list = field(default_factory=list)
     extrapolation: dict | None = None          # extrapolation_summary of the folds
+    transfer: dict | None = None               # muP: the N exponent check (advisor.fit.transfer)
     status: list = field(default_factory=list)  # FitStatus of every optimizer call
     warnings: list = field(default_factory=list)
 
@@ -119,6 +120,14 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
             notes.append(f"critical batch size bracketed by the grid in {len(ok)} cell(s); "
                          f"{MIN_CRITICAL_CELLS} with 2 token counts needed for a law")
 
+    transfer = None
+    if options is not None and tuple(options.lr_vars) == ("D",):
+        from advisor.fit.transfer import n_exponent_check
+
+        say("muP transfer check (the base LR's N exponent)")
+        transfer = n_exponent_check(table, method, options)
+        notes.append(transfer.get("note") or transfer["refused"])
+
     ins = summarize(in_sample(table, laws))
     cvs = ext = None
     if cv:
@@ -130,7 +139,7 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
                     cross_validated=cvs, notes=notes, extrapolation=ext, status=status,
-                    warnings=warnings_of(status))
+                    warnings=warnings_of(status), transfer=transfer)
 
 
 def _range(values):
@@ -154,12 +163,13 @@ def _gap_summary(s):
 
 def fit_command(results, out, *, method, loss, seq_len, bootstrap, seed, batch_vars=None,
                 cell_by=None, n_column="N", cv=False, schedule=None, lr_convention="peak",
-                max_nfev=500, select=()) -> str:
+                max_nfev=500, select=(), lr_vars=None) -> str:
     """The ``advisor fit`` command line that reproduces a fit (a law set's
     ``provenance.command``), options at their defaults left out."""
     return (f"advisor fit {results} --out {out} --method {method} --loss {loss} "
             f"--seq-len {seq_len} --bootstrap {bootstrap} --seed {seed}"
             + (f" --batch-vars {batch_vars}" if batch_vars else "")
+            + (f" --lr-vars {lr_vars}" if lr_vars else "")
             + (f" --cell-by {cell_by}" if cell_by else "")
             + (f" --n-column {n_column}" if n_column != "N" else "")
             + (" --cv" if cv else "")
@@ -267,6 +277,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "notes": list(fit.notes),
         "per_cell": cells,
     }
+    if fit.transfer is not None:
+        provenance["transfer_check"] = dict(fit.transfer)
     surf = fit.laws.detail if fit.laws.method == "surface" else None
     if surf is not None:
         provenance["surface"] = {
