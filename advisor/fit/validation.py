@@ -2,7 +2,7 @@
 
 ``advisor validate`` trains one width at least 4x the largest calibrated width over an LR grid
 around the recommendation and measures the loss each way of choosing the LR gives up against
-the grid's best (calibration/validate.py trains; this module decides and tabulates). All LRs
+the grid's best (calibration/analyze/validate.py trains; this module decides and tabulates). All LRs
 here are in the calibration's convention: the muP **base-width** LR (``mup_base``; the hidden
 matrices of a width-w model train at lr x base_width / w).
 

@@ -199,8 +199,6 @@ def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
         dt = np.uint16 if vocab <= 65536 else np.uint32
         read = lambda f: np.array(enc.encode_ordinary(f.read_text(errors="replace")), dtype=dt)
     elif tokenizer.startswith("hf:"):
-        from calibration.train.tokenize import dtype_for, load_tokenizer
-
         tok = load_tokenizer(tokenizer.split(":", 1)[1])
         vocab = tok.get_vocab_size()
         dt = dtype_for(vocab)
@@ -216,6 +214,35 @@ def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
     else:
         train, val = _split_files(files, root, read)
     return TokenData(spec, train, val, vocab, _fingerprint(train, val))
+
+
+def _require_tokenizers():
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        raise AdvisorError("a BPE tokenizer needs `pip install tokenizers` (the calibrate "
+                           "extra)") from None
+    return tokenizers
+
+
+def load_tokenizer(path):
+    """A Hugging Face tokenizer.json (AdvisorError if missing or unreadable)."""
+    _require_tokenizers()
+    from tokenizers import Tokenizer
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise AdvisorError(f"tokenizer file {path} does not exist")
+    try:
+        return Tokenizer.from_file(str(p))
+    except Exception as exc:  # tokenizers raises its own Exception type
+        raise AdvisorError(f"tokenizer file {path} is not a Hugging Face tokenizer.json: "
+                           f"{str(exc).splitlines()[0][:200]}") from None
+
+
+def dtype_for(vocab_size: int):
+    """uint16 up to 65536 tokens, else uint32 (nanoGPT's layout)."""
+    return np.uint16 if vocab_size <= 65536 else np.uint32
 
 
 # --------------------------------------------------------------------------------------

@@ -21,18 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
+from calibration.train.data import _require_tokenizers, dtype_for, load_tokenizer
 
 MIN_VOCAB = 257                      # above the 256 byte symbols of a byte-level BPE
 SPECIAL = "<|endoftext|>"            # one special token, id 0, separates documents
-
-
-def _require_tokenizers():
-    try:
-        import tokenizers  # noqa: F401
-    except ImportError:
-        raise AdvisorError("a BPE tokenizer needs `pip install tokenizers` (the calibrate "
-                           "extra)") from None
-    return tokenizers
 
 
 def text_files(source: str) -> tuple[list[Path], list[Path], Path]:
@@ -87,26 +79,6 @@ def train_bpe(source: str, vocab_size: int, out_path, *, max_bytes: int | None =
     out.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(out))
     return tok
-
-
-def load_tokenizer(path):
-    """A Hugging Face tokenizer.json (AdvisorError if missing or unreadable)."""
-    _require_tokenizers()
-    from tokenizers import Tokenizer
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise AdvisorError(f"tokenizer file {path} does not exist")
-    try:
-        return Tokenizer.from_file(str(p))
-    except Exception as exc:  # tokenizers raises its own Exception type
-        raise AdvisorError(f"tokenizer file {path} is not a Hugging Face tokenizer.json: "
-                           f"{str(exc).splitlines()[0][:200]}") from None
-
-
-def dtype_for(vocab_size: int):
-    """uint16 up to 65536 tokens, else uint32 (nanoGPT's layout)."""
-    return np.uint16 if vocab_size <= 65536 else np.uint32
 
 
 def encode_files(tok, files: list[Path], max_bytes: int | None = None) -> np.ndarray:
