@@ -142,6 +142,16 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
                     warnings=warnings_of(status), transfer=transfer)
 
 
+def calibrated_batch_law(batch_tokens: float, fitted_range: dict) -> dict:
+    """The batch of a muP sweep that used one batch size: the LR law was measured at it, so
+    a recommendation from that LR law uses it too. Written as a power law with a zero D
+    exponent and no covariance (the schema's form), and said to be no scaling law."""
+    return {"form": "power_law", "coefficient": _r(batch_tokens), "exponents": {"D": 0.0},
+            "unit": "tokens", "fitted_range": fitted_range,
+            "note": "not a batch scaling law: the one batch size of the sweep, at which its LR "
+                    "law was measured (sweep 3 batch sizes per cell for a batch law)"}
+
+
 def _range(values):
     return [_r(min(values), 4), _r(max(values), 4)]
 
@@ -207,6 +217,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
     if fit.laws.batch is not None:
         laws["batch_size"] = fit.laws.batch.to_law(unit="tokens", fitted_range=rng_ND,
                                                    note=method_note)
+    elif lr_convention == "mup_base" and len(np.unique(t.batch_tokens)) == 1:
+        laws["batch_size"] = calibrated_batch_law(float(t.batch_tokens[0]), rng_ND)
     if fit.loss is not None:
         lf = fit.loss
         entry = {"form": "chinchilla", **{k: _r(v) for k, v in lf.params().items()},
