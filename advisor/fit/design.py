@@ -231,7 +231,7 @@ def make_plan(arch: Architecture, budget: Budget, data: str = "stdlib",
                      "identifies": ("learning-rate law in D (muP base LR); N exponent "
                                     "measured as the transfer check"
                                     + ("; batch law in D" if len(batches) > 1 else
-                                       "; one batch size: no batch law")),
+                                       "; one batch size: the LR law holds at it (no batch law)")),
                      "not_calibrated": ([f"depth: proxies have {profile.depth} blocks, the "
                                          f"target {arch.n_layers} (muP transfers width, not "
                                          "depth)"] + list(arch.notes))},
