@@ -212,13 +212,16 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "best-point": "power law through each cell's best grid run",
     }[fit.laws.method]
     laws = {}
-    laws["learning_rate"] = fit.laws.lr.to_law(unit="peak LR", fitted_range=rng_ND,
+    # a muP base-LR law has no N: width is muP's rules, so its range is in D only
+    rng_lr = ({"D": rng_ND["D"]} if lr_convention == "mup_base"
+              and "N" not in fit.laws.lr.exponents else rng_ND)
+    laws["learning_rate"] = fit.laws.lr.to_law(unit="peak LR", fitted_range=rng_lr,
                                                note=method_note)
     if fit.laws.batch is not None:
         laws["batch_size"] = fit.laws.batch.to_law(unit="tokens", fitted_range=rng_ND,
                                                    note=method_note)
     elif lr_convention == "mup_base" and len(np.unique(t.batch_tokens)) == 1:
-        laws["batch_size"] = calibrated_batch_law(float(t.batch_tokens[0]), rng_ND)
+        laws["batch_size"] = calibrated_batch_law(float(t.batch_tokens[0]), rng_lr)
     if fit.loss is not None:
         lf = fit.loss
         entry = {"form": "chinchilla", **{k: _r(v) for k, v in lf.params().items()},
