@@ -10,7 +10,7 @@ the data as nanoGPT token files. `advisor plan` sizes the proxies (widths 16, 32
 for the budget; `advisor calibrate` trains them; `advisor fit` fits the muP base-LR law in D
 and reports the N exponent (the transfer check); `advisor recommend --hf-config` gives the
 target's per-group LRs; `advisor validate` trains width 256 (4x the largest proxy) over the
-recommended LR x 2^k (|k| <= 2) and the LRs of muP transfer alone, SP-style transfer and Step
+recommended LR x 2^k (|k| <= 1, a 4x range: CPU time) and the LRs of muP transfer alone, SP-style transfer and Step
 Law, at the calibration's first token budget, and writes a table, JSON and a plot.
 
 Each step is the CLI a user runs, in a subprocess, with one torch thread. Every step resumes
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-cpu-minutes", default="4.5")
     ap.add_argument("--bpe-vocab", type=int, default=512)
     ap.add_argument("--data-mb", type=float, default=1.0)
-    ap.add_argument("--grid-steps", type=int, default=2)
+    ap.add_argument("--grid-steps", type=int, default=1)
     args = ap.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -250,3 +250,57 @@ def test_a_trained_bpe_writes_token_files_read_back_as_tokens_dir(tmp_path):
     assert meta["train_tokens"] < sum(f.stat().st_size for f in src.glob("*.txt"))
     text = load_data(f"text:{src},tokenizer=hf:{tmp_path / 'tok.json'}")
     assert text.vocab_size == 300 and int(max(text.train.max(), text.val.max())) < 300
+
+
+# --------------------------------------------------------------------------------------
+# The user's own module: --factory / factory: in a plan
+# --------------------------------------------------------------------------------------
+
+FACTORY_PLAN = {"name": "factory", "settings": {
+    "data": "stdlib", "parameterization": "mup", "depth": 2, "seq_len": 32, "batch_size": 4,
+    "tokens": 4 * 32 * 12, "eval_interval": 6, "eval_sequences": 8, "base_width": 64,
+    "head_dim": 16}, "grid": {"width": [64, 128], "lr": [2 ** -8, 2 ** -6]}}
+
+
+def test_a_factory_that_fails_at_one_width_is_refused_before_training(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("mup")
+    (tmp_path / "my_models.py").write_text(
+        "from calibration.spectral.example_factory import build as _build\n"
+        "def build(width, *, lr, vocab=256, seq_len=64):\n"
+        "    if width > 64:\n"
+        "        raise ValueError('no kernel for this width')\n"
+        "    return _build(width, lr=lr, vocab=vocab, seq_len=seq_len)\n")
+    plan = tmp_path / "plan.yaml"
+    d = json.loads(json.dumps(FACTORY_PLAN))
+    d["settings"]["factory"] = "my_models:build"
+    plan.write_text(yaml.safe_dump(d))
+    r = subprocess.run([sys.executable, "-m", "advisor.cli", "calibrate", str(plan), "--out",
+                        str(tmp_path / "runs"), "--device", "cpu"], capture_output=True,
+                       text=True, cwd=REPO, timeout=300,
+                       env=dict(ENV, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}"))
+    line = assert_one_error_line(r)
+    assert "factory my_models:build failed at width 128: ValueError" in line
+    assert not (tmp_path / "runs" / "results.sqlite").exists()
+
+
+def test_a_factory_model_trains_in_a_sweep_and_records_its_lr_convention(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("mup")
+    from advisor.runs.store import ResultsStore
+
+    plan = tmp_path / "plan.yaml"
+    d = json.loads(json.dumps(FACTORY_PLAN))
+    d["settings"]["factory"] = "calibration.spectral.example_factory:build"
+    plan.write_text(yaml.safe_dump(d))
+    r = advisor("calibrate", plan, "--out", tmp_path / "runs", "--device", "cpu",
+                "--threads", 1, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    with ResultsStore.open(tmp_path / "runs") as st:
+        runs = st.runs()
+    assert len(runs) == 4 and {x.status for x in runs} == {"finished"}
+    by_width = {x.settings["width"]: x for x in runs}
+    # the example's model: its embeddings and readout are not counted in N
+    assert 0 < by_width[64].n_params_non_embedding < by_width[128].n_params_non_embedding
+    assert by_width[64].n_params_non_embedding < by_width[64].n_params
+    assert all(math.isfinite(x.final_val_loss) for x in runs)

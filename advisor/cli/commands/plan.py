@@ -20,11 +20,15 @@ import click
 @click.option("--data", default="stdlib", show_default=True,
               help="Data spec the proxies train on: stdlib, tokens:DIR (nanoGPT train.bin/"
                    "val.bin, your tokenizer's ids), text:PATH,tokenizer=hf:tokenizer.json.")
+@click.option("--factory", default=None, metavar="PKG.MOD:BUILD",
+              help="Your own model code builds the proxies: build(width, *, lr, vocab=, "
+                   "seq_len=) -> (model, optimizer), muP rules in its optimizer; the config "
+                   "still sizes the widths, tokens and cost.")
 @click.option("--name", default="calibration", show_default=True, help="Plan name.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Plan YAML to write (then: advisor calibrate PLAN --out DIR).")
 def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
-         budget_cpu_minutes, budget_gpu_hours, gpu, data, name, out):
+         budget_cpu_minutes, budget_gpu_hours, gpu, data, name, out, factory=None):
     """Write a muP calibration plan: proxies of the target's architecture (head size, GQA
     ratio, MLP ratio, QK-norm, biases, tying, RoPE, vocabulary kept; width and depth reduced),
     LR grid, token budgets and batches that identify the LR law, and its estimated cost.
@@ -52,6 +56,12 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
         raise AdvisorError("give the target: --hf-config config.json or --d-model/--n-layers/"
                            "--n-heads")
     d = make_plan(arch, budget, data=data, name=name)
+    if factory:
+        if ":" not in factory:
+            raise AdvisorError(f"--factory must look like package.module:function, got "
+                               f"{factory!r}")
+        d["settings"]["factory"] = factory
+        d["settings"].pop("stack", None)      # a foreign model trains one run at a time
     atomic_write_text(out, "# written by `advisor plan`; run it with "
                            f"`advisor calibrate {out} --out DIR`\n"
                       + yaml.safe_dump(d, sort_keys=False), "plan")
