@@ -16,15 +16,13 @@ Units: widths and head sizes in channels, depth in blocks, vocabulary in tokens.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from advisor.errors import AdvisorError
+from advisor.specs.modelspec import read_config_json
 
 SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
-MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -106,23 +104,6 @@ class Architecture:
                 "qkv_bias": self.qkv_bias, "rope_theta": float(self.rope_theta),
                 "norm_eps": float(self.norm_eps), "source": self.source,
                 "notes": list(self.notes)}
-
-
-def read_config_json(path) -> dict:
-    """A Hugging Face config.json as a dict (AdvisorError if missing, too large or not JSON)."""
-    p = Path(path)
-    if not p.is_file():
-        raise AdvisorError(f"Hugging Face config not found: {path}")
-    if p.stat().st_size > MAX_CONFIG_BYTES:
-        raise AdvisorError(f"Hugging Face config {path} is larger than 1 MiB")
-    try:
-        c = json.loads(p.read_text(encoding="utf-8", errors="replace"))
-    except json.JSONDecodeError as exc:
-        raise AdvisorError(f"Hugging Face config {path} is not valid JSON: {exc.msg} "
-                           f"(line {exc.lineno})") from None
-    if not isinstance(c, dict):
-        raise AdvisorError(f"Hugging Face config {path} must be a JSON object")
-    return c
 
 
 def architecture_from_hf_config(path) -> Architecture:

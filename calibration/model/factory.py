@@ -19,20 +19,46 @@ import inspect
 from advisor.errors import AdvisorError
 
 
-def load(spec: str):
-    """'package.module:function' -> the function (AdvisorError if it cannot be found)."""
+def load_callable(spec: str):
+    """'package.module:function' -> the function (AdvisorError if it cannot be found, or if
+    importing the module fails: the user's module, the user's error). The current directory
+    is searched first, as ``python -c`` would. The one loader of ``--factory``
+    (check-spectral's too)."""
     import importlib
+    import os
+    import sys
 
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
-        raise AdvisorError(f"factory must look like package.module:function, got {spec!r}")
+        raise AdvisorError(f"--factory must look like package.module:function, got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise AdvisorError(f"factory {spec}: cannot import {mod_name!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        hint = (f"; the import path holds the current directory ({cwd}) and PYTHONPATH: "
+                "give the module's dotted name from one of them, or add its folder to "
+                "PYTHONPATH") if exc.name and mod_name.startswith(exc.name) else ""
+        raise AdvisorError(f"cannot import {mod_name!r}: {exc}{hint}") from None
+    except SyntaxError as exc:
+        raise AdvisorError(f"--factory {spec}: {exc.filename}, line {exc.lineno}: syntax "
+                           f"error: {exc.msg}") from None
+    except Exception as exc:          # the module's own code failed on import
+        raise AdvisorError(f"--factory {spec}: importing {mod_name} raised "
+                           f"{type(exc).__name__}: {exc}") from None
     fn = getattr(mod, attr, None)
     if not callable(fn):
-        raise AdvisorError(f"factory {spec}: {mod_name!r} has no function {attr!r}")
+        raise AdvisorError(f"{mod_name!r} has no function {attr!r}")
+    return fn
+
+
+def load(spec: str):
+    """The factory of a sweep: :func:`load_callable`, and it must take ``lr=``."""
+    try:
+        fn = load_callable(spec)
+    except AdvisorError as exc:
+        raise AdvisorError(f"factory {spec}: {exc}") from None
     params = inspect.signature(fn).parameters
     if "lr" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         raise AdvisorError(f"factory {spec} takes no lr= keyword: a sweep sets each run's LR "

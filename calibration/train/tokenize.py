@@ -51,6 +51,17 @@ def text_files(source: str) -> tuple[list[Path], list[Path], Path]:
     return train, val, root
 
 
+def _read_texts(files: list[Path], max_bytes: int | None) -> list[str]:
+    """The files' text, in order, until ``max_bytes`` characters have been read (None: all)."""
+    texts, used = [], 0
+    for f in files:
+        texts.append(f.read_text(encoding="utf-8", errors="replace"))
+        used += len(texts[-1])
+        if max_bytes is not None and used >= max_bytes:
+            break
+    return texts
+
+
 def train_bpe(source: str, vocab_size: int, out_path, *, max_bytes: int | None = None):
     """Train a byte-level BPE of ``vocab_size`` tokens on the training files of ``source``
     (at most ``max_bytes`` of them, in file order) and save it as a tokenizer.json."""
@@ -59,13 +70,7 @@ def train_bpe(source: str, vocab_size: int, out_path, *, max_bytes: int | None =
         raise AdvisorError(f"a byte-level BPE needs a vocabulary of at least {MIN_VOCAB}, "
                            f"got {vocab_size!r}")
     train, _, _ = text_files(source)
-    texts, used = [], 0
-    for f in train:
-        t = f.read_text(encoding="utf-8", errors="replace")
-        texts.append(t)
-        used += len(t)
-        if max_bytes is not None and used >= max_bytes:
-            break
+    texts = _read_texts(train, max_bytes)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -86,14 +91,8 @@ def encode_files(tok, files: list[Path], max_bytes: int | None = None) -> np.nda
     one, as one array of the tokenizer's dtype."""
     dt = dtype_for(tok.get_vocab_size())
     eot = tok.token_to_id(SPECIAL)
-    parts, used = [], 0
-    texts = []
-    for f in files:
-        t = f.read_text(encoding="utf-8", errors="replace")
-        texts.append(t)
-        used += len(t)
-        if max_bytes is not None and used >= max_bytes:
-            break
+    parts = []
+    texts = _read_texts(files, max_bytes)
     for enc in tok.encode_batch(texts, add_special_tokens=False):
         ids = enc.ids + ([eot] if eot is not None else [])
         parts.append(np.asarray(ids, dtype=dt))
