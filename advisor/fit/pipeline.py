@@ -75,7 +75,9 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
         notes.append(f"the fitted surface is not a bowl at {len(laws.extra['cells_not_bowl'])} "
                      "cell(s): their optimum is a saddle; look at `advisor plot`")
     if laws.batch is None:
-        notes.append("one batch size per cell: no batch law fitted")
+        notes.append("one batch size per cell: no batch law fitted"
+                     + ("; a muP law set records that batch, at which its LR law holds"
+                        if len(np.unique(table.batch_tokens)) == 1 else ""))
 
     loss = None
     N = np.array([o.N for o in optima])
