@@ -4,7 +4,7 @@ The torch side of :mod:`advisor.fit.validation`: pick the reference cell of a ca
 (the largest token budget, the most common batch size, weight decay 0 when swept), build the
 held-out run (the same settings at ``width``, default 4x the largest calibrated width),
 train the grid ``law LR x 2^k`` and every other choice's LR (stacked: the runs differ only in
-LR), and tabulate each choice's loss gap against the grid's best. Every gap is a measured
+LR), and tabulate each choice's loss gap against the best measured (grid and choices). Every gap is a measured
 loss difference, never an interpolation; a diverged run counts as infinitely bad.
 
 Units: base LRs (``mup_base``), losses in nats per token of the run's data.
@@ -172,11 +172,12 @@ def plot(result: dict, width: int, path) -> None:
 
     from advisor.common.outputs import save_figure
 
-    grid = result["grid"]
-    lrs = sorted(grid)
-    ys = [grid[x] if math.isfinite(grid[x]) else float("nan") for x in lrs]
+    points = dict(result["grid"])                 # every run at this width: grid and choices
+    points.update({r["lr"]: r["loss"] for r in result["rows"][1:]})
+    lrs = sorted(points)
+    ys = [points[x] if math.isfinite(points[x]) else float("nan") for x in lrs]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(lrs, ys, "o-", color="0.3", label=f"LR grid at width {width}")
+    ax.plot(lrs, ys, "o-", color="0.3", label=f"runs at width {width}")
     for r, c in zip(result["rows"][1:], ("C0", "C1", "C2", "C3", "C4")):
         if math.isfinite(r["loss"]):
             ax.plot([r["lr"]], [r["loss"]], "*", ms=13, color=c,
@@ -188,7 +189,7 @@ def plot(result: dict, width: int, path) -> None:
     ax.set_ylabel("final held-out loss (nats/token)")
     finite = [y for y in ys if math.isfinite(y)]
     if finite:
-        ax.set_ylim(min(finite) - 0.02, min(max(finite), min(finite) + 0.5) + 0.02)
+        ax.set_ylim(min(finite) - 0.02, min(max(finite), min(finite) + 0.6) + 0.02)
     ax.legend(fontsize=7)
     ax.set_title("Held-out transfer: loss gap of each LR choice", fontsize=10)
     fig.tight_layout()

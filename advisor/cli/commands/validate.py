@@ -30,7 +30,8 @@ import click
 def validate(calibration, laws, out_dir, width, tokens, grid_steps, device, threads, table,
              json_path, plot_path, progress):
     """Train one width >= 4x the largest calibrated width over an LR grid around the fitted
-    law's LR, and report the recommended LR's loss gap against the grid's best, beside muP
+    law's LR, and report the recommended LR's loss gap against the best LR measured there
+    (grid and choices), beside muP
     transfer alone, SP-style transfer and Step Law (a published law).
 
     Exit status: 0 when the table was written (whether or not the goal was met: the verdict
@@ -72,7 +73,7 @@ def validate(calibration, laws, out_dir, width, tokens, grid_steps, device, thre
     click.echo(text)
     ver = result["verdict"]
     click.echo(f"verdict: recommended LR {'within' if ver['lr_within_2x'] else 'NOT within'} "
-               f"2x of the grid's best; loss gap {ver['gap_pct']:+.2f}% (goal <= "
+               f"2x of the best measured LR; loss gap {ver['gap_pct']:+.2f}% (goal <= "
                f"{ver['goal_gap_pct']:.1f}%): goal {'met' if ver['met'] else 'NOT met'}")
     if table:
         atomic_write_text(table, text, "table")
