@@ -101,7 +101,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         mults = MultiplierStream(spec.schedule, spec.steps)
         sampler = batch_sampler(data, spec)
         tracker = RunTracker(spec, result)
-        probe_x = probe_batch(data, spec, device) if probes_enabled() else None
+        probe_x = (probe_batch(data, spec, device)      # a foreign model has no probe=
+                   if probes_enabled() and not spec.factory else None)
         for step in range(1, spec.steps + 1):
             ts = time.perf_counter()
             if startup is None:
