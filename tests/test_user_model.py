@@ -194,7 +194,8 @@ def test_the_transfer_check_measures_the_base_lrs_n_exponent(tmp_path, record_mu
                      n_lrs=5, lr_n_exponent=planted)
     store.close()
     out = tmp_path / "laws.yaml"
-    r = advisor("fit", tmp_path / "sweep", "--out", out, "--bootstrap", "0")
+    r = advisor("fit", tmp_path / "sweep", "--out", out, "--bootstrap", "0", "--method",
+                "optima")
     assert r.returncode == 0, r.stderr
     law = yaml.safe_load(out.read_text())
     assert set(law["laws"]["learning_rate"]["exponents"]) == {"D"}     # width: muP's rules
