@@ -215,6 +215,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
     }[fit.laws.method]
     laws = {}
     # a muP base-LR law has no N: width is muP's rules, so its range is in D only
+    lr_convention = (t.conventions() if conventions is None else conventions).lr
     rng_lr = ({"D": rng_ND["D"]} if lr_convention == "mup_base"
               and "N" not in fit.laws.lr.exponents else rng_ND)
     laws["learning_rate"] = fit.laws.lr.to_law(unit="peak LR", fitted_range=rng_lr,
