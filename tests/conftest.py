@@ -30,20 +30,21 @@ def one_torch_thread():
 
 
 def _record_mup_sweep(store, rng, *, widths=(32, 64, 128), lr_span=8.0, n_lrs=7, seed=0,
-                      base_width=32, **spec_fields) -> int:
+                      base_width=32, lr_n_exponent=-0.5, **spec_fields) -> int:
     """Record into ``store`` a muP sweep (base width ``base_width``, 32 unless told; widths x
     token budgets 2^21, 2^23 x
     ``n_lrs`` LRs over lr0/span..lr0*span x batches 8/16/32 sequences of 64 tokens) whose
     final train loss is a bowl in (ln lr, ln batch) around a planted optimum, with 3e-4
     relative noise: what ``advisor calibrate`` writes, without the training. Returns the
-    number of runs; ``spec_fields`` go to every RunSpec (e.g. weight_decay, wd_rule)."""
+    number of runs; ``lr_n_exponent``: the planted optimum's N exponent (0: a base LR that
+    transfers across widths); ``spec_fields`` go to every RunSpec (e.g. weight_decay, wd_rule)."""
     from advisor.specs.runspec import RunSpec
 
     n = 0
     for width in widths:
         N = 2 * (4 * width ** 2 + 3 * width * round(2.75 * width))
         for tokens in (2 ** 21, 2 ** 23):
-            lr0, b0 = 0.05 * (N / 1e5) ** -0.5, 0.5 * tokens ** 0.5
+            lr0, b0 = 0.05 * (N / 1e5) ** lr_n_exponent, 0.5 * tokens ** 0.5
             for lr in lr0 * np.geomspace(1 / lr_span, lr_span, n_lrs):
                 for batch in (8, 16, 32):
                     spec = RunSpec(width=width, depth=2, lr=float(lr), batch_size=batch,

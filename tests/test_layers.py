@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("advisor", "calibration")
 # CLI command modules that dispatch to calibration/ (inside their command functions)
 DISPATCHERS = ("advisor.cli.commands.calibrate", "advisor.cli.commands.check_spectral",
-               "advisor.cli.commands.results")
+               "advisor.cli.commands.results", "advisor.cli.commands.validate",
+               "advisor.cli.commands.prepare_data")
 
 
 def _modules() -> dict:

@@ -30,9 +30,12 @@ COMMANDS = {
     "evaluate": "advisor.cli.commands.evaluate:evaluate",
     "plot": "advisor.cli.commands.plot:plot",
     "schedule": "advisor.cli.commands.schedule:schedule",
+    "plan": "advisor.cli.commands.plan:plan",
+    "prepare-data": "advisor.cli.commands.prepare_data:prepare_data",
     "calibrate": "advisor.cli.commands.calibrate:calibrate",
     "results": "advisor.cli.commands.results:results",
     "run": "advisor.cli.commands.run:run",
+    "validate": "advisor.cli.commands.validate:validate",
     "check-spectral": "advisor.cli.commands.check_spectral:check_spectral",
     "check-stability": "advisor.cli.commands.check_stability:check_stability",
 }

@@ -108,6 +108,9 @@ def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
                  batch_vars=None) -> LRBatchLaws:
     """Fit the LR and batch laws on ``cells`` (indices into table.cells; default all).
 
+    ``options.lr_vars``: the variables of the LR law, ("N", "D") by default; ("D",) for a muP
+    base LR, whose width dependence muP's rules give (:mod:`advisor.fit.transfer` measures
+    the N exponent as a check instead).
     ``batch_vars``: the variables of the batch law, ("N", "D"), ("D",) or ("N",). Defaults,
     chosen by extrapolation CV (docs/fitting.md): ("D",) for surface and best-point (Step
     Law's form), ("N", "D") for optima.
@@ -125,7 +128,7 @@ def fit_lr_batch(table: RunTable, method: str = "surface", cells=None, *,
     values = _cell_values(table, cells)
     wanted_b = batch_vars or (options.batch_vars if method == "surface"
                               else ("N", "D") if method == "optima" else ("D",))
-    lr_vars, notes = identifiable(values, ("N", "D"), "learning-rate")
+    lr_vars, notes = identifiable(values, tuple(options.lr_vars), "learning-rate")
     b_vars = None
     if with_batch:
         try:

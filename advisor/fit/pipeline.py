@@ -51,6 +51,7 @@ class SweepFit:
     cross_validated: dict | None
     notes: list = field(default_factory=list)
     extrapolation: dict | None = None          # extrapolation_summary of the folds
+    transfer: dict | None = None               # muP: the N exponent check (advisor.fit.transfer)
     status: list = field(default_factory=list)  # FitStatus of every optimizer call
     warnings: list = field(default_factory=list)
 
@@ -74,7 +75,9 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
         notes.append(f"the fitted surface is not a bowl at {len(laws.extra['cells_not_bowl'])} "
                      "cell(s): their optimum is a saddle; look at `advisor plot`")
     if laws.batch is None:
-        notes.append("one batch size per cell: no batch law fitted")
+        notes.append("one batch size per cell: no batch law fitted"
+                     + ("; a muP law set records that batch, at which its LR law holds"
+                        if len(np.unique(table.batch_tokens)) == 1 else ""))
 
     loss = None
     N = np.array([o.N for o in optima])
@@ -119,6 +122,14 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
             notes.append(f"critical batch size bracketed by the grid in {len(ok)} cell(s); "
                          f"{MIN_CRITICAL_CELLS} with 2 token counts needed for a law")
 
+    transfer = None
+    if options is not None and tuple(options.lr_vars) == ("D",):
+        from advisor.fit.transfer import n_exponent_check
+
+        say("muP transfer check (the base LR's N exponent)")
+        transfer = n_exponent_check(table, method, options)
+        notes.append(transfer.get("note") or transfer["refused"])
+
     ins = summarize(in_sample(table, laws))
     cvs = ext = None
     if cv:
@@ -130,7 +141,17 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
                     cross_validated=cvs, notes=notes, extrapolation=ext, status=status,
-                    warnings=warnings_of(status))
+                    warnings=warnings_of(status), transfer=transfer)
+
+
+def calibrated_batch_law(batch_tokens: float, fitted_range: dict) -> dict:
+    """The batch of a muP sweep that used one batch size: the LR law was measured at it, so
+    a recommendation from that LR law uses it too. Written as a power law with a zero D
+    exponent and no covariance (the schema's form), and said to be no scaling law."""
+    return {"form": "power_law", "coefficient": _r(batch_tokens), "exponents": {"D": 0.0},
+            "unit": "tokens", "fitted_range": fitted_range,
+            "note": "not a batch scaling law: the one batch size of the sweep, at which its LR "
+                    "law was measured (sweep 3 batch sizes per cell for a batch law)"}
 
 
 def _range(values):
@@ -154,12 +175,13 @@ def _gap_summary(s):
 
 def fit_command(results, out, *, method, loss, seq_len, bootstrap, seed, batch_vars=None,
                 cell_by=None, n_column="N", cv=False, schedule=None, lr_convention="peak",
-                max_nfev=500, select=()) -> str:
+                max_nfev=500, select=(), lr_vars=None) -> str:
     """The ``advisor fit`` command line that reproduces a fit (a law set's
     ``provenance.command``), options at their defaults left out."""
     return (f"advisor fit {results} --out {out} --method {method} --loss {loss} "
             f"--seq-len {seq_len} --bootstrap {bootstrap} --seed {seed}"
             + (f" --batch-vars {batch_vars}" if batch_vars else "")
+            + (f" --lr-vars {lr_vars}" if lr_vars else "")
             + (f" --cell-by {cell_by}" if cell_by else "")
             + (f" --n-column {n_column}" if n_column != "N" else "")
             + (" --cv" if cv else "")
@@ -192,11 +214,17 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "best-point": "power law through each cell's best grid run",
     }[fit.laws.method]
     laws = {}
-    laws["learning_rate"] = fit.laws.lr.to_law(unit="peak LR", fitted_range=rng_ND,
+    # a muP base-LR law has no N: width is muP's rules, so its range is in D only
+    lr_convention = (t.conventions() if conventions is None else conventions).lr
+    rng_lr = ({"D": rng_ND["D"]} if lr_convention == "mup_base"
+              and "N" not in fit.laws.lr.exponents else rng_ND)
+    laws["learning_rate"] = fit.laws.lr.to_law(unit="peak LR", fitted_range=rng_lr,
                                                note=method_note)
     if fit.laws.batch is not None:
         laws["batch_size"] = fit.laws.batch.to_law(unit="tokens", fitted_range=rng_ND,
                                                    note=method_note)
+    elif lr_convention == "mup_base" and len(np.unique(t.batch_tokens)) == 1:
+        laws["batch_size"] = calibrated_batch_law(float(t.batch_tokens[0]), rng_lr)
     if fit.loss is not None:
         lf = fit.loss
         entry = {"form": "chinchilla", **{k: _r(v) for k, v in lf.params().items()},
@@ -267,6 +295,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "notes": list(fit.notes),
         "per_cell": cells,
     }
+    if fit.transfer is not None:
+        provenance["transfer_check"] = dict(fit.transfer)
     surf = fit.laws.detail if fit.laws.method == "surface" else None
     if surf is not None:
         provenance["surface"] = {

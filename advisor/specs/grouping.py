@@ -51,7 +51,7 @@ def group_key(settings: dict, free=()) -> tuple:
 # grad_clip, eval_interval, diverge_factor, the Adam-family optimizer kind) is free per
 # member; Muon vs Adam is kept apart by stack_key.
 STACK_KEY_FIELDS = ("family", "width", "depth", "parameterization", "batch_size", "seq_len",
-                    "beta1", "beta2", "eval_sequences", "data", "model", "compile")
+                    "beta1", "beta2", "eval_sequences", "data", "model", "compile", "factory")
 STACK_FREE = tuple(sorted(set(_DEFAULTS) - set(STACK_KEY_FIELDS))) + ("arch",)
 
 

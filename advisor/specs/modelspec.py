@@ -51,8 +51,8 @@ def spec_from_options(d_model=None, n_layers=None, n_heads=None, n_kv_heads=None
             "norm_params": (2 * ints["n_layers"] + 1) * d}     # Llama: RMSNorm gains, no biases
 
 
-def spec_from_hf_config(path) -> dict:
-    """A shape spec from a Hugging Face model config.json (LLaMA-style or GPT-2-style)."""
+def read_config_json(path) -> dict:
+    """A Hugging Face config.json as a dict (AdvisorError if missing, too large or not JSON)."""
     p = Path(path)
     if not p.is_file():
         raise AdvisorError(f"Hugging Face config not found: {path}")
@@ -65,6 +65,12 @@ def spec_from_hf_config(path) -> dict:
                            f"(line {exc.lineno})") from None
     if not isinstance(c, dict):
         raise AdvisorError(f"Hugging Face config {path} must be a JSON object")
+    return c
+
+
+def spec_from_hf_config(path) -> dict:
+    """A shape spec from a Hugging Face model config.json (LLaMA-style or GPT-2-style)."""
+    c = read_config_json(path)
     if any(c.get(k) for k in ("num_experts", "num_local_experts", "n_routed_experts")):
         raise AdvisorError(f"{path} describes a mixture-of-experts model; the shipped laws "
                            "are for dense models")

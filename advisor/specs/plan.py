@@ -37,9 +37,11 @@ from pathlib import Path
 from advisor.errors import AdvisorError
 
 PLANS_DIR = Path(__file__).resolve().parents[2] / "recipes" / "plans"
-_TOP_KEYS = {"name", "description", "settings", "grid"}
+# target and estimate: what `advisor plan` planned for and what it estimated (informational)
+_TOP_KEYS = {"name", "description", "settings", "grid", "target", "estimate"}
 # ProxyConfig fields a plan may not set (they come from the RunSpec or the data).
-_RESERVED_MODEL = {"width", "depth", "seq_len", "parameterization", "vocab_size", "family"}
+# vocab_size may be set (a user's architecture keeps its vocabulary; the data's must fit).
+_RESERVED_MODEL = {"width", "depth", "seq_len", "parameterization", "family"}
 
 
 # Time bound: a run is refused when even MIN_STEP_S per step and PEAK_FLOPS of training

@@ -35,6 +35,8 @@ class ProxyConfig:
     attn_scale: str | None = None    # "mup" (attn_mult/d_head) | "sp" (1/sqrt(d_head)); None: follow parameterization
     readout: str | None = None       # "mup" (MuReadout, logits/m) | "sp" (plain Linear); None: follow parameterization
     qk_norm: bool = False            # RMSNorm on queries and keys, per head
+    kv_group: int = 1                # query heads per key/value head (GQA; 1 = multi-head)
+    qkv_bias: bool = False           # biases on the q, k, v projections (Qwen2)
     z_loss: float = 0.0              # coefficient of the z-loss, mean(logsumexp(logits)^2)
     tied_embeddings: bool = False    # readout shares the token embedding's weight
     depth_alpha: float | None = None  # residual branch multiplier (depth/base_depth)^-alpha; None: off
@@ -68,6 +70,12 @@ class ProxyConfig:
         elif self.head_dim < 1 or self.width % self.head_dim or self.base_width % self.head_dim:
             raise AdvisorError(f"head_dim {self.head_dim} does not divide width {self.width} "
                                f"(and base width {self.base_width}): the family cannot build it")
+        if not isinstance(self.kv_group, int) or isinstance(self.kv_group, bool) \
+                or self.kv_group < 1 or self.heads % self.kv_group \
+                or self.base_heads % self.kv_group:
+            raise AdvisorError(f"kv_group {self.kv_group!r} (query heads per key/value head) "
+                               f"must divide the {self.heads} heads at width {self.width} "
+                               f"and the {self.base_heads} at base width {self.base_width}")
         if self.d_head % 2:
             raise AdvisorError(f"rotary positions need an even head size, got {self.d_head}")
         if round(self.ffn_mult * self.width) < 1:
@@ -92,6 +100,21 @@ class ProxyConfig:
     @property
     def heads(self) -> int:
         return self.n_heads or self.width // self.head_dim
+
+    @property
+    def base_heads(self) -> int:
+        """Attention heads at the base width."""
+        return self.n_heads or self.base_width // self.head_dim
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads: heads / kv_group (GQA)."""
+        return self.heads // self.kv_group
+
+    @property
+    def kv_width(self) -> int:
+        """Output channels of the k and v projections: kv_heads x d_head."""
+        return self.kv_heads * self.d_head
 
     @property
     def ffn_hidden(self) -> int:
@@ -184,6 +207,7 @@ def load_family(name_or_path) -> dict:
 def flops_per_token(cfg: ProxyConfig) -> float:
     """Training FLOPs per token: 6 x (matmul params incl. readout) + attention
     (12 x depth x width x seq_len, causal halved not taken), as in the PaLM appendix B."""
-    n_matmul = cfg.depth * (4 * cfg.width ** 2 + 3 * cfg.width * cfg.ffn_hidden) \
+    n_matmul = cfg.depth * (2 * cfg.width ** 2 + 2 * cfg.width * cfg.kv_width
+                            + 3 * cfg.width * cfg.ffn_hidden) \
         + cfg.width * cfg.vocab_size
     return 6.0 * n_matmul + 12.0 * cfg.depth * cfg.width * cfg.seq_len

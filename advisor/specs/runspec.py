@@ -22,7 +22,7 @@ _NOT_IN_ID = {"stack", "compile"}
 # ids of earlier runs (which predate them) do not change.
 _ID_IF_NOT_DEFAULT = {"muon_convention": "spectral", "muon_momentum": 0.95,
                       "muon_nesterov": True, "muon_ns_steps": 5, "wd_rule": "mup",
-                      "wd_coupling": "lr"}
+                      "wd_coupling": "lr", "factory": ""}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class RunSpec:
     muon_nesterov: bool = True
     muon_ns_steps: int = 5        # Newton-Schulz iterations
     compile: str = "auto"         # auto (CUDA only) | always | never
+    factory: str = ""             # pkg.mod:build, the user's own (width, lr=) -> (model,
+                                  # optimizer) (calibration.model.factory); "": the family
     wd_rule: str = "mup"          # optimizer muadamw: hidden matrices' weight-decay width rule,
                                   # mup | sqrt | none (advisor.rules.optim_rules.WD_WIDTH_RULES)
     wd_coupling: str = "lr"       # AdamW decay per step: "lr" = lr_t * weight_decay (torch's
@@ -112,6 +114,8 @@ class RunSpec:
         if self.wd_coupling != "lr" and (self.wd_rule != "mup" or self.optimizer == "muon"):
             bad("wd_coupling independent fixes the decay per step itself: it needs wd_rule mup "
                 "and an AdamW optimizer (muadamw or adamw)")
+        if not isinstance(self.factory, str) or (self.factory and ":" not in self.factory):
+            bad(f"factory must look like package.module:function, got {self.factory!r}")
         if self.compile not in ("auto", "always", "never"):
             bad(f"compile must be auto, always or never, got {self.compile!r}")
         if self.tokens < self.batch_size * self.seq_len:
@@ -159,14 +163,25 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def model_config(self, vocab_size: int | None = None):
-        """The ProxyConfig this run trains (validated: AdvisorError if it cannot be built)."""
+        """The ProxyConfig this run trains (validated: AdvisorError if it cannot be built).
+
+        ``vocab_size``: the data's vocabulary. It is the model's unless the run's ``model``
+        settings fix one (a proxy of a user's architecture keeps the config's vocabulary);
+        data with a larger vocabulary than that is refused."""
         from advisor.specs.proxyspec import ProxyConfig
 
         over = dict(self.model)
         over["seq_len"] = self.seq_len
         over["parameterization"] = self.parameterization
         if vocab_size is not None:
-            over["vocab_size"] = vocab_size
+            declared = over.get("vocab_size")
+            if declared is not None and vocab_size > declared:
+                raise AdvisorError(
+                    f"data {self.data}: its vocabulary ({vocab_size} tokens) is larger than the "
+                    f"model's ({declared}, from its config): token ids the model cannot embed; "
+                    "use the model's own tokenizer")
+            if declared is None:          # a family's vocabulary: the data's
+                over["vocab_size"] = vocab_size
         return ProxyConfig.from_family(self.family, width=self.width, depth=self.depth, **over)
 
     @classmethod

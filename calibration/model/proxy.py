@@ -3,7 +3,8 @@
 One file, meant to be read top to bottom. The architecture is what people train today
 (Llama-style): token embedding -> depth x [RMSNorm -> causal self-attention with rotary
 positions (optional QK-norm) -> residual, RMSNorm -> SwiGLU MLP -> residual] -> RMSNorm ->
-readout. No biases.
+readout. No biases, except optional q/k/v biases (``qkv_bias``, as Qwen2); grouped-query
+attention with ``kv_group`` query heads per key/value head (GQA).
 
 Two parameterisations share one set of *base constants* (recipes/families/<name>.yaml) and
 coincide exactly at the base width d0 (same initialisation, same attention and output
@@ -79,9 +80,10 @@ class Attention(nn.Module):
     def __init__(self, cfg: ProxyConfig):
         super().__init__()
         self.heads, self.d_head, self.scale = cfg.heads, cfg.d_head, cfg.softmax_scale
-        self.q = nn.Linear(cfg.width, cfg.width, bias=False)
-        self.k = nn.Linear(cfg.width, cfg.width, bias=False)
-        self.v = nn.Linear(cfg.width, cfg.width, bias=False)
+        self.kv_heads, self.kv_group = cfg.kv_heads, cfg.kv_group
+        self.q = nn.Linear(cfg.width, cfg.width, bias=cfg.qkv_bias)
+        self.k = nn.Linear(cfg.width, cfg.kv_width, bias=cfg.qkv_bias)
+        self.v = nn.Linear(cfg.width, cfg.kv_width, bias=cfg.qkv_bias)
         self.o = nn.Linear(cfg.width, cfg.width, bias=False)
         self.q_norm = RMSNorm(cfg.d_head, cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(cfg.d_head, cfg.norm_eps) if cfg.qk_norm else None
@@ -89,11 +91,15 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, probe: bool = False):
         """The attention branch; with ``probe`` also its largest pre-softmax logit."""
         B, T, C = x.shape
-        q, k, v = (lin(x).view(B, T, self.heads, self.d_head).transpose(1, 2)
-                   for lin in (self.q, self.k, self.v))
+        q = self.q(x).view(B, T, self.heads, self.d_head).transpose(1, 2)
+        k, v = (lin(x).view(B, T, self.kv_heads, self.d_head).transpose(1, 2)
+                for lin in (self.k, self.v))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if self.kv_group > 1:      # GQA: each key/value head serves kv_group query heads
+            k = k.repeat_interleave(self.kv_group, dim=1)
+            v = v.repeat_interleave(self.kv_group, dim=1)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         out = self.o(y.transpose(1, 2).reshape(B, T, C))
         return (out, max_attention_logit(q, k, self.scale)) if probe else out
@@ -220,7 +226,9 @@ def build_model(cfg: ProxyConfig, device="cpu", seed: int | None = None) -> Prox
 def init_weights(model: ProxyLM, cfg: ProxyConfig) -> None:
     """Initialise from the base constants; muP divides hidden stds by sqrt(fan-in multiplier)."""
     for name, p in model.named_parameters():
-        if p.ndim == 1:
+        if name.endswith(".bias"):
+            nn.init.zeros_(p)                                  # q/k/v biases (Qwen2)
+        elif p.ndim == 1:
             nn.init.ones_(p)                                   # norm gains
         elif name == "embed.weight":
             nn.init.normal_(p, std=cfg.init_std_embed)

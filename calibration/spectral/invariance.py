@@ -61,7 +61,6 @@ optimizer steps of ``batch`` sequences of ``seq_len`` tokens.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -265,35 +264,10 @@ def classify(shapes: dict[int, dict[str, tuple]]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 
 def load_factory(spec: str) -> Callable:
-    """'package.module:function' -> the function (AdvisorError if it cannot be found, or if
-    importing the module fails: the user's module, the user's error). The current directory
-    is searched first, as ``python -c`` would."""
-    import os
-    import sys
+    """'package.module:function' -> the function (AdvisorError if it cannot be found)."""
+    from calibration.model.factory import load_callable
 
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise AdvisorError(f"--factory must look like package.module:function, got {spec!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as exc:
-        hint = (f"; the import path holds the current directory ({cwd}) and PYTHONPATH: "
-                "give the module's dotted name from one of them, or add its folder to "
-                "PYTHONPATH") if exc.name and mod_name.startswith(exc.name) else ""
-        raise AdvisorError(f"cannot import {mod_name!r}: {exc}{hint}") from None
-    except SyntaxError as exc:
-        raise AdvisorError(f"--factory {spec}: {exc.filename}, line {exc.lineno}: syntax "
-                           f"error: {exc.msg}") from None
-    except Exception as exc:          # the module's own code failed on import
-        raise AdvisorError(f"--factory {spec}: importing {mod_name} raised "
-                           f"{type(exc).__name__}: {exc}") from None
-    fn = getattr(mod, attr, None)
-    if not callable(fn):
-        raise AdvisorError(f"{mod_name!r} has no function {attr!r}")
-    return fn
+    return load_callable(spec)
 
 
 def family_factory(name: str, depth: int = 2, **overrides) -> Callable:

@@ -147,17 +147,27 @@ def check_inputs(plan, device: str, force: bool = False, done=frozenset()):
 
     check_device_name(device)
     datas = {}
+    factories = {}
     for spec in plan.specs:
         if spec.data not in datas:
             datas[spec.data] = load_data(spec.data)
         datas[spec.data].check_fits(spec.seq_len)
-        spec.model_config(vocab_size=datas[spec.data].vocab_size)
+        cfg = spec.model_config(vocab_size=datas[spec.data].vocab_size)
+        if spec.factory:        # the family's shape says nothing of a foreign model's cost
+            factories.setdefault((spec.factory, cfg.vocab_size, spec.seq_len),
+                                 (spec.lr, set()))[1].add(spec.width)
+            continue
         check_time(plan.name, spec, datas[spec.data].vocab_size)
+    for (name, vocab, seq_len), (lr, widths) in factories.items():
+        from calibration.model.factory import check_factory
+
+        check_factory(name, widths, vocab, seq_len, lr)
     memory, where, act_bytes = device_memory(device)
     vocab = {k: d.vocab_size for k, d in datas.items()}
-    check_memory(plan.name, plan.specs, memory, where, vocab, act_bytes)
+    own = [s for s in plan.specs if not s.factory]   # a foreign model's cost is unknown
+    check_memory(plan.name, own, memory, where, vocab, act_bytes)
     kind = "cuda" if where.startswith("cuda") else "cpu"
-    pending = [s for s in plan.specs if s.run_id not in done]
+    pending = [s for s in own if s.run_id not in done]
     seconds = check_plan_time(plan.name, pending, kind, vocab, force=force)
     return datas, seconds
 
@@ -180,7 +190,8 @@ def work_units(specs) -> list[list]:
     is one unit, trained together; every other run is a unit of its own, so that the work
     spreads evenly over workers."""
     return [g for grp in group_specs(specs)
-            for g in ([grp] if len(grp) > 1 and all(s.stack for s in grp) else [[s] for s in grp])]
+            for g in ([grp] if len(grp) > 1 and all(s.stack and not s.factory for s in grp)
+                      else [[s] for s in grp])]
 
 
 def claim_loop(units, lease, train_unit, should_stop=lambda: False,

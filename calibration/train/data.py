@@ -11,10 +11,13 @@ were trained on):
   about 11.4 MB (the exact size and a fingerprint are recorded per run).
 - ``tokens:PATH[,dtype=uint16|uint32][,vocab=N]``: token ids in nanoGPT's layout, a flat
   little-endian binary file. PATH is a directory holding ``train.bin`` and ``val.bin``, or a
-  single file whose last 5% is held out. ``vocab`` defaults to max(token id) + 1.
-- ``text:PATH[,tokenizer=bytes|tiktoken:ENCODING]``: a text file or a directory of ``*.txt``
-  files; bytes by default, or a tiktoken encoding when tiktoken is installed. Files are split
-  as for ``stdlib``.
+  single file whose last 5% is held out. ``dtype`` and ``vocab`` default to those of a
+  ``meta.json`` beside the files (written by ``calibration.train.tokenize.write_token_dir``), else
+  uint16 and max(token id) + 1.
+- ``text:PATH[,tokenizer=bytes|hf:TOKENIZER_JSON|tiktoken:ENCODING]``: a text file or a
+  directory of ``*.txt`` files; bytes by default, a Hugging Face ``tokenizer.json`` (its
+  vocabulary), or a tiktoken encoding when tiktoken is installed. Files are split as for
+  ``stdlib``.
 
 Units: every size here is in tokens (bytes for the byte-level sources).
 """
@@ -136,7 +139,8 @@ def _read_token_file(spec: str, path: Path, dtype) -> np.ndarray:
 
 
 def _load_tokens(spec: str, path: Path, opts: dict) -> TokenData:
-    dtype_name = opts.get("dtype", "uint16")
+    meta = _token_meta(path)
+    dtype_name = opts.get("dtype", meta.get("dtype", "uint16"))
     if dtype_name not in ("uint16", "uint32"):
         raise AdvisorError(f"data {spec}: dtype must be uint16 or uint32, got {dtype_name!r}")
     dtype = np.dtype(dtype_name).newbyteorder("<")
@@ -150,13 +154,28 @@ def _load_tokens(spec: str, path: Path, opts: dict) -> TokenData:
     else:
         raise AdvisorError(f"data {spec}: {path} does not exist")
     top = int(max(train.max(initial=0), val.max(initial=0)))
-    vocab = int(opts["vocab"]) if "vocab" in opts else top + 1
+    vocab = (int(opts["vocab"]) if "vocab" in opts
+             else int(meta["vocab_size"]) if "vocab_size" in meta else top + 1)
     if top >= vocab:
         raise AdvisorError(f"data {spec}: token id {top} is outside the vocabulary of {vocab} "
                            f"(corrupt file or wrong dtype?)")
     fp = _fingerprint(np.asarray(train[:1 << 20]), np.asarray(val[:1 << 20]),
                       np.array([len(train), len(val)]))
     return TokenData(spec, train, val, vocab, fp)
+
+
+def _token_meta(path: Path) -> dict:
+    """The ``meta.json`` of a token directory (dtype, vocab_size), {} when there is none."""
+    import json
+
+    f = path / "meta.json" if path.is_dir() else path.parent / "meta.json"
+    if not f.is_file():
+        return {}
+    try:
+        meta = json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise AdvisorError(f"{f} is not readable JSON: {exc}") from None
+    return meta if isinstance(meta, dict) else {}
 
 
 def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
@@ -179,8 +198,15 @@ def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
         vocab = enc.n_vocab
         dt = np.uint16 if vocab <= 65536 else np.uint32
         read = lambda f: np.array(enc.encode_ordinary(f.read_text(errors="replace")), dtype=dt)
+    elif tokenizer.startswith("hf:"):
+        tok = load_tokenizer(tokenizer.split(":", 1)[1])
+        vocab = tok.get_vocab_size()
+        dt = dtype_for(vocab)
+        read = lambda f: np.asarray(tok.encode(f.read_text(errors="replace"),
+                                               add_special_tokens=False).ids, dtype=dt)
     else:
-        raise AdvisorError(f"data {spec}: tokenizer must be bytes or tiktoken:ENCODING")
+        raise AdvisorError(f"data {spec}: tokenizer must be bytes, hf:TOKENIZER_JSON or "
+                           "tiktoken:ENCODING")
     if len(files) == 1:
         allt = read(files[0])
         cut = int(len(allt) * (1 - TAIL_FRACTION))
@@ -188,6 +214,35 @@ def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
     else:
         train, val = _split_files(files, root, read)
     return TokenData(spec, train, val, vocab, _fingerprint(train, val))
+
+
+def _require_tokenizers():
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        raise AdvisorError("a BPE tokenizer needs `pip install tokenizers` (the calibrate "
+                           "extra)") from None
+    return tokenizers
+
+
+def load_tokenizer(path):
+    """A Hugging Face tokenizer.json (AdvisorError if missing or unreadable)."""
+    _require_tokenizers()
+    from tokenizers import Tokenizer
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise AdvisorError(f"tokenizer file {path} does not exist")
+    try:
+        return Tokenizer.from_file(str(p))
+    except Exception as exc:  # tokenizers raises its own Exception type
+        raise AdvisorError(f"tokenizer file {path} is not a Hugging Face tokenizer.json: "
+                           f"{str(exc).splitlines()[0][:200]}") from None
+
+
+def dtype_for(vocab_size: int):
+    """uint16 up to 65536 tokens, else uint32 (nanoGPT's layout)."""
+    return np.uint16 if vocab_size <= 65536 else np.uint32
 
 
 # --------------------------------------------------------------------------------------

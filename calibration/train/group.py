@@ -27,6 +27,7 @@ def train_group(specs, data, device: str = "cpu", on_result=None, callbacks=(), 
 
     specs = list(specs)
     stackable = all(s.optimizer in STACKED_OPTIMIZERS for s in specs)  # else one at a time
+    stackable = stackable and not any(s.factory for s in specs)   # a foreign model: one by one
     if specs and all(s.stack for s in specs) and len(specs) > 1 and stackable:
         if not callbacks:
             return train_stack(specs, data, device, on_result, progress=progress)

@@ -70,14 +70,28 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
     try:
         cfg = spec.model_config(vocab_size=data.vocab_size)
         data.check_fits(spec.seq_len)
-        result.arch = {"heads": cfg.heads, "d_head": cfg.d_head, "ffn_hidden": cfg.ffn_hidden,
-                       "vocab_size": cfg.vocab_size, "data_fingerprint": data.fingerprint}
-        model = build_model(cfg, device=device, seed=spec.seed)
-        result.n_params, result.n_params_non_embedding = count_params(model)
-        opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,
-                              betas=(spec.beta1, spec.beta2), eps=spec.eps, kind=spec.optimizer,
-                              muon=spec.muon_settings(), wd_rule=spec.wd_rule,
-                              wd_coupling=spec.wd_coupling)
+        if spec.factory:                   # the user's own model (calibration.model.factory)
+            from calibration.model import factory
+
+            torch.manual_seed(spec.seed)
+            model, opt = factory.build(spec.factory, spec.width, spec.lr, cfg.vocab_size,
+                                       spec.seq_len, device)
+            result.arch = {"factory": spec.factory, "vocab_size": cfg.vocab_size,
+                           "data_fingerprint": data.fingerprint}
+            result.n_params, result.n_params_non_embedding = factory.count_params(
+                model, cfg.vocab_size)
+            for g in opt.param_groups:
+                g["initial_lr"] = g["lr"]
+        else:
+            result.arch = {"heads": cfg.heads, "d_head": cfg.d_head,
+                           "ffn_hidden": cfg.ffn_hidden, "vocab_size": cfg.vocab_size,
+                           "data_fingerprint": data.fingerprint}
+            model = build_model(cfg, device=device, seed=spec.seed)
+            result.n_params, result.n_params_non_embedding = count_params(model)
+            opt = build_optimizer(model, cfg, spec.lr, spec.weight_decay,
+                                  betas=(spec.beta1, spec.beta2), eps=spec.eps,
+                                  kind=spec.optimizer, muon=spec.muon_settings(),
+                                  wd_rule=spec.wd_rule, wd_coupling=spec.wd_coupling)
         is_cuda = str(device).startswith("cuda")
         fwd = model
         compiled = wants_compile(spec, device)
@@ -87,7 +101,8 @@ def train_run(spec: RunSpec, data, device: str = "cpu", callbacks=(), progress=N
         mults = MultiplierStream(spec.schedule, spec.steps)
         sampler = batch_sampler(data, spec)
         tracker = RunTracker(spec, result)
-        probe_x = probe_batch(data, spec, device) if probes_enabled() else None
+        probe_x = (probe_batch(data, spec, device)      # a foreign model has no probe=
+                   if probes_enabled() and not spec.factory else None)
         for step in range(1, spec.steps + 1):
             ts = time.perf_counter()
             if startup is None:

@@ -33,6 +33,10 @@ from advisor.common.numbers import parse_seq_len
               help="variables of the batch law: B*(N, D), B*(D) or B*(N) (default: D for "
                    "surface and best-point, N,D for optima: the forms that extrapolate best, "
                    "docs/fitting.md)")
+@click.option("--lr-vars", type=click.Choice(["N,D", "D"]), default=None,
+              help="variables of the LR law (default: D for a muP base LR, whose width "
+                   "dependence muP's rules give, with the N exponent measured and reported "
+                   "as a transfer check; N,D otherwise)")
 @click.option("--cell-by", "cell_by", default=None, metavar="COL[,COL]",
               help="columns that, with N and D, define a cell (several architectures at the "
                    "same N, e.g. h,numl or nume,topk)")
@@ -43,7 +47,7 @@ from advisor.common.numbers import parse_seq_len
                    "is reported as not converged)")
 @click.option("--seed", default=0, show_default=True)
 def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, schedule,
-        lr_convention, batch_vars, cell_by, n_column, max_nfev, seed):
+        lr_convention, batch_vars, cell_by, n_column, max_nfev, seed, lr_vars=None):
     """Fit LR, batch, loss (and weight-decay, critical-batch) laws from RESULTS.
 
     RESULTS is a results store directory or a CSV in the Step Law layout (bs in sequences
@@ -71,17 +75,20 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
 
+    lr_law_vars = tuple((lr_vars or ("D" if conventions.lr == "mup_base" else "N,D")).split(","))
+
     def progress(msg):
         click.echo(f"  fitting {msg} ...", err=True)
 
     result = fit_sweep(table, method=method, n_bootstrap=n_bootstrap, cv=cv, seed=seed,
                        progress=progress,
                        batch_vars=tuple(batch_vars.split(",")) if batch_vars else None,
-                       options=SurfaceOptions(max_nfev=max_nfev))
+                       options=SurfaceOptions(max_nfev=max_nfev, lr_vars=lr_law_vars))
     command = fit_command(results, out, method=method, loss=loss_col, seq_len=seq_len,
                           bootstrap=n_bootstrap, seed=seed, batch_vars=batch_vars,
                           cell_by=cell_by, n_column=n_column, cv=cv, schedule=schedule,
-                          lr_convention=conventions.lr, max_nfev=max_nfev, select=select)
+                          lr_convention=conventions.lr, max_nfev=max_nfev, select=select,
+                          lr_vars=",".join(lr_law_vars))
     d = lawset_dict(result, name=name or default_name(results), command=command,
                     schedule=schedule or "as the sweep's runs (see provenance.source)",
                     conventions=conventions)
@@ -130,8 +137,12 @@ def _print_summary(result, d, out, elapsed):
         else:
             click.echo(f"extrapolation {fold:>10}: mean {s['mean_gap_pct']:.3f}%, max "
                        f"{s['max_gap_pct']:.3f}% over {s['cells']} held-out cells")
+    tc = result.transfer
+    if tc is not None:
+        click.echo("transfer check: " + (tc.get("note") or tc["refused"]))
     for note in result.notes:
-        click.echo(f"note: {note}")
+        if tc is None or note not in (tc.get("note"), tc.get("refused")):
+            click.echo(f"note: {note}")
     for w in result.warnings:
         click.echo(f"warning: {w}")
     click.echo(f"wrote {out} ({elapsed:.1f} s)")

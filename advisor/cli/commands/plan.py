@@ -1,0 +1,82 @@
+"""``advisor plan``: a calibration plan for your architecture and a compute budget."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("plan")
+@click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
+              help="The target's Hugging Face config.json (llama, mistral, qwen2, qwen3).")
+@click.option("--d-model", default=None, help="Target width (with --n-layers, --n-heads).")
+@click.option("--n-layers", default=None, help="Target depth.")
+@click.option("--n-heads", default=None, help="Attention heads.")
+@click.option("--n-kv-heads", default=None, help="Key/value heads (GQA; default: --n-heads).")
+@click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
+@click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
+@click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
+@click.option("--budget-cpu-minutes", default=None, help="Budget in minutes of one CPU core.")
+@click.option("--budget-gpu-hours", default=None, help="Budget in hours of one GPU.")
+@click.option("--gpu", default="h100", show_default=True, help="The GPU of --budget-gpu-hours.")
+@click.option("--data", default="stdlib", show_default=True,
+              help="Data spec the proxies train on: stdlib, tokens:DIR (nanoGPT train.bin/"
+                   "val.bin, your tokenizer's ids), text:PATH,tokenizer=hf:tokenizer.json.")
+@click.option("--factory", default=None, metavar="PKG.MOD:BUILD",
+              help="Your own model code builds the proxies: build(width, *, lr, vocab=, "
+                   "seq_len=) -> (model, optimizer), muP rules in its optimizer; the config "
+                   "still sizes the widths, tokens and cost.")
+@click.option("--name", default="calibration", show_default=True, help="Plan name.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Plan YAML to write (then: advisor calibrate PLAN --out DIR).")
+def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
+         budget_cpu_minutes, budget_gpu_hours, gpu, data, name, out, factory=None):
+    """Write a muP calibration plan: proxies of the target's architecture (head size, GQA
+    ratio, MLP ratio, QK-norm, biases, tying, RoPE, vocabulary kept; width and depth reduced),
+    LR grid, token budgets and batches that identify the LR law, and its estimated cost.
+    A budget that cannot buy an identified plan is refused with the reason (exit 2)."""
+    import yaml
+
+    from advisor.fit.design import Budget, make_plan
+    from advisor.errors import AdvisorError
+    from advisor.specs.hfarch import architecture_from_hf_config, architecture_from_spec
+    from advisor.specs.modelspec import spec_from_options
+    from advisor.common.outputs import atomic_write_text, check_output_file
+    from advisor.specs.plan import load_plan
+
+    check_output_file(out, "plan")
+    budget = Budget.parse(budget_cpu_minutes, budget_gpu_hours, gpu)
+    spec = spec_from_options(d_model, n_layers, n_heads, n_kv_heads, ffn, vocab,
+                             tied_embeddings)
+    if hf_config and spec is not None:
+        raise AdvisorError("give --hf-config or --d-model/--n-layers/--n-heads, not both")
+    if hf_config:
+        arch = architecture_from_hf_config(hf_config)
+    elif spec is not None:
+        arch = architecture_from_spec(spec)
+    else:
+        raise AdvisorError("give the target: --hf-config config.json or --d-model/--n-layers/"
+                           "--n-heads")
+    d = make_plan(arch, budget, data=data, name=name)
+    if factory:
+        if ":" not in factory:
+            raise AdvisorError(f"--factory must look like package.module:function, got "
+                               f"{factory!r}")
+        d["settings"]["factory"] = factory
+        d["settings"].pop("stack", None)      # a foreign model trains one run at a time
+    atomic_write_text(out, "# written by `advisor plan`; run it with "
+                           f"`advisor calibrate {out} --out DIR`\n"
+                      + yaml.safe_dump(d, sort_keys=False), "plan")
+    p = load_plan(out)            # what we wrote must load (and validate) as any plan does
+    est = d["estimate"]
+    click.echo(f"target: {arch.describe()}")
+    for note in arch.notes:
+        click.echo(f"note: {note}")
+    g = d["grid"]
+    click.echo(f"proxies: widths {', '.join(map(str, g['width']))} x depth "
+               f"{d['settings']['depth']} (muP base width {d['settings']['base_width']}), "
+               f"tokens {', '.join(f'{t:,}' for t in g['tokens'])}, batch {g['batch_size']} x "
+               f"{d['settings']['seq_len']}, LR 2^{g['lr']['pow2'][0]}..2^{g['lr']['pow2'][1]}")
+    click.echo(f"plan {p.name}: {len(p.specs)} runs, estimated {est['seconds'] / 60:.1f} "
+               f"minutes of {est['device']} (budget {budget.text}); {est['identifies']}")
+    for note in est["not_calibrated"]:
+        click.echo(f"note: not calibrated: {note}")
+    click.echo(f"wrote {out}")

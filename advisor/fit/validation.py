@@ -1,0 +1,102 @@
+"""Held-out transfer validation, the pure part: which LRs to compare and how their gaps read.
+
+``advisor validate`` trains one width at least 4x the largest calibrated width over an LR grid
+around the recommendation and measures the loss each way of choosing the LR gives up against
+the best LR measured there (calibration/analyze/validate.py trains; this module decides and
+tabulates). All LRs here are in the calibration's convention: the muP **base-width** LR (``mup_base``; the hidden
+matrices of a width-w model train at lr x base_width / w).
+
+The ways of choosing (:func:`choices`):
+
+- **law**: the fitted law set's LR at the held-out cell (under muP its LR law is in D only,
+  so this is muP transfer plus the law's D dependence);
+- **muP transfer alone**: the best grid LR of the same cell at the largest calibrated width,
+  carried over unchanged (what muP promises);
+- **SP-style transfer**: the same best LR kept as every group's *peak* LR, as one would in
+  standard parameterisation (no 1/m on hidden matrices): base LR x m, m the width ratio of the
+  held-out width to the largest calibrated one;
+- **published law** (Step Law, Li et al. 2025, arXiv:2503.04715): its peak LR at the held-out
+  model's N (non-embedding) and D, given to the hidden matrices: base LR = peak x width /
+  base_width.
+
+Units: LRs as above; losses in nats per token; gaps in nats and in percent of the best loss.
+"""
+from __future__ import annotations
+
+import math
+
+from advisor.errors import AdvisorError
+
+GRID_STEPS = 2          # the grid: recommendation x 2^k, k = -GRID_STEPS .. GRID_STEPS
+GOAL_GAP = 0.005        # the goal: the recommended LR's loss within 0.5% of the best measured
+
+
+def best_lr(points: dict) -> tuple[float, float]:
+    """(LR, loss) of the lowest finite loss in {lr: loss}; AdvisorError when none is finite."""
+    finite = {lr: v for lr, v in points.items() if math.isfinite(v)}
+    if not finite:
+        raise AdvisorError("no finished run in this LR grid")
+    lr = min(finite, key=finite.get)
+    return lr, finite[lr]
+
+
+def lr_grid(center: float, steps: int = GRID_STEPS) -> list[float]:
+    """``center`` x 2^k for k = -steps .. steps (base LRs)."""
+    if not (math.isfinite(center) and center > 0):
+        raise AdvisorError(f"cannot centre an LR grid on {center!r}")
+    return [center * 2.0 ** k for k in range(-steps, steps + 1)]
+
+
+def choices(law_lr: float, mup_best_lr: float, width: int, ref_width: int,
+            base_width: int, published_peak: float | None) -> dict:
+    """{name: base LR} of each way of choosing (see the module docstring)."""
+    out = {"law (recommended)": law_lr,
+           f"muP transfer alone (best at width {ref_width})": mup_best_lr,
+           "SP-style transfer (same peak LR, no 1/m)": mup_best_lr * width / ref_width}
+    if published_peak is not None:
+        out["Step Law (published)"] = published_peak * width / base_width
+    return out
+
+
+def transfer_table(grid: dict, chosen: dict, chosen_losses: dict) -> list[dict]:
+    """One row per way of choosing the LR: its LR, its measured loss, the gap to the best
+    measured loss in nats and percent (``grid``: {lr: final held-out loss}, inf = diverged).
+    The best is over every run at this width, the grid's and the choices' (a choice off the
+    grid may beat it); it is the first row (gap 0 by definition)."""
+    measured = dict(grid)
+    for name, lr in chosen.items():
+        if math.isfinite(chosen_losses.get(name, math.nan)):
+            measured[lr] = chosen_losses[name]
+    g_lr, g_loss = best_lr(measured)
+    rows = [{"choice": "best measured", "lr": g_lr, "loss": g_loss, "gap": 0.0, "gap_pct": 0.0,
+             "log2_lr_vs_best": 0.0}]
+    for name, lr in chosen.items():
+        loss = chosen_losses.get(name, math.nan)
+        loss = loss if math.isfinite(loss) else math.inf
+        rows.append({"choice": name, "lr": lr, "loss": loss, "gap": loss - g_loss,
+                     "gap_pct": 100.0 * (loss - g_loss) / g_loss,
+                     "log2_lr_vs_best": math.log2(lr / g_lr)})
+    return rows
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    out = [header, "", "| LR choice | base LR | held-out loss | gap to best measured | "
+                       "LR / best (log2) |", "|---|---|---|---|---|"]
+    for r in rows:
+        loss = "diverged" if math.isinf(r["loss"]) else f"{r['loss']:.4f}"
+        gap = ("inf" if math.isinf(r["gap"])
+               else f"{r['gap']:+.4f} ({r.get('gap_pct', 0.0):+.2f}%)")
+        out.append(f"| {r['choice']} | {r['lr']:.3g} | {loss} | {gap} | "
+                   f"{r['log2_lr_vs_best']:+.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def verdict(rows: list[dict], goal_gap: float = GOAL_GAP) -> dict:
+    """Did the recommended LR meet the goal: within one factor of 2 of the best measured LR and
+    a loss gap of at most ``goal_gap`` (relative)?"""
+    rec = next(r for r in rows if r["choice"].startswith("law"))
+    within_step = abs(rec["log2_lr_vs_best"]) <= 1.0 + 1e-9
+    gap_ok = math.isfinite(rec["gap"]) and rec["gap_pct"] <= 100.0 * goal_gap
+    return {"lr_within_2x": bool(within_step), "gap_pct": rec["gap_pct"],
+            "gap_within_goal": bool(gap_ok), "goal_gap_pct": 100.0 * goal_gap,
+            "met": bool(within_step and gap_ok)}

@@ -1,0 +1,207 @@
+"""``advisor validate``: train a held-out width over an LR grid around the recommendation.
+
+The torch side of :mod:`advisor.fit.validation`: pick the reference cell of a calibration store
+(the largest token budget, the most common batch size, weight decay 0 when swept), build the
+held-out run (the same settings at ``width``, default 4x the largest calibrated width),
+train the grid ``law LR x 2^k`` and every other choice's LR (stacked: the runs differ only in
+LR), and tabulate each choice's loss gap against the best measured (grid and choices). Every gap is a measured
+loss difference, never an interpolation; a diverged run counts as infinitely bad.
+
+Units: base LRs (``mup_base``), losses in nats per token of the run's data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections import Counter
+
+from advisor.errors import AdvisorError
+
+
+@dataclasses.dataclass
+class Validation:
+    width: int
+    ref_width: int
+    n_non_embedding: int
+    n_total: int
+    tokens: int
+    held: object                 # RunSpec of the held-out runs (lr is a placeholder)
+    grid_lrs: list
+    chosen: dict                 # name -> base LR
+    notes: dict
+
+
+def _calibration_runs(path):
+    from advisor.runs.store import ResultsStore
+
+    with ResultsStore.open(path) as st:
+        runs = [r for r in st.runs() if r.status in ("finished", "diverged")]
+    mup = [r for r in runs if r.settings.get("parameterization") == "mup"
+           and r.settings.get("optimizer", "muadamw") == "muadamw"]
+    if not mup:
+        raise AdvisorError(f"{path}: no finished muP runs (muadamw) to validate against")
+    return mup
+
+
+def _loss(r) -> float:
+    return r.final_val_loss if r.status == "finished" else math.inf
+
+
+def prepare(calibration, laws, width: int | None = None, tokens: int | None = None,
+            grid_steps: int | None = None) -> Validation:
+    """Everything decided before training (AdvisorError on any bad input)."""
+    from advisor.laws.lawset import load_lawset
+    from advisor.specs.runspec import RunSpec
+    from advisor.fit.validation import GRID_STEPS, best_lr, choices, lr_grid
+    from calibration.train.data import load_data
+    from calibration.model.proxy import build_model, count_params
+
+    runs = _calibration_runs(calibration)
+    law = load_lawset(laws)
+    if law.conventions.get("learning_rate") != "mup_base":
+        raise AdvisorError(f"law set {law.name}: its LR convention is "
+                           f"{law.conventions.get('learning_rate')!r}; validate compares muP "
+                           "base LRs (a law set `advisor fit` wrote from a muP store)")
+    tokens = tokens or max(r.settings["tokens"] for r in runs)
+    cell = [r for r in runs if r.settings["tokens"] == tokens]
+    if not cell:
+        raise AdvisorError(f"no calibration runs with tokens={tokens}")
+    bs = Counter(r.settings["batch_size"] for r in cell).most_common(1)[0][0]
+    cell = [r for r in cell if r.settings["batch_size"] == bs
+            and r.settings.get("weight_decay", 0.0) == min(x.settings.get("weight_decay", 0.0)
+                                                           for x in cell)]
+    ref_width = max(r.settings["width"] for r in cell)
+    top = [r for r in cell if r.settings["width"] == ref_width]
+    ref = RunSpec.from_settings(top[0].settings)
+    width = width or 4 * ref_width
+    if width < 4 * ref_width:
+        raise AdvisorError(f"--width {width} is less than 4x the largest calibrated width "
+                           f"{ref_width}: not a held-out transfer test")
+    held = dataclasses.replace(ref, width=width, stack=True, lr=1.0)
+    base_width = int(dict(held.model).get("base_width", 0) or held.model_config().base_width)
+    stated = (law.mup or {}).get("base_width")
+    if stated is not None and int(stated) != base_width:
+        raise AdvisorError(f"law set {law.name} was fitted at muP base width {stated}, the "
+                           f"calibration's runs at {base_width}")
+    data = load_data(held.data)
+    cfg = held.model_config(vocab_size=data.vocab_size)
+    data.check_fits(held.seq_len)
+    n_total, n_nonemb = count_params(build_model(cfg, device="meta"))
+    D = held.steps * held.tokens_per_step
+    N = n_total if law.conventions.get("params") == "total" else n_nonemb
+    law_lr = law.predict("learning_rate", N=N, D=D)
+    notes = {"law (recommended)": law.out_of_range("learning_rate", N=N, D=D)}
+    mup_lr, _ = best_lr({r.settings["lr"]: _loss(r) for r in top})
+    step = load_lawset("step-law")
+    chosen = choices(law_lr, mup_lr, width, ref_width, base_width,
+                     step.predict("learning_rate", N=n_nonemb, D=D))
+    notes["Step Law (published)"] = step.out_of_range("learning_rate", N=n_nonemb, D=D)
+    return Validation(width=width, ref_width=ref_width, n_non_embedding=n_nonemb,
+                      n_total=n_total, tokens=D, held=held,
+                      grid_lrs=lr_grid(law_lr, GRID_STEPS if grid_steps is None
+                                       else grid_steps),
+                      chosen=chosen, notes=notes)
+
+
+def specs_of(v: Validation) -> list:
+    specs, seen = [], set()
+    for lr in list(v.grid_lrs) + list(v.chosen.values()):
+        s = dataclasses.replace(v.held, lr=float(lr))
+        if s.run_id not in seen:
+            seen.add(s.run_id)
+            specs.append(s)
+    return specs
+
+
+def train(v: Validation, out, device="auto", progress=True):
+    from advisor.specs.plan import Plan
+    from calibration.sweep.executors import run_sweep
+
+    plan = Plan("validate", f"held-out width {v.width}", "advisor validate",
+                tuple(specs_of(v)))
+    return run_sweep(plan, out, device=device, show_progress=progress)
+
+
+def analyse(v: Validation, out) -> dict:
+    """Rows, verdict and provenance from the held-out runs in ``out``."""
+    from advisor.runs.store import ResultsStore
+    from advisor.fit.validation import transfer_table, verdict
+
+    with ResultsStore.open(out) as st:
+        held = {r.run_id: r for r in st.runs()}
+
+    def loss_of(lr):
+        r = held.get(dataclasses.replace(v.held, lr=float(lr)).run_id)
+        return math.nan if r is None else _loss(r)
+
+    grid = {lr: loss_of(lr) for lr in v.grid_lrs}
+    chosen = {name: loss_of(lr) for name, lr in v.chosen.items()}
+    missing = [k for k, x in list(grid.items()) + list(chosen.items()) if math.isnan(x)]
+    if missing:
+        raise AdvisorError(f"{out}: {len(missing)} held-out runs missing or failed; run the "
+                           "same command again")
+    rows = transfer_table(grid, v.chosen, chosen)
+    device = next((r.device for r in held.values() if r.device), "?")
+    return {"rows": rows, "verdict": verdict(rows), "grid": grid, "device": device}
+
+
+def report(v: Validation, result: dict, command: str) -> tuple[str, dict]:
+    from advisor.fit.validation import markdown
+
+    h = v.held
+    header = (f"Held-out transfer at width {v.width} (proxies up to {v.ref_width}): "
+              f"N = {v.n_non_embedding:,} non-embedding, D = {v.tokens:,} tokens, "
+              f"{h.steps} steps of {h.batch_size} x {h.seq_len}, data {h.data}, device "
+              f"{result['device']}.")
+    table = markdown(result["rows"], header)
+    doc = {"rows": result["rows"], "verdict": result["verdict"],
+           "grid": {repr(k): x for k, x in result["grid"].items()},
+           "width": v.width, "calibrated_max_width": v.ref_width,
+           "N_non_embedding": v.n_non_embedding, "N_total": v.n_total, "D": v.tokens,
+           "notes": v.notes, "device": result["device"],
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command}
+    return table, doc
+
+
+def plot(result: dict, width: int, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advisor.common.outputs import save_figure
+
+    points = dict(result["grid"])                 # every run at this width: grid and choices
+    points.update({r["lr"]: r["loss"] for r in result["rows"][1:]})
+    lrs = sorted(points)
+    ys = [points[x] if math.isfinite(points[x]) else float("nan") for x in lrs]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(lrs, ys, "o-", color="0.3", label=f"runs at width {width}")
+    for r, c in zip(result["rows"][1:], ("C0", "C1", "C2", "C3", "C4")):
+        if math.isfinite(r["loss"]):
+            ax.plot([r["lr"]], [r["loss"]], "*", ms=13, color=c,
+                    label=f"{r['choice']}: {r['gap_pct']:+.2f}%")
+        else:
+            ax.axvline(r["lr"], color=c, ls="--", label=f"{r['choice']}: diverged")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("muP base LR")
+    ax.set_ylabel("final held-out loss (nats/token)")
+    finite = [y for y in ys if math.isfinite(y)]
+    if finite:
+        ax.set_ylim(min(finite) - 0.02, min(max(finite), min(finite) + 0.6) + 0.02)
+    ax.legend(fontsize=7)
+    ax.set_title("Held-out transfer: loss gap of each LR choice", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, 120)
+    plt.close(fig)
+
+
+def write_json(doc: dict, path) -> None:
+    from advisor.common.outputs import atomic_write_text
+
+    atomic_write_text(path, json.dumps(doc, indent=2, default=str), "validation JSON")
+
+
+__all__ = ["prepare", "specs_of", "train", "analyse", "report", "plot", "write_json",
+           "Validation"]
