@@ -19,18 +19,18 @@ import inspect
 from advisor.errors import AdvisorError
 
 
-def load_callable(spec: str):
+def load_callable(spec: str, what: str = "--factory"):
     """'package.module:function' -> the function (AdvisorError if it cannot be found, or if
     importing the module fails: the user's module, the user's error). The current directory
-    is searched first, as ``python -c`` would. The one loader of ``--factory``
-    (check-spectral's too)."""
+    is searched first, as ``python -c`` would. The one loader of ``--factory`` and of
+    check-spectral's hooks; ``what`` names the option in messages."""
     import importlib
     import os
     import sys
 
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
-        raise AdvisorError(f"--factory must look like package.module:function, got {spec!r}")
+        raise AdvisorError(f"{what} must look like package.module:function, got {spec!r}")
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
@@ -42,14 +42,14 @@ def load_callable(spec: str):
                 "PYTHONPATH") if exc.name and mod_name.startswith(exc.name) else ""
         raise AdvisorError(f"cannot import {mod_name!r}: {exc}{hint}") from None
     except SyntaxError as exc:
-        raise AdvisorError(f"--factory {spec}: {exc.filename}, line {exc.lineno}: syntax "
+        raise AdvisorError(f"{what} {spec}: {exc.filename}, line {exc.lineno}: syntax "
                            f"error: {exc.msg}") from None
     except Exception as exc:          # the module's own code failed on import
-        raise AdvisorError(f"--factory {spec}: importing {mod_name} raised "
+        raise AdvisorError(f"{what} {spec}: importing {mod_name} raised "
                            f"{type(exc).__name__}: {exc}") from None
     fn = getattr(mod, attr, None)
     if not callable(fn):
-        raise AdvisorError(f"{mod_name!r} has no function {attr!r}")
+        raise AdvisorError(f"{what}: {mod_name!r} has no function {attr!r}")
     return fn
 
 

@@ -23,11 +23,9 @@ Units: widths in channels, seq and batch in tokens and sequences.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import os
 import random
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -63,21 +61,9 @@ class Contract:
 
 def load_callable(spec: str, what: str = "--factory") -> Callable:
     """'package.module:function' -> the function, with the current directory importable
-    (AdvisorError if it cannot be found)."""
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise AdvisorError(f"{what} must look like package.module:function, got {spec!r}")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise AdvisorError(f"{what}: cannot import {mod_name!r}: {exc}") from None
-    fn = getattr(mod, attr, None)
-    if not callable(fn):
-        raise AdvisorError(f"{what}: {mod_name!r} has no function {attr!r}")
-    return fn
+    (AdvisorError if it cannot be found): calibration.model.factory's one loader."""
+    from calibration.model.factory import load_callable as load
+    return load(spec, what)
 
 
 # --------------------------------------------------------------------------------------
