@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import click
 
+from advisor.cli.commands._options import shape_options
+
 
 @click.command("plan")
 @click.option("--hf-config", type=click.Path(dir_okay=False), default=None,
               help="The target's Hugging Face config.json (llama, mistral, qwen2, qwen3).")
-@click.option("--d-model", default=None, help="Target width (with --n-layers, --n-heads).")
-@click.option("--n-layers", default=None, help="Target depth.")
-@click.option("--n-heads", default=None, help="Attention heads.")
-@click.option("--n-kv-heads", default=None, help="Key/value heads (GQA; default: --n-heads).")
-@click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
-@click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
-@click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
+@shape_options("Target")
 @click.option("--budget-cpu-minutes", default=None, help="Budget in minutes of one CPU core.")
 @click.option("--budget-gpu-hours", default=None, help="Budget in hours of one GPU.")
 @click.option("--gpu", default="h100", show_default=True, help="The GPU of --budget-gpu-hours.")

@@ -6,6 +6,7 @@ import sys
 import click
 
 from advisor.cli.commands._device_options import device_options
+from advisor.cli.commands._options import shape_options
 from advisor.cli.commands._rec_table import TABLE_FORMAT, recommendation_table
 from advisor.errors import AdvisorError
 from advisor.export import NAMES, exporter
@@ -55,13 +56,7 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
               help="A stability sweep summary (python -m calibration.analyze.stability_summary STORE "
                    "--json FILE) for the stability block; default: published evidence "
                    "(docs/stability.md).")
-@click.option("--d-model", default=None, help="Real model width (with --n-layers, --n-heads).")
-@click.option("--n-layers", default=None, help="Real model depth.")
-@click.option("--n-heads", default=None, help="Attention heads.")
-@click.option("--n-kv-heads", default=None, help="Key/value heads (GQA; default: --n-heads).")
-@click.option("--ffn", default=None, help="MLP hidden size (default: 8/3 d rounded up to 256).")
-@click.option("--vocab", default=None, help="Vocabulary size (default 32000).")
-@click.option("--tied-embeddings", is_flag=True, help="Input embedding and output head shared.")
+@shape_options("Real model")
 @click.option("--optimizer", "optimizer_name", type=click.Choice(OPTIMIZERS),
               default="adamw", show_default=True,
               help="muon: Muon on hidden matrices + AdamW elsewhere, converted from the AdamW "
