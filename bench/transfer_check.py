@@ -267,31 +267,10 @@ def _param_counts(cfg) -> tuple[int, int]:
 
 
 def plot(grid: dict[float, float], rows: list[dict], width: int, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lrs = sorted(grid)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ys = [grid[lr] if math.isfinite(grid[lr]) else float("nan") for lr in lrs]
-    ax.plot(lrs, ys, "o-", color="0.3", label=f"LR grid, width {width}")
-    for r, c in zip(rows[1:], ("C0", "C1", "C2", "C3")):
-        if math.isfinite(r["loss"]):
-            ax.plot([r["lr"]], [r["loss"]], "*", ms=13, color=c,
-                    label=f"{r['choice']}: {r['gap']:+.3f}")
-        else:
-            ax.axvline(r["lr"], color=c, ls="--", label=f"{r['choice']}: diverged")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("peak LR (base-width units)")
-    ax.set_ylabel("final held-out loss")
-    finite = [y for y in ys if math.isfinite(y)]
-    if finite:
-        ax.set_ylim(min(finite) - 0.05, min(max(finite), min(finite) + 1.0) + 0.05)
-    ax.legend(fontsize=8)
-    ax.set_title("Held-out transfer: loss gap of each LR choice", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from advisor.cli.plots import transfer_gaps
+    transfer_gaps(grid, rows[1:], path, series_label=f"LR grid, width {width}", legend_size=8,
+                  xlabel="peak LR (base-width units)", ylabel="final held-out loss",
+                  gap_label=lambda r: f"{r['gap']:+.3f}", span=1.0, pad=0.05)
 
 
 if __name__ == "__main__":

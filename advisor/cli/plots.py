@@ -316,3 +316,39 @@ def coord_check_depth(cc, path) -> None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def transfer_gaps(points: dict, rows: list, path, *, series_label: str,
+                  xlabel: str, ylabel: str, gap_label, span: float, pad: float,
+                  legend_size: int = 7) -> None:
+    """Write a PNG of the held-out transfer check: the loss of every LR run at the held-out
+    width, each LR choice starred (a dashed line where it diverged), atomically.
+
+    Args:
+        points: {LR: final held-out loss} of the runs drawn as the grey line.
+        rows: the choices, after the grid-best row: dicts with ``choice``, ``lr``, ``loss``.
+        gap_label: row -> the gap as the legend states it (e.g. "+0.75%").
+        span, pad: the y axis shows at most ``span`` above the lowest loss, ``pad`` either side.
+    """
+    plt = _pyplot()
+    lrs = sorted(points)
+    ys = [points[x] if math.isfinite(points[x]) else float("nan") for x in lrs]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(lrs, ys, "o-", color="0.3", label=series_label)
+    for r, c in zip(rows, ("C0", "C1", "C2", "C3", "C4")):
+        if math.isfinite(r["loss"]):
+            ax.plot([r["lr"]], [r["loss"]], "*", ms=13, color=c,
+                    label=f"{r['choice']}: {gap_label(r)}")
+        else:
+            ax.axvline(r["lr"], color=c, ls="--", label=f"{r['choice']}: diverged")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    finite = [y for y in ys if math.isfinite(y)]
+    if finite:
+        ax.set_ylim(min(finite) - pad, min(max(finite), min(finite) + span) + pad)
+    ax.legend(fontsize=legend_size)
+    ax.set_title("Held-out transfer: loss gap of each LR choice", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, 120)
+    plt.close(fig)

@@ -166,35 +166,15 @@ def report(v: Validation, result: dict, command: str) -> tuple[str, dict]:
 
 
 def plot(result: dict, width: int, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from advisor.common.outputs import save_figure
+    """The check's figure (``advisor.cli.plots.transfer_gaps``): every run at this width,
+    grid and choices, with each choice's gap in percent."""
+    from advisor.cli.plots import transfer_gaps
 
     points = dict(result["grid"])                 # every run at this width: grid and choices
     points.update({r["lr"]: r["loss"] for r in result["rows"][1:]})
-    lrs = sorted(points)
-    ys = [points[x] if math.isfinite(points[x]) else float("nan") for x in lrs]
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(lrs, ys, "o-", color="0.3", label=f"runs at width {width}")
-    for r, c in zip(result["rows"][1:], ("C0", "C1", "C2", "C3", "C4")):
-        if math.isfinite(r["loss"]):
-            ax.plot([r["lr"]], [r["loss"]], "*", ms=13, color=c,
-                    label=f"{r['choice']}: {r['gap_pct']:+.2f}%")
-        else:
-            ax.axvline(r["lr"], color=c, ls="--", label=f"{r['choice']}: diverged")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("muP base LR")
-    ax.set_ylabel("final held-out loss (nats/token)")
-    finite = [y for y in ys if math.isfinite(y)]
-    if finite:
-        ax.set_ylim(min(finite) - 0.02, min(max(finite), min(finite) + 0.6) + 0.02)
-    ax.legend(fontsize=7)
-    ax.set_title("Held-out transfer: loss gap of each LR choice", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, 120)
-    plt.close(fig)
+    transfer_gaps(points, result["rows"][1:], path, series_label=f"runs at width {width}",
+                  xlabel="muP base LR", ylabel="final held-out loss (nats/token)",
+                  gap_label=lambda r: f"{r['gap_pct']:+.2f}%", span=0.6, pad=0.02)
 
 
 def write_json(doc: dict, path) -> None:
