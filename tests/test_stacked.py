@@ -139,6 +139,30 @@ def test_train_group_keeps_callbacks_and_progress_when_asked_to_stack(data, floa
     assert steps and steps[-1] == max(s.steps for s in specs)
 
 
+@pytest.mark.parametrize("parameterization", ["mup", "sp"])
+def test_tied_embeddings_stack_and_match_their_single_runs(data, float64, parameterization):
+    """A tied embedding is one parameter used twice (input and readout): the stack holds it
+    once and its gradient is the sum of both uses, as in the single model. No fallback to
+    single runs (a warning here would be the stack failing and retrying one at a time)."""
+    tied = dataclasses.replace(
+        BASE, parameterization=parameterization, tokens=4 * 16 * 24, grad_clip=1.0,
+        model=(("base_width", 16), ("head_dim", 16), ("tied_embeddings", True)))
+    specs = [dataclasses.replace(tied, lr=1e-2, weight_decay=0.1, seed=0),
+             dataclasses.replace(tied, lr=3e-3, seed=1, schedule="cosine:warmup=2")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stacked = train_stack(specs, data, "cpu")
+    alone = [train_run(s, data, "cpu") for s in specs]
+    for s, a in zip(stacked, alone):
+        assert ("stack_size", 2.0) in [(d[1], d[2]) for d in s.diagnostics]
+        assert s.status == a.status == "finished" and s.error == ""
+        # one embedding, counted once, as alone
+        assert (s.n_params, s.n_params_non_embedding) == (a.n_params, a.n_params_non_embedding)
+        assert s.final_train_loss < np.log(256) - 0.5                  # it trained
+        np.testing.assert_allclose(s.curve["train_loss"], a.curve["train_loss"], rtol=2e-6)
+        np.testing.assert_allclose(s.curve["val_loss"], a.curve["val_loss"], rtol=2e-6)
+
+
 def test_specs_of_different_shapes_go_to_different_stacks(data, float64):
     a = dataclasses.replace(BASE, tokens=4 * 16 * 2, eval_interval=2)
     b = dataclasses.replace(a, width=48, model=(("base_width", 16), ("head_dim", 16)))

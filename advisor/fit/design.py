@@ -214,9 +214,8 @@ def make_plan(arch: Architecture, budget: Budget, data: str = "stdlib",
                 "schedule": SCHEDULE, "weight_decay": 0.0,
                 "eval_interval": profile.eval_interval,
                 "eval_sequences": profile.eval_sequences, "seed": 0,
-                # runs differing in LR and tokens train as one stack; calibration's stacked
-                # engine cannot yet stack tied embeddings (it falls back, one run at a time)
-                "stack": not arch.tied}
+                # runs differing in LR and tokens train as one stack (tied embeddings too)
+                "stack": True}
     grid = {"width": widths, "tokens": Ds,
             "batch_size": list(batches) if len(batches) > 1 else batches[0],
             "lr": {"pow2": [lo, hi]}}

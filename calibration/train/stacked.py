@@ -111,13 +111,45 @@ def _freeze_width_mults(module) -> None:
             sub.width_mult = (lambda v=value: v)
 
 
+def tied_aliases(module) -> dict:
+    """{alias name: owner name} of every parameter registered under more than one name (a tied
+    embedding and readout: ``readout.weight`` -> ``embed.weight``); the owner is the name
+    ``named_parameters`` keeps."""
+    owner, aliases = {}, {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in owner:
+            aliases[name] = owner[id(p)]
+        else:
+            owner[id(p)] = name
+    return aliases
+
+
+def to_meta_keeping_ties(module, aliases: dict):
+    """``module.to("meta")`` with its tied parameters tied again.
+
+    Moving to another device gives each registered parameter its own new tensor, so a tied
+    readout would become a separate meta parameter: ``functional_call`` (which ties only what
+    the module ties) would then run the readout on meta weights, and the backward fails with
+    "expected device meta but got cpu". Re-registering the owner under each alias keeps the
+    single model's tie, so a member's embedding gradient is the sum of both uses, as alone.
+    """
+    module = module.to("meta")
+    for alias, owner in aliases.items():
+        parent, _, leaf = alias.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, leaf,
+                module.get_parameter(owner))
+    return module
+
+
 class StackedModel:
     """K same-shape models as stacked leaf tensors ``{name: (K, ...)}``, run with vmap.
 
     ``members`` are fully built single models (initialised, mup base shapes set). Their weights
     are copied into the stack; ``members[0]`` becomes the skeleton ``functional_call`` runs
     (moved to the meta device, so an op that reached for its own weights would fail loudly).
-    Buffers equal across members (rotary tables) are shared, not stacked.
+    Buffers equal across members (rotary tables) are shared, not stacked. A tied parameter
+    (embedding and readout) is stacked once, under the name ``named_parameters`` keeps, and
+    stays tied in the skeleton (:func:`to_meta_keeping_ties`).
     """
 
     def __init__(self, members: Sequence):
@@ -143,7 +175,7 @@ class StackedModel:
                 self.buffers[n], self.buffer_dims[n] = b, 0
         skeleton = members[0]
         _freeze_width_mults(skeleton)
-        self.skeleton = skeleton.to("meta")
+        self.skeleton = to_meta_keeping_ties(skeleton, tied_aliases(skeleton))
         self.device = next(iter(self.params.values())).device
 
     def parameters(self):
