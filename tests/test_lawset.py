@@ -130,3 +130,38 @@ def test_a_minimal_user_law_set_is_usable():
     ls = LawSet.from_dict(minimal())
     assert ls.predict("learning_rate", N=100.0, D=1.0) == pytest.approx(0.1)
     assert math.isfinite(ls.predict("learning_rate", N=1e9, D=1.0))
+
+
+# --------------------------------------------------------------------------------------
+# Loss laws: plausible exponents only (advisor.laws.plausible.LOSS_EXPONENT_RANGE)
+# --------------------------------------------------------------------------------------
+
+CHINCHILLA_LOSS = {"form": "chinchilla", "E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34,
+                   "beta": 0.28, "fitted_range": {"N": [7e7, 1.6e10], "D": [5e9, 5e11]}}
+
+
+def test_published_loss_laws_are_plausible():
+    from advisor.laws.plausible import LOSS_EXPONENT_RANGE, LOSS_EXPONENTS
+
+    lo, hi = LOSS_EXPONENT_RANGE
+    loss_sets = [ls for ls in load_shipped() if "loss" in ls.laws]
+    assert {ls.name for ls in loss_sets} >= {"chinchilla", "epoch-chinchilla", "kaplan"}
+    for ls in loss_sets:
+        law = ls.laws["loss"]
+        for name in LOSS_EXPONENTS[law["form"]]:
+            assert lo < law[name] < hi, (ls.name, name)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"beta": 12.6}, r"exponent beta = 12\.6 is outside \[0\.02, 1\]"),   # the CPU sweep's
+    ({"beta": 0.0}, r"exponent beta = 0 is outside"),     # a loss that does not fall with D
+    ({"alpha": -0.3}, r"exponent alpha = -0\.3 is outside"),
+    ({"A": 0.0}, r"coefficient A = 0 is not a positive number"),
+])
+def test_an_implausible_loss_law_is_refused_on_load(change, message):
+    d = minimal(loss={**CHINCHILLA_LOSS, **change},
+                learning_rate=minimal()["laws"]["learning_rate"])
+    with pytest.raises(AdvisorError, match=message) as exc:
+        LawSet.from_dict(d)
+    assert "\n" not in str(exc.value) and "the loss law's" in str(exc.value)
+    LawSet.from_dict(minimal(loss=CHINCHILLA_LOSS))              # the published one loads

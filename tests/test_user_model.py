@@ -180,6 +180,29 @@ def test_data_with_a_larger_vocabulary_than_the_config_is_refused_before_trainin
     assert not (tmp_path / "runs" / "results.sqlite").exists()
 
 
+def test_fit_refuses_the_implausible_loss_law_of_a_real_cpu_sweep(tmp_path):
+    """42 real CPU runs of the CI-sized user-model plan (tests/data/user_model_cpu_sweep.md):
+    two token budgets cannot identify the loss law's D exponent, and its fit says D^-12.2.
+    `advisor fit` writes the LR law and keeps the loss law out of the law set's laws, under
+    provenance.refused_laws with the reason; the same law written in by hand is refused on
+    load (one error line, exit 2)."""
+    out = tmp_path / "fitted.yaml"
+    r = advisor("fit", REPO / "tests" / "data" / "user_model_cpu_sweep.csv", "--out", out,
+                "--bootstrap", 10)
+    assert r.returncode == 0, r.stderr
+    law = yaml.safe_load(out.read_text())
+    assert "loss" not in law["laws"] and "learning_rate" in law["laws"]
+    refused = law["provenance"]["refused_laws"]["loss"]
+    assert refused["beta"] > 10 and "exponent beta" in refused["refused"]
+    assert "outside [0.02, 1]" in refused["refused"]
+    assert "loss         : refused, not written (exponent beta" in r.stdout
+    law["laws"]["loss"] = {k: v for k, v in refused.items() if k != "refused"}
+    bad = tmp_path / "by-hand.yaml"
+    bad.write_text(yaml.safe_dump(law))
+    line = assert_one_error_line(advisor("recommend", "--laws", bad, "--params", "1e8"))
+    assert "the loss law's exponent beta" in line
+
+
 # --------------------------------------------------------------------------------------
 # The law: D only under muP, the N exponent measured
 # --------------------------------------------------------------------------------------

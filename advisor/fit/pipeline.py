@@ -33,6 +33,7 @@ from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
 from advisor.fit.powerlaw import rounded as _r
 from advisor.fit.weight_decay import fit_timescale_law
+from advisor.laws.plausible import loss_law_reason
 from advisor.runs.table import RunTable
 
 MIN_CRITICAL_CELLS = 3
@@ -52,6 +53,7 @@ class SweepFit:
     notes: list = field(default_factory=list)
     extrapolation: dict | None = None          # extrapolation_summary of the folds
     transfer: dict | None = None               # muP: the N exponent check (advisor.fit.transfer)
+    loss_refused: str = ""                     # why the fitted loss law is implausible, if it is
     status: list = field(default_factory=list)  # FitStatus of every optimizer call
     warnings: list = field(default_factory=list)
 
@@ -79,7 +81,7 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
                      + ("; a muP law set records that batch, at which its LR law holds"
                         if len(np.unique(table.batch_tokens)) == 1 else ""))
 
-    loss = None
+    loss, loss_refused = None, ""
     N = np.array([o.N for o in optima])
     D = np.array([o.D for o in optima])
     Lbest = np.array([o.best_loss for o in optima])
@@ -91,6 +93,10 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
         if loss.n_bootstrap_unconverged:
             notes.append(f"loss law: {loss.n_bootstrap_unconverged} of {n_bootstrap} bootstrap "
                          "refits stopped before L-BFGS converged (300 iterations)")
+        loss_refused = loss_law_reason({"form": "chinchilla", **loss.params()}) or ""
+        if loss_refused:
+            notes.append(f"loss law refused, not written to the law set's laws (kept under "
+                         f"provenance.refused_laws): its {loss_refused}")
     else:
         notes.append(f"loss law not fitted: it needs at least 6 cells whose N and D each span "
                      f"a usable range, got {len(optima)} cells"
@@ -141,7 +147,8 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
                     cross_validated=cvs, notes=notes, extrapolation=ext, status=status,
-                    warnings=warnings_of(status), transfer=transfer)
+                    warnings=warnings_of(status), transfer=transfer,
+                    loss_refused=loss_refused)
 
 
 def calibrated_batch_law(batch_tokens: float, fitted_range: dict) -> dict:
@@ -213,7 +220,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "optima": "power law through each cell's smooth (quadratic) optimum",
         "best-point": "power law through each cell's best grid run",
     }[fit.laws.method]
-    laws = {}
+    laws, refused = {}, {}
     # a muP base-LR law has no N: width is muP's rules, so its range is in D only
     lr_convention = (t.conventions() if conventions is None else conventions).lr
     rng_lr = ({"D": rng_ND["D"]} if lr_convention == "mup_base"
@@ -237,7 +244,10 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
             entry["uncertainty"] = {"interval_95": {k: [_r(a), _r(b)]
                                                     for k, (a, b) in lf.intervals.items()},
                                     "n_bootstrap": lf.n_bootstrap}
-        laws["loss"] = entry
+        if fit.loss_refused:
+            refused["loss"] = {**entry, "refused": fit.loss_refused}
+        else:
+            laws["loss"] = entry
     if fit.weight_decay is not None:
         laws["weight_decay"] = fit.weight_decay.to_law(
             form="adamw_timescale", uncertainty=False,
@@ -295,6 +305,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         "notes": list(fit.notes),
         "per_cell": cells,
     }
+    if refused:
+        provenance["refused_laws"] = refused
     if fit.transfer is not None:
         provenance["transfer_check"] = dict(fit.transfer)
     surf = fit.laws.detail if fit.laws.method == "surface" else None

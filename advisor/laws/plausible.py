@@ -8,7 +8,11 @@ Two rules, both about the law as a law of training, not about any one target:
   Law's LR N^-0.713 D^0.307, Porian et al.'s batch N^0.703); an LR that grows as N^3.7 is
   a fit to noise;
 * inside its own fitted range (the corners and the middle of ``fitted_range``) each law's
-  prediction lies in :data:`LAW_RANGES`, in the law's own units (batch sizes in tokens).
+  prediction lies in :data:`LAW_RANGES`, in the law's own units (batch sizes in tokens);
+* a loss law's exponents (``alpha``/``beta`` of E + A/N^alpha + B/D^beta, ``alpha_N``/
+  ``alpha_D`` of Kaplan's form) lie in :data:`LOSS_EXPONENT_RANGE` and its coefficients are
+  positive (:func:`loss_law_reason`): a loss that falls as D^-12.6, or not at all (D^-0.000),
+  is a fit to two token budgets' noise, not a law.
 
 Where a law's fitted range leaves N or D open, D = 20 N (the Chinchilla ratio) fills it in.
 Pure functions; no I/O.
@@ -33,6 +37,15 @@ LAW_RANGES = {
     "weight_decay": (0.0, 100.0),
     "loss": (1e-3, 30.0),
 }
+# Loss-law exponents. Published: Chinchilla's Approach 3 alpha 0.34, beta 0.28 (Hoffmann et
+# al. 2022, Eq. 10); Epoch AI's refit of Chinchilla's data alpha 0.348, beta 0.366
+# (Besiroglu et al. 2024, arXiv:2404.10102); Kaplan et al. 2020's power laws without an
+# irreducible term alpha_N 0.076, alpha_D 0.095 (arXiv:2001.08361, Eq. 1.5). The range is
+# about a quarter of the smallest to three times the largest: wide enough for small proxies
+# on other data, narrow enough to refuse a fit that says nothing about the loss.
+LOSS_EXPONENT_RANGE = (0.02, 1.0)
+LOSS_EXPONENTS = {"chinchilla": ("alpha", "beta"), "kaplan": ("alpha_N", "alpha_D")}
+LOSS_COEFFICIENTS = {"chinchilla": ("A", "B"), "kaplan": ("Nc", "Dc")}
 _SEQUENCE_TOKENS = 2048        # a batch in sequences, where the set states no seq_len
 
 
@@ -52,6 +65,27 @@ def _points(rng: dict) -> list[tuple[float, float]]:
     return []
 
 
+def loss_law_reason(law: dict) -> str | None:
+    """Why a loss law (a law set's ``loss`` entry) is implausible, or None: an exponent outside
+    :data:`LOSS_EXPONENT_RANGE` or a coefficient that is not a positive finite number (see
+    the module doc). Forms other than chinchilla and kaplan are not judged here."""
+    form = law.get("form")
+    lo, hi = LOSS_EXPONENT_RANGE
+    for name in LOSS_COEFFICIENTS.get(form, ()):
+        v = float(law.get(name, float("nan")))
+        if not (math.isfinite(v) and v > 0):
+            return f"coefficient {name} = {v:.3g} is not a positive number"
+    for name in LOSS_EXPONENTS.get(form, ()):
+        v = float(law.get(name, float("nan")))
+        if not (math.isfinite(v) and lo <= v <= hi):
+            return (f"exponent {name} = {v:.3g} is outside [{lo:g}, {hi:g}] (published: "
+                    "0.28-0.37 with an irreducible term, Chinchilla and Epoch AI's refit; "
+                    "0.076-0.095 without, Kaplan et al.): the sweep's losses do not identify "
+                    "it (too few token budgets or widths, or seed noise larger than the "
+                    "differences)")
+    return None
+
+
 def check_lawset(ls) -> None:
     """AdvisorError naming the first implausible law of a :class:`LawSet` (see module doc)."""
     where = f"law set {ls.name!r}" + (f" ({ls.path})" if ls.path else "")
@@ -63,6 +97,11 @@ def check_lawset(ls) -> None:
                     f"beyond +-{MAX_SIZE_EXPONENT:g} (published laws: 0.1-0.7): it is a fit "
                     "to data without that information, not a law; refusing it (refit it on "
                     "a sweep that varies the loss)")
+        if quantity == "loss":
+            why = loss_law_reason(law)
+            if why:
+                raise AdvisorError(f"{where}: the loss law's {why}; refusing it (refit it on "
+                                   "a sweep with more token budgets, or drop the loss law)")
         lo, hi = LAW_RANGES[quantity]
         for N, D in _points(law.get("fitted_range") or {}):
             try:

@@ -113,6 +113,9 @@ def _print_summary(result, d, out, elapsed):
         lo = laws["loss"]
         click.echo(f"loss         : {lo['E']:.4g} + {lo['A']:.4g}/N^{lo['alpha']:.3f} + "
                    f"{lo['B']:.4g}/D^{lo['beta']:.3f}")
+    elif "loss" in d["provenance"].get("refused_laws", {}):
+        click.echo(f"loss         : refused, not written ("
+                   f"{d['provenance']['refused_laws']['loss']['refused'].split(' (')[0]})")
     if "weight_decay" in laws:
         w = laws["weight_decay"]
         click.echo(f"weight decay : tau* = {w['coefficient']:.4g} TPP^{w['exponents']['TPP']:+.3f}")
