@@ -40,6 +40,20 @@ D_FACTORS = (1, 2)
 SCHEDULE = "wsd:warmup=0.05,cooldown=0.25,shape=1-sqrt"
 
 
+# sigma / k (octaves^2) of the loss-vs-LR bowl near each cell's optimum, measured with the
+# fitter's own window by bench/plan_noise.py (advisor.fit.plan_precision.cell_noise):
+# the median over cells. The GPU plan's proxies have not been run: the Step Law grid's
+# (real LLM training at its 2e8-1e9 parameters) stands in for them.
+STEPLAW_NOISE_RATIO = 0.318
+STEPLAW_NOISE_BASIS = ("median sigma/k over the Step Law grid's 17 cells (Li et al. 2025, "
+                       "/work/shared/data/external, bench/plan_noise.py; 0.04-0.81): "
+                       "assumed for these proxies, not measured on them")
+CPU_NOISE_RATIO = 0.892
+CPU_NOISE_BASIS = ("median sigma/k over the 6 cells of a real CPU sweep of this profile "
+                   "(tests/data/user_model_cpu_sweep.csv, 162-324 steps; 0.25-5.7), "
+                   "bench/plan_noise.py")
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     """How a device's proxies are shaped and what a step costs there (an estimate)."""
@@ -57,6 +71,8 @@ class DeviceProfile:
     eval_interval: int
     eval_sequences: int
     basis: str
+    noise_over_curvature: float   # sigma / k of the proxies' loss-vs-LR bowls, octaves^2
+    noise_basis: str
 
 
 PROFILES = {
@@ -65,13 +81,17 @@ PROFILES = {
         batches=(4, 8, 16), lr_pow2=(-9, -3), min_steps=150, eval_interval=25,
         eval_sequences=32,
         basis="1e10 FLOP/s and 4 ms per step for one proxy on one core: docs/calibration.md "
-              "measured 12-23 GFLOP/s at widths 64-256 on a 2-core VM, less under load"),
+              "measured 12-23 GFLOP/s at widths 64-256 on a 2-core VM, less under load",
+        noise_over_curvature=CPU_NOISE_RATIO,
+        noise_basis=CPU_NOISE_BASIS),
     "h100": DeviceProfile(
         "h100", flops=0.3 * 989e12, step_s=0.02, min_width=128, depth=4, seq_len=256,
         batch=32, batches=(16, 32, 64), lr_pow2=(-12, -4), min_steps=300, eval_interval=50,
         eval_sequences=128,
         basis="30% of the H100 SXM's 989 TFLOP/s dense bf16 (NVIDIA datasheet) and 20 ms per "
-              "step of launch overhead; assumed, not measured (no GPU run of this plan yet)"),
+              "step of launch overhead; assumed, not measured (no GPU run of this plan yet)",
+        noise_over_curvature=STEPLAW_NOISE_RATIO,
+        noise_basis=STEPLAW_NOISE_BASIS),
 }
 
 
@@ -164,6 +184,36 @@ def _largest_d1(arch, profile, widths, batches, n_lr, seconds) -> int:
         else:
             hi = mid
     return lo * unit
+
+
+def planned_lr_sd(plan: dict, target_tokens: float) -> dict:
+    """The expected sd (octaves) of the LR law a plan (:func:`make_plan`'s dict) will fit, at
+    ``target_tokens``, from its design (:mod:`advisor.fit.plan_precision`): the LR grid's
+    spacing and size, the seeds per LR, and the cells (widths x token budgets); with the
+    profile's noise-to-curvature ratio and its basis."""
+    from advisor.fit.plan_precision import law_sd_octaves, optimum_sd_octaves, window_lrs
+
+    profile = PROFILES[plan["estimate"]["device"]]
+    g, settings = plan["grid"], plan["settings"]
+    lo, hi = g["lr"]["pow2"]
+    n_lr = hi - lo + 1
+    seeds = len(g["seed"]) if isinstance(g.get("seed"), list) else 1
+    widths = g["width"] if isinstance(g["width"], list) else [g["width"]]
+    cells = [d for _ in widths for d in g["tokens"]]
+    cell_sd = optimum_sd_octaves(profile.noise_over_curvature, n_lr, 1.0, seeds)
+    law_sd = law_sd_octaves(cell_sd, cells, target_tokens)
+    return {"law_sd_octaves": round(law_sd, 4), "cell_sd_octaves": round(cell_sd, 4),
+            "cells": len(cells), "lrs": n_lr, "spacing_octaves": 1.0, "seeds": seeds,
+            "window_lrs": window_lrs(n_lr, seeds),
+            "noise_over_curvature": profile.noise_over_curvature,
+            "noise_basis": profile.noise_basis,
+            "assumes": ("the fitter's noise model: each cell's loss a parabola in log2 LR with "
+                        "independent noise, its optimum the least-squares quadratic's through "
+                        "the window's runs, centred on it; the D-only muP law a straight line "
+                        "in ln D through every cell (widths pooled); the same sigma/k in "
+                        "every cell; the proxies' optimum transfers across width (muP, "
+                        "checked by the fit's N exponent) and depth "
+                        f"({settings.get('depth')} blocks) exactly")}
 
 
 def _fmt_s(s: float) -> str:

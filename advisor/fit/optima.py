@@ -85,6 +85,28 @@ def _stationary(coef, k):
     return x, H
 
 
+def fit_window(X, y, window: float = 0.005, max_window: float = 0.15):
+    """The runs a cell's quadratic is fitted to: those within ``w`` (relative) of the best
+    loss, ``w`` widened from ``window`` by 1.5x until there are at least twice as many runs
+    as coefficients and MIN_DISTINCT values on every axis, or ``max_window`` is reached.
+    ``X``: (n, k) log hyperparameters; ``y``: losses. Returns (mask, w, enough)."""
+    k = X.shape[1]
+    best = float(np.min(y))
+    w = window
+    while True:
+        sel = y <= best * (1 + w)
+        enough = bool(sel.sum() >= window_runs_needed(k) and all(
+            len(np.unique(np.round(X[sel, j], 9))) >= MIN_DISTINCT for j in range(k)))
+        if enough or w >= max_window:
+            return sel, w, enough
+        w = min(w * 1.5, max_window)
+
+
+def window_runs_needed(k: int = 1) -> int:
+    """Runs :func:`fit_window` asks for in a cell with ``k`` varying axes (2 x coefficients)."""
+    return 2 * (1 + k + k * (k + 1) // 2)
+
+
 def cell_optimum(table: RunTable, mask, *, window: float = 0.005, max_window: float = 0.15,
                  n_bootstrap: int = 200, seed: int = 0, axes=None) -> CellOptimum:
     """Optimum of the cell whose runs are ``mask`` (all with the same N and D)."""
@@ -104,20 +126,11 @@ def cell_optimum(table: RunTable, mask, *, window: float = 0.005, max_window: fl
     X = np.column_stack([cols[a][fin] for a in axes])
     y = table.loss[fin]
     k = len(axes)
-    n_coef = 1 + k + k * (k + 1) // 2
     ib = int(np.argmin(y))
     best_run = {a: float(np.exp(cols[a][fin][ib])) for a in cols}
     flags = []
 
-    # widen the window until the quadratic is determined with room to spare
-    w = window
-    while True:
-        sel = y <= y[ib] * (1 + w)
-        enough = (sel.sum() >= 2 * n_coef and all(
-            len(np.unique(np.round(X[sel, j], 9))) >= MIN_DISTINCT for j in range(k)))
-        if enough or w >= max_window:
-            break
-        w = min(w * 1.5, max_window)
+    sel, w, enough = fit_window(X, y, window, max_window)
     Xs, ys = X[sel], y[sel]
     opt = None
     if enough:

@@ -20,21 +20,31 @@ from advisor.cli.commands._options import shape_options
               help="Your own model code builds the proxies: build(width, *, lr, vocab=, "
                    "seq_len=) -> (model, optimizer), muP rules in its optimizer; the config "
                    "still sizes the widths, tokens and cost.")
+@click.option("--tokens", default=None, metavar="D",
+              help="The target's training tokens, where the plan's value is priced (default: "
+                   "as `advisor recommend`, compute-optimal under Epoch AI's Chinchilla "
+                   "refit).")
 @click.option("--name", default="calibration", show_default=True, help="Plan name.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Plan YAML to write (then: advisor calibrate PLAN --out DIR).")
 def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_embeddings,
-         budget_cpu_minutes, budget_gpu_hours, gpu, data, name, out, factory=None):
+         budget_cpu_minutes, budget_gpu_hours, gpu, data, name, out, factory=None,
+         tokens=None):
     """Write a muP calibration plan: proxies of the target's architecture (head size, GQA
     ratio, MLP ratio, QK-norm, biases, tying, RoPE, vocabulary kept; width and depth reduced),
     LR grid, token budgets and batches that identify the LR law, and its estimated cost.
-    A budget that cannot buy an identified plan is refused with the reason (exit 2)."""
+    Also what it buys: the expected excess loss at the target before calibration (as
+    `advisor recommend` prices it with the default laws) and after (with the LR interval the
+    sweep is expected to give, from its design). A budget that cannot buy an identified plan,
+    or a plan that buys nothing at the target, is refused with the reason (exit 2)."""
     import yaml
 
-    from advisor.fit.design import Budget, make_plan
+    from advisor.fit.design import Budget, make_plan, planned_lr_sd
+    from advisor.recommendation.core import recommend
+    from advisor.recommendation.trust import planned_excess_loss
     from advisor.errors import AdvisorError
     from advisor.specs.hfarch import architecture_from_hf_config, architecture_from_spec
-    from advisor.specs.modelspec import spec_from_options
+    from advisor.specs.modelspec import spec_from_hf_config, spec_from_options
     from advisor.common.outputs import atomic_write_text, check_output_file
     from advisor.specs.plan import load_plan
 
@@ -46,6 +56,7 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
         raise AdvisorError("give --hf-config or --d-model/--n-layers/--n-heads, not both")
     if hf_config:
         arch = architecture_from_hf_config(hf_config)
+        spec = spec_from_hf_config(hf_config)
     elif spec is not None:
         arch = architecture_from_spec(spec)
     else:
@@ -58,6 +69,20 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
                                f"{factory!r}")
         d["settings"]["factory"] = factory
         d["settings"].pop("stack", None)      # a foreign model trains one run at a time
+    # what it buys: recommend's expected excess loss at the target, before and after
+    try:
+        rec = recommend(model_spec=spec, tokens=tokens)
+    except AdvisorError as exc:
+        raise AdvisorError(f"cannot price what the plan buys at the target: advisor recommend "
+                           f"refuses the default laws there ({exc}); give the target's "
+                           "training tokens with --tokens") from None
+    target_tokens = float(rec.target.tokens.value)
+    design = planned_lr_sd(d, target_tokens)
+    Ds = d["estimate"]["D_tokens"]
+    buys = planned_excess_loss(rec.expected_excess_loss, design["law_sd_octaves"],
+                               (min(Ds), max(Ds)), target_tokens,
+                               describe_plan=f"a plan of {d['estimate']['runs']} runs")
+    d["estimate"]["expected_excess_loss"] = {**buys, "design": design}
     atomic_write_text(out, "# written by `advisor plan`; run it with "
                            f"`advisor calibrate {out} --out DIR`\n"
                       + yaml.safe_dump(d, sort_keys=False), "plan")
@@ -73,6 +98,17 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
                f"{d['settings']['seq_len']}, LR 2^{g['lr']['pow2'][0]}..2^{g['lr']['pow2'][1]}")
     click.echo(f"plan {p.name}: {len(p.specs)} runs, estimated {est['seconds'] / 60:.1f} "
                f"minutes of {est['device']} (budget {budget.text}); {est['identifies']}")
+    b = est["expected_excess_loss"]
+    click.echo(f"buys: expected excess loss at the target ({b['target_tokens']:.3g} tokens) "
+               f"{b['before']['value']:.3g} nats/token before calibration (LR sd "
+               f"{b['before']['lr_sd_octaves']:.2f} octaves, default laws), "
+               f"{b['after']['value']:.3g} after (LR sd {b['after']['lr_sd_octaves']:.2f}: "
+               f"fit {b['after']['lr_sd_components_octaves']['fit']:.2f}, extrapolation in D "
+               f"{b['after']['lr_sd_components_octaves']['extrapolation_in_D']:.2f}); batch "
+               "term unchanged")
+    click.echo(f"note: assumes {b['design']['assumes']}; sigma/k "
+               f"{b['design']['noise_over_curvature']:g} octaves^2 "
+               f"({b['design']['noise_basis']})")
     for note in est["not_calibrated"]:
         click.echo(f"note: not calibrated: {note}")
     click.echo(f"wrote {out}")
