@@ -9,6 +9,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"          # CI clones the repo with shared/ beside it
 EXTERNAL = SHARED / "data" / "external"
+# A small Llama-style GQA target (HF config.json fields) of the user-model and plan tests
+LLAMA_GQA = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 8,
+             "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 688,
+             "vocab_size": 512, "tie_word_embeddings": False, "rope_theta": 500000.0,
+             "rms_norm_eps": 1e-5, "hidden_act": "silu"}
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The user-model loop at CI size, each step through the CLI as a user runs it:
 
     advisor prepare-data stdlib --train-bpe 512   (a real byte-level BPE, nanoGPT token files)
-    advisor plan --hf-config config.json --budget-cpu-minutes 4.5 --data tokens:DIR
+    advisor plan --hf-config config.json --budget-cpu-minutes 4.5 --tokens 1e7 --data tokens:DIR
     advisor calibrate plan.yaml  ->  advisor fit  ->  advisor recommend --hf-config --laws
 
 The target is a Qwen2-style GQA config (hidden 256, heads of 8, 2 query heads per key/value
@@ -51,12 +51,16 @@ def test_plan_calibrate_fit_recommend_for_a_gqa_config_on_bpe_tokens(tmp_path):
     assert meta["vocab_size"] == 512 and meta["train_tokens"] > 200_000
 
     plan = tmp_path / "plan.yaml"
-    r = advisor("plan", "--hf-config", cfg, "--budget-cpu-minutes", 4.5,
+    # priced at 1e7 training tokens for the target: at its compute-optimal 1.8e8 this plan
+    # buys nothing (refused), at the proxies' 8e4 the default laws price nothing
+    r = advisor("plan", "--hf-config", cfg, "--budget-cpu-minutes", 4.5, "--tokens", 1e7,
                 "--data", f"tokens:{data}", "--out", plan)
     p = yaml.safe_load(plan.read_text())
     assert p["grid"]["width"] == [16, 32, 64] and p["settings"]["kv_group"] == 2
     assert p["settings"]["qkv_bias"] and p["settings"]["tied_embeddings"]
     assert p["estimate"]["seconds"] <= 4.5 * 60 and "plan calibration: 42 runs" in r.stdout
+    buys = p["estimate"]["expected_excess_loss"]
+    assert 0 < buys["after"]["value"] < buys["before"]["value"] and "buys: " in r.stdout
 
     runs = tmp_path / "runs"
     advisor("calibrate", plan, "--out", runs, "--device", "cpu", "--threads", 1,

@@ -23,13 +23,10 @@ from advisor.errors import AdvisorError
 from advisor.fit.design import Budget, make_plan, planned_lr_sd
 from advisor.fit.plan_precision import law_sd_octaves, optimum_sd_octaves
 from advisor.specs.hfarch import architecture_from_hf_config
+from tests.conftest import LLAMA_GQA
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
-LLAMA_GQA = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 8,
-             "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 688,
-             "vocab_size": 512, "tie_word_embeddings": False, "rope_theta": 500000.0,
-             "rms_norm_eps": 1e-5, "hidden_act": "silu"}
 TARGET_TOKENS = 1e7          # where the default laws still price this small target
 
 

@@ -7,6 +7,7 @@ law is on a grid), lr_batch (the LR/batch laws by three methods, and their cross
 pipeline (every law a sweep supports, and the law-set file), evidence (the shipped
 evidence-fit law set from published runs), optima_law and ridge (laws of tuned optima; the LR
 at a fixed batch), transfer and validation (the N exponent under muP; held-out-width gaps),
-design (a calibration plan for a budget), stability, stability_check and stability_evidence
+design (a calibration plan for a budget), plan_precision (how precisely a planned sweep
+will fit the LR law, under the fitter's noise model), stability, stability_check and stability_evidence
 (LR sensitivity, largest stable LR, attention-logit growth, published loss cliffs).
 """
