@@ -88,7 +88,7 @@ def test_more_seeds_and_more_token_budgets_narrow_the_fitted_law():
 
 def test_a_plan_with_more_budget_buys_a_narrower_interval(config):
     from advisor.recommendation.core import recommend
-    from advisor.recommendation.trust import planned_excess_loss
+    from advisor.recommendation.plan_value import planned_excess_loss
     from advisor.specs.modelspec import spec_from_hf_config
 
     arch = architecture_from_hf_config(config)
@@ -144,7 +144,7 @@ def test_a_plan_that_buys_nothing_at_the_target_is_refused(tmp_path, config):
 
 def test_a_sweep_that_identifies_no_d_dependence_buys_nothing():
     from advisor.recommendation.core import recommend
-    from advisor.recommendation.trust import planned_excess_loss
+    from advisor.recommendation.plan_value import planned_excess_loss
 
     before = recommend(params=1e8).expected_excess_loss
     with pytest.raises(AdvisorError, match="cannot fit the LR law's D dependence"):

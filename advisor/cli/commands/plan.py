@@ -39,9 +39,8 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
     or a plan that buys nothing at the target, is refused with the reason (exit 2)."""
     import yaml
 
-    from advisor.fit.design import Budget, make_plan, planned_lr_sd
-    from advisor.recommendation.core import recommend
-    from advisor.recommendation.trust import planned_excess_loss
+    from advisor.fit.design import Budget, make_plan
+    from advisor.recommendation.plan_value import plan_value
     from advisor.errors import AdvisorError
     from advisor.specs.hfarch import architecture_from_hf_config, architecture_from_spec
     from advisor.specs.modelspec import spec_from_hf_config, spec_from_options
@@ -70,19 +69,7 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
         d["settings"]["factory"] = factory
         d["settings"].pop("stack", None)      # a foreign model trains one run at a time
     # what it buys: recommend's expected excess loss at the target, before and after
-    try:
-        rec = recommend(model_spec=spec, tokens=tokens)
-    except AdvisorError as exc:
-        raise AdvisorError(f"cannot price what the plan buys at the target: advisor recommend "
-                           f"refuses the default laws there ({exc}); give the target's "
-                           "training tokens with --tokens") from None
-    target_tokens = float(rec.target.tokens.value)
-    design = planned_lr_sd(d, target_tokens)
-    Ds = d["estimate"]["D_tokens"]
-    buys = planned_excess_loss(rec.expected_excess_loss, design["law_sd_octaves"],
-                               (min(Ds), max(Ds)), target_tokens,
-                               describe_plan=f"a plan of {d['estimate']['runs']} runs")
-    d["estimate"]["expected_excess_loss"] = {**buys, "design": design}
+    d["estimate"]["expected_excess_loss"] = plan_value(d, spec, tokens)
     atomic_write_text(out, "# written by `advisor plan`; run it with "
                            f"`advisor calibrate {out} --out DIR`\n"
                       + yaml.safe_dump(d, sort_keys=False), "plan")
