@@ -18,7 +18,7 @@ def plan_value(plan: dict, model_spec, tokens=None) -> dict:
     dict) for the target ``model_spec`` (advisor.specs.modelspec) trained on ``tokens``
     (default: ``recommend``'s): :func:`planned_excess_loss` with the design's LR sd
     (:func:`advisor.fit.design.planned_lr_sd`) and the design itself. AdvisorError when the
-    default laws cannot price the target or the plan buys nothing there."""
+    default laws cannot price the target or the sweep identifies no D dependence."""
     from advisor.fit.design import planned_lr_sd
     from advisor.recommendation.core import recommend
 
@@ -49,8 +49,10 @@ def planned_excess_loss(before, lr_fit_sd_oct: float, fitted_tokens, target_toke
     beyond its fitted range, kappa x (x: ln distance of ``target_tokens`` beyond
     ``fitted_tokens`` = (lo, hi)); no setup-to-setup term (the sweep measures the user's own
     setup, which is what calibrating is for). The batch term is the default laws', unchanged
-    (this plan's batch is not priced). AdvisorError, with the figures, when the plan buys
-    nothing: no finite LR sd, or no smaller expected excess loss than before.
+    (this plan's batch is not priced). AdvisorError when the sweep identifies nothing (no
+    finite LR sd). A plan whose after is not below before is still a plan (the user may
+    calibrate for reasons the default laws cannot price: their own data, their own model):
+    ``worth_it`` is then False and ``warning`` says why, with the figures.
     """
     kappa = float(load_trust()["kappa"]["learning_rate"]["value"])
     k_lr, k_b = float(before.curvature_lr.value), float(before.curvature_batch.value)
@@ -66,12 +68,12 @@ def planned_excess_loss(before, lr_fit_sd_oct: float, fitted_tokens, target_toke
                            "(fewer than 3 cells or one token budget)")
     sd_lr = math.hypot(lr_fit_sd_oct, extra_oct)
     after = un.expected_excess_loss(k_lr, sd_lr, k_b, sd_b)
-    if not after < before.value:
-        raise AdvisorError(
-            f"{where}; after it, {after:.3g} (LR sd {sd_lr:.2f} octaves: fit "
-            f"{lr_fit_sd_oct:.2f}, extrapolation from its budgets "
-            f"{fitted_tokens[0]:.3g}-{fitted_tokens[1]:.3g} tokens {extra_oct:.2f}): raise the "
-            "budget, or give the target's training tokens (--tokens) if they are fewer")
+    worth_it = after < before.value
+    warning = None if worth_it else (
+        f"{where}; after it, {after:.3g} (LR sd {sd_lr:.2f} octaves: fit "
+        f"{lr_fit_sd_oct:.2f}, extrapolation from its budgets "
+        f"{fitted_tokens[0]:.3g}-{fitted_tokens[1]:.3g} tokens {extra_oct:.2f}): raise the "
+        "budget, or give the target's training tokens (--tokens) if they are fewer")
     return {
         "unit": "nats per token at the target (expected, over the LR and batch intervals)",
         "target_tokens": float(f"{target_tokens:.4g}"),
@@ -84,6 +86,8 @@ def planned_excess_loss(before, lr_fit_sd_oct: float, fitted_tokens, target_toke
                                                "extrapolation_in_D": round(extra_oct, 3)},
                   "batch_sd_octaves": sd_b},
         "saves": float(f"{before.value - after:.3g}"),
+        "worth_it": bool(worth_it),
+        **({"warning": warning} if warning else {}),
         "curvature": {"learning_rate": k_lr, "batch_size": k_b,
                       "unit": "nats per octave^2 (recommend's, at the target)"},
         "construction": (

@@ -35,8 +35,9 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
     LR grid, token budgets and batches that identify the LR law, and its estimated cost.
     Also what it buys: the expected excess loss at the target before calibration (as
     `advisor recommend` prices it with the default laws) and after (with the LR interval the
-    sweep is expected to give, from its design). A budget that cannot buy an identified plan,
-    or a plan that buys nothing at the target, is refused with the reason (exit 2)."""
+    sweep is expected to give, from its design). A budget that cannot buy an identified plan
+    is refused with the reason (exit 2); a plan that buys nothing the default laws can price
+    at the target is written with a warning saying so."""
     import yaml
 
     from advisor.fit.design import Budget, make_plan
@@ -96,6 +97,8 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
     click.echo(f"note: assumes {b['design']['assumes']}; sigma/k "
                f"{b['design']['noise_over_curvature']:g} octaves^2 "
                f"({b['design']['noise_basis']})")
+    if b.get("warning"):
+        click.echo(f"warning: {b['warning']}", err=True)
     for note in est["not_calibrated"]:
         click.echo(f"note: not calibrated: {note}")
     click.echo(f"wrote {out}")
