@@ -205,7 +205,7 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
 
     ``conventions``: what the runs' LR and weight decay mean (default: the table's own,
     ``RunTable.conventions()``), written with ``Conventions.lawset_fields`` into the set's
-    ``conventions`` (learning_rate, optimizer) and ``mup`` (base_width, wd_rule) sections, so
+    ``conventions`` (learning_rate, optimizer, seq_len) and ``mup`` (base_width, wd_rule) sections, so
     ``advisor recommend`` reads them back as the same record (``LawSet.proxy_conventions``)."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise AdvisorError(f"law set name must match [a-z0-9][a-z0-9._-]*, got {name!r}")
@@ -326,6 +326,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
                    "schedule": schedule}
     if "optimizer" in conv_fields:
         conventions["optimizer"] = conv_fields["optimizer"]     # the sweep's (one) optimizer
+    if "seq_len" in conv_fields:
+        conventions["seq_len"] = conv_fields["seq_len"]         # the runs' tokens per sequence
     out = {
         "schema": "hp-advisor/lawset/v1",
         "name": name,

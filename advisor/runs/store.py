@@ -702,9 +702,18 @@ class ResultsStore:
             out.setdefault(rid, []).append((s, n, _nan(v)))
         return out
 
+    def smoothed_train_loss(self, run_id: str) -> float:
+        """The mean train loss (nats per token) over the last 10% of a run's recorded points
+        (at least one), NaN where none was recorded: the fit's ``smooth`` loss."""
+        tl = self.curve(run_id)["train_loss"]
+        tl = tl[np.isfinite(tl)]
+        return float(np.mean(tl[-max(1, len(tl) // 10):])) if len(tl) else math.nan
+
     def steplaw_rows(self) -> list[dict]:
         """Every run as a row in Step Law's CSV layout (shared/data/external/
-        steplaw_dense_lr_bs_loss.csv) plus our own columns; see the module docstring.
+        steplaw_dense_lr_bs_loss.csv) plus our own columns: the export adapter of
+        ``advisor results --format csv`` (the fitter reads the typed records,
+        ``advisor.runs.table.table_from_store``).
 
         h = width, ffnh = SwiGLU hidden size, numh = heads, numl = depth, lr = the run's
         LR as its ``lr_convention`` says (``mup_base``: muP's base-width LR, hidden matrices
@@ -714,7 +723,7 @@ class ResultsStore:
         mup_base, where ``weight_decay`` is the base width's coefficient),
         bs = batch in sequences of STEPLAW_SEQ_LEN = 2048 tokens (Step Law's unit, fractional for us),
         ti = steps, loss = final train loss, smooth loss = mean train loss over the last
-        10% of recorded points, D = training tokens, N = non-embedding parameters.
+        10% of recorded points (:meth:`smoothed_train_loss`), D = training tokens, N = non-embedding parameters.
         """
         rows = []
         for r in self.runs():
@@ -733,9 +742,7 @@ class ResultsStore:
             bs_tokens = int(s["batch_size"]) * seq
             D = int(s["tokens"])
             N = int(r.n_params_non_embedding)
-            curve = self.curve(r.run_id)
-            tl = curve["train_loss"][np.isfinite(curve["train_loss"])]
-            smooth = float(np.mean(tl[-max(1, len(tl) // 10):])) if len(tl) else math.nan
+            smooth = self.smoothed_train_loss(r.run_id)
             steps = D // bs_tokens
             rows.append({
                 "h": width, "ffnh": ffn, "numh": n_heads, "numl": depth, "lr": s["lr"],

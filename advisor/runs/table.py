@@ -1,30 +1,35 @@
-"""A sweep's runs as one table, read from a Step Law-layout CSV or a results store.
+"""A sweep's runs as one table (:class:`RunTable`), read from a results store or a CSV.
 
-Layout (shared/data/external/README.md): one row per run with at least ``N`` (parameters;
-non-embedding in Step Law and in our results stores), ``D`` (training tokens), ``lr`` (peak
-LR), a batch size and a final loss. The batch is read from ``bs_tokens`` (tokens) when the
-column exists, else from ``bs`` in sequences of the row's ``seq_len`` column where the file
-has one, else of ``seq_len`` tokens (Step Law's dense file: 2048). Optional
-columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status`` (finished | diverged |
-failed), ``exp_name``, ``ti`` (steps; when present it must agree with D / batch, which catches
-a batch given in the wrong unit), ``lr_convention`` (peak | mup_base: what ``lr`` means; a
-results store records it for every run, from the run's parameterisation and optimizer) and
-``base_width`` (the muP base width, channels, where lr is mup_base) and ``wd_rule`` (mup |
-sqrt | none, ``advisor.rules.optim_rules.WD_WIDTH_RULES``: how the hidden matrices' weight decay was
-scaled with width; a results store records it where lr is mup_base). Where the runs record
-their convention, ``advisor fit`` takes it from them (:func:`resolve_lr_convention`).
+A results store is read typed (:func:`table_from_store`): each run's settings, measured
+losses and stored ``Conventions`` (``advisor.specs.conventions``), units explicit (batch in
+tokens = sequences x the run's seq_len, D in tokens, N non-embedding parameters).
+
+A CSV in Step Law's layout (shared/data/external/README.md) is the import adapter
+(:func:`table_from_rows`): one row per run with at least ``N`` (parameters; non-embedding in
+Step Law), ``D`` (training tokens), ``lr`` (peak LR), a batch size and a final loss. The batch
+is read from ``bs_tokens`` (tokens) when the column exists, else from ``bs`` in sequences of
+the row's ``seq_len`` column where the file has one, else of ``seq_len`` tokens (Step Law's
+dense file: 2048). Optional columns: ``smooth loss``, ``weight_decay``, ``seed``, ``status``
+(finished | diverged | failed), ``exp_name``, ``ti`` (steps; when present it must agree with
+D / batch, which catches a batch given in the wrong unit), ``lr_convention`` (peak |
+mup_base: what ``lr`` means), ``base_width`` (the muP base width, channels, where lr is
+mup_base) and ``wd_rule`` (mup | sqrt | none, ``advisor.rules.optim_rules.WD_WIDTH_RULES``: how
+the hidden matrices' weight decay was scaled with width). Where the runs record their
+convention, ``advisor fit`` takes it from them (:func:`resolve_lr_convention`). Step Law's CSV
+is also the export format (``advisor results --format csv``, ``ResultsStore.steplaw_rows``).
 
 Checks, each failing with one line (AdvisorError): missing columns, non-numbers, NaN losses
 of runs not marked diverged, duplicate runs (same N, D, lr, batch, weight decay and seed),
-a batch that looks like sequences where tokens are expected (or the reverse), runs that differ
-in a setting a law is fitted under (``MUST_AGREE``: parameterisation, schedule, optimizer, LR
-convention, base width, weight-decay width rule; ``--select COLUMN=VALUE`` picks one).
+a batch that looks like sequences where tokens are expected (or the reverse; CSV only), runs
+that differ in a field a law is fitted under (``advisor.specs.grouping.FIT_MUST_AGREE``:
+parameterisation, schedule, optimizer, LR convention, base width, weight-decay width rule;
+``--select COLUMN=VALUE`` picks one).
 
 Cells: by default a cell is one (N, D) pair. Grids with several architectures at the same N
 (mixture-of-experts variants, depth/width variants) name the columns that tell them apart
-(``cell_by``, e.g. ``h,numl`` or ``nume,topk``): a cell is then one (N, D, those columns).
-``n_column`` names the column the laws read as N (default ``N``; e.g. ``Na``, active
-parameters, in Step Law's MoE file).
+(``cell_by``, e.g. ``h,numl`` or ``nume,topk``; a store's ``width,depth``): a cell is then one
+(N, D, those columns). ``n_column`` names the column the laws read as N (default ``N``; e.g.
+``Na``, active parameters, in Step Law's MoE file).
 
 Diverged runs are kept and marked, never dropped: a run is diverged when its status says so,
 or when its loss is non-finite with a status column present, or when its loss is more than
@@ -34,6 +39,7 @@ that the LR (at that batch) is too high.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,14 +50,13 @@ from advisor.errors import AdvisorError
 from advisor.laws.lawset import CONVENTIONS
 from advisor.rules.optim_rules import check_wd_rule
 from advisor.specs.conventions import STEPLAW_SEQ_LEN, Conventions, parse_optimizer_label
+from advisor.specs.grouping import fit_conflict
 
 DIVERGED_EXCESS = 0.2          # loss > 1.2 x the cell's best: diverged
 LOSS_COLUMNS = {"smooth": "smooth loss", "final": "loss"}
 MIN_TOKEN_BATCH = 4096         # a token batch below this looks like sequences
 MAX_SEQ_BATCH = 65536          # a sequence batch above this looks like tokens
 FAILED = "failed"
-MUST_AGREE = ("parameterization", "schedule", "optimizer", "lr_convention",
-              "base_width", "wd_rule")     # a law is fitted under one of each
 LR_CONVENTIONS = CONVENTIONS["learning_rate"]   # what a law set's lr can mean
 
 
@@ -87,6 +92,8 @@ class RunTable:
     mup_base_width: int | None = None  # muP base width (channels) where lr is mup_base
     wd_rule: str | None = None         # hidden matrices' weight-decay width rule (mup | sqrt |
                                        # none) the runs record; None: not recorded
+    seq_len: int | None = None         # tokens per sequence of every run; None: not recorded
+                                       # or not one
 
     def cell_flops_per_token(self, c: int):
         """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
@@ -158,7 +165,7 @@ class RunTable:
                         cell_labels=tuple(c[rows] for c in self.cell_labels),
                         cell_by=self.cell_by, n_column=self.n_column,
                         lr_convention=self.lr_convention, mup_base_width=self.mup_base_width,
-                        wd_rule=self.wd_rule)
+                        wd_rule=self.wd_rule, seq_len=self.seq_len)
 
     def conventions(self, lr_convention: str | None = None) -> Conventions:
         """What the runs' LR and weight decay mean (``advisor.specs.conventions``), under
@@ -169,7 +176,7 @@ class RunTable:
         opt, muon = parse_optimizer_label(self.optimizer or None)
         return Conventions(lr=lr, base_width=self.mup_base_width if mup else None,
                            wd_rule=self.wd_rule if mup else None, optimizer=opt,
-                           muon_convention=muon)
+                           muon_convention=muon, seq_len=self.seq_len)
 
     def summary(self) -> str:
         by = ", ".join(("N" if self.n_column == "N" else f"N={self.n_column}", "D")
@@ -191,14 +198,15 @@ def load_runs(path, *, loss: str = "auto", seq_len: int = STEPLAW_SEQ_LEN,
     """
     p = Path(path)
     if p.is_dir():
-        rows = _store_rows(p)
-        source = f"results store {p}"
-    elif p.is_file():
-        rows = _csv_rows(p)
-        source = str(p)
-    else:
+        from advisor.runs.store import ResultsStore  # torch-free; imported only for stores
+
+        with ResultsStore.open(p, readonly=True) as store:
+            return table_from_store(store, loss=loss, select=select, cell_by=cell_by,
+                                    n_column=n_column, source=f"results store {p}")
+    if not p.is_file():
         raise AdvisorError(f"no such results store or CSV file: {path}")
-    rows = select_rows(rows, select, source)
+    source = str(p)
+    rows = select_rows(_csv_rows(p), select, source)
     return table_from_rows(rows, source=source, loss=loss, seq_len=seq_len, cell_by=cell_by,
                            n_column=n_column)
 
@@ -216,16 +224,6 @@ def select_rows(rows: list[dict], select, source: str) -> list[dict]:
         if not rows:
             raise AdvisorError(f"{source}: no runs with {key}={value}")
     return rows
-
-
-def _store_rows(p: Path) -> list[dict]:
-    from advisor.runs.store import ResultsStore  # torch-free; imported only for stores
-
-    store = ResultsStore.open(p, readonly=True)
-    try:
-        return store.steplaw_rows()
-    finally:
-        store.close()
 
 
 def _csv_rows(p: Path) -> list[dict]:
@@ -281,30 +279,16 @@ def parse_columns(text, what: str) -> tuple:
 
 def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto",
                     seq_len: int = STEPLAW_SEQ_LEN, cell_by=(), n_column: str = "N") -> RunTable:
-    """Build a checked :class:`RunTable` from rows in the Step Law layout (see module doc)."""
+    """Build a checked :class:`RunTable` from rows in the Step Law layout (see module doc):
+    the import adapter for CSV files; a results store is read typed (:func:`table_from_store`)."""
     if not rows:
         raise AdvisorError(f"{source}: no runs")
     cols = set(rows[0])
-    cell_by = parse_columns(cell_by, "--cell-by")
-    if not isinstance(n_column, str) or not n_column.strip():
-        raise AdvisorError(f"--n-column takes one column name, got {n_column!r}")
-    n_column = n_column.strip()
-    asked = ((n_column,) if n_column != "N" else ()) + cell_by
-    bad = [c for c in asked if c not in cols]
-    if bad:
-        raise AdvisorError(f"{source}: no column(s) {', '.join(map(repr, bad))} for "
-                           f"--n-column/--cell-by (columns: {', '.join(rows[0])})")
-    for c in cell_by:
-        if c in ("D", n_column):
-            raise AdvisorError(f"--cell-by {c}: N and D always define a cell; name only the "
-                               "columns that tell architectures at the same N and D apart")
+    cell_by, n_column = _check_cell_columns(cols, cell_by, n_column, source, list(rows[0]))
     missing = [c for c in (n_column, "D", "lr") if c not in cols]
     if "bs" not in cols and "bs_tokens" not in cols:
         missing.append("bs or bs_tokens")
-    if loss not in ("auto", "smooth", "final"):
-        raise AdvisorError(f"loss must be auto, smooth or final, got {loss!r}")
-    loss_col = (("smooth loss" if "smooth loss" in cols else "loss") if loss == "auto"
-                else LOSS_COLUMNS[loss])
+    loss_col = _loss_column(loss, "smooth loss" in cols)
     if loss_col not in cols:
         missing.append(loss_col)
     if missing:
@@ -314,21 +298,13 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     if not isinstance(seq_len, int) or seq_len <= 0:
         raise AdvisorError(f"seq_len must be a positive integer, got {seq_len!r}")
 
-    for col in MUST_AGREE:
-        values = sorted({str(r.get(col)) for r in rows if r.get(col) not in (None, "")})
-        if len(values) > 1 and col == "wd_rule":
-            raise AdvisorError(_mixed_wd_rules(rows, values, source))
-        if len(values) > 1:
-            raise AdvisorError(f"{source}: runs differ in {col} ({', '.join(values[:4])}); fit "
-                               f"one at a time, e.g. --select {col}={values[0]}")
+    _check_one_fit(rows, source)
     lr_convention, base_width = _conventions(rows, source)
     wd_rule = _wd_rule(rows, source)
     has_status = "status" in cols
-    names = []
-    N, D, lr, bt, wd, seed, L, status, steps, bs_col, sl_col, M = ([] for _ in range(12))
-    labels = [[] for _ in cell_by]
+    runs = _Runs(cell_by)
+    steps, bs_col, sl_col = [], [], []
     arch = {c: [] for c in ARCH_COLUMNS if c in cols}
-    n_failed = 0
     for i, row in enumerate(rows):
         name = str(row.get("exp_name") or row.get("run_id") or f"row {i + 2}")
         st = str(row.get("status") or "finished").strip().lower() if has_status else "finished"
@@ -336,47 +312,217 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
             raise AdvisorError(f"{_row_where(source, i, name)}: status must be finished, "
                                f"diverged or failed, got {st!r}")
         if st == FAILED:            # crashed for reasons unrelated to the LR: not evidence
-            n_failed += 1
+            runs.n_failed += 1
             continue
-        names.append(name)
-        N.append(_number(row, n_column, i, name, source))
-        for lab, c in zip(labels, cell_by):
-            lab.append(str(row.get(c) if row.get(c) is not None else "").strip())
         for c, vals in arch.items():
             vals.append(str(row.get(c)).strip())
-        D.append(_number(row, "D", i, name, source))
-        lr.append(_number(row, "lr", i, name, source))
-        row_sl = _number(row, "seq_len", i, name, source)
+        num = lambda key: _number(row, key, i, name, source)    # noqa: E731
+        row_sl = num("seq_len")
         if "bs_tokens" in cols:
-            bt.append(_number(row, "bs_tokens", i, name, source))
+            bt = num("bs_tokens")
         else:           # a per-run seq_len column wins over --seq-len
-            bt.append(_number(row, "bs", i, name, source)
-                      * (row_sl if math.isfinite(row_sl) and row_sl > 0 else seq_len))
-        wd.append(_number(row, "weight_decay", i, name, source))
-        seed.append(_number(row, "seed", i, name, source))
-        L.append(_number(row, loss_col, i, name, source))
-        status.append(st)
-        steps.append(_number(row, "ti", i, name, source))
-        bs_col.append(_number(row, "bs", i, name, source))
-        sl_col.append(_number(row, "seq_len", i, name, source))
-        # DeepSeek LLM's M = 72 n_layer d^2 + 12 n_layer d seq (Bi et al. 2024, Sec. 3.1)
-        h, nl = _number(row, "h", i, name, source), _number(row, "numl", i, name, source)
-        sl = sl_col[-1] if math.isfinite(sl_col[-1]) else seq_len
-        M.append(72 * nl * h * h + 12 * nl * h * sl)
-    if not names:
+            bt = num("bs") * (row_sl if math.isfinite(row_sl) and row_sl > 0 else seq_len)
+        steps.append(num("ti"))
+        bs_col.append(num("bs"))
+        sl_col.append(row_sl)
+        runs.add(name, N=num(n_column), D=num("D"), lr=num("lr"), batch_tokens=bt,
+                 weight_decay=num("weight_decay"), seed=num("seed"), loss=num(loss_col),
+                 status=st, width=num("h"), depth=num("numl"),
+                 seq_len=row_sl if math.isfinite(row_sl) else seq_len,
+                 labels=[row.get(c) for c in cell_by])
+    if not runs.names:
         raise AdvisorError(f"{source}: every run failed; nothing to fit")
-    N, D, lr, bt, wd, seed, L, steps, bs_col, sl_col = (
-        np.array(x, float) for x in (N, D, lr, bt, wd, seed, L, steps, bs_col, sl_col))
-    diverged = np.array([s == "diverged" for s in status])
+    arrays = runs.arrays()
+    _check_values(arrays, runs.names, n_column, source)
+    steps, bs_col, sl_col = (np.array(x, float) for x in (steps, bs_col, sl_col))
+    _check_batch_units(arrays["batch_tokens"], arrays["D"], steps, "bs_tokens" in cols,
+                       seq_len, source, bs_col, sl_col)
+    # the runs' sequence length: the seq_len column where every run states the same one, else
+    # --seq-len where the batch was read in sequences of it; not recorded otherwise
+    stated = {int(x) for x in sl_col if math.isfinite(x) and x > 0}
+    if "seq_len" in cols and np.all(np.isfinite(sl_col)):
+        runs_seq = stated.pop() if len(stated) == 1 else None
+    else:
+        runs_seq = seq_len if "bs_tokens" not in cols and not stated else None
+    return _checked_table(
+        runs, arrays, arch, source=source, loss_col=loss_col, has_status=has_status,
+        n_column=n_column, optimizer=next((str(r["optimizer"]) for r in rows
+                                           if r.get("optimizer") not in (None, "")), ""),
+        lr_convention=lr_convention, base_width=base_width, wd_rule=wd_rule,
+        seq_len=runs_seq)
 
-    for arr, col in ((N, n_column), (D, "D"), (lr, "lr"), (bt, "batch")):
+
+def table_from_store(store, *, loss: str = "auto", select=(), cell_by=(), n_column: str = "N",
+                     source: str | None = None) -> RunTable:
+    """Build a checked :class:`RunTable` from a results store's typed run records.
+
+    Units are the records' own: the batch is ``batch_size`` sequences x ``seq_len`` tokens
+    (the run's settings), D = ``tokens``, N = the run's non-embedding parameters; what the LR
+    and weight decay mean (LR convention, muP base width, weight-decay width rule, optimizer,
+    sequence length) is the run's stored ``Conventions``. Loss ``smooth`` (the default) is the
+    mean train loss over the last 10% of recorded points
+    (``ResultsStore.smoothed_train_loss``), ``final`` the final train loss. ``select``,
+    ``cell_by`` and ``n_column`` name the runs' fields (:func:`store_fields`); ``source``
+    names the store in messages (default: its directory)."""
+    source = source or f"results store {store.path.parent}"
+    records = store.runs()
+    if not records:
+        raise AdvisorError(f"{source}: no runs")
+    loss_col = _loss_column(loss, True)
+    fields = [store_fields(r, source) for r in records]
+    kept = {id(f) for f in select_rows(fields, select, source)}
+    records = [(r, f) for r, f in zip(records, fields) if id(f) in kept]
+    cell_by, n_column = _check_cell_columns(set(fields[0]), cell_by, n_column, source,
+                                            list(fields[0]))
+    _check_one_fit([f for _, f in records], source)
+    runs = _Runs(cell_by)
+    arch = {c: [] for c in STORE_ARCH_FIELDS if c not in cell_by}
+    convs = []
+    for r, f in records:
+        if r.status == FAILED:      # crashed for reasons unrelated to the LR: not evidence
+            runs.n_failed += 1
+            continue
+        s = r.settings
+        seq = int(s["seq_len"])
+        for c, vals in arch.items():
+            vals.append(str(f.get(c, "")))
+        convs.append(r.conventions)
+        runs.add(r.run_id, N=_field_number(f, n_column, r.run_id, source), D=float(s["tokens"]),
+                 lr=float(s["lr"]), batch_tokens=float(int(s["batch_size"]) * seq),
+                 weight_decay=_field_number(f, "weight_decay", r.run_id, source),
+                 seed=_field_number(f, "seed", r.run_id, source),
+                 loss=(store.smoothed_train_loss(r.run_id) if loss_col == LOSS_COLUMNS["smooth"]
+                       else r.final_train_loss),
+                 status=r.status, width=float(s["width"]), depth=float(s["depth"]),
+                 seq_len=seq, labels=[f.get(c) for c in cell_by])
+    if not runs.names:
+        raise AdvisorError(f"{source}: every run failed; nothing to fit")
+    arrays = runs.arrays()
+    _check_values(arrays, runs.names, n_column, source)
+    conv = convs[0]
+    mup = conv.lr == "mup_base"
+    seqs = sorted({c.seq_len for c in convs})
+    notes = ([] if len(seqs) == 1 else
+             [f"the runs have {len(seqs)} sequence lengths ({', '.join(map(str, seqs))} "
+              "tokens): no seq_len is recorded in the law set"])
+    return _checked_table(runs, arrays, arch, source=source, loss_col=loss_col,
+                          has_status=True, n_column=n_column,
+                          optimizer=conv.optimizer_label or "", lr_convention=conv.lr,
+                          base_width=conv.base_width if mup else None,
+                          wd_rule=conv.wd_rule if mup else None,
+                          seq_len=seqs[0] if len(seqs) == 1 else None, notes=notes)
+
+
+# A store run's fields that describe its architecture: runs of one (N, D) cell that differ in
+# one of them are noted (the store's counterpart of Step Law's ARCH_COLUMNS)
+STORE_ARCH_FIELDS = ("width", "depth", "family", "model", "arch")
+
+
+def store_fields(record, source: str) -> dict:
+    """A stored run's named fields, what ``select``, ``cell_by`` and ``n_column`` name and
+    :func:`advisor.specs.grouping.fit_conflict` compares: its settings (dicts and lists as
+    JSON), ``N`` (non-embedding parameters), ``D`` (tokens), ``status``, and from its
+    ``Conventions``: ``optimizer`` (one word: adamw, muadamw, muon-<convention>),
+    ``lr_convention`` and, for a ``mup_base`` LR, ``base_width`` and ``wd_rule`` (empty
+    otherwise)."""
+    conv = record.conventions
+    if conv is None:
+        raise AdvisorError(f"{source}: run {record.run_id}'s stored settings do not build a "
+                           "proxy model, so its conventions are unknown")
+    s = record.settings
+    out = {k: (json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+           for k, v in s.items()}
+    mup = conv.lr == "mup_base"
+    out.update({"N": record.n_params_non_embedding, "D": s.get("tokens"),
+                "status": record.status, "optimizer": conv.optimizer_label or "",
+                "lr_convention": conv.lr, "base_width": conv.base_width if mup else "",
+                "wd_rule": conv.wd_rule if mup else ""})
+    return out
+
+
+def _field_number(fields: dict, key: str, run_id: str, source: str) -> float:
+    v = fields.get(key)
+    if v is None or v == "":
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"{source}: run {run_id}'s {key!r} is not a number: {v!r}") from None
+
+
+class _Runs:
+    """The runs of a table as they are read (one entry per run), before the checks."""
+
+    FIELDS = ("N", "D", "lr", "batch_tokens", "weight_decay", "seed", "loss", "width",
+              "depth", "seq_len")
+
+    def __init__(self, cell_by):
+        self.cell_by = cell_by
+        self.names, self.status, self.labels = [], [], [[] for _ in cell_by]
+        self.cols = {k: [] for k in self.FIELDS}
+        self.n_failed = 0
+
+    def add(self, name, *, status, labels, **values):
+        self.names.append(name)
+        self.status.append(status)
+        for lab, v in zip(self.labels, labels):
+            lab.append(str(v if v is not None else "").strip())
+        for k in self.FIELDS:
+            self.cols[k].append(values[k])
+
+    def arrays(self) -> dict:
+        return {k: np.array(v, float) for k, v in self.cols.items()}
+
+
+def _loss_column(loss: str, has_smooth: bool) -> str:
+    if loss not in ("auto", "smooth", "final"):
+        raise AdvisorError(f"loss must be auto, smooth or final, got {loss!r}")
+    return ((LOSS_COLUMNS["smooth"] if has_smooth else LOSS_COLUMNS["final"]) if loss == "auto"
+            else LOSS_COLUMNS[loss])
+
+
+def _check_cell_columns(cols: set, cell_by, n_column, source: str, listed: list) -> tuple:
+    """(cell_by, n_column) checked against the columns (fields) the runs have."""
+    cell_by = parse_columns(cell_by, "--cell-by")
+    if not isinstance(n_column, str) or not n_column.strip():
+        raise AdvisorError(f"--n-column takes one column name, got {n_column!r}")
+    n_column = n_column.strip()
+    asked = ((n_column,) if n_column != "N" else ()) + cell_by
+    bad = [c for c in asked if c not in cols]
+    if bad:
+        raise AdvisorError(f"{source}: no column(s) {', '.join(map(repr, bad))} for "
+                           f"--n-column/--cell-by (columns: {', '.join(listed)})")
+    for c in cell_by:
+        if c in ("D", n_column):
+            raise AdvisorError(f"--cell-by {c}: N and D always define a cell; name only the "
+                               "columns that tell architectures at the same N and D apart")
+    return cell_by, n_column
+
+
+def _check_one_fit(rows: list[dict], source: str) -> None:
+    """Refuse runs that differ in a field a law is fitted under
+    (``advisor.specs.grouping.FIT_MUST_AGREE``)."""
+    conflict = fit_conflict(rows)
+    if conflict is None:
+        return
+    col, values = conflict
+    if col == "wd_rule":
+        raise AdvisorError(_mixed_wd_rules(rows, values, source))
+    raise AdvisorError(f"{source}: runs differ in {col} ({', '.join(values[:4])}); fit "
+                       f"one at a time, e.g. --select {col}={values[0]}")
+
+
+def _check_values(a: dict, names: list, n_column: str, source: str) -> None:
+    """Positive N, D, lr and batch; an lr a model can train at."""
+    for key, col in (("N", n_column), ("D", "D"), ("lr", "lr"), ("batch_tokens", "batch")):
+        arr = a[key]
         bad = ~(np.isfinite(arr) & (arr > 0))
         if bad.any():
             j = int(np.argmax(bad))
             raise AdvisorError(f"{source}: {int(bad.sum())} run(s) have a missing, zero or "
                                f"negative {col} (first: {names[j]})")
-
     lo, hi = RUN_LR_RANGE
+    lr = a["lr"]
     bad = (lr < lo) | (lr > hi)
     if bad.any():
         j = int(np.argmax(bad))
@@ -384,8 +530,16 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                            f"{hi:g}], where no model trains (first: {names[j]}, lr "
                            f"{lr[j]:.3g}); fix or remove them")
 
-    _check_batch_units(bt, D, steps, "bs_tokens" in cols, seq_len, source, bs_col, sl_col)
 
+def _checked_table(runs: _Runs, a: dict, arch: dict, *, source, loss_col, has_status,
+                   n_column, optimizer, lr_convention, base_width, wd_rule, seq_len,
+                   notes=()) -> RunTable:
+    """The losses checked, duplicates refused, the runs in one canonical order, mixed
+    architectures noted and blown-up runs marked: the table both sources end in."""
+    names, cell_by = runs.names, runs.cell_by
+    N, D, lr, bt, wd, seed, L = (a[k] for k in ("N", "D", "lr", "batch_tokens",
+                                                "weight_decay", "seed", "loss"))
+    diverged = np.array([s == "diverged" for s in runs.status])
     nan_loss = ~np.isfinite(L) & ~diverged
     if nan_loss.any():
         j = int(np.argmax(nan_loss))
@@ -403,7 +557,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                            "how the loss depends on LR, batch or size, so no law can be "
                            "fitted")
 
-    labels = tuple(np.array(lab, dtype=object) for lab in labels)
+    labels = tuple(np.array(lab, dtype=object) for lab in runs.labels)
     label_codes = [np.unique(lab.astype(str), return_inverse=True)[1].astype(float)
                    for lab in labels]
     key_cols = np.column_stack([N, D, lr, bt, np.nan_to_num(wd, nan=-1.0),
@@ -419,7 +573,9 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
                            "for several architectures at the same N, name the columns that "
                            "tell them apart with --cell-by")
 
-    M = np.array(M, float)
+    # DeepSeek LLM's M = 72 n_layer d^2 + 12 n_layer d seq (Bi et al. 2024, Sec. 3.1)
+    h, nl = a["width"], a["depth"]
+    M = 72 * nl * h * h + 12 * nl * h * a["seq_len"]
     # one canonical order, so that no fitter's result depends on the order the rows came in
     # (a store's row order is its runs' finishing order): by cell, then lr, batch, weight
     # decay and seed -- unique after the duplicate check above
@@ -427,12 +583,11 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
     order = np.lexsort(key_cols[:, [5, 4, 3, 2, *range(key_cols.shape[1] - 1, 5, -1), 1, 0]].T)
     table = RunTable(N=N, D=D, lr=lr, batch_tokens=bt, weight_decay=wd, seed=seed, loss=L,
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
-                     n_failed=n_failed, flops_per_token=M if np.isfinite(M).any() else None,
+                     n_failed=runs.n_failed, notes=list(notes),
+                     flops_per_token=M if np.isfinite(M).any() else None,
                      cell_labels=labels, cell_by=cell_by, n_column=n_column,
-                     optimizer=next((str(r["optimizer"]) for r in rows
-                                     if r.get("optimizer") not in (None, "")), ""),
-                     lr_convention=lr_convention, mup_base_width=base_width,
-                     wd_rule=wd_rule).take(order)
+                     optimizer=optimizer, lr_convention=lr_convention,
+                     mup_base_width=base_width, wd_rule=wd_rule, seq_len=seq_len).take(order)
     _note_mixed_architectures(table, {c: np.array(v, dtype=object)[order]
                                       for c, v in arch.items()})
     _mark_blown_up(table)
@@ -445,7 +600,7 @@ def table_from_rows(rows: list[dict], *, source: str = "rows", loss: str = "auto
 def _conventions(rows: list[dict], source: str) -> tuple:
     """(lr convention, muP base width) the rows record in ``lr_convention`` and
     ``base_width`` columns (a results store writes both; a CSV may), or None where not
-    recorded. The columns already agree across rows (MUST_AGREE)."""
+    recorded. The columns already agree across rows (``FIT_MUST_AGREE``)."""
     conv = next((str(r["lr_convention"]).strip() for r in rows
                  if r.get("lr_convention") not in (None, "")), None)
     if conv is not None and conv not in LR_CONVENTIONS:
@@ -478,7 +633,7 @@ def _mixed_wd_rules(rows: list[dict], values: list[str], source: str) -> str:
 
 def _wd_rule(rows: list[dict], source: str) -> str | None:
     """The weight-decay width rule the rows record in a ``wd_rule`` column (they already
-    agree, MUST_AGREE), or None where none is recorded."""
+    agree, ``FIT_MUST_AGREE``), or None where none is recorded."""
     rule = next((str(r["wd_rule"]).strip() for r in rows
                  if r.get("wd_rule") not in (None, "")), None)
     return None if rule is None else check_wd_rule(rule, source)

@@ -10,7 +10,9 @@ use names its free settings:
   data-fixing ``STACK_KEY_FIELDS`` is free, plus whether the optimizer is Muon;
 * LR sweeps of ``advisor results`` (``advisor.runs.summary``): :data:`SWEEP_FREE`;
 * schedule-law curves (``advisor.schedule.curves.curve_group_key``): the schedule, seed and
-  horizon.
+  horizon;
+* one fitted law set (``advisor.runs.table``, :func:`fit_conflict`): every field but
+  :data:`FIT_MUST_AGREE` is free.
 
 :func:`arm_label` names a group by the settings that tell it apart from the others.
 """
@@ -37,12 +39,41 @@ def _hashable(v):
     return v
 
 
-def group_key(settings: dict, free=()) -> tuple:
+def group_key(settings: dict, free=(), *, defaults: bool = True) -> tuple:
     """``((setting, value), ...)`` sorted by setting, over every setting of ``settings`` (the
-    RunSpec defaults filled in) except those in ``free``. Runs with equal keys belong
-    together; ``dict(key)`` gives the shared settings back (a dict as sorted pairs)."""
-    merged = {**_DEFAULTS, **settings}
+    RunSpec defaults filled in, unless ``defaults`` is false: rows that are not RunSpecs)
+    except those in ``free``. Runs with equal keys belong together; ``dict(key)`` gives the
+    shared settings back (a dict as sorted pairs)."""
+    merged = {**_DEFAULTS, **settings} if defaults else dict(settings)
     return tuple(sorted((k, _hashable(v)) for k, v in merged.items() if k not in free))
+
+
+# One fitted law set: its runs agree in these fields (a law is fitted under one of each: the
+# parameterisation, the schedule, the optimizer with Muon's width convention in its label, and
+# what the LR and weight decay mean, ``advisor.specs.conventions``). Every other field is free:
+# lr, batch, width, depth, tokens, weight decay, seed, ... A run that does not record a field
+# (a CSV cell left empty) does not count against it.
+FIT_MUST_AGREE = ("parameterization", "schedule", "optimizer", "lr_convention", "base_width",
+                  "wd_rule")
+
+
+def fit_key(fields: dict) -> tuple:
+    """:func:`group_key` of one run's fields (a results store's, or a CSV row's columns) with
+    every field but :data:`FIT_MUST_AGREE` free and fields it does not record left out."""
+    recorded = {k: v for k, v in fields.items() if v not in (None, "")}
+    return group_key(recorded, set(recorded) - set(FIT_MUST_AGREE), defaults=False)
+
+
+def fit_conflict(runs) -> tuple[str, list[str]] | None:
+    """(field, its values as sorted strings) of the first :data:`FIT_MUST_AGREE` field whose
+    recorded values differ between ``runs`` (each a dict of fields), or None where the runs
+    belong to one fit."""
+    keys = {fit_key(r) for r in runs}
+    for name in FIT_MUST_AGREE:
+        values = sorted({str(v) for k in keys for n, v in k if n == name})
+        if len(values) > 1:
+            return name, values
+    return None
 
 
 # RunSpec fields that must agree within a stack: they fix the tensor shapes, the forward
