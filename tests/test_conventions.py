@@ -169,3 +169,54 @@ def test_a_store_keeps_each_runs_conventions_and_derives_them_for_older_runs(tmp
     con = sqlite3.connect(tmp_path / "results.sqlite")
     assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
     con.close()
+
+
+def test_the_fitter_reads_a_stores_typed_records_with_their_units_and_conventions(tmp_path):
+    """advisor.runs.table.table_from_store: the batch in tokens (batch_size x the run's own
+    seq_len, not Step Law's 2048-token sequences), and what the LR means from the stored
+    Conventions record, not re-derived from the proxy's family at read time."""
+    import json
+    import sqlite3
+
+    from advisor.runs.store import ResultsStore
+    from advisor.runs.table import load_runs
+
+    with ResultsStore.create(tmp_path) as st:
+        for i, lr in enumerate((1e-3, 2e-3, 4e-3, 8e-3)):
+            spec = RunSpec(width=64, depth=2, lr=lr, batch_size=6, seq_len=96, tokens=2 ** 20,
+                           model={"base_width": 32, "head_dim": 16})
+            st.record(spec.run_id, spec.settings(), "finished", final_train_loss=3.0 + i / 10,
+                      n_params_non_embedding=100_000,
+                      curve={"step": [1, 2], "tokens": [576, 1152], "lr": [lr, lr],
+                             "train_loss": [3.5, 3.0 + i / 10], "val_loss": [4.0, 4.0]})
+    table = load_runs(tmp_path)
+    assert set(table.batch_tokens) == {6 * 96} and set(table.D) == {2 ** 20}
+    assert table.conventions() == Conventions(lr="mup_base", base_width=32, wd_rule="mup",
+                                              optimizer="muadamw", seq_len=96)
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    stored = Conventions(lr="mup_base", base_width=48, wd_rule="sqrt", optimizer="muadamw",
+                         seq_len=96)
+    con.execute("UPDATE runs SET conventions=?", (json.dumps(stored.to_dict()),))
+    con.commit()
+    con.close()
+    assert load_runs(tmp_path).conventions() == stored
+
+
+def test_a_fitted_law_set_records_the_runs_sequence_length_and_reads_it_back_typed(tmp_path):
+    from advisor.laws.lawset import load_lawset_file
+
+    runs = tmp_path / "runs.csv"
+    rows = ["N,D,lr,bs,loss"] + [f"{n},{d},{lr},{bs},{3 + abs(lr - 2e-3) * 100 + bs / 1e3}"
+                                 for n in (1e8, 2e8) for d in (1e9, 4e9)
+                                 for lr in (1e-3, 2e-3, 4e-3) for bs in (64, 128)]
+    runs.write_text("\n".join(rows) + "\n")
+    from advisor.cli.app import main
+
+    for extra, seq in (([], 2048), (["--seq-len", "4096"], 4096)):
+        out = tmp_path / f"laws{seq}.yaml"
+        with pytest.raises(SystemExit) as exc:
+            main(["fit", str(runs), "--out", str(out), "--method", "best-point",
+                  "--bootstrap", "0", *extra])
+        assert exc.value.code == 0
+        ls = load_lawset_file(out)
+        assert ls.conventions["seq_len"] == seq and ls.proxy_conventions.seq_len == seq

@@ -533,7 +533,7 @@ def _check_stability(suite: Path, summary: dict) -> None:
     st = suite / "stability"
     md = (st / "results.md").read_text()
     assert "| arm | width | seeds | best LR, loss | LR sensitivity" in md
-    assert "Redo: `python -m calibration.analyze.stability_summary" in md
+    assert "Redo: `advisor results " in md and "--by stability" in md
     doc = json.loads((st / "stability.json").read_text())
     assert doc["schema"] == "hp-advisor/stability-sweep/v1" and set(doc["arms"]) == {"base",
                                                                                    "qk_norm"}

@@ -360,3 +360,52 @@ def test_the_summary_recovers_a_planted_stability_law_and_checks_the_held_out_wi
     doc = json.loads(summary_json(s))                  # what recommend reads back
     assert all(v is not None for v in doc["arms"]["base"]["law"]["line"]["coef"])
     assert "Infinity" not in summary_json(s) and "NaN" not in summary_json(s)
+
+
+def test_advisor_results_by_stability_summarises_a_store_as_tables_json_and_a_plot(tmp_path):
+    """The summary through ``advisor results --by stability``: a stored sweep (SP base arm,
+    widths 16-128, 2 seeds) whose instability level is crossed at log2 LR = -2 - 0.5
+    log2(w/16), losses placed against the training data's own context-free loss. The tables
+    print, ``--format json`` is what ``advisor recommend --stability-sweep`` reads (with the
+    largest width held out by default), ``--plot`` writes the figure."""
+    from advisor.recommendation.stability import load_stability_sweep
+    from advisor.runs.store import ResultsStore
+    from advisor.specs.runspec import RunSpec
+    from calibration.analyze.stability_summary import context_free_loss
+    from calibration.train.data import load_data
+
+    cf = context_free_loss(load_data("stdlib"))
+    store = tmp_path / "sweep"
+    with ResultsStore.create(store) as st:
+        for w in (16, 32, 64, 128):
+            cross = -2 - 0.5 * math.log2(w / 16)
+            for seed in (0, 1):
+                for k in range(-9, 1):
+                    loss = 2.0 + 0.02 * (k + 7) ** 2 if k <= -6 else \
+                        2.0 + (k + 6) / (cross + 6) * 1.0
+                    loss += cf - 4.0 + 0.001 * seed        # level: halfway to cf
+                    spec = RunSpec(width=w, depth=2, lr=2.0 ** k, parameterization="sp",
+                                   seed=seed, model={"head_dim": 16})
+                    probes = [(10, "stab.attn_max.0", 4.0 * w ** 0.5 * 2 ** (0.3 * k)),
+                              (10, "stab.lse_mean", 6.0)]
+                    st.record(spec.run_id, spec.settings(), "finished", final_val_loss=loss,
+                              diagnostics=probes)
+    png, js = tmp_path / "s.png", tmp_path / "s.json"
+    r = _cli("results", str(store), "--by", "stability")
+    assert r.returncode == 0, r.stderr
+    assert "| arm | width | seeds | best LR, loss | LR sensitivity" in r.stdout
+    r = _cli("results", str(store), "--by", "stability", "--format", "json", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.stat().st_size > 10_000 and f"plot: {png}" in r.stderr
+    js.write_text(r.stdout)
+    doc = load_stability_sweep(js)
+    law = doc["arms"]["base"]["law"]
+    assert law["slope"] == pytest.approx(-0.5, abs=0.1)
+    assert law["heldout"]["width"] == 128 and law["heldout"]["within_one_grid_step"]
+    r = _cli("results", str(store), "--by", "stability", "--format", "json",
+             "--heldout-width", "64")
+    assert json.loads(r.stdout)["arms"]["base"]["law"]["heldout"]["fit_widths"] == [16, 32, 128]
+    for bad, msg in ((["--by", "depth", "--heldout-width", "64"], "--heldout-width goes with"),
+                     (["--by", "stability", "--format", "csv"], "--format csv")):
+        r = _cli("results", str(store), *bad)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and msg in r.stderr

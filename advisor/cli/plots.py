@@ -2,7 +2,7 @@
 
 The commands (``advisor plot``, ``advisor schedule fit|predict``, ``advisor results --plot``)
 and the transfer summaries (``calibration/analyze``) hand it their data; each function writes
-one PNG atomically (``advisor.common.outputs.save_figure``). Units as in the data: LRs are
+one PNG atomically (:func:`save_figure`). Units as in the data: LRs are
 peak LRs (base-width LRs for muP sweeps), losses in nats per token (bytes for the proxy's
 byte-level corpus), batches in tokens, D in tokens.
 """
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from advisor.common.outputs import save_figure
+from advisor.common.outputs import atomic_output
 
 
 def _pyplot():
@@ -20,6 +20,17 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def save_figure(fig, path, dpi: int, what: str = "plot") -> None:
+    """Write a matplotlib figure as PNG atomically (``advisor.common.outputs.atomic_output``;
+    ``dpi``: dots per inch), then close it, written or not."""
+    plt = _pyplot()
+    try:
+        with atomic_output(path, what) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _predict(ls, q, N, D):
@@ -352,3 +363,86 @@ def transfer_gaps(points: dict, rows: list, path, *, series_label: str,
     fig.tight_layout()
     save_figure(fig, path, 120)
     plt.close(fig)
+
+
+def stability_sweep(summary: dict, path) -> None:
+    """``advisor results DIR --by stability``'s figure: loss vs LR, one panel per arm, one
+    line per width, unstable points crossed (``summary``:
+    ``calibration.analyze.stability_summary.summarise``; LRs peak, losses nats per token)."""
+    plt = _pyplot()
+
+    arms = list(summary["arms"])
+    ncols = min(3, len(arms))
+    nrows = -(-len(arms) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False,
+                             sharey=True)
+    axes = [[ax for row in grid for ax in row]]
+    for ax in axes[0][len(arms):]:
+        ax.set_visible(False)
+    cf = summary["context_free_loss"]
+    all_widths = sorted({r["width"] for a in summary["arms"].values() for r in a["rows"]})
+    for ax, arm in zip(axes[0], arms):
+        for r in summary["arms"][arm]["rows"]:
+            xs = [lr for lr, _ in r["curve"]]
+            ys = [y if math.isfinite(y) else float("nan") for _, y in r["curve"]]
+            line, = ax.plot(xs, ys, "o-", ms=3, label=f"width {r['width']}",
+                            color=f"C{all_widths.index(r['width'])}")
+            bad = [(lr, y if math.isfinite(y) else cf + 0.3) for lr, y in r["curve"]
+                   if lr in r["unstable_lrs"]]
+            if bad:
+                ax.plot([b[0] for b in bad], [b[1] for b in bad], "x", ms=8, mew=2,
+                        color=line.get_color())
+        ax.axhline(cf, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("peak LR")
+        ax.set_ylim(None, cf + 0.5)
+    for row in grid:
+        row[0].set_ylabel("final held-out loss (nats/byte)")
+    for ax in axes[0][:len(arms)]:
+        ax.legend(fontsize=6)
+    fig.suptitle("x: unstable (diverged, or lost over half the context gain; dotted: unigram "
+                 "loss; diverged runs drawn above it)", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def inflight_run(result: dict, plan, model_lrs: dict, path) -> None:
+    """``advisor run``'s figure: the run's curve, the law fitted so far and its forecasts
+    with their bands (``model_lrs``: {label: (steps, predicted loss, lo, hi)}), spikes and
+    divergence shaded, the LR (planned and logged) on a second axis. Steps are optimizer
+    steps, losses nats per token."""
+    plt = _pyplot()
+
+    f = result["fitted"]
+    st, y, law = np.array(f["steps"]), np.array(f["loss"]), np.array(f["law"])
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    ax.plot(st, y, "o", color="k", ms=1.5, label="logged loss")
+    ax.plot(st, law, color="C0", lw=1.0, label="law fitted so far")
+    for i, (label, (s, p, lo, hi)) in enumerate(model_lrs.items()):
+        ax.plot(s, p, color=f"C{i + 1}", lw=1.2, ls="--", label=label)
+        ax.fill_between(s, lo, hi, color=f"C{i + 1}", alpha=0.2, lw=0)
+    for fd in result["health"]["findings"]:
+        if fd["kind"] in ("spike", "divergence"):
+            ax.axvspan(fd["start_step"], fd["last_step"] + 1, color="red", alpha=0.25)
+    settle = y[len(y) // 10:]
+    lo_y = min(float(settle.min()), *(float(v[2].min()) for v in model_lrs.values())) \
+        if model_lrs else float(settle.min())
+    hi_y = float(np.percentile(settle, 99))
+    pad = 0.1 * (hi_y - lo_y)
+    ax.set_ylim(lo_y - pad, hi_y + pad)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (nats)")
+    ax2 = ax.twinx()
+    ax2.plot(np.arange(len(plan.curve.lrs)), plan.curve.lrs, color="C2", lw=0.8, alpha=0.5)
+    if plan.planned_lrs is not None:
+        ax2.plot(np.arange(len(plan.planned_lrs)), plan.planned_lrs, color="C2", lw=0.8,
+                 ls=":", alpha=0.5)
+    ax2.set_ylabel("learning rate (green; dotted: plan)")
+    ax2.set_ylim(0, None)
+    ax.set_zorder(ax2.get_zorder() + 1)         # the loss in front of the LR
+    ax.patch.set_visible(False)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(f"{result['model']['law']}; step {result['now']}", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)

@@ -153,15 +153,3 @@ def atomic_write_bytes(path, data: bytes, what: str = "output file") -> None:
 def atomic_write_text(path, text: str, what: str = "output file") -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_output`)."""
     atomic_write_bytes(path, text.encode("utf-8"), what)
-
-
-def save_figure(fig, path, dpi: int, what: str = "plot") -> None:
-    """Write a matplotlib figure as PNG atomically (``dpi``: dots per inch), then close it,
-    written or not."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_output(path, what) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)

@@ -1,9 +1,9 @@
 """The stability math: LR sensitivity, the largest stable LR of a loss-vs-LR curve, and the
 log-log line (with its prediction interval) that carries it to another width or size.
 
-Pure functions on plain numbers (no torch, no numpy), shared
-by the calibration summary (``calibration.analyze.stability_summary``), the published evidence
-(``advisor.fit.stability_evidence``) and the recommendation's ``stability`` block
+Pure functions on plain numbers (no torch, no numpy), shared by the calibration summary
+(``calibration.analyze.stability_summary``, ``advisor results --by stability``), the published
+evidence (``advisor.fit.stability_evidence``) and the recommendation's ``stability`` block
 (``advisor.recommendation.stability``), which evaluates a fitted :class:`Line` without importing numpy.
 
 Definitions (Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training

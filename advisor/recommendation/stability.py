@@ -5,7 +5,7 @@ is small.
 Evidence, in order of preference:
 
 * **the user's own stability sweep** (``advisor recommend --stability-sweep FILE``: the JSON of
-  ``python -m calibration.analyze.stability_summary STORE --json FILE`` over a plan like
+  ``advisor results STORE --by stability --format json > FILE`` over a plan like
   ``recipes/plans/cpu-stability.yaml``): the arm matching the target (``qk_norm`` when the
   model has QK-norm, else ``base``) gives the law log2 largest-stable-LR = a + b log2 width,
   evaluated at the target's width, and the joint fit of the max attention logit on width and
@@ -143,7 +143,7 @@ def load_stability_sweep(path) -> dict:
         raise AdvisorError(f"stability sweep summary {path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("schema") != SWEEP_SCHEMA:
         raise AdvisorError(f"{path} is not a stability sweep summary (schema {SWEEP_SCHEMA}; "
-                           "made by python -m calibration.analyze.stability_summary STORE --json FILE)")
+                           "made by advisor results STORE --by stability --format json > FILE)")
     if not isinstance(doc.get("arms"), dict) or not doc["arms"]:
         raise AdvisorError(f"stability sweep summary {path} has no arms")
     return doc

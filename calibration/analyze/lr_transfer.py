@@ -187,12 +187,3 @@ def plot_transfer(rows: list[LRRow], verdicts: dict, path, arm_title, line_label
                 for r in rows if r.arm == a])
               for a, v in verdicts.items()]
     plots.lr_panels(panels, path, span=span)
-
-
-def save_png(fig, path) -> None:
-    """Write a matplotlib figure to ``path`` atomically (110 dpi) and close it (the stability
-    summary's figures; ``advisor.common.outputs.save_figure``)."""
-    from advisor.common.outputs import save_figure
-
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)

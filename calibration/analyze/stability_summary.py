@@ -10,12 +10,14 @@ loss of a uniform prediction; it caps only diverged or worse-than-uniform runs) 
 held-out unigram cross-entropy under the training data's byte frequencies (the loss of a model
 that ignores context; :func:`context_free_loss`).
 
-Outputs: Markdown tables on stdout, ``--json`` a summary that ``advisor recommend
---stability-sweep`` reads (per-arm width laws of the largest stable LR and of the max attention
-logit), ``--plot`` a PNG (loss vs LR per arm, one line per width, unstable points crossed).
+Outputs, through ``advisor results DIR --by stability`` (``calibration.analyze.by``):
+Markdown tables, with ``--format json`` the summary that ``advisor recommend
+--stability-sweep`` reads (per-arm width laws of the largest stable LR and of the max
+attention logit), with ``--plot`` a PNG (``advisor.cli.plots.stability_sweep``: loss vs LR
+per arm, one line per width, unstable points crossed).
 
-    python -m calibration.analyze.stability_summary runs/cpu-stability --plot stability.png \\
-        --json stability.json
+    advisor results runs/cpu-stability --by stability --plot stability.png \\
+        --format json > stability.json
 
 Units: LRs are peak LRs (base LRs for the muP arm); losses in nats per token (here bytes);
 widths in channels; slopes in log2 units (octaves per doubling of width).
@@ -24,12 +26,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections import defaultdict
 
 from advisor.errors import AdvisorError
 from advisor.runs.stability_data import Point, attn_max as _attn_max, points_from_store
-from calibration.analyze.lr_transfer import pow2, save_png
+from calibration.analyze.lr_transfer import pow2
 from advisor.fit.stability import (fit_line, fit_linear, instability_level, lr_sensitivity,
                                    stability_edge)
 
@@ -278,48 +279,6 @@ def _bite(width: float) -> str:
             else f"width {width:.2g}")
 
 
-def plot(summary: dict, path) -> None:
-    """Loss vs LR, one panel per arm, one line per width; unstable points crossed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arms = list(summary["arms"])
-    ncols = min(3, len(arms))
-    nrows = -(-len(arms) // ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False,
-                             sharey=True)
-    axes = [[ax for row in grid for ax in row]]
-    for ax in axes[0][len(arms):]:
-        ax.set_visible(False)
-    cf = summary["context_free_loss"]
-    all_widths = sorted({r["width"] for a in summary["arms"].values() for r in a["rows"]})
-    for ax, arm in zip(axes[0], arms):
-        for r in summary["arms"][arm]["rows"]:
-            xs = [lr for lr, _ in r["curve"]]
-            ys = [y if math.isfinite(y) else float("nan") for _, y in r["curve"]]
-            line, = ax.plot(xs, ys, "o-", ms=3, label=f"width {r['width']}",
-                            color=f"C{all_widths.index(r['width'])}")
-            bad = [(lr, y if math.isfinite(y) else cf + 0.3) for lr, y in r["curve"]
-                   if lr in r["unstable_lrs"]]
-            if bad:
-                ax.plot([b[0] for b in bad], [b[1] for b in bad], "x", ms=8, mew=2,
-                        color=line.get_color())
-        ax.axhline(cf, color="grey", lw=0.8, ls=":")
-        ax.set_xscale("log", base=2)
-        ax.set_title(arm, fontsize=9)
-        ax.set_xlabel("peak LR")
-        ax.set_ylim(None, cf + 0.5)
-    for row in grid:
-        row[0].set_ylabel("final held-out loss (nats/byte)")
-    for ax in axes[0][:len(arms)]:
-        ax.legend(fontsize=6)
-    fig.suptitle("x: unstable (diverged, or lost over half the context gain; dotted: unigram "
-                 "loss; diverged runs drawn above it)", fontsize=8)
-    save_png(fig, path)
-
-
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -335,43 +294,30 @@ def summary_json(summary: dict) -> str:
     return json.dumps(_jsonable(summary), indent=1)
 
 
-def main(argv=None) -> int:
-    import argparse
-
-    from advisor.common.outputs import atomic_write_text
-    from advisor.runs.store import ResultsStore
+def build(store, heldout_width: int | None = None) -> dict:
+    """The summary of a results store's stability sweep (:func:`summarise`): its runs as
+    points, l_cf and l0 from the one data set they trained on. ``heldout_width`` defaults to
+    the largest width of the base arm where it has 4 or more widths."""
     from calibration.train.data import load_data
 
-    ap = argparse.ArgumentParser(prog="python -m calibration.analyze.stability_summary")
-    ap.add_argument("store")
-    ap.add_argument("--plot", default=None)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--heldout-width", type=int, default=None)
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store) as store:
-            pts = points_from_store(store)
-            datas = {r.settings.get("data", "stdlib") for r in store.runs()}
-        if len(datas) != 1:
-            raise AdvisorError(f"runs on {len(datas)} data sets; summarise one at a time")
-        data = load_data(datas.pop())
-        held = args.heldout_width
-        if held is None:
-            base_w = sorted({p.width for p in pts if p.arm == "base"})
-            held = base_w[-1] if len(base_w) >= 4 else None
-        s = summarise(pts, context_free_loss(data), math.log(data.vocab_size), held)
-        print(tables(s), end="")
-        if args.plot:
-            plot(s, args.plot)
-            print(f"wrote {args.plot}", file=sys.stderr)
-        if args.json:
-            atomic_write_text(args.json, summary_json(s), "summary")
-            print(f"wrote {args.json}", file=sys.stderr)
-    except AdvisorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    pts = points_from_store(store)
+    datas = {r.settings.get("data", "stdlib") for r in store.runs()}
+    if len(datas) != 1:
+        raise AdvisorError(f"runs on {len(datas)} data sets; summarise one at a time")
+    data = load_data(datas.pop())
+    if heldout_width is None:
+        base_w = sorted({p.width for p in pts if p.arm == "base"})
+        heldout_width = base_w[-1] if len(base_w) >= 4 else None
+    return summarise(pts, context_free_loss(data), math.log(data.vocab_size), heldout_width)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def lines(summary: dict) -> list[str]:
+    """The printed lines of a summary: its Markdown tables."""
+    return tables(summary).splitlines()
+
+
+def plot(summary: dict, path) -> None:
+    """The summary's figure (``advisor.cli.plots.stability_sweep``)."""
+    from advisor.cli.plots import stability_sweep
+
+    stability_sweep(summary, path)

@@ -53,8 +53,8 @@ from advisor.recommendation.core import (DEFAULT_BASE_WIDTH, DEFAULT_FAMILY, DEF
                    "model types llama, mistral, qwen2, qwen3, gpt2, gpt_neox) "
                    "(vocabulary, tying, GQA key/value heads).")
 @click.option("--stability-sweep", type=click.Path(dir_okay=False), default=None,
-              help="A stability sweep summary (python -m calibration.analyze.stability_summary STORE "
-                   "--json FILE) for the stability block; default: published evidence "
+              help="A stability sweep summary (advisor results STORE --by stability --format "
+                   "json > FILE) for the stability block; default: published evidence "
                    "(docs/stability.md).")
 @shape_options("Real model")
 @click.option("--optimizer", "optimizer_name", type=click.Choice(OPTIMIZERS),

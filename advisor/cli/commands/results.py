@@ -1,6 +1,6 @@
 """``advisor results DIR``: summarise a results store (runs, best LR per width), export CSV;
-``--by depth|optimizer|wd-rule``: the transfer summaries of ``calibration.analyze.by``
-(torch-free; imported inside the command, as the layer test allows for this dispatcher)."""
+``--by depth|optimizer|wd-rule|stability``: the summaries of ``calibration.analyze.by``
+(imported inside the command, as the layer test allows for this dispatcher)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import sys
 
 import click
 
-BY = ("width", "depth", "optimizer", "wd-rule")     # --by: calibration.analyze.by's keys and width
+BY = ("width", "depth", "optimizer", "wd-rule", "stability")  # calibration.analyze.by's keys, width
 
 
 def _lr(x: float) -> str:
@@ -26,7 +26,9 @@ def _loss(x) -> str:
 @click.command()
 @click.argument("directory", metavar="DIR", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True, help="csv: Step Law's column layout plus ours, to stdout.")
+              show_default=True, help="csv: Step Law's column layout plus ours, to stdout; "
+                                      "json with --by stability: the summary advisor "
+                                      "recommend --stability-sweep reads.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the Step Law-layout CSV to this file.")
 @click.option("--status", type=click.Choice(["finished", "diverged", "failed"]), default=None,
@@ -36,11 +38,17 @@ def _loss(x) -> str:
 @click.option("--by", "by", type=click.Choice(BY), default="width", show_default=True,
               help="width: every run and the best LR per width per arm; depth: transfer in "
                    "depth per depth exponent; optimizer: Muon vs AdamW per width; wd-rule: "
-                   "weight decay x width per weight-decay width rule.")
-def results(directory, fmt, csv_path, status, plot_path, by="width"):
+                   "weight decay x width per weight-decay width rule; stability: LR "
+                   "sensitivity and the largest stable LR's width law per arm.")
+@click.option("--heldout-width", "heldout_width", type=int, default=None,
+              help="--by stability: the width left out of each arm's largest-stable-LR fit "
+                   "and predicted (default: the base arm's largest, where it has 4 widths "
+                   "or more).")
+def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_width=None):
     """Summarise the results store in DIR."""
-    if by != "width":
-        return _transfer_summary(directory, by, fmt, csv_path, status, plot_path)
+    if by != "width" or heldout_width is not None:
+        return _transfer_summary(directory, by, fmt, csv_path, status, plot_path,
+                                 heldout_width)
     from advisor.common.outputs import check_output_file
     from advisor.runs.store import ResultsStore, steplaw_csv_text, write_steplaw_csv
     from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
@@ -110,29 +118,39 @@ def results(directory, fmt, csv_path, status, plot_path, by="width"):
                    f"from width {s['smallest_width']} to {s['largest_width']}")
 
 
-def _transfer_summary(directory, by, fmt, csv_path, status, plot_path):
-    """``--by depth|optimizer|wd-rule``: the summary's table and notes, and its figure."""
+def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_width):
+    """``--by depth|optimizer|wd-rule|stability``: the summary's table and notes (or its
+    JSON), and its figure."""
     from advisor.common.outputs import check_output_file
     from advisor.errors import AdvisorError
     from advisor.runs.store import ResultsStore
+    from calibration.analyze.by import SUMMARIES
 
-    if fmt != "table" or csv_path or status:
-        raise AdvisorError(f"--by {by} prints the summary's table: --format, --csv and "
-                           "--status go with --by width")
+    summary = SUMMARIES.get(by)
+    options = {} if heldout_width is None else {"heldout_width": heldout_width}
+    if summary is None or set(options) - set(summary.options):
+        raise AdvisorError(f"--heldout-width goes with --by stability, not --by {by}")
+    if heldout_width is not None and heldout_width < 1:
+        raise AdvisorError(f"--heldout-width must be a width in channels, got {heldout_width}")
+    if (fmt == "json" and summary.json is None) or fmt == "csv" or csv_path or status:
+        raise AdvisorError(f"--by {by} prints the summary's table"
+                           + (" (or, with --format json, its JSON)" if summary.json else "")
+                           + ": --format csv, --csv and --status go with --by width")
     if plot_path:
         from advisor.cli.deps import require
         require("results --plot", "matplotlib")
         check_output_file(plot_path, "plot")
-    from calibration.analyze.by import SUMMARIES
 
-    summary = SUMMARIES[by]
     with ResultsStore.open(directory, readonly=True) as store:
-        built = summary.build(store.runs())
-    for line in summary.lines(built):
-        click.echo(line)
+        built = summary.build(store, **options)
+    if fmt == "json":
+        click.echo(summary.json(built))
+    else:
+        for line in summary.lines(built):
+            click.echo(line)
     if plot_path:
         summary.plot(built, plot_path)
-        click.echo(f"plot: {plot_path}")
+        click.echo(f"plot: {plot_path}", err=fmt == "json")
 
 
 def _clean(o):

@@ -105,8 +105,8 @@ def run(log, fmt, spec, steps, peak_lr, law_path, cooldown_length, cooldown_shap
     else:
         _print_report(res)
     if not no_plot:
-        from advisor.schedule.inflight.plot import plot_run
-        plot_run(res, plan, _bands(res, plan, model), plot_path)
+        from advisor.cli.plots import inflight_run
+        inflight_run(res, plan, _bands(res, plan, model), plot_path)
         click.echo(f"wrote {plot_path}", err=True)
     if res["health"]["alarm"]:
         raise click.exceptions.Exit(ALARM_EXIT)

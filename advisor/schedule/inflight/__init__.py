@@ -5,6 +5,7 @@ one table of column/key names), ``readers`` (one module per log format, and form
 detection), ``plan`` (the run's LR at every step: the planned schedule, checked against
 the logged LR), ``forecast`` (the schedule law fitted on the curve so far, and the loss
 under the current plan and under alternatives, with intervals), ``health`` (spikes,
-divergence, gradient-norm growth, against the law's band), ``plot``.
-Everything here is torch-free and pure except the readers (files) and ``plot``.
+divergence, gradient-norm growth, against the law's band); the figure is
+``advisor.cli.plots.inflight_run``. Everything here is torch-free and pure except the
+readers (files).
 """

@@ -10,7 +10,6 @@ Units: LRs are peak LRs; losses in nats per byte; the held-out error in octaves 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from bench.gpu_suite.budget import Estimate
 from bench.gpu_suite.report import Figure
@@ -51,10 +50,7 @@ class StabilityStage(Stage):
 
     def run(self, ctx, est):
         from advisor.runs.store import ResultsStore
-        from calibration.train.data import load_data
-        from calibration.analyze.stability_summary import (context_free_loss, plot, summarise,
-                                                   summary_json, tables)
-        from advisor.runs.stability_data import points_from_store
+        from calibration.analyze.stability_summary import build, plot, summary_json, tables
 
         plan, specs, vocab = self._specs(ctx)
         sdir = ctx.stage_dir(self.name)
@@ -69,12 +65,8 @@ class StabilityStage(Stage):
             write_json(sdir / "results.json", {"training": trained, "final": final})
             return Outcome("partial", figs, note=f"{final}/{len(specs)} runs; summary when "
                                                  "complete")
-        data = load_data("stdlib")
         with ResultsStore.open(store) as st:
-            pts = points_from_store(st)
-        base_w = sorted({p.width for p in pts if p.arm == "base"})
-        s = summarise(pts, context_free_loss(data), math.log(data.vocab_size),
-                      base_w[-1] if len(base_w) >= 4 else None)
+            s = build(st)
         png = sdir / "stability.png"
         plot(s, png)
         write_text(sdir / "stability.json", summary_json(s))
@@ -88,8 +80,8 @@ class StabilityStage(Stage):
             figs.append(self.figure("qk_sensitivity", value=f"width {w}: base {b:.3f}, "
                                     f"qk_norm {q:.3f}", met=q < b))
         write_text(sdir / "results.md", f"# {self.title}\n\nPlan `{plan.name}`, {final} runs.\n\n"
-                   + tables(s) + "\n![stability](stability.png)\n\nRedo: `python -m "
-                   f"calibration.analyze.stability_summary {store} --plot {png} --json "
+                   + tables(s) + "\n![stability](stability.png)\n\nRedo: `advisor results "
+                   f"{store} --by stability --plot {png} --format json > "
                    f"{sdir / 'stability.json'}`\n")
         write_json(sdir / "results.json", {"training": trained, "final": final})
         return Outcome("done", figs, pngs=[png])
