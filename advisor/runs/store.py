@@ -753,7 +753,7 @@ class ResultsStore:
                 "status": r.status, "seed": s["seed"], "schedule": s["schedule"],
                 "width": width, "val_loss": r.final_val_loss,
                 "parameterization": s.get("parameterization", ""),
-                "optimizer": optimizer_label(s),
+                "optimizer": conv.optimizer_label or "",
                 "lr_convention": convention,
                 "base_width": conv.base_width if convention == "mup_base" else "",
                 "wd_rule": conv.wd_rule if convention == "mup_base" else "",
@@ -817,14 +817,6 @@ def conventions_of(settings: dict) -> Conventions | None:
         return of_run(spec, spec.model_config())
     except (AdvisorError, TypeError, ValueError):
         return None
-
-
-def optimizer_label(settings: dict) -> str:
-    """A run's optimizer as one word: muadamw, adamw, or muon-<width convention>."""
-    opt = settings.get("optimizer", "muadamw")
-    if opt == "muon":
-        return f"muon-{settings.get('muon_convention', 'spectral')}"
-    return str(opt)
 
 
 STEPLAW_COLUMNS = ["h", "ffnh", "numh", "numl", "lr", "bs", "ti", "loss", "smooth loss",
