@@ -134,8 +134,9 @@ def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_w
         raise AdvisorError(f"--heldout-width must be a width in channels, got {heldout_width}")
     if (fmt == "json" and summary.json is None) or fmt == "csv" or csv_path or status:
         raise AdvisorError(f"--by {by} prints the summary's table"
-                           + (" (or, with --format json, its JSON)" if summary.json else "")
-                           + ": --format csv, --csv and --status go with --by width")
+                           + (" (or, with --format json, its JSON): --format csv"
+                              if summary.json else ": --format json, csv")
+                           + ", --csv and --status go with --by width")
     if plot_path:
         from advisor.cli.deps import require
         require("results --plot", "matplotlib")
