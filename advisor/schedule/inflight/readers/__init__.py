@@ -3,8 +3,9 @@
 Each module defines ``read(path, keys) -> RunLog`` (``keys``: {quantity: key chosen by the
 user, or None}); :data:`READERS` maps a format name to it. :func:`detect` picks a format
 from the file itself: a folder or ``*tfevents*`` file -> tensorboard; JSON with
-``log_history`` -> hf; a JSON object per line -> jsonl; a CSV header -> csv (a W&B export
-is a CSV: its "<run> - <metric>" columns are read by the same reader); else text.
+``log_history`` -> hf; a JSON object per line -> jsonl; a step line (a step and a loss)
+among the first 50 lines -> text; a CSV header -> csv (a W&B export is a CSV: its
+"<run> - <metric>" columns are read by the same reader); else text.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 from pathlib import Path
 
 from advisor.errors import AdvisorError
-from advisor.schedule.inflight.log import RunLog
+from advisor.schedule.inflight.log import RunLog, strip_ansi
 from advisor.schedule.inflight.readers import hf, table, tensorboard, text
 
 READERS = {"csv": table.read_csv, "wandb": table.read_csv, "jsonl": table.read_jsonl,
@@ -44,9 +45,12 @@ def detect(path: Path) -> str:
         return "hf"
     if path.suffix == ".jsonl":
         return "jsonl"
-    first = s.splitlines()[0] if s else ""
-    if text.STEP.search(first) and text.LOSS.search(first):
-        return "text"                  # "iter 10: loss 3.9, time ..." has commas too
+    lines = [strip_ansi(line) for line in s.splitlines()[:50]]
+    first = lines[0] if lines else ""
+    if any(text.STEP.search(line) and text.LOSS.search(line) for line in lines):
+        # "iter 10: loss 3.9, time ..." and torchtitan's "tps: 1,024" have commas too, and
+        # a trainer's console prints other lines (config, banners) before its first step
+        return "text"
     if "," in first and not any(ch.isdigit() for ch in first.split(",")[0][:1]):
         return "csv"
     return "text"
