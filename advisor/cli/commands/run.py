@@ -23,7 +23,12 @@ from advisor.errors import AdvisorError
               help="default: inferred from the log's LR column")
 @click.option("--law", "law_path", type=click.Path(), default=None,
               help="prior: a schedule-law YAML (advisor schedule fit) of this setup: its shape "
-                   "is kept, its level fitted on the run (docs/run.md)")
+                   "is kept, its level fitted on the run (docs/run.md). Without it, a run "
+                   "still at constant LR takes its decay gains from the shipped prior "
+                   "(recipes/schedule/prior.yaml, another setup: wide intervals)")
+@click.option("--no-shipped-prior", is_flag=True,
+              help="do not use the shipped prior: decays of a run at constant LR so far are "
+                   "then not predicted")
 @click.option("--cooldown-length", type=float, default=None,
               help="cooldown steps (>= 1) or fraction of the resulting run (default 0.2)")
 @click.option("--cooldown-shape", default="linear", show_default=True,
@@ -48,7 +53,7 @@ from advisor.errors import AdvisorError
               type=click.Path(), help="PNG: the curve, the fit, the forecast band")
 @click.option("--no-plot", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="print the whole analysis as JSON")
-def run(log, fmt, spec, steps, peak_lr, law_path, cooldown_length, cooldown_shape,
+def run(log, fmt, spec, steps, peak_lr, law_path, no_shipped_prior, cooldown_length, cooldown_shape,
         cooldown_final, cooldown_at, extend_to, budget, since, step_key, loss_key, lr_key,
         grad_norm_key, logit_key, plot_path, no_plot, as_json):
     """Forecast a run in progress from its LOG and check its health.
@@ -74,10 +79,13 @@ def run(log, fmt, spec, steps, peak_lr, law_path, cooldown_length, cooldown_shap
     if not no_plot:
         from advisor.cli.commands.schedule import _require_plot
         _require_plot("run", plot_path)
-    prior = None
+    prior = fallback = None
     if law_path:
         from advisor.schedule.lawfile import load_schedule_law
         prior = load_schedule_law(law_path)
+    elif not no_shipped_prior:
+        from advisor.schedule.inflight.forecast import shipped_prior
+        fallback = shipped_prior()
     keys = {"step": step_key, "loss": loss_key, "lr": lr_key, "grad_norm": grad_norm_key,
             "logit": logit_key}
     if fmt == "tensorboard" or (fmt == "auto" and Path(log).exists()
@@ -99,7 +107,7 @@ def run(log, fmt, spec, steps, peak_lr, law_path, cooldown_length, cooldown_shap
                f"{plan.peak_lr:.4g}", err=True)
     model, res = analyze(rl, plan, prior, cooldown_length=cooldown_length, shape=cooldown_shape,
                   final=cooldown_final, cooldown_at=cooldown_at, extend_to=extend_to,
-                  budget=budget, since=since)
+                  budget=budget, since=since, fallback=fallback)
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "fitted"}, indent=2))
     else:
@@ -133,7 +141,8 @@ def _bands(res, plan, model) -> dict:
 def _fmt_pred(p) -> str:
     if "not_predicted" in p:
         return f"not predicted: {p['not_predicted']}"
-    return (f"{p['loss']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] at step {p['step']}")
+    return (f"{p['loss']:.4f} [{p['lo']:.4f}, {p['hi']:.4f}] at step {p['step']}"
+            + (" (decay gain from the shipped prior)" if p.get("model") == "shipped" else ""))
 
 
 def _print_report(res) -> None:

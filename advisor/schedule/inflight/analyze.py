@@ -27,6 +27,10 @@ def model_label(model) -> str:
         return f"{model.fit.law} [{model.fit.options.label()}] fitted on the run"
     if model.kind == "anchored":
         return f"{model.prior.law} prior (--law), level re-fitted on the run"
+    if model.fallback is not None:
+        return ("progress at constant LR: Lc + A S^-alpha; decays from the shipped prior "
+                f"({model.fallback.law} law, recipes/schedule/prior.yaml), level re-fitted "
+                "on the run")
     return "progress at constant LR: Lc + A S^-alpha (no prior)"
 
 
@@ -55,9 +59,11 @@ def _pred(model, lrs, step, **extra):
 
 def analyze(log, plan, prior=None, *, cooldown_length=None, shape: str = "linear",
             final: float = 0.0, cooldown_at=(), extend_to=(), budget: int | None = None,
-            since: int | None = None) -> dict:
+            since: int | None = None, fallback=None) -> dict:
+    """``fallback``: the law for decays of a run at constant LR so far when ``prior`` is
+    None (``advisor run`` passes the shipped prior, forecast.shipped_prior)."""
     curve = plan.curve
-    model = fit_model(curve, plan.peak_lr, prior)
+    model = fit_model(curve, plan.peak_lr, prior, fallback=fallback)
     pred = model.in_sample(curve.steps)
     gn = None if log.grad_norm is None else log.grad_norm[: len(curve.steps)]
     lg = None if log.logit is None else log.logit[: len(curve.steps)]
@@ -66,7 +72,7 @@ def analyze(log, plan, prior=None, *, cooldown_length=None, shape: str = "linear
     if health["above_band"].any():
         mask = ~health["above_band"]
         if mask.sum() >= 8:
-            model = fit_model(curve, plan.peak_lr, prior, mask=mask)
+            model = fit_model(curve, plan.peak_lr, prior, mask=mask, fallback=fallback)
             pred = model.in_sample(curve.steps)
             health = check_health(curve.steps, curve.loss, pred, gn, since,
                                   sigma=model.sigma, settled=settled, logit=lg)

@@ -11,8 +11,11 @@ Three ways to a model of the run, by what is known:
   itself, annealing term included;
 * **no prior, constant LR so far** (a WSD run in its stable phase): the annealing term is
   not identifiable from the curve. The curve gives the progress at constant LR,
-  ``L(t) = Lc + A S(t)^-alpha`` (S = LR area), which predicts a constant continuation;
-  predictions that need a decay are refused with the reason (:class:`NotPredictable`).
+  ``L(t) = Lc + A S(t)^-alpha`` (S = LR area), which predicts a constant continuation.
+  Predictions that need a decay come from the *shipped prior* (``fallback``:
+  recipes/schedule/prior.yaml, :func:`shipped_prior`, a law of another setup) re-levelled
+  on the run, with its own wide interval (``EXTRAP_REL["shipped"]``); without one they are
+  refused with the reason (:class:`NotPredictable`).
 
 Intervals: a relative half-width that grows with how far the prediction reaches beyond
 the last logged step, ``EXTRAP_REL[kind]`` per doubling of the step (at least a quarter of
@@ -40,7 +43,10 @@ FORM = ("tissue", FitOptions())
 #: docs/run.md, rounded up. 'law' (fitted on the run alone): tissue, max 2.90%; 'anchored'
 #: (a prior from shorter runs of the setup): valley rho 0.6, max 0.65%; 'progress'
 #: (constant LR so far, constant continuation): max 0.40% on the constant runs (400M).
-EXTRAP_REL = {"law": 0.03, "anchored": 0.007, "progress": 0.004}
+#: 'shipped' (the shipped prior, a law of another setup, for the decays of a run at constant
+#: LR so far): the largest error on a setup the prior was not chosen on, 3.20% (124M at
+#: 2e-3; bench/schedule_prior.py --evidence, docs/run.md), rounded up.
+EXTRAP_REL = {"law": 0.03, "anchored": 0.007, "progress": 0.004, "shipped": 0.035}
 ALPHAS = np.linspace(0.05, 1.5, 59)
 #: The prior's level is matched on this last fraction of the logged points (after warmup).
 LEVEL_FRAC = 0.2
@@ -67,10 +73,12 @@ class Model:
     sigma: float = 0.0                    # robust relative residual scale of the fit
     n_tail: int = 1                       # logged points that set the level (last 20%)
     warnings: list = field(default_factory=list)
+    fallback: object = None               # the shipped prior (ScheduleLaw), kind 'progress'
+    fallback_theta: np.ndarray | None = None   # its constants re-levelled on the run
 
     def in_sample(self, steps) -> np.ndarray:
         """The model's loss at logged ``steps`` (<= now), under the LR so far."""
-        return self._predict(self.lrs_so_far, np.asarray(steps, dtype=np.int64))
+        return self._predict(self.lrs_so_far, np.asarray(steps, dtype=np.int64))[0]
 
     def _progress_loss(self, lrs, steps):
         Lc, A, alpha = self.progress
@@ -78,14 +86,16 @@ class Model:
         return Lc + A * np.maximum(S, 1e-12) ** -alpha
 
     def _predict(self, lrs, steps):
+        """(losses, the kind of model that gave them: sets the interval)."""
         if self.kind == "law":
-            return predict_curve(self.fit, lrs, steps)
+            return predict_curve(self.fit, lrs, steps), "law"
         if self.kind == "anchored":
-            p = self.prior
-            return FORMS[p.law].predict(self.theta, np.asarray(lrs) / self.peak, steps,
-                                        rho=p.rho, lam=p.lam)
+            return _prior_loss(self.prior, self.theta, lrs, self.peak, steps), "anchored"
         if np.allclose(lrs[self.now:], lrs[self.now], rtol=1e-6, atol=0):
-            return self._progress_loss(lrs, steps)
+            return self._progress_loss(lrs, steps), "progress"
+        if self.fallback is not None:
+            return _prior_loss(self.fallback, self.fallback_theta, lrs, self.peak,
+                               steps), "shipped"
         raise NotPredictable("the LR has been constant so far, so the gain of a decay "
                              "cannot be read from this curve: give --law, a schedule law "
                              "fitted (advisor schedule fit) on pilot runs of this setup that "
@@ -97,12 +107,36 @@ class Model:
         lrs = np.asarray(lrs, dtype=np.float64)
         if len(lrs) <= step:
             raise AdvisorError(f"internal: LRs up to step {len(lrs) - 1}, asked for {step}")
-        y = float(self._predict(lrs, np.array([int(step)]))[0])
+        ys, kind = self._predict(lrs, np.array([int(step)]))
+        y = float(ys[0])
         if not math.isfinite(y) or y <= 0:
             raise NotPredictable("the fitted law gives no finite positive loss there")
-        h = half_width(self.kind, self.now, int(step), self.sigma / math.sqrt(self.n_tail))
+        h = half_width(kind, self.now, int(step), self.sigma / math.sqrt(self.n_tail))
         return {"step": int(step), "loss": y, "lo": y * (1 - h), "hi": y * (1 + h),
-                "rel_halfwidth": h}
+                "rel_halfwidth": h, "model": kind}
+
+
+def _prior_loss(prior, theta, lrs, peak, steps) -> np.ndarray:
+    """A prior law's loss with its constants ``theta``, the schedule relative to ``peak``."""
+    return FORMS[prior.law].predict(theta, np.asarray(lrs) / peak, steps, rho=prior.rho,
+                                    lam=prior.lam)
+
+
+#: The shipped prior's file in the recipes package (bench/schedule_prior.py writes it).
+SHIPPED_PRIOR = ("schedule", "prior.yaml")
+
+
+def shipped_prior():
+    """The shipped prior schedule law (recipes/schedule/prior.yaml, a
+    :class:`~advisor.schedule.lawfile.ScheduleLaw`): the valley law (rho 0.6) fitted on
+    Schaipp et al. 2025's 124M constant and cosine runs at peak LR 5e-4."""
+    from importlib import resources
+
+    from advisor.schedule.lawfile import load_schedule_law
+
+    res = resources.files("recipes").joinpath(*SHIPPED_PRIOR)
+    with resources.as_file(res) as path:
+        return load_schedule_law(path)
 
 
 def half_width(kind: str, now: int, step: int, sigma_level: float) -> float:
@@ -170,8 +204,10 @@ def robust_sigma(rel_resid: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r)))) if len(r) else 0.0
 
 
-def fit_model(curve: Curve, peak: float, prior=None, mask=None) -> Model:
-    """Fit the model of a run on its curve so far (``mask``: logged points to use)."""
+def fit_model(curve: Curve, peak: float, prior=None, mask=None, fallback=None) -> Model:
+    """Fit the model of a run on its curve so far (``mask``: logged points to use).
+    ``fallback``: the law for the decays of a run at constant LR so far when there is no
+    ``prior`` (the shipped prior, :func:`shipped_prior`)."""
     now = int(curve.steps[-1])
     lrs = curve.lrs[: now + 1]
     warnings = []
@@ -195,6 +231,15 @@ def fit_model(curve: Curve, peak: float, prior=None, mask=None) -> Model:
     else:
         m = Model("progress", peak, now, lrs, progress=fit_progress(curve, peak, mask),
                   prior=prior, warnings=warnings)
+        if fallback is not None:
+            m.fallback = fallback
+            m.fallback_theta = fit_anchored(fallback, curve, peak, mask)
+            warnings.append(
+                "the LR has been constant so far: the gains of a decay come from the shipped "
+                "prior (recipes/schedule/prior.yaml: 124M model, peak LR 5e-4), a law of "
+                f"another setup, with an interval of +-{EXTRAP_REL['shipped']:.1%} per "
+                "doubling of the step; give --law (advisor schedule fit on pilot runs of "
+                "this setup with a decay) for tighter ones (docs/run.md)")
     tail = slice(int(0.8 * len(use.steps)), None)
     pred = m.in_sample(use.steps[tail])
     m.sigma = robust_sigma(use.loss[tail] / pred - 1.0)
