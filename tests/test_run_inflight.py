@@ -64,14 +64,51 @@ def test_first_half_of_a_cosine_run_predicts_its_end(tmp_path):
     assert plan.now <= b["start"] < T and b["lo"] <= b["loss"] <= b["hi"]
 
 
-def test_a_constant_lr_run_refuses_cooldowns_without_a_prior_and_says_why(tmp_path, capsys):
+def test_a_constant_lr_run_takes_its_decay_gains_from_the_shipped_prior_with_a_wide_band(
+        tmp_path, capsys):
+    """No --law and a run still at constant LR: the curve cannot show what a decay gains, so
+    the decays come from the shipped prior (another setup), marked as such, with the interval
+    measured for a prior from another setup; the constant continuation stays the run's own."""
     spec, T = "wsd:cooldown=0.2,warmup=200", 20000
     steps, lr, loss, _ = law_curve(spec, T, 8000)
     path = write_csv(tmp_path / "run.csv", steps, lr, loss)
     code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T),
+                          "--no-plot", "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert "shipped prior" in res["model"]["law"]
+    assert any("recipes/schedule/prior.yaml" in w for w in res["model"]["warnings"])
+    by = {p["scenario"]: p for p in res["predictions"]}
+    reach = math.log2(T / 8000)
+    assert by["plan"]["model"] == "shipped" and by["constant"]["model"] == "progress"
+    assert by["plan"]["rel_halfwidth"] >= EXTRAP_REL["shipped"] * reach
+    assert by["constant"]["rel_halfwidth"] < by["plan"]["rel_halfwidth"]
+    assert by["plan"]["loss"] < by["constant"]["loss"]        # a cooldown gains
+    assert "best_cooldown" in res and "start" in res["best_cooldown"]
+    # the text report says where a decay's gain came from
+    code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T),
                           "--no-plot"], capsys)
+    assert code == 0 and "decay gain from the shipped prior" in out
+    # without the shipped prior, the decays are refused with the reason
+    code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T),
+                          "--no-plot", "--no-shipped-prior"], capsys)
     assert code == 0
     assert "no cooldown" in out and "not predicted: the LR has been constant so far" in out
+
+
+def test_the_shipped_prior_is_what_its_generator_fits_from_the_committed_inputs():
+    """recipes/schedule/prior.yaml is refitted by the product's own fitter from the committed
+    curves and compared (as bench.trust_evidence --check does for law sets)."""
+    from bench import schedule_prior
+    from advisor.schedule.inflight.forecast import shipped_prior
+
+    assert schedule_prior.check() == []
+    law = shipped_prior()
+    assert law.law == schedule_prior.LAW and law.rho == schedule_prior.OPTIONS.rho
+    assert law.lr_scale == 5e-4 and law.doc["provenance"]["identified"]
+    for c in law.doc["fit"]["curves"]:
+        assert (schedule_prior.INPUTS / c["source"].rsplit("/", 1)[1]).is_file()
+        assert abs(c["final_rel"]) < 0.005          # it fits its own curves' ends
 
 
 # ------------------------------------------------------------------ health
@@ -293,3 +330,44 @@ def test_growing_grad_norm_and_logits_are_reported_with_remedies_but_are_no_alar
     code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T), "--no-plot"],
                          capsys)
     assert code == 0 and "grad norm" not in out
+
+
+def test_logit_growth_is_read_from_nanogpt_torchtitan_and_megatron_text_logs(tmp_path, capsys):
+    """Text logs carry the largest logit as one more field of the step line; a growing one
+    reaches the health check (a warning with remedies, not an alarm)."""
+    spec, T = "cosine:final=0.1,warmup=200", 20000
+    steps, lr, loss, _ = law_curve(spec, T, 10000, noise=0.001)
+    logit = 20 * np.exp(3 * np.clip(steps / 10000 - 0.5, 0, None))       # x4.5 by the end
+    # nanoGPT's train.py line, with the logit appended as a trainer that logs it would
+    nano = tmp_path / "nano.log"
+    nano.write_text("".join(f"iter {s}: loss {y:.4f}, time 101.20ms, mfu 31.52%, "
+                            f"max_logit {x:.2f}\n" for s, y, x in zip(steps, loss, logit)))
+    # torchtitan's metrics line (ANSI colours), with an attention-logit field
+    titan = tmp_path / "titan.log"
+    titan.write_text("[rank0]:[titan] 2026-12-06 06:00:00,000 - root - INFO - Training starts "
+                     "at step 1, with local batch size 8, global batch size 64\n" + "".join(
+        f"\x1b[31mstep: {s:>5}  \x1b[32mloss: {y:7.4f}  \x1b[33mgrad_norm:  0.9000  "
+        f"\x1b[34mmax_attn_logit: {x:7.3f}  \x1b[36mmemory: 10.24GiB(25.86%)  tps: 1,024"
+        f"\x1b[39m\n" for s, y, x in zip(steps, loss, logit)))
+    # Megatron-LM's iteration line; the output logit is smaller, the attention one is read
+    mega = tmp_path / "megatron.log"
+    mega.write_text("".join(
+        f" [2026-12-06 06:00:00] iteration {s:>8}/{T:>8} | consumed samples: {s * 256:>10} | "
+        f"learning rate: {a:.6E} | global batch size:   256 | lm loss: {y:.6E} | "
+        f"max output logit: {x / 4:.3f} | max attention logit: {x:.3f} | grad norm: 0.900 |\n"
+        for s, a, y, x in zip(steps, lr, loss, logit)))
+    for path in (nano, titan, mega):
+        log = read_log(path)
+        assert log.fmt == "text" and np.allclose(log.logit, np.round(logit, 2), atol=0.01)
+        code, out, err = run(["run", str(path), "--schedule", spec, "--steps", str(T),
+                              "--peak-lr", "3e-4", "--no-plot"], capsys)
+        assert code == 0, err
+        assert "largest logit growing" in out and "QK-layernorm" in out
+        assert "grad norm growing" not in out
+    assert np.allclose(read_log(mega).lr, lr, rtol=1e-5)
+    # a logit that stays put says nothing
+    nano.write_text("".join(f"iter {s}: loss {y:.4f}, time 101.20ms, mfu 31.52%, "
+                            f"max_logit 20.00\n" for s, y in zip(steps, loss)))
+    code, out, err = run(["run", str(nano), "--schedule", spec, "--steps", str(T),
+                          "--peak-lr", "3e-4", "--no-plot"], capsys)
+    assert code == 0 and "logit" not in out
