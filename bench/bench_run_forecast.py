@@ -35,7 +35,7 @@ import numpy as np
 
 from advisor.schedule.inflight import forecast
 from advisor.schedule.curves import Curve, load_csv, load_multipower_size
-from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
+from advisor.schedule.fitting import FitOptions, fit_law, predict_curve, shape_options
 from advisor.schedule.lawfile import ScheduleLaw
 
 #: shared/ beside the repository (a git worktree may sit one level deeper: then --data)
@@ -44,7 +44,22 @@ SCHAIPP, MP = DATA / "schaipp_lr_schedules", DATA / "multipower_loss_curves"
 CANDS = {"valley": ("valley", FitOptions()), "valley rho0.6": ("valley", FitOptions(rho=0.6)),
          "multipower": ("multipower", FitOptions()),
          "multipower rho0.6": ("multipower", FitOptions(rho=0.6)),
-         "tissue": ("tissue", FitOptions())}
+         "tissue": ("tissue", FitOptions()),
+         # late points weighted up (w *= 1 + late * t / t_last): for extrapolating in length
+         "valley rho0.6 late1": ("valley", FitOptions(rho=0.6, late=1.0)),
+         "multipower rho0.6 late1": ("multipower", FitOptions(rho=0.6, late=1.0)),
+         "tissue late1": ("tissue", FitOptions(late=1.0)),
+         # each curve the same total weight
+         "valley rho0.6 curve": ("valley", FitOptions(rho=0.6, weighting="curve"))}
+#: Borrowed-shape candidates (table C only): the base candidate's shape constants
+#: (FORMS[law].shape) come from a fit on every curve available at the *other* peak LR; at
+#: the held-out LR only the level and amplitudes are fitted on its fit set. Evaluated at a
+#: held-out LR, every curve of the other LR is available; as a selection fold (the other LR
+#: scored while this one is held out), only this LR's fit set is. In A and B they are their
+#: base.
+SHARED = {"valley shared": "valley", "valley rho0.6 shared": "valley rho0.6",
+          "multipower rho0.6 shared": "multipower rho0.6", "tissue shared": "tissue"}
+FIT_SET = ("const_50000", "cos10_50000")
 SEP = 0.002
 CACHE = Path("/tmp/bench_run_forecast")
 
@@ -139,10 +154,26 @@ def test_b(data, cand):
     return out, laws
 
 
-def test_c(data, cand, lr_ds):
-    law, opts = CANDS[cand]
+def base(cand):
+    return SHARED.get(cand, cand)
+
+
+def other_lr(lr_ds):
+    return "124M lr 0.002" if lr_ds == "124M lr 0.0005" else "124M lr 0.0005"
+
+
+def test_c(data, cand, lr_ds, donor_all: bool = True):
+    """Fit at ``lr_ds`` on FIT_SET, predict the other schedules' finals. A borrowed-shape
+    candidate takes its shape from the other LR's curves: all of them (``donor_all``), or
+    only its FIT_SET (the case of a selection fold, where the other LR is held out)."""
+    law, opts = CANDS[base(cand)]
     curves = data[lr_ds]
-    fs = ("const_50000", "cos10_50000")
+    fs = FIT_SET
+    if cand in SHARED:
+        donor_lr = other_lr(lr_ds)
+        donors = [c for n, c in data[donor_lr].items() if donor_all or n in fs]
+        donor = cached_fit(law, donors, opts, f"C {donor_lr} {'all' if donor_all else 'fit'}")
+        opts = shape_options(donor)
     f = cached_fit(law, [curves[n] for n in fs], opts, f"C {lr_ds}")
     held = {n: c for n, c in curves.items() if n not in fs}
     pred = {n: float(predict_curve(f, c)[-1]) for n, c in held.items()}
@@ -187,7 +218,7 @@ def fmt(m):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out")
-    ap.add_argument("--cands", default=",".join(CANDS))
+    ap.add_argument("--cands", default=",".join(list(CANDS) + list(SHARED)))
     ap.add_argument("--data", default=str(DATA), help="shared/data/external")
     ap.add_argument("--health", action="store_true",
                     help="instead: false alarms and planted-spike detection of the health check")
@@ -210,7 +241,7 @@ def main(argv=None):
     cands = args.cands.split(",")
     A, AP, B = {}, {}, {}
     t0 = time.time()
-    for c in cands:
+    for c in [c for c in cands if c not in SHARED]:
         A[c] = test_a(data, c)
         B[c], priors = test_b(data, c)
         AP[c] = test_a(data, c, priors)
@@ -222,7 +253,7 @@ def main(argv=None):
         "error | pairs in wrong order | inside the interval |")
     say("|---|---|---|---|---|---|---|---|---|")
     for ds in data:
-        for c in cands:
+        for c in A:
             m, mp = A[c][ds], AP[c][ds]
             kinds = ", ".join(f"{k} {v:.2%}" for k, v in sorted(m["by_kind"].items()))
             say(f"| {ds} | {c} | {m['n']}: {fmt(m)} | {m['inside']} of {m['n']} | {kinds} | "
@@ -235,23 +266,36 @@ def main(argv=None):
     for ds in data:
         fit_on = "runs <= 25k steps" if ds.startswith("124M") else "runs <= 24k steps"
         to = "35k, 50k (1.4-3.3x)" if ds.startswith("124M") else "72k (3x)"
-        for c in cands:
+        for c in B:
             say(f"| {ds} | {fit_on} | {to} | {c} | {fmt(B[c][ds])} |")
     say()
     say("### C. Held-out peak LR: form chosen on the other data")
     say()
-    say("| held-out | form chosen on the rest | chosen | mean / max error | pairs in wrong order "
-        "| best form in hindsight |")
+    say("Selection score of a candidate when an LR is held out: the mean of its max errors "
+        "in A (prior) and B on the other four data sets and in C at the other LR (a "
+        "borrowed shape there comes from the held-out LR's fit set only).")
+    say()
+    say("| held-out | candidate | selection score | mean / max error | pairs in wrong order "
+        "| chosen |")
     say("|---|---|---|---|---|---|")
-    for lr_ds in ("124M lr 0.0005", "124M lr 0.002"):
-        score = {c: np.mean([AP[c][d]["max"] for d in data if d != lr_ds]
-                            + [B[c][d]["max"] for d in data if d != lr_ds]) for c in cands}
-        chosen = min(score, key=score.get)
-        res = {c: test_c(data, c, lr_ds) for c in cands}
-        best = min(res, key=lambda c: res[c]["max"])
-        say(f"| {lr_ds} (fit on const + cos10, predict {res[chosen]['n']} others) | mean of "
-            f"max errors in A (prior) and B | {chosen} | {fmt(res[chosen])} | {best}: "
-            f"{res[best]['mean']:.2%} / {res[best]['max']:.2%}, {res[best]['wrong']} |")
+    C = {lr_ds: {c: test_c(data, c, lr_ds) for c in cands}
+         for lr_ds in ("124M lr 0.0005", "124M lr 0.002")}
+    # the other LR as a selection fold: what a borrowed shape can take while lr_ds is out
+    Csel = {lr_ds: {c: test_c(data, c, lr_ds, donor_all=False) if c in SHARED else C[lr_ds][c]
+                    for c in cands} for lr_ds in C}
+    chosen = {}
+    for lr_ds in C:
+        score = {c: float(np.mean([AP[base(c)][d]["max"] for d in data if d != lr_ds]
+                                  + [B[base(c)][d]["max"] for d in data if d != lr_ds]
+                                  + [Csel[other_lr(lr_ds)][c]["max"]])) for c in cands}
+        chosen[lr_ds] = min(score, key=score.get)
+        for c in cands:
+            m = C[lr_ds][c]
+            say(f"| {lr_ds} (predict {m['n']} others) | {c} | {score[c]:.2%} | {fmt(m)} | "
+                f"{'**chosen**' if c == chosen[lr_ds] else ''} |")
+    say()
+    for lr_ds, c in chosen.items():
+        say(f"Held out {lr_ds}: chosen {c}: {fmt(C[lr_ds][c])}.")
     say()
     say(f"({time.time() - t0:.0f} s)")
     if args.out:

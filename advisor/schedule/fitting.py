@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import minimize
@@ -416,12 +416,10 @@ def _fit_grid(law, curves, opts, lr_scale, idxs, ws, t0) -> FitResult:
     """A form fitted by its own exact grid (the valley law: a grid over (c, p, alpha),
     linear least squares for (L0, A, K), see :mod:`valley`); exact, so ``converged`` is
     True; ``at_bounds`` names constants on the grid's edge."""
-    if opts.fix:
-        raise AdvisorError(f"the {law} law has no fixed-constant variants")
     try:
         params, f, at = FORMS[law].module.fit_grid(
             [c.lrs / lr_scale for c in curves], [c.steps[i] for c, i in zip(curves, idxs)],
-            [c.loss[i] for c, i in zip(curves, idxs)], ws, rho=opts.rho)
+            [c.loss[i] for c, i in zip(curves, idxs)], ws, rho=opts.rho, fixed=dict(opts.fix))
     except ValueError as exc:
         raise AdvisorError(f"cannot fit the {law} law: {exc}") from None
     method = "grid over (c, p, alpha), linear least squares for (L0, A, K)"
@@ -436,6 +434,14 @@ def _fit_grid(law, curves, opts, lr_scale, idxs, ws, t0) -> FitResult:
                      options=opts, curves=[c.name for c in curves],
                      n_points=int(sum(len(i) for i in idxs)),
                      seconds=time.perf_counter() - t0, extra={"status": status})
+
+
+def shape_options(fit: FitResult) -> FitOptions:
+    """``fit``'s options with its shape constants (``FORMS[law].shape``, and the tissue
+    law's annealing momentum) held fixed: a fit with these options at another peak LR
+    takes the shape from ``fit`` and fits only the level and amplitudes."""
+    fix = tuple((k, float(fit.params[k])) for k in FORMS[fit.law].shape)
+    return replace(fit.options, fix=fix, lam=fit.lam if fit.lam is not None else fit.options.lam)
 
 
 def status_warnings(fit: FitResult) -> list[str]:

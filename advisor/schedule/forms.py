@@ -64,6 +64,10 @@ class ScheduleForm:
     lams: Callable = field(default=lambda lam_option: [None])
     check: Callable = field(default=lambda params, lam: None)
     ours: bool = False          # a form of this project, not from a paper
+    #: The constants that set the curve's shape (exponents, time constants), as opposed to
+    #: its level and amplitudes: what a fit at one peak LR can lend one at another
+    #: (``FitOptions.fix``), leaving the level and amplitudes to the new LR's curves.
+    shape: tuple = ()
 
     def predict(self, theta, u, steps, *, rho: float = 1.0, lam=None) -> np.ndarray:
         """Loss (nats) at ``steps`` for normalised per-step LRs ``u`` (index = step)."""
@@ -124,14 +128,16 @@ FORMS: dict[str, ScheduleForm] = {
     "multipower": ScheduleForm(
         "multipower", multipower, multipower.PARAMS, multipower.LOG_PARAMS, multipower.BOUNDS,
         "least_squares", "Luo et al. 2025, arXiv 2503.12811", plan=_mp_plan,
-        first_stage=_mp_first_stage, starts=_mp_starts),
+        first_stage=_mp_first_stage, starts=_mp_starts,
+        shape=("alpha", "C", "beta", "gamma")),
     "tissue": ScheduleForm(
         "tissue", tissue, tissue.PARAMS, tissue.LOG_PARAMS, tissue.BOUNDS, "least_squares",
         "Tissue et al. 2024, arXiv 2408.11029", plan=_tissue_plan,
         first_stage=_tissue_first_stage, starts=_tissue_starts, lams=_tissue_lams,
-        check=_tissue_check),
+        check=_tissue_check, shape=("alpha",)),
     "valley": ScheduleForm(
         "valley", valley, valley.PARAMS, valley.LOG_PARAMS, {}, "grid",
         "ours (advisor/schedule/valley.py); river-valley picture of Wen et al. 2024, "
-        "arXiv 2410.05192", check=_valley_check, ours=True),
+        "arXiv 2410.05192", check=_valley_check, ours=True,
+        shape=("alpha", "p", "c")),
 }

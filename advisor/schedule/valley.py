@@ -80,30 +80,39 @@ def predict(theta, u: np.ndarray, steps) -> np.ndarray:
     return L0 + A * S ** -alpha + K * m ** p
 
 
-def fit_grid(us, steps, ys, ws, rho: float = 1.0):
+def fit_grid(us, steps, ys, ws, rho: float = 1.0, fixed: dict | None = None):
     """Fit on curves given as normalised LRs ``us``, eval ``steps``, losses ``ys``, weights;
     ``rho`` is held fixed (a fitting option chosen by cross-validation, as for multipower).
+    ``fixed``: {"c" | "p" | "alpha": value} held at that value instead of its grid (the
+    shape constants of another fit; then only the free ones and (L0, A, K) are fitted).
 
     Returns (params dict, objective, at_bounds list of parameter names at a grid edge).
     Raises ValueError if no grid point gives positive A and K.
     """
+    fixed = dict(fixed or {})
+    bad = set(fixed) - set(EDGES)
+    if bad:
+        raise ValueError(f"only c, p and alpha can be held fixed, not {', '.join(sorted(bad))}")
+    c_grid = (float(fixed["c"]),) if "c" in fixed else C_GRID
+    p_grid = (float(fixed["p"]),) if "p" in fixed else P_GRID
+    a_grid = (float(fixed["alpha"]),) if "alpha" in fixed else ALPHA_GRID
     ys = [np.asarray(y, dtype=np.float64) for y in ys]
     sw = np.concatenate([np.sqrt(np.asarray(w, float)) / y for w, y in zip(ws, ys)])
     Y = np.concatenate(ys)
     ones = np.ones_like(Y)
     Ms = [np.concatenate([np.maximum(relaxed_lr(u, c)[st], 0.0) for u, st in zip(us, steps)])
-          for c in C_GRID]
+          for c in c_grid]
     best = None
     for rho in (float(rho),):
         S = np.maximum(np.concatenate([forward_area(u, rho)[st] for u, st in zip(us, steps)]),
                        1e-12)
         logS = np.log(S)
-        Sa = [np.exp(-a * logS) for a in ALPHA_GRID]
+        Sa = [np.exp(-a * logS) for a in a_grid]
         for ci, M in enumerate(Ms):
             logM = np.log(np.maximum(M, 1e-300))
-            for p in P_GRID:
+            for p in p_grid:
                 Mp = np.where(M > 0, np.exp(p * logM), 0.0)
-                for ai, a in enumerate(ALPHA_GRID):
+                for ai, a in enumerate(a_grid):
                     X = np.stack([ones, Sa[ai], Mp], axis=1) * sw[:, None]
                     coef, *_ = np.linalg.lstsq(X, Y * sw, rcond=None)
                     if coef[1] <= 0 or coef[2] <= 0:
@@ -111,12 +120,12 @@ def fit_grid(us, steps, ys, ws, rho: float = 1.0):
                     r = X @ coef - Y * sw
                     f = float(r @ r)
                     if best is None or f < best[0]:
-                        best = (f, rho, C_GRID[ci], p, a, coef)
+                        best = (f, rho, c_grid[ci], p, a, coef)
     if best is None:
         raise ValueError("no grid point has a positive progress and valley term")
     f, rho, c, p, a, coef = best
     params = {"L0": float(coef[0]), "A": float(coef[1]), "alpha": float(a),
               "K": float(coef[2]), "p": float(p), "c": float(c), "rho": float(rho)}
-    at = [k for k, (lo, hi) in EDGES.items() if params[k] <= lo * (1 + 1e-9)
-          or params[k] >= hi * (1 - 1e-9)]
+    at = [k for k, (lo, hi) in EDGES.items() if k not in fixed and (
+          params[k] <= lo * (1 + 1e-9) or params[k] >= hi * (1 - 1e-9))]
     return params, f, at
