@@ -188,3 +188,27 @@ def test_non_convergence_is_read_and_reported(external_data, monkeypatch):
     st = fit.extra["status"]
     assert st["converged"] is False and st["least_squares_status"] == 0
     assert any("did not converge" in w for w in status_warnings(fit))
+
+
+@pytest.mark.parametrize("law", ["valley", "tissue"])
+def test_a_borrowed_shape_is_held_and_only_the_level_and_amplitudes_are_fitted(law):
+    """shape_options: a fit at one peak LR lends its shape constants (FORMS[law].shape) to a
+    fit at another, where the level and amplitudes come from that LR's own curves."""
+    from advisor.schedule.fitting import predict_curve, shape_options
+    from advisor.schedule.forms import FORMS
+
+    pilot = fit_law(law, [_curve("constant:warmup=100", TRUE, "const"),
+                          _curve("cosine:final=0.1,warmup=100", TRUE, "cos")])
+    opts = shape_options(pilot)
+    assert {k for k, _ in opts.fix} == set(FORMS[law].shape) and opts.lam == pilot.lam
+    other = dict(TRUE, L0=2.7, A=9.0, K=0.45)          # the same shape, other amplitudes
+    curves = [_curve("constant:warmup=100", other, "const"),
+              _curve("wsd:cooldown=0.3,warmup=100", other, "wsd")]
+    fit = fit_law(law, curves, opts)
+    for k, v in opts.fix:
+        assert fit.params[k] == v
+    assert fit.params["L0"] != pilot.params["L0"]
+    held = _curve("cosine:final=0.1,warmup=100", other, "cos")
+    assert abs(predict_curve(fit, held)[-1] / held.loss[-1] - 1) < 0.01
+    with pytest.raises(AdvisorError, match="only c, p and alpha"):
+        fit_law("valley", curves, FitOptions(fix=(("K", 0.3),)))
