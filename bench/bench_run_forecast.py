@@ -60,6 +60,11 @@ CANDS = {"valley": ("valley", FitOptions()), "valley rho0.6": ("valley", FitOpti
 SHARED = {"valley shared": "valley", "valley rho0.6 shared": "valley rho0.6",
           "multipower rho0.6 shared": "multipower rho0.6", "tissue shared": "tissue"}
 FIT_SET = ("const_50000", "cos10_50000")
+#: The product's own choice, by cross-validation on the curves it is given
+#: (advisor.schedule.select, `schedule fit --law auto`): in A (no prior) on the half curve,
+#: in C on the held-out LR's fit set. Not in B (its leave-one-out folds over 20+ curves cost
+#: hours on this machine).
+AUTO = "auto (CV on the fit curves)"
 SEP = 0.002
 CACHE = Path("/tmp/bench_run_forecast")
 
@@ -117,7 +122,7 @@ def half(c: Curve) -> Curve:
 
 def test_a(data, cand, priors=None):
     """first half -> end, per dataset; long runs: the longest horizon of each set."""
-    forecast.FORM = CANDS[cand]
+    forecast.FORM = ("auto", None) if cand == AUTO else CANDS[cand]
     out = {}
     for ds, curves in data.items():
         T = max(horizon(n) for n in curves)
@@ -166,9 +171,16 @@ def test_c(data, cand, lr_ds, donor_all: bool = True):
     """Fit at ``lr_ds`` on FIT_SET, predict the other schedules' finals. A borrowed-shape
     candidate takes its shape from the other LR's curves: all of them (``donor_all``), or
     only its FIT_SET (the case of a selection fold, where the other LR is held out)."""
-    law, opts = CANDS[base(cand)]
     curves = data[lr_ds]
     fs = FIT_SET
+    if cand == AUTO:
+        from advisor.schedule.select import select_and_fit
+        f, _ = select_and_fit([curves[n] for n in fs])
+        held = {n: c for n, c in curves.items() if n not in fs}
+        pred = {n: float(predict_curve(f, c)[-1]) for n, c in held.items()}
+        return dict(metrics(pred, {n: c.final_loss for n, c in held.items()}),
+                    chose=f"{f.law} [{f.options.label()}]")
+    law, opts = CANDS[base(cand)]
     if cand in SHARED:
         donor_lr = other_lr(lr_ds)
         donors = [c for n, c in data[donor_lr].items() if donor_all or n in fs]
@@ -218,7 +230,7 @@ def fmt(m):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out")
-    ap.add_argument("--cands", default=",".join(list(CANDS) + list(SHARED)))
+    ap.add_argument("--cands", default=",".join(list(CANDS) + list(SHARED) + [AUTO]))
     ap.add_argument("--data", default=str(DATA), help="shared/data/external")
     ap.add_argument("--health", action="store_true",
                     help="instead: false alarms and planted-spike detection of the health check")
@@ -243,8 +255,9 @@ def main(argv=None):
     t0 = time.time()
     for c in [c for c in cands if c not in SHARED]:
         A[c] = test_a(data, c)
-        B[c], priors = test_b(data, c)
-        AP[c] = test_a(data, c, priors)
+        if c != AUTO:
+            B[c], priors = test_b(data, c)
+            AP[c] = test_a(data, c, priors)
         print(f"# {c} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     say("### A. First half of a long run -> its final loss")
     say()
@@ -254,10 +267,13 @@ def main(argv=None):
     say("|---|---|---|---|---|---|---|---|---|")
     for ds in data:
         for c in A:
-            m, mp = A[c][ds], AP[c][ds]
+            m = A[c][ds]
             kinds = ", ".join(f"{k} {v:.2%}" for k, v in sorted(m["by_kind"].items()))
+            mp = AP.get(c, {}).get(ds)
+            prior = (f"{mp['n']}: {fmt(mp)} | {mp['inside']} of {mp['n']}" if mp else
+                     "(not run) | | ")
             say(f"| {ds} | {c} | {m['n']}: {fmt(m)} | {m['inside']} of {m['n']} | {kinds} | "
-                f"{mp['n']}: {fmt(mp)} | {mp['inside']} of {mp['n']} |")
+                f"{prior} |")
     say()
     say("### B. Shorter horizons -> longer runs")
     say()
@@ -278,13 +294,15 @@ def main(argv=None):
     say("| held-out | candidate | selection score | mean / max error | pairs in wrong order "
         "| chosen |")
     say("|---|---|---|---|---|---|")
-    C = {lr_ds: {c: test_c(data, c, lr_ds) for c in cands}
+    auto = AUTO in cands
+    cands = [c for c in cands if c != AUTO]
+    C = {lr_ds: {c: test_c(data, c, lr_ds) for c in cands + ([AUTO] if auto else [])}
          for lr_ds in ("124M lr 0.0005", "124M lr 0.002")}
     # the other LR as a selection fold: what a borrowed shape can take while lr_ds is out
     Csel = {lr_ds: {c: test_c(data, c, lr_ds, donor_all=False) if c in SHARED else C[lr_ds][c]
                     for c in cands} for lr_ds in C}
     chosen = {}
-    for lr_ds in C:
+    for lr_ds in C if cands else ():
         score = {c: float(np.mean([AP[base(c)][d]["max"] for d in data if d != lr_ds]
                                   + [B[base(c)][d]["max"] for d in data if d != lr_ds]
                                   + [Csel[other_lr(lr_ds)][c]["max"]])) for c in cands}
@@ -293,9 +311,15 @@ def main(argv=None):
             m = C[lr_ds][c]
             say(f"| {lr_ds} (predict {m['n']} others) | {c} | {score[c]:.2%} | {fmt(m)} | "
                 f"{'**chosen**' if c == chosen[lr_ds] else ''} |")
+    for lr_ds in C if auto else ():
+        m = C[lr_ds][AUTO]
+        say(f"| {lr_ds} (predict {m['n']} others) | {AUTO}: chose {m['chose']} | its own "
+            f"CV at this LR | {fmt(m)} | |")
     say()
     for lr_ds, c in chosen.items():
-        say(f"Held out {lr_ds}: chosen {c}: {fmt(C[lr_ds][c])}.")
+        say(f"Held out {lr_ds}: chosen on the other data {c}: {fmt(C[lr_ds][c])}"
+            + (f"; by CV on its fit set ({C[lr_ds][AUTO]['chose']}): "
+               f"{fmt(C[lr_ds][AUTO])}." if auto else "."))
     say()
     say(f"({time.time() - t0:.0f} s)")
     if args.out:

@@ -14,6 +14,13 @@ Candidates are (law, fit options) pairs. Each is scored on folds built from the 
 A fold's score is the mean relative error over the held-out points plus the absolute
 relative error at each held-out curve's last point (the final loss is what a schedule
 choice rests on). The candidate with the lowest mean score is refitted on all curves.
+
+Why the choice is made on the user's own curves, not fixed from other data: on Schaipp et
+al.'s 124M runs (docs/run.md, table C), the form that predicts the other schedules best
+flips with the peak LR (multi-power rho 0.6 at 5e-4, valley rho 0.6 at 2e-3), so a form
+chosen on other data or another LR picks the wrong one at one of them (max error 1.24% /
+2.45%). This cross-validation on the two fit curves at each LR picked the best form in
+hindsight at both (0.31% / 0.62%).
 """
 from __future__ import annotations
 

@@ -38,6 +38,9 @@ from advisor.schedule.forms import FORMS
 #: -> end predictions had the lowest mean of max errors over the five data sets
 #: (bench/bench_run_forecast.py, table A of docs/run.md: tissue 0.80%, valley 1.40%).
 FORM = ("tissue", FitOptions())
+#: The form fitted where FORM is "auto" and the curve so far gives cross-validation no
+#: fold (its LR decayed only in the last 40% of the log).
+FALLBACK_FORM = ("tissue", FitOptions())
 #: Relative error of a predicted loss per doubling of the step beyond the last logged one,
 #: by kind of model: the largest first-half -> end error of table A (one doubling) of
 #: docs/run.md, rounded up. 'law' (fitted on the run alone): tissue, max 2.90%; 'anchored'
@@ -225,7 +228,15 @@ def fit_model(curve: Curve, peak: float, prior=None, mask=None, fallback=None) -
                   theta=fit_anchored(prior, curve, peak, mask))
     elif use.has_annealing():
         law, opts = FORM
-        fit = fit_law(law, [use], opts)
+        fit = None
+        if law == "auto":              # cross-validated on the curve so far (select.py)
+            from advisor.schedule.select import select_and_fit
+            try:
+                fit, _ = select_and_fit([use])
+            except AdvisorError:       # no fold: the decay began in the last 40% of the log
+                law, opts = FALLBACK_FORM
+        if fit is None:
+            fit = fit_law(law, [use], opts)
         warnings += status_warnings(fit)
         m = Model("law", peak, now, lrs, fit=fit, prior=prior, warnings=warnings)
     else:
