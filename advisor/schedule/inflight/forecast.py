@@ -34,9 +34,11 @@ from advisor.schedule.curves import Curve
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve, status_warnings
 from advisor.schedule.forms import FORMS
 
-#: The law and fitting procedure fitted on a run with no prior: the form whose first-half
-#: -> end predictions had the lowest mean of max errors over the five data sets
-#: (bench/bench_run_forecast.py, table A of docs/run.md: tissue 0.80%, valley 1.40%).
+#: The law and fitting procedure fitted on a run with no prior: the candidate whose
+#: first-half -> end predictions had the lowest mean of max errors over the five data sets
+#: (bench/bench_run_forecast.py, table A of docs/run.md: tissue 0.80%, tissue late1 0.85%,
+#: valley 1.40%). ("auto", None) cross-validates on the curve instead (select.py); the
+#: bench measures it (4.4%: one curve gives it only a truncation fold).
 FORM = ("tissue", FitOptions())
 #: The form fitted where FORM is "auto" and the curve so far gives cross-validation no
 #: fold (its LR decayed only in the last 40% of the log).
