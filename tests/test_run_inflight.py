@@ -10,7 +10,7 @@ from advisor.cli import main
 from advisor.rules.lr_schedule import parse_schedule
 from advisor.schedule.inflight import scenarios as sc
 from advisor.schedule.inflight.analyze import analyze
-from advisor.schedule.inflight.forecast import EXTRAP_REL
+from advisor.schedule.inflight.forecast import EXTRAP_REL, shipped_prior
 from advisor.schedule.inflight.health import ALARM_EXIT
 from advisor.schedule.inflight.plan import make_plan
 from advisor.schedule.inflight.readers import read_log
@@ -77,7 +77,8 @@ def test_a_constant_lr_run_takes_its_decay_gains_from_the_shipped_prior_with_a_w
     assert code == 0, err
     res = json.loads(out)
     assert "shipped prior" in res["model"]["law"]
-    assert any("recipes/schedule/prior.yaml" in w for w in res["model"]["warnings"])
+    setup = shipped_prior().doc["provenance"]["setup"]
+    assert any("shipped prior" in w and setup in w for w in res["model"]["warnings"])
     by = {p["scenario"]: p for p in res["predictions"]}
     reach = math.log2(T / 8000)
     assert by["plan"]["model"] == "shipped" and by["constant"]["model"] == "progress"
@@ -100,7 +101,6 @@ def test_the_shipped_prior_is_what_its_generator_fits_from_the_committed_inputs(
     """recipes/schedule/prior.yaml is refitted by the product's own fitter from the committed
     curves and compared (as bench.trust_evidence --check does for law sets)."""
     from bench import schedule_prior
-    from advisor.schedule.inflight.forecast import shipped_prior
 
     assert schedule_prior.check() == []
     law = shipped_prior()

@@ -247,9 +247,10 @@ def fit_model(curve: Curve, peak: float, prior=None, mask=None, fallback=None) -
         if fallback is not None:
             m.fallback = fallback
             m.fallback_theta = fit_anchored(fallback, curve, peak, mask)
+            setup = fallback.doc.get("provenance", {}).get("setup", "another setup")
             warnings.append(
                 "the LR has been constant so far: the gains of a decay come from the shipped "
-                "prior (recipes/schedule/prior.yaml: 124M model, peak LR 5e-4), a law of "
+                f"prior ({fallback.law} law fitted on: {setup}), a law of "
                 f"another setup, with an interval of +-{EXTRAP_REL['shipped']:.1%} per "
                 "doubling of the step; give --law (advisor schedule fit on pilot runs of "
                 "this setup with a decay) for tighter ones (docs/run.md)")
