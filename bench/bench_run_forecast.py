@@ -2,7 +2,7 @@
 
 Three held-out tests on the public curves (shared/data/external: Schaipp et al. 2025's 124M
 runs at peak LR 5e-4 and 2e-3; Luo et al. 2025's multi-power curves at 25M/100M/400M), for
-each candidate form (law + fitting option):
+each candidate (law + fitting options, :data:`CANDS`):
 
 A. **first half -> end**: a long run's curve up to half its steps, the plan known; the
    model of ``advisor run`` (:func:`advisor.schedule.inflight.forecast.fit_model`) predicts
@@ -11,9 +11,11 @@ A. **first half -> end**: a long run's curve up to half its steps, the plan know
    law (the shorter runs of the same setup) as the prior, re-levelled on the half curve.
 B. **short -> long horizons**: the law fitted on every curve of at most 25k steps (Schaipp)
    or 24k (multi-power) predicts the final loss of the longer runs (35k, 50k; 72k).
-C. **held-out peak LR**: the candidate chosen on the *other* data (lowest mean of A's and
-   B's max errors outside this LR) is fitted at this LR on const + cos10 (Schaipp) and
-   predicts every other schedule's final loss.
+C. **held-out peak LR**: every candidate is fitted at this LR on const + cos10 (Schaipp)
+   and predicts every other schedule's final loss; the rule on other data chooses the one
+   with the lowest mean of max errors in A (prior) and B outside this LR and in C at the
+   other LR (borrowed-shape candidates, :data:`SHARED`, may borrow only this LR's fit set
+   there); :data:`AUTO` chooses by its own cross-validation on this LR's fit set.
 
 Each with the mean and max relative error of the final loss and the pairs of runs (same
 setup and horizon, at least 0.002 nats apart in the data) that the predictions put in the
