@@ -53,7 +53,7 @@ from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import fit_power_law
 from advisor.fit.surface import SurfaceOptions, fit_surface
 from advisor.runs.table import load_runs
-from advisor.common.yamlio import atomic_write_text
+from advisor.common.outputs import atomic_write_text
 
 GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / \
     "steplaw_dense_lr_bs_loss.csv"

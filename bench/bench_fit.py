@@ -36,7 +36,7 @@ from advisor.fit.pipeline import fit_sweep
 from advisor.fit.surface import SurfaceOptions, ensemble_options
 from advisor.laws.lawset import load_lawset
 from advisor.runs.table import load_runs
-from advisor.common.yamlio import atomic_write_text
+from advisor.common.outputs import atomic_write_text
 
 GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / \
     "steplaw_dense_lr_bs_loss.csv"

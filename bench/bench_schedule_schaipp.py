@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import json
 import pickle
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 from advisor.schedule.curves import load_csv
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
 from advisor.schedule.lawfile import build_document, dump_schedule_law, load_schedule_law
-from advisor.schedule.optimize import final_loss, optimize
+from advisor.schedule.optimize import optimize
 from advisor.schedule.select import CANDIDATES, select_and_fit
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "schaipp_lr_schedules"

@@ -29,7 +29,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from advisor.common.yamlio import atomic_write_text
+from advisor.common.outputs import atomic_write_text
 from advisor.fit import evidence as ev
 from advisor.fit import optima_law as ol
 from advisor.laws.lawset import dump_lawset, load_lawset, load_shipped

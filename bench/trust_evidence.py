@@ -27,7 +27,7 @@ from advisor.laws.lawset import lawset_text, load_lawset, load_shipped
 from advisor.laws.published import load_published, shape_from_spec
 from advisor.recommendation.core import DEFAULT_LOSS_LAW, law_table
 from advisor.recommendation.trust import credible_laws
-from advisor.common.yamlio import atomic_write_text
+from advisor.common.outputs import atomic_write_text
 
 LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan")
 QUANTITIES = (("lr", "learning_rate", "learning_rate"),

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import pty
-import shutil
 import subprocess
 import sys
 import time

@@ -516,7 +516,7 @@ def _check_transfer_sweeps(suite: Path, summary: dict, log: str) -> None:
                       ("depth", "| depth | alpha 0: best LR, loss | alpha 1: best LR, loss |"),
                       ("wd-rules", "| rule | width | best wd | best loss | best - wd 0")):
         md = (t / sub / "results.md").read_text()
-        assert head in md and f"![" in md and "Redo: `advisor results " in md, sub
+        assert head in md and "![" in md and "Redo: `advisor results " in md, sub
         assert (t / sub / f"{sub}.png").stat().st_size > 1000
     assert "8 runs copied from lr-sweep" in log and "2 runs copied from lr-sweep" in log
     rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "8. transfer-sweeps"}

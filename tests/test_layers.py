@@ -10,7 +10,6 @@ edge like any other.
 import ast
 import json
 import os
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path

@@ -118,7 +118,7 @@ def test_every_output_value_has_a_range():
 
 
 # --------------------------------------------------------------- published configurations
-from advisor.laws.published import load_published, nearest, parse_published, shape_from_spec  # noqa: E402
+from advisor.laws.published import load_published, parse_published, shape_from_spec  # noqa: E402
 
 
 def test_published_configs_load_with_sources_and_exact_counts():

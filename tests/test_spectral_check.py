@@ -10,8 +10,8 @@ import torch
 from advisor.cli import main
 from advisor.errors import AdvisorError
 from calibration.spectral import probes
-from calibration.spectral.invariance import (classify, family_factory, loglog_slope, run_check,
-                                             verdict)
+from calibration.spectral.invariance import classify, family_factory, run_check, verdict
+from calibration.spectral.verdict import loglog_slope
 from calibration.spectral.pytest_helper import assert_width_invariant
 
 WIDTHS = (64, 128, 256)

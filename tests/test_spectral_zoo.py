@@ -132,7 +132,6 @@ def test_fan_et_al_predicted_slopes_for_the_three_rules():
 def test_mup_adamw_multiplies_weight_decay_by_the_width_multiplier_and_rules_reset_it():
     torch = pytest.importorskip("torch")
     from calibration.spectral import zoo
-    from calibration.spectral.invariance import loglog_slope
 
     def hidden_lr_wd(spec, width):
         model, opt = zoo.build(spec, width, seed=0)

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import yaml
 
-from advisor.errors import AdvisorError
 from advisor.fit.design import Budget, make_plan
 from advisor.specs.hfarch import architecture_from_hf_config
 from tests.conftest import LLAMA_GQA

@@ -2,7 +2,8 @@
 import pytest
 
 from advisor.errors import AdvisorError
-from advisor.common.yamlio import atomic_write_text, parse_yaml_text, read_yaml_file
+from advisor.common.outputs import atomic_write_text
+from advisor.common.yamlio import parse_yaml_text, read_yaml_file
 
 
 def test_exponent_only_floats_are_numbers_not_strings():
@@ -38,3 +39,19 @@ def test_missing_and_oversized_files_give_one_line(tmp_path):
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "out.yaml", "a: 1\n")
     assert [p.name for p in tmp_path.iterdir()] == ["out.yaml"]
+
+
+def test_non_finite_numbers_become_null_in_every_output():
+    import json
+
+    import numpy as np
+
+    from advisor.common.yamlio import json_text, plain
+    from advisor.recommendation.blocks import Value
+
+    raw = {"a": float("inf"), "b": [float("nan"), 1.5], "c": np.float64("-inf"), 4: (np.nan,)}
+    assert plain(raw) == {"a": None, "b": [None, 1.5], "c": None, "4": [None]}
+    # a typed block (what `advisor recommend` prints) goes through the same conversion
+    assert plain({"loss": Value(float("nan"), "nats", "law")}) == {
+        "loss": {"value": None, "unit": "nats", "source": "law"}}
+    assert json.loads(json_text(raw)) == {"a": None, "b": [None, 1.5], "c": None, "4": [None]}

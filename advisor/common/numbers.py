@@ -51,6 +51,24 @@ def parse_count(text, what: str = "value", minimum: float = 1.0,
     return value
 
 
+def positive_number(value, what: str) -> float:
+    """``value`` (a number or a numeric string) as a positive finite float.
+
+    The one positivity check for library arguments (law variables N and D, LRs, multipliers):
+    a boolean, a non-number, zero, a negative, inf or NaN raises AdvisorError with one line
+    naming ``what``.
+    """
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = float(value)
+    except (TypeError, ValueError):
+        raise AdvisorError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise AdvisorError(f"{what} must be a positive finite number, got {value!r}")
+    return v
+
+
 def parse_seq_len(text, what: str = "seq-len") -> int:
     """Parse a sequence length in tokens: ``4096``, ``8k`` (= 8192: k is 1024 here), ``2**k``.
 

@@ -1,6 +1,7 @@
-"""Reading and writing the project's YAML files (law sets, families, plans, schedule laws).
+"""Reading and writing the project's YAML files (law sets, families, plans, schedule laws),
+and the one conversion of outputs to plain data (:func:`plain`, :func:`json_text`).
 
-Writing goes through :func:`advisor.common.outputs.atomic_write_text` (re-exported here).
+Writing goes through :func:`advisor.common.outputs.atomic_write_text`.
 
 One loader for all of them: ``yaml.SafeLoader`` (no object construction, so hostile tags are
 refused) that also reads ``1e-3`` and ``7.0e7`` as floats. PyYAML follows YAML 1.1, where a
@@ -9,13 +10,14 @@ float needs a dot and a signed exponent, so ``lr: 1e-3`` would otherwise be the 
 """
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
 
 import yaml
 
 from advisor.errors import AdvisorError
-from advisor.common.outputs import atomic_write_text  # noqa: F401  (the one writer; re-exported)
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -74,10 +76,14 @@ def read_shipped_yaml(relpath: str, schema: str) -> dict:
 
 
 def plain(x):
-    """``x`` as plain YAML-safe Python: mappings (keys as strings), lists (from tuples and
-    arrays), and numpy scalars as int and float. What every YAML writer here dumps."""
+    """``x`` as plain YAML- and JSON-safe Python: objects with ``to_dict()`` (the typed
+    blocks) as their dicts, mappings (keys as strings), lists (from tuples and arrays), numpy
+    scalars as int and float, and inf, -inf and NaN as None (null): no non-finite number
+    reaches an output. What every YAML and JSON writer here dumps."""
     from collections.abc import Mapping
 
+    if hasattr(x, "to_dict") and callable(x.to_dict):
+        return plain(x.to_dict())
     if isinstance(x, Mapping):
         return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -85,5 +91,11 @@ def plain(x):
     if hasattr(x, "tolist"):             # numpy arrays and scalars
         return plain(x.tolist())
     if isinstance(x, float):
-        return float(x)
+        return float(x) if math.isfinite(x) else None
     return x
+
+
+def json_text(x, indent: int = 2) -> str:
+    """``x`` as JSON through :func:`plain` (non-finite numbers are null); ``allow_nan=False``
+    makes a number that escaped :func:`plain` an error rather than a non-standard file."""
+    return json.dumps(plain(x), indent=indent, allow_nan=False)

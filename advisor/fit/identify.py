@@ -30,7 +30,7 @@ def span_reason(values, var: str) -> str | None:
     """Why an exponent in ``var`` cannot be identified from these cell values, or None."""
     v = np.unique(np.asarray(values, float))
     if len(v) < MIN_DISTINCT:
-        return f"all cells have {var}={v[0]:.4g}" if len(v) else f"no cells"
+        return f"all cells have {var}={v[0]:.4g}" if len(v) else "no cells"
     factor = float(v.max() / v.min())
     if factor < MIN_FACTOR:
         return (f"{var} spans only {100 * (factor - 1):.2g}% ({v.min():.4g} to {v.max():.4g}); "

@@ -7,7 +7,6 @@ read with the safe loader of ``advisor.common.yamlio`` and checked key by key; a
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,10 +15,12 @@ from typing import Mapping
 
 import yaml
 
+from advisor.common.numbers import positive_number
 from advisor.errors import AdvisorError
 from advisor.laws.lawforms import evaluate_law, log_interval, validate_law, variables_needed
 from advisor.specs.conventions import Conventions, of_lawset
-from advisor.common.yamlio import atomic_write_text, parse_yaml_text, plain, read_yaml_file
+from advisor.common.outputs import atomic_write_text
+from advisor.common.yamlio import parse_yaml_text, plain, read_yaml_file
 
 SCHEMA_ID = "hp-advisor/lawset/v1"
 QUANTITIES = ("learning_rate", "batch_size", "weight_decay", "loss", "critical_batch_size")
@@ -102,9 +103,8 @@ class LawSet:
         ``M`` is non-embedding FLOPs per token (DeepSeek's convention); needed only when
         ``conventions.compute`` is MD.
         """
-        _positive("N", N)
-        _positive("D", D)
-        v = {"N": float(N), "D": float(D), "TPP": float(D) / float(N)}
+        N, D = positive_number(N, "N"), positive_number(D, "D")
+        v = {"N": N, "D": D, "TPP": D / N}
         if self.conventions.get("compute", "6ND") == "MD":
             v["C"] = None if M is None else float(M) * float(D)
         else:
@@ -168,15 +168,6 @@ class LawSet:
             raise AdvisorError(f"law set {self.name!r} measures compute as M*D: "
                                "M (FLOPs per token) is needed")
         return v
-
-
-def _positive(name, x):
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        raise AdvisorError(f"{name} must be a number, got {x!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise AdvisorError(f"{name} must be a positive finite number, got {x}")
 
 
 def validate_lawset_dict(d) -> None:

@@ -12,20 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from advisor.common.yamlio import plain
 from advisor.specs.shapes import Shape
 
 _OMIT = {"omit_none": True}
-
-
-def plain(x):
-    """``x`` with blocks, Values, tuples and dicts turned into JSON-ready dicts and lists."""
-    if hasattr(x, "to_dict") and callable(x.to_dict):
-        return x.to_dict()
-    if isinstance(x, dict):
-        return {k: plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
-    return x
 
 
 def _block(cls):

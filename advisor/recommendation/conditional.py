@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+from advisor.common.numbers import positive_number
 from advisor.errors import AdvisorError
 from advisor.rules.lr_batch_rules import (LN2, Z80, Z95, local_slope, ridge_offset_oct,
                                           rule_for_slope)
@@ -122,12 +123,7 @@ def check_lr(lr) -> float:
     """A user's peak LR as a float, refused (AdvisorError) before any work when it is not
     positive or lies outside the refuse range of advisor/rules/plausibility.py."""
     from advisor.rules.plausibility import RANGES
-    try:
-        v = float(lr)
-    except (TypeError, ValueError):
-        raise AdvisorError(f"--lr must be a number, got {lr!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise AdvisorError(f"--lr must be a positive peak LR, got {lr!r}")
+    v = positive_number(lr, "--lr (the peak LR)")
     rng = RANGES["learning_rate"]
     lo, hi = rng.refuse
     if v > hi:

@@ -19,6 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from advisor.common.yamlio import plain
 from advisor.errors import AdvisorError
 from advisor.laws.lawforms import NotApplicable
 from advisor.laws.lawset import LawSet, load_lawset, load_lawset_file, load_shipped
@@ -29,10 +30,11 @@ from advisor.rules.plausibility import check as check_plausible, check_target
 from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
                                 LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
                                 ParamsForLaws, PublishedNearest, QuantityUncertainty,
-                                ScheduleBlock, SizeError, Target, Uncertainty, Value, plain)
+                                ScheduleBlock, SizeError, Target, Uncertainty, Value)
 from advisor.specs.conventions import Conventions
 from advisor.specs.shapes import Shape, load_family, shape_for_params
 from advisor.specs.transfer import TargetGroups, target_groups
+from advisor.recommendation.batch_plan import BatchPlan
 from advisor.recommendation.stability import StabilityBlock, StabilityInputs, stability_block
 
 DEFAULT_LAW = "optima-fit"        # laws of tuned optima; best held out by setup (docs/conditional.md)
@@ -71,7 +73,7 @@ class Recommendation:
     expected_excess_loss: ExcessLoss | None = None
     depth: DepthView | None = None           # advisor.recommendation.depth_view: the depth rules
     given: dict | None = None                # the user's fixed choices and what they cost
-    batch_plan: "BatchPlan | None" = None    # advisor.recommendation.batch_plan
+    batch_plan: BatchPlan | None = None      # advisor.recommendation.batch_plan
     stability: StabilityBlock | None = None  # advisor.recommendation.stability: margin to the largest stable LR
 
     # the LR and weight decay mapped to every parameter group (advisor.specs.transfer), what

@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from advisor.common.numbers import positive_number
 from advisor.errors import AdvisorError
 
 # Parameter groups, by where the parameter sits and how many of its dimensions grow with width.
@@ -109,7 +110,7 @@ def check_wd_rule(rule, where: str = "", name: str = "wd_rule") -> str:
 def hidden_wd_multiplier(width_mult: float, rule: str = "mup") -> float:
     """Multiplier of a hidden matrix's torch ``weight_decay`` at width multiplier m_N: m_N^e,
     e from :data:`WD_WIDTH_RULES` (dimensionless; 1 at the base width)."""
-    return _check_mult("width multiplier", width_mult) ** WD_WIDTH_RULES[check_wd_rule(rule)]
+    return positive_number(width_mult, "width multiplier") ** WD_WIDTH_RULES[check_wd_rule(rule)]
 
 
 @dataclass(frozen=True)
@@ -155,22 +156,15 @@ def check_alpha(alpha) -> float:
     return a
 
 
-def _check_mult(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value <= 0:
-        raise AdvisorError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def residual_multiplier(depth_mult: float, alpha: float) -> float:
     """Multiplier on every residual branch: m_L^-alpha (1 at the base depth or alpha = 0)."""
-    return _check_mult("depth multiplier", depth_mult) ** -check_alpha(alpha)
+    return positive_number(depth_mult, "depth multiplier") ** -check_alpha(alpha)
 
 
 def depth_lr_multiplier(depth_mult: float, alpha: float) -> float:
     """LR multiplier of parameters inside the residual blocks: m_L^(alpha-1), 1 when alpha = 0."""
     a = check_alpha(alpha)
-    m_l = _check_mult("depth multiplier", depth_mult)
+    m_l = positive_number(depth_mult, "depth multiplier")
     return 1.0 if a == 0.0 else m_l ** (a - 1.0)
 
 
@@ -194,9 +188,9 @@ def group_multipliers(group: str, width_mult: float = 1.0, depth_mult: float = 1
         raise AdvisorError(f"unknown parameter group {group!r}; known: {', '.join(GROUPS)}")
     if width_rule not in ("mup", "sp"):
         raise AdvisorError(f"width rule must be mup or sp, got {width_rule!r}")
-    m_n = _check_mult("width multiplier", width_mult)
+    m_n = positive_number(width_mult, "width multiplier")
     a = check_alpha(alpha)
-    m_l = _check_mult("depth multiplier", depth_mult)
+    m_l = positive_number(depth_mult, "depth multiplier")
     mup = width_rule == "mup"
     in_blocks = group in _IN_BLOCKS
     lr = wd = init = out = 1.0

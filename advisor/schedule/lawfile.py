@@ -31,7 +31,8 @@ import yaml
 
 from advisor.errors import AdvisorError
 from advisor.schedule.forms import FORMS
-from advisor.common.yamlio import atomic_write_text, plain, read_yaml_file
+from advisor.common.outputs import atomic_write_text
+from advisor.common.yamlio import plain, read_yaml_file
 
 SCHEMA = "hp-advisor/schedule-law/v1"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from advisor.common.numbers import positive_number
 from advisor.errors import AdvisorError
 from advisor.rules.optim_rules import (GROUPS, MUON_GROUPS, Multipliers, check_muon_alpha,
                                        check_muon_convention, group_multipliers)
@@ -62,12 +63,6 @@ class TargetGroups:
         raise KeyError(group)
 
 
-def _positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise AdvisorError(f"{name} must be a positive number, got {v!r}")
-    return float(v)
-
-
 def target_groups(conv: Conventions, base_lr: float, base_wd: float, width: int,
                   depth: int | None = None, *, alpha: float | None = None,
                   wd_rule: str | None = None, optimizer: str = "adamw",
@@ -88,7 +83,7 @@ def target_groups(conv: Conventions, base_lr: float, base_wd: float, width: int,
             it (Moonlight's RMS matching, Liu et al. 2025, arXiv 2502.16982), ``spectral``
             multiplies it by 0.2 sqrt(width) (the same update on square matrices).
     """
-    base_lr = _positive("base LR", base_lr)
+    base_lr = positive_number(base_lr, "base LR")
     if isinstance(base_wd, bool) or not isinstance(base_wd, (int, float)) \
             or not math.isfinite(base_wd) or base_wd < 0:
         raise AdvisorError(f"base weight decay must be a number >= 0, got {base_wd!r}")

@@ -24,7 +24,6 @@ widths in channels; slopes in log2 units (octaves per doubling of width).
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 
@@ -279,19 +278,10 @@ def _bite(width: float) -> str:
             else f"width {width:.2g}")
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def summary_json(summary: dict) -> str:
     """The JSON ``advisor recommend --stability-sweep`` reads (non-finite numbers -> null)."""
-    return json.dumps(_jsonable(summary), indent=1)
+    from advisor.common.yamlio import json_text
+    return json_text(summary, indent=1)
 
 
 def build(store, heldout_width: int | None = None) -> dict:

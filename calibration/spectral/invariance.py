@@ -68,8 +68,8 @@ from typing import Callable
 import numpy as np
 
 from advisor.errors import AdvisorError
-from calibration.spectral.verdict import (FAIL, INCONCLUSIVE, PASS, fit_slope, judge,
-                                          loglog_slope, overall, seeds_to_settle)
+from calibration.spectral.verdict import (FAIL, INCONCLUSIVE, PASS, fit_slope, judge, overall,
+                                          seeds_to_settle)
 
 DEFAULT_TOL = 0.3
 DEFAULT_SEEDS = 4
@@ -162,7 +162,7 @@ class CheckResult:
         else:
             parts.append("some slopes sit on the edge of the band: more seeds alone will not "
                          "settle them")
-        lo, hi = self.widths[0], self.widths[-1]
+        lo = self.widths[0]
         parts.append(f"or widen the width range (e.g. --widths {lo},{lo * 4},{lo * 16}, "
                      "which also shrinks finite-width effects of the smallest width)")
         return "; ".join(parts)

@@ -27,7 +27,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from advisor.errors import AdvisorError
 

@@ -33,7 +33,6 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from calibration.spectral.verdict import INCONCLUSIVE, PASS, fit_slope, judge, loglog_slope, overall
-from calibration.spectral.wd_rules import WD_EXPONENT, apply_wd_rule  # noqa: F401
 
 STEADY_EXPONENT = 0.75           # Fan et al. 2025: sigma_max ~ sqrt(eta/lambda) d^0.75
 DEFAULT_STEADY = dict(widths=(64, 128, 256), steps=300, seeds=2, batch=8, seq_len=32, tol=0.15)

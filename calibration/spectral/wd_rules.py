@@ -7,7 +7,6 @@ x (1 - lr * wd) per step); width multipliers are mup's (``infshape.width_mult()`
 from __future__ import annotations
 
 from advisor.errors import AdvisorError
-from advisor.rules.optim_rules import WD_WIDTH_RULES as WD_EXPONENT
 from advisor.rules.optim_rules import check_wd_rule, hidden_wd_multiplier
 from calibration.model.groups import fan_in_multiplier, param_group
 
@@ -15,7 +14,7 @@ from calibration.model.groups import fan_in_multiplier, param_group
 def apply_wd_rule(opt, weight_decay: float, rule: str) -> None:
     """Set PyTorch weight-decay coefficients on ``opt``: hidden matrices (the one classifier,
     ``calibration.model.groups.param_group``) get ``weight_decay`` x the rule's width
-    multiplier (``advisor.rules.optim_rules.hidden_wd_multiplier``: m^e, e = WD_EXPONENT[rule]:
+    multiplier (``advisor.rules.optim_rules.hidden_wd_multiplier``: m^e, e = WD_WIDTH_RULES[rule]:
     "none" constant, "sqrt" Fan et al.'s sqrt(d), "mup" x m as mup.MuAdamW, so that lr * wd
     per step is constant); every other parameter gets 0. Groups are split so that each
     parameter has its own coefficient; call before stepping."""

@@ -34,9 +34,12 @@ matrices, one batched Newton-Schulz for all members, with :class:`StackedAdamW` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from advisor.errors import AdvisorError
+
+if TYPE_CHECKING:                  # torch is imported where it is used
+    import torch
 
 # The RunSpec optimizers a stack reproduces (StackedAdamW; Muon: StackedMuonAdamW); others
 # train one at a time.

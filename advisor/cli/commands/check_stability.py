@@ -9,10 +9,10 @@ interval. Exit codes: 0 no row GROWS, 1 some row GROWS, 3 none grows but some ar
 """
 from __future__ import annotations
 
-import json
 
 import click
 
+from advisor.common.yamlio import json_text
 from advisor.errors import AdvisorError
 
 
@@ -44,7 +44,7 @@ def check_stability(store_dir, arm, tol, fmt):
     if not rows:
         raise AdvisorError("no LR has finished runs at two or more widths: nothing to check")
     if fmt == "json":
-        click.echo(json.dumps({"tol": tol, "rows": [r.to_dict() for r in rows]}, indent=1))
+        click.echo(json_text({"tol": tol, "rows": rows}, indent=1))
     else:
         click.echo("| arm | LR | widths | runs | slope (95% interval) | verdict |")
         click.echo("|---|---|---|---|---|---|")

@@ -1,13 +1,13 @@
 """``advisor compare``: every shipped law's LR, batch and weight decay for one target."""
 from __future__ import annotations
 
-import json
 
 import click
 
 from advisor.cli.commands._table import cell, row
 from advisor.laws.lawset import load_shipped
 from advisor.common.numbers import SEQ_LEN_UNITS, parse_count, parse_seq_len
+from advisor.common.yamlio import json_text
 from advisor.laws.published import nearest
 from advisor.rules.plausibility import check_target
 from advisor.recommendation.core import (DEFAULT_FAMILY, DEFAULT_LOSS_LAW, DEFAULT_SEQ_LEN,
@@ -43,9 +43,9 @@ def compare(params, tokens, seq_len, family, fmt):
     practice = [e.to_dict() for kind, k in (("published", 4), ("tuned_optimum", 2))
                 for e in nearest(float(shape.params_total), D, k=k, kind=kind)]
     if fmt == "json":
-        click.echo(json.dumps({"params_total": params, "tokens": D, "seq_len": seq_len,
-                               "model": shape.to_dict(), "laws": rows,
-                               "published": practice, "warnings": target_warnings}, indent=2))
+        click.echo(json_text({"params_total": params, "tokens": D, "seq_len": seq_len,
+                              "model": shape.to_dict(), "laws": rows,
+                              "published": practice, "warnings": target_warnings}))
         return
     for w in target_warnings:
         click.echo(f"warning: {w}", err=True)

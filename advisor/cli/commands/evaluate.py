@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import advisor.cli.commands._single_blas  # noqa: F401  (before numpy: one BLAS thread)
 
-import json
 import math
 
 import click
@@ -21,6 +20,7 @@ import click
 from advisor.cli.commands._options import sweep_options
 from advisor.cli.commands._table import row
 from advisor.common.numbers import parse_seq_len
+from advisor.common.yamlio import json_text
 
 
 @click.command("evaluate")
@@ -103,11 +103,11 @@ def evaluate(grid, law, cross, method, loss_col, select, seq_len, batch_vars, ce
                      "fitted on this grid)")
     summary = summarize(cells)
     if fmt == "json":
-        click.echo(json.dumps({"grid": table.source, "evaluated": label,
-                               "loss_column": table.loss_column, "summary": summary,
-                               "cells": cells, "extrapolation": extrapolation,
-                               "extrapolation_cells": extrapolation_cells,
-                               "notes": notes, "warnings": warnings}, indent=1))
+        click.echo(json_text({"grid": table.source, "evaluated": label,
+                              "loss_column": table.loss_column, "summary": summary,
+                              "cells": cells, "extrapolation": extrapolation,
+                              "extrapolation_cells": extrapolation_cells,
+                              "notes": notes, "warnings": warnings}, indent=1))
         return
     click.echo(f"{table.summary()}")
     click.echo(f"evaluated: {label}")

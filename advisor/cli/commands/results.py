@@ -3,7 +3,6 @@
 (imported inside the command, as the layer test allows for this dispatcher)."""
 from __future__ import annotations
 
-import json
 import math
 import sys
 
@@ -50,6 +49,7 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
         return _transfer_summary(directory, by, fmt, csv_path, status, plot_path,
                                  heldout_width)
     from advisor.common.outputs import check_output_file
+    from advisor.common.yamlio import json_text
     from advisor.runs.store import ResultsStore, steplaw_csv_text, write_steplaw_csv
     from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
 
@@ -72,13 +72,11 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
         from advisor.cli import plots
         plots.lr_sweeps(all_runs, plot_path, title=str(directory))
     if fmt == "json":
-        click.echo(json.dumps(_clean({"runs": [r.to_dict() for r in runs], "best_lr": [
-                                          {k: v for k, v in b.items() if k != "sweep"}
+        click.echo(json_text({"runs": [r.to_dict() for r in runs],
+                              "best_lr": [{k: v for k, v in b.items() if k != "sweep"}
                                           for b in best],
-                                      "optimum_shift": shifts,
-                                      "best_by_width": {str(w): v for w, v in
-                                                        best_by_width(all_runs).items()}}),
-                              indent=2))
+                              "optimum_shift": shifts,
+                              "best_by_width": best_by_width(all_runs)}))
         return
     if fmt == "csv":
         sys.stdout.write(steplaw_csv_text(steplaw))
@@ -152,14 +150,3 @@ def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_w
     if plot_path:
         summary.plot(built, plot_path)
         click.echo(f"plot: {plot_path}", err=fmt == "json")
-
-
-def _clean(o):
-    """NaN/inf -> None so the JSON is standard."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o

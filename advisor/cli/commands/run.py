@@ -1,11 +1,11 @@
 """``advisor run``: read the log of a run in progress, forecast it, check its health."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from advisor.common.yamlio import json_text
 from advisor.errors import AdvisorError
 
 
@@ -109,7 +109,7 @@ def run(log, fmt, spec, steps, peak_lr, law_path, no_shipped_prior, cooldown_len
                   final=cooldown_final, cooldown_at=cooldown_at, extend_to=extend_to,
                   budget=budget, since=since, fallback=fallback)
     if as_json:
-        click.echo(json.dumps({k: v for k, v in res.items() if k != "fitted"}, indent=2))
+        click.echo(json_text({k: v for k, v in res.items() if k != "fitted"}))
     else:
         _print_report(res)
     if not no_plot:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import shlex
 import sys
 
 import click
 
+from advisor.common.yamlio import json_text
 from advisor.errors import AdvisorError
 
 
@@ -207,7 +207,7 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
     _check_cost(steps, OPTIMIZE_EVALUATIONS, "the schedule search")
     r = optimize(law, steps, peak_lr, warmup)
     if as_json:
-        click.echo(json.dumps(r, indent=2))
+        click.echo(json_text(r))
         return
     click.echo(f"{steps} steps at peak LR {r['peak_lr']:g}, warmup {r['warmup_steps']} steps "
                f"({law.law} law, {law_path})")

@@ -65,7 +65,8 @@ class CalibrationStage(Stage):
     def run(self, ctx, est):
         import yaml
 
-        from advisor.common.yamlio import atomic_write_text, read_yaml_file
+        from advisor.common.outputs import atomic_write_text
+        from advisor.common.yamlio import read_yaml_file
 
         sdir, plan, specs, vocab = self._plan(ctx)
         store = sdir / "store"
