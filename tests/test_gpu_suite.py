@@ -129,6 +129,16 @@ def test_the_stages_run_in_issue_18s_order_then_the_transfer_and_stability_sweep
     assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("9. stability:")
 
 
+def test_the_catalog_promises_one_knee_figure_per_weight_decay_rule():
+    from advisor.rules.optim_rules import WD_WIDTH_RULES
+    from bench.gpu_suite.stages import all_stages
+
+    goals = {s.name: [g.key for g in s.goals()] for s in all_stages()}
+    assert [k for k in goals["transfer-sweeps"] if k.startswith("knee_")] == \
+        [f"knee_{r}" for r in WD_WIDTH_RULES]
+    assert all(goals.values()), "every stage promises at least one figure"
+
+
 @pytest.mark.parametrize("smoke", [False, True])
 def test_stage_8_copies_only_runs_that_stage_2_really_trains(tmp_path, smoke):
     """gpu-muon-sweep's muP AdamW arm (24 runs) and gpu-wd-rules' weight-decay-0 runs (4) are

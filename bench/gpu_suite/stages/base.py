@@ -1,7 +1,8 @@
 """What a stage is, and what it is given.
 
-A stage has a name (its folder under DIR), its place in the priority order, the stages it
-needs, the figures it promises (``goals``: each with its goal, unmeasured), an
+A stage has a name (its folder under DIR); its place in the priority order, title, the
+stages it needs and the figures it promises (``goals``: each with its goal, unmeasured) are
+its row of bench/gpu_suite/catalog.yaml. Its code is an
 ``estimate`` (seconds, made before it starts from FLOPs and the probe's measured warm-up)
 and ``run``, which writes its results under its folder and returns its measured figures.
 """
@@ -9,11 +10,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 from bench.gpu_suite.budget import Deadline, Estimate
 from bench.gpu_suite.report import Figure
+
+
+CATALOG_FILE = Path(__file__).resolve().parents[1] / "catalog.yaml"
+
+
+@lru_cache(maxsize=None)
+def catalog() -> dict:
+    """bench/gpu_suite/catalog.yaml by stage name, in priority order; each row with its
+    ``order`` (1-based place in the file)."""
+    from advisor.common.yamlio import read_yaml_file
+
+    rows = read_yaml_file(CATALOG_FILE, "the GPU suite's stage catalog")
+    return {r["name"]: dict(r, order=i) for i, r in enumerate(rows, 1)}
 
 
 class StageSkipped(Exception):
@@ -63,13 +78,26 @@ class Outcome:
 
 
 class Stage:
+    """A stage's code; what it is and promises is its ``name``'s row of the catalog."""
+
     name = ""
-    order = 0
-    title = ""
-    needs: tuple = ()
+
+    @property
+    def order(self) -> int:
+        return catalog()[self.name]["order"]
+
+    @property
+    def title(self) -> str:
+        return catalog()[self.name]["title"]
+
+    @property
+    def needs(self) -> tuple:
+        return tuple(catalog()[self.name].get("needs", ()))
 
     def goals(self) -> list[Figure]:
-        raise NotImplementedError
+        """The promised figures, unmeasured."""
+        return [Figure(self.name, f["key"], f["what"], f.get("unit", ""), f.get("goal", ""),
+                       fmt=f.get("fmt", "{:.4g}")) for f in catalog()[self.name]["figures"]]
 
     def estimate(self, ctx: Ctx) -> Estimate:
         raise NotImplementedError

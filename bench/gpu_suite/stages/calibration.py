@@ -13,7 +13,6 @@ import sys
 import time
 
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages import sweeps
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
@@ -35,24 +34,10 @@ def advisor(args: list[str], log) -> subprocess.CompletedProcess:
 
 class CalibrationStage(Stage):
     name = "calibration"
-    order = 5
-    title = "own calibration -> fitted law set"
-
-    def goals(self):
-        return [Figure(self.name, "runs", "calibration runs finished+diverged / planned", fmt="{}",
-                       goal="all"),
-                Figure(self.name, "lr_law", "fitted LR law", fmt="{}"),
-                Figure(self.name, "gap_in", "in-sample gap of the law (mean over cells)", "",
-                       fmt="{:.3%}"),
-                Figure(self.name, "gap_cv", "held-out-cell gap of the law (mean)", "", fmt="{:.3%}")]
 
     def _plan(self, ctx):
-        from calibration.train.data import load_data
-
         sdir = ctx.stage_dir(self.name)
-        plan = sweeps.load_suite_plan(ctx.sizes["calibration"]["plan"], sdir)
-        vocab = load_data("stdlib").vocab_size
-        return sdir, plan, sweeps.choose_compile(list(plan.specs), ctx, vocab), vocab
+        return (sdir, *sweeps.stage_specs(ctx.sizes["calibration"]["plan"], sdir, ctx))
 
     def estimate(self, ctx):
         sdir, plan, specs, vocab = self._plan(ctx)

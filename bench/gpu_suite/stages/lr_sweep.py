@@ -6,11 +6,10 @@ best held-out loss no worse than either SP arm's at every width.
 LRs are base-width peak LRs; losses final held-out nats per token (advisor.runs.summary)."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import Figure, md_table
+from bench.gpu_suite.report import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.stages import sweeps
 from bench.gpu_suite.state import write_json, write_text
@@ -48,26 +47,11 @@ def judge(curves: dict, labels: dict) -> dict:
 
 class LRSweepStage(Stage):
     name = "lr-sweep"
-    order = 2
-    title = "muP vs SP LR sweep at four widths (stacked)"
-
-    def goals(self):
-        return [Figure(self.name, "mup_spread", "muP: best-LR spread over widths", "factors of 2",
-                       "<= 1 (optimum within one factor of 2)", fmt="{:.0f}"),
-                Figure(self.name, "sp_spread", "SP (same constants): best-LR spread", "factors of 2",
-                       "> muP's spread", fmt="{:.0f}"),
-                Figure(self.name, "mup_wins", "widths where muP's best loss <= every SP arm's",
-                       goal="every width", fmt="{}"),
-                Figure(self.name, "runs", "runs finished / diverged / failed", fmt="{}")]
 
     def _plan(self, ctx):
-        from calibration.train.data import load_data
-
         sdir = ctx.stage_dir(self.name)
-        plan = sweeps.load_suite_plan(ctx.sizes["lr_sweep"]["plan"], sdir)
-        vocab = load_data("stdlib").vocab_size
-        specs = [dataclasses.replace(s, stack=True) for s in plan.specs]
-        return sdir, sweeps.choose_compile(specs, ctx, vocab), vocab
+        _, specs, vocab = sweeps.stage_specs(ctx.sizes["lr_sweep"]["plan"], sdir, ctx, stack=True)
+        return sdir, specs, vocab
 
     def estimate(self, ctx):
         sdir, specs, vocab = self._plan(ctx)

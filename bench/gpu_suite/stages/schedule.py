@@ -12,7 +12,7 @@ import time
 
 from bench.gpu_suite.budget import Estimate, Unit, sweep_seconds
 from bench.gpu_suite.probe import step_model
-from bench.gpu_suite.report import Figure, md_table
+from bench.gpu_suite.report import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
 from bench import bench_schedule_proxy
@@ -22,14 +22,6 @@ FINAL_GOAL = 0.003     # the README's bar: every test curve's final loss within 
 
 class ScheduleStage(Stage):
     name = "schedule"
-    order = 7
-    title = "schedule-law accuracy on own proxy curves"
-
-    def goals(self):
-        return [Figure(self.name, "max_final_err", "worst |final-loss error| on held-out schedules",
-                       "", "<= 0.3%", fmt="{:.2%}"),
-                Figure(self.name, "discordant", "schedule pairs out of order", fmt="{}",
-                       goal="0")]
 
     def _args(self, ctx):
         compile_ = "never" if ctx.compile == "auto" and not ctx.cuda else (

@@ -10,7 +10,7 @@ import time
 from types import SimpleNamespace
 
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import Figure, md_table
+from bench.gpu_suite.report import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage, StageSkipped
 from bench.gpu_suite.state import write_json, write_text
 from bench import bench_spectral
@@ -26,16 +26,6 @@ def stack_params(hidden: int, ffn: int, layers: int) -> tuple[int, list[tuple[in
 
 class SpectralStage(Stage):
     name = "spectral"
-    order = 4
-    title = "top singular values of a 7B-shaped stack"
-
-    def goals(self):
-        return [Figure(self.name, "err", "Lanczos worst relative error", goal="<= 1e-3",
-                       fmt="{:.2e}"),
-                Figure(self.name, "vs_bound", "Lanczos time / HBM bound", "x", "<= 3", fmt="{:.2f}"),
-                Figure(self.name, "vs_torch", "Lanczos time / fastest torch path at <= 1e-3 error",
-                       "x", "<= 1 (at least as fast)", fmt="{:.2f}"),
-                Figure(self.name, "lanczos_s", "Lanczos time", "s", fmt="{:.3g}")]
 
     def _check(self, ctx):
         if ctx.cuda and ctx.probe["software"].get("cupy") is None:

@@ -9,10 +9,7 @@ Units: LRs are peak LRs; losses in nats per byte; the held-out error in octaves 
 """
 from __future__ import annotations
 
-import dataclasses
-
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages import sweeps
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
@@ -22,23 +19,10 @@ FINAL = ("finished", "diverged")
 
 class StabilityStage(Stage):
     name = "stability"
-    order = 9
-    title = "stability proxies: LR sensitivity, largest stable LR, attention logits"
-
-    def goals(self):
-        return [Figure(self.name, "heldout_error", "largest stable LR at the held-out width: "
-                       "prediction error", "octaves", "<= 1 (one grid step)", fmt="{:+.2f}"),
-                Figure(self.name, "qk_sensitivity", "LR sensitivity base vs qk_norm at the "
-                       "widest common width", "nats", "qk_norm lower", fmt="{}"),
-                Figure(self.name, "runs", "runs final / planned", goal="all", fmt="{}")]
 
     def _specs(self, ctx):
-        from calibration.train.data import load_data
-
-        vocab = load_data("stdlib").vocab_size
-        plan = sweeps.load_suite_plan(ctx.sizes["stability"]["plan"], ctx.stage_dir(self.name))
-        specs = [dataclasses.replace(s, stack=True) for s in plan.specs]
-        return plan, sweeps.choose_compile(specs, ctx, vocab), vocab
+        return sweeps.stage_specs(ctx.sizes["stability"]["plan"], ctx.stage_dir(self.name), ctx,
+                                  stack=True)
 
     def estimate(self, ctx):
         plan, specs, vocab = self._specs(ctx)

@@ -31,6 +31,18 @@ def load_suite_plan(plan, stage_dir: Path):
     return load_plan(plan)
 
 
+def stage_specs(plan, stage_dir: Path, ctx, stack: bool = False) -> tuple:
+    """``(plan, specs, vocab_size)``: the suite plan ``plan`` (as load_suite_plan reads it)
+    with its specs ready to train: each made a stack member when ``stack``, compile chosen
+    per stack (choose_compile) for the stdlib corpus, whose vocabulary size comes with them."""
+    from calibration.train.data import load_data
+
+    vocab = load_data("stdlib").vocab_size
+    plan = load_suite_plan(plan, stage_dir)
+    specs = [dataclasses.replace(s, stack=True) if stack else s for s in plan.specs]
+    return plan, choose_compile(specs, ctx, vocab), vocab
+
+
 def choose_compile(specs, ctx, vocab_size: int) -> list:
     """The specs with ``compile`` set per stack: ``ctx.compile`` always/never as given;
     ``auto``: never on the CPU; on CUDA compile a stack when the compile time the probe

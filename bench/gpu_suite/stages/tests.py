@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import Figure, md_table
+from bench.gpu_suite.report import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
 
@@ -44,15 +44,6 @@ def gpu_test_files(tests_dir: Path) -> list[str]:
 
 class TestsStage(Stage):
     name = "gpu-tests"
-    order = 1
-    title = "GPU correctness: the gpu-marked tests"
-
-    def goals(self):
-        return [Figure(self.name, "passed", "gpu-marked tests passed", goal="all pass, none skipped",
-                       fmt="{}"),
-                Figure(self.name, "failed", "gpu-marked tests failed or erred", goal="0", fmt="{}"),
-                Figure(self.name, "skipped", "gpu-marked tests skipped", goal="0 on a GPU",
-                       fmt="{}")]
 
     def estimate(self, ctx):
         compile_s = ctx.probe.get("compile", {}).get("compile_s", 0.0)

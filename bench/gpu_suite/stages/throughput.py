@@ -12,7 +12,6 @@ import math
 
 from bench.gpu_suite.budget import Estimate, Unit
 from bench.gpu_suite.probe import step_model
-from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import read_json, write_json, write_text
 from bench import bench_stacked
@@ -23,8 +22,6 @@ MFU_GOAL = 0.40                # at the last width
 
 class ThroughputStage(Stage):
     name = "throughput"
-    order = 3
-    title = "stacked vs one-at-a-time throughput and MFU"
 
     def _args(self, ctx):
         compile_ = {"auto": "auto", "always": "always", "never": "never"}[ctx.compile]
@@ -32,18 +29,6 @@ class ThroughputStage(Stage):
                                                  ["--device", ctx.device, "--compile", compile_])
         bench_stacked.apply_presets(args, ctx.device)
         return args
-
-    def goals(self):
-        w = [128, 256, 1024]
-        return [Figure(self.name, "speedup_0",
-                       f"stacked / one-at-a-time, first width ({w[0]} at full size)",
-                       "x", ">= 8", fmt="{:.2f}"),
-                Figure(self.name, "speedup_1",
-                       f"stacked / one-at-a-time, second width ({w[1]} at full size)",
-                       "x", ">= 4", fmt="{:.2f}"),
-                Figure(self.name, "mfu_last", f"stacked MFU, last width ({w[2]} at full size)",
-                       "", ">= 40% of the measured bf16 peak", fmt="{:.1%}"),
-                Figure(self.name, "peak", "measured matmul peak", "TFLOP/s", fmt="{:.4g}")]
 
     def estimate(self, ctx):
         from calibration.train.data import load_data

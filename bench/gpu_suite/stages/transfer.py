@@ -10,7 +10,6 @@ from collections import Counter
 
 from bench.gpu_suite.budget import Estimate, sweep_seconds
 from bench.gpu_suite.probe import step_model
-from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.stages.calibration import LAW_NAME
 from bench.gpu_suite.state import read_json
@@ -21,16 +20,6 @@ CHOICES = 3      # law, Step Law, muP transfer: each trained beside the grid
 
 class TransferStage(Stage):
     name = "transfer"
-    order = 6
-    title = "held-out transfer at 4x the largest calibrated width"
-    needs = ("calibration",)
-
-    def goals(self):
-        # issue 18 asks for the three measured gaps and sets no goal on them
-        return [Figure(self.name, "law_gap", "gap of the fitted law's LR", "nats", fmt="{:+.4f}"),
-                Figure(self.name, "steplaw_gap", "gap of Step Law's LR", "nats", fmt="{:+.4f}"),
-                Figure(self.name, "mup_gap", "gap of the muP-transfer LR", "nats", fmt="{:+.4f}"),
-                Figure(self.name, "width", "held-out width", fmt="{}")]
 
     def _paths(self, ctx):
         cal = ctx.out / "calibration"

@@ -18,7 +18,6 @@ decays the torch coefficient at the base width; losses final held-out nats per b
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from advisor.rules.optim_rules import WD_WIDTH_RULES
@@ -137,36 +136,16 @@ RESULTS = {"muon": muon_result, "depth": depth_result, "wd_rules": wd_result}
 
 class TransferSweepsStage(Stage):
     name = "transfer-sweeps"
-    order = 8
-    title = "Muon, depth and weight-decay-rule transfer sweeps"
-
-    def goals(self):
-        f = [Figure(self.name, "muon_spectral_shift",
-                    "Muon (spectral): best-LR shift across widths", "factors of 2",
-                    "<= 1 (optimum within one factor of 2)", fmt="{:.0f}"),
-             Figure(self.name, "completep_shift",
-                    "CompleteP (alpha 1): best-LR shift across depths", "factors of 2",
-                    "<= 1 (optimum within one factor of 2)", fmt="{:.0f}")]
-        f += [Figure(self.name, f"knee_{r}", f"wd rule {r}: knee shift (x2) vs predicted",
-                     fmt="{}") for r in WD_RULES]
-        f.append(Figure(self.name, "runs", "runs final / planned (muon; depth; wd rules)",
-                        goal="all", fmt="{}"))
-        return f
 
     def _subs(self, ctx):
         """[(key, folder, title, plan, specs, shared source stores)] in training order."""
-        from calibration.train.data import load_data
-
-        vocab = load_data("stdlib").vocab_size
         sdir = ctx.stage_dir(self.name)
-        out = []
+        out, vocab = [], None
         for key, folder, title in SUBS:
             cfg = ctx.sizes["transfer_sweeps"][key]
             sub = sdir / folder
             sub.mkdir(parents=True, exist_ok=True)
-            plan = sweeps.load_suite_plan(cfg["plan"], sub)
-            specs = [dataclasses.replace(s, stack=True) for s in plan.specs]
-            specs = sweeps.choose_compile(specs, ctx, vocab)
+            plan, specs, vocab = sweeps.stage_specs(cfg["plan"], sub, ctx, stack=True)
             sources = [ctx.out / name / "store" for name in cfg.get("share", ())]
             out.append((key, folder, title, plan, specs, sources))
         return out, vocab
