@@ -12,7 +12,8 @@ from __future__ import annotations
 
 
 from advisor.errors import AdvisorError
-from calibration.analyze.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer, table_then_notes
+from calibration.analyze.lr_transfer import (LRRow, alias, lr_rows, lr_table, plot_transfer,
+                                             table_then_notes)
 from calibration.analyze.lr_transfer import transfer_verdicts as _verdicts
 from calibration.analyze.summary_cli import edge_note
 
@@ -20,13 +21,8 @@ from calibration.analyze.summary_cli import edge_note
 class DepthRow(LRRow):
     """One (alpha, depth) cell: its LR curve and best point (``arm`` = alpha, ``size`` = depth)."""
 
-    @property
-    def alpha(self) -> float:
-        return self.arm
-
-    @property
-    def depth(self) -> int:
-        return self.size
+    alpha = alias("arm", "the depth exponent alpha (dimensionless)")
+    depth = alias("size", "the number of blocks")
 
 
 def _alpha_of(settings: dict) -> float:

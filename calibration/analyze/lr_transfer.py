@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -28,6 +29,12 @@ class LRRow:
     curve: tuple          # ((lr, mean final val loss over seeds or inf), ...) sorted by lr
     best_lr: float
     best_loss: float
+
+
+def alias(field: str, doc: str) -> property:
+    """A read-only second name for an LRRow field, as a summary calls it (``depth`` for
+    ``size`` in the depth summary); ``doc`` says what it is and its unit."""
+    return property(attrgetter(field), doc=doc)
 
 
 def final_loss(run) -> float:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 
 from advisor.errors import AdvisorError
-from calibration.analyze.lr_transfer import LRRow, lr_rows, lr_table, plot_transfer, table_then_notes
+from calibration.analyze.lr_transfer import (LRRow, alias, lr_rows, lr_table, plot_transfer,
+                                             table_then_notes)
 from calibration.analyze.lr_transfer import transfer_verdicts as _verdicts
 from calibration.analyze.summary_cli import edge_note
 
@@ -24,9 +25,7 @@ ARM_ORDER = ("AdamW (muP)", "AdamW", "Muon spectral", "Muon match_rms_adamw")
 class ArmRow(LRRow):
     """One (arm, width) cell: its LR curve and best point (``size`` = width)."""
 
-    @property
-    def width(self) -> int:
-        return self.size
+    width = alias("size", "the model width d_model (channels)")
 
 
 def arm_of(settings: dict) -> str:

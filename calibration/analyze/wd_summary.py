@@ -26,8 +26,8 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.rules.optim_rules import WD_WIDTH_RULES, check_wd_rule
-from calibration.analyze.lr_transfer import (LRRow, final_loss, loss_cells, pow2, rows_by_arm,
-                                     rows_from_cells)
+from calibration.analyze.lr_transfer import (LRRow, alias, final_loss, loss_cells, pow2,
+                                             rows_by_arm, rows_from_cells)
 
 RULE_ORDER = tuple(WD_WIDTH_RULES)      # mup, sqrt, none: the table and plot order
 KNEE_NATS = 0.02
@@ -37,17 +37,9 @@ class WdRow(LRRow):
     """One (rule, width) cell: the loss-vs-weight-decay curve (``curve`` = ((wd, mean final
     val loss over seeds or inf), ...) sorted by wd) and its best point."""
 
-    @property
-    def rule(self) -> str:
-        return self.arm
-
-    @property
-    def width(self) -> int:
-        return self.size
-
-    @property
-    def best_wd(self) -> float:
-        return self.best_lr
+    rule = alias("arm", "the weight-decay width rule (mup, sqrt or none)")
+    width = alias("size", "the model width d_model (channels)")
+    best_wd = alias("best_lr", "the best weight decay of the curve (the base value)")
 
 
 def wd_rows(runs, base_width: int | None = None) -> list[WdRow]:
