@@ -14,7 +14,7 @@ FULL = {
     "throughput": dict(args=["--widths", "128", "256", "512", "1024"]),
     "spectral": dict(hidden=4096, ffn=11008, layers=3),
     "calibration": dict(plan="gpu-calibration"),
-    "transfer": dict(lr_pow2=(-12, -5), width=None),
+    "transfer": dict(grid_steps=3, width=None),    # advisor validate: law LR x 2^k, |k| <= 3
     "schedule": dict(args=["--width", "256", "--depth", "4", "--steps", "4000"]),
     # stage 8, in this order; "share": finished runs of these stages' stores with the same
     # run ids are copied in instead of retrained (gpu-muon-sweep's muP AdamW arm and
@@ -49,7 +49,7 @@ SMOKE = {
         "name": "smoke-calibration", "description": "toy muP calibration (suite smoke run)",
         "settings": dict(_TOY_SETTINGS, parameterization="mup"),
         "grid": [{"width": [16, 32], "lr": {"pow2": [-9, -3]}, "tokens": [640, 1280, 1920]}]}),
-    "transfer": dict(lr_pow2=(-9, -4), width=None),
+    "transfer": dict(grid_steps=1, width=None),
     "schedule": dict(args=["--width", "16", "--depth", "1", "--steps", "60", "--batch", "4",
                            "--seq", "16", "--warmup", "6", "--eval-interval", "6",
                            "--law", "tissue", "--model", "head_dim=8,base_width=16"]),

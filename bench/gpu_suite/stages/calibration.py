@@ -1,7 +1,7 @@
 """Stage 5: our own calibration (recipes/plans/gpu-calibration.yaml, stacked), as much of
 it as the budget allows in plan order (the token-budget arm first), resumed from its store
-on the next call; then the law set fitted by ``advisor fit`` (the exact command of
-bench/transfer_check.py's docstring) with its provenance (device, torch, date, plan, runs,
+on the next call; then the law set fitted by ``advisor fit`` (the command of docs/stacking.md,
+"Our own law set") with its provenance (device, torch, date, plan, runs,
 commands) added, and the plots of ``advisor results --plot`` and ``advisor plot``.
 
 The law set is written to DIR/calibration/proxy-stdlib.yaml (and its plots beside it), ready

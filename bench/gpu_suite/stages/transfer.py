@@ -1,8 +1,10 @@
-"""Stage 6: the held-out transfer check (bench/transfer_check.py) at 4x the largest
-calibrated width: the measured loss gap to the grid's best of the fitted law's LR, Step
-Law's LR and the muP-transfer-only LR. Needs stage 5 finished (its store and law set).
+"""Stage 6: the held-out transfer check, ``advisor validate`` (the product command) at 4x
+the largest calibrated width, on stage 5's store and law set: the measured loss gap to the
+best LR measured there of the fitted law's LR, Step Law's LR and the muP-transfer-only LR
+(and SP-style transfer, in its table). The held-out cell is the calibration's most common
+token budget (4.9M tokens for gpu-calibration, where its three arms meet).
 
-Units: gaps in nats per token (final held-out loss minus the grid's best)."""
+Units: gaps in nats per token (final held-out loss minus the best measured)."""
 from __future__ import annotations
 
 import math
@@ -11,11 +13,10 @@ from collections import Counter
 from bench.gpu_suite.budget import Estimate, sweep_seconds
 from bench.gpu_suite.probe import step_model
 from bench.gpu_suite.stages.base import Outcome, Stage
-from bench.gpu_suite.stages.calibration import LAW_NAME
+from bench.gpu_suite.stages.calibration import LAW_NAME, advisor
 from bench.gpu_suite.state import read_json
-from bench import transfer_check
 
-CHOICES = 3      # law, Step Law, muP transfer: each trained beside the grid
+CHOICES = 4      # law, muP transfer, SP-style transfer, Step Law: each trained beside the grid
 
 
 class TransferStage(Stage):
@@ -25,26 +26,31 @@ class TransferStage(Stage):
         cal = ctx.out / "calibration"
         return cal / "store", cal / f"{LAW_NAME}.yaml", ctx.stage_dir(self.name)
 
+    def _cell(self, ctx):
+        """(the muP runs, their most common token budget and batch size)."""
+        from bench.gpu_suite.stages.sweeps import store_runs
+
+        store, _, _ = self._paths(ctx)
+        mup = [r for r in store_runs(store) if r.settings.get("parameterization") == "mup"]
+        if not mup:
+            raise RuntimeError(f"{store}: no muP calibration runs")
+        tokens = Counter(r.settings["tokens"] for r in mup).most_common(1)[0][0]
+        bs = Counter(r.settings["batch_size"] for r in mup
+                     if r.settings["tokens"] == tokens).most_common(1)[0][0]
+        return mup, tokens, bs
+
     def estimate(self, ctx):
         import dataclasses
 
         from calibration.model.proxy import flops_per_token
         from advisor.specs.runspec import RunSpec
 
-        from bench.gpu_suite.stages.sweeps import store_runs
-
-        store, law, sdir = self._paths(ctx)
-        mup = [r for r in store_runs(store) if r.settings.get("parameterization") == "mup"]
-        if not mup:
-            raise RuntimeError(f"{store}: no muP calibration runs")
-        tokens = Counter(r.settings["tokens"] for r in mup).most_common(1)[0][0]
-        bs = Counter(r.settings["batch_size"] for r in mup).most_common(1)[0][0]
+        mup, tokens, bs = self._cell(ctx)
         ref = next(r for r in mup if r.settings["tokens"] == tokens
                    and r.settings["batch_size"] == bs)
         width = ctx.sizes["transfer"]["width"] or 4 * max(r.settings["width"] for r in mup)
         spec = dataclasses.replace(RunSpec.from_settings(ref.settings), width=width)
-        lo, hi = ctx.sizes["transfer"]["lr_pow2"]
-        members = hi - lo + 1 + CHOICES
+        members = 2 * ctx.sizes["transfer"]["grid_steps"] + 1 + CHOICES
         fpt = flops_per_token(spec.model_config(vocab_size=256))
         evals = math.ceil(spec.steps / spec.eval_interval)
         compile_s = (ctx.probe.get("compile", {}).get("compile_s", 0.0)
@@ -57,20 +63,21 @@ class TransferStage(Stage):
                                          f"steps as one stack ({fpt:.3g} FLOPs/token)")
 
     def run(self, ctx, est):
+        import torch
+
         from bench.gpu_suite.state import write_text
 
         store, law, sdir = self._paths(ctx)
-        lo, hi = ctx.sizes["transfer"]["lr_pow2"]
-        argv = ["--calibration", str(store), "--laws", str(law), "--out", str(sdir / "store"),
-                "--lr-pow2", str(lo), str(hi), "--device", ctx.device,
+        _, tokens, _ = self._cell(ctx)
+        args = ["validate", str(store), "--laws", str(law), "--out", str(sdir / "store"),
+                "--tokens", str(tokens), "--grid-steps", str(ctx.sizes["transfer"]["grid_steps"]),
+                "--device", ctx.device, "--threads", str(torch.get_num_threads()),
                 "--table", str(sdir / "results.md"), "--json", str(sdir / "results.json"),
                 "--plot", str(sdir / "transfer.png"), "--no-progress"]
         if ctx.sizes["transfer"]["width"]:
-            argv += ["--width", str(ctx.sizes["transfer"]["width"])]
-        ctx.log("  $ python -m bench.transfer_check " + " ".join(argv))
-        rc = transfer_check.main(argv)
-        if rc != 0:
-            raise RuntimeError(f"bench/transfer_check.py exited {rc}")
+            args += ["--width", str(ctx.sizes["transfer"]["width"])]
+        proc = advisor(args, ctx.log)
+        write_text(sdir / "validate.log", proc.stdout)
         res = read_json(sdir / "results.json")
         rows = {r["choice"]: r for r in res["rows"]}
 
@@ -78,10 +85,9 @@ class TransferStage(Stage):
             r = next((v for k, v in rows.items() if k.startswith(prefix)), None)
             return None if r is None else r["gap"]
 
-        g_law, g_step, g_mup = gap("law"), gap("Step Law"), gap("muP transfer")
-        figs = [self.figure("law_gap", value=g_law),
-                self.figure("steplaw_gap", value=g_step),
-                self.figure("mup_gap", value=g_mup),
+        figs = [self.figure("law_gap", value=gap("law")),
+                self.figure("steplaw_gap", value=gap("Step Law")),
+                self.figure("mup_gap", value=gap("muP transfer")),
                 self.figure("width", value=res["width"])]
-        write_text(sdir / "command.txt", "python -m bench.transfer_check " + " ".join(argv) + "\n")
+        write_text(sdir / "command.txt", res["command"] + "\n")
         return Outcome("done", figs, pngs=[sdir / "transfer.png"])
