@@ -8,6 +8,7 @@ Read-only and full file systems are real: a read-only bind mount and a small tmp
 runs as root with mount rights, file modes otherwise (read-only) or skipped (disk full).
 """
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -235,13 +236,14 @@ def test_a_summary_never_writes_to_what_it_summarises(tmp_path):
 # 4. A fit refuses data without information; no RuntimeWarning, no inf in any file
 # ---------------------------------------------------------------------------------------
 
-def _grid_csv(path, loss=lambda lr, n: 3.0, lr_override=None):
-    rows = ["N,D,lr,bs,loss,smooth loss"]
+def _grid_csv(path, loss=lambda lr, n: 3.0, lr_override=None, width=None):
+    """A Step Law-layout grid of 3 cells; ``width(n)``: also an ``h`` column (d_model)."""
+    rows = ["N,D,lr,bs,loss,smooth loss" + (",h" if width else "")]
     for n in (1e7, 3e7, 1e8):
         for lr in (1e-3, 2e-3, 4e-3, 8e-3):
             for bs in (64, 128):
                 x = loss(lr, n)
-                rows.append(f"{n},{20 * n},{lr},{bs},{x},{x}")
+                rows.append(f"{n},{20 * n},{lr},{bs},{x},{x}" + (f",{width(n)}" if width else ""))
     if lr_override is not None:
         parts = rows[5].split(",")
         parts[2] = lr_override
@@ -447,6 +449,37 @@ def test_evaluate_names_a_law_file_by_its_path_and_flags_implausible_predictions
     assert r.returncode == 0, r.stderr
     assert f"(file {path})" in r.stdout
     assert "warning: the law predicts a LR outside" in r.stdout
+
+
+WIDTH = {1e7: 256, 3e7: 384, 1e8: 640}      # d_model of the grid's three models
+
+
+def test_a_law_in_the_width_is_evaluated_at_each_cells_width_or_refused_naming_the_column(
+        tmp_path):
+    """optima-fit's LR law reads W = d_model: evaluate and plot take it from the grid's h
+    column (Step Law's layout; a results store writes it); a grid without it is one error
+    line naming the column, before any figure is drawn."""
+    from advisor.laws.lawset import load_lawset
+
+    bowl = lambda lr, n: 3 + (math.log(lr / 3e-3)) ** 2 / 10 - math.log(n) / 50   # noqa: E731
+    plain = _grid_csv(tmp_path / "plain.csv", loss=bowl)
+    one_error_line(advisor("evaluate", "--grid", plain, "--law", "optima-fit"),
+                   "width W", "'h' column")
+    with_h = _grid_csv(tmp_path / "with_h.csv", loss=bowl, width=WIDTH.get)
+    r = advisor("evaluate", "--grid", with_h, "--law", "optima-fit", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    law = load_lawset("optima-fit")
+    for cell in json.loads(r.stdout)["cells"]:
+        assert cell["pred_lr"] == pytest.approx(law.predict(
+            "learning_rate", N=cell["N"], D=cell["D"], W=WIDTH[cell["N"]]))
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    one_error_line(advisor("plot", plain, "--laws", "optima-fit", "--out", tmp_path / "a"),
+                   "width W", "'h' column")
+    assert not any((tmp_path / "a").glob("*.png"))
+    r = advisor("plot", with_h, "--laws", "optima-fit", "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b" / "laws.png").stat().st_size > 1000
 
 
 def test_plot_compare_is_checked_before_the_fit(tmp_path):

@@ -33,8 +33,10 @@ def save_figure(fig, path, dpi: int, what: str = "plot") -> None:
         plt.close(fig)
 
 
-def _predict(ls, q, N, D):
-    v = ls.predict(q, N=N, D=D)
+def _predict(ls, q, N, D, **extra):
+    """Law set ``ls``'s ``q`` at N, D (and the cell's other variables ``extra``: M, W);
+    a batch in tokens."""
+    v = ls.predict(q, N=N, D=D, **extra)
     return ls.batch_tokens(v) if q == "batch_size" else v
 
 
@@ -70,7 +72,8 @@ def loss_vs_lr(table, optima, ours, path):
         if "learning_rate" in o.interval:
             lo, hi = o.interval["learning_rate"]
             ax.axvspan(lo, hi, color="k", alpha=0.1)
-        ax.axvline(_predict(ours, "learning_rate", N, D), color="C3", ls="--", lw=1)
+        ax.axvline(_predict(ours, "learning_rate", N, D, **table.cell_variables(c)), color="C3",
+                   ls="--", lw=1)
         ax.set_xscale("log")
         ax.set_ylim(-0.1, 3)
         ax.set_title(f"N={N / 1e6:.0f}M D={D / 1e9:.3g}B", fontsize=8)
@@ -100,6 +103,8 @@ def laws(table, optima, ours, other, path):
         ax = axs[0][j]
         for k, N in enumerate(Ns):
             col = f"C{k}"
+            extra = table.cell_variables(next(c for c, cell in enumerate(table.cells)
+                                              if cell[0] == N))     # the model at this N
             pts = [o for o in optima if o.N == N]
             y = np.array([o.optimum.get(q, o.best_run.get(q)) for o in pts])
             x = np.array([o.D for o in pts])
@@ -107,15 +112,15 @@ def laws(table, optima, ours, other, path):
                             if q in o.interval else [0, 0] for i, o in enumerate(pts)]).T
             ax.errorbar(x, y, yerr=err, fmt="o", color=col, ms=4, capsize=2,
                         label=f"N={N / 1e6:.0f}M")
-            pred = np.array([_predict(ours, q, N, D) for D in Dgrid])
+            pred = np.array([_predict(ours, q, N, D, **extra) for D in Dgrid])
             ax.plot(Dgrid, pred, color=col, lw=1.2)
-            band = [ours.interval(q, N=N, D=D) for D in Dgrid]
+            band = [ours.interval(q, N=N, D=D, **extra) for D in Dgrid]
             if all(b is not None for b in band):
                 ax.fill_between(Dgrid, [b[0] for b in band], [b[1] for b in band], color=col,
                                 alpha=0.12)
             if other is not None and other.has(q):
                 try:
-                    ax.plot(Dgrid, [_predict(other, q, N, D) for D in Dgrid], color=col,
+                    ax.plot(Dgrid, [_predict(other, q, N, D, **extra) for D in Dgrid], color=col,
                             ls=":", lw=1)
                 except Exception:  # a law needing variables this grid lacks: skip it
                     pass

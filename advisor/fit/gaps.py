@@ -67,22 +67,38 @@ def summarize(gaps: list[dict]) -> dict:
             "max_gap": float(np.max(g))}
 
 
+def check_grid_variables(lawset, table: RunTable) -> None:
+    """Refuse (AdvisorError, one line naming what is missing) a law set whose LR or batch law
+    reads the width W (d_model) when the grid records no width: Step Law's ``h`` column,
+    which a results store writes too."""
+    from advisor.laws.lawforms import variables_needed
+
+    needed = set().union(*(variables_needed(lawset.laws[q])
+                           for q in ("learning_rate", "batch_size") if lawset.has(q)))
+    if "W" in needed and table.width is None:
+        raise AdvisorError(f"law set {lawset.name!r} predicts from the width W (d_model, "
+                           f"channels), and {table.source} records none: it needs Step Law's "
+                           "'h' column (a results store writes it)")
+
+
 def lawset_gaps(table: RunTable, lawset) -> list[dict]:
     """Gap of a law set's (LR, batch) prediction in every cell of the table.
 
     N is passed as the grid counts it; the caller is told (``advisor evaluate`` prints it)
-    when the set's ``conventions.params`` differs from the grid's (non-embedding).
+    when the set's ``conventions.params`` differs from the grid's (non-embedding). The other
+    variables (DeepSeek's M, the width W) are the cell's (``RunTable.cell_variables``).
     """
+    check_grid_variables(lawset, table)
     idx = table.cell_index
     has_batch = lawset.has("batch_size")
     out = []
     for c, (N, D) in enumerate(table.cells):
-        M = table.cell_flops_per_token(c)        # for laws in DeepSeek's compute M*D
+        extra = table.cell_variables(c)
         b = None
         try:
-            lr = lawset.predict("learning_rate", N=N, D=D, M=M)
+            lr = lawset.predict("learning_rate", N=N, D=D, **extra)
             if has_batch:
-                b = lawset.batch_tokens(lawset.predict("batch_size", N=N, D=D, M=M))
+                b = lawset.batch_tokens(lawset.predict("batch_size", N=N, D=D, **extra))
         except (OverflowError, ZeroDivisionError):
             raise AdvisorError(f"law set {lawset.name}: its prediction at N={N:.3g}, "
                                f"D={D:.3g} overflows; it is not scored") from None

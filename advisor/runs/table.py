@@ -84,6 +84,7 @@ class RunTable:
     n_failed: int = 0
     notes: list = field(default_factory=list)
     flops_per_token: np.ndarray | None = None   # DeepSeek's M, where h and numl are given
+    width: np.ndarray | None = None             # d_model (channels), where h is given
     cell_labels: tuple = ()                      # per cell-by column: (R,) array of strings
     cell_by: tuple = ()                          # the names of those columns
     n_column: str = "N"                          # the column N was read from
@@ -97,10 +98,16 @@ class RunTable:
 
     def cell_flops_per_token(self, c: int):
         """DeepSeek's M of cell c (non-embedding FLOPs/token), or None where unknown."""
-        if self.flops_per_token is None:
-            return None
-        m = self.flops_per_token[self.cell_index == c]
-        return float(m[0]) if np.all(np.isfinite(m)) else None
+        return _one_value(self.flops_per_token, self.cell_index == c)
+
+    def cell_width(self, c: int):
+        """The width W = d_model of cell c (channels), or None where unknown."""
+        return _one_value(self.width, self.cell_index == c)
+
+    def cell_variables(self, c: int) -> dict:
+        """The law variables besides N and D that cell c records: M (DeepSeek's
+        non-embedding FLOPs per token) and W (d_model, channels); None where unknown."""
+        return {"M": self.cell_flops_per_token(c), "W": self.cell_width(c)}
 
     def __len__(self):
         return len(self.N)
@@ -162,6 +169,7 @@ class RunTable:
                         notes=list(self.notes), optimizer=self.optimizer,
                         flops_per_token=None if self.flops_per_token is None
                         else self.flops_per_token[rows],
+                        width=None if self.width is None else self.width[rows],
                         cell_labels=tuple(c[rows] for c in self.cell_labels),
                         cell_by=self.cell_by, n_column=self.n_column,
                         lr_convention=self.lr_convention, mup_base_width=self.mup_base_width,
@@ -585,6 +593,7 @@ def _checked_table(runs: _Runs, a: dict, arch: dict, *, source, loss_col, has_st
                      diverged=diverged, names=names, source=source, loss_column=loss_col,
                      n_failed=runs.n_failed, notes=list(notes),
                      flops_per_token=M if np.isfinite(M).any() else None,
+                     width=h if np.isfinite(h).any() else None,
                      cell_labels=labels, cell_by=cell_by, n_column=n_column,
                      optimizer=optimizer, lr_convention=lr_convention,
                      mup_base_width=base_width, wd_rule=wd_rule, seq_len=seq_len).take(order)
@@ -694,6 +703,16 @@ def _check_batch_units(bt, D, steps, from_tokens_col, seq_len, source, bs_col, s
                                "(expected 1): the batch column is in the wrong unit "
                                f"(bs in sequences of {seq_len} tokens, bs_tokens in tokens) or "
                                "D is not in tokens")
+
+
+def _one_value(values, mask):
+    """The value of ``values`` (per run, or None) on the cell ``mask``: its first run's, where
+    every run of it has one (a cell that mixes architectures has a note on the table), else
+    None."""
+    if values is None:
+        return None
+    v = values[mask]
+    return float(v[0]) if v.size and np.all(np.isfinite(v)) else None
 
 
 ARCH_COLUMNS = ("h", "ffnh", "numh", "numl", "nume", "topk", "moeh")

@@ -38,6 +38,7 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     check_output_dir(out, "plot folder")
     outdir = Path(out)
     from advisor.cli import plots
+    from advisor.fit.gaps import check_grid_variables
     from advisor.fit.pipeline import default_name, fit_sweep, lawset_dict
     from advisor.fit.optima import all_optima
     from advisor.laws.lawset import LawSet, load_lawset
@@ -47,6 +48,7 @@ def plot(results, out, laws_path, compare, loss_col, select, seq_len):
     table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select)
     if laws_path:
         ours = load_lawset(laws_path)
+        check_grid_variables(ours, table)
         optima = all_optima(table, n_bootstrap=200)
     else:
         click.echo("fitting laws (give --laws FILE to draw a fitted set) ...", err=True)
