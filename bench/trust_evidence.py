@@ -1,6 +1,7 @@
 """The evidence behind docs/trust.md, and the data files it ships (CPU, about a minute).
 
     python -m bench.trust_evidence [--external ../shared/data/external] [--write]
+    python -m bench.trust_evidence --excess optima-fit     # docs/trust.md's excess-loss table
 
 Reads recipes/published/configs.yaml (published runs and tuned optima) and the Step Law grid;
 prints, per shipped law set and for the evidence fit, the log2 ratio of its LR and batch to
@@ -12,6 +13,10 @@ curvature of the Step Law grid. With --write it writes (atomically)
   evidence points, each setup weighted equally (N non-embedding, D tokens, batch tokens);
 * recipes/published/trust.yaml: the constants the interval and the expected excess loss read
   at run time (setup spread per law, kappa, curvature), with these figures as provenance.
+
+With --excess LAW it prints only the expected-excess-loss table of docs/trust.md for law set
+LAW, each row what ``advisor recommend --params P --tokens D --law LAW --format json`` says
+(``recommend()``, the product's own function; about a second).
 """
 from __future__ import annotations
 
@@ -33,6 +38,37 @@ LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan")
 QUANTITIES = (("lr", "learning_rate", "learning_rate"),
               ("batch", "batch_size", "batch_size_tokens"))
 STEPLAW_VOCAB = 65536   # assumption: only the total-count laws (porian) read it
+# docs/trust.md's targets: (label, total parameters, tokens)
+EXCESS_TARGETS = (("138M, 2T (SmolLM2-135M's budget)", 138e6, 2e12),
+                  ("953M, 22B (compute-optimal)", 953e6, 22e9),
+                  ("6.74B, 139B (compute-optimal)", 6.74e9, 139e9),
+                  ("6.74B, 2T", 6.74e9, 2e12),
+                  ("71B, 1.3T (compute-optimal)", 71e9, 1.3e12),
+                  ("414B, 15.6T (Llama 3 405B's budget)", 414e9, 15.6e12))
+
+
+def excess_table(law: str) -> str:
+    """The expected-excess-loss table for law set ``law``: per target, the recommended LR with
+    its 95% interval and width, the batch (tokens) and its interval width, the LR curvature
+    c_lr (nats per octave^2), the expected excess loss now and after the priced calibration
+    sweep (nats per token) and that sweep's GPU-hours (at the assumed throughput)."""
+    from advisor.recommendation.core import recommend
+
+    out = ["| target (total params, tokens) | LR (95% interval, width) | batch tokens (width) | "
+           "c_lr | excess loss now | after sweep | sweep GPU-hours |",
+           "|---|---|---|---|---|---|---|"]
+    for label, params, tokens in EXCESS_TARGETS:
+        d = recommend(params=params, tokens=tokens, law=law).to_dict()
+        lr, u, e = d["learning_rate"], d["uncertainty"], d["expected_excess_loss"]
+        lo, hi = lr["interval_95"]
+        out.append(f"| {label} | {lr['value']:.3g} ({lo:.3g}-{hi:.3g}, "
+                   f"{u['learning_rate']['width_factor']:.3g}x) | "
+                   f"{d['batch_size_tokens']['value']:.3g} "
+                   f"({u['batch_size_tokens']['width_factor']:.3g}x) | "
+                   f"{e['curvature_lr']['value']:.2g} | {e['value']:.2g} | "
+                   f"{e['after_calibration']['value']:.2g} | "
+                   f"{e['after_calibration']['gpu_hours']:.2g} |")
+    return "\n".join(out) + "\n"
 
 
 def _shape_of(p, cell_runs=None):
@@ -231,7 +267,12 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless the committed files are what --write would write")
     ap.add_argument("--per-point", action="store_true", help="print every point's ratios")
+    ap.add_argument("--excess", metavar="LAW",
+                    help="print only docs/trust.md's expected-excess-loss table for law set LAW")
     args = ap.parse_args()
+    if args.excess:
+        print(excess_table(args.excess), end="")
+        return None
     cells = ev.steplaw_cells(Path(args.external) / "steplaw_dense_lr_bs_loss.csv")
     sl_points = ev.steplaw_points(cells)
     cells_by_id = {p.id: c["runs"] for p, c in zip(sl_points, cells)}

@@ -359,6 +359,19 @@ def test_docs_trust_reports_the_shipped_figures():
     assert ranking in text
 
 
+def test_docs_trust_excess_loss_tables_are_what_recommend_prints():
+    """docs/trust.md's expected-excess-loss tables, for the default law set and the former
+    one, are what `python -m bench.trust_evidence --excess LAW` prints (recommend()'s own
+    uncertainty and expected_excess_loss)."""
+    from advisor.recommendation.core import DEFAULT_LAW
+    from bench.trust_evidence import excess_table
+
+    text = (REPO / "docs" / "trust.md").read_text(encoding="utf-8")
+    assert DEFAULT_LAW == "optima-fit"
+    for law in (DEFAULT_LAW, "evidence-fit"):
+        assert excess_table(law) in text, f"docs/trust.md: rerun --excess {law}"
+
+
 def test_a_chosen_law_that_is_not_applicable_is_refused_by_name(tmp_path):
     d = load_lawset("step-law").to_dict()
     d["name"] = "loglin"
