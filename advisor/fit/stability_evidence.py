@@ -116,6 +116,8 @@ def load_evidence(path: Path = EVIDENCE_FILE) -> dict:
 def main(argv=None) -> int:
     import yaml
 
+    from advisor.common.yamlio import plain
+
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m advisor.fit.stability_evidence steplaw_dense_lr_bs_loss.csv",
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
     header = ("# Published evidence for the largest stable LR (advisor/fit/stability_evidence.py).\n"
               "# Recompute: python -m advisor.fit.stability_evidence "
               "/work/shared/data/external/steplaw_dense_lr_bs_loss.csv\n")
-    EVIDENCE_FILE.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
+    EVIDENCE_FILE.write_text(header + yaml.safe_dump(plain(doc), sort_keys=False, width=100))
     print(f"wrote {EVIDENCE_FILE}")
     return 0
 

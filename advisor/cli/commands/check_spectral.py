@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import sys
 
 import click
 
 from advisor.cli.commands._spectral_contract import CONTRACT_HELP, contract_options
+from advisor.common.yamlio import json_text
 from advisor.errors import AdvisorError
 
 
@@ -182,7 +182,7 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
 
         result = run_steady(fn, widths, steps=steps, seeds=seeds, tol=tol,
                             confidence=confidence, progress=progress)
-        click.echo(json.dumps(result.to_dict(), indent=1) if fmt == "json" else
+        click.echo(json_text(result, indent=1) if fmt == "json" else
                    result.report() + f"\n({result.seconds:.0f} s)")
         if result.exit_code:
             raise click.exceptions.Exit(result.exit_code)
@@ -192,7 +192,7 @@ def check_spectral(factory, family, variant, heads, depth, widths, steps, seeds,
                            confidence=confidence, progress=progress, contract=contract,
                            max_seeds=contract_opts["max_seeds"])
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=1))
+        click.echo(json_text(result, indent=1))
     else:
         click.echo(result.report(only_failures=not all_rows))
     if result.exit_code:

@@ -1,10 +1,9 @@
 """``advisor laws``: the shipped law sets, what they predict, and where they come from."""
 from __future__ import annotations
 
-import json
-
 import click
 
+from advisor.common.yamlio import json_text
 from advisor.laws.lawset import load_lawset, load_shipped
 
 
@@ -19,7 +18,7 @@ def laws(fmt, show):
         ls = load_lawset(show)
         d = ls.to_dict()
         if fmt == "json":
-            click.echo(json.dumps(d, indent=2))
+            click.echo(json_text(d))
         else:
             import yaml
             click.echo(yaml.safe_dump(d, sort_keys=False, width=100), nl=False)
@@ -29,7 +28,7 @@ def laws(fmt, show):
              "params": s.conventions["params"], "batch_unit": s.batch_unit,
              "citation": s.source.get("citation"), "url": s.source.get("url")} for s in sets]
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json_text(rows))
         return
     w = max(len(r["name"]) for r in rows)
     click.echo(f"{'name':<{w}}  {'predicts':<45}  {'N counts':<18}  source")

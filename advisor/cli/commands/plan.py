@@ -46,6 +46,7 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
     from advisor.specs.hfarch import architecture_from_hf_config, architecture_from_spec
     from advisor.specs.modelspec import spec_from_hf_config, spec_from_options
     from advisor.common.outputs import atomic_write_text, check_output_file
+    from advisor.common.yamlio import plain
     from advisor.specs.plan import load_plan
 
     check_output_file(out, "plan")
@@ -73,7 +74,7 @@ def plan(hf_config, d_model, n_layers, n_heads, n_kv_heads, ffn, vocab, tied_emb
     d["estimate"]["expected_excess_loss"] = plan_value(d, spec, tokens)
     atomic_write_text(out, "# written by `advisor plan`; run it with "
                            f"`advisor calibrate {out} --out DIR`\n"
-                      + yaml.safe_dump(d, sort_keys=False), "plan")
+                      + yaml.safe_dump(plain(d), sort_keys=False), "plan")
     p = load_plan(out)            # what we wrote must load (and validate) as any plan does
     est = d["estimate"]
     click.echo(f"target: {arch.describe()}")
