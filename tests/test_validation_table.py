@@ -38,3 +38,21 @@ def test_a_diverged_choice_is_an_infinite_gap_and_says_so():
 def test_a_grid_with_no_finished_run_is_an_error():
     with pytest.raises(AdvisorError, match="no finished run"):
         best_lr({1e-3: math.inf, 2e-3: math.nan})
+
+
+def test_the_json_of_a_diverged_choice_has_no_infinity_and_says_diverged(tmp_path):
+    import json
+
+    from calibration.analyze.validate import write_json
+
+    rows = transfer_table(GRID, {"bold": 2 ** -5, "law": 2 ** -7}, {"bold": math.inf,
+                                                                    "law": 2.99})
+    write_json({"rows": rows}, tmp_path / "v.json")
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the JSON")
+
+    doc = json.loads((tmp_path / "v.json").read_text(), parse_constant=refuse)
+    bold = doc["rows"][1]
+    assert bold["diverged"] is True and bold["loss"] is None and bold["gap"] is None
+    assert doc["rows"][2]["diverged"] is False and doc["rows"][2]["gap"] == 0.0

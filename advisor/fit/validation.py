@@ -75,7 +75,7 @@ def transfer_table(grid: dict, chosen: dict, chosen_losses: dict) -> list[dict]:
         loss = loss if math.isfinite(loss) else math.inf
         rows.append({"choice": name, "lr": lr, "loss": loss, "gap": loss - g_loss,
                      "gap_pct": 100.0 * (loss - g_loss) / g_loss,
-                     "log2_lr_vs_best": math.log2(lr / g_lr)})
+                     "log2_lr_vs_best": math.log2(lr / g_lr), "diverged": math.isinf(loss)})
     return rows
 
 

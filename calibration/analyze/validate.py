@@ -12,7 +12,6 @@ Units: base LRs (``mup_base``), losses in nats per token of the run's data.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections import Counter
@@ -178,9 +177,12 @@ def plot(result: dict, width: int, path) -> None:
 
 
 def write_json(doc: dict, path) -> None:
+    """``doc`` as JSON (``advisor.common.yamlio.json_text``: a diverged run's infinite loss and
+    gap are null there, its row says ``diverged``)."""
     from advisor.common.outputs import atomic_write_text
+    from advisor.common.yamlio import json_text
 
-    atomic_write_text(path, json.dumps(doc, indent=2, default=str), "validation JSON")
+    atomic_write_text(path, json_text(doc), "validation JSON")
 
 
 __all__ = ["prepare", "specs_of", "train", "analyse", "report", "plot", "write_json",

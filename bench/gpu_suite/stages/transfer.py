@@ -81,9 +81,9 @@ class TransferStage(Stage):
         res = read_json(sdir / "results.json")
         rows = {r["choice"]: r for r in res["rows"]}
 
-        def gap(prefix):
+        def gap(prefix):           # nats; a diverged choice's is infinite (null in the JSON)
             r = next((v for k, v in rows.items() if k.startswith(prefix)), None)
-            return None if r is None else r["gap"]
+            return None if r is None else math.inf if r.get("diverged") else r["gap"]
 
         figs = [self.figure("law_gap", value=gap("law")),
                 self.figure("steplaw_gap", value=gap("Step Law")),
