@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))          # bench/ is not an installed package
@@ -123,10 +124,10 @@ def test_the_stages_run_in_issue_18s_order_then_the_transfer_and_stability_sweep
     stages = all_stages()
     assert [(s.order, s.name) for s in stages] == list(enumerate(
         ["gpu-tests", "lr-sweep", "throughput", "spectral", "calibration", "transfer",
-         "schedule", "transfer-sweeps", "stability"], start=1))
+         "schedule", "transfer-sweeps", "stability", "user-model"], start=1))
     r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--list"], cwd=REPO,
                        capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("9. stability:")
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("10. user-model:")
 
 
 def test_the_catalog_promises_one_knee_figure_per_weight_decay_rule():
@@ -563,6 +564,40 @@ def test_stage_9_at_toy_size_summarises_its_sweep(tmp_path):
     _check_stability(tmp_path, json.loads((tmp_path / "summary.json").read_text()))
 
 
+def _check_user_model(suite: Path, summary: dict) -> None:
+    """Stage 10 of a finished smoke run: every step of the user-model loop wrote its file
+    (BPE token files, the plan `advisor plan` wrote, the law set with its transfer check, the
+    recommendation, the validation's table, JSON and plot), and every figure is measured."""
+    st = suite / "user-model"
+    meta = json.loads((st / "data" / "meta.json").read_text())
+    assert meta["vocab_size"] == 300
+    plan = yaml.safe_load((st / "plan.yaml").read_text())
+    assert plan["grid"]["width"] == [16, 32, 64] and plan["settings"]["kv_group"] == 2
+    law = yaml.safe_load((st / "fitted.yaml").read_text())
+    assert set(law["laws"]["learning_rate"]["exponents"]) == {"D"}
+    assert "transfer_check" in law["provenance"]
+    rec = json.loads((st / "recommendation.json").read_text())
+    assert rec["learning_rate"]["value"] > 0
+    doc = json.loads((st / "validation.json").read_text())
+    assert doc["width"] == 256 and doc["calibrated_max_width"] == 64
+    assert len(doc["grid"]) == 3 and {"met", "lr_within_2x"} <= set(doc["verdict"])
+    assert "| law (recommended) |" in (st / "results.md").read_text()
+    assert (st / "validation.png").stat().st_size > 1000
+    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "10. user-model"}
+    assert len(rows) == 6 and all(r["value"] != "-" for r in rows.values()), rows
+    assert rows["calibration runs final / planned"]["value"] == "36/36"
+
+
+@pytest.mark.slow
+def test_stage_10_at_toy_size_runs_the_user_model_loop(tmp_path):
+    pytest.importorskip("tokenizers")
+    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
+                        str(tmp_path), "--threads", "1", "--stages", "user-model"], cwd=REPO,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    _check_user_model(tmp_path, json.loads((tmp_path / "summary.json").read_text()))
+
+
 @pytest.mark.slow
 def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_path):
     _probe_wheel(tmp_path / "whl")
@@ -576,18 +611,19 @@ def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_pat
     status = {k: v["status"] for k, v in summary["stages"].items()}
     assert status == dict.fromkeys(["gpu-tests", "lr-sweep", "throughput", "spectral",
                                     "calibration", "transfer", "schedule", "transfer-sweeps",
-                                    "stability"], "done"), status
+                                    "stability", "user-model"], "done"), status
     # every promised figure is in the summary; the toy run marks itself as no result
     assert len(summary["rows"]) >= 20
     assert all("toy, not a result" in row["verdict"] for row in summary["rows"]
                if row["verdict"] != "not run")
     log = (out / "suite.log").read_text()
-    assert log.rstrip().splitlines()[-1].startswith("| 9. stability |")   # summary last
+    assert log.rstrip().splitlines()[-1].startswith("| 10. user-model |")   # summary last
     assert re.search(r"1\. gpu-tests: estimate [\d.]+ s", log) and "actual" in log
     law = (suite / "calibration" / "proxy-stdlib.yaml").read_text()
     assert "measured_on:" in law and "torch:" in law
     _check_transfer_sweeps(suite, summary, log)
     _check_stability(suite, summary)
+    _check_user_model(suite, summary)
     # a later call on a fresh machine resumes from the bundle: nothing is redone
     out2 = tmp_path / "OUT2"
     r2 = _device_call(tmp_path, out2, tmp_path / "suite2", "--smoke --threads 1",

@@ -250,6 +250,50 @@ def test_the_validation_verdict_reads_the_recommended_rows_gap():
     assert v["gap_pct"] == pytest.approx(100 * 0.03 / 2.97)
 
 
+def test_the_validation_grid_can_be_half_octaves_and_each_lr_a_mean_over_seeds():
+    from advisor.fit.validation import lr_grid, seed_mean, seed_noise, verdict, transfer_table
+
+    assert lr_grid(0.02, 2, 0.5) == pytest.approx([0.01, 0.02 / 2 ** 0.5, 0.02,
+                                                   0.02 * 2 ** 0.5, 0.04])
+    with pytest.raises(AdvisorError):
+        lr_grid(0.02, 2, 0.0)
+    assert seed_mean([3.0, 3.2]) == pytest.approx(3.1)
+    assert seed_mean([3.0, math.inf]) == math.inf          # a diverged seed: the LR diverged
+    assert math.isnan(seed_mean([3.0, math.nan]))          # a seed missing: not measured
+    # two LRs, two seeds each: pooled within-LR sd; a gap's standard error is sd x sqrt(2/2)
+    noise = seed_noise({0.01: [3.00, 3.02], 0.02: [2.90, 2.94], 0.04: [math.inf, 3.5]})
+    assert noise["dof"] == 2 and noise["seeds"] == 2
+    assert noise["run_sd"] == pytest.approx(math.sqrt((0.0002 + 0.0008) / 2))
+    assert noise["gap_se"] == pytest.approx(noise["run_sd"])
+    assert seed_noise({0.01: [3.0], 0.02: [2.9]}) is None  # one seed: no noise measured
+    rows = transfer_table({0.01: 3.01, 0.02: 2.92}, {"law (recommended)": 0.01},
+                          {"law (recommended)": 3.01})
+    v = verdict(rows, noise=noise)
+    assert v["gap_in_se"] == pytest.approx(0.09 / noise["gap_se"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--seeds", 5), "--seeds must be 1 to 4, got 5"),
+    (("--grid-spacing", 0), "--grid-spacing must be in (0, 2] octaves, got 0.0")])
+def test_validate_refuses_a_bad_seed_count_or_grid_spacing_before_any_work(tmp_path, args,
+                                                                          message):
+    r = advisor("validate", tmp_path / "none", "--laws", tmp_path / "none.yaml", "--out",
+                tmp_path / "v", *args)
+    assert assert_one_error_line(r) == f"error: {message}"
+    assert not (tmp_path / "v").exists()
+
+
+def test_the_validation_json_holds_no_inf_or_nan(tmp_path):
+    pytest.importorskip("torch")
+    from calibration.analyze.validate import write_json
+
+    write_json({"rows": [{"loss": math.inf}], "per_seed": {"0.1": [3.0, math.inf]},
+                "x": math.nan}, tmp_path / "v.json")
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc == {"rows": [{"loss": "diverged"}], "per_seed": {"0.1": [3.0, "diverged"]},
+                   "x": None}
+
+
 # --------------------------------------------------------------------------------------
 # A real tokenizer
 # --------------------------------------------------------------------------------------

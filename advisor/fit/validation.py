@@ -27,7 +27,8 @@ import math
 
 from advisor.errors import AdvisorError
 
-GRID_STEPS = 2          # the grid: recommendation x 2^k, k = -GRID_STEPS .. GRID_STEPS
+GRID_STEPS = 2          # the grid: recommendation x 2^(k s), k = -GRID_STEPS .. GRID_STEPS
+GRID_SPACING = 1.0      # s: octaves between neighbouring grid LRs
 GOAL_GAP = 0.005        # the goal: the recommended LR's loss within 0.5% of the best measured
 
 
@@ -40,11 +41,44 @@ def best_lr(points: dict) -> tuple[float, float]:
     return lr, finite[lr]
 
 
-def lr_grid(center: float, steps: int = GRID_STEPS) -> list[float]:
-    """``center`` x 2^k for k = -steps .. steps (base LRs)."""
+def lr_grid(center: float, steps: int = GRID_STEPS,
+            spacing: float = GRID_SPACING) -> list[float]:
+    """``center`` x 2^(k spacing) for k = -steps .. steps (base LRs; spacing in octaves)."""
     if not (math.isfinite(center) and center > 0):
         raise AdvisorError(f"cannot centre an LR grid on {center!r}")
-    return [center * 2.0 ** k for k in range(-steps, steps + 1)]
+    if not (math.isfinite(spacing) and 0 < spacing <= 2):
+        raise AdvisorError(f"the grid spacing must be in (0, 2] octaves, got {spacing!r}")
+    return [center * 2.0 ** (k * spacing) for k in range(-steps, steps + 1)]
+
+
+def seed_mean(losses: list[float]) -> float:
+    """The loss of one LR measured with several seeds: their mean; a diverged seed (inf)
+    makes the LR diverged; no seed measured: NaN (missing)."""
+    if not losses or any(math.isnan(x) for x in losses):
+        return math.nan
+    if any(math.isinf(x) for x in losses):
+        return math.inf
+    return sum(losses) / len(losses)
+
+
+def seed_noise(per_lr: dict) -> dict | None:
+    """The seed-to-seed spread of the final loss at this width, from ``{lr: [loss per seed]}``
+    (LRs with every seed finite and at least 2 seeds): the pooled within-LR standard deviation
+    of one run's loss and the standard error of a seed mean, in nats; None without
+    replicates. A gap smaller than about 2 standard errors of a difference is within noise."""
+    sq, dof = 0.0, 0
+    for losses in per_lr.values():
+        if len(losses) < 2 or not all(math.isfinite(x) for x in losses):
+            continue
+        m = sum(losses) / len(losses)
+        sq += sum((x - m) ** 2 for x in losses)
+        dof += len(losses) - 1
+    if dof == 0:
+        return None
+    sd = math.sqrt(sq / dof)
+    n = max(len(v) for v in per_lr.values())
+    return {"run_sd": sd, "mean_se": sd / math.sqrt(n), "seeds": n, "dof": dof,
+            "gap_se": sd * math.sqrt(2.0 / n)}
 
 
 def choices(law_lr: float, mup_best_lr: float, width: int, ref_width: int,
@@ -91,12 +125,16 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def verdict(rows: list[dict], goal_gap: float = GOAL_GAP) -> dict:
+def verdict(rows: list[dict], goal_gap: float = GOAL_GAP, noise: dict | None = None) -> dict:
     """Did the recommended LR meet the goal: within one factor of 2 of the best measured LR and
-    a loss gap of at most ``goal_gap`` (relative)?"""
+    a loss gap of at most ``goal_gap`` (relative)? With ``noise`` (:func:`seed_noise`) it also
+    gives the gap in standard errors of a difference of two seed means (``gap_in_se``)."""
     rec = next(r for r in rows if r["choice"].startswith("law"))
     within_step = abs(rec["log2_lr_vs_best"]) <= 1.0 + 1e-9
     gap_ok = math.isfinite(rec["gap"]) and rec["gap_pct"] <= 100.0 * goal_gap
-    return {"lr_within_2x": bool(within_step), "gap_pct": rec["gap_pct"],
-            "gap_within_goal": bool(gap_ok), "goal_gap_pct": 100.0 * goal_gap,
-            "met": bool(within_step and gap_ok)}
+    out = {"lr_within_2x": bool(within_step), "gap_pct": rec["gap_pct"],
+           "gap_within_goal": bool(gap_ok), "goal_gap_pct": 100.0 * goal_gap,
+           "met": bool(within_step and gap_ok)}
+    if noise is not None and noise["gap_se"] > 0 and math.isfinite(rec["gap"]):
+        out["gap_in_se"] = rec["gap"] / noise["gap_se"]
+    return out

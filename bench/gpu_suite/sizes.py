@@ -23,6 +23,17 @@ FULL = {
                             depth=dict(plan="gpu-depth-sweep"),
                             wd_rules=dict(plan="gpu-wd-rules", share=("lr-sweep",))),
     "stability": dict(plan="gpu-stability"),
+    # stage 10 (issue 24): a Llama-style GQA target, untied (its proxies stack), head size 32,
+    # 4 query heads per key/value head: proxies 128/256/512 (the H100 profile of `advisor
+    # plan`), held out at 2048; a BPE of 4096 tokens on 8 MB of the stdlib corpus
+    "user_model": dict(
+        config={"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 64,
+                "num_key_value_heads": 16, "head_dim": 32, "intermediate_size": 5632,
+                "tie_word_embeddings": False, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+                "hidden_act": "silu", "max_position_embeddings": 4096},
+        vocab=4096, data_mb=8, budget=["--budget-gpu-hours", "0.15", "--gpu", "h100"],
+        grid_steps=2, grid_spacing=0.5, seeds=1, shrink=None, recommend_tokens=None),
 }
 
 # Toy plans, written into the suite directory at run time (same keys as recipes/plans).
@@ -84,6 +95,20 @@ SMOKE = {
         "grid": [{"width": [16, 24, 32, 48], "seed": [0, 1], "lr": {"pow2": [-6, 0]}},
                  {"qk_norm": [True], "width": [16, 32], "seed": [0, 1],
                   "lr": {"pow2": [-6, 0]}}]}),
+    # toy user-model loop: a Qwen2-style config at the CPU plan's smallest (widths 16-64,
+    # held out at 256; untied, so its runs stack as at full size), a BPE of 300 on 0.2 MB;
+    # the plan `advisor plan` writes is shrunk
+    "user_model": dict(
+        config={"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 8,
+                "num_key_value_heads": 4, "head_dim": 8, "intermediate_size": 176,
+                "tie_word_embeddings": False, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+                "hidden_act": "silu"},
+        vocab=300, data_mb=0.2, budget=["--budget-cpu-minutes", "4.5"],
+        grid_steps=1, grid_spacing=1.0, seeds=1,
+        recommend_tokens=6400,          # recommend refuses fewer than 100 steps
+        shrink=dict(settings=dict(depth=1, seq_len=16, eval_interval=10, eval_sequences=8),
+                    grid=dict(tokens=[2560, 5120], batch_size=4, lr={"pow2": [-8, -3]}))),
 }
 
 

@@ -30,6 +30,7 @@ class Validation:
     grid_lrs: list
     chosen: dict                 # name -> base LR
     notes: dict
+    seeds: tuple = (0,)          # every LR is trained once per seed; its loss is their mean
 
 
 def _calibration_runs(path):
@@ -49,11 +50,14 @@ def _loss(r) -> float:
 
 
 def prepare(calibration, laws, width: int | None = None, tokens: int | None = None,
-            grid_steps: int | None = None) -> Validation:
-    """Everything decided before training (AdvisorError on any bad input)."""
+            grid_steps: int | None = None, grid_spacing: float | None = None,
+            seeds: int = 1) -> Validation:
+    """Everything decided before training (AdvisorError on any bad input). ``seeds``: how
+    many seeds each LR is trained with (the calibration's seed, then the next ones)."""
     from advisor.laws.lawset import load_lawset
     from advisor.specs.runspec import RunSpec
-    from advisor.fit.validation import GRID_STEPS, best_lr, choices, lr_grid
+    from advisor.fit.validation import (GRID_SPACING, GRID_STEPS, best_lr, choices,
+                                        lr_grid)
     from calibration.train.data import load_data
     from calibration.model.proxy import build_model, count_params
 
@@ -87,7 +91,14 @@ def prepare(calibration, laws, width: int | None = None, tokens: int | None = No
     data = load_data(held.data)
     cfg = held.model_config(vocab_size=data.vocab_size)
     data.check_fits(held.seq_len)
-    n_total, n_nonemb = count_params(build_model(cfg, device="meta"))
+    if held.factory:            # the user's own model: its parameters, counted as calibrate does
+        from calibration.model import factory
+
+        model, _ = factory.build(held.factory, width, 1e-3, cfg.vocab_size, held.seq_len)
+        n_total, n_nonemb = factory.count_params(model, cfg.vocab_size)
+        del model
+    else:
+        n_total, n_nonemb = count_params(build_model(cfg, device="meta"))
     D = held.steps * held.tokens_per_step
     N = n_total if law.conventions.get("params") == "total" else n_nonemb
     law_lr = law.predict("learning_rate", N=N, D=D)
@@ -100,17 +111,24 @@ def prepare(calibration, laws, width: int | None = None, tokens: int | None = No
     return Validation(width=width, ref_width=ref_width, n_non_embedding=n_nonemb,
                       n_total=n_total, tokens=D, held=held,
                       grid_lrs=lr_grid(law_lr, GRID_STEPS if grid_steps is None
-                                       else grid_steps),
-                      chosen=chosen, notes=notes)
+                                       else grid_steps,
+                                       GRID_SPACING if grid_spacing is None else grid_spacing),
+                      chosen=chosen, notes=notes,
+                      seeds=tuple(held.seed + i for i in range(seeds)))
+
+
+def _spec(v: Validation, lr: float, seed: int):
+    return dataclasses.replace(v.held, lr=float(lr), seed=int(seed))
 
 
 def specs_of(v: Validation) -> list:
     specs, seen = [], set()
-    for lr in list(v.grid_lrs) + list(v.chosen.values()):
-        s = dataclasses.replace(v.held, lr=float(lr))
-        if s.run_id not in seen:
-            seen.add(s.run_id)
-            specs.append(s)
+    for seed in v.seeds:
+        for lr in list(v.grid_lrs) + list(v.chosen.values()):
+            s = _spec(v, lr, seed)
+            if s.run_id not in seen:
+                seen.add(s.run_id)
+                specs.append(s)
     return specs
 
 
@@ -126,24 +144,29 @@ def train(v: Validation, out, device="auto", progress=True):
 def analyse(v: Validation, out) -> dict:
     """Rows, verdict and provenance from the held-out runs in ``out``."""
     from advisor.runs.store import ResultsStore
-    from advisor.fit.validation import transfer_table, verdict
+    from advisor.fit.validation import seed_mean, seed_noise, transfer_table, verdict
 
     with ResultsStore.open(out) as st:
         held = {r.run_id: r for r in st.runs()}
 
-    def loss_of(lr):
-        r = held.get(dataclasses.replace(v.held, lr=float(lr)).run_id)
-        return math.nan if r is None else _loss(r)
+    def per_seed(lr):
+        rs = [held.get(_spec(v, lr, seed).run_id) for seed in v.seeds]
+        return [math.nan if r is None else _loss(r) for r in rs]
 
-    grid = {lr: loss_of(lr) for lr in v.grid_lrs}
-    chosen = {name: loss_of(lr) for name, lr in v.chosen.items()}
+    lrs = list(v.grid_lrs) + list(v.chosen.values())
+    seeds = {lr: per_seed(lr) for lr in lrs}
+    grid = {lr: seed_mean(seeds[lr]) for lr in v.grid_lrs}
+    chosen = {name: seed_mean(seeds[lr]) for name, lr in v.chosen.items()}
     missing = [k for k, x in list(grid.items()) + list(chosen.items()) if math.isnan(x)]
     if missing:
-        raise AdvisorError(f"{out}: {len(missing)} held-out runs missing or failed; run the "
-                           "same command again")
+        raise AdvisorError(f"{out}: {len(missing)} held-out LRs with runs missing or failed; "
+                           "run the same command again")
     rows = transfer_table(grid, v.chosen, chosen)
+    noise = seed_noise(seeds)
     device = next((r.device for r in held.values() if r.device), "?")
-    return {"rows": rows, "verdict": verdict(rows), "grid": grid, "device": device}
+    return {"rows": rows, "verdict": verdict(rows, noise=noise), "grid": grid,
+            "device": device, "noise": noise, "seeds": list(v.seeds),
+            "per_seed": {lr: seeds[lr] for lr in sorted(seeds)}}
 
 
 def report(v: Validation, result: dict, command: str) -> tuple[str, dict]:
@@ -153,10 +176,17 @@ def report(v: Validation, result: dict, command: str) -> tuple[str, dict]:
     header = (f"Held-out transfer at width {v.width} (proxies up to {v.ref_width}): "
               f"N = {v.n_non_embedding:,} non-embedding, D = {v.tokens:,} tokens, "
               f"{h.steps} steps of {h.batch_size} x {h.seq_len}, data {h.data}, device "
-              f"{result['device']}.")
+              f"{result['device']}; each loss the mean of {len(v.seeds)} seed(s)")
+    noise = result.get("noise")
+    if noise:
+        header += (f" (seed-to-seed sd of one run {noise['run_sd']:.4f} nats, so a gap "
+                   f"between two LRs has a standard error of {noise['gap_se']:.4f})")
+    header += "."
     table = markdown(result["rows"], header)
     doc = {"rows": result["rows"], "verdict": result["verdict"],
            "grid": {repr(k): x for k, x in result["grid"].items()},
+           "seeds": result.get("seeds", [0]), "noise": result.get("noise"),
+           "per_seed": {repr(k): x for k, x in result.get("per_seed", {}).items()},
            "width": v.width, "calibrated_max_width": v.ref_width,
            "N_non_embedding": v.n_non_embedding, "N_total": v.n_total, "D": v.tokens,
            "notes": v.notes, "device": result["device"],

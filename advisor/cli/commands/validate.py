@@ -17,7 +17,12 @@ import click
 @click.option("--tokens", type=int, default=None,
               help="Token budget of the held-out runs (default: the calibration's largest).")
 @click.option("--grid-steps", type=int, default=2, show_default=True,
-              help="The LR grid: the recommended base LR x 2^k, |k| <= this.")
+              help="The LR grid: the recommended base LR x 2^(k x spacing), |k| <= this.")
+@click.option("--grid-spacing", type=float, default=1.0, show_default=True,
+              help="Octaves between neighbouring grid LRs (0.5: half-octave steps).")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="Train every LR with this many seeds (1-4); its loss is their mean, and "
+                   "the seed-to-seed spread is reported beside the gaps.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--table", type=click.Path(dir_okay=False), default=None,
@@ -27,8 +32,8 @@ import click
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of loss against LR here.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def validate(calibration, laws, out_dir, width, tokens, grid_steps, device, threads, table,
-             json_path, plot_path, progress):
+def validate(calibration, laws, out_dir, width, tokens, grid_steps, grid_spacing, seeds,
+             device, threads, table, json_path, plot_path, progress):
     """Train one width >= 4x the largest calibrated width over an LR grid around the fitted
     law's LR, and report the recommended LR's loss gap against the best LR measured there
     (grid and choices), beside muP
@@ -42,6 +47,10 @@ def validate(calibration, laws, out_dir, width, tokens, grid_steps, device, thre
 
     if grid_steps < 1 or grid_steps > 6:
         raise AdvisorError(f"--grid-steps must be 1 to 6, got {grid_steps}")
+    if not 0 < grid_spacing <= 2:
+        raise AdvisorError(f"--grid-spacing must be in (0, 2] octaves, got {grid_spacing}")
+    if not 1 <= seeds <= 4:
+        raise AdvisorError(f"--seeds must be 1 to 4, got {seeds}")
     if threads is not None and threads < 1:
         raise AdvisorError(f"--threads must be >= 1, got {threads}")
     require("validate", "torch", "mup")
@@ -54,10 +63,11 @@ def validate(calibration, laws, out_dir, width, tokens, grid_steps, device, thre
     if threads is not None:
         import torch
         torch.set_num_threads(threads)
-    plan = v.prepare(calibration, laws, width=width, tokens=tokens, grid_steps=grid_steps)
+    plan = v.prepare(calibration, laws, width=width, tokens=tokens, grid_steps=grid_steps,
+                     grid_spacing=grid_spacing, seeds=seeds)
     click.echo(f"held-out width {plan.width} (proxies up to {plan.ref_width}), N = "
                f"{plan.n_non_embedding:,} non-embedding, D = {plan.tokens:,} tokens; "
-               f"{len(v.specs_of(plan))} runs")
+               f"{len(v.specs_of(plan))} runs ({len(plan.seeds)} seed(s) per LR)")
     for name, lr in plan.chosen.items():
         extra = "; ".join(plan.notes.get(name) or [])
         click.echo(f"  {name}: base LR {lr:.4g}" + (f"  [{extra}]" if extra else ""))
@@ -72,8 +82,10 @@ def validate(calibration, laws, out_dir, width, tokens, grid_steps, device, thre
     click.echo("")
     click.echo(text)
     ver = result["verdict"]
+    se = (f", {ver['gap_in_se']:.1f} standard errors of seed noise" if "gap_in_se" in ver
+          else "")
     click.echo(f"verdict: recommended LR {'within' if ver['lr_within_2x'] else 'NOT within'} "
-               f"2x of the best measured LR; loss gap {ver['gap_pct']:+.2f}% (goal <= "
+               f"2x of the best measured LR; loss gap {ver['gap_pct']:+.2f}%{se} (goal <= "
                f"{ver['goal_gap_pct']:.1f}%): goal {'met' if ver['met'] else 'NOT met'}")
     if table:
         atomic_write_text(table, text, "table")

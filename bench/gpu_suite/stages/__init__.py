@@ -10,10 +10,11 @@ from bench.gpu_suite.stages.tests import TestsStage
 from bench.gpu_suite.stages.throughput import ThroughputStage
 from bench.gpu_suite.stages.transfer import TransferStage
 from bench.gpu_suite.stages.transfer_sweeps import TransferSweepsStage
+from bench.gpu_suite.stages.user_model import UserModelStage
 
 _CODE = {c.name: c for c in (TestsStage, LRSweepStage, ThroughputStage, SpectralStage,
                              CalibrationStage, TransferStage, ScheduleStage,
-                             TransferSweepsStage, StabilityStage)}
+                             TransferSweepsStage, StabilityStage, UserModelStage)}
 
 
 def all_stages() -> list:
