@@ -352,6 +352,22 @@ def test_a_factory_that_fails_at_one_width_is_refused_before_training(tmp_path):
     assert not (tmp_path / "runs" / "results.sqlite").exists()
 
 
+def test_a_factory_whose_mup_base_width_is_not_the_plans_is_refused_before_training(
+        tmp_path):
+    """The runs record the plan's base width and recommend scales every group's LR from it,
+    so a factory built by mup against another base width would mislabel every LR."""
+    pytest.importorskip("torch")
+    pytest.importorskip("mup")
+    plan = tmp_path / "plan.yaml"
+    d = json.loads(json.dumps(FACTORY_PLAN))
+    d["settings"].update(factory="calibration.spectral.example_factory:build", base_width=32)
+    plan.write_text(yaml.safe_dump(d))
+    r = advisor("calibrate", plan, "--out", tmp_path / "runs", "--device", "cpu")
+    line = assert_one_error_line(r)
+    assert "muP base width (mup's set_base_shapes) is 64, the plan's base_width 32" in line
+    assert not (tmp_path / "runs" / "results.sqlite").exists()
+
+
 def test_a_factory_model_trains_in_a_sweep_and_records_its_lr_convention(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("mup")

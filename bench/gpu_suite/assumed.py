@@ -30,7 +30,7 @@ ASSUMED_PROBE = {
                 "compiled_step_s": COMPILED_FLOOR_S},
 }
 # stages whose estimate is FLOP arithmetic over plans (no benchmark or earlier stage needed)
-SWEEP_STAGES = ("lr-sweep", "calibration", "transfer-sweeps", "stability")
+SWEEP_STAGES = ("lr-sweep", "calibration", "transfer-sweeps", "stability", "user-model")
 
 
 def mark_lr_sweep_done(out: Path) -> int:

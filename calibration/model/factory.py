@@ -107,13 +107,36 @@ def count_params(model, vocab: int) -> tuple[int, int]:
     return total, total - emb
 
 
-def check_factory(spec: str, widths, vocab: int, seq_len: int, lr: float) -> None:
+def mup_base_width(model, width: int) -> int | None:
+    """The muP base width the ``mup`` package was given for ``model`` (``set_base_shapes``):
+    the base size of a matrix dimension of size ``width`` that mup marks infinite; None when
+    the model carries no mup shapes (muP by the user's own rules) or none matches."""
+    for p in model.parameters():
+        shape = getattr(p, "infshape", None)
+        if shape is None or p.ndim != 2:
+            continue
+        for d in shape:
+            if d.isinf() and d.dim == width and d.base_dim:
+                return int(d.base_dim)
+    return None
+
+
+def check_factory(spec: str, widths, vocab: int, seq_len: int, lr: float,
+                  base_width: int | None = None) -> None:
     """Build at every width and run one forward pass on 2 x 8 tokens (no training): an
-    AdvisorError for the first width where the factory or its model fails."""
+    AdvisorError for the first width where the factory or its model fails, or whose muP
+    base width (:func:`mup_base_width`) is not the plan's ``base_width``: the runs record
+    the plan's, and ``recommend`` scales every group's LR from it."""
     import torch
 
     for w in sorted(set(widths)):
         model, _ = build(spec, w, lr, vocab, seq_len)
+        b = mup_base_width(model, w)
+        if base_width and b is not None and b != int(base_width):
+            raise AdvisorError(f"factory {spec}: its model's muP base width (mup's "
+                               f"set_base_shapes) is {b}, the plan's base_width {base_width}: "
+                               "set the plan's base_width to the factory's, or build the "
+                               "factory's base model at the plan's")
         x = torch.zeros(2, min(8, seq_len), dtype=torch.long)
         try:
             with torch.no_grad():

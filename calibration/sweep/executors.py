@@ -154,14 +154,14 @@ def check_inputs(plan, device: str, force: bool = False, done=frozenset()):
         datas[spec.data].check_fits(spec.seq_len)
         cfg = spec.model_config(vocab_size=datas[spec.data].vocab_size)
         if spec.factory:        # the family's shape says nothing of a foreign model's cost
-            factories.setdefault((spec.factory, cfg.vocab_size, spec.seq_len),
+            factories.setdefault((spec.factory, cfg.vocab_size, spec.seq_len, cfg.base_width),
                                  (spec.lr, set()))[1].add(spec.width)
             continue
         check_time(plan.name, spec, datas[spec.data].vocab_size)
-    for (name, vocab, seq_len), (lr, widths) in factories.items():
+    for (name, vocab, seq_len, base_width), (lr, widths) in factories.items():
         from calibration.model.factory import check_factory
 
-        check_factory(name, widths, vocab, seq_len, lr)
+        check_factory(name, widths, vocab, seq_len, lr, base_width)
     memory, where, act_bytes = device_memory(device)
     vocab = {k: d.vocab_size for k, d in datas.items()}
     own = [s for s in plan.specs if not s.factory]   # a foreign model's cost is unknown
