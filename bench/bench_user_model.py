@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--factory", action="store_true",
                     help=f"calibrate the user's own module {FACTORY} instead of the config")
+    ap.add_argument("--fit-method", default=None,
+                    help="advisor fit --method (default: fit's own, surface)")
     ap.add_argument("--data", type=Path, default=None,
                     help="token files prepare-data wrote (default: OUT/data, made here)")
     args = ap.parse_args(argv)
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
     step("calibrate", "calibrate", plan, "--out", out / "calibration", "--device", "cpu",
          "--threads", "1", "--no-progress", timings=t)
     laws = out / "fitted.yaml"
-    step("fit", "fit", out / "calibration", "--out", laws, timings=t)
+    step("fit", "fit", out / "calibration", "--out", laws,
+         *(("--method", args.fit_method) if args.fit_method else ()), timings=t)
     import yaml
     d1 = min(yaml.safe_load(plan.read_text())["grid"]["tokens"])
     step("recommend", "recommend", *target, "--laws", laws, "--tokens", d1,
