@@ -10,16 +10,18 @@ the data as nanoGPT token files. `advisor plan` sizes the proxies (widths 16, 32
 for the budget; `advisor calibrate` trains them; `advisor fit` fits the muP base-LR law in D
 and reports the N exponent (the transfer check); `advisor recommend --hf-config` gives the
 target's per-group LRs; `advisor validate` trains width 256 (4x the largest proxy) over the
-recommended LR x 2^(k/2) (|k| <= 2) and the LRs of muP transfer alone, SP-style transfer and
-Step Law, at the calibration's first token budget, and writes a table, JSON and a plot.
+recommended LR x 2^(k/2) (|k| <= 1) and the LRs of muP transfer alone, SP-style transfer and
+Step Law, each with 2 seeds, at the calibration's first token budget, and writes a table,
+JSON and a plot.
 
 With ``--factory`` the model is instead the user's own module, ``bench/user_gpt.py`` (a
 nanoGPT-style GPT made muP with the mup package, head size 8, 4x GELU MLP, untied readout):
 ``advisor plan --d-model 256 --n-layers 8 --n-heads 32 --vocab 512 --factory
 bench.user_gpt:build`` gives the same widths, and recommend takes the same dimensions.
 
-Validation defaults (the noise and grid diagnosis of docs/calibration.md): every LR with
-2 seeds, the grid at half-octave spacing, |k| <= 2 (law x 2^-1 .. 2^1).
+Validation defaults (from the noise and grid diagnosis in docs/calibration.md): every LR
+with 2 seeds, the grid at half-octave spacing, |k| <= 1 (law x 2^-0.5 .. 2^0.5); the
+choices' LRs widen it to 4x.
 
 Each step is the CLI a user runs, in a subprocess, with one torch thread. Every step resumes
 (run it again after an interruption). Prints each step's wall time and the validation table.
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-cpu-minutes", default="4.5")
     ap.add_argument("--bpe-vocab", type=int, default=512)
     ap.add_argument("--data-mb", type=float, default=1.0)
-    ap.add_argument("--grid-steps", type=int, default=2)
+    ap.add_argument("--grid-steps", type=int, default=1)
     ap.add_argument("--grid-spacing", type=float, default=0.5)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--factory", action="store_true",
