@@ -95,18 +95,19 @@ SMOKE = {
         "grid": [{"width": [16, 24, 32, 48], "seed": [0, 1], "lr": {"pow2": [-6, 0]}},
                  {"qk_norm": [True], "width": [16, 32], "seed": [0, 1],
                   "lr": {"pow2": [-6, 0]}}]}),
-    # toy user-model loop: a Qwen2-style config at the CPU plan's smallest (widths 16-64,
-    # held out at 256; untied, so its runs stack as at full size), a BPE of 300 on 0.2 MB;
-    # the plan `advisor plan` writes is shrunk
+    # toy user-model loop: bench/bench_user_model.py's Qwen2-style target, untied as at full
+    # size, so `advisor plan` sizes the CPU plan's smallest proxies (widths
+    # 16-64, held out at 256) and can price the target; a BPE of 300 on 0.2 MB; the written
+    # plan is shrunk to a few steps
     "user_model": dict(
         config={"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
-                "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 8,
-                "num_key_value_heads": 4, "head_dim": 8, "intermediate_size": 176,
+                "hidden_size": 256, "num_hidden_layers": 8, "num_attention_heads": 32,
+                "num_key_value_heads": 16, "head_dim": 8, "intermediate_size": 704,
                 "tie_word_embeddings": False, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
                 "hidden_act": "silu"},
         vocab=300, data_mb=0.2, budget=["--budget-cpu-minutes", "4.5"],
         grid_steps=1, grid_spacing=1.0, seeds=1,
-        recommend_tokens=6400,          # recommend refuses fewer than 100 steps
+        recommend_tokens=1_000_000,     # the target's: recommend refuses a toy budget for it
         shrink=dict(settings=dict(depth=1, seq_len=16, eval_interval=10, eval_sequences=8),
                     grid=dict(tokens=[2560, 5120], batch_size=4, lr={"pow2": [-8, -3]}))),
 }
