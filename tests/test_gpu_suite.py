@@ -118,16 +118,16 @@ def test_figure_shows_units_and_missing_values():
     assert Figure("s", "k", "gap", value=float("inf")).shown() == "inf"
 
 
-def test_the_stages_run_in_issue_18s_order_then_the_transfer_and_stability_sweeps():
+def test_the_stages_run_in_issue_18s_order_then_the_user_model_loop_and_stability():
     from bench.gpu_suite.stages import all_stages
 
     stages = all_stages()
     assert [(s.order, s.name) for s in stages] == list(enumerate(
         ["gpu-tests", "lr-sweep", "throughput", "spectral", "calibration", "transfer",
-         "schedule", "transfer-sweeps", "stability", "user-model"], start=1))
+         "schedule", "transfer-sweeps", "user-model", "stability"], start=1))
     r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--list"], cwd=REPO,
                        capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("10. user-model:")
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("10. stability:")
 
 
 def test_the_catalog_promises_one_knee_figure_per_weight_decay_rule():
@@ -550,13 +550,13 @@ def _check_stability(suite: Path, summary: dict) -> None:
                                                                                    "qk_norm"}
     assert doc["arms"]["base"]["law"]["heldout"]["width"] == 48
     assert (st / "stability.png").stat().st_size > 1000
-    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "9. stability"}
+    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "10. stability"}
     assert len(rows) == 3 and all(r["value"] != "-" for r in rows.values()), rows
     assert rows["runs final / planned"]["value"] == "84/84"
 
 
 @pytest.mark.slow
-def test_stage_9_at_toy_size_summarises_its_sweep(tmp_path):
+def test_the_stability_stage_at_toy_size_summarises_its_sweep(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
                         str(tmp_path), "--threads", "1", "--stages", "stability"], cwd=REPO,
                        capture_output=True, text=True, timeout=600)
@@ -565,7 +565,7 @@ def test_stage_9_at_toy_size_summarises_its_sweep(tmp_path):
 
 
 def _check_user_model(suite: Path, summary: dict) -> None:
-    """Stage 10 of a finished smoke run: every step of the user-model loop wrote its file
+    """Stage 9 of a finished smoke run: every step of the user-model loop wrote its file
     (BPE token files, the plan `advisor plan` wrote, the law set with its transfer check, the
     recommendation, the validation's table, JSON and plot), and every figure is measured."""
     st = suite / "user-model"
@@ -583,13 +583,13 @@ def _check_user_model(suite: Path, summary: dict) -> None:
     assert len(doc["grid"]) == 3 and {"met", "lr_within_2x"} <= set(doc["verdict"])
     assert "| law (recommended) |" in (st / "results.md").read_text()
     assert (st / "validation.png").stat().st_size > 1000
-    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "10. user-model"}
+    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "9. user-model"}
     assert len(rows) == 6 and all(r["value"] != "-" for r in rows.values()), rows
     assert rows["calibration runs final / planned"]["value"] == "36/36"
 
 
 @pytest.mark.slow
-def test_stage_10_at_toy_size_runs_the_user_model_loop(tmp_path):
+def test_the_user_model_stage_at_toy_size_runs_the_loop(tmp_path):
     pytest.importorskip("tokenizers")
     r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
                         str(tmp_path), "--threads", "1", "--stages", "user-model"], cwd=REPO,
@@ -611,13 +611,13 @@ def test_the_device_command_runs_the_whole_suite_at_toy_size_and_resumes(tmp_pat
     status = {k: v["status"] for k, v in summary["stages"].items()}
     assert status == dict.fromkeys(["gpu-tests", "lr-sweep", "throughput", "spectral",
                                     "calibration", "transfer", "schedule", "transfer-sweeps",
-                                    "stability", "user-model"], "done"), status
+                                    "user-model", "stability"], "done"), status
     # every promised figure is in the summary; the toy run marks itself as no result
     assert len(summary["rows"]) >= 20
     assert all("toy, not a result" in row["verdict"] for row in summary["rows"]
                if row["verdict"] != "not run")
     log = (out / "suite.log").read_text()
-    assert log.rstrip().splitlines()[-1].startswith("| 10. user-model |")   # summary last
+    assert log.rstrip().splitlines()[-1].startswith("| 10. stability |")   # summary last
     assert re.search(r"1\. gpu-tests: estimate [\d.]+ s", log) and "actual" in log
     law = (suite / "calibration" / "proxy-stdlib.yaml").read_text()
     assert "measured_on:" in law and "torch:" in law

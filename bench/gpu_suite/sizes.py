@@ -23,7 +23,7 @@ FULL = {
                             depth=dict(plan="gpu-depth-sweep"),
                             wd_rules=dict(plan="gpu-wd-rules", share=("lr-sweep",))),
     "stability": dict(plan="gpu-stability"),
-    # stage 10 (issue 24): a Llama-style GQA target, untied (its proxies stack), head size 32,
+    # stage 9 (issue 24): a Llama-style GQA target, untied (its proxies stack), head size 32,
     # 4 query heads per key/value head: proxies 128/256/512 (the H100 profile of `advisor
     # plan`), held out at 2048; a BPE of 4096 tokens on 8 MB of the stdlib corpus
     "user_model": dict(

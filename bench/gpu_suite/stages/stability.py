@@ -1,4 +1,4 @@
-"""Stage 9: stability proxies (issue 26). recipes/plans/gpu-stability.yaml (toy plan with
+"""Stage 10: stability proxies (issue 26). recipes/plans/gpu-stability.yaml (toy plan with
 ``--smoke``) trained stack by stack into the stage's store, then summarised by
 ``calibration.analyze.stability_summary``: LR sensitivity per arm and width, the largest stable LR
 per width and its law, checked at the held-out width, attention-logit growth, log-partition

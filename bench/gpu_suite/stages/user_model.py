@@ -1,4 +1,4 @@
-"""Stage 10: the user-model loop (issue 24) at GPU size, each step the CLI a user runs:
+"""Stage 9: the user-model loop (issue 24) at GPU size, each step the CLI a user runs:
 ``advisor prepare-data`` (a byte-level BPE trained on the stdlib corpus, nanoGPT token files)
 -> ``advisor plan --hf-config --budget-gpu-hours`` -> calibrate (the plan's runs, stacked,
 trained stack by stack into the stage's store, so the stage divides and resumes) ->
@@ -21,7 +21,6 @@ import json
 import math
 
 from bench.gpu_suite.budget import Estimate, Unit
-from bench.gpu_suite.report import Figure
 from bench.gpu_suite.stages import sweeps
 from bench.gpu_suite.stages.base import Outcome, Stage, StageSkipped
 from bench.gpu_suite.stages.calibration import advisor
@@ -32,22 +31,6 @@ CHOICES = 3          # muP transfer alone, SP-style, Step Law: trained beside th
 
 class UserModelStage(Stage):
     name = "user-model"
-    order = 10
-    title = "user-model loop: plan -> calibrate -> fit -> recommend -> validate at 4x width"
-
-    def goals(self):
-        return [Figure(self.name, "lr_ratio", "recommended LR / best measured at the held-out "
-                       "width (log2)", "octaves", "|x| <= 1", fmt="{:+.2f}"),
-                Figure(self.name, "gap", "loss gap of the recommended LR", "%", "<= 0.5",
-                       fmt="{:+.2f}"),
-                Figure(self.name, "mup_gap", "loss gap of muP transfer alone", "%",
-                       fmt="{:+.2f}"),
-                Figure(self.name, "sp_gap", "loss gap of SP-style transfer", "%",
-                       fmt="{:+.2f}"),
-                Figure(self.name, "n_exponent", "transfer check: muP base LR ~ N^e", "",
-                       "interval holds 0 or |e| < 0.1", fmt="{}"),
-                Figure(self.name, "runs", "calibration runs final / planned", goal="all",
-                       fmt="{}")]
 
     # ---- the plan -----------------------------------------------------------------------
     def _paths(self, ctx):
