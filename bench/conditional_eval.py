@@ -1,6 +1,6 @@
 """The LR given the user's batch, judged on tuned optima held out by setup (CPU, ~40 s).
 
-    python -m bench.conditional_eval [--external ../shared/data/external] [--write]
+    python -m bench.conditional_eval [--external ../shared/data/external] [--write | --check]
 
 (40 s of CPU on 2026-12-06, a 2-core shared machine: the surface ensemble's six fits.)
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from advisor.common.outputs import atomic_write_text
 from advisor.fit import evidence as ev
 from advisor.fit import optima_law as ol
-from advisor.laws.lawset import dump_lawset, load_lawset, load_shipped
+from advisor.laws.lawset import lawset_text, load_lawset, load_shipped
 from advisor.laws.published import load_published
 from advisor.recommendation.conditional import SCHEMA
 from advisor.recommendation.core import DEFAULT_LOSS_LAW, law_table
@@ -275,10 +275,48 @@ def optima_lawset(full, points):
     }
 
 
+def render_files(ridge, grid_regimes, results, full, points, batches, figures) -> dict:
+    """{path: text} of the three files --write writes: the conditioning data (the ridge and
+    each law's held-out spread), the optima-fit law set (fitted by the package's law of optima,
+    advisor.fit.optima_law) and the figures of docs/conditional_eval.json."""
+    import yaml
+
+    ridge = {k: v for k, v in ridge.items() if k != "grid_pairs"}
+    cond = {
+        "schema": SCHEMA,
+        "source": "bench/conditional_eval.py --write (docs/conditional.md)",
+        "ridge": ridge | {"source": (
+            "median over the Step Law grid's 17 cells of the surface ensemble's best LR "
+            "at each batch offset (advisor/fit/ridge.py)"),
+            "grid_check": grid_regimes},
+        "laws": {name: {
+            "lr_sd_ln_conditioned": round(res["runtime_sd"]["conditioned"], 4),
+            "lr_sd_ln_unconditioned": round(res["runtime_sd"]["unconditioned"], 4),
+            "batch_sd_ln": (None if shipped_sd(res, "batch", points) is None
+                            else round(shipped_sd(res, "batch", points), 4))}
+            for name, res in results.items()},
+        "evidence_range": {"batch_tokens": [min(batches), max(batches)],
+                           "N": [min(p.n for p in points), max(p.n for p in points)],
+                           "D": [min(p.d for p in points), max(p.d for p in points)]},
+        "z80": Z80,
+    }
+    return {
+        REPO / "recipes" / "published" / "conditioning.yaml":
+            "# Written by bench/conditional_eval.py --write; do not edit.\n"
+            + yaml.safe_dump(cond, sort_keys=False, width=100),
+        REPO / "recipes" / "laws" / f"{OPTIMA_LAW}.yaml":
+            lawset_text(optima_lawset(full, points)),
+        REPO / "docs" / "conditional_eval.json":
+            json.dumps(figures, indent=1, sort_keys=True) + "\n",
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--external", default=str(REPO.parent / "shared" / "data" / "external"))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--check", action="store_true",
+                    help="recompute the three files --write writes and exit 1 if any differs")
     ap.add_argument("--plot", default=None, help="write the ridge plot (PNG) here")
     args = ap.parse_args()
     csv_path = Path(args.external) / "steplaw_dense_lr_bs_loss.csv"
@@ -292,36 +330,19 @@ def main():
     figures = {name: {m: res[m]["summary"] for m in ("conditioned", "unconditioned")}
                | {"by_setup": by_setup(res, points)} for name, res in results.items()}
     batches = [p.batch for p in points if p.batch] + [float(b) for b in table.batch_tokens]
+    files = render_files(ridge, grid_regimes, results, full, points, batches, figures)
     if args.write:
-        ridge = {k: v for k, v in ridge.items() if k != "grid_pairs"}
-        cond = {
-            "schema": SCHEMA,
-            "source": "bench/conditional_eval.py --write (docs/conditional.md)",
-            "ridge": ridge | {"source": (
-                "median over the Step Law grid's 17 cells of the surface ensemble's best LR "
-                "at each batch offset (advisor/fit/ridge.py)"),
-                "grid_check": grid_regimes},
-            "laws": {name: {
-                "lr_sd_ln_conditioned": round(res["runtime_sd"]["conditioned"], 4),
-                "lr_sd_ln_unconditioned": round(res["runtime_sd"]["unconditioned"], 4),
-                "batch_sd_ln": (None if shipped_sd(res, "batch", points) is None
-                                else round(shipped_sd(res, "batch", points), 4))}
-                for name, res in results.items()},
-            "evidence_range": {"batch_tokens": [min(batches), max(batches)],
-                               "N": [min(p.n for p in points), max(p.n for p in points)],
-                               "D": [min(p.d for p in points), max(p.d for p in points)]},
-            "z80": Z80,
-        }
-        import yaml
-        atomic_write_text(REPO / "recipes" / "published" / "conditioning.yaml",
-                          "# Written by bench/conditional_eval.py --write; do not edit.\n"
-                          + yaml.safe_dump(cond, sort_keys=False, width=100))
-        dump_lawset(optima_lawset(full, points), REPO / "recipes" / "laws" /
-                    f"{OPTIMA_LAW}.yaml")
-        atomic_write_text(REPO / "docs" / "conditional_eval.json",
-                          json.dumps(figures, indent=1, sort_keys=True) + "\n")
-        print("\nwrote recipes/published/conditioning.yaml, recipes/laws/optima-fit.yaml, "
-              "docs/conditional_eval.json")
+        for path, text in files.items():
+            atomic_write_text(path, text)
+        print("\nwrote " + ", ".join(str(p.relative_to(REPO)) for p in files))
+    if args.check:
+        stale = [str(p.relative_to(REPO)) for p, text in files.items()
+                 if not p.is_file() or p.read_text(encoding="utf-8") != text]
+        if stale:
+            print("\ndiffer from what --write gives: " + ", ".join(stale))
+            raise SystemExit(1)
+        print("\n" + ", ".join(str(p.relative_to(REPO)) for p in files)
+              + " are what --write gives")
     return figures
 
 

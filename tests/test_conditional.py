@@ -11,6 +11,7 @@ from advisor.cli.app import main as advisor_main
 from advisor.errors import AdvisorError
 from advisor.fit import evidence as ev
 from advisor.fit import optima_law as ol
+from advisor.laws.lawset import load_lawset
 from advisor.laws.published import load_published
 from advisor.recommendation import conditional as cnd
 from advisor.recommendation.core import recommend
@@ -182,3 +183,21 @@ def test_the_shipped_ridge_is_the_surface_fitted_to_step_laws_grid(external_data
     assert ridge["lr_offset_oct"] == pytest.approx(shipped["lr_offset_oct"], abs=2e-3)
     assert [r["rule"] for r in ridge["regimes"]] == [r["rule"] for r in shipped["regimes"]]
     assert {r["regime"]: r["rule"] for r in grid_regimes}["small batch: B < B*/2"] == "linear"
+
+
+def test_the_committed_optima_fit_and_conditioning_regenerate_byte_identically(
+        external_data, monkeypatch, capsys):
+    """recipes/laws/optima-fit.yaml, recipes/published/conditioning.yaml and
+    docs/conditional_eval.json are what their one command (python -m bench.conditional_eval
+    --write) writes: the ridge from the package's surface fitter (advisor.fit.surface,
+    advisor.fit.ridge), the law of optima from advisor.fit.optima_law. `--check` recomputes
+    them and exits 1 naming any file that differs."""
+    import sys
+    from bench import conditional_eval as ce
+
+    monkeypatch.setattr(sys, "argv", ["conditional_eval.py", "--external", str(external_data),
+                                      "--check"])
+    ce.main()
+    assert "are what --write gives" in capsys.readouterr().out
+    assert load_lawset("optima-fit").provenance["command"] == \
+        "python -m bench.conditional_eval --write"
