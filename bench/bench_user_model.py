@@ -60,13 +60,17 @@ def step(name, *args, timings):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--budget-cpu-minutes", default="4.5")
-    ap.add_argument("--bpe-vocab", type=int, default=512)
-    ap.add_argument("--data-mb", type=float, default=1.0)
-    ap.add_argument("--grid-steps", type=int, default=1)
-    ap.add_argument("--grid-spacing", type=float, default=0.5)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--out", type=Path, required=True,
+                    help="folder of every step's files (rerun with it to resume)")
+    ap.add_argument("--budget-cpu-minutes", default="4.5", help="advisor plan's budget")
+    ap.add_argument("--bpe-vocab", type=int, default=512, help="BPE vocabulary to train")
+    ap.add_argument("--data-mb", type=float, default=1.0,
+                    help="MB of the stdlib corpus the BPE and the token files take")
+    ap.add_argument("--grid-steps", type=int, default=1,
+                    help="validate --grid-steps: LRs law x 2^(k x spacing), |k| <= this")
+    ap.add_argument("--grid-spacing", type=float, default=0.5,
+                    help="validate --grid-spacing, in octaves")
+    ap.add_argument("--seeds", type=int, default=2, help="validate --seeds: seeds per LR")
     ap.add_argument("--factory", action="store_true",
                     help=f"calibrate the user's own module {FACTORY} instead of the config")
     ap.add_argument("--fit-method", default=None,

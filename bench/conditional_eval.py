@@ -22,14 +22,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from advisor.common.outputs import atomic_write_text
 from advisor.fit import evidence as ev
 from advisor.fit import optima_law as ol
 from advisor.laws.lawset import lawset_text, load_lawset, load_shipped
@@ -37,6 +35,7 @@ from advisor.laws.published import load_published
 from advisor.recommendation.conditional import SCHEMA
 from advisor.recommendation.core import DEFAULT_LOSS_LAW, law_table
 from advisor.rules.lr_batch_rules import Z80
+from bench import shipped
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -312,11 +311,7 @@ def render_files(ridge, grid_regimes, results, full, points, batches, figures) -
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--external", default=str(REPO.parent / "shared" / "data" / "external"))
-    ap.add_argument("--write", action="store_true")
-    ap.add_argument("--check", action="store_true",
-                    help="recompute the three files --write writes and exit 1 if any differs")
+    ap = shipped.parser(__doc__.splitlines()[0])
     ap.add_argument("--plot", default=None, help="write the ridge plot (PNG) here")
     args = ap.parse_args()
     csv_path = Path(args.external) / "steplaw_dense_lr_bs_loss.csv"
@@ -331,18 +326,7 @@ def main():
                | {"by_setup": by_setup(res, points)} for name, res in results.items()}
     batches = [p.batch for p in points if p.batch] + [float(b) for b in table.batch_tokens]
     files = render_files(ridge, grid_regimes, results, full, points, batches, figures)
-    if args.write:
-        for path, text in files.items():
-            atomic_write_text(path, text)
-        print("\nwrote " + ", ".join(str(p.relative_to(REPO)) for p in files))
-    if args.check:
-        stale = [str(p.relative_to(REPO)) for p, text in files.items()
-                 if not p.is_file() or p.read_text(encoding="utf-8") != text]
-        if stale:
-            print("\ndiffer from what --write gives: " + ", ".join(stale))
-            raise SystemExit(1)
-        print("\n" + ", ".join(str(p.relative_to(REPO)) for p in files)
-              + " are what --write gives")
+    shipped.write_or_check(files, write=args.write, check=args.check)
     return figures
 
 

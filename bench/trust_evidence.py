@@ -20,7 +20,6 @@ LAW, each row what ``advisor recommend --params P --tokens D --law LAW --format 
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from advisor.laws.lawset import lawset_text, load_lawset, load_shipped
 from advisor.laws.published import load_published, shape_from_spec
 from advisor.recommendation.core import DEFAULT_LOSS_LAW, law_table
 from advisor.recommendation.trust import credible_laws
-from advisor.common.outputs import atomic_write_text
+from bench import shipped
 
 LAWS = ("step-law", "deepseek-llm", "porian", "minicpm", "kaplan")
 QUANTITIES = (("lr", "learning_rate", "learning_rate"),
@@ -261,11 +260,7 @@ def print_per_point(points, preds):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--external", default=str(REPO.parent / "shared" / "data" / "external"))
-    ap.add_argument("--write", action="store_true")
-    ap.add_argument("--check", action="store_true",
-                    help="exit 1 unless the committed files are what --write would write")
+    ap = shipped.parser(__doc__.splitlines()[0])
     ap.add_argument("--per-point", action="store_true", help="print every point's ratios")
     ap.add_argument("--excess", metavar="LAW",
                     help="print only docs/trust.md's expected-excess-loss table for law set LAW")
@@ -372,24 +367,8 @@ def main():
     out["ranking"] = [{"law": k, "rms_setup_sd_ln": round(v, 4)} for k, v in rank]
     print("\n## Ranking by setup spread (RMS over LR and batch, ln units; lower is better): "
           + ", ".join(f"{k} {v:.2f}" for k, v in rank))
-    if args.write:
-        write_files(points, out)
-    if args.check:
-        stale = [str(p.relative_to(REPO)) for p, text in render_files(points, out).items()
-                 if not p.is_file() or p.read_text(encoding="utf-8") != text]
-        if stale:
-            print("differ from what --write gives: " + ", ".join(stale))
-            raise SystemExit(1)
-        print("recipes/laws/evidence-fit.yaml and recipes/published/trust.yaml are what "
-              "--write gives")
+    shipped.write_or_check(render_files(points, out), write=args.write, check=args.check)
     return out
-
-
-def write_files(points, out):
-    """Write :func:`render_files`' texts, each atomically."""
-    for path, text in render_files(points, out).items():
-        atomic_write_text(path, text)
-    print("wrote recipes/laws/evidence-fit.yaml and recipes/published/trust.yaml")
 
 
 def render_files(points, out) -> dict:

@@ -198,6 +198,6 @@ def test_the_committed_optima_fit_and_conditioning_regenerate_byte_identically(
     monkeypatch.setattr(sys, "argv", ["conditional_eval.py", "--external", str(external_data),
                                       "--check"])
     ce.main()
-    assert "are what --write gives" in capsys.readouterr().out
+    assert ": what --write gives" in capsys.readouterr().out
     assert load_lawset("optima-fit").provenance["command"] == \
         "python -m bench.conditional_eval --write"

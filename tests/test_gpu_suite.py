@@ -550,18 +550,29 @@ def _check_stability(suite: Path, summary: dict) -> None:
                                                                                    "qk_norm"}
     assert doc["arms"]["base"]["law"]["heldout"]["width"] == 48
     assert (st / "stability.png").stat().st_size > 1000
-    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "10. stability"}
-    assert len(rows) == 3 and all(r["value"] != "-" for r in rows.values()), rows
+    rows = _measured_rows(summary, "10. stability", 3)
     assert rows["runs final / planned"]["value"] == "84/84"
+
+
+def _measured_rows(summary: dict, stage: str, n: int) -> dict:
+    """The summary's ``n`` rows of ``stage`` ("9. user-model"), by figure, every one measured."""
+    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == stage}
+    assert len(rows) == n and all(r["value"] != "-" for r in rows.values()), rows
+    return rows
+
+
+def _smoke_stage(tmp_path, stage: str, timeout: int) -> dict:
+    """Run one stage of the suite at toy size into ``tmp_path``; its summary.json."""
+    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
+                        str(tmp_path), "--threads", "1", "--stages", stage], cwd=REPO,
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    return json.loads((tmp_path / "summary.json").read_text())
 
 
 @pytest.mark.slow
 def test_the_stability_stage_at_toy_size_summarises_its_sweep(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
-                        str(tmp_path), "--threads", "1", "--stages", "stability"], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    _check_stability(tmp_path, json.loads((tmp_path / "summary.json").read_text()))
+    _check_stability(tmp_path, _smoke_stage(tmp_path, "stability", 600))
 
 
 def _check_user_model(suite: Path, summary: dict) -> None:
@@ -583,19 +594,14 @@ def _check_user_model(suite: Path, summary: dict) -> None:
     assert len(doc["grid"]) == 3 and {"met", "lr_within_2x"} <= set(doc["verdict"])
     assert "| law (recommended) |" in (st / "results.md").read_text()
     assert (st / "validation.png").stat().st_size > 1000
-    rows = {r["figure"]: r for r in summary["rows"] if r["stage"] == "9. user-model"}
-    assert len(rows) == 6 and all(r["value"] != "-" for r in rows.values()), rows
+    rows = _measured_rows(summary, "9. user-model", 6)
     assert rows["calibration runs final / planned"]["value"] == "36/36"
 
 
 @pytest.mark.slow
 def test_the_user_model_stage_at_toy_size_runs_the_loop(tmp_path):
     pytest.importorskip("tokenizers")
-    r = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--smoke", "--out",
-                        str(tmp_path), "--threads", "1", "--stages", "user-model"], cwd=REPO,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    _check_user_model(tmp_path, json.loads((tmp_path / "summary.json").read_text()))
+    _check_user_model(tmp_path, _smoke_stage(tmp_path, "user-model", 900))
 
 
 @pytest.mark.slow
