@@ -451,3 +451,36 @@ def inflight_run(result: dict, plan, model_lrs: dict, path) -> None:
     ax.set_title(f"{result['model']['law']}; step {result['now']}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
+
+
+def log_partition_trajectories(panels, path, *, near_zero: float = 1.0) -> None:
+    """The log-partition over training with and without z-loss
+    (``calibration.analyze.zloss_trajectory``): ``panels`` [{title, series: [{label, steps,
+    values (seed-mean log Z, nats), seeds: [(steps, values), ...]}]}], one line per series,
+    its seeds thin; 0 and the +-``near_zero`` band marked."""
+    plt = _pyplot()
+    ncol = min(3, len(panels))
+    nrow = (len(panels) + ncol - 1) // ncol
+    fig, axs = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.3 * nrow), squeeze=False,
+                            sharey=True)
+    colors = plt.get_cmap("viridis")
+    for k, panel in enumerate(panels):
+        ax = axs[k // ncol][k % ncol]
+        n = len(panel["series"])
+        for i, s in enumerate(panel["series"]):
+            c = colors(i / max(1, n - 1) * 0.9)
+            for st, v in s.get("seeds", []):
+                ax.plot(st, v, "-", color=c, lw=0.6, alpha=0.45)
+            ax.plot(s["steps"], s["values"], "o-", color=c, ms=2.5, lw=1.4, label=s["label"])
+        ax.axhspan(-near_zero, near_zero, color="0.85", zorder=0)
+        ax.axhline(0.0, color="k", lw=0.7)
+        ax.set_title(panel["title"], fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if k % ncol == 0:
+            ax.set_ylabel("mean log Z (nats)")
+        ax.legend(fontsize=7)
+    for k in range(len(panels), nrow * ncol):
+        axs[k // ncol][k % ncol].set_visible(False)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)

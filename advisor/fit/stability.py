@@ -26,6 +26,10 @@ instabilities", arXiv 2309.14322, section 2.2):
   the last stable and the first unstable grid point (their geometric mean when the unstable
   point diverged); a curve with no unstable point above its optimum gives only a lower bound.
 
+* **Late trend** of a probe over training (:func:`late_trend`): the least-squares slope of
+  its value on the step over the late part of the run, pooled over seeds, with a 95%
+  interval; used for the log-partition log Z with and without z-loss (W23 section 3.1.2).
+
 Units: LRs are peak LRs (of whatever convention the curve has); losses in nats per token;
 widths in channels; a :class:`Line` is in log2 units on both axes.
 """
@@ -203,3 +207,42 @@ def fit_linear(rows, ys) -> Line:
     dof = len(pts) - k
     s = math.sqrt(rss / dof) if dof > 0 else math.nan
     return Line(tuple(coef), tuple(tuple(r) for r in inv), s, len(pts))
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The late-run trend of a quantity recorded over steps (here the mean log-partition
+    log Z, nats): least squares of value on step over the points at or after ``from_step``,
+    pooled over seeds. ``rate`` and ``rate_half_width`` in units per 1000 steps (95%
+    confidence interval of the slope); ``start`` and ``end`` the fitted values at the first and
+    last step of the window. A window with fewer than 3 points or one distinct step has no
+    trend (``None`` from :func:`late_trend`)."""
+
+    rate: float
+    rate_half_width: float
+    from_step: int
+    to_step: int
+    start: float
+    end: float
+    n: int
+
+    def direction(self) -> str:
+        """'falls' / 'rises' when the 95% interval excludes 0, else 'flat'."""
+        if self.rate + self.rate_half_width < 0:
+            return "falls"
+        if self.rate - self.rate_half_width > 0:
+            return "rises"
+        return "flat"
+
+
+def late_trend(points, from_step: int) -> "Trend | None":
+    """The :class:`Trend` of ``points`` [(step, value), ...] (any seeds) over steps >=
+    ``from_step``; non-finite values dropped; None without enough points to fit a slope with
+    an interval (3 points at 2 or more steps)."""
+    pts = [(int(s), float(v)) for s, v in points if s >= from_step and math.isfinite(v)]
+    if len(pts) < 3 or len({s for s, _ in pts}) < 2:
+        return None
+    line = fit_line([s / 1000.0 for s, _ in pts], [v for _, v in pts])
+    lo, hi = min(s for s, _ in pts), max(s for s, _ in pts)
+    return Trend(line.b, line.coef_half_width(1), lo, hi, line.predict(lo / 1000.0)[0],
+                 line.predict(hi / 1000.0)[0], line.n)

@@ -1,4 +1,5 @@
-"""A stability sweep's runs as points: arm, width, seed, LR, final loss, last probes.
+"""A stability sweep's runs as points (arm, width, seed, LR, final loss, last probes) and as
+log-partition trajectories over training (:func:`lse_trajectories`).
 
 Read from a results store whose runs recorded the stability probes (calibration.train.stability_probe
 writes them as diagnostics rows named ``stab.*``). Shared by the summary
@@ -79,3 +80,49 @@ def attn_max(p: Point) -> float:
     """The largest attention logit over the layers at a run's last probe (NaN if none)."""
     vals = [v for n, v in p.probes.items() if n.startswith("stab.attn_max.")]
     return max(vals) if vals else math.nan
+
+
+@dataclass
+class Trajectory:
+    """One run's log-partition over training: ``steps`` and ``lse_mean`` / ``lse_max``
+    (nats; the ``stab.lse_*`` probes at every evaluation), its z-loss coefficient (0 = off),
+    width, seed, peak LR, status and final held-out loss (+inf when it diverged)."""
+
+    z_loss: float
+    width: int
+    seed: int
+    lr: float
+    status: str
+    loss: float
+    steps: list = field(default_factory=list)
+    lse_mean: list = field(default_factory=list)
+    lse_max: list = field(default_factory=list)
+
+
+def lse_trajectories(store) -> list[Trajectory]:
+    """Every finished or diverged run's log-partition trajectory (runs without ``stab.lse_*``
+    rows are refused: they were recorded before the probes existed or with them off)."""
+    runs = [r for r in store.runs() if r.status != "failed"]
+    if not runs:
+        raise AdvisorError("no finished or diverged runs in the store")
+    probes = store.diagnostics_by_prefix("stab.lse_")
+    out = []
+    for r in runs:
+        rows = probes.get(r.run_id, [])
+        by = {"stab.lse_mean": {}, "stab.lse_max": {}}
+        for s, n, v in rows:
+            if n in by:
+                by[n][int(s)] = v
+        steps = sorted(by["stab.lse_mean"])
+        loss = r.final_val_loss if r.status == "finished" else math.inf
+        loss = loss if loss is not None and math.isfinite(loss) else math.inf
+        model = dict(r.settings.get("model") or {})
+        out.append(Trajectory(float(model.get("z_loss", 0.0) or 0.0), int(r.settings["width"]),
+                              int(r.settings.get("seed", 0)), float(r.settings["lr"]),
+                              r.status, loss, steps, [by["stab.lse_mean"][s] for s in steps],
+                              [by["stab.lse_max"].get(s, math.nan) for s in steps]))
+    if not any(t.steps for t in out):
+        raise AdvisorError("the store's runs recorded no log-partition probes (stab.lse_mean): "
+                           "stored before the probes existed, or with "
+                           "ADVISOR_STABILITY_PROBES=off")
+    return out
