@@ -13,11 +13,11 @@ instabilities", arXiv:2309.14322) follow three quantities that precede a diverge
   direction m_hat / (sqrt(v_hat) + eps) (section 3.4: when the gradient RMS falls to the
   order of eps, the update shrinks below its intended size; 1 means eps is negligible).
 
-All are recorded at each curve point of a run (``calibration.train.runtime.RunTracker``), for single
-and stacked runs alike, as diagnostics rows (step, name, value) of the results store
-(``advisor.runs.store``; names :data:`NAMES` below, read back by ``advisor.runs.stability_data``). The
-forward quantities come from one extra forward pass on the first :data:`PROBE_SEQUENCES`
-held-out windows (the same windows for every run); the gradient quantities from the gradients
+All are recorded at each curve point of a run (``calibration.train.runtime.RunTracker``), for
+single and stacked runs alike, as diagnostics rows (step, name, value) of the results store
+(``advisor.runs.store``; the names and units are listed in docs/calibration-store.md; read
+back by ``advisor.runs.stability_data``). The forward quantities come from one extra forward
+pass on the first :data:`PROBE_SEQUENCES` held-out windows (the same windows for every run); the gradient quantities from the gradients
 and Adam moments of the step just taken (stacked on a GPU: of the latest step, which is at
 most ``sync_every`` steps past the curve point). Cost: ``python -m bench.bench_stability_probe``.
 ``$ADVISOR_STABILITY_PROBES=off`` turns them off (the bench's comparison arm).
