@@ -105,6 +105,19 @@ def summarise(trajs: list[Trajectory]) -> dict:
             "rows": rows, "per_z_loss": per_z}
 
 
+def build(store) -> dict:
+    """The summary of a results store's runs (:func:`summarise` of their trajectories)."""
+    return summarise(lse_trajectories(store))
+
+
+def summary_json(s: dict) -> str:
+    """The summary as strict JSON (a non-finite number is null: the stability summary's rule,
+    ``stability_summary._jsonable``)."""
+    from calibration.analyze.stability_summary import _jsonable
+
+    return json.dumps(_jsonable(s), indent=1, allow_nan=False) + "\n"
+
+
 def _f(x, fmt="{:.2f}"):
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
 
@@ -134,6 +147,11 @@ def tables(s: dict) -> str:
                    f"{_f(v['rate_mean'], '{:+.2f}')} | {v['near_zero']}/{v['cells']} | "
                    f"{v['loss_mean']:.3f} |")
     return "\n".join(out) + "\n"
+
+
+def lines(s: dict) -> list[str]:
+    """The printed summary, line by line."""
+    return tables(s).splitlines()
 
 
 def plot(s: dict, path) -> None:
@@ -168,15 +186,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         with ResultsStore.open(args.store, readonly=True) as store:
-            trajs = lse_trajectories(store)
-        s = summarise(trajs)
+            s = build(store)
         print(tables(s), end="")
         if args.plot:
             plot(s, args.plot)
             print(f"wrote {args.plot}", file=sys.stderr)
         if args.json:
-            atomic_write_text(args.json, json.dumps(s, indent=1, allow_nan=False) + "\n",
-                              "summary")
+            atomic_write_text(args.json, summary_json(s), "summary")
             print(f"wrote {args.json}", file=sys.stderr)
     except AdvisorError as exc:
         print(f"error: {exc}", file=sys.stderr)
