@@ -7,7 +7,8 @@ evidence (``advisor.fit.stability_evidence``) and the recommendation's ``stabili
 (``advisor.recommendation.stability``), which evaluates a fitted :class:`Line` without importing numpy.
 
 Definitions (Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training
-instabilities", arXiv 2309.14322, section 2.2):
+instabilities", arXiv 2309.14322, section 2.2; what of it could be re-read, and from where:
+docs/stability.md section 4):
 
 * **LR sensitivity** of a loss-vs-LR curve over an LR range [a, b]:
 
