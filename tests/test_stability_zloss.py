@@ -5,20 +5,31 @@ its 95% interval, called flat when the interval covers 0; a store's runs read ba
 log-partition trajectories (a store without the probes is refused with the reason); a real
 z-loss pulls log Z towards 0 relative to the same run without it, and the summary reports that
 change, the trend and the loss, per (LR, width, coefficient); the shipped cpu-zloss plan has
-the coefficients 0 and 1e-4 at several widths and two seeds; the summary's CLI writes JSON
-with no NaN and a figure.
+the coefficients 0 and 1e-4 at several widths and two seeds; ``advisor results --by zloss``
+prints the table, writes JSON with no NaN and a figure, and refuses a missing store.
 """
 from __future__ import annotations
 
 import json
 import math
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from advisor.errors import AdvisorError
 from advisor.fit.stability import late_trend
 from advisor.runs.stability_data import lse_trajectories
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args):
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "advisor.cli", *args], capture_output=True,
+                          text=True, env=env)
 
 
 def test_late_trend_recovers_a_planted_slope_from_the_late_steps_only():
@@ -101,15 +112,19 @@ def test_z_loss_pulls_log_z_towards_zero_and_the_summary_says_by_how_much(zloss_
     assert all(math.isfinite(r["loss"]) for r in s["rows"])
 
 
-def test_the_summary_cli_writes_json_and_a_figure(zloss_store, tmp_path):
-    from calibration.analyze.zloss_trajectory import main
-
-    j, png = tmp_path / "z.json", tmp_path / "z.png"
-    assert main([str(zloss_store), "--json", str(j), "--plot", str(png)]) == 0
-    d = json.loads(j.read_text())                 # strict JSON: no NaN/inf
+def test_advisor_results_by_zloss_prints_the_table_writes_json_and_a_figure(zloss_store,
+                                                                            tmp_path):
+    png = tmp_path / "z.png"
+    out = _cli("results", str(zloss_store), "--by", "zloss", "--format", "json",
+               "--plot", str(png))
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)                    # strict JSON: no NaN/inf
     assert d["schema"] == "hp-advisor/zloss-trajectory/v1" and len(d["rows"]) == 2
     assert png.stat().st_size > 10_000
-    assert main([str(tmp_path / "missing")]) == 2
+    table = _cli("results", str(zloss_store), "--by", "zloss")
+    assert table.returncode == 0 and "| z-loss |" in table.stdout
+    missing = _cli("results", str(tmp_path / "missing"), "--by", "zloss")
+    assert missing.returncode == 2 and missing.stderr.startswith("error:")
 
 
 def test_the_cpu_zloss_plan_compares_off_and_1e_4_at_several_widths_with_two_seeds():

@@ -8,14 +8,17 @@ own (``advisor.runs.summary``).
   (``muon_summary``);
 * ``wd-rule``: weight decay x width under each weight-decay width rule (``wd_summary``);
 * ``stability``: LR sensitivity, largest stable LR and its width law, attention logits, per
-  arm (``stability_summary``); its JSON is what ``advisor recommend --stability-sweep`` reads.
+  arm (``stability_summary``); its JSON is what ``advisor recommend --stability-sweep`` reads;
+* ``zloss``: the output log-partition over training per z-loss coefficient, LR and width
+  (``zloss_trajectory``), with its JSON.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from calibration.analyze import depth_summary, muon_summary, stability_summary, wd_summary
+from calibration.analyze import (depth_summary, muon_summary, stability_summary, wd_summary,
+                                 zloss_trajectory)
 
 
 @dataclass(frozen=True)
@@ -52,4 +55,7 @@ SUMMARIES = {
                          stability_summary.plot,
                          "stability: LR sensitivity and largest stable LR per arm and width",
                          json=stability_summary.summary_json, options=("heldout_width",)),
+    "zloss": Summary(zloss_trajectory.build, zloss_trajectory.lines, zloss_trajectory.plot,
+                     "log Z over training with and without z-loss, per LR and width",
+                     json=zloss_trajectory.summary_json),
 }

@@ -16,8 +16,8 @@ seed means of:
 * whether log Z ends **near 0** (|log Z| <= :data:`NEAR_ZERO` nat) and the final held-out loss
   (what the z-loss cost).
 
-    python -m calibration.analyze.zloss_trajectory runs/cpu-zloss \\
-        --plot docs/figures/zloss_cpu.png --json docs/results/zloss_cpu.json
+    advisor results runs/cpu-zloss --by zloss --plot docs/figures/zloss_cpu.png \\
+        --format json > docs/results/zloss_cpu.json
 
 Units: log Z in nats; steps in optimizer steps; LRs are peak LRs; losses in nats per token.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections import defaultdict
 
 from advisor.errors import AdvisorError
@@ -115,7 +114,7 @@ def summary_json(s: dict) -> str:
     ``stability_summary._jsonable``)."""
     from calibration.analyze.stability_summary import _jsonable
 
-    return json.dumps(_jsonable(s), indent=1, allow_nan=False) + "\n"
+    return json.dumps(_jsonable(s), indent=1, allow_nan=False)
 
 
 def _f(x, fmt="{:.2f}"):
@@ -171,34 +170,3 @@ def plot(s: dict, path) -> None:
     if not panels:
         raise AdvisorError("no finished run with log-partition probes to plot")
     log_partition_trajectories(panels, path, near_zero=s["near_zero_nats"])
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    from advisor.common.outputs import atomic_write_text
-    from advisor.runs.store import ResultsStore
-
-    ap = argparse.ArgumentParser(prog="python -m calibration.analyze.zloss_trajectory")
-    ap.add_argument("store")
-    ap.add_argument("--plot", default=None)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
-    try:
-        with ResultsStore.open(args.store, readonly=True) as store:
-            s = build(store)
-        print(tables(s), end="")
-        if args.plot:
-            plot(s, args.plot)
-            print(f"wrote {args.plot}", file=sys.stderr)
-        if args.json:
-            atomic_write_text(args.json, summary_json(s), "summary")
-            print(f"wrote {args.json}", file=sys.stderr)
-    except AdvisorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

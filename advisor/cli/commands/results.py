@@ -1,5 +1,5 @@
 """``advisor results DIR``: summarise a results store (runs, best LR per width), export CSV;
-``--by depth|optimizer|wd-rule|stability``: the summaries of ``calibration.analyze.by``
+``--by depth|optimizer|wd-rule|stability|zloss``: the summaries of ``calibration.analyze.by``
 (imported inside the command, as the layer test allows for this dispatcher)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import click
 
-BY = ("width", "depth", "optimizer", "wd-rule", "stability")  # calibration.analyze.by's keys, width
+BY = ("width", "depth", "optimizer", "wd-rule", "stability", "zloss")  # analyze.by's keys, width
 
 
 def _lr(x: float) -> str:
@@ -27,7 +27,8 @@ def _loss(x) -> str:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="csv: Step Law's column layout plus ours, to stdout; "
                                       "json with --by stability: the summary advisor "
-                                      "recommend --stability-sweep reads.")
+                                      "recommend --stability-sweep reads (--by zloss: its "
+                                      "summary).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the Step Law-layout CSV to this file.")
 @click.option("--status", type=click.Choice(["finished", "diverged", "failed"]), default=None,
@@ -38,7 +39,8 @@ def _loss(x) -> str:
               help="width: every run and the best LR per width per arm; depth: transfer in "
                    "depth per depth exponent; optimizer: Muon vs AdamW per width; wd-rule: "
                    "weight decay x width per weight-decay width rule; stability: LR "
-                   "sensitivity and the largest stable LR's width law per arm.")
+                   "sensitivity and the largest stable LR's width law per arm; zloss: the "
+                   "log-partition over training per z-loss coefficient.")
 @click.option("--heldout-width", "heldout_width", type=int, default=None,
               help="--by stability: the width left out of each arm's largest-stable-LR fit "
                    "and predicted (default: the base arm's largest, where it has 4 widths "
@@ -117,7 +119,7 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
 
 
 def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_width):
-    """``--by depth|optimizer|wd-rule|stability``: the summary's table and notes (or its
+    """``--by depth|optimizer|wd-rule|stability|zloss``: the summary's table and notes (or its
     JSON), and its figure."""
     from advisor.common.outputs import check_output_file
     from advisor.errors import AdvisorError
