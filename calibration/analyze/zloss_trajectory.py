@@ -23,7 +23,6 @@ Units: log Z in nats; steps in optimizer steps; LRs are peak LRs; losses in nats
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 
@@ -110,11 +109,10 @@ def build(store) -> dict:
 
 
 def summary_json(s: dict) -> str:
-    """The summary as strict JSON (a non-finite number is null: the stability summary's rule,
-    ``stability_summary._jsonable``)."""
-    from calibration.analyze.stability_summary import _jsonable
+    """The summary as strict JSON (a non-finite number is null: ``advisor.common.yamlio``)."""
+    from advisor.common.yamlio import json_text
 
-    return json.dumps(_jsonable(s), indent=1, allow_nan=False)
+    return json_text(s, indent=1)
 
 
 def _f(x, fmt="{:.2f}"):
