@@ -153,3 +153,14 @@ def atomic_write_bytes(path, data: bytes, what: str = "output file") -> None:
 def atomic_write_text(path, text: str, what: str = "output file") -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_output`)."""
     atomic_write_bytes(path, text.encode("utf-8"), what)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table: ``header`` then one line per row (cells as ``str``; a ``|`` in a
+    cell is escaped, a newline becomes a space)."""
+    def cell(x):
+        return str(x).replace("|", "\\|").replace("\n", " ")
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+

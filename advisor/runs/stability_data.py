@@ -94,9 +94,9 @@ class Trajectory:
     lr: float
     status: str
     loss: float
-    steps: list = field(default_factory=list)
-    lse_mean: list = field(default_factory=list)
-    lse_max: list = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    lse_mean: list[float] = field(default_factory=list)
+    lse_max: list[float] = field(default_factory=list)
 
 
 def lse_trajectories(store) -> list[Trajectory]:

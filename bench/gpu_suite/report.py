@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from advisor.common.outputs import md_table
 from bench.gpu_suite.state import write_json, write_text
 
 MAX_PNGS = 3
@@ -71,14 +72,6 @@ def verdict(fig: Figure, stage_status: str, smoke: bool) -> str:
     if stage_status == "partial":
         word += " (partial)"
     return word + (" (toy, not a result)" if smoke else "")
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    def cell(x):
-        return str(x).replace("|", "\\|").replace("\n", " ")
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
 
 
 def figures_table(figs: list[Figure], status: str, smoke: bool) -> str:

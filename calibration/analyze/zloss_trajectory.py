@@ -121,29 +121,30 @@ def _f(x, fmt="{:.2f}"):
 
 def tables(s: dict) -> str:
     """Markdown: one row per (LR, width, coefficient), then the per-coefficient means."""
-    out = ["| LR | width | z-loss | seeds | log Z first -> last | minus z-loss off | "
-           "late trend (nats / 1000 steps, 95%) | near 0 | final loss |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    from advisor.common.outputs import md_table
+
+    rows = []
     for r in s["rows"]:
         if "final" not in r:
-            out.append(f"| {pow2(r['lr'])} | {r['width']} | {r['z_loss']:g} | 0 | "
-                       f"all {r['diverged']} diverged | | | | |")
+            rows.append([pow2(r["lr"]), r["width"], f"{r['z_loss']:g}", 0,
+                         f"all {r['diverged']} diverged", "", "", "", ""])
             continue
         tr = r["trend"]
         trend = "-" if tr is None else (f"{tr['rate_per_1k_steps']:+.2f} +- "
                                         f"{tr['half_width_95']:.2f} ({tr['direction']})")
-        out.append(f"| {pow2(r['lr'])} | {r['width']} | {r['z_loss']:g} | {len(r['seeds'])} | "
-                   f"{r['first']:.2f} -> {r['final']:.2f} (step {r['final_step']}) | "
-                   f"{_f(r['change_vs_off'], '{:+.2f}')} | {trend} | "
-                   f"{'yes' if r['near_zero'] else 'no'} | {r['loss']:.3f} |")
-    out += ["", "| z-loss | cells | mean last log Z [range] | mean minus off | mean late trend "
-            "| cells near 0 | mean final loss |", "|---|---|---|---|---|---|---|"]
-    for z, v in s["per_z_loss"].items():
-        out.append(f"| {z} | {v['cells']} | {v['final_mean']:.2f} [{v['final_range'][0]:.2f}, "
-                   f"{v['final_range'][1]:.2f}] | {_f(v['change_vs_off_mean'], '{:+.2f}')} | "
-                   f"{_f(v['rate_mean'], '{:+.2f}')} | {v['near_zero']}/{v['cells']} | "
-                   f"{v['loss_mean']:.3f} |")
-    return "\n".join(out) + "\n"
+        rows.append([pow2(r["lr"]), r["width"], f"{r['z_loss']:g}", len(r["seeds"]),
+                     f"{r['first']:.2f} -> {r['final']:.2f} (step {r['final_step']})",
+                     _f(r["change_vs_off"], "{:+.2f}"), trend,
+                     "yes" if r["near_zero"] else "no", f"{r['loss']:.3f}"])
+    means = [[z, v["cells"], f"{v['final_mean']:.2f} [{v['final_range'][0]:.2f}, "
+              f"{v['final_range'][1]:.2f}]", _f(v["change_vs_off_mean"], "{:+.2f}"),
+              _f(v["rate_mean"], "{:+.2f}"), f"{v['near_zero']}/{v['cells']}",
+              f"{v['loss_mean']:.3f}"] for z, v in s["per_z_loss"].items()]
+    return (md_table(["LR", "width", "z-loss", "seeds", "log Z first -> last",
+                      "minus z-loss off", "late trend (nats / 1000 steps, 95%)", "near 0",
+                      "final loss"], rows) + "\n"
+            + md_table(["z-loss", "cells", "mean last log Z [range]", "mean minus off",
+                        "mean late trend", "cells near 0", "mean final loss"], means))
 
 
 def lines(s: dict) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import md_table
+from advisor.common.outputs import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.stages import sweeps
 from bench.gpu_suite.state import write_json, write_text

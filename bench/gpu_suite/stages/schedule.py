@@ -12,7 +12,7 @@ import time
 
 from bench.gpu_suite.budget import Estimate, Unit, sweep_seconds
 from bench.gpu_suite.probe import step_model
-from bench.gpu_suite.report import md_table
+from advisor.common.outputs import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
 from bench import bench_schedule_proxy

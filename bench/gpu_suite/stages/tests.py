@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from bench.gpu_suite.budget import Estimate
-from bench.gpu_suite.report import md_table
+from advisor.common.outputs import md_table
 from bench.gpu_suite.stages.base import Outcome, Stage
 from bench.gpu_suite.state import write_json, write_text
 
