@@ -10,7 +10,7 @@ import warnings
 
 from advisor.errors import AdvisorError
 from calibration.train.runtime import resolve_device
-from calibration.train.stacked import (CPU_MAX_MEMBERS, _run_stack, _StackOOM, choose_stack_size,
+from calibration.train.stacked import (CPU_MAX_MEMBERS, run_stack, StackOOM, choose_stack_size,
                                  split_evenly, stack_key)
 from calibration.train.single import train_run
 
@@ -94,8 +94,8 @@ def train_stack(specs, data, device: str = "cpu", on_result=None, *,
                 if len(chunk) == 1:
                     on_member(train_run(specs[chunk[0]], data, device))
                 else:
-                    _run_stack([specs[i] for i in chunk], data, device, on_member, progress)
-            except _StackOOM:
+                    run_stack([specs[i] for i in chunk], data, device, on_member, progress)
+            except StackOOM:
                 rest = [i for i in chunk if i not in reported]
                 half = max(1, len(rest) // 2)
                 warnings.warn(f"a stack of {len(chunk)} ran out of device memory; "

@@ -258,7 +258,7 @@ def clip_member_grads(params: Sequence, max_norm, eps: float = 1e-6):
 # Training a stack of RunSpecs (the calibration engine's entry point)
 # --------------------------------------------------------------------------------------
 
-class _StackOOM(Exception):
+class StackOOM(Exception):
     """The stack ran out of device memory; the caller retries with fewer members."""
 
 
@@ -460,10 +460,10 @@ def _sync_every(device: str, specs) -> int:
     return max(1, min(16, min(s.eval_interval for s in specs)))
 
 
-def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
+def run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
     """Train one stack to the end; reports each member through ``on_result`` as it ends.
 
-    Returns the list of RunResults (in ``specs`` order). Raises _StackOOM on device memory
+    Returns the list of RunResults (in ``specs`` order). Raises StackOOM on device memory
     exhaustion (the caller knows which members were already reported).
     """
     import torch
@@ -483,7 +483,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
         return [log.result for log in logs]
     except Exception as exc:
         if _is_oom(exc):
-            raise _StackOOM() from exc
+            raise StackOOM() from exc
         raise
     for log in logs:
         log.result.n_params, log.result.n_params_non_embedding = stack.n_params
@@ -543,7 +543,7 @@ def _run_stack(specs, data, device, on_result, progress=None, compile_ok=True):
             torch.cuda.synchronize()
     except Exception as exc:
         if _is_oom(exc):
-            raise _StackOOM() from exc
+            raise StackOOM() from exc
         raise
     return [log.result for log in logs]
 
