@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.errors import AdvisorError
+from advisor.schedule.ensemble import average_fits
 from advisor.schedule.inflight import forecast
 from advisor.schedule.curves import Curve, load_csv, load_multipower_size
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve, shape_options
@@ -67,6 +69,16 @@ FIT_SET = ("const_50000", "cos10_50000")
 #: in C on the held-out LR's fit set. Not in B (its leave-one-out folds over 20+ curves cost
 #: hours on this machine).
 AUTO = "auto (CV on the fit curves)"
+#: Model averaging (advisor.schedule.ensemble): every candidate refitted, the predictions
+#: averaged with weights 1 / (CV score)**2. In C the product's candidates and folds
+#: (select.CANDIDATES, select.folds) on the held-out LR's fit set; in B the five base forms
+#: above, weighted on select's horizon fold of B's fit set only (fit on the runs shorter than
+#: 75% of the longest, predict the longest), as leave-one-out over 20+ curves costs hours.
+#: Not in A (advisor run does not average).
+ENS = "ensemble (CV-weighted average)"
+ENS_FORMS_B = ("valley", "valley rho0.6", "multipower", "multipower rho0.6", "tissue")
+#: modules of advisor/schedule that no fit depends on (left out of the cache key)
+NOT_FITTING = ("ensemble.py",)
 SEP = 0.002
 CACHE = Path("/tmp/bench_run_forecast")
 
@@ -74,7 +86,8 @@ CACHE = Path("/tmp/bench_run_forecast")
 def cached_fit(law, curves, opts, tag):
     """fit_law, cached under /tmp by the schedule package's source and the tag."""
     src = "".join(p.read_text() for p in sorted(
-        (Path(__file__).resolve().parents[1] / "advisor" / "schedule").glob("*.py")))
+        (Path(__file__).resolve().parents[1] / "advisor" / "schedule").glob("*.py"))
+        if p.name not in NOT_FITTING)
     key = hashlib.sha1(f"{law}|{opts}|{tag}|{src}".encode()).hexdigest()[:16]
     path = CACHE / f"{key}.pkl"
     if path.exists():
@@ -161,6 +174,62 @@ def test_b(data, cand):
     return out, laws
 
 
+def cv_rows(curves, cands, tag, only=None):
+    """select.cross_validate with cached fits: rows (law, options, label, score) best first.
+    ``only``: keep the folds whose label starts with it."""
+    from advisor.schedule.select import folds, score_fit
+    fl = [f for f in folds(curves) if only is None or f[0].startswith(only)]
+    rows = []
+    for law, opts in cands:
+        scores = []
+        for label, fit_curves, held in fl:
+            try:
+                scores.append(score_fit(cached_fit(law, fit_curves, opts, f"{tag} {label}"),
+                                        held)["score"])
+            except AdvisorError:
+                scores.append(float("inf"))
+        rows.append({"law": law, "options": opts, "label": f"{law} [{opts.label()}]",
+                     "score": float(np.mean(scores)) if scores else float("inf")})
+    rows.sort(key=lambda r: r["score"])
+    return rows
+
+
+def ens_metrics(ens, held: dict) -> dict:
+    """metrics of the ensemble's finals, with how many lie inside mean +- 2 spread, and the
+    weights of its three heaviest members."""
+    pred, inside = {}, 0
+    for n, c in held.items():
+        m, lo, hi = (float(x[-1]) for x in ens.interval(c))
+        pred[n] = m
+        inside += lo <= c.final_loss <= hi
+    top = sorted(zip(ens.weights, ens.labels), reverse=True)[:3]
+    return dict(metrics(pred, {n: c.final_loss for n, c in held.items()}), inside=inside,
+                chose=", ".join(f"{lab} {w:.2f}" for w, lab in top))
+
+
+def test_b_ens(data):
+    out = {}
+    for ds, curves in data.items():
+        cut = 25000 if ds.startswith("124M") else 24000
+        fit_c = [c for n, c in curves.items() if horizon(n) <= cut]
+        held = {n: c for n, c in curves.items() if horizon(n) > cut}
+        rows = cv_rows(fit_c, [CANDS[c] for c in ENS_FORMS_B], f"Bcv {ds}", only="hold out")
+        ens = average_fits(fit_c, rows,
+                           fit=lambda law, cs, o, ds=ds: cached_fit(law, cs, o, f"B {ds}"))
+        out[ds] = ens_metrics(ens, held)
+    return out
+
+
+def test_c_ens(data, lr_ds):
+    from advisor.schedule.select import CANDIDATES
+    curves = data[lr_ds]
+    fit_c = [curves[n] for n in FIT_SET]
+    rows = cv_rows(fit_c, CANDIDATES, f"Ccv {lr_ds}")
+    ens = average_fits(fit_c, rows,
+                       fit=lambda law, cs, o: cached_fit(law, cs, o, f"C {lr_ds}"))
+    return ens_metrics(ens, {n: c for n, c in curves.items() if n not in FIT_SET})
+
+
 def base(cand):
     return SHARED.get(cand, cand)
 
@@ -232,7 +301,7 @@ def fmt(m):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out")
-    ap.add_argument("--cands", default=",".join(list(CANDS) + list(SHARED) + [AUTO]))
+    ap.add_argument("--cands", default=",".join(list(CANDS) + list(SHARED) + [AUTO, ENS]))
     ap.add_argument("--data", default=str(DATA), help="shared/data/external")
     ap.add_argument("--health", action="store_true",
                     help="instead: false alarms and planted-spike detection of the health check")
@@ -253,8 +322,14 @@ def main(argv=None):
             Path(args.out).write_text("\n".join(lines) + "\n")
         return
     cands = args.cands.split(",")
+    ens = ENS in cands
+    cands = [c for c in cands if c != ENS]
     A, AP, B = {}, {}, {}
     t0 = time.time()
+    if ens:
+        BE = test_b_ens(data)
+        CE = {lr_ds: test_c_ens(data, lr_ds) for lr_ds in ("124M lr 0.0005", "124M lr 0.002")}
+        print(f"# {ENS} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     for c in [c for c in cands if c not in SHARED]:
         A[c] = test_a(data, c)
         if c != AUTO:
@@ -286,6 +361,10 @@ def main(argv=None):
         to = "35k, 50k (1.4-3.3x)" if ds.startswith("124M") else "72k (3x)"
         for c in B:
             say(f"| {ds} | {fit_on} | {to} | {c} | {fmt(B[c][ds])} |")
+        if ens:
+            m = BE[ds]
+            say(f"| {ds} | {fit_on} | {to} | {ENS} of the five forms ({m['chose']}; inside "
+                f"mean +- 2 spread: {m['inside']} of {m['n']}) | {fmt(m)} |")
     say()
     say("### C. Held-out peak LR: form chosen on the other data")
     say()
@@ -317,6 +396,11 @@ def main(argv=None):
         m = C[lr_ds][AUTO]
         say(f"| {lr_ds} (predict {m['n']} others) | {AUTO}: chose {m['chose']} | its own "
             f"CV at this LR | {fmt(m)} | |")
+    for lr_ds in CE if ens else ():
+        m = CE[lr_ds]
+        say(f"| {lr_ds} (predict {m['n']} others) | {ENS} of select's candidates (top "
+            f"weights {m['chose']}; inside mean +- 2 spread: {m['inside']} of {m['n']}) | "
+            f"its own CV at this LR | {fmt(m)} | |")
     say()
     for lr_ds, c in chosen.items():
         say(f"Held out {lr_ds}: chosen on the other data {c}: {fmt(C[lr_ds][c])}"
