@@ -17,11 +17,16 @@ C. **held-out peak LR**: every candidate is fitted at this LR on const + cos10 (
    other LR (borrowed-shape candidates, :data:`SHARED`, may borrow only this LR's fit set
    there); :data:`AUTO` chooses by its own cross-validation on this LR's fit set.
 
+:data:`ENS` (table D of docs/run.md): the forms averaged with weights 1 / (CV score)**p
+(advisor.schedule.ensemble) in A (no prior; with --ens-a), B and C, for several p
+(:data:`ENS_POWERS`), the averaging chosen by the same rule on the other data.
+
 Each with the mean and max relative error of the final loss and the pairs of runs (same
 setup and horizon, at least 0.002 nats apart in the data) that the predictions put in the
 wrong order. Final loss: the last logged point (Schaipp: step T - 200).
 
     nice -n 10 python -m bench.bench_run_forecast [--out table.md] [--data shared/data/external]
+    nice -n 10 python -m bench.bench_run_forecast --cands "ensemble (CV-weighted average)" --ens-a
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.schedule.ensemble import average_fits
+from advisor.schedule.ensemble import average_fits, best_per_form
 from advisor.schedule.inflight import forecast
 from advisor.schedule.curves import Curve, load_csv, load_multipower_size
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve, shape_options
@@ -76,6 +81,13 @@ AUTO = "auto (CV on the fit curves)"
 #: 75% of the longest, predict the longest), as leave-one-out over 20+ curves costs hours.
 #: Not in A (advisor run does not average).
 ENS = "ensemble (CV-weighted average)"
+#: The power p of the weights 1 / score**p: the ensemble's one constant. It is chosen per
+#: held-out LR by the rule on the other data (B on the other four sets, C at the other LR);
+#: p = inf is the single form the same cross-validation ranks first (`auto` in C).
+#: "per form": only the best-scoring variant of each law is averaged.
+ENS_POWERS = {"1/s^1": 1.0, "1/s^2": 2.0, "1/s^4": 4.0, "1/s^8": 8.0,
+              "per form 1/s^1": 1.0, "per form 1/s^2": 2.0, "per form 1/s^4": 4.0,
+              "per form 1/s^8": 8.0, "single best (same CV)": float("inf")}
 ENS_FORMS_B = ("valley", "valley rho0.6", "multipower", "multipower rho0.6", "tissue")
 #: modules of advisor/schedule that no fit depends on (left out of the cache key)
 NOT_FITTING = ("ensemble.py",)
@@ -214,9 +226,49 @@ def test_b_ens(data):
         fit_c = [c for n, c in curves.items() if horizon(n) <= cut]
         held = {n: c for n, c in curves.items() if horizon(n) > cut}
         rows = cv_rows(fit_c, [CANDS[c] for c in ENS_FORMS_B], f"Bcv {ds}", only="hold out")
-        ens = average_fits(fit_c, rows,
-                           fit=lambda law, cs, o, ds=ds: cached_fit(law, cs, o, f"B {ds}"))
-        out[ds] = ens_metrics(ens, held)
+        for name, pw in ENS_POWERS.items():
+            use = best_per_form(rows) if "per form" in name else rows
+            ens = average_fits(fit_c, use, power=pw,
+                               fit=lambda law, cs, o, ds=ds: cached_fit(law, cs, o, f"B {ds}"))
+            out.setdefault(name, {})[ds] = ens_metrics(ens, held)
+    return out
+
+
+def test_a_ens(data):
+    """A without a prior, the runs whose LR has decayed in the first half (the `law` model of
+    advisor run): the candidates of select.py cross-validated on the half curve (its
+    truncation fold) and averaged; where the half curve gives no fold, advisor run's
+    fallback form alone (forecast.FALLBACK_FORM). Returns {variant: {data set: metrics}}."""
+    from advisor.schedule.select import CANDIDATES
+    out = {}
+    for ds, curves in data.items():
+        T = max(horizon(n) for n in curves)
+        preds, true = {}, {}
+        for n, c in curves.items():
+            h = half(c)
+            if horizon(n) != T or not h.has_annealing():
+                continue
+            true[n] = c.final_loss
+
+            def fit(law, cs, o, n=n):
+                return cached_fit(law, cs, o, f"A {ds} {n}")
+            try:
+                rows = cv_rows([h], CANDIDATES, f"Acv {ds} {n}")
+                ok = any(np.isfinite(r["score"]) for r in rows)
+            except AdvisorError:
+                ok = False
+            for name, pw in ENS_POWERS.items():
+                if ok:
+                    ens = average_fits([h], best_per_form(rows) if "per form" in name
+                                       else rows, power=pw, fit=fit)
+                    p = float(ens.predict(c.lrs, c.steps[-1:])[-1])
+                else:
+                    law, opts = forecast.FALLBACK_FORM
+                    p = float(predict_curve(fit(law, [h], opts), c.lrs, c.steps[-1:])[-1])
+                preds.setdefault(name, {})[n] = p
+        for name in ENS_POWERS:
+            out.setdefault(name, {})[ds] = metrics(preds[name], true)
+        print(f"# A ensemble {ds} done", file=sys.stderr, flush=True)
     return out
 
 
@@ -225,9 +277,12 @@ def test_c_ens(data, lr_ds):
     curves = data[lr_ds]
     fit_c = [curves[n] for n in FIT_SET]
     rows = cv_rows(fit_c, CANDIDATES, f"Ccv {lr_ds}")
-    ens = average_fits(fit_c, rows,
-                       fit=lambda law, cs, o: cached_fit(law, cs, o, f"C {lr_ds}"))
-    return ens_metrics(ens, {n: c for n, c in curves.items() if n not in FIT_SET})
+    held = {n: c for n, c in curves.items() if n not in FIT_SET}
+    def fit(law, cs, o):
+        return cached_fit(law, cs, o, f"C {lr_ds}")
+    return {name: ens_metrics(average_fits(
+        fit_c, best_per_form(rows) if "per form" in name else rows, power=pw, fit=fit), held)
+        for name, pw in ENS_POWERS.items()}
 
 
 def base(cand):
@@ -303,6 +358,9 @@ def main(argv=None):
     ap.add_argument("--out")
     ap.add_argument("--cands", default=",".join(list(CANDS) + list(SHARED) + [AUTO, ENS]))
     ap.add_argument("--data", default=str(DATA), help="shared/data/external")
+    ap.add_argument("--ens-a", action="store_true",
+                    help=f"with {ENS!r}: also A without a prior (every candidate on every "
+                         "half curve: slow)")
     ap.add_argument("--health", action="store_true",
                     help="instead: false alarms and planted-spike detection of the health check")
     args = ap.parse_args(argv)
@@ -329,6 +387,7 @@ def main(argv=None):
     if ens:
         BE = test_b_ens(data)
         CE = {lr_ds: test_c_ens(data, lr_ds) for lr_ds in ("124M lr 0.0005", "124M lr 0.002")}
+        AE = test_a_ens(data) if args.ens_a else None
         print(f"# {ENS} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     for c in [c for c in cands if c not in SHARED]:
         A[c] = test_a(data, c)
@@ -361,10 +420,10 @@ def main(argv=None):
         to = "35k, 50k (1.4-3.3x)" if ds.startswith("124M") else "72k (3x)"
         for c in B:
             say(f"| {ds} | {fit_on} | {to} | {c} | {fmt(B[c][ds])} |")
-        if ens:
-            m = BE[ds]
-            say(f"| {ds} | {fit_on} | {to} | {ENS} of the five forms ({m['chose']}; inside "
-                f"mean +- 2 spread: {m['inside']} of {m['n']}) | {fmt(m)} |")
+        for name in ENS_POWERS if ens else ():
+            m = BE[name][ds]
+            say(f"| {ds} | {fit_on} | {to} | {ENS} {name} of the five forms ({m['chose']}; "
+                f"inside mean +- 2 spread: {m['inside']} of {m['n']}) | {fmt(m)} |")
     say()
     say("### C. Held-out peak LR: form chosen on the other data")
     say()
@@ -396,12 +455,53 @@ def main(argv=None):
         m = C[lr_ds][AUTO]
         say(f"| {lr_ds} (predict {m['n']} others) | {AUTO}: chose {m['chose']} | its own "
             f"CV at this LR | {fmt(m)} | |")
+    ens_chosen = {}
     for lr_ds in CE if ens else ():
-        m = CE[lr_ds]
-        say(f"| {lr_ds} (predict {m['n']} others) | {ENS} of select's candidates (top "
-            f"weights {m['chose']}; inside mean +- 2 spread: {m['inside']} of {m['n']}) | "
-            f"its own CV at this LR | {fmt(m)} | |")
+        sel = {name: float(np.mean([BE[name][d]["max"] for d in data if d != lr_ds]
+                                   + [CE[other_lr(lr_ds)][name]["max"]]))
+               for name in ENS_POWERS}
+        ens_chosen[lr_ds] = min(sel, key=sel.get)
+        for name in ENS_POWERS:
+            m = CE[lr_ds][name]
+            say(f"| {lr_ds} (predict {m['n']} others) | {ENS} {name} of select's candidates "
+                f"(top weights {m['chose']}; inside mean +- 2 spread: {m['inside']} of "
+                f"{m['n']}) | {sel[name]:.2%} (B, other LR) | {fmt(m)} | "
+                f"{'**chosen power**' if name == ens_chosen[lr_ds] else ''} |")
     say()
+    for lr_ds, name in ens_chosen.items():
+        say(f"Held out {lr_ds}: the averaging chosen on the other data: {name}: "
+            f"{fmt(CE[lr_ds][name])}.")
+    if ens:
+        say()
+        say("### Model averaging: summary")
+        say()
+        say("| averaging | A (no prior, decayed half curves): max error per data set | "
+            "B: max error per data set | B: within 0.3% | C 5e-4 held out: "
+            "mean / max, pairs wrong | C 2e-3 held out: mean / max, pairs wrong |")
+        say("|---|---|---|---|---|---|")
+
+        def wrong(per_ds):
+            return (f"{sum(m['wrong'] for m in per_ds.values())} of "
+                    f"{sum(m['pairs'] for m in per_ds.values())}")
+        for name in ENS_POWERS:
+            bmax = [BE[name][d]["max"] for d in data]
+            amax = (" / ".join(f"{AE[name][d]['max']:.2%}" for d in data) if AE
+                    else "not run")
+            if AE:
+                amax += f" ({wrong(AE[name])} pairs wrong)"
+            say(f"| {name} | {amax} | " + " / ".join(f"{x:.2%}" for x in bmax)
+                + f" ({wrong(BE[name])} pairs wrong) | {sum(x <= 0.003 for x in bmax)} of "
+                f"{len(bmax)} | "
+                + " | ".join(fmt(CE[lr][name]) for lr in ("124M lr 0.0005", "124M lr 0.002"))
+                + " |")
+        say()
+        say("B with the averaging chosen without the data set (lowest mean of B's max errors "
+            "on the other four):")
+        for ds in data:
+            sel = {n: float(np.mean([BE[n][d]["max"] for d in data if d != ds]))
+                   for n in ENS_POWERS}
+            n = min(sel, key=sel.get)
+            say(f"- {ds}: {n}, {fmt(BE[n][ds])}")
     for lr_ds, c in chosen.items():
         say(f"Held out {lr_ds}: chosen on the other data {c}: {fmt(C[lr_ds][c])}"
             + (f"; by CV on its fit set ({C[lr_ds][AUTO]['chose']}): "

@@ -9,7 +9,8 @@ from advisor.errors import AdvisorError
 from advisor.rules.lr_schedule import parse_schedule
 from advisor.schedule import tissue
 from advisor.schedule.curves import Curve
-from advisor.schedule.ensemble import SPREAD_Z, average_fits, cv_weights, select_and_average
+from advisor.schedule.ensemble import (SPREAD_Z, average_fits, best_per_form, cv_weights,
+                                       select_and_average)
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve
 
 T, PEAK = 3000, 1e-3
@@ -71,3 +72,14 @@ def test_cross_validated_average_leans_on_the_form_that_generated_the_data(fit_s
     wsd = _curve("wsd:cooldown=0.2")
     # a schedule it was not fitted on: the final loss within 0.5% of the truth
     assert abs(ens.predict(wsd)[-1] / wsd.loss[-1] - 1) < 0.005
+
+
+def test_power_sharpens_the_weights_up_to_the_single_best_and_per_form_keeps_one_per_law():
+    scores = [0.01, 0.02, 0.04]
+    assert cv_weights(scores, power=4) == pytest.approx(np.array([1, 1 / 16, 1 / 256])
+                                                        / (1 + 1 / 16 + 1 / 256))
+    assert list(cv_weights(scores, power=float("inf"))) == [1.0, 0.0, 0.0]
+    rows = [{"law": "valley", "score": 0.03}, {"law": "multipower", "score": 0.01},
+            {"law": "multipower", "score": 0.02}, {"law": "valley", "score": 0.02}]
+    assert [(r["law"], r["score"]) for r in best_per_form(rows)] == [("multipower", 0.01),
+                                                                      ("valley", 0.02)]

@@ -4,7 +4,9 @@ Modules: ``curves`` (loading and validating curves), ``multipower`` and ``tissue
 published laws), ``valley`` (ours), ``forms`` (the one registry of law forms: constants,
 bounds, evaluation and fitter hooks, read by everything below), ``fitting`` (Huber on log
 loss, trust-region + L-BFGS-B from a grid), ``select`` (choice of law and fitting procedure
-by cross-validation), ``optimize`` (schedule search and WSD branch points), ``lawfile``
+by cross-validation), ``ensemble`` (the forms averaged with cross-validation weights: a
+measured candidate, not used by a command), ``optimize`` (schedule search and WSD branch
+points), ``lawfile``
 (the schedule-law YAML).
 Everything here is torch-free; the figures are drawn by ``advisor.cli.plots``.
 """
