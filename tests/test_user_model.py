@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
+from advisor.errors import AdvisorError
 from advisor.fit.design import Budget, make_plan
 from advisor.specs.hfarch import architecture_from_hf_config
 from tests.conftest import LLAMA_GQA
@@ -289,9 +290,8 @@ def test_the_validation_json_holds_no_inf_or_nan(tmp_path):
 
     write_json({"rows": [{"loss": math.inf}], "per_seed": {"0.1": [3.0, math.inf]},
                 "x": math.nan}, tmp_path / "v.json")
-    doc = json.loads((tmp_path / "v.json").read_text())
-    assert doc == {"rows": [{"loss": "diverged"}], "per_seed": {"0.1": [3.0, "diverged"]},
-                   "x": None}
+    doc = json.loads((tmp_path / "v.json").read_text())    # strict JSON: a diverged loss is null
+    assert doc == {"rows": [{"loss": None}], "per_seed": {"0.1": [3.0, None]}, "x": None}
 
 
 # --------------------------------------------------------------------------------------
