@@ -39,10 +39,10 @@ def test_best_lr_per_depth_and_verdicts(store):
     with ResultsStore.open(store) as st:
         rows = depth_rows(st.runs())
     v = transfer_verdicts(rows)
-    assert v[1.0]["best_lr"] == [2 ** -6] * 4 and v[1.0]["ok"] and v[1.0]["max_shift"] == 0
-    assert v[0.0]["best_lr"] == [2 ** -6, 2 ** -7, 2 ** -8, 2 ** -9]
-    assert not v[0.0]["ok"] and v[0.0]["max_shift"] == 3
-    assert v[0.0]["edge"] == [16]                    # 2^-9 is the grid's end
+    assert v[1.0].best_lr == (2 ** -6,) * 4 and v[1.0].ok and v[1.0].max_shift == 0
+    assert v[0.0].best_lr == (2 ** -6, 2 ** -7, 2 ** -8, 2 ** -9)
+    assert not v[0.0].ok and v[0.0].max_shift == 3
+    assert v[0.0].edge == (16,)                   # 2^-9 is the grid's end
     r = next(r for r in rows if r.alpha == 0.0 and r.depth == 2)
     assert r.curve[-1][1] == math.inf                # diverged = +inf, failed left out
     table = markdown_table(rows)

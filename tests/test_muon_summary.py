@@ -36,12 +36,12 @@ def synthetic():
 def test_verdicts_find_the_drift_and_the_best_losses():
     rows = arm_rows(synthetic())
     v = transfer_verdicts(rows)
-    assert v["AdamW (muP)"]["ok"] and v["Muon spectral"]["max_shift"] == 0
-    assert v["Muon match_rms_adamw"]["max_shift"] == 3 and not v["Muon match_rms_adamw"]["ok"]
-    assert v["Muon match_rms_adamw"]["edge"] == []      # best 2^-8 at width 128: inside the grid
-    assert v["Muon match_rms_adamw"]["best_lr"] == [2.0 ** -5, 2.0 ** -6, 2.0 ** -7, 2.0 ** -8]
+    assert v["AdamW (muP)"].ok and v["Muon spectral"].max_shift == 0
+    assert v["Muon match_rms_adamw"].max_shift == 3 and not v["Muon match_rms_adamw"].ok
+    assert v["Muon match_rms_adamw"].edge == ()      # best 2^-8 at width 128: inside the grid
+    assert v["Muon match_rms_adamw"].best_lr == (2.0 ** -5, 2.0 ** -6, 2.0 ** -7, 2.0 ** -8)
     for arm, want in (("Muon spectral", -5), ("AdamW (muP)", -7)):
-        assert v[arm]["smooth_log2_lr"] == pytest.approx([want] * 4, abs=1e-6)
+        assert list(v[arm].smooth_log2_lr) == pytest.approx([want] * 4, abs=1e-6)
     spec128 = next(r for r in rows if r.arm == "Muon spectral" and r.width == 128)
     assert math.isinf(dict(spec128.curve)[2.0 ** -3])         # diverged counts as +inf
     table = markdown_table(rows)

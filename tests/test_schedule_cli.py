@@ -61,20 +61,21 @@ def test_optimize_and_recommend_schedule(law_file, capsys):
     assert code == 0, err
     assert "best:" in out and "branch at step" in out
     r = recommend_schedule(law_file, 24000)
-    parse_schedule(r["schedule"])                    # a spec the product can use
-    assert r["gain_over_cosine_nats"] > 0
-    lo, hi = r["cooldown_band"]
+    parse_schedule(r.schedule)                       # a spec the product can use
+    assert r.gain_over_cosine_nats > 0
+    lo, hi = r.cooldown_band
     assert 0 < lo <= hi < 1
     # branch points: each branch leaves the constant run at (1 - cooldown) of its length
-    wsd = parse_schedule(r["wsd_schedule"])
-    for b in r["branch_points"]:
-        assert b["branch_step"] == wsd.decay_start(b["total_steps"])
-    losses = [b["predicted_final_loss"] for b in r["branch_points"]]
+    wsd = parse_schedule(r.wsd_schedule)
+    for b in r.branch_points:
+        assert b.branch_step == wsd.decay_start(b.total_steps)
+        assert b.cooldown_steps == b.total_steps - b.branch_step
+    losses = [b.predicted_final_loss for b in r.branch_points]
     assert losses == sorted(losses, reverse=True)    # longer runs end lower
     # another peak LR: the shape is chosen at the law's own peak, with a note saying so
     other = recommend_schedule(law_file, 24000, peak_lr=1e-3)
-    assert any("do not carry the peak LR" in n for n in other["notes"])
-    assert other["predicted_final_loss"] == r["predicted_final_loss"]
+    assert any("do not carry the peak LR" in n for n in other.notes)
+    assert other.predicted_final_loss == r.predicted_final_loss
     from advisor.errors import AdvisorError
     with pytest.raises(AdvisorError):
         recommend_schedule(law_file, 5)

@@ -405,10 +405,40 @@ class Uncertainty(Block):
 
 
 @_block
+class SweepProxy(Block):
+    """The muP proxy a calibration sweep is priced on: ``d_model`` and ``ffn_hidden``
+    (channels), ``n_layers`` (blocks), ``params_non_embedding`` (scalars) and the ``tokens``
+    each of its runs trains on."""
+
+    d_model: int
+    n_layers: int
+    ffn_hidden: int
+    params_non_embedding: int
+    tokens: float
+
+
+@_block
+class AfterCalibration(Block):
+    """Expected excess loss (``value``, nats per token) after a proxy sweep, what the sweep
+    is (``sweep``) and ``assumes``, the ``proxy`` it runs on, and its cost: ``compute_flops``
+    (FLOPs) and ``gpu_hours`` (at an assumed throughput, ``cost_arithmetic``)."""
+
+    value: float
+    unit: str
+    sweep: str
+    assumes: str
+    proxy: SweepProxy
+    compute_flops: float
+    gpu_hours: float
+    cost_arithmetic: str
+
+
+@_block
 class ExcessLoss(Block):
     """Expected excess loss (nats per token) of using the recommendation uncalibrated, the
-    curvatures (nats per octave^2, as Values) it is built from, and ``after_calibration``
-    (a proxy sweep's expected excess and cost; ``advisor.recommendation.trust.excess_loss_block``)."""
+    curvatures (nats per octave^2, as Values) it is built from, the sds of the LR and batch
+    errors (octaves), and ``after_calibration`` (a proxy sweep's expected excess and cost;
+    ``advisor.recommendation.trust.excess_loss_block``)."""
 
     value: float
     unit: str
@@ -417,12 +447,7 @@ class ExcessLoss(Block):
     curvature_batch: Value
     sd_lr_octaves: float
     sd_batch_octaves: float
-    after_calibration: dict
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExcessLoss":
-        return cls(**{**d, "curvature_lr": Value(**d["curvature_lr"]),
-                      "curvature_batch": Value(**d["curvature_batch"])})
+    after_calibration: AfterCalibration
 
 
 @_block

@@ -29,7 +29,7 @@ from advisor.rules.optim_rules import check_muon_convention
 from advisor.rules.plausibility import check as check_plausible, check_target
 from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
                                 LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
-                                ParamsForLaws, PublishedNearest, QuantityUncertainty,
+                                ParamsForLaws, PublishedNearest,
                                 ScheduleBlock, SizeError, Target, Uncertainty, Value)
 from advisor.specs.conventions import Conventions
 from advisor.specs.shapes import Shape, load_family, shape_for_params
@@ -744,8 +744,8 @@ def compute(inp: Inputs) -> Recommendation:
     for q, key, value in (("learning_rate", "learning_rate", lr),
                           ("batch_size", "batch_size_tokens", b_tokens_law)):
         others = {r["law"]: r[key] for r in rows if r[key] is not None and r[key] > 0}
-        parts[key] = QuantityUncertainty(**quantity_uncertainty(primary, q, value, law_vars,
-                                                                 others, TRUST_FALLBACK_LAW))
+        parts[key] = quantity_uncertainty(primary, q, value, law_vars, others,
+                                          TRUST_FALLBACK_LAW)
     unc = cnd.with_conditioned_lr(Uncertainty(**parts), lr_opt, cond_lr,
                                   cnd.batch_sd(cond_data, primary.name))
     lr_int = tuple(unc.learning_rate.interval_95)
@@ -756,9 +756,8 @@ def compute(inp: Inputs) -> Recommendation:
             f" (95% interval {lr_int[0]:.3g}-{lr_int[1]:.3g}): independent setups put their "
             "optimum or choice that far apart (docs/trust.md); expected_excess_loss says what "
             "calibrating would save")
-    excess = ExcessLoss.from_dict(excess_loss_block(float(shape.params_non_embedding), D, shape,
-                                                    unc.learning_rate.sd_ln,
-                                                    unc.batch_size_tokens.sd_ln))
+    excess = excess_loss_block(float(shape.params_non_embedding), D, shape,
+                               unc.learning_rate.sd_ln, unc.batch_size_tokens.sd_ln)
     given = cnd.given_block(
         fixed, lr_opt=lr_opt, lr_sd_ln=unc.learning_rate.sd_ln, batch=b_tokens,
         b_opt=b_tokens_law, cond_info=cond_lr, curvature_lr=excess.curvature_lr.value,
@@ -861,10 +860,8 @@ def schedule_step(total: int, warm: int, lr: float, schedule_law,
         from advisor.rules.lr_schedule import parse_schedule
         from advisor.schedule import recommend_schedule
         fitted = recommend_schedule(schedule_law, total, peak_lr=lr)
-        best = parse_schedule(fitted["schedule"]).with_(warmup=warm)
+        best = parse_schedule(fitted.schedule).with_(warmup=warm)
         wsd = best.family == "wsd"
-        cos_spec = (fitted["cosine_reference"] if isinstance(fitted["cosine_reference"], str)
-                    else Schedule(family="cosine", warmup=warm, final=0.1).to_spec())
         return ScheduleBlock(
             family=best.family, spec=best.to_spec(), warmup_steps=warm,
             decay_start_step=best.decay_start(total),
@@ -872,14 +869,14 @@ def schedule_step(total: int, warm: int, lr: float, schedule_law,
             cooldown_shape=best.shape if wsd else None,
             final_lr=_sig(lr * best.final_ratio),
             fitted=FittedSchedule(
-                predicted_final_loss=fitted["predicted_final_loss"],
-                gain_over_cosine_nats=fitted["gain_over_cosine_nats"],
-                cooldown_band=fitted["cooldown_band"], branch_points=fitted["branch_points"],
-                law_warmup_steps=fitted["warmup_steps"], notes=fitted["notes"]),
-            source=(f"fitted schedule law {schedule_law} ({fitted['law']}), the schedule "
+                predicted_final_loss=fitted.predicted_final_loss,
+                gain_over_cosine_nats=fitted.gain_over_cosine_nats,
+                cooldown_band=fitted.cooldown_band, branch_points=fitted.branch_points,
+                law_warmup_steps=fitted.warmup_steps, notes=fitted.notes),
+            source=(f"fitted schedule law {schedule_law} ({fitted.law}), the schedule "
                     "with the lowest predicted final loss (advisor schedule optimize); "
                     "warmup from the rule above, not from the law"),
-            alternative=AlternativeSchedule(family="cosine", spec=cos_spec,
+            alternative=AlternativeSchedule(family="cosine", spec=fitted.cosine_reference,
                                             note="cosine to 10% of the peak, the law's "
                                                  "reference"),
             law_schedule=law_schedule)

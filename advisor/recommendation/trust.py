@@ -14,6 +14,8 @@ from functools import lru_cache
 from advisor.recommendation import uncertainty as un
 from advisor.errors import AdvisorError
 from advisor.laws.lawforms import log_interval
+from advisor.recommendation.blocks import (AfterCalibration, ExcessLoss, QuantityUncertainty,
+                                           SweepProxy, Value)
 
 TRUST_SCHEMA = "hp-advisor/trust/v1"
 QUANTITY_KEYS = {"learning_rate": "learning_rate", "batch_size": "batch_size_tokens"}
@@ -58,7 +60,7 @@ def credible_laws(laws_table: dict, quantity: str) -> set:
 
 
 def quantity_uncertainty(primary, quantity: str, value: float, variables: dict,
-                         law_values: dict, fallback_law: str) -> dict:
+                         law_values: dict, fallback_law: str) -> QuantityUncertainty:
     """Interval and its components for ``quantity`` of law set ``primary`` at one target.
 
     ``variables`` are the law's variables at the target (N in its convention, D, ...);
@@ -78,25 +80,24 @@ def quantity_uncertainty(primary, quantity: str, value: float, variables: dict,
     sd = un.combine(sd_fit, sd_setup, sd_laws, kappa, x)
     lo, hi = un.interval(value, sd)
     cov = (trust.get("coverage", {}).get(quantity) or {}).get(primary.name)
-    return {
-        "interval_95": [float(f"{lo:.3g}"), float(f"{hi:.3g}")],
-        "width_factor": round(hi / lo, 2),
-        "sd_ln": round(sd, 4), "sd_octaves": round(sd / un.LN2, 3),
-        "components_ln": {"fit": round(sd_fit, 4), "setup_to_setup": round(sd_setup, 4),
-                          "between_laws": round(sd_laws, 4),
-                          "extrapolation": round(kappa * x, 4)},
-        "extrapolation_ln_distance": round(x, 3),
-        "setup_spread_measured_for": measured_on,
-        "construction": ("sd^2 = fit^2 + max(setup_to_setup, between_laws)^2 + (kappa x)^2; "
-                         "interval value * exp(+-1.96 sd) (advisor/recommendation/uncertainty.py)"),
-        "evidence": ("setup_to_setup: the 95th percentile of |ln ratio| of this law set to "
-                     "published runs and tuned optima it was not fitted on, / 1.96 "
-                     "(recipes/published/trust.yaml, from bench/trust_evidence.py); "
-                     "between_laws: sd of ln values of the laws the evidence ranks within "
-                     f"{CREDIBLE_FACTOR}x of the best ({', '.join(sorted(credible))}); "
-                     "kappa = sd of the shipped laws' exponents"),
-        "coverage_held_out": cov,
-    }
+    return QuantityUncertainty(
+        interval_95=[float(f"{lo:.3g}"), float(f"{hi:.3g}")],
+        width_factor=round(hi / lo, 2),
+        sd_ln=round(sd, 4), sd_octaves=round(sd / un.LN2, 3),
+        components_ln={"fit": round(sd_fit, 4), "setup_to_setup": round(sd_setup, 4),
+                       "between_laws": round(sd_laws, 4),
+                       "extrapolation": round(kappa * x, 4)},
+        extrapolation_ln_distance=round(x, 3),
+        setup_spread_measured_for=measured_on,
+        construction=("sd^2 = fit^2 + max(setup_to_setup, between_laws)^2 + (kappa x)^2; "
+                      "interval value * exp(+-1.96 sd) (advisor/recommendation/uncertainty.py)"),
+        evidence=("setup_to_setup: the 95th percentile of |ln ratio| of this law set to "
+                  "published runs and tuned optima it was not fitted on, / 1.96 "
+                  "(recipes/published/trust.yaml, from bench/trust_evidence.py); "
+                  "between_laws: sd of ln values of the laws the evidence ranks within "
+                  f"{CREDIBLE_FACTOR}x of the best ({', '.join(sorted(credible))}); "
+                  "kappa = sd of the shipped laws' exponents"),
+        coverage_held_out=cov)
 
 
 def curvature_lr(n_non_embedding: float, tokens: float) -> tuple[float, str]:
@@ -121,8 +122,8 @@ def curvature_batch() -> float:
 
 
 def excess_loss_block(n_non_embedding: float, tokens: float, shape, sd_lr_ln: float,
-                      sd_b_ln: float) -> dict:
-    """The JSON block ``expected_excess_loss``: without calibrating, and after a sweep."""
+                      sd_b_ln: float) -> ExcessLoss:
+    """The block ``expected_excess_loss``: without calibrating, and after a sweep."""
     k_lr, k_note = curvature_lr(n_non_embedding, tokens)
     k_b = curvature_batch()
     sd_lr, sd_b = sd_lr_ln / un.LN2, sd_b_ln / un.LN2
@@ -138,35 +139,31 @@ def excess_loss_block(n_non_embedding: float, tokens: float, shape, sd_lr_ln: fl
     runs = 2 * SWEEP_POINTS
     flops = runs * 6.0 * n_p * d_tokens
     gpu_h = flops / ASSUMED_FLOPS_PER_GPU_S / 3600.0
-    return {
-        "value": float(f"{now:.3g}"), "unit": "nats per token (expected, over the interval)",
-        "source": ("curvature_lr * E[err_lr^2] + curvature_batch * E[err_batch^2], err in "
-                   "octaves ~ N(0, sd^2) with the sd of the 95% intervals above; quadratic "
-                   "bowl in log2 LR and log2 batch; curvatures from the Step Law grid "
-                   "(recipes/published/trust.yaml)"),
-        "curvature_lr": {"value": float(f"{k_lr:.3g}"), "unit": "nats per octave^2",
-                         "source": k_note},
-        "curvature_batch": {"value": k_b, "unit": "nats per octave^2",
-                            "source": "median over the Step Law grid's 17 cells"},
-        "sd_lr_octaves": round(sd_lr, 3), "sd_batch_octaves": round(sd_b, 3),
-        "after_calibration": {
-            "value": float(f"{after:.3g}"), "unit": "nats per token",
-            "sweep": (f"{SWEEP_POINTS} LRs and {SWEEP_POINTS} batch sizes, a factor of "
-                      f"{2 ** SWEEP_SPACING_OCT:g} apart, centred on the recommendation"),
-            "assumes": ("the sweep finds the grid point nearest the optimum (no noise) and "
-                        "the proxy's optimum transfers to the target exactly (muP); the "
-                        "transfer error is not measured here (needs a GPU). The proxy trains "
-                        f"{PROXY_TOKENS_PER_PARAM:g} tokens per parameter: how the optimum "
-                        "moves with the target's D comes from the law's D exponent, not "
-                        "from the sweep"),
-            "proxy": {"d_model": d_p, "n_layers": shape.n_layers, "ffn_hidden": f,
-                      "params_non_embedding": n_p, "tokens": d_tokens},
-            "compute_flops": float(f"{flops:.3g}"),
-            "gpu_hours": float(f"{gpu_h:.3g}"),
-            "cost_arithmetic": (f"{runs} runs x 6 x {n_p:.3g} params x {d_tokens:.3g} tokens "
-                                f"= {flops:.3g} FLOPs; / ({ASSUMED_FLOPS_PER_GPU_S:.3g} FLOP/s "
-                                "assumed: H100 bf16 989 TFLOP/s at 40% MFU, not measured) "
-                                f"= {gpu_h:.3g} GPU-hours"),
-        },
-    }
-
+    return ExcessLoss(
+        value=float(f"{now:.3g}"), unit="nats per token (expected, over the interval)",
+        source=("curvature_lr * E[err_lr^2] + curvature_batch * E[err_batch^2], err in "
+                "octaves ~ N(0, sd^2) with the sd of the 95% intervals above; quadratic "
+                "bowl in log2 LR and log2 batch; curvatures from the Step Law grid "
+                "(recipes/published/trust.yaml)"),
+        curvature_lr=Value(float(f"{k_lr:.3g}"), "nats per octave^2", k_note),
+        curvature_batch=Value(k_b, "nats per octave^2",
+                              "median over the Step Law grid's 17 cells"),
+        sd_lr_octaves=round(sd_lr, 3), sd_batch_octaves=round(sd_b, 3),
+        after_calibration=AfterCalibration(
+            value=float(f"{after:.3g}"), unit="nats per token",
+            sweep=(f"{SWEEP_POINTS} LRs and {SWEEP_POINTS} batch sizes, a factor of "
+                   f"{2 ** SWEEP_SPACING_OCT:g} apart, centred on the recommendation"),
+            assumes=("the sweep finds the grid point nearest the optimum (no noise) and "
+                     "the proxy's optimum transfers to the target exactly (muP); the "
+                     "transfer error is not measured here (needs a GPU). The proxy trains "
+                     f"{PROXY_TOKENS_PER_PARAM:g} tokens per parameter: how the optimum "
+                     "moves with the target's D comes from the law's D exponent, not "
+                     "from the sweep"),
+            proxy=SweepProxy(d_model=d_p, n_layers=shape.n_layers, ffn_hidden=f,
+                             params_non_embedding=n_p, tokens=d_tokens),
+            compute_flops=float(f"{flops:.3g}"),
+            gpu_hours=float(f"{gpu_h:.3g}"),
+            cost_arithmetic=(f"{runs} runs x 6 x {n_p:.3g} params x {d_tokens:.3g} tokens "
+                             f"= {flops:.3g} FLOPs; / ({ASSUMED_FLOPS_PER_GPU_S:.3g} FLOP/s "
+                             "assumed: H100 bf16 989 TFLOP/s at 40% MFU, not measured) "
+                             f"= {gpu_h:.3g} GPU-hours")))

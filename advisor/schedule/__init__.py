@@ -13,7 +13,41 @@ Everything here is torch-free; the figures are drawn by ``advisor.cli.plots``.
 from __future__ import annotations
 
 
-def recommend_schedule(law_path, total_steps: int, peak_lr: float | None = None) -> dict:
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:                       # imported lazily: the search pulls in numpy
+    from advisor.schedule.optimize import BranchPoint
+
+
+@dataclass(frozen=True)
+class ScheduleChoice:
+    """The schedule a fitted schedule law predicts best for one run (:func:`recommend_schedule`).
+
+    ``schedule``, ``cosine_reference`` and ``wsd_schedule`` are spec strings for
+    :func:`advisor.rules.lr_schedule.parse_schedule`; ``warmup_steps`` the law's default
+    warmup in optimizer steps; ``predicted_final_loss`` in nats per token (at the law's peak
+    LR); ``gain_over_cosine_nats`` the predicted final loss of cosine to 10% minus that of
+    ``schedule`` (nats); ``cooldown_band`` (lo, hi) fractions of the run for a WSD cooldown
+    of the best shape; ``branch_points`` where one constant-LR run branches into cooldowns;
+    ``law`` the law's name and ``law_path`` its file; ``notes`` sentences for the reader.
+    """
+
+    schedule: str
+    warmup_steps: int
+    predicted_final_loss: float
+    gain_over_cosine_nats: float
+    cosine_reference: str
+    cooldown_band: tuple
+    wsd_schedule: str
+    branch_points: tuple[BranchPoint, ...]
+    law: str
+    law_path: str
+    notes: tuple[str, ...]
+
+
+def recommend_schedule(law_path, total_steps: int,
+                       peak_lr: float | None = None) -> ScheduleChoice:
     """The schedule block for ``advisor recommend`` from a fitted schedule-law file.
 
     Args:
@@ -25,34 +59,23 @@ def recommend_schedule(law_path, total_steps: int, peak_lr: float | None = None)
             peak, the schedule shape is chosen at the law's peak and a note says so; the
             predicted losses are for the law's peak.
 
-    Returns a dict: ``schedule`` (spec string for :func:`advisor.rules.lr_schedule.parse_schedule`),
-    ``warmup_steps``, ``predicted_final_loss`` (nats), ``gain_over_cosine_nats`` (predicted
-    final loss of cosine to 10% minus that of ``schedule``), ``cosine_reference``,
-    ``cooldown_band`` ([lo, hi] fractions of total steps for a WSD cooldown of the best
-    shape), ``wsd_schedule``, ``branch_points`` (list of {total_steps, branch_step,
-    cooldown_steps, predicted_final_loss}), ``law`` (which law), ``law_path``, ``notes``.
-    Raises AdvisorError on a bad file or arguments.
+    Returns a :class:`ScheduleChoice`. Raises AdvisorError on a bad file or arguments.
     """
     from advisor.schedule.lawfile import load_schedule_law
     from advisor.schedule.optimize import optimize
 
     law = load_schedule_law(law_path)
     r = optimize(law, total_steps)
+    notes = list(r["notes"])
     if peak_lr is not None and abs(float(peak_lr) / law.lr_scale - 1) > 0.01:
-        r["notes"].append(f"the law was fitted at peak LR {law.lr_scale:g}, not {peak_lr:g}: "
-                          f"the schedule shape is the best at {law.lr_scale:g} and the "
-                          f"predicted losses are for that peak LR (the laws do not carry "
-                          f"the peak LR)")
-    return {
-        "schedule": r["best"],
-        "warmup_steps": r["warmup_steps"],
-        "predicted_final_loss": r["best_final_loss"],
-        "gain_over_cosine_nats": r["gain_over_cosine_nats"],
-        "cosine_reference": r["cosine_reference"],
-        "cooldown_band": r["cooldown_band"],
-        "wsd_schedule": r["best_wsd"],
-        "branch_points": r["branch_points"],
-        "law": law.law,
-        "law_path": str(law_path),
-        "notes": r["notes"],
-    }
+        notes.append(f"the law was fitted at peak LR {law.lr_scale:g}, not {peak_lr:g}: "
+                     f"the schedule shape is the best at {law.lr_scale:g} and the "
+                     f"predicted losses are for that peak LR (the laws do not carry "
+                     f"the peak LR)")
+    return ScheduleChoice(
+        schedule=r["best"], warmup_steps=r["warmup_steps"],
+        predicted_final_loss=r["best_final_loss"],
+        gain_over_cosine_nats=r["gain_over_cosine_nats"],
+        cosine_reference=r["cosine_reference"], cooldown_band=tuple(r["cooldown_band"]),
+        wsd_schedule=r["best_wsd"], branch_points=tuple(r["branch_points"]), law=law.law,
+        law_path=str(law_path), notes=tuple(notes))

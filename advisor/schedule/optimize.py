@@ -12,6 +12,7 @@ so the search is exhaustive over a grid.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -26,6 +27,21 @@ FINALS = (0.0, 0.1)
 #: Recommended-cooldown band: fractions whose predicted final loss is within this relative
 #: margin of the best (about the laws' accuracy on a final loss; shared notes: report a band).
 BAND_REL = 1e-3
+
+
+@dataclass(frozen=True)
+class BranchPoint:
+    """One WSD branch off a shared constant-LR run: the target length ``total_steps``, the
+    step the cooldown leaves the constant run at (``branch_step``), the cooldown's length
+    ``cooldown_steps`` (all optimizer steps), and the predicted final loss (nats per token)."""
+
+    total_steps: int
+    branch_step: int
+    cooldown_steps: int
+    predicted_final_loss: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def per_step_lrs(spec: str, total_steps: int, peak_lr: float) -> np.ndarray:
@@ -160,7 +176,7 @@ def branch_points(law, total_steps: int, cooldown: float, shape: str, final: flo
             continue
         spec = f"wsd:cooldown={cooldown:g},shape={shape},final={final:g},warmup={int(warmup)}"
         s = parse_schedule(spec)
-        out.append({"total_steps": Ti, "branch_step": int(s.decay_start(Ti)),
-                    "cooldown_steps": Ti - int(s.decay_start(Ti)),
-                    "predicted_final_loss": final_loss(law, spec, Ti, peak)})
+        out.append(BranchPoint(total_steps=Ti, branch_step=int(s.decay_start(Ti)),
+                               cooldown_steps=Ti - int(s.decay_start(Ti)),
+                               predicted_final_loss=final_loss(law, spec, Ti, peak)))
     return out

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from advisor.errors import AdvisorError
 from calibration.analyze.lr_transfer import (LRRow, alias, lr_rows, lr_table, plot_transfer,
-                                             table_then_notes)
-from calibration.analyze.lr_transfer import transfer_verdicts as _verdicts
+                                             table_then_notes, transfer_verdicts)
 from calibration.analyze.summary_cli import edge_note
 
 
@@ -38,11 +37,6 @@ def depth_rows(runs) -> list[DepthRow]:
     return lr_rows(runs, lambda s: (_alpha_of(s), int(s["depth"])), DepthRow)
 
 
-def transfer_verdicts(rows: list[DepthRow]) -> dict:
-    """alpha -> the verdicts of :func:`calibration.analyze.lr_transfer.transfer_verdicts` (``depths``)."""
-    return _verdicts(rows, "depths")
-
-
 def markdown_table(rows: list[DepthRow]) -> str:
     """Best LR and loss per depth (columns: one pair per alpha), then the verdicts."""
     return lr_table(rows, transfer_verdicts(rows), "depth", lambda a: f"alpha {a:g}",
@@ -58,7 +52,7 @@ def plot(rows: list[DepthRow], path) -> None:
 
 def _notes(rows: list[DepthRow]) -> list[str]:
     return [line for a, v in transfer_verdicts(rows).items()
-            for line in edge_note(f"alpha {a:g}", "depth(s)", v["edge"])]
+            for line in edge_note(f"alpha {a:g}", "depth(s)", v.edge)]
 
 
 summary_lines = table_then_notes(markdown_table, _notes)   # rows -> the printed lines

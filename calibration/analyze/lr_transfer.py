@@ -118,26 +118,41 @@ def table_then_notes(table, notes):
     return lambda rows: [table(rows).rstrip("\n"), *notes(rows)]
 
 
-def transfer_verdicts(rows: list[LRRow], sizes_name: str = "sizes") -> dict:
-    """arm -> {sizes (also under ``sizes_name``), best LRs, smoothed optima, best losses,
-    shift in factors of 2 from the smallest size, ok, edge}, arms in the rows' order.
+@dataclass(frozen=True)
+class TransferVerdict:
+    """Does one arm's best LR stay put across sizes? Per size (ascending, ``sizes``: widths
+    or depths, as the rows' sizes): ``best_lr`` (base peak LR at the best grid point),
+    ``smooth_log2_lr`` (log2 LR of :func:`smooth_optimum`, NaN at a grid end),
+    ``best_loss`` (nats per token), ``shift_pow2`` (|log2(best LR / the smallest size's)|,
+    factors of 2, inf without a best LR). ``max_shift`` the largest shift; ``ok`` whether it
+    is at most 1 (within one factor of 2); ``edge`` the sizes whose best LR is at an end of
+    the grid (the optimum may lie outside it)."""
 
-    ``max_shift``: the largest |log2(best LR at a size / best LR at the smallest size)|;
-    ``ok``: at most 1 (the optimum stays within one factor of 2). ``edge``: sizes whose best LR
-    is at an end of the grid (the optimum may lie outside it).
-    """
+    sizes: tuple[int, ...]
+    best_lr: tuple[float, ...]
+    smooth_log2_lr: tuple[float, ...]
+    best_loss: tuple[float, ...]
+    shift_pow2: tuple[float, ...]
+    max_shift: float
+    ok: bool
+    edge: tuple[int, ...]
+
+
+def transfer_verdicts(rows: list[LRRow]) -> dict:
+    """``{arm: TransferVerdict}``, arms in the rows' order (the one verdict of the depth
+    and Muon summaries)."""
     out = {}
     for arm, rs in rows_by_arm(rows).items():
         ref = rs[0].best_lr
-        shifts = [abs(math.log2(r.best_lr / ref)) if math.isfinite(r.best_lr) and
-                  math.isfinite(ref) else math.inf for r in rs]
-        edge = [r.size for r in rs if math.isfinite(r.best_lr)
-                and r.best_lr in (r.curve[0][0], r.curve[-1][0])]
-        sizes = [r.size for r in rs]
-        out[arm] = {"sizes": sizes, sizes_name: sizes, "best_lr": [r.best_lr for r in rs],
-                    "smooth_log2_lr": [smooth_optimum(r) for r in rs],
-                    "best_loss": [r.best_loss for r in rs], "shift_pow2": shifts,
-                    "max_shift": max(shifts), "ok": max(shifts) <= 1.0, "edge": edge}
+        shifts = tuple(abs(math.log2(r.best_lr / ref)) if math.isfinite(r.best_lr) and
+                       math.isfinite(ref) else math.inf for r in rs)
+        out[arm] = TransferVerdict(
+            sizes=tuple(r.size for r in rs), best_lr=tuple(r.best_lr for r in rs),
+            smooth_log2_lr=tuple(smooth_optimum(r) for r in rs),
+            best_loss=tuple(r.best_loss for r in rs), shift_pow2=shifts,
+            max_shift=max(shifts), ok=max(shifts) <= 1.0,
+            edge=tuple(r.size for r in rs if math.isfinite(r.best_lr)
+                       and r.best_lr in (r.curve[0][0], r.curve[-1][0])))
     return out
 
 
@@ -161,10 +176,11 @@ def cell_text(row) -> str:
     return f"{pow2(row.best_lr)}, {row.best_loss:.3f}"
 
 
-def verdict_text(v: dict) -> str:
-    if not math.isfinite(v["max_shift"]):
+def verdict_text(v: TransferVerdict) -> str:
+    """A verdict as a table cell: yes/no and the largest shift (factors of 2)."""
+    if not math.isfinite(v.max_shift):
         return "no (no best LR where every run diverged)"
-    return ("yes" if v["ok"] else "no") + f" (max shift {v['max_shift']:g})"
+    return ("yes" if v.ok else "no") + f" (max shift {v.max_shift:g})"
 
 
 def lr_table(rows: list[LRRow], verdicts: dict, size_name: str, arm_label, verdict_label: str,
@@ -189,7 +205,7 @@ def plot_transfer(rows: list[LRRow], verdicts: dict, path, arm_title, line_label
                   span: float) -> None:
     """``advisor.cli.plots.lr_panels`` with one panel per arm (titled ``arm_title(arm)`` and how far its
     best LR moves) and one line per size (labelled ``line_label(size)``)."""
-    panels = [(f"{arm_title(a)}: best LR moves {v['max_shift']:g} x2",
+    panels = [(f"{arm_title(a)}: best LR moves {v.max_shift:g} x2",
                [(line_label(r.size), r.curve, r.best_lr, r.best_loss)
                 for r in rows if r.arm == a])
               for a, v in verdicts.items()]

@@ -15,8 +15,7 @@ import math
 
 from advisor.errors import AdvisorError
 from calibration.analyze.lr_transfer import (LRRow, alias, lr_rows, lr_table, plot_transfer,
-                                             table_then_notes)
-from calibration.analyze.lr_transfer import transfer_verdicts as _verdicts
+                                             table_then_notes, transfer_verdicts)
 from calibration.analyze.summary_cli import edge_note
 
 ARM_ORDER = ("AdamW (muP)", "AdamW", "Muon spectral", "Muon match_rms_adamw")
@@ -49,11 +48,6 @@ def arm_rows(runs) -> list[ArmRow]:
                    order=lambda arm, width: (order.get(arm, 99), arm, width))
 
 
-def transfer_verdicts(rows: list[ArmRow]) -> dict:
-    """arm -> the verdicts of :func:`calibration.analyze.lr_transfer.transfer_verdicts` (``widths``)."""
-    return _verdicts(rows, "widths")
-
-
 def markdown_table(rows: list[ArmRow]) -> str:
     """Best LR and loss per width (one column per arm), the verdicts, and Muon - AdamW."""
     verdicts = transfer_verdicts(rows)
@@ -83,8 +77,8 @@ def _notes(rows: list[ArmRow]) -> list[str]:
     for a, v in transfer_verdicts(rows).items():
         lines.append(f"{a}: smooth optimum log2(LR) by width "
                      + ", ".join(f"{w}: {x:.2f}" if math.isfinite(x) else f"{w}: - (best at a "
-                                 f"grid end)" for w, x in zip(v["widths"], v["smooth_log2_lr"])))
-        lines += edge_note(a, "width(s)", v["edge"])
+                                 f"grid end)" for w, x in zip(v.sizes, v.smooth_log2_lr)))
+        lines += edge_note(a, "width(s)", v.edge)
     return lines
 
 

@@ -221,9 +221,9 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
         click.echo(f"  {row['final_loss']:.4f}  {row['spec']}")
     click.echo("WSD branch points (one constant-LR run, cooldowns branched off it):")
     for b in r["branch_points"]:
-        click.echo(f"  branch at step {b['branch_step']:>8}, cool down {b['cooldown_steps']:>7} "
-                   f"steps -> {b['total_steps']:>8}-step model, predicted loss "
-                   f"{b['predicted_final_loss']:.4f}")
+        click.echo(f"  branch at step {b.branch_step:>8}, cool down {b.cooldown_steps:>7} "
+                   f"steps -> {b.total_steps:>8}-step model, predicted loss "
+                   f"{b.predicted_final_loss:.4f}")
     click.echo("warmup: " + ", ".join(f"{k} steps -> {v:.4f}" for k, v in
                                       r["warmup_effect"].items())
                + " (the law sees warmup only as LR area; it is set by rule, not by the law)")

@@ -86,11 +86,12 @@ def muon_result(runs) -> dict:
     from calibration.analyze import muon_summary as ms
 
     rows = ms.arm_rows(runs)
-    v = ms.transfer_verdicts(rows).get("Muon spectral")
+    verdicts = ms.transfer_verdicts(rows)
+    v = verdicts.get("Muon spectral")
     return {"lines": ms.summary_lines(rows), "plot": lambda path: ms.plot(rows, path),
             "command": "advisor results {store} --by optimizer --plot {png}",
-            "figures": {"muon_spectral_shift": None if v is None else v["max_shift"]},
-            "verdicts": ms.transfer_verdicts(rows)}
+            "figures": {"muon_spectral_shift": None if v is None else v.max_shift},
+            "verdicts": verdicts}
 
 
 def depth_result(runs) -> dict:
@@ -103,7 +104,7 @@ def depth_result(runs) -> dict:
     v = verdicts.get(1.0)
     return {"lines": ds.summary_lines(rows), "plot": lambda path: ds.plot(rows, path),
             "command": "advisor results {store} --by depth --plot {png}",
-            "figures": {"completep_shift": None if v is None else v["max_shift"]},
+            "figures": {"completep_shift": None if v is None else v.max_shift},
             "verdicts": {f"alpha {a:g}": d for a, d in verdicts.items()}}
 
 
