@@ -176,3 +176,24 @@ def test_a_mup_store_is_fitted_under_the_convention_its_runs_record(tmp_path, ca
     from advisor.recommendation.core import recommend
     rec = recommend(params=1e7, tokens=2e8, laws_file=str(tmp_path / "plain.yaml"))
     assert rec.mup["base_width"] == 32
+
+
+def test_the_library_writes_the_law_set_the_cli_writes(tmp_path):
+    """`advisor fit` only parses and formats: FitRequest + fit_lawset give the same law set
+    (provenance, muP conventions and LR-law variables included) as the command's file."""
+    from advisor.errors import AdvisorError
+    from advisor.fit.pipeline import FitRequest, fit_lawset
+    from pathlib import Path
+
+    src = str(Path(__file__).parent / "data" / "user_model_cpu_sweep.csv")
+    out = tmp_path / "cli.yaml"
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", src, "--out", str(out), "--method", "optima", "--bootstrap", "3"])
+    assert exc.value.code == 0
+    _, d = fit_lawset(FitRequest(results=src, out=str(out), method="optima", n_bootstrap=3))
+    assert yaml.safe_load(out.read_text()) == yaml.safe_load(yaml.safe_dump(d))
+    # the runs record a muP base LR: its law is in D only, and the set says muP's base width
+    assert d["conventions"]["learning_rate"] == "mup_base" and d["mup"]["base_width"] == 16
+    assert "--lr-vars D" in d["provenance"]["command"]
+    with pytest.raises(AdvisorError, match="--bootstrap"):
+        FitRequest(results=src, out=str(out), n_bootstrap=-1)

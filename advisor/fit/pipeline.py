@@ -5,7 +5,9 @@
 law (Chinchilla/Epoch Huber fit on each cell's best loss, bootstrap intervals), the AdamW
 timescale law where weight decay was swept, and the critical batch size where the grid
 brackets it. ``lawset_dict`` turns the result into a law set with its provenance, so
-``advisor recommend --laws FILE`` uses it as it uses a published one.
+``advisor recommend --laws FILE`` uses it as it uses a published one. ``fit_lawset`` is what
+``advisor fit`` does, as a library call: a :class:`FitRequest` (the command's options) to the
+fit and the law set with its provenance, the same dict the command writes.
 
 Every law passes the identifiability rule of :mod:`advisor.fit.identify`; every optimizer
 status (:mod:`advisor.fit.status`) is kept, warned about when not clean, and written into the
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from advisor.specs.conventions import Conventions
+from advisor.specs.conventions import STEPLAW_SEQ_LEN, Conventions
 from advisor.fit.lr_batch import (LRBatchLaws, check_grid, cross_validate,
                                   extrapolation_cv, extrapolation_summary, fit_lr_batch,
                                   in_sample, summarize)
@@ -34,7 +36,7 @@ from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
 from advisor.fit.powerlaw import rounded as _r
 from advisor.fit.weight_decay import fit_timescale_law
 from advisor.laws.plausible import loss_law_reason
-from advisor.runs.table import RunTable
+from advisor.runs.table import RunTable, fit_conventions, load_runs
 
 MIN_CRITICAL_CELLS = 3
 
@@ -342,3 +344,79 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
         out["mup"] = mup
     return out
 
+
+@dataclass(frozen=True)
+class FitRequest:
+    """What ``advisor fit`` is asked (one field per option, the same defaults).
+
+    ``results``: a results store directory or a Step Law-layout CSV; ``out``: the law-set
+    path, recorded in ``provenance.command``; ``seq_len``: tokens per sequence, to read a
+    ``bs`` column in sequences; ``n_bootstrap``: resamples (0: none); ``lr_convention``:
+    None = what the runs record, else peak; ``batch_vars`` / ``lr_vars``: "N,D", "D" or
+    "N" (None: the defaults of :meth:`lr_law_vars` and :func:`fit_sweep`); ``cell_by``:
+    "COL[,COL]"; ``max_nfev``: evaluations per surface fit. Bad values raise AdvisorError
+    when the request is made, before any work."""
+
+    results: str
+    out: str
+    name: str | None = None
+    method: str = "surface"
+    loss: str = "auto"
+    seq_len: int = STEPLAW_SEQ_LEN
+    select: tuple = ()
+    n_bootstrap: int = 50
+    cv: bool = False
+    schedule: str | None = None
+    lr_convention: str | None = None
+    batch_vars: str | None = None
+    lr_vars: str | None = None
+    cell_by: str | None = None
+    n_column: str = "N"
+    max_nfev: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_bootstrap < 0:
+            raise AdvisorError("--bootstrap must be 0 or more")
+        if self.max_nfev < 1:
+            raise AdvisorError("--max-nfev must be 1 or more")
+
+    def load(self) -> tuple[RunTable, Conventions]:
+        """The runs, and the conventions to fit under (:func:`fit_conventions`; a note it
+        adds is on the table's ``notes``)."""
+        table = load_runs(self.results, loss=self.loss, seq_len=self.seq_len,
+                          select=self.select, cell_by=self.cell_by or (),
+                          n_column=self.n_column)
+        return table, fit_conventions(self.lr_convention, table)
+
+    def lr_law_vars(self, conventions: Conventions) -> tuple:
+        """Variables of the LR law: ``lr_vars`` if given, else D for a muP base LR (width
+        is muP's rules; the N exponent is measured as a transfer check) and N, D otherwise."""
+        return tuple((self.lr_vars or ("D" if conventions.lr == "mup_base"
+                                       else "N,D")).split(","))
+
+
+def fit_lawset(req: FitRequest, loaded: tuple[RunTable, Conventions] | None = None,
+               progress=None) -> tuple[SweepFit, dict]:
+    """``advisor fit`` as a library call: the fit and its law set (schema
+    hp-advisor/lawset/v1, with the ``provenance.command`` that redoes it), the dict the
+    command writes. ``loaded``: ``req.load()`` when the caller already has it (the command
+    prints the table before fitting); ``progress(msg)`` is told each law as it starts."""
+    from advisor.fit.surface import SurfaceOptions
+
+    table, conventions = req.load() if loaded is None else loaded
+    lr_vars = req.lr_law_vars(conventions)
+    result = fit_sweep(table, method=req.method, n_bootstrap=req.n_bootstrap, cv=req.cv,
+                       seed=req.seed, progress=progress,
+                       batch_vars=tuple(req.batch_vars.split(",")) if req.batch_vars else None,
+                       options=SurfaceOptions(max_nfev=req.max_nfev, lr_vars=lr_vars))
+    command = fit_command(req.results, req.out, method=req.method, loss=req.loss,
+                          seq_len=req.seq_len, bootstrap=req.n_bootstrap, seed=req.seed,
+                          batch_vars=req.batch_vars, cell_by=req.cell_by,
+                          n_column=req.n_column, cv=req.cv, schedule=req.schedule,
+                          lr_convention=conventions.lr, max_nfev=req.max_nfev,
+                          select=req.select, lr_vars=",".join(lr_vars))
+    d = lawset_dict(result, name=req.name or default_name(req.results), command=command,
+                    schedule=req.schedule or "as the sweep's runs (see provenance.source)",
+                    conventions=conventions)
+    return result, d

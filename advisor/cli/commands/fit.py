@@ -53,45 +53,26 @@ def fit(results, out, name, method, loss_col, select, seq_len, n_bootstrap, cv, 
     RESULTS is a results store directory or a CSV in the Step Law layout (bs in sequences
     of --seq-len tokens, or a bs_tokens column; N non-embedding parameters; D tokens).
     """
-    from advisor.errors import AdvisorError
-    from advisor.fit.pipeline import default_name, fit_command, fit_sweep, lawset_dict
+    from advisor.fit.pipeline import FitRequest, fit_lawset
     from advisor.laws.lawset import dump_lawset, load_lawset_file
     from advisor.common.outputs import check_output_file
-    from advisor.runs.table import fit_conventions, load_runs
 
-    from advisor.fit.surface import SurfaceOptions
-
-    if n_bootstrap < 0:
-        raise AdvisorError("--bootstrap must be 0 or more")
-    seq_len = parse_seq_len(seq_len)
+    req = FitRequest(results=results, out=out, name=name, method=method, loss=loss_col,
+                     seq_len=parse_seq_len(seq_len), select=select, n_bootstrap=n_bootstrap,
+                     cv=cv, schedule=schedule, lr_convention=lr_convention,
+                     batch_vars=batch_vars, lr_vars=lr_vars, cell_by=cell_by,
+                     n_column=n_column, max_nfev=max_nfev, seed=seed)
     check_output_file(out, "law set")         # before the fit, not after it
-    if max_nfev < 1:
-        raise AdvisorError("--max-nfev must be 1 or more")
     t0 = time.perf_counter()
-    table = load_runs(results, loss=loss_col, seq_len=seq_len, select=select,
-                      cell_by=cell_by or (), n_column=n_column)
-    conventions = fit_conventions(lr_convention, table)
+    table, conventions = req.load()
     click.echo(table.summary(), err=True)
     for note in table.notes:
         click.echo(f"note: {note}", err=True)
 
-    lr_law_vars = tuple((lr_vars or ("D" if conventions.lr == "mup_base" else "N,D")).split(","))
-
     def progress(msg):
         click.echo(f"  fitting {msg} ...", err=True)
 
-    result = fit_sweep(table, method=method, n_bootstrap=n_bootstrap, cv=cv, seed=seed,
-                       progress=progress,
-                       batch_vars=tuple(batch_vars.split(",")) if batch_vars else None,
-                       options=SurfaceOptions(max_nfev=max_nfev, lr_vars=lr_law_vars))
-    command = fit_command(results, out, method=method, loss=loss_col, seq_len=seq_len,
-                          bootstrap=n_bootstrap, seed=seed, batch_vars=batch_vars,
-                          cell_by=cell_by, n_column=n_column, cv=cv, schedule=schedule,
-                          lr_convention=conventions.lr, max_nfev=max_nfev, select=select,
-                          lr_vars=",".join(lr_law_vars))
-    d = lawset_dict(result, name=name or default_name(results), command=command,
-                    schedule=schedule or "as the sweep's runs (see provenance.source)",
-                    conventions=conventions)
+    result, d = fit_lawset(req, (table, conventions), progress)
     dump_lawset(d, out)
     load_lawset_file(out)  # what we wrote must load as any law set does
     elapsed = time.perf_counter() - t0
