@@ -1,14 +1,15 @@
 """Which ``advisor.rules.optim_rules`` group a parameter belongs to: the one classifier.
 
-The proxy family's parameters are known by name (``embed.weight``, ``readout.weight``,
-``norm.weight``, and ``blocks.*``: 2-D hidden matrices, 1-D norm gains); any other model that
-``mup.set_base_shapes`` has marked (the spectral checks' zoo) is classified by which of a
-parameter's dimensions grow with width (mup's ``infshape``): two -> a hidden matrix, a vector
--> a norm gain or bias, one growing dimension of a matrix -> embedding-like (LR and weight
-decay x 1 with width, as the embedding and the readout; MuReadout applies its own output
-multiplier). Both ``calibration.model.proxy.build_optimizer`` and
-``calibration.spectral.wd_rules.apply_wd_rule`` read it. Torch-free itself: it reads
-``ndim`` and ``infshape`` only.
+Two ways, one function (:func:`param_group`), chosen by whether a name is given. Our proxy
+family's parameters are known by name (``embed.weight``, ``readout.weight``, ``norm.weight``,
+and ``blocks.*``: 2-D hidden matrices, 1-D norm gains and biases): its initialisation, its
+optimizer (``calibration.model.proxy``) and the stability probes pass the name. Any other
+model that ``mup.set_base_shapes`` has marked (a user's muP model, the spectral checks' zoo)
+is classified without a name, by which of a parameter's dimensions grow with width (mup's
+``infshape``): two -> a hidden matrix, a vector -> a norm gain or bias, one growing dimension
+of a matrix -> embedding-like (LR and weight decay x 1 with width, as the embedding and the
+readout; MuReadout applies its own output multiplier): ``calibration.spectral.wd_rules`` and
+the zoo's Muon split. Torch-free itself: it reads ``ndim`` and ``infshape`` only.
 """
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ _BY_NAME = {"embed.weight": "embedding", "readout.weight": "readout", "norm.weig
 _RAISE = object()
 
 
-def param_group(name: str, p, default=_RAISE) -> str:
+def param_group(p, name: str | None = None, default=_RAISE) -> str:
     """The optim_rules group (a key of ``advisor.rules.optim_rules.GROUPS``) of parameter
-    ``p`` called ``name`` (see the module docstring); when neither its name nor a mup
-    ``infshape`` says, ``default`` if given, else AdvisorError."""
+    ``p``: by ``name`` when given and a proxy-family name, else by mup's ``infshape`` (see the
+    module docstring); when neither says, ``default`` if given, else AdvisorError."""
     if name in _BY_NAME:
         return _BY_NAME[name]
-    if name.startswith("blocks."):
+    if name is not None and name.startswith("blocks."):
         return "hidden" if p.ndim == 2 else "block_vector"
     inf = getattr(p, "infshape", None)
     if inf is not None:
@@ -35,8 +36,8 @@ def param_group(name: str, p, default=_RAISE) -> str:
         return "block_vector" if p.ndim < 2 else "embedding"
     if default is not _RAISE:
         return default
-    raise AdvisorError(f"parameter {name!r} belongs to no optimizer-rules group (neither a "
-                       "proxy-family name nor a mup infshape)")
+    raise AdvisorError(f"parameter {name or tuple(p.shape)!r} belongs to no optimizer-rules "
+                       "group (neither a proxy-family name nor a mup infshape)")
 
 
 def fan_in_multiplier(p) -> float:

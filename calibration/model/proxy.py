@@ -188,7 +188,7 @@ class ProxyLM(nn.Module):
     def hidden_matrices(self):
         """(name, parameter) of the matrices whose both dimensions grow with width."""
         return [(n, p) for n, p in self.named_parameters()
-                if p.ndim == 2 and n.startswith("blocks.")]
+                if param_group(p, n) == "hidden"]
 
 
 # --------------------------------------------------------------------------------------
@@ -226,16 +226,17 @@ def build_model(cfg: ProxyConfig, device="cpu", seed: int | None = None) -> Prox
 def init_weights(model: ProxyLM, cfg: ProxyConfig) -> None:
     """Initialise from the base constants; muP divides hidden stds by sqrt(fan-in multiplier)."""
     for name, p in model.named_parameters():
+        group = param_group(p, name)
         if name.endswith(".bias"):
             nn.init.zeros_(p)                                  # q/k/v biases (Qwen2)
-        elif p.ndim == 1:
+        elif group in ("block_vector", "final_norm"):
             nn.init.ones_(p)                                   # norm gains
-        elif name == "embed.weight":
+        elif group == "embedding":
             nn.init.normal_(p, std=cfg.init_std_embed)
-        elif name == "readout.weight":                         # only when untied
+        elif group == "readout":                               # only when untied
             nn.init.normal_(p, std=cfg.init_std_readout)
         else:
-            fan_in_mult = p.infshape[1].width_mult() if cfg.parameterization == "mup" else 1.0
+            fan_in_mult = fan_in_multiplier(p) if cfg.parameterization == "mup" else 1.0
             rule = group_multipliers("hidden", fan_in_mult, cfg.depth_mult, cfg.alpha,
                                      width_rule=cfg.parameterization)
             nn.init.normal_(p, std=cfg.init_std_hidden * rule.init_std)
@@ -262,7 +263,7 @@ def _unique_params(model: ProxyLM):
         if id(p) in seen:
             continue
         seen.add(id(p))
-        yield name, p, param_group(name, p)
+        yield name, p, param_group(p, name)
 
 
 def _add_adamw_param(groups: dict, p, group: str, cfg: ProxyConfig, lr: float,

@@ -24,8 +24,8 @@ def apply_wd_rule(opt, weight_decay: float, rule: str) -> None:
     new = []
     for g in opt.param_groups:
         by_wd: dict[float, list] = {}
-        for i, p in enumerate(g["params"]):
-            hidden = param_group(f"param{i}", p, default=None) == "hidden"   # by infshape
+        for p in g["params"]:
+            hidden = param_group(p, default=None) == "hidden"      # no name: by infshape
             wd = (weight_decay * hidden_wd_multiplier(fan_in_multiplier(p), rule)
                   if hidden else 0.0)
             by_wd.setdefault(wd, []).append(p)

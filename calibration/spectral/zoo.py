@@ -248,14 +248,14 @@ def _muon_optimizer(model: nn.Module, spec: Spec):
     from mup import MuAdamW
 
     from advisor.rules.optim_rules import muon_torch_group
+    from calibration.model.groups import param_group
     from calibration.model.proxy import MuonWithAdamW
     from calibration.train.muon_float32 import Float32Muon
 
     muon_groups: dict = {}
     rest = []
     for name, p in model.named_parameters():
-        inf = getattr(p, "infshape", None)
-        hidden = p.ndim == 2 and inf is not None and inf.ninf() == 2
+        hidden = p.ndim == 2 and param_group(p, default=None) == "hidden"   # by infshape
         if not (hidden or (spec.muon_embedding and name == "wte.weight")):
             rest.append(p)
             continue

@@ -114,7 +114,7 @@ def single_run_probe(model, opt, x, autocast) -> dict:
         if id(p) in seen or p.grad is None:
             continue
         seen.add(id(p))
-        kind = param_group(name, p)
+        kind = param_group(p, name)
         g = group_of.get(id(p))
         st = opt.adamw.state.get(p, {}) if hasattr(opt, "adamw") else opt.state.get(p, {})
         acc = sums.setdefault(kind, [0.0, 0.0, 0, g["eps"] if g else float("nan")])
@@ -160,7 +160,7 @@ def stacked_probe(stack, members: list[int], x) -> list[dict]:
     for name, p in stack.model.params.items():
         if p.grad is None:
             continue
-        kind = param_group(name, p[0])
+        kind = param_group(p[0], name)
         g = p.grad.index_select(0, idx)
         dims = tuple(range(1, p.dim()))
         st = adam.state.get(name) if hasattr(adam, "state") else None
