@@ -111,22 +111,22 @@ def plot_ridge(ridge, path):
 
 def tuned_points(csv_path):
     """Every tuned optimum: Marin's (configs.yaml) and each Step Law cell's best run."""
-    from bench.trust_evidence import _shape_of
+    from bench.trust_evidence import shape_of
     marin = [p for p in ev.published_points(load_published()) if p.kind == "tuned_optimum"]
     cells = ev.steplaw_cells(csv_path)
     runs = {p.id: c["runs"] for p, c in zip(ev.steplaw_points(cells), cells)}
-    grid = [replace(p, shape=_shape_of(p, runs[p.id])) for p in ev.steplaw_points(cells)]
+    grid = [replace(p, shape=shape_of(p, runs[p.id])) for p in ev.steplaw_points(cells)]
     return marin + grid, runs
 
 
 def shipped_predictions(points, cell_runs):
     """{law: ({id: lr}, {id: batch tokens or None})} of the shipped law sets at each point."""
-    from bench.trust_evidence import _shape_of
+    from bench.trust_evidence import shape_of
     loss_ls = load_lawset(DEFAULT_LOSS_LAW)
     sets = [s for s in load_shipped() if s.name in LAWS]
     out = {s.name: ({}, {}) for s in sets}
     for p in points:
-        shape = _shape_of(p, cell_runs.get(p.id))
+        shape = shape_of(p, cell_runs.get(p.id))
         loss = loss_ls.predict("loss", shape.params_total, p.d)
         for row in law_table(shape, p.d, p.seq_len, loss=loss, sets=sets):
             if row["learning_rate"]:

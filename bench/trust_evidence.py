@@ -70,7 +70,9 @@ def excess_table(law: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _shape_of(p, cell_runs=None):
+def shape_of(p, cell_runs=None):
+    """The model shape of a published point: its own, else that of its Step Law grid cell
+    (``cell_runs``: the cell's CSV rows; h, numl, numh, ffnh)."""
     if p.shape is not None:
         return p.shape
     r = cell_runs[0]
@@ -84,7 +86,7 @@ def law_predictions(points, cells_by_id):
     sets = [s for s in load_shipped() if s.name in LAWS]
     out = {s.name: {} for s in sets}
     for p in points:
-        shape = _shape_of(p, cells_by_id.get(p.id))
+        shape = shape_of(p, cells_by_id.get(p.id))
         loss = loss_ls.predict("loss", shape.params_total, p.d)
         for row in law_table(shape, p.d, p.seq_len, loss=loss, sets=sets):
             out[row["law"]][p.id] = (row["learning_rate"], row["batch_size_tokens"])

@@ -61,3 +61,12 @@ def require(command: str, *modules: str, alternative: str = "") -> None:
                            f"{missing.split('.')[0]}, which is not installed: "
                            f"{install_hint(missing)}{tail}{alternative}") from None
     raise AdvisorError(missing_message(command, name) + tail + alternative) from None
+
+
+def require_plot(command: str, path, alternative: str = "") -> None:
+    """Before any work: matplotlib is installed (:func:`require`) and ``path`` can take the
+    plot (``advisor.common.outputs.check_output_file``)."""
+    from advisor.common.outputs import check_output_file
+
+    require(command, "matplotlib", alternative=alternative)
+    check_output_file(path, "plot")

@@ -23,6 +23,7 @@ import itertools
 import math
 
 from advisor.errors import AdvisorError
+from advisor.specs.conventions import STEPLAW_SEQ_LEN
 
 MAX_SIZE_EXPONENT = 2.0
 SIZE_VARIABLES = ("N", "D", "C", "TPP")
@@ -46,7 +47,6 @@ LAW_RANGES = {
 LOSS_EXPONENT_RANGE = (0.02, 1.0)
 LOSS_EXPONENTS = {"chinchilla": ("alpha", "beta"), "kaplan": ("alpha_N", "alpha_D")}
 LOSS_COEFFICIENTS = {"chinchilla": ("A", "B"), "kaplan": ("Nc", "Dc")}
-_SEQUENCE_TOKENS = 2048        # a batch in sequences, where the set states no seq_len
 
 
 def _points(rng: dict) -> list[tuple[float, float]]:
@@ -109,7 +109,8 @@ def check_lawset(ls) -> None:
             except (AdvisorError, ValueError, ZeroDivisionError, OverflowError):
                 continue                  # needs a variable the range does not give (M, L)
             if quantity == "batch_size" and ls.batch_unit == "sequences":
-                v *= float(ls.conventions.get("seq_len") or _SEQUENCE_TOKENS)
+                # no seq_len stated: a batch in sequences is Step Law's layout
+                v *= float(ls.conventions.get("seq_len") or STEPLAW_SEQ_LEN)
             if not (math.isfinite(v) and lo <= v <= hi):
                 unit = " tokens" if "batch" in quantity else ""
                 raise AdvisorError(

@@ -25,7 +25,7 @@ import math
 from dataclasses import field
 
 from advisor.errors import AdvisorError
-from advisor.recommendation.blocks import Block, _block, _OMIT
+from advisor.recommendation.blocks import Block, frozen_block, OMIT_NONE
 
 MAX_DEVICES = 1_000_000
 MAX_MICRO_BATCH = 100_000
@@ -35,7 +35,7 @@ REFUSE_OCTAVES = 2.0             # refuse (unless --batch-size says so) when the
 DEFAULT_MICRO_CAP = 8            # micro-batch assumed when --devices comes without one
 
 
-@_block
+@frozen_block
 class CriticalBatch(Block):
     """The critical batch (tokens) at the end of the run and the planned batch's place
     against it: ``tradeoff`` rows of batch (sequences and tokens), steps and tokens needed
@@ -49,7 +49,7 @@ class CriticalBatch(Block):
     model: str
 
 
-@_block
+@frozen_block
 class RampStage(Block):
     """One stage of a batch ramp: its batch, the training tokens it spans and its steps."""
 
@@ -60,7 +60,7 @@ class RampStage(Block):
     steps: int
 
 
-@_block
+@frozen_block
 class BatchRamp(Block):
     """A batch warmup (Merrill et al. 2025): stages of doubling batch and the steps saved or
     added against the planned batch throughout."""
@@ -74,7 +74,7 @@ class BatchRamp(Block):
     trainer_support: str
 
 
-@_block
+@frozen_block
 class BatchPlan(Block):
     """The global batch as the devices run it. ``global_sequences`` = ``devices`` x
     ``micro_batch`` x ``accumulation``; ``rounding_octaves`` log2(planned / law batch);
@@ -92,8 +92,8 @@ class BatchPlan(Block):
     rounding: str
     micro_batch_source: str
     batch_source: str
-    critical: CriticalBatch | None = field(default=None, metadata=_OMIT)
-    ramp: BatchRamp | None = field(default=None, metadata=_OMIT)
+    critical: CriticalBatch | None = field(default=None, metadata=OMIT_NONE)
+    ramp: BatchRamp | None = field(default=None, metadata=OMIT_NONE)
 
 
 def _positive_int(value, what: str, maximum: int) -> int | None:

@@ -15,10 +15,10 @@ from typing import Any
 from advisor.common.yamlio import plain
 from advisor.specs.shapes import Shape
 
-_OMIT = {"omit_none": True}
+OMIT_NONE = {"omit_none": True}
 
 
-def _block(cls):
+def frozen_block(cls):
     """A frozen dataclass whose ``__eq__`` and ``__repr__`` come from :class:`Block` (one
     function each instead of one generated per class: importing this module stays cheap)."""
     return dataclass(frozen=True, eq=False, repr=False)(cls)
@@ -26,7 +26,7 @@ def _block(cls):
 
 class Block:
     """Base of the blocks: ``to_dict`` over the fields in order (a field declared with
-    ``metadata=_OMIT`` is left out when None), and dict-style reads of that form. Blocks
+    ``metadata=OMIT_NONE`` is left out when None), and dict-style reads of that form. Blocks
     compare equal when of one type with equal fields."""
 
     __hash__ = None
@@ -81,7 +81,7 @@ class Value:
         return d
 
 
-@_block
+@frozen_block
 class Target(Block):
     """What was asked for: total parameters, training tokens (a Value), tokens per parameter
     (of the shape's total count) and the sequence length in tokens."""
@@ -92,7 +92,7 @@ class Target(Block):
     seq_len: int
 
 
-@_block
+@frozen_block
 class ParamsForLaws(Block):
     """N as the chosen law set counts it (``convention``: its ``conventions.params``)."""
 
@@ -100,7 +100,7 @@ class ParamsForLaws(Block):
     convention: str
 
 
-@_block
+@frozen_block
 class SizeError(Block):
     """How far the shape's total count is from the requested one (a fraction)."""
 
@@ -126,7 +126,7 @@ class ModelShape(Shape, Block):
     to_dict = Block.to_dict
 
 
-@_block
+@frozen_block
 class MuonGroup(Block):
     """torch.optim.Muon settings for one matrix shape ([fan_out, fan_in] in channels)."""
 
@@ -139,7 +139,7 @@ class MuonGroup(Block):
     mup_update_multiplier_vs_base_width: float
 
 
-@_block
+@frozen_block
 class AdamWGroup(Block):
     """An AdamW parameter group beside Muon: peak LR, torch weight_decay, its muP rule."""
 
@@ -149,7 +149,7 @@ class AdamWGroup(Block):
     mup: str
 
 
-@_block
+@frozen_block
 class MuonPart(Block):
     """The Muon optimizer of a Muon + AdamW config (``advisor.recommendation.muon_view``)."""
 
@@ -167,7 +167,7 @@ class MuonPart(Block):
     groups: tuple
 
 
-@_block
+@frozen_block
 class AdamWPart(Block):
     """The AdamW optimizer beside Muon (embedding, norm gains, readout)."""
 
@@ -178,7 +178,7 @@ class AdamWPart(Block):
     groups: tuple
 
 
-@_block
+@frozen_block
 class OptimizerBlock(Block):
     """The optimizer: AdamW's betas, eps and gradient-clip norm (dimensionless), or, with
     ``muon`` set, Muon on the hidden matrices and AdamW (``adamw``) on the rest."""
@@ -189,8 +189,8 @@ class OptimizerBlock(Block):
     eps: float
     grad_clip_norm: float
     source: str
-    muon: MuonPart | None = field(default=None, metadata=_OMIT)
-    adamw: AdamWPart | None = field(default=None, metadata=_OMIT)
+    muon: MuonPart | None = field(default=None, metadata=OMIT_NONE)
+    adamw: AdamWPart | None = field(default=None, metadata=OMIT_NONE)
     conversion_warning: str | None = None
 
     def to_dict(self) -> dict:
@@ -200,7 +200,7 @@ class OptimizerBlock(Block):
         return d
 
 
-@_block
+@frozen_block
 class AlternativeSchedule(Block):
     """The alternative to the chosen schedule (cosine to 10% of the peak)."""
 
@@ -217,7 +217,7 @@ class AlternativeSchedule(Block):
         return d
 
 
-@_block
+@frozen_block
 class FittedSchedule(Block):
     """What a fitted schedule law adds (``advisor schedule``): predicted final loss and gain
     over cosine in nats, the WSD cooldown band as fractions of the run, branch points, the
@@ -231,7 +231,7 @@ class FittedSchedule(Block):
     notes: Any
 
 
-@_block
+@frozen_block
 class LawSchedule(Block):
     """The schedule the LR law was measured under, and the conversion applied (none)."""
 
@@ -240,7 +240,7 @@ class LawSchedule(Block):
     conversion: str
 
 
-@_block
+@frozen_block
 class ScheduleBlock(Block):
     """The LR schedule, one shape for the default (WSD, cosine alternative) and the fitted
     schedule-law branch (``fitted`` set). Steps are optimizer steps; ``final_lr`` in peak-LR
@@ -271,7 +271,7 @@ class ScheduleBlock(Block):
         return d
 
 
-@_block
+@frozen_block
 class MupGroup(Block):
     """One parameter group of the muP view: multipliers (dimensionless) relative to the muP
     proxy of the base width, and the group's peak ``lr``, torch ``weight_decay`` (coupled
@@ -279,19 +279,19 @@ class MupGroup(Block):
     width (``advisor.specs.transfer.target_groups``). The attention-logits row carries ``scale`` and ``note``."""
 
     group: str
-    lr_multiplier: float | None = field(default=None, metadata=_OMIT)
-    init_std_multiplier: float | None = field(default=None, metadata=_OMIT)
-    output_multiplier: float | None = field(default=None, metadata=_OMIT)
-    weight_decay_multiplier: float | None = field(default=None, metadata=_OMIT)
-    decay_per_step_multiplier: float | None = field(default=None, metadata=_OMIT)
-    lr: float | None = field(default=None, metadata=_OMIT)
-    torch_weight_decay: float | None = field(default=None, metadata=_OMIT)
-    decay_per_step: float | None = field(default=None, metadata=_OMIT)
-    scale: str | None = field(default=None, metadata=_OMIT)
-    note: str | None = field(default=None, metadata=_OMIT)
+    lr_multiplier: float | None = field(default=None, metadata=OMIT_NONE)
+    init_std_multiplier: float | None = field(default=None, metadata=OMIT_NONE)
+    output_multiplier: float | None = field(default=None, metadata=OMIT_NONE)
+    weight_decay_multiplier: float | None = field(default=None, metadata=OMIT_NONE)
+    decay_per_step_multiplier: float | None = field(default=None, metadata=OMIT_NONE)
+    lr: float | None = field(default=None, metadata=OMIT_NONE)
+    torch_weight_decay: float | None = field(default=None, metadata=OMIT_NONE)
+    decay_per_step: float | None = field(default=None, metadata=OMIT_NONE)
+    scale: str | None = field(default=None, metadata=OMIT_NONE)
+    note: str | None = field(default=None, metadata=OMIT_NONE)
 
 
-@_block
+@frozen_block
 class WdRule(Block):
     """The weight-decay width rule the muP view applies (``advisor.rules.optim_rules.WD_WIDTH_RULES``):
     its name, the exponent e (hidden torch weight_decay x m^e), where the rule comes from
@@ -303,10 +303,10 @@ class WdRule(Block):
     rule: str
     source: str
     basis: str
-    origin: str | None = field(default=None, metadata=_OMIT)
+    origin: str | None = field(default=None, metadata=OMIT_NONE)
 
 
-@_block
+@frozen_block
 class MupView(Block):
     """Per-group multipliers of a muP model at ``width`` vs a proxy of ``base_width``
     (channels); ``width_multiplier`` m = width / base_width."""
@@ -316,10 +316,10 @@ class MupView(Block):
     width_multiplier: float
     groups: tuple
     note: str
-    wd_rule: WdRule | None = field(default=None, metadata=_OMIT)
+    wd_rule: WdRule | None = field(default=None, metadata=OMIT_NONE)
 
 
-@_block
+@frozen_block
 class LawInfo(Block):
     """The law set behind the LR and batch, its conventions (from its file) and which law set
     gave each quantity (``used_for``)."""
@@ -333,7 +333,7 @@ class LawInfo(Block):
     used_for: dict
 
 
-@_block
+@frozen_block
 class WithWidth(Block):
     """A depth-view group's multipliers with the muP width rules multiplied in; ``lr`` the
     group's peak LR at the target when the law gives a muP base LR."""
@@ -343,10 +343,10 @@ class WithWidth(Block):
     init_std_multiplier: float
     output_multiplier: float
     eps_multiplier: float
-    lr: float | None = field(default=None, metadata=_OMIT)
+    lr: float | None = field(default=None, metadata=OMIT_NONE)
 
 
-@_block
+@frozen_block
 class DepthGroup(Block):
     """One parameter group of the depth view: multipliers (dimensionless) vs the proxy's depth."""
 
@@ -360,7 +360,7 @@ class DepthGroup(Block):
     with_width: WithWidth
 
 
-@_block
+@frozen_block
 class DepthView(Block):
     """The depth view (``advisor.recommendation.depth_view``): depths in blocks, multipliers
     dimensionless. What each trainer format cannot express of it (``trainer_support`` in the
@@ -378,7 +378,7 @@ class DepthView(Block):
     note: str
 
 
-@_block
+@frozen_block
 class QuantityUncertainty(Block):
     """A quantity's 95% interval and its parts (``advisor.recommendation.trust.quantity_uncertainty``): sds
     in natural-log units (``sd_octaves`` in octaves), ``width_factor`` hi / lo."""
@@ -396,7 +396,7 @@ class QuantityUncertainty(Block):
     interval_80: Any = None
 
 
-@_block
+@frozen_block
 class Uncertainty(Block):
     """The uncertainty of the peak LR and of the batch (tokens)."""
 
@@ -404,7 +404,7 @@ class Uncertainty(Block):
     batch_size_tokens: QuantityUncertainty
 
 
-@_block
+@frozen_block
 class SweepProxy(Block):
     """The muP proxy a calibration sweep is priced on: ``d_model`` and ``ffn_hidden``
     (channels), ``n_layers`` (blocks), ``params_non_embedding`` (scalars) and the ``tokens``
@@ -417,7 +417,7 @@ class SweepProxy(Block):
     tokens: float
 
 
-@_block
+@frozen_block
 class AfterCalibration(Block):
     """Expected excess loss (``value``, nats per token) after a proxy sweep, what the sweep
     is (``sweep``) and ``assumes``, the ``proxy`` it runs on, and its cost: ``compute_flops``
@@ -433,7 +433,7 @@ class AfterCalibration(Block):
     cost_arithmetic: str
 
 
-@_block
+@frozen_block
 class ExcessLoss(Block):
     """Expected excess loss (nats per token) of using the recommendation uncalibrated, the
     curvatures (nats per octave^2, as Values) it is built from, the sds of the LR and batch
@@ -450,7 +450,7 @@ class ExcessLoss(Block):
     after_calibration: AfterCalibration
 
 
-@_block
+@frozen_block
 class PublishedNearest(Block):
     """A published run or tuned optimum near the target (``advisor.laws.published``) and this
     recommendation's LR and batch divided by its own (``batch_ratio`` None without a batch)."""

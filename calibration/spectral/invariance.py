@@ -307,7 +307,7 @@ def text_batches(n_batches: int, batch: int, seq_len: int, seed: int = 0):
 # Measurement at one width
 # --------------------------------------------------------------------------------------
 
-def _build(factory: Callable, width: int, lr: float, replicate: int = 0,
+def build_at_width(factory: Callable, width: int, lr: float, replicate: int = 0,
            lr_scale_key: str | None = None):
     """(model, optimizer, seeds the factory asked for, groups with an LR scale)."""
     import torch
@@ -343,7 +343,7 @@ def measure_width(factory: Callable, width: int, steps: int, batches, probe, lr:
 
     contract = contract or Contract()
     torch.manual_seed(seed)
-    model, opt, asked, scaled = _build(factory, width, lr, replicate, contract.lr_scale_key)
+    model, opt, asked, scaled = build_at_width(factory, width, lr, replicate, contract.lr_scale_key)
     model.train()
     x_probe = probe[0]
     if not any(True for _ in model.parameters()):

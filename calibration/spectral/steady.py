@@ -135,11 +135,11 @@ def _train_one(factory, width, steps, batches, seed):
     import torch
 
     from calibration.spectral import probes
-    from calibration.spectral.invariance import _build
+    from calibration.spectral.invariance import build_at_width
     from calibration.spectral.svd import top_singular_values
 
     torch.manual_seed(seed)
-    model, opt, _, _ = _build(factory, width, lr=2 ** -10)
+    model, opt, _, _ = build_at_width(factory, width, lr=2 ** -10)
     hp = _hidden_groups(opt)
     mods = probes.weight_modules(model)
     names = {n: m for n, m in mods.items()}

@@ -60,7 +60,9 @@ class TokenData:
                                    f"fewer than one sequence of {seq_len} + 1")
 
 
-def _is_heldout(relpath: str) -> bool:
+def is_heldout(relpath: str) -> bool:
+    """Whether the file at ``relpath`` belongs to the held-out part (one in HELDOUT_MOD,
+    by a hash of its path: the same split on every machine)."""
     return int(hashlib.sha256(relpath.encode()).hexdigest(), 16) % HELDOUT_MOD == 0
 
 
@@ -75,7 +77,7 @@ def _split_files(files: list[Path], root: Path, read) -> tuple[np.ndarray, np.nd
     train, val = [], []
     for f in files:
         rel = f.relative_to(root).as_posix() if f != root else f.name
-        (val if _is_heldout(rel) else train).append(read(f))
+        (val if is_heldout(rel) else train).append(read(f))
     if not val and len(train) > 1:       # a tiny corpus: hold out its last file
         val.append(train.pop())
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.uint8)
@@ -216,7 +218,8 @@ def _load_text(spec: str, path: Path, tokenizer: str) -> TokenData:
     return TokenData(spec, train, val, vocab, _fingerprint(train, val))
 
 
-def _require_tokenizers():
+def require_tokenizers():
+    """The ``tokenizers`` module, or one AdvisorError line saying how to install it."""
     try:
         import tokenizers  # noqa: F401
     except ImportError:
@@ -227,7 +230,7 @@ def _require_tokenizers():
 
 def load_tokenizer(path):
     """A Hugging Face tokenizer.json (AdvisorError if missing or unreadable)."""
-    _require_tokenizers()
+    require_tokenizers()
     from tokenizers import Tokenizer
 
     p = Path(path).expanduser()

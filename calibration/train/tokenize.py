@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.errors import AdvisorError
-from calibration.train.data import _require_tokenizers, dtype_for, load_tokenizer
+from calibration.train.data import require_tokenizers, dtype_for, load_tokenizer
 
 MIN_VOCAB = 257                      # above the 256 byte symbols of a byte-level BPE
 SPECIAL = "<|endoftext|>"            # one special token, id 0, separates documents
@@ -30,7 +30,7 @@ SPECIAL = "<|endoftext|>"            # one special token, id 0, separates docume
 def text_files(source: str) -> tuple[list[Path], list[Path], Path]:
     """(train files, held-out files, root) of a text source: ``stdlib``, a ``.txt`` file or a
     directory (``*.txt``, or ``*.py`` when it holds no .txt), split as calibration.train.data does."""
-    from calibration.train.data import _is_heldout, stdlib_files
+    from calibration.train.data import is_heldout, stdlib_files
 
     if source == "stdlib":
         root, files = stdlib_files()
@@ -45,7 +45,7 @@ def text_files(source: str) -> tuple[list[Path], list[Path], Path]:
         raise AdvisorError(f"text source {source}: no text files")
     train, val = [], []
     for f in files:
-        (val if _is_heldout(f.relative_to(root).as_posix()) else train).append(f)
+        (val if is_heldout(f.relative_to(root).as_posix()) else train).append(f)
     if not val and len(train) > 1:
         val.append(train.pop())
     return train, val, root
@@ -65,7 +65,7 @@ def _read_texts(files: list[Path], max_bytes: int | None) -> list[str]:
 def train_bpe(source: str, vocab_size: int, out_path, *, max_bytes: int | None = None):
     """Train a byte-level BPE of ``vocab_size`` tokens on the training files of ``source``
     (at most ``max_bytes`` of them, in file order) and save it as a tokenizer.json."""
-    _require_tokenizers()
+    require_tokenizers()
     if not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB:
         raise AdvisorError(f"a byte-level BPE needs a vocabulary of at least {MIN_VOCAB}, "
                            f"got {vocab_size!r}")

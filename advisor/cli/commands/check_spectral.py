@@ -22,6 +22,7 @@ import click
 from advisor.cli.commands._spectral_contract import CONTRACT_HELP, contract_options
 from advisor.common.yamlio import json_text
 from advisor.errors import AdvisorError
+from advisor.rules.optim_rules import WD_WIDTH_RULES
 
 
 def _parse_widths(text: str) -> list[int]:
@@ -122,7 +123,7 @@ def _contract(opts: dict):
 @click.option("--weight-decay", type=float, default=1.0, show_default=True,
               help="with --family and --steady-state: AdamW coefficient of hidden matrices at "
                    "the base width.")
-@click.option("--wd-rule", type=click.Choice(["none", "sqrt", "mup"]), default="mup",
+@click.option("--wd-rule", type=click.Choice(tuple(WD_WIDTH_RULES)), default="mup",
               show_default=True,
               help="with --family and --steady-state: how that coefficient scales with the "
                    "width multiplier m: constant, sqrt(m) (Fan et al.), or m (mup.MuAdamW).")

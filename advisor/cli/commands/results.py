@@ -56,9 +56,8 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
     from advisor.runs.summary import best_by_width, best_lr_table, optimum_shift
 
     if plot_path:
-        from advisor.cli.deps import require
-        require("results --plot", "matplotlib")
-        check_output_file(plot_path, "plot")
+        from advisor.cli.deps import require_plot
+        require_plot("results --plot", plot_path)
     if csv_path:
         check_output_file(csv_path, "CSV file")
 
@@ -121,7 +120,6 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
 def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_width):
     """``--by depth|optimizer|wd-rule|stability|zloss``: the summary's table and notes (or its
     JSON), and its figure."""
-    from advisor.common.outputs import check_output_file
     from advisor.errors import AdvisorError
     from advisor.runs.store import ResultsStore
     from calibration.analyze.by import SUMMARIES
@@ -138,9 +136,8 @@ def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_w
                               if summary.json else ": --format json, csv")
                            + ", --csv and --status go with --by width")
     if plot_path:
-        from advisor.cli.deps import require
-        require("results --plot", "matplotlib")
-        check_output_file(plot_path, "plot")
+        from advisor.cli.deps import require_plot
+        require_plot("results --plot", plot_path)
 
     with ResultsStore.open(directory, readonly=True) as store:
         built = summary.build(store, **options)

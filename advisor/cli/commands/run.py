@@ -77,8 +77,8 @@ def run(log, fmt, spec, steps, peak_lr, law_path, no_shipped_prior, cooldown_len
     if not 0 <= cooldown_final < 1:
         raise AdvisorError(f"--cooldown-final must be in [0, 1), got {cooldown_final}")
     if not no_plot:
-        from advisor.cli.commands.schedule import _require_plot
-        _require_plot("run", plot_path)
+        from advisor.cli.deps import require_plot
+        require_plot("run", plot_path)
     prior = fallback = None
     if law_path:
         from advisor.schedule.lawfile import load_schedule_law

@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from advisor.cli.deps import require_plot
 from advisor.common.yamlio import json_text
 from advisor.errors import AdvisorError
 
@@ -49,14 +50,6 @@ def _check_cost(steps: int, evaluations: int, what: str) -> None:
         _echo_err(f"note: {what} over {steps} steps will take about {seconds / 60:.0f} min")
 
 
-def _require_plot(command: str, path, alternative: str = "") -> None:
-    from advisor.cli.deps import require
-    from advisor.common.outputs import check_output_file
-
-    require(command, "matplotlib", alternative=alternative)
-    check_output_file(path, "plot")
-
-
 @schedule.command("fit")
 @click.argument("source", type=click.Path())
 @click.option("--out", default="schedule-law.yaml", show_default=True, type=click.Path(),
@@ -85,7 +78,7 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
 
     check_output_file(out, "schedule law")
     if plot_path:
-        _require_plot("schedule fit --plot", plot_path)
+        require_plot("schedule fit --plot", plot_path)
     curves = load_curves(source, run_ids=run_ids, loss=loss_col) + [load_csv(p) for p in extra]
     peaks = sorted({round(c.peak_lr, 12) for c in curves})
     if peaks[-1] > peaks[0] * 1.001:
@@ -154,7 +147,7 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
         raise AdvisorError("--points must be at least 2")
     check_output_file(csv_path, "CSV file")
     if not no_plot:
-        _require_plot("schedule predict", plot_path, alternative=", or pass --no-plot")
+        require_plot("schedule predict", plot_path, alternative=", or pass --no-plot")
     law = load_schedule_law(law_path)
     _check_cost(steps, 1, "the prediction")
     st, loss, lr = predict_schedule(law, spec, steps, peak_lr, n_points=points)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from advisor.errors import AdvisorError
 from advisor.schedule.inflight.log import OPTIONAL, RunLog, pick_key
-from advisor.schedule.inflight.readers.table import _build
+from advisor.schedule.inflight.readers.table import run_log
 
 
 def read(path: Path, keys: dict) -> RunLog:
@@ -34,7 +34,7 @@ def read(path: Path, keys: dict) -> RunLog:
     if cols["step"] is None or cols["loss"] is None:
         raise AdvisorError(f"{path}: log_history has no training loss entries (step, loss)")
     recs = [(f"log_history[{i}]", e) for i, e in enumerate(hist) if cols["loss"] in e]
-    log = _build(recs, cols, path, "hf")
+    log = run_log(recs, cols, path, "hf")
     ms = doc.get("max_steps")
     if isinstance(ms, int) and ms > 0:
         log.keys["max_steps"] = ms

@@ -30,7 +30,9 @@ def _columns(rows_keys, keys, where):
     return out
 
 
-def _build(records, cols, path: Path, fmt: str) -> RunLog:
+def run_log(records, cols, path: Path, fmt: str) -> RunLog:
+    """The :class:`RunLog` of ``(where, record)`` pairs read from ``path`` in format ``fmt``,
+    with ``cols`` naming the step, loss and optional columns (the readers' one builder)."""
     steps, loss, missing = [], [], []
     opt = {q: [] for q in OPTIONAL}
     for where, rec in records:
@@ -68,7 +70,7 @@ def read_csv(path: Path, keys: dict) -> RunLog:
             continue
         recs.append((f"line {i}", dict(zip(header, row))))
     fmt = "wandb" if any(" - " in h for h in header) else "csv"
-    return _build(recs, cols, path, fmt)
+    return run_log(recs, cols, path, fmt)
 
 
 def read_jsonl(path: Path, keys: dict) -> RunLog:
@@ -91,4 +93,4 @@ def read_jsonl(path: Path, keys: dict) -> RunLog:
     if not recs:
         raise AdvisorError(f"{path}: empty log")
     cols = _columns(list(names), keys, str(path))
-    return _build(recs, cols, path, "jsonl")
+    return run_log(recs, cols, path, "jsonl")
