@@ -77,13 +77,17 @@ def read_shipped_yaml(relpath: str, schema: str) -> dict:
 
 def plain(x):
     """``x`` as plain YAML- and JSON-safe Python: objects with ``to_dict()`` (the typed
-    blocks) as their dicts, mappings (keys as strings), lists (from tuples and arrays), numpy
-    scalars as int and float, and inf, -inf and NaN as None (null): no non-finite number
-    reaches an output. What every YAML and JSON writer here dumps."""
+    blocks) as their dicts, other dataclass instances as {field: value} in field order,
+    mappings (keys as strings), lists (from tuples and arrays), numpy scalars as int and
+    float, and inf, -inf and NaN as None (null): no non-finite number reaches an output.
+    What every YAML and JSON writer here dumps."""
     from collections.abc import Mapping
+    from dataclasses import fields, is_dataclass
 
     if hasattr(x, "to_dict") and callable(x.to_dict):
         return plain(x.to_dict())
+    if is_dataclass(x) and not isinstance(x, type):
+        return {f.name: plain(getattr(x, f.name)) for f in fields(x)}
     if isinstance(x, Mapping):
         return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

@@ -851,6 +851,17 @@ WSD_SOURCE = ("WSD with a 20% 1-sqrt cooldown to zero: matches cosine at a fixed
               "(Bergsma et al. 2025). Fit a schedule law for a measured choice.")
 
 
+def _schedule_fields(sched: Schedule, total: int, warm: int, lr: float) -> dict:
+    """The ScheduleBlock fields that say what ``sched`` is, with the rule's warmup ``warm``
+    (steps) in a run of ``total`` steps at peak LR ``lr``."""
+    s = sched.with_(warmup=warm)
+    wsd = s.family == "wsd"
+    return dict(family=s.family, spec=s.to_spec(), warmup_steps=warm,
+                decay_start_step=s.decay_start(total),
+                cooldown_fraction=s.cooldown if wsd else None,
+                cooldown_shape=s.shape if wsd else None, final_lr=_sig(lr * s.final_ratio))
+
+
 def schedule_step(total: int, warm: int, lr: float, schedule_law,
                   law_schedule: LawSchedule, fixed_spec: str | None = None) -> ScheduleBlock:
     """The schedule: WSD with a 20% 1-sqrt cooldown (cosine to 10% the alternative), or, with
@@ -860,14 +871,8 @@ def schedule_step(total: int, warm: int, lr: float, schedule_law,
         from advisor.rules.lr_schedule import parse_schedule
         from advisor.schedule import recommend_schedule
         fitted = recommend_schedule(schedule_law, total, peak_lr=lr)
-        best = parse_schedule(fitted.schedule).with_(warmup=warm)
-        wsd = best.family == "wsd"
         return ScheduleBlock(
-            family=best.family, spec=best.to_spec(), warmup_steps=warm,
-            decay_start_step=best.decay_start(total),
-            cooldown_fraction=best.cooldown if wsd else None,
-            cooldown_shape=best.shape if wsd else None,
-            final_lr=_sig(lr * best.final_ratio),
+            **_schedule_fields(parse_schedule(fitted.schedule), total, warm, lr),
             fitted=FittedSchedule(
                 predicted_final_loss=fitted.predicted_final_loss,
                 gain_over_cosine_nats=fitted.gain_over_cosine_nats,
@@ -884,14 +889,9 @@ def schedule_step(total: int, warm: int, lr: float, schedule_law,
     cos = Schedule(family="cosine", warmup=warm, final=0.1)
     if fixed_spec is not None:
         from advisor.rules.lr_schedule import parse_schedule
-        mine = parse_schedule(fixed_spec).with_(warmup=warm)
-        is_wsd = mine.family == "wsd"
         return ScheduleBlock(
-            family=mine.family, spec=mine.to_spec(), warmup_steps=warm,
-            decay_start_step=mine.decay_start(total),
-            cooldown_fraction=mine.cooldown if is_wsd else None,
-            cooldown_shape=mine.shape if is_wsd else None,
-            final_lr=_sig(lr * mine.final_ratio), source="given (--schedule)",
+            **_schedule_fields(parse_schedule(fixed_spec), total, warm, lr),
+            source="given (--schedule)",
             alternative=AlternativeSchedule(family="wsd", spec=wsd.to_spec(),
                                             note="the default: " + WSD_SOURCE),
             law_schedule=law_schedule)

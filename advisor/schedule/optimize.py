@@ -12,7 +12,7 @@ so the search is exhaustive over a grid.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,9 +39,6 @@ class BranchPoint:
     branch_step: int
     cooldown_steps: int
     predicted_final_loss: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def per_step_lrs(spec: str, total_steps: int, peak_lr: float) -> np.ndarray:
