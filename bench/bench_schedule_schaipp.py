@@ -105,8 +105,8 @@ def best_linear_cooldowns(law, curves) -> dict:
     out = {}
     for T in HORIZONS:
         r = optimize(law, T)
-        lin = [x for x in r["ranking"] if "shape=linear,final=0," in x["spec"]]
-        law_cd = float(lin[0]["spec"].split(",")[0].split("=")[1])
+        lin = [x for x in r.ranking if "shape=linear,final=0," in x.spec]
+        law_cd = float(lin[0].spec.split(",")[0].split("=")[1])
         data = {float(n.split("_")[0][3:]): c.final_loss for n, c in curves.items()
                 if n.startswith("lin") and horizon(n) == T and not n.startswith("lin0.994")}
         out[T] = (law_cd, min(data, key=data.get))

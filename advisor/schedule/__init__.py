@@ -66,16 +66,14 @@ def recommend_schedule(law_path, total_steps: int,
 
     law = load_schedule_law(law_path)
     r = optimize(law, total_steps)
-    notes = list(r["notes"])
+    notes = r.notes
     if peak_lr is not None and abs(float(peak_lr) / law.lr_scale - 1) > 0.01:
-        notes.append(f"the law was fitted at peak LR {law.lr_scale:g}, not {peak_lr:g}: "
-                     f"the schedule shape is the best at {law.lr_scale:g} and the "
-                     f"predicted losses are for that peak LR (the laws do not carry "
-                     f"the peak LR)")
+        notes += (f"the law was fitted at peak LR {law.lr_scale:g}, not {peak_lr:g}: "
+                  f"the schedule shape is the best at {law.lr_scale:g} and the "
+                  f"predicted losses are for that peak LR (the laws do not carry "
+                  f"the peak LR)",)
     return ScheduleChoice(
-        schedule=r["best"], warmup_steps=r["warmup_steps"],
-        predicted_final_loss=r["best_final_loss"],
-        gain_over_cosine_nats=r["gain_over_cosine_nats"],
-        cosine_reference=r["cosine_reference"], cooldown_band=tuple(r["cooldown_band"]),
-        wsd_schedule=r["best_wsd"], branch_points=tuple(r["branch_points"]), law=law.law,
-        law_path=str(law_path), notes=tuple(notes))
+        schedule=r.best, warmup_steps=r.warmup_steps, predicted_final_loss=r.best_final_loss,
+        gain_over_cosine_nats=r.gain_over_cosine_nats, cosine_reference=r.cosine_reference,
+        cooldown_band=r.cooldown_band, wsd_schedule=r.best_wsd,
+        branch_points=r.branch_points, law=law.law, law_path=str(law_path), notes=notes)

@@ -41,6 +41,43 @@ class BranchPoint:
     predicted_final_loss: float
 
 
+@dataclass(frozen=True)
+class RankedSchedule:
+    """One candidate schedule (a ``parse_schedule`` spec) and its predicted final loss
+    (nats per token)."""
+
+    spec: str
+    final_loss: float
+
+
+@dataclass(frozen=True)
+class ScheduleSearch:
+    """What :func:`optimize` finds for a run of ``total_steps`` optimizer steps at peak LR
+    ``peak_lr`` with ``warmup_steps`` of warmup. Schedules are ``parse_schedule`` specs and
+    losses predicted final losses in nats per token: the ``best`` schedule, the cosine
+    reference (to 10% of the peak) and ``gain_over_cosine_nats`` (cosine's loss minus the
+    best's), the best WSD and ``cooldown_band`` ((lo, hi) fractions of the run whose WSD
+    loss is within BAND_REL of it), its ``branch_points``, ``warmup_effect`` ({warmup steps
+    as a string: loss} for the best shape), every candidate best first (``ranking``), and
+    ``notes`` for the reader (extrapolations, the fit's warnings)."""
+
+    total_steps: int
+    peak_lr: float
+    warmup_steps: int
+    best: str
+    best_final_loss: float
+    cosine_reference: str
+    cosine_final_loss: float
+    gain_over_cosine_nats: float
+    best_wsd: str
+    best_wsd_final_loss: float
+    cooldown_band: tuple
+    branch_points: tuple
+    warmup_effect: dict
+    ranking: tuple
+    notes: tuple
+
+
 def per_step_lrs(spec: str, total_steps: int, peak_lr: float) -> np.ndarray:
     """Absolute LRs for steps 0..T: lr_schedule's steps 1..T, and step 0 = 0 if the schedule
     warms up from zero (the convention of the fitted curves), else the first LR."""
@@ -106,25 +143,25 @@ def candidates(warmup: int) -> list[str]:
     return out
 
 
-def optimize(law, total_steps: int, peak_lr=None, warmup: int | None = None) -> dict:
+def optimize(law, total_steps: int, peak_lr=None, warmup: int | None = None) -> ScheduleSearch:
     """The schedule with the lowest predicted final loss over the candidate grid."""
     T, peak = _check(law, total_steps, peak_lr)
     W = default_warmup(law, T) if warmup is None else int(warmup)
     if W < 0 or W >= T:
         raise AdvisorError(f"warmup must be in [0, total steps), got {warmup}")
-    rows = [{"spec": s, "final_loss": final_loss(law, s, T, peak)} for s in candidates(W)]
-    rows.sort(key=lambda r: r["final_loss"])
+    rows = [RankedSchedule(s, final_loss(law, s, T, peak)) for s in candidates(W)]
+    rows.sort(key=lambda r: r.final_loss)
     best = rows[0]
-    ref = next(r for r in rows if r["spec"].startswith(COSINE_REF))
-    bs = parse_schedule(best["spec"])
-    wsd = [r for r in rows if r["spec"].startswith("wsd:")]
+    ref = next(r for r in rows if r.spec.startswith(COSINE_REF))
+    bs = parse_schedule(best.spec)
+    wsd = [r for r in rows if r.spec.startswith("wsd:")]
     wbest = wsd[0]
-    ws = parse_schedule(wbest["spec"])
-    same = [(parse_schedule(r["spec"]).cooldown, r["final_loss"]) for r in wsd
-            if parse_schedule(r["spec"]).shape == ws.shape
-            and parse_schedule(r["spec"]).final_ratio == ws.final_ratio]
-    tol = BAND_REL * wbest["final_loss"]
-    band = [cd for cd, L in same if L <= wbest["final_loss"] + tol]
+    ws = parse_schedule(wbest.spec)
+    same = [(parse_schedule(r.spec).cooldown, r.final_loss) for r in wsd
+            if parse_schedule(r.spec).shape == ws.shape
+            and parse_schedule(r.spec).final_ratio == ws.final_ratio]
+    tol = BAND_REL * wbest.final_loss
+    band = [cd for cd, L in same if L <= wbest.final_loss + tol]
     fitted_min = law.doc.get("min_lr_fraction_fitted")
     notes = []
     if fitted_min is not None and bs.final_ratio < float(fitted_min) - 1e-9:
@@ -136,19 +173,19 @@ def optimize(law, total_steps: int, peak_lr=None, warmup: int | None = None) -> 
                      f"curve ({law.total_steps_fitted}): predictions extrapolate in length")
     for w in law.doc.get("provenance", {}).get("warnings", []) or []:
         notes.append(f"fit: {w}")
-    warm = {w: final_loss(law, _with_warmup(best["spec"], w), T, peak)
+    warm = {w: final_loss(law, _with_warmup(best.spec, w), T, peak)
             for w in sorted({max(1, W // 2), W, min(T - 1, 2 * W)})}
-    return {
-        "total_steps": T, "peak_lr": peak, "warmup_steps": W,
-        "best": best["spec"], "best_final_loss": best["final_loss"],
-        "cosine_reference": ref["spec"], "cosine_final_loss": ref["final_loss"],
-        "gain_over_cosine_nats": ref["final_loss"] - best["final_loss"],
-        "best_wsd": wbest["spec"], "best_wsd_final_loss": wbest["final_loss"],
-        "cooldown_band": [min(band), max(band)],
-        "branch_points": branch_points(law, T, ws.cooldown, ws.shape, ws.final_ratio, W, peak),
-        "warmup_effect": {str(k): v for k, v in warm.items()},
-        "ranking": rows, "notes": notes,
-    }
+    return ScheduleSearch(
+        total_steps=T, peak_lr=peak, warmup_steps=W,
+        best=best.spec, best_final_loss=best.final_loss,
+        cosine_reference=ref.spec, cosine_final_loss=ref.final_loss,
+        gain_over_cosine_nats=ref.final_loss - best.final_loss,
+        best_wsd=wbest.spec, best_wsd_final_loss=wbest.final_loss,
+        cooldown_band=(min(band), max(band)),
+        branch_points=tuple(branch_points(law, T, ws.cooldown, ws.shape, ws.final_ratio, W,
+                                          peak)),
+        warmup_effect={str(k): v for k, v in warm.items()},
+        ranking=tuple(rows), notes=tuple(notes))
 
 
 def _with_warmup(spec: str, w: int) -> str:

@@ -202,25 +202,25 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
     if as_json:
         click.echo(json_text(r))
         return
-    click.echo(f"{steps} steps at peak LR {r['peak_lr']:g}, warmup {r['warmup_steps']} steps "
+    click.echo(f"{steps} steps at peak LR {r.peak_lr:g}, warmup {r.warmup_steps} steps "
                f"({law.law} law, {law_path})")
-    click.echo(f"best: {r['best']}  predicted final loss {r['best_final_loss']:.4f}")
-    click.echo(f"  vs {r['cosine_reference']}: {r['cosine_final_loss']:.4f}  "
-               f"(predicted gain {r['gain_over_cosine_nats']:.4f} nats)")
-    click.echo(f"best WSD: {r['best_wsd']}; cooldown band {r['cooldown_band'][0]:g}-"
-               f"{r['cooldown_band'][1]:g} of the run (within 0.1% of the best)")
+    click.echo(f"best: {r.best}  predicted final loss {r.best_final_loss:.4f}")
+    click.echo(f"  vs {r.cosine_reference}: {r.cosine_final_loss:.4f}  "
+               f"(predicted gain {r.gain_over_cosine_nats:.4f} nats)")
+    click.echo(f"best WSD: {r.best_wsd}; cooldown band {r.cooldown_band[0]:g}-"
+               f"{r.cooldown_band[1]:g} of the run (within 0.1% of the best)")
     click.echo("ranking:")
-    for row in r["ranking"][:top]:
-        click.echo(f"  {row['final_loss']:.4f}  {row['spec']}")
+    for row in r.ranking[:top]:
+        click.echo(f"  {row.final_loss:.4f}  {row.spec}")
     click.echo("WSD branch points (one constant-LR run, cooldowns branched off it):")
-    for b in r["branch_points"]:
+    for b in r.branch_points:
         click.echo(f"  branch at step {b.branch_step:>8}, cool down {b.cooldown_steps:>7} "
                    f"steps -> {b.total_steps:>8}-step model, predicted loss "
                    f"{b.predicted_final_loss:.4f}")
     click.echo("warmup: " + ", ".join(f"{k} steps -> {v:.4f}" for k, v in
-                                      r["warmup_effect"].items())
+                                      r.warmup_effect.items())
                + " (the law sees warmup only as LR area; it is set by rule, not by the law)")
-    for n in r["notes"]:
+    for n in r.notes:
         click.echo(f"note: {n}")
 
 
