@@ -229,14 +229,21 @@ def test_copy_shared_runs_takes_final_runs_of_the_plan_once(tmp_path):
 
 
 def test_the_knee_figure_is_words_never_nan():
-    from bench.gpu_suite.stages.transfer_sweeps import knee_text
+    from dataclasses import replace
 
-    d = {"widths": [128, 256, 1024], "predicted_pow2": [0.0, 0.5, 1.5],
-         "knee_shift_pow2": [0.0, -0.2, -0.94]}
+    from bench.gpu_suite.stages.transfer_sweeps import knee_text
+    from calibration.analyze.wd_summary import WdRuleVerdict
+
+    nan = float("nan")
+    d = WdRuleVerdict(widths=(128, 256, 1024), best_wd=(0.1,) * 3, best_loss=(3.0,) * 3,
+                      shift_pow2=(0.0,) * 3, knee_log2=(0.0,) * 3,
+                      knee_shift_pow2=(0.0, -0.2, -0.94), predicted_pow2=(0.0, 0.5, 1.5),
+                      edge=())
     assert knee_text(d) == "-0.94 at width 1024 vs 128; predicted +1.5"
-    d["knee_shift_pow2"][-1] = float("nan")
+    d = replace(d, knee_shift_pow2=(0.0, -0.2, nan))
     assert knee_text(d) == "no knee in the grid (width 128 or 1024); predicted +1.5"
-    assert knee_text({"widths": [128], "predicted_pow2": [0.0], "knee_shift_pow2": [0.0]}) is None
+    one = replace(d, widths=(128,), predicted_pow2=(0.0,), knee_shift_pow2=(0.0,))
+    assert knee_text(one) is None
 
 
 # ---------------------------------------------------------------- bundle

@@ -40,12 +40,12 @@ def test_each_rule_moves_the_best_as_the_decay_per_step_predicts():
     rows = wd_rows(synthetic())
     v = rule_verdicts(rows, BASE)
     assert set(v) == {"mup", "sqrt", "none"}
-    assert v["mup"]["shift_pow2"] == [0, 0, 0]
-    assert v["none"]["shift_pow2"] == [0, 1, 2]
-    assert v["sqrt"]["shift_pow2"][2] == 1
+    assert v["mup"].shift_pow2 == (0, 0, 0)
+    assert v["none"].shift_pow2 == (0, 1, 2)
+    assert v["sqrt"].shift_pow2[2] == 1
     for rule in v:
-        assert v[rule]["predicted_pow2"][2] == pytest.approx(v[rule]["shift_pow2"][2])
-        assert v[rule]["knee_shift_pow2"][2] == pytest.approx(v[rule]["predicted_pow2"][2],
+        assert v[rule].predicted_pow2[2] == pytest.approx(v[rule].shift_pow2[2])
+        assert v[rule].knee_shift_pow2[2] == pytest.approx(v[rule].predicted_pow2[2],
                                                                abs=1e-9)
     # the base width's curve is shared by every rule
     assert {r.best_loss for r in rows if r.width == BASE} == {2.0}
@@ -62,11 +62,11 @@ def test_knee_is_found_when_the_best_is_at_the_low_end():
     rows = wd_rows([run("mup", BASE, 2.0 ** k, 2.0 + 0.02 * 2 ** k) for k in range(-5, 2)]
                    + [run("none", 64, 2.0 ** k, 2.0 + 0.005 * 2 ** k) for k in range(-5, 2)])
     v = rule_verdicts(rows, BASE)
-    assert v["none"]["edge"] == [BASE, 64]
+    assert v["none"].edge == (BASE, 64)
     # best + 0.02 nats: at the base between wd 1 and 2 (log2 1/32 by interpolation); at
     # width 64 (half the slope) never reached in the grid
-    assert v["none"]["knee_log2"][0] == pytest.approx(1 / 32)
-    assert math.isnan(v["none"]["knee_log2"][1])
+    assert v["none"].knee_log2[0] == pytest.approx(1 / 32)
+    assert math.isnan(v["none"].knee_log2[1])
     assert math.isnan(knee(rows[-1], nats=10.0))
 
 

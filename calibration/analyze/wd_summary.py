@@ -116,28 +116,45 @@ def knee(row: WdRow, nats: float = KNEE_NATS) -> float:
     return math.nan
 
 
+@dataclass(frozen=True)
+class WdRuleVerdict:
+    """How one weight-decay width rule's best weight decay and knee move with width. Per
+    width (ascending, ``widths``, channels): ``best_wd`` (torch coefficient at the base
+    width) and ``best_loss`` (nats per token); ``shift_pow2`` (the best wd against the base
+    width's, factors of 2, signed; NaN without a best); ``knee_log2`` (:func:`knee`) and
+    ``knee_shift_pow2`` (against the base width's); ``predicted_pow2`` (log2 m^(1-e), what
+    the decay-per-step hypothesis predicts). ``edge``: widths whose best is at an end of
+    the grid."""
+
+    widths: tuple[int, ...]
+    best_wd: tuple[float, ...]
+    best_loss: tuple[float, ...]
+    shift_pow2: tuple[float, ...]
+    knee_log2: tuple[float, ...]
+    knee_shift_pow2: tuple[float, ...]
+    predicted_pow2: tuple[float, ...]
+    edge: tuple[int, ...]
+
+
 def rule_verdicts(rows: list[WdRow], base_width: int) -> dict:
-    """rule -> {widths, best_wd, best_loss, shift_pow2 (best wd vs the base width's, in
-    factors of 2, signed), knee_log2, knee_shift_pow2, predicted_pow2 (log2 m^(1-e)), edge
-    (widths whose best is at an end of the grid)}."""
+    """``{rule: WdRuleVerdict}``, rules in the rows' order."""
     out = {}
     for rule, rs in rows_by_arm(rows).items():
         ref = next(r for r in rs if r.width == base_width)
         e = WD_WIDTH_RULES[rule]
-        knees = [knee(r) for r in rs]
+        knees = tuple(knee(r) for r in rs)
         k0 = knee(ref)
-        out[rule] = {
-            "widths": [r.width for r in rs],
-            "best_wd": [r.best_wd for r in rs],
-            "best_loss": [r.best_loss for r in rs],
-            "shift_pow2": [math.log2(r.best_wd / ref.best_wd) if math.isfinite(r.best_wd)
-                           else math.nan for r in rs],
-            "knee_log2": knees,
-            "knee_shift_pow2": [k - k0 for k in knees],
-            "predicted_pow2": [(1.0 - e) * math.log2(r.width / base_width) for r in rs],
-            "edge": [r.width for r in rs if math.isfinite(r.best_wd)
-                     and r.best_wd in (r.curve[0][0], r.curve[-1][0])],
-        }
+        out[rule] = WdRuleVerdict(
+            widths=tuple(r.width for r in rs),
+            best_wd=tuple(r.best_wd for r in rs),
+            best_loss=tuple(r.best_loss for r in rs),
+            shift_pow2=tuple(math.log2(r.best_wd / ref.best_wd) if math.isfinite(r.best_wd)
+                             else math.nan for r in rs),
+            knee_log2=knees,
+            knee_shift_pow2=tuple(k - k0 for k in knees),
+            predicted_pow2=tuple((1.0 - e) * math.log2(r.width / base_width) for r in rs),
+            edge=tuple(r.width for r in rs if math.isfinite(r.best_wd)
+                       and r.best_wd in (r.curve[0][0], r.curve[-1][0])))
     return out
 
 
@@ -156,14 +173,14 @@ def markdown_table(rows: list[WdRow], base_width: int, no_decay: dict | None = N
              "knee wd | knee moved (x2) | predicted if lr*wd per step sets it (x2) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for rule, d in v.items():
-        for i, w in enumerate(d["widths"]):
-            k = d["knee_log2"][i]
+        for i, w in enumerate(d.widths):
+            k = d.knee_log2[i]
             ref = no_decay.get(w)
-            gain = "-" if ref is None else f"{d['best_loss'][i] - ref:+.4f}"
-            lines.append(f"| {rule} | {w} | {pow2(d['best_wd'][i])} | {d['best_loss'][i]:.4f} | "
-                         f"{gain} | {_signed(d['shift_pow2'][i], 1)} | "
+            gain = "-" if ref is None else f"{d.best_loss[i] - ref:+.4f}"
+            lines.append(f"| {rule} | {w} | {pow2(d.best_wd[i])} | {d.best_loss[i]:.4f} | "
+                         f"{gain} | {_signed(d.shift_pow2[i], 1)} | "
                          f"{'-' if not math.isfinite(k) else f'{2 ** k:.3g}'} | "
-                         f"{_signed(d['knee_shift_pow2'][i], 2)} | {d['predicted_pow2'][i]:+.1f} |")
+                         f"{_signed(d.knee_shift_pow2[i], 2)} | {d.predicted_pow2[i]:+.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,7 +190,7 @@ def plot(rows: list[WdRow], path, base_width: int) -> None:
     from advisor.cli.plots import lr_panels
 
     def moved(d):
-        finite = [abs(x) for x in d["knee_shift_pow2"] if math.isfinite(x)]
+        finite = [abs(x) for x in d.knee_shift_pow2 if math.isfinite(x)]
         return f"knee moves up to {max(finite):.2f} x2" if finite else "no knee in the grid"
 
     panels = [(f"wd rule {rule}: {moved(d)}",
@@ -208,5 +225,5 @@ def summary_lines(s: WdSummary) -> list[str]:
 
     lines = [markdown_table(s.rows, s.base_width, s.no_decay).rstrip("\n")]
     for rule, d in rule_verdicts(s.rows, s.base_width).items():
-        lines += edge_note(f"wd rule {rule}", "width(s)", d["edge"])
+        lines += edge_note(f"wd rule {rule}", "width(s)", d.edge)
     return lines

@@ -108,13 +108,14 @@ def depth_result(runs) -> dict:
             "verdicts": {f"alpha {a:g}": d for a, d in verdicts.items()}}
 
 
-def knee_text(d: dict) -> str | None:
+def knee_text(d) -> str | None:
     """A wd rule's knee shift at its largest width against its prediction, in words (the
-    figure of the wd-rules sub-sweep; no goal); None when the rule has only the base width."""
-    if len(d["widths"]) < 2:
+    figure of the wd-rules sub-sweep; no goal); None when the rule has only the base width.
+    ``d``: a ``calibration.analyze.wd_summary.WdRuleVerdict``."""
+    if len(d.widths) < 2:
         return None
-    w, pred, k = d["widths"][-1], d["predicted_pow2"][-1], d["knee_shift_pow2"][-1]
-    base = d["widths"][0]
+    w, pred, k = d.widths[-1], d.predicted_pow2[-1], d.knee_shift_pow2[-1]
+    base = d.widths[0]
     if not math.isfinite(k):
         return f"no knee in the grid (width {base} or {w}); predicted {pred:+.1f}"
     return f"{k:+.2f} at width {w} vs {base}; predicted {pred:+.1f}"
