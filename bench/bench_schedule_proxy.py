@@ -114,26 +114,12 @@ def analyse(args, specs: dict, out: Path) -> dict:
     pairs = len(finals) * (len(finals) - 1) // 2
     print(f"discordant pairs of final losses: {disc} of {pairs}")
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    ax2 = ax.twinx()
-    for i, (s, c) in enumerate(curves.items()):
-        ax.plot(c.steps, c.loss, color=f"C{i}", lw=1, label=f"{s} ({'fit' if s in FIT else 'test'})")
-        ax.plot(c.steps, predict_curve(fit, c), color=f"C{i}", lw=1, ls="--")
-        ax2.plot(np.arange(len(c.lrs)), c.lrs, color=f"C{i}", lw=0.6, alpha=0.35)
-    lo = min(c.loss.min() for c in curves.values())
-    ax.set_ylim(lo - 0.05, lo + 0.6)
-    ax.set_xlabel("step")
-    ax.set_ylabel("train loss (nats); dashed: law")
-    ax2.set_ylabel("learning rate")
-    ax.legend(fontsize=7)
-    ax.set_title(f"proxy w{args.width} d{args.depth}, {args.device}: {fit.law} law fitted on "
-                 f"{' + '.join(FIT)}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "overlay.png", dpi=120)
-    plt.close(fig)
+    from advisor.cli.plots import schedule_overlay
+    schedule_overlay([(f"{s} ({'fit' if s in FIT else 'test'})", c.steps, c.loss,
+                       predict_curve(fit, c), c.lrs) for s, c in curves.items()],
+                     out / "overlay.png",
+                     f"proxy w{args.width} d{args.depth}, {args.device}: {fit.law} law fitted "
+                     f"on {' + '.join(FIT)}")
     print(f"wrote {out / 'overlay.png'}")
     return {"law": fit.law, "options": fit.options.label(), "rows": rows,
             "discordant_pairs": disc, "pairs": pairs}

@@ -259,35 +259,10 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(out, indent=2))
         print(f"wrote {args.json}")
     if args.plot:
-        plot(rows, name, args.plot)
+        from advisor.cli.plots import stacked_throughput
+        stacked_throughput(rows, name, args.plot)
         print(f"wrote {args.plot}")
     return 0
-
-
-def plot(rows, device_name: str, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    one = [r["single"]["model_tokens_per_s"] for r in rows]
-    st = [r["stacked"]["model_tokens_per_s"] for r in rows]
-    ax.bar(x - 0.2, one, 0.4, label="one run at a time")
-    ax.bar(x + 0.2, st, 0.4, label="stacked")
-    for i, r in enumerate(rows):
-        ax.text(i + 0.2, st[i], f"x{r['speedup']:.1f}", ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(x, [str(r["width"]) for r in rows])
-    ax.set_xlabel("width")
-    ax.set_ylabel("model-tokens/s (all members)")
-    ax.set_yscale("log")
-    ax.set_title(f"LR sweep of {rows[0]['members']} runs: stacked vs one at a time\n{device_name}",
-                 fontsize=10)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -85,30 +85,6 @@ def surface_and_ridge(csv_path):
              "surface_regimes": regimes, "grid_pairs": pairs}, grid_regimes, table)
 
 
-def plot_ridge(ridge, path):
-    """The ridge (surface and shipped) over the grid's own per-batch optima, with the rules."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    u = [p[0] for p in ridge["grid_pairs"]]
-    g = [p[1] for p in ridge["grid_pairs"]]
-    ax.scatter(u, g, s=10, c="0.6",
-               label="grid: best LR per batch vs the cell's best run (17 cells)")
-    k = ridge["knots_oct"]
-    ax.plot(k, ridge["surface_lr_offset_oct"], "C0--", label="surface ridge (median of cells)")
-    ax.plot(k, ridge["lr_offset_oct"], "C3-", lw=2, label="shipped ridge")
-    for slope, name, style in ((1.0, "linear", ":"), (0.5, "square root", "-.")):
-        ax.plot([-3, 0], [-3 * slope, 0], "k" + style, lw=0.8, label=f"{name} rule")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xlabel("log2(B / B*)  (batch, octaves from the optimum)")
-    ax.set_ylabel("log2(lr*(B) / lr*)")
-    ax.set_title("Step Law grid: the best LR at a batch that is not the optimum")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def tuned_points(csv_path):
     """Every tuned optimum: Marin's (configs.yaml) and each Step Law cell's best run."""
     from bench.trust_evidence import shape_of
@@ -321,7 +297,8 @@ def main():
     results, full = evaluate(points, ridge, preds)
     print_table(results, points, ridge, grid_regimes)
     if args.plot:
-        plot_ridge(ridge, args.plot)
+        from advisor.cli.plots import batch_ridge
+        batch_ridge(ridge, args.plot)
     figures = {name: {m: res[m]["summary"] for m in ("conditioned", "unconditioned")}
                | {"by_setup": by_setup(res, points)} for name, res in results.items()}
     batches = [p.batch for p in points if p.batch] + [float(b) for b in table.batch_tokens]

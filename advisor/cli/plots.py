@@ -1,7 +1,8 @@
 """Every figure the package draws: one module, the only one that imports matplotlib (Agg).
 
-The commands (``advisor plot``, ``advisor schedule fit|predict``, ``advisor results --plot``)
-and the transfer summaries (``calibration/analyze``) hand it their data; each function writes
+The commands (``advisor plot``, ``advisor schedule fit|predict``, ``advisor results --plot``),
+the transfer summaries (``calibration/analyze``) and the benchmarks' figures (``bench/``)
+hand it their data; each function writes
 one PNG atomically (:func:`save_figure`). Units as in the data: LRs are
 peak LRs (base-width LRs for muP sweeps), losses in nats per token (bytes for the proxy's
 byte-level corpus), batches in tokens, D in tokens.
@@ -484,3 +485,72 @@ def log_partition_trajectories(panels, path, *, near_zero: float = 1.0) -> None:
         axs[k // ncol][k % ncol].set_visible(False)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def batch_ridge(ridge: dict, path) -> None:
+    """``bench.conditional_eval --plot``: the best LR at a batch off the optimum (octaves of
+    LR against octaves of batch from B*): the Step Law grid's per-batch optima, the surface's
+    and the shipped ridge, and the linear and square-root rules."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    u = [p[0] for p in ridge["grid_pairs"]]
+    g = [p[1] for p in ridge["grid_pairs"]]
+    ax.scatter(u, g, s=10, c="0.6",
+               label="grid: best LR per batch vs the cell's best run (17 cells)")
+    k = ridge["knots_oct"]
+    ax.plot(k, ridge["surface_lr_offset_oct"], "C0--", label="surface ridge (median of cells)")
+    ax.plot(k, ridge["lr_offset_oct"], "C3-", lw=2, label="shipped ridge")
+    for slope, name, style in ((1.0, "linear", ":"), (0.5, "square root", "-.")):
+        ax.plot([-3, 0], [-3 * slope, 0], "k" + style, lw=0.8, label=f"{name} rule")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("log2(B / B*)  (batch, octaves from the optimum)")
+    ax.set_ylabel("log2(lr*(B) / lr*)")
+    ax.set_title("Step Law grid: the best LR at a batch that is not the optimum")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+
+
+def stacked_throughput(rows: list, device_name: str, path) -> None:
+    """``bench.bench_stacked --plot``: model-tokens/s of an LR sweep run one at a time and
+    stacked, per width (log scale), each bar pair labelled with the speed-up."""
+    plt = _pyplot()
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    one = [r["single"]["model_tokens_per_s"] for r in rows]
+    st = [r["stacked"]["model_tokens_per_s"] for r in rows]
+    ax.bar(x - 0.2, one, 0.4, label="one run at a time")
+    ax.bar(x + 0.2, st, 0.4, label="stacked")
+    for i, r in enumerate(rows):
+        ax.text(i + 0.2, st[i], f"x{r['speedup']:.1f}", ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(x, [str(r["width"]) for r in rows])
+    ax.set_xlabel("width")
+    ax.set_ylabel("model-tokens/s (all members)")
+    ax.set_yscale("log")
+    ax.set_title(f"LR sweep of {rows[0]['members']} runs: stacked vs one at a time\n{device_name}",
+                 fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+
+
+def schedule_overlay(series: list, path, title: str) -> None:
+    """``bench.bench_schedule_proxy``: measured train loss (nats) against step for each
+    schedule, the law's prediction dashed, and each schedule's LR faintly on a second axis.
+    ``series``: (label, steps, loss, predicted loss, per-step LRs) per schedule."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ax2 = ax.twinx()
+    for i, (label, steps, loss, pred, lrs) in enumerate(series):
+        ax.plot(steps, loss, color=f"C{i}", lw=1, label=label)
+        ax.plot(steps, pred, color=f"C{i}", lw=1, ls="--")
+        ax2.plot(np.arange(len(lrs)), lrs, color=f"C{i}", lw=0.6, alpha=0.35)
+    lo = min(float(np.min(s[2])) for s in series)
+    ax.set_ylim(lo - 0.05, lo + 0.6)
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss (nats); dashed: law")
+    ax2.set_ylabel("learning rate")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
