@@ -23,9 +23,9 @@ def bowl(par, width, k_opt, floor, model=None):
 def test_best_lr_and_its_shift():
     runs = (bowl("mup", 32, -6, 3.0) + bowl("mup", 256, -6, 2.5)
             + bowl("sp", 32, -6, 3.0) + bowl("sp", 256, -9, 2.7))
-    best = {(b["parameterization"], b["width"]): b for b in best_lr_table(runs)}
-    assert best["mup", 256]["best_lr"] == 2 ** -6 and best["sp", 256]["log2_best_lr"] == -9
-    shifts = {s["parameterization"]: s["log2_shift"] for s in optimum_shift(list(best.values()))}
+    best = {(b.parameterization, b.width): b for b in best_lr_table(runs)}
+    assert best["mup", 256].best_lr == 2 ** -6 and best["sp", 256].log2_best_lr == -9
+    shifts = {s.parameterization: s.log2_shift for s in optimum_shift(list(best.values()))}
     assert shifts == {"mup": 0, "sp": -3}
     assert best_by_width(runs)[256] == {"mup": pytest.approx(2.5), "sp": pytest.approx(2.7)}
 
@@ -36,8 +36,8 @@ def test_diverged_runs_count_as_infinite_and_seeds_average():
             run("mup", 64, -7, 2.3, seed=0), run("mup", 64, -7, 2.3, seed=1),
             run("mup", 64, -8, 1.0, "failed")]
     (b,) = best_lr_table(runs)
-    assert b["best_lr"] == 2 ** -6 and b["best_val_loss"] == pytest.approx(2.2)
-    assert b["n_lrs"] == 3                       # the failed run is left out
+    assert b.best_lr == 2 ** -6 and b.best_val_loss == pytest.approx(2.2)
+    assert b.n_lrs == 3                       # the failed run is left out
 
 
 def test_arms_are_named_by_what_differs_and_plotted(tmp_path):

@@ -62,8 +62,8 @@ def test_best_by_width_keeps_adamw_and_both_muon_arms(two_arm_store):
 def test_each_arm_has_its_own_optimum_shift(two_arm_store):
     shifts = optimum_shift(best_lr_table(two_arm_store.runs()))
     assert len(shifts) == 3
-    assert all(s["log2_shift"] == 0 for s in shifts), shifts
-    assert all((s["smallest_width"], s["largest_width"]) == (32, 128) for s in shifts)
+    assert all(s.log2_shift == 0 for s in shifts), shifts
+    assert all((s.smallest_width, s.largest_width) == (32, 128) for s in shifts)
 
 
 def test_advisor_results_reports_per_arm(two_arm_store, tmp_path):

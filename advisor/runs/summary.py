@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -48,9 +49,49 @@ def lr_curves(runs) -> dict:
     return out
 
 
-def best_lr_table(runs) -> list[dict]:
-    """One row per (sweep, width): the LR with the lowest mean held-out loss; ``arm`` names
-    the sweep (:func:`advisor.specs.grouping.arm_labels`), ``sweep`` is its key."""
+@dataclass(frozen=True)
+class BestLR:
+    """One (sweep, width) of :func:`best_lr_table`: the peak LR with the lowest mean held-out
+    loss (``best_lr``, NaN where every run diverged; ``log2_best_lr``) and that loss
+    (``best_val_loss``, nats per token) over ``n_lrs`` LRs; ``arm`` names the sweep
+    (:func:`advisor.specs.grouping.arm_labels`), ``sweep`` is its grouping key (left out of
+    :meth:`to_dict`); the rest are the sweep's settings (``width``, ``depth``: channels,
+    blocks; ``batch_size`` in sequences, ``tokens`` per run)."""
+
+    arm: str
+    parameterization: str
+    width: int
+    depth: int
+    best_lr: float
+    log2_best_lr: float
+    best_val_loss: float
+    n_lrs: int
+    batch_size: int
+    tokens: int
+    schedule: str
+    weight_decay: float
+    model: dict
+    sweep: tuple
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sweep"}
+
+
+@dataclass(frozen=True)
+class OptimumShift:
+    """How far one arm's best LR moves from its smallest to its largest width:
+    ``log2_shift`` = log2(best LR at ``largest_width`` / best LR at ``smallest_width``)."""
+
+    arm: str
+    parameterization: str
+    depth: int
+    smallest_width: int
+    largest_width: int
+    log2_shift: float
+
+
+def best_lr_table(runs) -> list[BestLR]:
+    """One :class:`BestLR` per (sweep, width)."""
     rows = []
     curves = lr_curves(runs)
     labels = arm_labels(curves)
@@ -62,33 +103,32 @@ def best_lr_table(runs) -> list[dict]:
                 best_lr, best_loss = math.nan, math.nan
             else:
                 best_lr, best_loss = min(finite, key=lambda p: p[1])[:2]
-            rows.append({"arm": labels[key], "parameterization": settings["parameterization"],
-                         "width": w,
-                         "depth": settings["depth"], "best_lr": best_lr,
-                         "log2_best_lr": math.log2(best_lr) if best_lr > 0 else math.nan,
-                         "best_val_loss": best_loss, "n_lrs": len(pts),
-                         "batch_size": settings["batch_size"], "tokens": settings["tokens"],
-                         "schedule": settings["schedule"],
-                         "weight_decay": settings["weight_decay"],
-                         "model": dict(settings["model"]), "sweep": key})
+            rows.append(BestLR(
+                arm=labels[key], parameterization=settings["parameterization"], width=w,
+                depth=settings["depth"], best_lr=best_lr,
+                log2_best_lr=math.log2(best_lr) if best_lr > 0 else math.nan,
+                best_val_loss=best_loss, n_lrs=len(pts), batch_size=settings["batch_size"],
+                tokens=settings["tokens"], schedule=settings["schedule"],
+                weight_decay=settings["weight_decay"], model=dict(settings["model"]),
+                sweep=key))
     return rows
 
 
-def optimum_shift(rows: list[dict]) -> list[dict]:
-    """Per sweep (the rows' ``sweep`` key: one arm, never two merged): log2 of (best LR at
-    the largest width / best LR at the smallest width)."""
+def optimum_shift(rows: list[BestLR]) -> list[OptimumShift]:
+    """Per sweep (the rows' ``sweep`` key: one arm, never two merged) with two or more widths
+    of a finite best LR: its :class:`OptimumShift`."""
     groups = defaultdict(list)
     for r in rows:
-        if math.isfinite(r["best_lr"]):
-            groups[r["sweep"]].append(r)
+        if math.isfinite(r.best_lr):
+            groups[r.sweep].append(r)
     out = []
     for k, rs in groups.items():
-        rs.sort(key=lambda r: r["width"])
+        rs.sort(key=lambda r: r.width)
         if len(rs) >= 2:
-            out.append({"arm": rs[0]["arm"], "parameterization": rs[0]["parameterization"],
-                        "depth": rs[0]["depth"], "smallest_width": rs[0]["width"],
-                        "largest_width": rs[-1]["width"],
-                        "log2_shift": rs[-1]["log2_best_lr"] - rs[0]["log2_best_lr"]})
+            out.append(OptimumShift(
+                arm=rs[0].arm, parameterization=rs[0].parameterization, depth=rs[0].depth,
+                smallest_width=rs[0].width, largest_width=rs[-1].width,
+                log2_shift=rs[-1].log2_best_lr - rs[0].log2_best_lr))
     return out
 
 

@@ -74,8 +74,7 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
         plots.lr_sweeps(all_runs, plot_path, title=str(directory))
     if fmt == "json":
         click.echo(json_text({"runs": [r.to_dict() for r in runs],
-                              "best_lr": [{k: v for k, v in b.items() if k != "sweep"}
-                                          for b in best],
+                              "best_lr": best,
                               "optimum_shift": shifts,
                               "best_by_width": best_by_width(all_runs)}))
         return
@@ -101,20 +100,20 @@ def results(directory, fmt, csv_path, status, plot_path, by="width", heldout_wid
         click.echo(f"  failed {r.run_id}: {r.error.splitlines()[0] if r.error else ''}")
     if best:
         click.echo("\nbest LR per width (lowest mean held-out loss over seeds; diverged = inf)")
-        wide = max(5, *(len(b["arm"]) for b in best))
+        wide = max(5, *(len(b.arm) for b in best))
         click.echo(f"{'arm':<{wide}} {'depth':>5} {'width':>5} {'best lr':>8} {'val loss':>8} "
                    f"{'LRs':>4}")
-        for b in sorted(best, key=lambda b: (b["arm"], b["depth"], b["width"])):
-            click.echo(f"{b['arm']:<{wide}} {b['depth']:>5} {b['width']:>5} "
-                       f"{_lr(b['best_lr']):>8} {_loss(b['best_val_loss']):>8} {b['n_lrs']:>4}")
+        for b in sorted(best, key=lambda b: (b.arm, b.depth, b.width)):
+            click.echo(f"{b.arm:<{wide}} {b.depth:>5} {b.width:>5} "
+                       f"{_lr(b.best_lr):>8} {_loss(b.best_val_loss):>8} {b.n_lrs:>4}")
     by_width = best_by_width(all_runs)
     if by_width and len({a for v in by_width.values() for a in v}) > 1:
         click.echo("\nbest held-out loss per width, by arm")
         for w, arms in by_width.items():
             click.echo(f"  width {w:>5}: " + "  ".join(f"{a} {_loss(v)}" for a, v in sorted(arms.items())))
     for s in shifts:
-        click.echo(f"{s['arm']}: best LR moves {s['log2_shift']:+.0f} factor(s) of 2 "
-                   f"from width {s['smallest_width']} to {s['largest_width']}")
+        click.echo(f"{s.arm}: best LR moves {s.log2_shift:+.0f} factor(s) of 2 "
+                   f"from width {s.smallest_width} to {s.largest_width}")
 
 
 def _transfer_summary(directory, by, fmt, csv_path, status, plot_path, heldout_width):
