@@ -52,11 +52,13 @@ def test_a_chosen_lr_is_placed_in_octaves_quantile_and_nats():
     opt = rec.given["lr_optimum_given_the_rest"]["value"]
     mine = recommend(params=1e9, tokens=2e10, seq_len=4096, batch_tokens=1048576,
                      lr=opt * 4)
-    place = mine.given["lr"]
-    assert place["octaves_from_optimum"] == pytest.approx(2.0, abs=0.01)
-    assert place["quantile"] > 0.5
+    place = mine.given.lr                            # typed: read by attribute
+    assert place.value == pytest.approx(opt * 4) and rec.given.lr is None
+    assert place.octaves_from_optimum == pytest.approx(2.0, abs=0.01)
+    assert place.quantile > 0.5 and not place.inside_80
     c = mine.expected_excess_loss.curvature_lr.value
-    assert place["expected_cost_nats"] == pytest.approx(c * 4.0, rel=0.02)
+    assert place.expected_cost_nats == pytest.approx(c * 4.0, rel=0.02)
+    assert mine.to_dict()["given"]["lr"]["octaves_from_optimum"] == place.octaves_from_optimum
     assert mine.learning_rate.value == pytest.approx(opt * 4, rel=1e-3)
 
 

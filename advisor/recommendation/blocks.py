@@ -451,6 +451,108 @@ class ExcessLoss(Block):
 
 
 @frozen_block
+class LrRuleHere(Block):
+    """How the optimal LR moves with the batch at the user's batch: the local slope
+    d ln lr* / d ln B of the ridge (dimensionless), the rule it is nearest (linear, square
+    root, none), the regime and its slope."""
+
+    local_slope_dlnlr_dlnB: float
+    rule: str
+    regime: str
+    regime_slope: Any
+    source: str
+
+
+@frozen_block
+class GivenBatch(Block):
+    """The batch (tokens) against the law's optimum (tokens): octaves from it, the expected
+    cost (nats per token), and the LR rule there."""
+
+    tokens: float
+    law_optimum_tokens: float
+    octaves_from_optimum: float
+    expected_cost_nats: float
+    lr_rule_here: LrRuleHere
+
+
+@frozen_block
+class LrOptimumGiven(Block):
+    """The optimal peak LR given the rest, its 80% and 95% intervals and sd (octaves)."""
+
+    value: float
+    unit: str
+    interval_80: Any
+    interval_95: Any
+    sd_octaves: float
+
+
+@frozen_block
+class LrPlacement(Block):
+    """Where a chosen peak LR (``value``) sits against the optimum: octaves above (+) or
+    below (-), the quantile of the optimum's distribution, the expected cost (nats per
+    token), and whether it lies inside the 80% and 95% intervals."""
+
+    value: float
+    octaves_from_optimum: float
+    quantile: float
+    expected_cost_nats: float
+    inside_80: bool
+    inside_95: bool
+
+
+@frozen_block
+class Beta2Given(Block):
+    """Adam's beta2 and its second-moment half-life in tokens, against the beta2 the rule
+    recommends for this batch."""
+
+    value: float
+    half_life_tokens: float
+    recommended_for_this_batch: float
+    recommended_half_life_tokens: float
+    rule: str
+
+
+@frozen_block
+class EpsPerGroup(Block):
+    """Adam's eps per muP parameter group (``value``: group -> eps) from ``base_eps`` at
+    ``width_multiplier`` (width / base width)."""
+
+    value: dict
+    base_eps: float
+    width_multiplier: float
+    rule: str
+
+
+@frozen_block
+class WeightDecayViews(Block):
+    """A coupled AdamW weight decay stated every way trainers take it: ``coupled`` lambda,
+    ``independent_per_step`` (lr * lambda at the peak LR), the timescale 1 / (lr lambda) in
+    steps, tokens and as a fraction of the run (None without decay), and ``run_steps``."""
+
+    coupled: float
+    independent_per_step: float
+    timescale_steps: float | None
+    timescale_tokens: float | None
+    timescale_fraction_of_run: float | None
+    run_steps: int | None = field(default=None, metadata=OMIT_NONE)
+
+
+@frozen_block
+class GivenBlock(Block):
+    """The user's fixed choices (``fixed``, as given), where each sits against the optimum
+    given the rest, and what it costs (``advisor.recommendation.conditional.given_block``);
+    ``lr`` only with a fixed LR, ``eps_per_group_mup`` only with a width multiplier."""
+
+    fixed: dict
+    batch: GivenBatch
+    lr_optimum_given_the_rest: LrOptimumGiven
+    lr: LrPlacement | None = field(default=None, metadata=OMIT_NONE)
+    beta2: Beta2Given | None = None
+    eps_per_group_mup: EpsPerGroup | None = field(default=None, metadata=OMIT_NONE)
+    weight_decay: WeightDecayViews | None = None
+
+
+@frozen_block
 class PublishedNearest(Block):
     """A published run or tuned optimum near the target (``advisor.laws.published``) and this
     recommendation's LR and batch divided by its own (``batch_ratio`` None without a batch)."""

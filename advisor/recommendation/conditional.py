@@ -27,6 +27,9 @@ from functools import lru_cache
 
 from advisor.common.numbers import positive_number
 from advisor.errors import AdvisorError
+from advisor.recommendation.blocks import (Beta2Given, EpsPerGroup, GivenBatch, GivenBlock,
+                                           LrOptimumGiven, LrPlacement, LrRuleHere,
+                                           WeightDecayViews)
 from advisor.rules.lr_batch_rules import (LN2, Z80, Z95, local_slope, ridge_offset_oct,
                                           rule_for_slope)
 
@@ -101,7 +104,7 @@ def conditioned_sd(cond: dict, law: str, conditioned: bool, fallback: str) -> tu
 
 
 # ---------------------------------------------------------------------- a chosen LR
-def lr_placement(lr: float, lr_opt: float, sd_ln: float, curvature_oct2: float) -> dict:
+def lr_placement(lr: float, lr_opt: float, sd_ln: float, curvature_oct2: float) -> LrPlacement:
     """Where a chosen LR sits relative to the optimum ``lr_opt`` (the centre of a log-normal
     belief with sd ``sd_ln``): octaves above (+) or below (-), the quantile of the optimum's
     distribution it sits at, and the expected loss cost of choosing it over ``lr_opt``.
@@ -114,9 +117,9 @@ def lr_placement(lr: float, lr_opt: float, sd_ln: float, curvature_oct2: float) 
     octs = math.log2(lr / lr_opt)
     z = math.log(lr / lr_opt) / sd_ln if sd_ln > 0 else math.copysign(math.inf, octs)
     q = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) if math.isfinite(z) else float(octs > 0)
-    return {"octaves_from_optimum": round(octs, 3), "quantile": round(q, 3),
-            "expected_cost_nats": float(f"{curvature_oct2 * octs * octs:.3g}"),
-            "inside_80": abs(z) <= Z80, "inside_95": abs(z) <= Z95}
+    return LrPlacement(value=lr, octaves_from_optimum=round(octs, 3), quantile=round(q, 3),
+                       expected_cost_nats=float(f"{curvature_oct2 * octs * octs:.3g}"),
+                       inside_80=abs(z) <= Z80, inside_95=abs(z) <= Z95)
 
 
 def check_lr(lr) -> float:
@@ -180,7 +183,7 @@ def beta2_half_life_tokens(beta2: float, batch_tokens: float) -> float:
 
 
 def weight_decay_views(lr: float, wd: float, batch_tokens: float, tokens: float,
-                       total_steps: int) -> dict:
+                       total_steps: int) -> WeightDecayViews:
     """Weight decay ``wd`` (coupled, as torch.optim.AdamW) stated every way trainers take it.
 
     coupled: lambda, each step multiplies weights by (1 - lr_t lambda);
@@ -192,14 +195,14 @@ def weight_decay_views(lr: float, wd: float, batch_tokens: float, tokens: float,
     """
     per_step = lr * wd
     if per_step <= 0:
-        return {"coupled": wd, "independent_per_step": 0.0, "timescale_steps": None,
-                "timescale_tokens": None, "timescale_fraction_of_run": None}
+        return WeightDecayViews(coupled=wd, independent_per_step=0.0, timescale_steps=None,
+                                timescale_tokens=None, timescale_fraction_of_run=None)
     steps = 1.0 / per_step
-    return {"coupled": float(f"{wd:.4g}"), "independent_per_step": float(f"{per_step:.4g}"),
-            "timescale_steps": round(steps, 1),
-            "timescale_tokens": float(f"{steps * batch_tokens:.4g}"),
-            "timescale_fraction_of_run": round(steps * batch_tokens / tokens, 4),
-            "run_steps": total_steps}
+    return WeightDecayViews(
+        coupled=float(f"{wd:.4g}"), independent_per_step=float(f"{per_step:.4g}"),
+        timescale_steps=round(steps, 1), timescale_tokens=float(f"{steps * batch_tokens:.4g}"),
+        timescale_fraction_of_run=round(steps * batch_tokens / tokens, 4),
+        run_steps=total_steps)
 
 
 # --------------------------------------------------------------- the user's fixed choices
@@ -257,43 +260,43 @@ def given_block(fixed: dict, *, lr_opt: float, lr_sd_ln: float, batch: float,
                 b_opt: float, cond_info: dict, curvature_lr: float, curvature_batch: float,
                 beta2: float, beta2_rec: float, wd: float, tokens: float,
                 total_steps: int, eps: float | None = None,
-                width_mult: float | None = None) -> dict:
-    """The JSON block ``given``: what the user fixed, where each choice sits relative to the
+                width_mult: float | None = None) -> GivenBlock:
+    """The block ``given``: what the user fixed, where each choice sits relative to the
     optimum given the rest, and what it costs (nats per token; a quadratic bowl in octaves)."""
-    out = {"fixed": {k: v for k, v in fixed.items() if v is not None}}
     b_oct = math.log2(batch / b_opt)
-    out["batch"] = {
-        "tokens": batch, "law_optimum_tokens": float(f"{b_opt:.4g}"),
-        "octaves_from_optimum": round(b_oct, 3),
-        "expected_cost_nats": float(f"{curvature_batch * b_oct * b_oct:.3g}"),
-        "lr_rule_here": {
-            "local_slope_dlnlr_dlnB": round(cond_info["local_slope"], 3),
-            "rule": cond_info["rule"], "regime": cond_info["regime"],
-            "regime_slope": cond_info["regime_slope"],
-            "source": "ridge of the loss surface fitted to Step Law's grid "
-                      "(recipes/published/conditioning.yaml)"},
-    }
+    given_batch = GivenBatch(
+        tokens=batch, law_optimum_tokens=float(f"{b_opt:.4g}"),
+        octaves_from_optimum=round(b_oct, 3),
+        expected_cost_nats=float(f"{curvature_batch * b_oct * b_oct:.3g}"),
+        lr_rule_here=LrRuleHere(
+            local_slope_dlnlr_dlnB=round(cond_info["local_slope"], 3),
+            rule=cond_info["rule"], regime=cond_info["regime"],
+            regime_slope=cond_info["regime_slope"],
+            source="ridge of the loss surface fitted to Step Law's grid "
+                   "(recipes/published/conditioning.yaml)"))
     iv = intervals(lr_opt, lr_sd_ln)
-    out["lr_optimum_given_the_rest"] = {
-        "value": float(f"{lr_opt:.3g}"), "unit": "peak LR",
-        "interval_80": [float(f"{x:.3g}") for x in iv["interval_80"]],
-        "interval_95": [float(f"{x:.3g}") for x in iv["interval_95"]],
-        "sd_octaves": round(lr_sd_ln / LN2, 3)}
-    if fixed.get("lr") is not None:
-        out["lr"] = {"value": fixed["lr"]} | lr_placement(fixed["lr"], lr_opt, lr_sd_ln,
-                                                          curvature_lr)
-    out["beta2"] = {"value": beta2, "half_life_tokens": float(f"{beta2_half_life_tokens(beta2, batch):.4g}"),
-                    "recommended_for_this_batch": beta2_rec,
-                    "recommended_half_life_tokens": float(
-                        f"{beta2_half_life_tokens(beta2_rec, batch):.4g}"),
-                    "rule": ("beta2 = 0.95^(B / 1M tokens) below 1M tokens (a fixed "
-                             "second-moment half-life in tokens; Porian et al. 2024 found "
-                             "beta2 0.99-0.999 essential at small batches), 0.95 above")}
-    if eps is not None and width_mult:
-        out["eps_per_group_mup"] = eps_per_group(eps, width_mult)
-    out["weight_decay"] = weight_decay_views(lr_opt if fixed.get("lr") is None else fixed["lr"],
-                                             wd, batch, tokens, total_steps)
-    return out
+    lr_opt_block = LrOptimumGiven(
+        value=float(f"{lr_opt:.3g}"), unit="peak LR",
+        interval_80=[float(f"{x:.3g}") for x in iv["interval_80"]],
+        interval_95=[float(f"{x:.3g}") for x in iv["interval_95"]],
+        sd_octaves=round(lr_sd_ln / LN2, 3))
+    beta2_block = Beta2Given(
+        value=beta2, half_life_tokens=float(f"{beta2_half_life_tokens(beta2, batch):.4g}"),
+        recommended_for_this_batch=beta2_rec,
+        recommended_half_life_tokens=float(f"{beta2_half_life_tokens(beta2_rec, batch):.4g}"),
+        rule=("beta2 = 0.95^(B / 1M tokens) below 1M tokens (a fixed second-moment "
+              "half-life in tokens; Porian et al. 2024 found beta2 0.99-0.999 essential at "
+              "small batches), 0.95 above"))
+    return GivenBlock(
+        fixed={k: v for k, v in fixed.items() if v is not None}, batch=given_batch,
+        lr_optimum_given_the_rest=lr_opt_block,
+        lr=(None if fixed.get("lr") is None
+            else lr_placement(fixed["lr"], lr_opt, lr_sd_ln, curvature_lr)),
+        beta2=beta2_block,
+        eps_per_group_mup=eps_per_group(eps, width_mult) if eps is not None and width_mult
+        else None,
+        weight_decay=weight_decay_views(lr_opt if fixed.get("lr") is None else fixed["lr"],
+                                        wd, batch, tokens, total_steps))
 
 
 def _with_interval(q, centre: float, setup_sd: float, measured_for: str, evidence: str):
@@ -357,7 +360,7 @@ def batch_sd(cond: dict, law: str) -> float | None:
 FAN_IN_WIDTH = ("hidden", "readout")
 
 
-def eps_per_group(eps: float, width_mult: float) -> dict:
+def eps_per_group(eps: float, width_mult: float) -> EpsPerGroup:
     """Adam's eps for each muP parameter group at width multiplier ``width_mult`` (width /
     base width): eps x the group's width factor (``advisor.rules.optim_rules``: 1/m for
     groups whose gradients shrink as 1/m under muP, Dey et al. 2025 Eq. 40), so eps keeps its
@@ -370,6 +373,6 @@ def eps_per_group(eps: float, width_mult: float) -> dict:
         # width; the embedding (one-hot input) and the vectors do not
         m = group_multipliers(g, width_mult=width_mult if g in FAN_IN_WIDTH else 1.0)
         out[g] = float(f"{eps * m.eps_width:.3g}")
-    return {"value": out, "base_eps": eps, "width_multiplier": width_mult,
-            "rule": "eps x eps_width of advisor/rules/optim_rules.py group_multipliers "
-                    "(CompleteP, Dey et al. 2025, Eq. 40)"}
+    return EpsPerGroup(value=out, base_eps=eps, width_multiplier=width_mult,
+                       rule="eps x eps_width of advisor/rules/optim_rules.py "
+                            "group_multipliers (CompleteP, Dey et al. 2025, Eq. 40)")

@@ -28,8 +28,8 @@ from advisor.recommendation.mup_view import mup_view
 from advisor.rules.optim_rules import check_muon_convention
 from advisor.rules.plausibility import check as check_plausible, check_target
 from advisor.recommendation.blocks import (AlternativeSchedule, DepthView, ExcessLoss, FittedSchedule,
-                                LawInfo, LawSchedule, ModelShape, MupView, OptimizerBlock,
-                                ParamsForLaws, PublishedNearest,
+                                GivenBlock, LawInfo, LawSchedule, ModelShape, MupView,
+                                OptimizerBlock, ParamsForLaws, PublishedNearest,
                                 ScheduleBlock, SizeError, Target, Uncertainty, Value)
 from advisor.specs.conventions import Conventions
 from advisor.specs.shapes import Shape, load_family, shape_for_params
@@ -72,7 +72,7 @@ class Recommendation:
     uncertainty: Uncertainty | None = None
     expected_excess_loss: ExcessLoss | None = None
     depth: DepthView | None = None           # advisor.recommendation.depth_view: the depth rules
-    given: dict | None = None                # the user's fixed choices and what they cost
+    given: GivenBlock | None = None          # the user's fixed choices and what they cost
     batch_plan: BatchPlan | None = None      # advisor.recommendation.batch_plan
     stability: StabilityBlock | None = None  # advisor.recommendation.stability: margin to the largest stable LR
 
@@ -764,10 +764,10 @@ def compute(inp: Inputs) -> Recommendation:
         curvature_batch=excess.curvature_batch.value, beta2=optimizer.beta2,
         beta2_rec=beta2_rec, wd=wd, tokens=D, total_steps=total, eps=optimizer.eps,
         width_mult=shape.d_model / base_width)
-    if fixed.get("lr") is not None and not given["lr"]["inside_80"]:
-        warnings.append(f"--lr {fixed['lr']:g} lies {given['lr']['octaves_from_optimum']:+.2f} "
+    if given.lr is not None and not given.lr.inside_80:
+        warnings.append(f"--lr {fixed['lr']:g} lies {given.lr.octaves_from_optimum:+.2f} "
                         f"octaves from the optimum given the rest ({lr_opt:.3g}), outside its "
-                        f"80% interval; expected cost {given['lr']['expected_cost_nats']:.3g} "
+                        f"80% interval; expected cost {given.lr.expected_cost_nats:.3g} "
                         "nats per token")
     rec = Recommendation(
         published_nearest=nearest_rows, uncertainty=unc, expected_excess_loss=excess,
