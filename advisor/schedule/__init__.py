@@ -6,12 +6,11 @@ bounds, evaluation and fitter hooks, read by everything below), ``fitting`` (Hub
 loss, trust-region + L-BFGS-B from a grid), ``select`` (choice of law and fitting procedure
 by cross-validation), ``ensemble`` (the forms averaged with cross-validation weights: a
 measured candidate, not used by a command), ``optimize`` (schedule search and WSD branch
-points), ``lawfile``
-(the schedule-law YAML).
+points), ``lawfile`` (the schedule-law YAML). Here: :func:`recommend_schedule`, the
+schedule block of ``advisor recommend``, as a typed :class:`ScheduleChoice`.
 Everything here is torch-free; the figures are drawn by ``advisor.cli.plots``.
 """
 from __future__ import annotations
-
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
