@@ -98,7 +98,8 @@ class ThroughputStage(Stage):
         pngs = []
         if rows:
             png = sdir / "stacked.png"
-            bench_stacked.plot(rows, ctx.probe["software"].get("gpu", ctx.device), png)
+            from advisor.cli.plots import stacked_throughput
+            stacked_throughput(rows, ctx.probe["software"].get("gpu", ctx.device), png)
             pngs.append(png)
         write_json(sdir / "results.json", {"peak_flops": peak, "peak_source": ctx.probe["peak_source"],
                                            "settings": {k: str(v) for k, v in vars(args).items()},
