@@ -152,6 +152,46 @@ def test_published_loss_laws_are_plausible():
             assert lo < law[name] < hi, (ls.name, name)
 
 
+# --------------------------------------------------------------------------------------
+# LR and batch laws: plausible exponents (advisor.laws.plausible.HP_EXPONENT_RANGES) and
+# values inside their fitted range (the refuse ranges of advisor.rules.plausibility)
+# --------------------------------------------------------------------------------------
+
+def test_published_lr_and_batch_laws_are_plausible():
+    from advisor.laws.plausible import HP_EXPONENT_RANGES, HP_EXPONENT_VARIABLES
+
+    seen = set()
+    for ls in load_shipped():
+        for quantity, (lo, hi) in HP_EXPONENT_RANGES.items():
+            for var, e in (ls.laws.get(quantity, {}).get("exponents") or {}).items():
+                if var in HP_EXPONENT_VARIABLES:
+                    assert lo < e < hi, (ls.name, quantity, var, e)
+                    seen.add((ls.name, quantity))
+    assert {("step-law", "learning_rate"), ("porian", "batch_size"),
+            ("deepseek-llm", "learning_rate")} <= seen
+
+
+@pytest.mark.parametrize("quantity, law, message", [
+    # the muP base LR that `advisor fit` gives on cpu-fit's 4 cells: ~ D^-1.97
+    ("learning_rate", {"coefficient": 1.16e6, "exponents": {"D": -1.97},
+                       "fitted_range": {"D": [4e4, 1.6e5]}},
+     r"learning_rate law's exponent -1\.97 on D is outside \[-1\.1, \+0\.5\]"),
+    ("learning_rate", {"coefficient": 1e-4, "exponents": {"N": 0.8}},
+     r"exponent \+0\.8 on N is outside"),
+    ("batch_size", {"coefficient": 1.0, "exponents": {"N": 1.5}},
+     r"batch_size law's exponent \+1\.5 on N is outside \[-0\.3, \+1\.1\]"),
+    # plausible exponent, but an LR of 0.5 at the small end of its own range
+    ("learning_rate", {"coefficient": 50.0, "exponents": {"N": -0.3},
+                       "fitted_range": {"N": [1e7, 1e9]}},
+     r"learning_rate law predicts 0\.39\d* at N = 1e\+07.*outside \[1e-06, 0\.1\]"),
+])
+def test_an_implausible_lr_or_batch_law_is_refused_on_load(quantity, law, message):
+    d = minimal(**{quantity: {"form": "power_law", **law}})
+    with pytest.raises(AdvisorError, match=message) as exc:
+        LawSet.from_dict(d)
+    assert "\n" not in str(exc.value)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"beta": 12.6}, r"exponent beta = 12\.6 is outside \[0\.02, 1\]"),   # the CPU sweep's
     ({"beta": 0.0}, r"exponent beta = 0 is outside"),     # a loss that does not fall with D

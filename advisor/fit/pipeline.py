@@ -35,7 +35,7 @@ from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
 from advisor.fit.powerlaw import rounded as _r
 from advisor.fit.weight_decay import fit_timescale_law
-from advisor.laws.plausible import loss_law_reason
+from advisor.laws.plausible import fitted_law_reason, loss_law_reason
 from advisor.runs.table import RunTable, fit_conventions, load_runs
 
 MIN_CRITICAL_CELLS = 3
@@ -55,7 +55,7 @@ class SweepFit:
     notes: list = field(default_factory=list)
     extrapolation: dict | None = None          # extrapolation_summary of the folds
     transfer: dict | None = None               # muP: the N exponent check (advisor.fit.transfer)
-    loss_refused: str = ""                     # why the fitted loss law is implausible, if it is
+    refused: dict = field(default_factory=dict)  # quantity -> why its fitted law is implausible
     status: list = field(default_factory=list)  # FitStatus of every optimizer call
     warnings: list = field(default_factory=list)
 
@@ -78,12 +78,14 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     if laws.extra.get("cells_not_bowl"):
         notes.append(f"the fitted surface is not a bowl at {len(laws.extra['cells_not_bowl'])} "
                      "cell(s): their optimum is a saddle; look at `advisor plot`")
+    refused = _implausible_hp_laws(table, {"learning_rate": laws.lr,
+                                           "batch_size": laws.batch}, notes)
     if laws.batch is None:
         notes.append("one batch size per cell: no batch law fitted"
                      + ("; a muP law set records that batch, at which its LR law holds"
                         if len(np.unique(table.batch_tokens)) == 1 else ""))
 
-    loss, loss_refused = None, ""
+    loss = None
     N = np.array([o.N for o in optima])
     D = np.array([o.D for o in optima])
     Lbest = np.array([o.best_loss for o in optima])
@@ -95,10 +97,11 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
         if loss.n_bootstrap_unconverged:
             notes.append(f"loss law: {loss.n_bootstrap_unconverged} of {n_bootstrap} bootstrap "
                          "refits stopped before L-BFGS converged (300 iterations)")
-        loss_refused = loss_law_reason({"form": "chinchilla", **loss.params()}) or ""
-        if loss_refused:
+        why = loss_law_reason({"form": "chinchilla", **loss.params()})
+        if why:
+            refused["loss"] = why
             notes.append(f"loss law refused, not written to the law set's laws (kept under "
-                         f"provenance.refused_laws): its {loss_refused}")
+                         f"provenance.refused_laws): its {why}")
     else:
         notes.append(f"loss law not fitted: it needs at least 6 cells whose N and D each span "
                      f"a usable range, got {len(optima)} cells"
@@ -130,6 +133,8 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
             notes.append(f"critical batch size bracketed by the grid in {len(ok)} cell(s); "
                          f"{MIN_CRITICAL_CELLS} with 2 token counts needed for a law")
 
+    refused.update(_implausible_hp_laws(table, {"critical_batch_size": crit}, notes))
+
     transfer = None
     if options is not None and tuple(options.lr_vars) == ("D",):
         from advisor.fit.transfer import n_exponent_check
@@ -149,8 +154,23 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
     return SweepFit(table=table, laws=laws, optima=optima, loss=loss, weight_decay=wd,
                     critical=crit, critical_cells=crit_cells, in_sample=ins,
                     cross_validated=cvs, notes=notes, extrapolation=ext, status=status,
-                    warnings=warnings_of(status), transfer=transfer,
-                    loss_refused=loss_refused)
+                    warnings=warnings_of(status), transfer=transfer, refused=refused)
+
+
+def _implausible_hp_laws(table: RunTable, laws: dict, notes: list) -> dict:
+    """quantity -> why, for the fitted laws (quantity -> PowerLaw or None) that
+    :func:`advisor.laws.plausible.fitted_law_reason` refuses; a note for each."""
+    rng = {"N": _range([c[0] for c in table.cells]), "D": _range([c[1] for c in table.cells])}
+    refused = {}
+    for quantity, law in laws.items():
+        if law is None or not law.is_finite():
+            continue                          # a non-finite law is refused by to_law
+        why = fitted_law_reason(quantity, law.to_law(unit="", fitted_range=rng, note=""))
+        if why:
+            refused[quantity] = why
+            notes.append(f"{quantity} law refused, not written to the law set's laws (kept "
+                         f"under provenance.refused_laws): {why}")
+    return refused
 
 
 def calibrated_batch_law(batch_tokens: float, fitted_range: dict) -> dict:
@@ -232,8 +252,12 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
     if fit.laws.batch is not None:
         laws["batch_size"] = fit.laws.batch.to_law(unit="tokens", fitted_range=rng_ND,
                                                    note=method_note)
-    elif lr_convention == "mup_base" and len(np.unique(t.batch_tokens)) == 1:
+    elif (lr_convention == "mup_base" and len(np.unique(t.batch_tokens)) == 1
+          and "learning_rate" not in fit.refused):      # the batch of a refused LR law: none
         laws["batch_size"] = calibrated_batch_law(float(t.batch_tokens[0]), rng_lr)
+    for quantity in ("learning_rate", "batch_size"):
+        if quantity in fit.refused:
+            refused[quantity] = {**laws.pop(quantity), "refused": fit.refused[quantity]}
     if fit.loss is not None:
         lf = fit.loss
         entry = {"form": "chinchilla", **{k: _r(v) for k, v in lf.params().items()},
@@ -246,8 +270,8 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
             entry["uncertainty"] = {"interval_95": {k: [_r(a), _r(b)]
                                                     for k, (a, b) in lf.intervals.items()},
                                     "n_bootstrap": lf.n_bootstrap}
-        if fit.loss_refused:
-            refused["loss"] = {**entry, "refused": fit.loss_refused}
+        if "loss" in fit.refused:
+            refused["loss"] = {**entry, "refused": fit.refused["loss"]}
         else:
             laws["loss"] = entry
     if fit.weight_decay is not None:
@@ -261,6 +285,13 @@ def lawset_dict(fit: SweepFit, *, name: str, command: str = "",
             unit="tokens", fitted_range={"D": rng_ND["D"]},
             note="largest batch whose best loss (over LR) at the same token budget is "
                  "within 1% of the cell's best")
+    if "critical_batch_size" in fit.refused:
+        refused["critical_batch_size"] = {**laws.pop("critical_batch_size"),
+                                          "refused": fit.refused["critical_batch_size"]}
+    if not laws:
+        raise AdvisorError(
+            "no law survives the plausibility checks (advisor/laws/plausible.py), so no law "
+            "set is written: " + "; ".join(f"{q}: {why}" for q, why in fit.refused.items()))
     cells = []
     crit = {(n, d): b for n, d, b in fit.critical_cells}
     for o in fit.optima:

@@ -87,7 +87,12 @@ def _print_summary(result, d, out, elapsed):
     def pl(law):
         return PowerLaw.from_law(law).describe()
 
-    click.echo(f"learning rate: {pl(laws['learning_rate'])}")
+    refused = d["provenance"].get("refused_laws", {})
+    if "learning_rate" in laws:
+        click.echo(f"learning rate: {pl(laws['learning_rate'])}")
+    elif "learning_rate" in refused:
+        click.echo(f"learning rate: refused, not written ("
+                   f"{refused['learning_rate']['refused'].split(' (')[0]})")
     if "batch_size" in laws:
         click.echo(f"batch size   : {pl(laws['batch_size'])} tokens")
     if "loss" in laws:
