@@ -35,10 +35,12 @@ from advisor.fit.optima import all_optima
 from advisor.fit.powerlaw import PowerLaw, critical_batch, fit_power_law
 from advisor.fit.powerlaw import rounded as _r
 from advisor.fit.weight_decay import fit_timescale_law
-from advisor.laws.plausible import fitted_law_reason, loss_law_reason
+from advisor.laws.lawset import LawSet
+from advisor.laws.plausible import law_reason, loss_law_reason
 from advisor.runs.table import RunTable, fit_conventions, load_runs
 
 MIN_CRITICAL_CELLS = 3
+_FIT_CONVENTIONS = {"params": "non_embedding", "compute": "6ND", "batch_unit": "tokens"}
 
 
 @dataclass
@@ -159,13 +161,16 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
 
 def _implausible_hp_laws(table: RunTable, laws: dict, notes: list) -> dict:
     """quantity -> why, for the fitted laws (quantity -> PowerLaw or None) that
-    :func:`advisor.laws.plausible.fitted_law_reason` refuses; a note for each."""
+    :func:`advisor.laws.plausible.law_reason` refuses (judged over the sweep's cells, batch
+    sizes in tokens, before there is a law set around them); a note for each."""
     rng = {"N": _range([c[0] for c in table.cells]), "D": _range([c[1] for c in table.cells])}
     refused = {}
     for quantity, law in laws.items():
         if law is None or not law.is_finite():
             continue                          # a non-finite law is refused by to_law
-        why = fitted_law_reason(quantity, law.to_law(unit="", fitted_range=rng, note=""))
+        entry = law.to_law(unit="", fitted_range=rng, note="")
+        why = law_reason(LawSet(name="fitted", title="fitted", source={},
+                                laws={quantity: entry}, conventions=_FIT_CONVENTIONS), quantity)
         if why:
             refused[quantity] = why
             notes.append(f"{quantity} law refused, not written to the law set's laws (kept "

@@ -124,17 +124,6 @@ def hp_exponent_reason(quantity: str, law: dict) -> str | None:
     return None
 
 
-def fitted_law_reason(quantity: str, law: dict) -> str | None:
-    """:func:`law_reason` for one law that ``advisor fit`` is about to write (a power law in
-    N and D, batch sizes in tokens), before there is a law set around it."""
-    from advisor.laws.lawset import LawSet
-
-    ls = LawSet(name="fitted", title="fitted", source={}, laws={quantity: law},
-                conventions={"params": "non_embedding", "compute": "6ND",
-                             "batch_unit": "tokens"})
-    return law_reason(ls, quantity)
-
-
 def law_reason(ls, quantity: str) -> str | None:
     """Why the law for ``quantity`` of the :class:`LawSet` ``ls`` is implausible, as a phrase
     that starts with the law ("the learning_rate law has ..."), or None (see module doc)."""
