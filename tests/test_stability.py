@@ -330,6 +330,23 @@ def test_the_cpu_stability_plan_has_every_arm():
     assert {s.width for s in plan.specs} == {16, 32, 64, 128}
 
 
+@pytest.mark.parametrize("name, held_out", [("cpu-stability", None), ("gpu-stability", 1024)])
+def test_the_stability_plans_run_every_arm_with_two_seeds(name, held_out):
+    """Issue 26: two seeds per arm and width, so a seed's noise is seen, not read as an
+    arm's effect; only the held-out width of the GPU plan (the law's check) has one."""
+    from collections import defaultdict
+
+    from advisor.specs.plan import load_plan
+    from advisor.runs.stability_data import arm_of
+
+    seeds = defaultdict(set)
+    for s in load_plan(name).specs:
+        seeds[(arm_of(s.settings(), 10), s.width)].add(s.seed)
+    assert len({arm for arm, _ in seeds}) == 6
+    for (arm, width), got in seeds.items():
+        assert got == ({0} if width == held_out else {0, 1}), (arm, width)
+
+
 def test_the_summary_recovers_a_planted_stability_law_and_checks_the_held_out_width():
     """Loss-vs-LR curves whose instability level is crossed at log2 LR = -2 - 0.5 log2(w/16):
     the summary's law has slope -0.5 and predicts width 128 from 16-64 within a grid step."""
