@@ -198,45 +198,57 @@ def coverage_logo(points, preds, key, qi, kap, law_coef=None, credible=None):
             "median_width": widths[len(widths) // 2] if widths else None}
 
 
-def in_sample_coverage(points, preds, out):
-    """Coverage of the run-time interval (advisor/recommendation/trust.py) on the evidence itself."""
-    fit = load_lawset("evidence-fit") if (REPO / "recipes/laws/evidence-fit.yaml").exists() \
-        else None
+def recommend_coverage(points, cells_by_id, law: str) -> dict:
+    """How `advisor recommend --law LAW --params P --tokens D --seq-len S` covers the evidence:
+    run at each point's total parameters, tokens and sequence length (the shape derived from
+    P, as a user who gives only the count gets it), the share of the points' LR and batch
+    inside recommend's own 95% intervals and the median width of those intervals. In-sample
+    for evidence-fit: the law and its setup spread were measured on these points.
+    {quantity: {"coverage", "n", "median_width"}}."""
+    from advisor.errors import AdvisorError
+    from advisor.recommendation.core import recommend
+
+    hits = {q: [] for _, q, _ in QUANTITIES}
+    widths = {q: [] for _, q, _ in QUANTITIES}
+    for p in points:
+        shape = _shape_of(p, cells_by_id.get(p.id))
+        try:
+            d = recommend(params=shape.params_total, tokens=p.d, seq_len=p.seq_len,
+                          law=law).to_dict()
+        except AdvisorError:
+            continue                        # refused by recommend: not an interval it printed
+        for key, qname, _ in QUANTITIES:
+            value = getattr(p, key)
+            if not value:
+                continue
+            out_key = "learning_rate" if qname == "learning_rate" else "batch_size_tokens"
+            lo, hi = d[out_key]["interval_95"]
+            hits[qname].append(lo <= value <= hi)
+            widths[qname].append(hi / lo)
     res = {}
-    for qi, (key, qname, _) in enumerate(QUANTITIES):
-        kap = out["kappa"][qname]["value"]
-        credible = credible_laws(out["laws"], qname)
-        res[qname] = {}
-        for name in ("evidence-fit", "step-law", "deepseek-llm", "porian"):
-            sd_setup = out["laws"][name][qname]["setup_sd_ln"]
-            hits, widths = 0, []
-            for p in points:
-                if not getattr(p, key) or (name == "step-law" and p.group == "steplaw"):
-                    continue
-                if name == "evidence-fit":
-                    if fit is None:
-                        break
-                    law = fit.laws[qname]
-                    value = fit.predict(qname, p.n, p.d)
-                else:
-                    if not preds[name].get(p.id) or not preds[name][p.id][qi]:
-                        continue
-                    value = preds[name][p.id][qi]
-                    law = load_lawset(name).laws[qname]
-                x = un.extrapolation_ln(law.get("fitted_range"), {"N": p.n, "D": p.d})
-                others = [preds[n][p.id][qi] for n in preds
-                          if preds[n].get(p.id) and preds[n][p.id][qi] and n in credible]
-                if name == "evidence-fit" and "evidence-fit" in credible:
-                    others.append(value)
-                lo, hi = un.interval(value, un.combine(0.0, sd_setup, un.spread_ln(others),
-                                                       kap, x))
-                hits += lo <= getattr(p, key) <= hi
-                widths.append(hi / lo)
-            if widths:
-                widths.sort()
-                res[qname][name] = {"coverage": round(hits / len(widths), 3), "n": len(widths),
-                                    "median_width": round(widths[len(widths) // 2], 1)}
+    for q, w in widths.items():
+        if w:
+            w = sorted(w)
+            res[q] = {"coverage": sum(hits[q]) / len(w), "n": len(w),
+                      "median_width": w[len(w) // 2]}
     return res
+
+
+def coverage_row(law: str, cov: dict) -> str:
+    """docs/trust.md's coverage-table row for ``recommend_coverage(..., law)``."""
+    cols = [f"covers {cov[q]['coverage']:.0%} of {cov[q]['n']}, median width "
+            f"{cov[q]['median_width']:.3g}x" for q in ("learning_rate", "batch_size")]
+    return (f"| {law}, as `recommend --law {law}` prints it at each point's size and tokens "
+            "(in-sample: the law and its setup spread were measured on these points) | "
+            + " | ".join(cols) + " |")
+
+
+def evidence_points(external):
+    """(every evidence point, {Step Law point id: its grid runs}, the Step Law cells)."""
+    cells = ev.steplaw_cells(Path(external) / "steplaw_dense_lr_bs_loss.csv")
+    sl_points = ev.steplaw_points(cells)
+    cells_by_id = {p.id: c["runs"] for p, c in zip(sl_points, cells)}
+    return ev.published_points(load_published()) + sl_points, cells_by_id, cells
 
 
 def print_per_point(points, preds):
@@ -270,10 +282,7 @@ def main():
     if args.excess:
         print(excess_table(args.excess), end="")
         return None
-    cells = ev.steplaw_cells(Path(args.external) / "steplaw_dense_lr_bs_loss.csv")
-    sl_points = ev.steplaw_points(cells)
-    cells_by_id = {p.id: c["runs"] for p, c in zip(sl_points, cells)}
-    points = ev.published_points(load_published()) + sl_points
+    points, cells_by_id, cells = evidence_points(args.external)
     preds = law_predictions(points, cells_by_id)
     sets = load_shipped()
     out = {"laws": {}, "kappa": {}, "coverage": {}}
@@ -357,12 +366,9 @@ def main():
         "source": "Step Law released grid (steplaw_dense_lr_bs_loss.csv, smoothed final "
                   "loss), 17 cells, N 2.15e8-1.07e9 non-embedding, D 4e9-1e11"}
 
-    out["in_sample_coverage"] = in_sample_coverage(points, preds, out)
-    print("\n95% interval as `recommend` builds it (setup spread from all evidence: "
-          "in-sample): " + "; ".join(
-              f"{q}: " + ", ".join(f"{k} {v['coverage']:.0%} (median width "
-                                   f"{v['median_width']:.0f}x)" for k, v in d.items())
-              for q, d in out["in_sample_coverage"].items()))
+    out["recommend_coverage"] = recommend_coverage(points, cells_by_id, "evidence-fit")
+    print("\n95% interval as `recommend` prints it (docs/trust.md's coverage table):\n"
+          + coverage_row("evidence-fit", out["recommend_coverage"]))
     if args.per_point:
         print_per_point(points, preds)
     rank = ranking(out)

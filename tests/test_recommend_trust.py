@@ -372,6 +372,17 @@ def test_docs_trust_excess_loss_tables_are_what_recommend_prints():
         assert excess_table(law) in text, f"docs/trust.md: rerun --excess {law}"
 
 
+def test_docs_trust_coverage_row_is_what_recommend_prints(external_data):
+    """docs/trust.md's in-sample coverage row is `recommend --law evidence-fit` run at each
+    evidence point (bench.trust_evidence.recommend_coverage), not a figure kept by hand."""
+    from bench.trust_evidence import coverage_row, evidence_points, recommend_coverage
+
+    points, cells_by_id, _ = evidence_points(external_data)
+    row = coverage_row("evidence-fit", recommend_coverage(points, cells_by_id, "evidence-fit"))
+    text = (REPO / "docs" / "trust.md").read_text(encoding="utf-8")
+    assert row in text, f"docs/trust.md: rerun python -m bench.trust_evidence\n{row}"
+
+
 def test_a_chosen_law_that_is_not_applicable_is_refused_by_name(tmp_path):
     d = load_lawset("step-law").to_dict()
     d["name"] = "loglin"
