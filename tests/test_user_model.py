@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import yaml
 
 from advisor.errors import AdvisorError
