@@ -211,7 +211,7 @@ def recommend_coverage(points, cells_by_id, law: str) -> dict:
     hits = {q: [] for _, q, _ in QUANTITIES}
     widths = {q: [] for _, q, _ in QUANTITIES}
     for p in points:
-        shape = _shape_of(p, cells_by_id.get(p.id))
+        shape = shape_of(p, cells_by_id.get(p.id))
         try:
             d = recommend(params=shape.params_total, tokens=p.d, seq_len=p.seq_len,
                           law=law).to_dict()
@@ -229,8 +229,8 @@ def recommend_coverage(points, cells_by_id, law: str) -> dict:
     for q, w in widths.items():
         if w:
             w = sorted(w)
-            res[q] = {"coverage": sum(hits[q]) / len(w), "n": len(w),
-                      "median_width": w[len(w) // 2]}
+            res[q] = {"coverage": round(sum(hits[q]) / len(w), 3), "n": len(w),
+                      "median_width": float(f"{w[len(w) // 2]:.4g}")}
     return res
 
 
