@@ -1,15 +1,15 @@
 """The product's main loop on the CPU, each step through the CLI as a user runs it:
 
-    advisor calibrate cpu-fit  ->  advisor fit --method optima  ->  advisor recommend --laws
-    fitted.yaml
+    advisor calibrate cpu-fit  ->  advisor fit  ->  advisor recommend --laws fitted.yaml
     ->  --format hf (read back by transformers.HfArgumentParser) and --format nanogpt
     (exec'd as nanoGPT's configurator does).
 
 The shipped plan recipes/plans/cpu-fit.yaml is sized for this: 2 widths x 2 token budgets
 (4 (N, D) cells) x 3 batch sizes x 4 LRs, muP, about 30 s of one core. On these 4 cells the
-default surface fit gives laws no published law resembles (base LR ~ D^-1.97, batch ~ D^-0.88):
-`advisor fit` refuses them (advisor/laws/plausible.py) and writes nothing; the per-cell optima
-method gives laws inside the plausible ranges, and the loop goes on with those.
+surface fit gives laws no published law resembles (base LR ~ D^-1.97, batch ~ D^-0.88):
+`advisor fit --method surface` refuses them (advisor/laws/plausible.py) and writes nothing;
+the default (`--method auto`) then fits the per-cell optima, whose laws are plausible, and
+says so; the loop goes on with those.
 """
 import json
 import math
@@ -54,11 +54,15 @@ def test_calibrate_fit_recommend_export_on_the_cpu(tmp_path):
     # the sweep's lr is muP's base-width LR (width 32 in the plan): the store's runs say so,
     # so fit and recommend need no option for it
     laws = tmp_path / "fitted.yaml"
-    r = subprocess.run([sys.executable, "-m", "advisor.cli", "fit", str(out), "--out", str(laws)],
+    r = subprocess.run([sys.executable, "-m", "advisor.cli", "fit", str(out), "--out", str(laws),
+                        "--method", "surface"],
                        capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
     assert r.returncode == 2 and "no law survives the plausibility checks" in r.stderr, r.stderr
     assert "learning_rate law's exponent" in r.stderr and not laws.exists()
-    advisor("fit", out, "--out", laws, "--method", "optima")
+    r = subprocess.run([sys.executable, "-m", "advisor.cli", "fit", str(out), "--out", str(laws)],
+                       capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "method auto: the surface method's learning-rate law was refused" in r.stdout + r.stderr
     fitted = yaml.safe_load(laws.read_text())
     assert fitted["conventions"]["learning_rate"] == "mup_base"
     # ... and the weight-decay width rule its runs used (the plan's default, mup)

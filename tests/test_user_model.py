@@ -187,7 +187,7 @@ def test_fit_refuses_the_implausible_laws_of_a_real_cpu_sweep(tmp_path):
     set is refused on load."""
     out = tmp_path / "fitted.yaml"
     r = advisor("fit", REPO / "tests" / "data" / "user_model_cpu_sweep.csv", "--out", out,
-                "--bootstrap", 10)
+                "--bootstrap", 10, "--method", "surface")
     assert r.returncode == 2, r.stderr            # after the fit's progress lines, one error
     errors = [x for x in r.stderr.splitlines() if x.startswith("error: ")]
     assert len(errors) == 1 and r.stderr.strip().endswith(errors[0]), r.stderr
@@ -204,6 +204,21 @@ def test_fit_refuses_the_implausible_laws_of_a_real_cpu_sweep(tmp_path):
     bad.write_text(yaml.safe_dump(law))
     line = assert_one_error_line(advisor("recommend", "--laws", bad, "--params", "1e8"))
     assert "the loss law's exponent beta" in line
+
+
+def test_the_default_fit_falls_back_to_the_per_cell_optima_and_says_so(tmp_path):
+    """The same sweep with the default `--method auto`: the surface's LR law is refused, so
+    the LR law is fitted to the per-cell optima instead (plausible), the law set records the
+    method it used, and a note says why."""
+    out = tmp_path / "fitted.yaml"
+    r = advisor("fit", REPO / "tests" / "data" / "user_model_cpu_sweep.csv", "--out", out,
+                "--bootstrap", 10)
+    assert r.returncode == 0, r.stderr
+    assert "method auto: the surface method's learning-rate law was refused" in r.stdout
+    law = yaml.safe_load(out.read_text())
+    assert law["provenance"]["method"] == "optima"
+    assert -1.1 <= law["laws"]["learning_rate"]["exponents"]["D"] <= 0.5
+    assert "loss" not in law["laws"]
 
 
 # --------------------------------------------------------------------------------------

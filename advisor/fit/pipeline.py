@@ -62,26 +62,43 @@ class SweepFit:
     warnings: list = field(default_factory=list)
 
 
-def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50,
+def fit_sweep(table: RunTable, *, method: str = "auto", n_bootstrap: int = 50,
               cv: bool = False, seed: int = 0, progress=None,
               batch_vars=None, options=None) -> SweepFit:
-    """Fit all laws the sweep supports; laws it cannot support are skipped with a note."""
+    """Fit all laws the sweep supports; laws it cannot support are skipped with a note.
+    ``method``: "surface", "optima", "best-point" (advisor.fit.lr_batch.METHODS) or "auto"
+    (the default): surface, and the per-cell optima when the surface's LR law is refused as
+    implausible (advisor.laws.plausible), with a note saying so."""
     check_grid(table)
     notes = list(table.notes)
     say = progress or (lambda msg: None)
     say("per-cell optima")
     optima = all_optima(table, n_bootstrap=n_bootstrap, seed=seed)
-    say(f"LR and batch laws ({method})")
     kw = {} if options is None else {"options": options}
-    laws = fit_lr_batch(table, method, optima=optima, batch_vars=batch_vars, **kw)
+    tried = []
+    for m in (("surface", "optima") if method == "auto" else (method,)):
+        say(f"LR and batch laws ({m})")
+        laws = fit_lr_batch(table, m, optima=optima, batch_vars=batch_vars, **kw)
+        why = {}
+        refused = _implausible_hp_laws(table, {"learning_rate": laws.lr,
+                                               "batch_size": laws.batch}, why)
+        tried.append((laws, refused, why))
+        if "learning_rate" not in refused:
+            break
+    if len(tried) > 1 and "learning_rate" in refused:
+        laws, refused, why = tried[0]         # neither is plausible: report the default's
+    if len(tried) > 1 and laws is tried[1][0]:
+        notes.append("method auto: the surface method's learning-rate law was refused ("
+                     f"{tried[0][1]['learning_rate']}), so the laws are fitted to the per-cell "
+                     "optima (--method optima) instead")
+    method = laws.method
     notes.extend(laws.notes)
     notes.extend(laws.extra.get("notes", []))
-    status = list(laws.status)
+    status = [st for t in tried for st in t[0].status]
     if laws.extra.get("cells_not_bowl"):
         notes.append(f"the fitted surface is not a bowl at {len(laws.extra['cells_not_bowl'])} "
                      "cell(s): their optimum is a saddle; look at `advisor plot`")
-    refused = _implausible_hp_laws(table, {"learning_rate": laws.lr,
-                                           "batch_size": laws.batch}, notes)
+    notes.extend(why.values())
     if laws.batch is None:
         notes.append("one batch size per cell: no batch law fitted"
                      + ("; a muP law set records that batch, at which its LR law holds"
@@ -135,7 +152,9 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
             notes.append(f"critical batch size bracketed by the grid in {len(ok)} cell(s); "
                          f"{MIN_CRITICAL_CELLS} with 2 token counts needed for a law")
 
-    refused.update(_implausible_hp_laws(table, {"critical_batch_size": crit}, notes))
+    crit_notes = {}
+    refused.update(_implausible_hp_laws(table, {"critical_batch_size": crit}, crit_notes))
+    notes.extend(crit_notes.values())
 
     transfer = None
     if options is not None and tuple(options.lr_vars) == ("D",):
@@ -159,10 +178,11 @@ def fit_sweep(table: RunTable, *, method: str = "surface", n_bootstrap: int = 50
                     warnings=warnings_of(status), transfer=transfer, refused=refused)
 
 
-def _implausible_hp_laws(table: RunTable, laws: dict, notes: list) -> dict:
+def _implausible_hp_laws(table: RunTable, laws: dict, notes: dict) -> dict:
     """quantity -> why, for the fitted laws (quantity -> PowerLaw or None) that
     :func:`advisor.laws.plausible.law_reason` refuses (judged over the sweep's cells, batch
-    sizes in tokens, before there is a law set around them); a note for each."""
+    sizes in tokens, before there is a law set around them); ``notes`` gets quantity -> the
+    note that says so."""
     rng = {"N": _range([c[0] for c in table.cells]), "D": _range([c[1] for c in table.cells])}
     refused = {}
     for quantity, law in laws.items():
@@ -173,8 +193,8 @@ def _implausible_hp_laws(table: RunTable, laws: dict, notes: list) -> dict:
                                 laws={quantity: entry}, conventions=_FIT_CONVENTIONS), quantity)
         if why:
             refused[quantity] = why
-            notes.append(f"{quantity} law refused, not written to the law set's laws (kept "
-                         f"under provenance.refused_laws): {why}")
+            notes[quantity] = (f"{quantity} law refused, not written to the law set's laws "
+                               f"(kept under provenance.refused_laws): {why}")
     return refused
 
 
@@ -396,7 +416,7 @@ class FitRequest:
     results: str
     out: str
     name: str | None = None
-    method: str = "surface"
+    method: str = "auto"
     loss: str = "auto"
     seq_len: int = STEPLAW_SEQ_LEN
     select: tuple = ()

@@ -17,8 +17,10 @@ from advisor.common.numbers import parse_seq_len
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="law-set YAML file to write")
 @click.option("--name", default=None, help="law-set name (default: fitted-<results stem>)")
-@click.option("--method", type=click.Choice(["surface", "optima", "best-point"]),
-              default="surface", show_default=True, help="how the LR and batch laws are fitted")
+@click.option("--method", type=click.Choice(["auto", "surface", "optima", "best-point"]),
+              default="auto", show_default=True,
+              help="how the LR and batch laws are fitted (auto: surface, or the per-cell "
+                   "optima when the surface's LR law is implausible, with a note)")
 @sweep_options()
 @click.option("--bootstrap", "n_bootstrap", default=50, show_default=True,
               help="bootstrap resamples for the per-cell and loss-law intervals (0: none)")
