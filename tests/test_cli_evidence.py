@@ -438,8 +438,8 @@ def test_an_output_file_never_creates_folders(tmp_path):
 def test_evaluate_names_a_law_file_by_its_path_and_flags_implausible_predictions(tmp_path):
     d = yaml.safe_load((REPO / "recipes" / "laws" / "step-law.yaml").read_text())
     law = d["laws"]["learning_rate"]
-    law.update(exponents={"N": -2.0}, fitted_range={"N": [1e9, 1e10]},
-               coefficient=1e-3 * 3e9 ** 2)             # plausible inside its range only
+    law.update(exponents={"N": -1.0}, fitted_range={"N": [1e9, 1e10]},
+               coefficient=1e-3 * 3e9)                  # plausible inside its range only
     law.pop("uncertainty", None)
     path = tmp_path / "impostor.yaml"                   # its internal name says step-law
     path.write_text(yaml.safe_dump(d))
