@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--factory", action="store_true",
                     help=f"calibrate the user's own module {FACTORY} instead of the config")
     ap.add_argument("--fit-method", default=None,
-                    help="advisor fit --method (default: fit's own, surface)")
+                    help="advisor fit --method (default: fit's own, auto)")
     ap.add_argument("--data", type=Path, default=None,
                     help="token files prepare-data wrote (default: OUT/data, made here)")
     args = ap.parse_args(argv)

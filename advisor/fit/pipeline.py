@@ -1,8 +1,8 @@
 """Fit every law a sweep supports and write them as a law set (recipes/laws/SCHEMA.md).
 
 ``fit_sweep`` runs the whole pipeline on a :class:`~advisor.runs.table.RunTable`: per-cell optima
-(with bootstrap intervals), the LR and batch laws (method ``surface`` by default), the loss
-law (Chinchilla/Epoch Huber fit on each cell's best loss, bootstrap intervals), the AdamW
+(with bootstrap intervals), the LR and batch laws (method ``auto`` by default: the surface,
+or the per-cell optima when the surface's LR law is implausible), the loss law (Chinchilla/Epoch Huber fit on each cell's best loss, bootstrap intervals), the AdamW
 timescale law where weight decay was swept, and the critical batch size where the grid
 brackets it. ``lawset_dict`` turns the result into a law set with its provenance, so
 ``advisor recommend --laws FILE`` uses it as it uses a published one. ``fit_lawset`` is what
