@@ -47,12 +47,17 @@ EDGES = {"c": (C_GRID[0], C_GRID[-1]), "p": (P_GRID[0], P_GRID[-1]),
 _CHUNK = 500.0        # max c * area inside one rescaled chunk (exp(500) is finite)
 
 
-def relaxed_lr(u: np.ndarray, c: float) -> np.ndarray:
-    """m(t) for all steps t = 0..len(u)-1 (see module docstring), exactly, in O(T)."""
+def relaxed_lr(u: np.ndarray, c: float, clock: np.ndarray | None = None) -> np.ndarray:
+    """m(t) for all steps t = 0..len(u)-1 (see module docstring), exactly, in O(T).
+
+    ``clock``: the per-step increments of the relaxation clock, so that step s relaxes by
+    1 - exp(-c clock_s); default ``u`` (the law's LR area). Other clocks are for
+    measuring alternatives (bench/schedule_form_variants.py)."""
     u = np.asarray(u, dtype=np.float64)
     c = float(c)
-    P = np.cumsum(u)
-    src = -np.expm1(-c * u) * u                      # r_s u_s
+    v = u if clock is None else np.asarray(clock, dtype=np.float64)
+    P = np.cumsum(v)
+    src = -np.expm1(-c * v) * u                      # r_s u_s
     out = np.empty_like(u)
     m, base, a, n = 0.0, 0.0, 0, len(u)
     while a < n:
