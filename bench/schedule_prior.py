@@ -165,7 +165,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.write:
         PRIOR.parent.mkdir(parents=True, exist_ok=True)
-        from advisor.common.yamlio import atomic_write_text
+        from advisor.common.outputs import atomic_write_text
         atomic_write_text(PRIOR, render())
         print(f"wrote {PRIOR.relative_to(REPO)}")
     elif args.check:

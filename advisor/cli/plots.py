@@ -162,15 +162,21 @@ def loss_law(optima, ours, path):
     return path
 
 
-def schedule_prediction(steps, loss, lr, path, title):
-    """``advisor schedule predict``: the predicted loss curve and the LR against step."""
+def schedule_prediction(steps, loss, lr, path, title, band=None):
+    """``advisor schedule predict``: the predicted loss curve and the LR against step;
+    ``band`` (lo, hi arrays): the interval, shaded."""
     plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(steps, loss, color="C0", label="predicted loss")
+    if band is not None:
+        ax.fill_between(steps, band[0], band[1], color="C0", alpha=0.15, lw=0,
+                        label="interval")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats)", color="C0")
     lo, hi = float(loss[-1]), float(loss[len(loss) // 10])
+    if band is not None:
+        lo = min(lo, float(np.min(band[0][len(loss) // 10:])))
     ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.2 * (hi - lo))
     ax2 = ax.twinx()
     ax2.plot(steps, lr, color="C1", alpha=0.7, label="LR")

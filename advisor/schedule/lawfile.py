@@ -11,7 +11,10 @@ Layout::
     total_steps_fitted: 24000  # longest fitted curve, in optimizer steps
     fit:                       # how it was fitted and how well
       options: {...}
-      curves: [{name, source, n_points, mean_rel, max_rel, final_rel}, ...]
+      curves: [{name, source, n_points, total_steps, peak_lr, mean_rel, max_rel, final_rel,
+                lr_profile}, ...]   # lr_profile: LR / lr_scale at 65 even fractions of the
+                                    # curve's steps (uncertainty.lr_profile; optional: files
+                                    # written before it load, their intervals are wider)
       cv: {...}                # cross-validated choice of law and procedure (select.py)
     provenance: {created, advisor_version, command, converged, at_bounds, identified,
                  unidentified, calls, warnings}   # the optimizer's status
@@ -172,6 +175,39 @@ def validate_schedule_law_dict(d, where: str = "schedule law") -> None:
     for key in ("fit", "provenance"):
         if key in d and not isinstance(d[key], dict):
             raise AdvisorError(f"{where}: {key} must be a mapping")
+    _validate_fit_curves(d.get("fit") or {}, where)
+
+
+def _validate_fit_curves(fit: dict, where: str) -> None:
+    """The records of the fitted curves that the intervals read (advisor.schedule.uncertainty):
+    each optional, but where present well-formed."""
+    from advisor.schedule.uncertainty import PROFILE_POINTS
+
+    curves = fit.get("curves")
+    if curves is None:
+        return
+    if not isinstance(curves, list) or not all(isinstance(c, dict) for c in curves):
+        raise AdvisorError(f"{where}: fit.curves must be a list of mappings")
+    for i, c in enumerate(curves):
+        at = f"{where}: fit.curves[{i}]"
+        T = c.get("total_steps")
+        if T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
+            raise AdvisorError(f"{at}.total_steps must be a positive integer, got {T!r}")
+        for k in ("mean_rel", "max_rel", "final_rel"):
+            v = c.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v)):
+                raise AdvisorError(f"{at}.{k} must be a finite number or null, got {v!r}")
+        prof = c.get("lr_profile")
+        if prof is None:
+            continue
+        if T is None:
+            raise AdvisorError(f"{at}: lr_profile needs total_steps (the curve's horizon)")
+        if (not isinstance(prof, list) or len(prof) != PROFILE_POINTS + 1
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                           and math.isfinite(x) and 0 <= x <= 2 for x in prof)):
+            raise AdvisorError(f"{at}.lr_profile must be {PROFILE_POINTS + 1} numbers in "
+                               "[0, 2] (LR / lr_scale at even fractions of the curve)")
 
 
 def load_schedule_law(path) -> ScheduleLaw:
@@ -217,6 +253,7 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
 
     from advisor.version import __version__
     from advisor.schedule.fitting import curve_errors, status_warnings
+    from advisor.schedule.uncertainty import lr_profile
 
     per_curve = []
     for c in curves:
@@ -224,7 +261,8 @@ def build_document(fit, curves, cv_rows=(), command: str = "") -> dict:
         per_curve.append({"name": c.name, "source": c.source, "n_points": int(len(c.steps)),
                           "total_steps": int(c.total_steps), "peak_lr": c.peak_lr,
                           "mean_rel": e["mean_rel"], "max_rel": e["max_rel"],
-                          "final_rel": e["final_rel"]})
+                          "final_rel": e["final_rel"],
+                          "lr_profile": lr_profile(c.lrs / fit.lr_scale, c.total_steps)})
     longest = max(curves, key=lambda c: c.steps[-1])
     lr = longest.lrs[: longest.steps[-1] + 1]
     warm = int(np.argmax(lr >= lr.max() * (1 - 1e-9)))

@@ -7,7 +7,9 @@ little area; its benefit, letting a high LR be stable, is not in the law), so bo
 inputs here and the search runs over the decay: family, cooldown fraction, shape, final LR.
 
 The final-step prediction costs O(T) (the block plan of a single step has ~log2 T blocks),
-so the search is exhaustive over a grid.
+so the search is exhaustive over a grid. Every predicted final loss carries its interval
+(:mod:`advisor.schedule.uncertainty`); the choice is by the point prediction, and the search
+says when the runner-up lies inside the best's interval (the law cannot tell them apart).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.rules.lr_schedule import parse_schedule
+from advisor.schedule.uncertainty import Interval, Unsupported, schedule_interval
 
 #: Reference schedule for "gain over cosine": half-cosine to 10% of the peak.
 COSINE_REF = "cosine:final=0.1"
@@ -33,21 +36,26 @@ BAND_REL = 1e-3
 class BranchPoint:
     """One WSD branch off a shared constant-LR run: the target length ``total_steps``, the
     step the cooldown leaves the constant run at (``branch_step``), the cooldown's length
-    ``cooldown_steps`` (all optimizer steps), and the predicted final loss (nats per token)."""
+    ``cooldown_steps`` (all optimizer steps), and the predicted final loss (nats per token)
+    with its interval [``lo``, ``hi``]."""
 
     total_steps: int
     branch_step: int
     cooldown_steps: int
     predicted_final_loss: float
+    lo: float
+    hi: float
 
 
 @dataclass(frozen=True)
 class RankedSchedule:
-    """One candidate schedule (a ``parse_schedule`` spec) and its predicted final loss
-    (nats per token)."""
+    """One candidate schedule (a ``parse_schedule`` spec), its predicted final loss (nats
+    per token) and that loss's interval [``lo``, ``hi``] (:mod:`~advisor.schedule.uncertainty`)."""
 
     spec: str
     final_loss: float
+    lo: float
+    hi: float
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,10 @@ class ScheduleSearch:
     best's), the best WSD and ``cooldown_band`` ((lo, hi) fractions of the run whose WSD
     loss is within BAND_REL of it), its ``branch_points``, ``warmup_effect`` ({warmup steps
     as a string: loss} for the best shape), every candidate best first (``ranking``), and
-    ``notes`` for the reader (extrapolations, the fit's warnings)."""
+    ``notes`` for the reader (extrapolations, the fit's warnings, whether the runner-up is
+    distinguishable). ``best_interval``: the best's :class:`Interval` (lo, hi, rel, reason);
+    ``within_best_interval``: how many other candidates' point predictions lie inside it;
+    ``distinguishable``: False when the runner-up's does."""
 
     total_steps: int
     peak_lr: float
@@ -76,6 +87,9 @@ class ScheduleSearch:
     warmup_effect: dict
     ranking: tuple
     notes: tuple
+    best_interval: Interval
+    within_best_interval: int
+    distinguishable: bool
 
 
 def per_step_lrs(spec: str, total_steps: int, peak_lr: float) -> np.ndarray:
@@ -124,6 +138,19 @@ def final_loss(law, spec: str, total_steps: int, peak_lr=None) -> float:
     return float(law.predict(per_step_lrs(spec, T, peak), np.array([T]))[0])
 
 
+def final_interval(law, spec: str, total_steps: int, peak_lr=None) -> Interval:
+    """The predicted final loss of ``spec`` over ``total_steps`` with its interval
+    (:func:`advisor.schedule.uncertainty.schedule_interval`). AdvisorError when the interval
+    would be too wide for the number to mean anything."""
+    T, peak = _check(law, total_steps, peak_lr)
+    lrs = per_step_lrs(spec, T, peak)
+    y = float(law.predict(lrs, np.array([T]))[0])
+    try:
+        return schedule_interval(law, lrs / peak, T, y)
+    except Unsupported as e:
+        raise AdvisorError(f"{spec} over {T} steps: {e}") from None
+
+
 def default_warmup(law, total_steps: int) -> int:
     """Warmup steps: the fitted curves' warmup (the law absorbed its effect), at most 10% of
     the run, at least 2 / (1 - beta2) = 40 steps for beta2 = 0.95 (Ma and Yarats 2021)."""
@@ -149,9 +176,13 @@ def optimize(law, total_steps: int, peak_lr=None, warmup: int | None = None) -> 
     W = default_warmup(law, T) if warmup is None else int(warmup)
     if W < 0 or W >= T:
         raise AdvisorError(f"warmup must be in [0, total steps), got {warmup}")
-    rows = [RankedSchedule(s, final_loss(law, s, T, peak)) for s in candidates(W)]
+    ivs = {s: final_interval(law, s, T, peak) for s in candidates(W)}
+    rows = [RankedSchedule(s, iv.loss, iv.lo, iv.hi) for s, iv in ivs.items()]
     rows.sort(key=lambda r: r.final_loss)
     best = rows[0]
+    biv = ivs[best.spec]
+    inside = sum(biv.contains(r.final_loss) for r in rows[1:])
+    distinguishable = not biv.contains(rows[1].final_loss)
     ref = next(r for r in rows if r.spec.startswith(COSINE_REF))
     bs = parse_schedule(best.spec)
     wsd = [r for r in rows if r.spec.startswith("wsd:")]
@@ -171,6 +202,11 @@ def optimize(law, total_steps: int, peak_lr=None, warmup: int | None = None) -> 
     if T > 1.5 * law.total_steps_fitted:
         notes.append(f"{T} steps is {T / law.total_steps_fitted:.1f}x the longest fitted "
                      f"curve ({law.total_steps_fitted}): predictions extrapolate in length")
+    if not distinguishable:
+        notes.append(f"the runner-up {rows[1].spec} ({rows[1].final_loss:.4f}) lies inside "
+                     f"the best's interval [{biv.lo:.4f}, {biv.hi:.4f}], as do {inside} of "
+                     f"the {len(rows) - 1} other candidates: on this evidence the law cannot "
+                     "tell them apart (the ranking is by the point prediction)")
     for w in law.doc.get("provenance", {}).get("warnings", []) or []:
         notes.append(f"fit: {w}")
     warm = {w: final_loss(law, _with_warmup(best.spec, w), T, peak)
@@ -185,7 +221,8 @@ def optimize(law, total_steps: int, peak_lr=None, warmup: int | None = None) -> 
         branch_points=tuple(branch_points(law, T, ws.cooldown, ws.shape, ws.final_ratio, W,
                                           peak)),
         warmup_effect={str(k): v for k, v in warm.items()},
-        ranking=tuple(rows), notes=tuple(notes))
+        ranking=tuple(rows), notes=tuple(notes), best_interval=biv,
+        within_best_interval=int(inside), distinguishable=bool(distinguishable))
 
 
 def _with_warmup(spec: str, w: int) -> str:
@@ -210,7 +247,8 @@ def branch_points(law, total_steps: int, cooldown: float, shape: str, final: flo
             continue
         spec = f"wsd:cooldown={cooldown:g},shape={shape},final={final:g},warmup={int(warmup)}"
         s = parse_schedule(spec)
+        iv = final_interval(law, spec, Ti, peak)
         out.append(BranchPoint(total_steps=Ti, branch_step=int(s.decay_start(Ti)),
                                cooldown_steps=Ti - int(s.decay_start(Ti)),
-                               predicted_final_loss=final_loss(law, spec, Ti, peak)))
+                               predicted_final_loss=iv.loss, lo=iv.lo, hi=iv.hi))
     return out

@@ -134,11 +134,12 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
 @click.option("--no-plot", is_flag=True)
 @click.option("--points", default=400, show_default=True, type=int)
 def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, points):
-    """The predicted loss curve of a schedule (CSV of step, lr, predicted_loss)."""
+    """The predicted loss curve of a schedule (CSV of step, lr, predicted_loss, lo, hi), its
+    final loss with an interval and the interval's reason (docs/schedules.md)."""
     from advisor.rules.lr_schedule import parse_schedule
     from advisor.schedule.lawfile import load_schedule_law
     from advisor.common.outputs import atomic_write_text, check_output_file
-    from advisor.schedule.optimize import predict_schedule
+    from advisor.schedule.optimize import final_interval, predict_schedule
 
     parse_schedule(spec)                       # bad spec: error before anything else
     if steps < 10:
@@ -151,6 +152,10 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
     law = load_schedule_law(law_path)
     _check_cost(steps, 1, "the prediction")
     st, loss, lr = predict_schedule(law, spec, steps, peak_lr, n_points=points)
+    iv = final_interval(law, spec, steps, peak_lr)
+    # the final loss's relative interval on every row: earlier steps extrapolate less, so
+    # it is a conservative band for them
+    lo, hi = loss * (1 - iv.rel), loss * (1 + iv.rel)
     if peak_lr is not None and abs(peak_lr / law.lr_scale - 1) > 1e-6:
         _echo_err(f"note: peak LR {peak_lr:g} differs from the fit's {law.lr_scale:g}; the "
                   f"law was fitted at one peak LR and cannot rank peak LRs")
@@ -159,16 +164,19 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
                   f"fitted curve: the prediction extrapolates in length")
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    w.writerow(["step", "lr", "predicted_loss"])
-    for row in zip(st.tolist(), lr.tolist(), loss.tolist()):
-        w.writerow([row[0], f"{row[1]:.6g}", f"{row[2]:.6f}"])
+    w.writerow(["step", "lr", "predicted_loss", "lo", "hi"])
+    for row in zip(st.tolist(), lr.tolist(), loss.tolist(), lo.tolist(), hi.tolist()):
+        w.writerow([row[0], f"{row[1]:.6g}"] + [f"{x:.6f}" for x in row[2:]])
     atomic_write_text(csv_path, buf.getvalue(), "CSV file")
     click.echo(f"{spec}, {steps} steps, peak LR {peak_lr or law.lr_scale:g}: predicted final "
-               f"loss {loss[-1]:.4f} ({law.law} law)")
+               f"loss {iv.loss:.4f}, interval {iv.lo:.4f}-{iv.hi:.4f} (+-{iv.rel:.2%}; "
+               f"{law.law} law)")
+    click.echo(f"interval: {iv.reason}")
     click.echo(f"wrote {csv_path}")
     if not no_plot:
         from advisor.cli import plots
-        plots.schedule_prediction(st, loss, lr, plot_path, f"{spec} ({law.law} law)")
+        plots.schedule_prediction(st, loss, lr, plot_path, f"{spec} ({law.law} law)",
+                                  band=(lo, hi))
         click.echo(f"wrote {plot_path}")
 
 
@@ -204,23 +212,34 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
         return
     click.echo(f"{steps} steps at peak LR {r.peak_lr:g}, warmup {r.warmup_steps} steps "
                f"({law.law} law, {law_path})")
-    click.echo(f"best: {r.best}  predicted final loss {r.best_final_loss:.4f}")
-    click.echo(f"  vs {r.cosine_reference}: {r.cosine_final_loss:.4f}  "
-               f"(predicted gain {r.gain_over_cosine_nats:.4f} nats)")
+    b = r.best_interval
+    cos = next(x for x in r.ranking if x.spec == r.cosine_reference)
+    click.echo(f"best: {r.best}  predicted final loss {r.best_final_loss:.4f} "
+               f"[{b.lo:.4f}, {b.hi:.4f}] (+-{b.rel:.2%})")
+    click.echo(f"  interval: {b.reason}")
+    click.echo(f"  vs {r.cosine_reference}: {r.cosine_final_loss:.4f} [{cos.lo:.4f}, "
+               f"{cos.hi:.4f}]  (predicted gain {r.gain_over_cosine_nats:.4f} nats)")
+    told = [n for n in r.notes if n.startswith("the runner-up")]   # not distinguishable
+    for n in told:
+        click.echo(f"  not distinguishable: {n}")
+    if r.distinguishable:
+        click.echo(f"  the runner-up {r.ranking[1].spec} ({r.ranking[1].final_loss:.4f}) "
+                   "lies outside the best's interval")
     click.echo(f"best WSD: {r.best_wsd}; cooldown band {r.cooldown_band[0]:g}-"
                f"{r.cooldown_band[1]:g} of the run (within 0.1% of the best)")
-    click.echo("ranking:")
+    click.echo("ranking (predicted final loss [interval]):")
     for row in r.ranking[:top]:
-        click.echo(f"  {row.final_loss:.4f}  {row.spec}")
+        click.echo(f"  {row.final_loss:.4f} [{row.lo:.4f}, {row.hi:.4f}]  {row.spec}")
     click.echo("WSD branch points (one constant-LR run, cooldowns branched off it):")
     for b in r.branch_points:
         click.echo(f"  branch at step {b.branch_step:>8}, cool down {b.cooldown_steps:>7} "
                    f"steps -> {b.total_steps:>8}-step model, predicted loss "
-                   f"{b.predicted_final_loss:.4f}")
+                   f"{b.predicted_final_loss:.4f} [{b.lo:.4f}, {b.hi:.4f}]")
     click.echo("warmup: " + ", ".join(f"{k} steps -> {v:.4f}" for k, v in
                                       r.warmup_effect.items())
                + " (the law sees warmup only as LR area; it is set by rule, not by the law)")
     for n in r.notes:
-        click.echo(f"note: {n}")
+        if n not in told:
+            click.echo(f"note: {n}")
 
 

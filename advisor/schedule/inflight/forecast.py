@@ -20,7 +20,9 @@ Three ways to a model of the run, by what is known:
 Intervals: a relative half-width that grows with how far the prediction reaches beyond
 the last logged step, ``EXTRAP_REL[kind]`` per doubling of the step (at least a quarter of
 that), set from the held-out errors of bench/bench_run_forecast.py (docs/run.md), plus
-twice the standard error of the level over the last logged points.
+twice the standard error of the level over the last logged points. ``EXTRAP_REL`` and the
+per-doubling rule live in :mod:`advisor.schedule.uncertainty` with the intervals of
+``advisor schedule predict / optimize``.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ from advisor.errors import AdvisorError
 from advisor.schedule.curves import Curve
 from advisor.schedule.fitting import FitOptions, fit_law, predict_curve, status_warnings
 from advisor.schedule.forms import FORMS
+# EXTRAP_REL: the per-doubling allowances of the models here (table A of docs/run.md); they
+# and the doubling rule live with the other schedule-law intervals.
+from advisor.schedule.uncertainty import EXTRAP_REL, doublings, per_doubling
 
 #: The law and fitting procedure fitted on a run with no prior: the candidate whose
 #: first-half -> end predictions had the lowest mean of max errors over the five data sets
@@ -43,15 +48,6 @@ FORM = ("tissue", FitOptions())
 #: The form fitted where FORM is "auto" and the curve so far gives cross-validation no
 #: fold (its LR decayed only in the last 40% of the log).
 FALLBACK_FORM = ("tissue", FitOptions())
-#: Relative error of a predicted loss per doubling of the step beyond the last logged one,
-#: by kind of model: the largest first-half -> end error of table A (one doubling) of
-#: docs/run.md, rounded up. 'law' (fitted on the run alone): tissue, max 2.90%; 'anchored'
-#: (a prior from shorter runs of the setup): valley rho 0.6, max 0.65%; 'progress'
-#: (constant LR so far, constant continuation): max 0.40% on the constant runs (400M).
-#: 'shipped' (the shipped prior, a law of another setup, for the decays of a run at constant
-#: LR so far): the largest error on a setup the prior was not chosen on, 3.20% (124M at
-#: 2e-3; bench/schedule_prior.py --evidence, docs/run.md), rounded up.
-EXTRAP_REL = {"law": 0.03, "anchored": 0.007, "progress": 0.004, "shipped": 0.035}
 ALPHAS = np.linspace(0.05, 1.5, 59)
 #: The prior's level is matched on this last fraction of the logged points (after warmup).
 LEVEL_FRAC = 0.2
@@ -147,8 +143,8 @@ def shipped_prior():
 def half_width(kind: str, now: int, step: int, sigma_level: float) -> float:
     """Relative half-width of a predicted loss at ``step`` from a model of ``kind`` fitted
     up to ``now`` (``sigma_level``: the relative standard error of the level at ``now``)."""
-    reach = math.log2(max(step, now) / max(now, 1))
-    return EXTRAP_REL[kind] * max(reach, 0.25) + 2.0 * sigma_level
+    return per_doubling(EXTRAP_REL[kind], doublings(step, now), at_least=0.25) \
+        + 2.0 * sigma_level
 
 
 def fit_progress(curve: Curve, peak: float, mask=None) -> tuple:
