@@ -1,5 +1,5 @@
-"""Shared test fixtures: where the repository and the shared external data live, and a
-recorder of synthetic muP sweeps."""
+"""Shared test fixtures: where the repository and the shared external data live, a
+recorder of synthetic muP sweeps, and the CLI run in-process."""
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,18 @@ def external_data() -> Path:
     if not EXTERNAL.is_dir():
         pytest.skip(f"shared external data not found at {EXTERNAL}")
     return EXTERNAL
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(argv)`` runs ``advisor ARGV`` in-process: (exit code, stdout, stderr)."""
+    def run(argv):
+        from advisor.cli import main
+        with pytest.raises(SystemExit) as exc:
+            main(list(argv))
+        out = capsys.readouterr()
+        return exc.value.code, out.out, out.err
+    return run
 
 
 @pytest.fixture

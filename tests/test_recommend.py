@@ -162,6 +162,8 @@ def test_a_fitted_schedule_law_chooses_the_schedule_block_and_says_so(tmp_path, 
     assert "fitted schedule law" in s["source"]
     assert s["warmup_steps"] == rec.warmup_steps.value
     assert s["gain_over_cosine_nats"] >= 0
+    lo, hi = s["predicted_final_loss_interval"]          # never a bare predicted loss
+    assert lo < s["predicted_final_loss"] < hi and s["interval_reason"]
     assert s["branch_points"][-1]["total_steps"] == rec.total_steps.value
     from advisor.rules.lr_schedule import parse_schedule
     assert parse_schedule(s["spec"]).decay_start(rec.total_steps.value) == s["decay_start_step"]

@@ -22,13 +22,6 @@ COS10 = "cosine:final=0.1,warmup=300"          # the fitted cos10_50000 curve's 
 WSD = "wsd:cooldown=0.2,shape=linear,final=0,warmup=300"   # not among the fitted curves
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 @pytest.fixture(scope="module")
 def law_file(tmp_path_factory):
     """The valley law fitted by the CLI on the two committed curves (as a user would)."""
@@ -41,7 +34,7 @@ def law_file(tmp_path_factory):
 
 
 def test_refit_and_predict_of_a_fitted_curve_gets_the_narrow_in_sample_interval(
-        law_file, tmp_path, capsys):
+        law_file, tmp_path, cli):
     law = load_schedule_law(law_file)
     iv = final_interval(law, COS10, 50000)
     ins, _ = in_sample_rel(law)
@@ -52,21 +45,19 @@ def test_refit_and_predict_of_a_fitted_curve_gets_the_narrow_in_sample_interval(
     assert iv.rel < SHAPE_REL["valley"] / 2          # narrow: a fitted curve, not a new shape
     truth = load_csv(INPUTS / "cos10_50000.csv").final_loss
     assert iv.contains(truth)
-    code, out, _ = run(["schedule", "predict", "--law", str(law_file), "--schedule", COS10,
-                        "--steps", "50000", "--csv", str(tmp_path / "p.csv"), "--no-plot"],
-                       capsys)
+    code, out, _ = cli(["schedule", "predict", "--law", str(law_file), "--schedule", COS10,
+                        "--steps", "50000", "--csv", str(tmp_path / "p.csv"), "--no-plot"])
     assert code == 0 and "schedule and horizon of fitted curve cos10_50000" in out
 
 
-def test_a_schedule_unlike_the_fitted_ones_gets_the_shape_allowance(law_file, tmp_path, capsys):
+def test_a_schedule_unlike_the_fitted_ones_gets_the_shape_allowance(law_file, tmp_path, cli):
     law = load_schedule_law(law_file)
     iv = final_interval(law, WSD, 50000)
     assert iv.kind == "shape" and iv.matched is None
     assert iv.rel == pytest.approx(SHAPE_REL["valley"])   # within the fitted horizon
     assert iv.lo < iv.loss < iv.hi
-    code, out, _ = run(["schedule", "predict", "--law", str(law_file), "--schedule", WSD,
-                        "--steps", "50000", "--csv", str(tmp_path / "p.csv"), "--no-plot"],
-                       capsys)
+    code, out, _ = cli(["schedule", "predict", "--law", str(law_file), "--schedule", WSD,
+                        "--steps", "50000", "--csv", str(tmp_path / "p.csv"), "--no-plot"])
     assert code == 0
     assert f"+-{SHAPE_REL['valley']:.2%}" in out and "unlike the fitted curves" in out
 
@@ -86,11 +77,22 @@ def test_the_interval_widens_with_each_doubling_of_the_horizon(law_file):
     assert cos2.rel < final_interval(law, WSD, 2 * T0).rel
 
 
-def test_predict_csv_and_text_carry_finite_intervals(law_file, tmp_path, capsys):
+def test_the_first_steps_of_a_fitted_curve_are_in_sample(law_file):
+    """The law's loss at step t depends only on the LRs up to t: a constant run of 20k steps
+    is the fitted 50k constant run's first 20k steps."""
+    law = load_schedule_law(law_file)
+    iv = final_interval(law, "constant:warmup=300", 20000)
+    assert iv.kind == "in-sample" and iv.matched == "const_50000"
+    assert "first steps of fitted curve const_50000" in iv.reason
+    # a cosine compressed into 20k steps is not the fitted 50k cosine's first steps
+    assert final_interval(law, "cosine:final=0.1,warmup=300", 20000).kind != "in-sample"
+
+
+def test_predict_csv_and_text_carry_finite_intervals(law_file, tmp_path, cli):
     path = tmp_path / "p.csv"
-    code, out, err = run(["schedule", "predict", "--law", str(law_file), "--schedule", WSD,
+    code, out, err = cli(["schedule", "predict", "--law", str(law_file), "--schedule", WSD,
                           "--steps", "100000", "--csv", str(path), "--plot",
-                          str(tmp_path / "p.png")], capsys)
+                          str(tmp_path / "p.png")])
     assert code == 0, err
     rows = list(csv.DictReader(open(path)))
     assert list(rows[0]) == ["step", "lr", "predicted_loss", "lo", "hi"]
@@ -98,12 +100,24 @@ def test_predict_csv_and_text_carry_finite_intervals(law_file, tmp_path, capsys)
     assert np.isfinite(vals).all() and (vals > 0).all()
     assert (vals[:, 1] < vals[:, 0]).all() and (vals[:, 0] < vals[:, 2]).all()
     assert "interval" in out and "per doubling beyond the longest fitted curve" in out
+    # each row is the final loss of a run of that many steps: in-sample while the WSD is
+    # still the fitted constant run (after its first profile interval), wider past the
+    # fitted horizon, widest with the cooldown beyond it; the last row is the printed one
+    law = load_schedule_law(law_file)
+    st = np.array([int(r["step"]) for r in rows])
+    rel = vals[:, 2] / vals[:, 0] - 1
+    ins = in_sample_rel(law)[0]
+    early = (st > law.total_steps_fitted / 64) & (st <= law.total_steps_fitted)
+    assert np.allclose(rel[early], ins, atol=2e-6)
+    later = (st > 1.02 * law.total_steps_fitted) & (st < 80000)
+    assert (np.diff(rel[later]) >= -2e-6).all() and (rel[later] > ins).all()
+    assert rel[-1] == pytest.approx(final_interval(law, WSD, 100000).rel, abs=2e-6)
     for bad in ("nan", "inf"):
         assert bad not in out.lower().replace("interval", "").replace("information", "")
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
-def test_optimize_says_when_the_top_two_cannot_be_told_apart(law_file, capsys):
+def test_optimize_says_when_the_top_two_cannot_be_told_apart(law_file, cli):
     law = load_schedule_law(law_file)
     r = optimize(law, 50000)
     best, second = r.ranking[0], r.ranking[1]
@@ -115,13 +129,12 @@ def test_optimize_says_when_the_top_two_cannot_be_told_apart(law_file, capsys):
     # on this evidence (+-1.5% for new shapes) the best WSD cooldowns are within 0.1% of
     # each other: the law cannot tell them apart, and says so
     assert not r.distinguishable
-    code, out, _ = run(["schedule", "optimize", "--law", str(law_file), "--steps", "50000"],
-                       capsys)
+    code, out, _ = cli(["schedule", "optimize", "--law", str(law_file), "--steps", "50000"])
     assert code == 0 and "not distinguishable: the runner-up" in out
     best_line = next(l for l in out.splitlines() if l.startswith("best:"))
     assert f"[{r.best_interval.lo:.4f}, {r.best_interval.hi:.4f}]" in best_line
-    code, js, _ = run(["schedule", "optimize", "--law", str(law_file), "--steps", "50000",
-                       "--json"], capsys)
+    code, js, _ = cli(["schedule", "optimize", "--law", str(law_file), "--steps", "50000",
+                       "--json"])
     assert code == 0 and '"best_interval"' in js and '"distinguishable": false' in js
 
 
@@ -148,14 +161,13 @@ def test_old_law_files_without_curve_records_still_load_with_wider_intervals(law
     (lambda c: c.update(final_rel="big"), "final_rel must be a finite number"),
     (lambda c: c.pop("total_steps"), "lr_profile needs total_steps"),
 ])
-def test_a_broken_curve_record_is_one_error_line(law_file, tmp_path, capsys, edit, needle):
+def test_a_broken_curve_record_is_one_error_line(law_file, tmp_path, cli, edit, needle):
     doc = yaml.safe_load(law_file.read_text())
     edit(doc["fit"]["curves"][0])
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(doc))
-    code, out, err = run(["schedule", "predict", "--law", str(bad), "--schedule", WSD,
-                          "--steps", "50000", "--csv", str(tmp_path / "p.csv"), "--no-plot"],
-                         capsys)
+    code, out, err = cli(["schedule", "predict", "--law", str(bad), "--schedule", WSD,
+                          "--steps", "50000", "--csv", str(tmp_path / "p.csv"), "--no-plot"])
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p.csv").exists()
 

@@ -219,11 +219,14 @@ class AlternativeSchedule(Block):
 
 @frozen_block
 class FittedSchedule(Block):
-    """What a fitted schedule law adds (``advisor schedule``): predicted final loss and gain
-    over cosine in nats, the WSD cooldown band as fractions of the run, branch points, the
-    law's own warmup (steps) and its notes."""
+    """What a fitted schedule law adds (``advisor schedule``): predicted final loss, its
+    interval [lo, hi] and the interval's reason, and gain over cosine in nats, the WSD
+    cooldown band as fractions of the run, branch points, the law's own warmup (steps) and
+    its notes."""
 
     predicted_final_loss: float
+    predicted_final_loss_interval: Any
+    interval_reason: str
     gain_over_cosine_nats: float
     cooldown_band: Any
     branch_points: Any

@@ -875,6 +875,8 @@ def schedule_step(total: int, warm: int, lr: float, schedule_law,
             **_schedule_fields(parse_schedule(fitted.schedule), total, warm, lr),
             fitted=FittedSchedule(
                 predicted_final_loss=fitted.predicted_final_loss,
+                predicted_final_loss_interval=fitted.final_loss_interval,
+                interval_reason=fitted.interval_reason,
                 gain_over_cosine_nats=fitted.gain_over_cosine_nats,
                 cooldown_band=fitted.cooldown_band, branch_points=fitted.branch_points,
                 law_warmup_steps=fitted.warmup_steps, notes=fitted.notes),

@@ -6,7 +6,8 @@ bounds, evaluation and fitter hooks, read by everything below), ``fitting`` (Hub
 loss, trust-region + L-BFGS-B from a grid), ``select`` (choice of law and fitting procedure
 by cross-validation), ``ensemble`` (the forms averaged with cross-validation weights: a
 measured candidate, not used by a command), ``optimize`` (schedule search and WSD branch
-points), ``lawfile`` (the schedule-law YAML). Here: :func:`recommend_schedule`, the
+points), ``lawfile`` (the schedule-law YAML), ``uncertainty`` (the interval of every predicted
+loss and its reason; ``advisor run``'s per-doubling allowances too). Here: :func:`recommend_schedule`, the
 schedule block of ``advisor recommend``, as a typed :class:`ScheduleChoice`.
 Everything here is torch-free; the figures are drawn by ``advisor.cli.plots``.
 """
@@ -26,7 +27,8 @@ class ScheduleChoice:
     ``schedule``, ``cosine_reference`` and ``wsd_schedule`` are spec strings for
     :func:`advisor.rules.lr_schedule.parse_schedule`; ``warmup_steps`` the law's default
     warmup in optimizer steps; ``predicted_final_loss`` in nats per token (at the law's peak
-    LR); ``gain_over_cosine_nats`` the predicted final loss of cosine to 10% minus that of
+    LR), ``final_loss_interval`` its (lo, hi) and ``interval_reason`` why that wide
+    (:mod:`advisor.schedule.uncertainty`); ``gain_over_cosine_nats`` the predicted final loss of cosine to 10% minus that of
     ``schedule`` (nats); ``cooldown_band`` (lo, hi) fractions of the run for a WSD cooldown
     of the best shape; ``branch_points`` where one constant-LR run branches into cooldowns;
     ``law`` the law's name and ``law_path`` its file; ``notes`` sentences for the reader.
@@ -35,6 +37,8 @@ class ScheduleChoice:
     schedule: str
     warmup_steps: int
     predicted_final_loss: float
+    final_loss_interval: tuple
+    interval_reason: str
     gain_over_cosine_nats: float
     cosine_reference: str
     cooldown_band: tuple
@@ -73,6 +77,8 @@ def recommend_schedule(law_path, total_steps: int,
                   f"the peak LR)",)
     return ScheduleChoice(
         schedule=r.best, warmup_steps=r.warmup_steps, predicted_final_loss=r.best_final_loss,
+        final_loss_interval=(r.best_interval.lo, r.best_interval.hi),
+        interval_reason=r.best_interval.reason,
         gain_over_cosine_nats=r.gain_over_cosine_nats, cosine_reference=r.cosine_reference,
         cooldown_band=r.cooldown_band, wsd_schedule=r.best_wsd,
         branch_points=r.branch_points, law=law.law, law_path=str(law_path), notes=notes)

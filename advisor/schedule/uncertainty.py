@@ -31,8 +31,8 @@ Every allowance that grows with the horizon grows linearly in the doublings
 
 The rule for a whole schedule (:func:`schedule_interval`), relative half-width h:
 
-* the schedule's LR profile (LR / peak against the fraction of the run, from 10% of the run
-  on) and horizon equal a fitted curve's: h = in-sample;
+* the schedule's LRs are a fitted curve's (over its whole horizon, or its first steps:
+  compared from 10% of the run on, where warmups no longer matter): h = in-sample;
 * else h = SHAPE_REL[law] + HORIZON_REL[law] x doublings beyond ``total_steps_fitted``;
 * a profile among the fitted curves at another horizon takes the narrower of that and
   in-sample + HORIZON_REL[law] x |doublings| from the nearest such curve (table B is
@@ -157,49 +157,88 @@ class Unsupported(ValueError):
     """The interval would be too wide (at least MAX_REL) for the loss to mean anything."""
 
 
-def schedule_interval(law, u, total_steps: int, loss: float) -> Interval:
-    """The interval of ``loss``, the law's predicted final loss of a schedule with LR / peak
-    ``u`` (per step, index = step 0..total_steps) over ``total_steps`` steps (module
-    docstring). Raises :class:`Unsupported` when the half-width reaches MAX_REL, ValueError
-    for a non-finite or non-positive loss."""
-    if not (math.isfinite(loss) and loss > 0):
-        raise ValueError(f"a predicted loss must be finite and positive, got {loss!r}")
-    T = int(total_steps)
+def _records(law) -> list[dict]:
+    """The fitted curves with a recorded LR profile and horizon."""
+    return [c for c in fitted_curves(law) if isinstance(c.get("lr_profile"), list)
+            and _num(c.get("total_steps")) is not None]
+
+
+def is_prefix(u, T: int, rec: dict) -> bool:
+    """Whether the first ``T`` steps of the schedule ``u`` (LR / peak, index = step) are the
+    fitted curve ``rec``'s first ``T`` steps (its recorded profile, interpolated at the same
+    absolute steps, from PROFILE_FROM x T and from one profile interval on, within
+    PROFILE_TOL): the law's loss at step T is then its fit of that curve at step T. Needs T
+    within the curve's horizon."""
+    Tc = float(rec["total_steps"])
+    first = max(PROFILE_FROM * T, Tc / PROFILE_POINTS)   # the profile's resolution: a
+    if T > Tc * (1 + HORIZON_TOL) or first >= T:       # warmup is smeared over Tc / 64
+        return False
+    st = np.linspace(first, T, PROFILE_POINTS + 1)
+    theirs = np.interp(np.minimum(st, Tc) / Tc * PROFILE_POINTS,
+                       np.arange(PROFILE_POINTS + 1), np.asarray(rec["lr_profile"], float))
+    ours = np.asarray(u, dtype=np.float64)[np.minimum(np.rint(st).astype(np.int64), len(u) - 1)]
+    return bool(np.max(np.abs(ours - theirs)) <= PROFILE_TOL)
+
+
+def _rule(law, u, T: int, recs, ins: tuple) -> tuple:
+    """(rel, kind, matched, beyond, reason) of the module docstring's rule at horizon T."""
     form = law.law
     shape_rel, hor_rel = SHAPE_REL[form], HORIZON_REL[form]
     longest = int(law.total_steps_fitted)
     beyond = doublings(T, longest) if T > longest * (1 + HORIZON_TOL) else 0.0
-    ins, ins_why = in_sample_rel(law)
-    prof = lr_profile(u, T)
-    seen = [c for c in fitted_curves(law)
-            if isinstance(c.get("lr_profile"), list) and same_profile(prof, c["lr_profile"])
-            and _num(c.get("total_steps")) is not None]
-    where = (f"docs/run.md tables B, C: {form} laws on Schaipp et al. 2025's and Luo et al. "
-             "2025's held-out curves")
+    src = f"{form} laws on held-out curves of Schaipp et al. 2025 and Luo et al. 2025"
     general = shape_rel + per_doubling(hor_rel, beyond)
-    why = (f"{shape_rel:.1%} for a schedule unlike the fitted curves"
-           + (f" + {hor_rel:.1%} per doubling beyond the longest fitted curve "
-              f"({longest} steps) x {beyond:.2f}" if beyond > 0 else "")
-           + f" ({where})")
-    if not any(isinstance(c.get("lr_profile"), list) for c in fitted_curves(law)):
+    why = (f"{shape_rel:.1%} for a schedule unlike the fitted curves (docs/run.md table C)"
+           + (f" + {hor_rel:.1%} per doubling beyond the longest fitted curve ({longest} "
+              f"steps) x {beyond:.2f} (table B)" if beyond > 0 else "") + f"; {src}")
+    if not recs:
         why += ("; the law file does not record its curves' schedules (fitted before they "
                 "were recorded): refit it for in-sample intervals on them")
-    kind, rel, matched = "shape", general, None
+    for c in recs:
+        if is_prefix(u, T, c):
+            n = abs(math.log2(T / float(c["total_steps"])))
+            what = ("the schedule and horizon of" if n <= math.log2(1 + HORIZON_TOL)
+                    else "the first steps of")
+            return (ins[0], "in-sample", c.get("name"), beyond,
+                    f"{what} fitted curve {c.get('name')}: {ins[1]}")
+    prof = lr_profile(u, T)
+    seen = [c for c in recs if same_profile(prof, c["lr_profile"])]
     if seen:
         c = min(seen, key=lambda c: abs(math.log2(T / float(c["total_steps"]))))
         n = abs(math.log2(T / float(c["total_steps"])))
-        if n <= math.log2(1 + HORIZON_TOL):
-            kind, rel, matched = "in-sample", ins, c.get("name")
-            why = f"the schedule and horizon of fitted curve {matched}: {ins_why}"
-        else:
-            near = ins + per_doubling(hor_rel, n)
-            if near < general:
-                kind, rel, matched = "horizon", near, c.get("name")
-                why = (f"the schedule of fitted curve {matched} at "
-                       f"{T / float(c['total_steps']):.2g}x its horizon: {ins:.2%} in-sample "
-                       f"({ins_why}) + {hor_rel:.1%} per doubling x {n:.2f} ({where})")
+        near = ins[0] + per_doubling(hor_rel, n)
+        if near < general:
+            return (near, "horizon", c.get("name"), beyond,
+                    f"the schedule of fitted curve {c.get('name')} at "
+                    f"{T / float(c['total_steps']):.2g}x its horizon: {ins[0]:.2%} in-sample "
+                    f"({ins[1]}) + {hor_rel:.1%} per doubling x {n:.2f} (docs/run.md table "
+                    f"B; {src})")
+    return general, "shape", None, beyond, why
+
+
+def schedule_interval(law, u, total_steps: int, loss: float) -> Interval:
+    """The interval of ``loss``, the law's predicted final loss of a schedule with LR / peak
+    ``u`` (per step, index = step 0..total_steps) over ``total_steps`` steps (module
+    docstring; a schedule whose steps so far are a fitted curve's first steps counts as
+    in-sample). Raises :class:`Unsupported` when the half-width reaches MAX_REL, ValueError
+    for a non-finite or non-positive loss."""
+    if not (math.isfinite(loss) and loss > 0):
+        raise ValueError(f"a predicted loss must be finite and positive, got {loss!r}")
+    rel, kind, matched, beyond, why = _rule(law, u, int(total_steps), _records(law),
+                                            in_sample_rel(law))
     if not math.isfinite(rel) or rel >= MAX_REL:
         raise Unsupported(f"the interval would be +-{rel:.0%} or more ({why}): the law "
                           "cannot say what this schedule ends at")
     return Interval(loss=float(loss), lo=float(loss) * (1 - rel), hi=float(loss) * (1 + rel),
                     rel=float(rel), kind=kind, reason=why, matched=matched, beyond=beyond)
+
+
+def curve_halfwidths(law, u, steps) -> np.ndarray:
+    """Relative half-widths of the predicted loss at each of ``steps`` of one schedule (LR /
+    peak ``u``, index = step): the law's loss at step t is the final loss of a run of t
+    steps with the schedule's first t LRs, so each gets :func:`schedule_interval`'s rule
+    for that run (in-sample where it is still a fitted curve's first steps, wider where it
+    leaves them or the fitted horizon)."""
+    recs, ins = _records(law), in_sample_rel(law)
+    return np.array([_rule(law, u, int(t), recs, ins)[0] for t in np.asarray(steps)],
+                    dtype=np.float64)

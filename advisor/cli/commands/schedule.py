@@ -139,7 +139,8 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
     from advisor.rules.lr_schedule import parse_schedule
     from advisor.schedule.lawfile import load_schedule_law
     from advisor.common.outputs import atomic_write_text, check_output_file
-    from advisor.schedule.optimize import final_interval, predict_schedule
+    from advisor.schedule.optimize import final_interval, per_step_lrs, predict_schedule
+    from advisor.schedule.uncertainty import curve_halfwidths
 
     parse_schedule(spec)                       # bad spec: error before anything else
     if steps < 10:
@@ -153,9 +154,8 @@ def predict_cmd(law_path, spec, steps, peak_lr, csv_path, plot_path, no_plot, po
     _check_cost(steps, 1, "the prediction")
     st, loss, lr = predict_schedule(law, spec, steps, peak_lr, n_points=points)
     iv = final_interval(law, spec, steps, peak_lr)
-    # the final loss's relative interval on every row: earlier steps extrapolate less, so
-    # it is a conservative band for them
-    lo, hi = loss * (1 - iv.rel), loss * (1 + iv.rel)
+    rel = curve_halfwidths(law, per_step_lrs(spec, steps, 1.0), st)   # each row: its own run
+    lo, hi = loss * (1 - rel), loss * (1 + rel)
     if peak_lr is not None and abs(peak_lr / law.lr_scale - 1) > 1e-6:
         _echo_err(f"note: peak LR {peak_lr:g} differs from the fit's {law.lr_scale:g}; the "
                   f"law was fitted at one peak LR and cannot rank peak LRs")
