@@ -90,7 +90,7 @@ ENS_POWERS = {"1/s^1": 1.0, "1/s^2": 2.0, "1/s^4": 4.0, "1/s^8": 8.0,
               "per form 1/s^8": 8.0, "single best (same CV)": float("inf")}
 ENS_FORMS_B = ("valley", "valley rho0.6", "multipower", "multipower rho0.6", "tissue")
 #: modules of advisor/schedule that no fit depends on (left out of the cache key)
-NOT_FITTING = ("ensemble.py",)
+NOT_FITTING = ("ensemble.py", "uncertainty.py")
 SEP = 0.002
 CACHE = Path("/tmp/bench_run_forecast")
 

@@ -235,9 +235,11 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
         click.echo(f"  branch at step {b.branch_step:>8}, cool down {b.cooldown_steps:>7} "
                    f"steps -> {b.total_steps:>8}-step model, predicted loss "
                    f"{b.predicted_final_loss:.4f} [{b.lo:.4f}, {b.hi:.4f}]")
+    inside = all(r.best_interval.contains(v) for v in r.warmup_effect.values())
     click.echo("warmup: " + ", ".join(f"{k} steps -> {v:.4f}" for k, v in
                                       r.warmup_effect.items())
-               + " (the law sees warmup only as LR area; it is set by rule, not by the law)")
+               + " (the law sees warmup only as LR area; it is set by rule, not by the law"
+               + ("; all inside the best's interval)" if inside else ")"))
     for n in r.notes:
         if n not in told:
             click.echo(f"note: {n}")
