@@ -219,9 +219,9 @@ def optimize_cmd(law_path, steps, peak_lr, warmup, top, as_json):
     click.echo(f"  interval: {b.reason}")
     click.echo(f"  vs {r.cosine_reference}: {r.cosine_final_loss:.4f} [{cos.lo:.4f}, "
                f"{cos.hi:.4f}]  (predicted gain {r.gain_over_cosine_nats:.4f} nats)")
-    told = [n for n in r.notes if n.startswith("the runner-up")]   # not distinguishable
+    told = [n for n in r.notes if n.startswith("the runner-up")]   # inside the interval
     for n in told:
-        click.echo(f"  not distinguishable: {n}")
+        click.echo(f"  within the interval: {n}")
     if r.distinguishable:
         click.echo(f"  the runner-up {r.ranking[1].spec} ({r.ranking[1].final_loss:.4f}) "
                    "lies outside the best's interval")
