@@ -1,4 +1,5 @@
-"""What the schedule-law forms can do at all, and what one cooldown branch buys (docs/run.md E, F).
+"""What the schedule-law forms can do at all, what one cooldown branch buys, and fitting late
+points only for longer horizons (docs/run.md E, F, G).
 
 Issue 27's goal for a held-out peak LR is every other schedule's final loss within 0.3%,
 with at most 5% of the pairs in the wrong order. Tables B and C of docs/run.md miss it at
@@ -15,6 +16,12 @@ F. **What one cheap cooldown branch buys.** At each peak LR, the fit set of tabl
    (10% or 20% of 50k steps, or of 25k). Each fit predicts every schedule outside its fit
    set; ``auto`` is the product's own choice (``schedule fit --law auto``).
 
+G. **Late points only, for longer horizons.** Table B of docs/run.md (laws fitted on the
+   runs of at most 25k / 24k steps, predicting the longer ones), with each fit set curve's
+   first half left out (``FitOptions(skip=0.5)``), against the usual fit; and which
+   candidate the horizon fold that ``auto`` would use picks (fit the runs shorter than 75%
+   of the longest fitted horizon, predict the others: ``advisor.schedule.select.folds``).
+
 Data: Schaipp et al. 2025's 124M runs at peak LR 5e-4 and 2e-3 (validation loss every 200
 steps; its noise is about 0.03% per point, measured from second differences along the
 constant run), and in E also Luo et al. 2025's multi-power curves (25M, 100M, 400M).
@@ -28,6 +35,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+from dataclasses import replace
 
 from advisor.common.outputs import md_table
 from advisor.schedule.curves import Curve
@@ -102,11 +111,40 @@ def table_f(data) -> str:
                      "pairs wrong", "meets the goal"], rows)
 
 
+def table_g(data) -> str:
+    cands = {}
+    for cand in FORMS:
+        law, opts = brf.CANDS[cand]
+        cands[cand] = (law, opts)
+        cands[f"{cand} skip0.5"] = (law, replace(opts, skip=0.5))
+    rows = []
+    for ds, curves in data.items():
+        cut = 25000 if ds.startswith("124M") else 24000
+        fit_c = {n: c for n, c in curves.items() if brf.horizon(n) <= cut}
+        held = {n: c for n, c in curves.items() if brf.horizon(n) > cut}
+        longest = max(brf.horizon(n) for n in fit_c)
+        inner = [c for n, c in fit_c.items() if brf.horizon(n) < 0.75 * longest]
+        inner_held = {n: c for n, c in fit_c.items() if brf.horizon(n) >= 0.75 * longest}
+        res = {}
+        for name, (law, opts) in cands.items():
+            fold = finals_metrics(brf.cached_fit(law, inner, opts, f"G fold {ds}"), inner_held)
+            out = finals_metrics(brf.cached_fit(law, list(fit_c.values()), opts, f"G {ds}"),
+                                 held)
+            res[name] = (fold, out)
+        chosen = min(res, key=lambda k: res[k][0]["mean"])
+        for name, (fold, out) in res.items():
+            rows.append([ds, name, f"{fold['mean']:.2%} / {fold['max']:.2%}", fmt(out),
+                         "**chosen by the fold**" if name == chosen else ""])
+        print(f"# G {ds} done", flush=True)
+    return md_table(["data", "candidate", "horizon fold inside the fit set: mean / max",
+                     "longer runs (table B): mean / max error, pairs wrong", ""], rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(brf.DATA), help="shared/data/external")
     ap.add_argument("--out", help="write the two tables (Markdown) here")
-    ap.add_argument("--tables", default="EF", help="E, F or EF")
+    ap.add_argument("--tables", default="EFG", help="any of E, F, G")
     args = ap.parse_args(argv)
     brf.SCHAIPP = Path(args.data) / "schaipp_lr_schedules"
     brf.MP = Path(args.data) / "multipower_loss_curves"
@@ -117,6 +155,8 @@ def main(argv=None):
         parts.append("### E. What each form can fit at all (in sample)\n\n" + table_e(data))
     if "F" in args.tables:
         parts.append("### F. What one cooldown branch in the fit set buys\n\n" + table_f(data))
+    if "G" in args.tables:
+        parts.append("### G. Late points only, for longer horizons\n\n" + table_g(data))
     text = "\n".join(parts)
     print(text)
     print(f"# {time.time() - t0:.0f} s", flush=True)
