@@ -193,8 +193,9 @@ def test_a_plausible_schedule_law_still_predicts(tmp_path):
     r = advisor("schedule", "predict", "--law", law_file(tmp_path), "--schedule", "cosine",
                 "--steps", "24000", "--no-plot", "--csv", tmp_path / "p.csv")
     assert r.returncode == 0, r.stderr
-    final = float(r.stdout.split("predicted final loss ")[1].split()[0])
+    final = float(r.stdout.split("predicted final loss ")[1].split()[0].rstrip(","))
     assert 2.5 < final < 4.0
+    assert "interval" in r.stdout.split("predicted final loss ")[1].splitlines()[0]
 
 
 # ---------------------------------------------------------------------------------------
