@@ -357,6 +357,40 @@ def check_identifiable(curves: list[Curve]) -> None:
                            "WSD cooldown)")
 
 
+#: A quick cooldown: the LR falls from QUICK_FROM to QUICK_TO of its peak within QUICK_WITHIN
+#: of the run's steps (a WSD cooldown over up to ~40% of the run does; a cosine over the whole
+#: run takes ~47% and does not).
+QUICK_FROM, QUICK_TO, QUICK_WITHIN = 0.8, 0.2, 0.25
+
+
+def cools_down_quickly(lrs) -> bool:
+    """Whether a per-step LR schedule (index = step) has a quick cooldown (see QUICK_*)."""
+    lr = np.asarray(lrs, dtype=np.float64)
+    peak = float(lr.max()) if lr.size else 0.0
+    if peak <= 0:
+        return False
+    after = lr[int(np.argmax(lr)):]
+    low = np.flatnonzero(after <= QUICK_TO * peak)
+    if low.size == 0:
+        return False
+    high = np.flatnonzero(after[: low[0]] >= QUICK_FROM * peak)
+    return bool(high.size and low[0] - high[-1] <= QUICK_WITHIN * len(lr))
+
+
+def fit_set_notes(curves: list[Curve]) -> list[str]:
+    """Advice on the curves given to a fit (not errors: the fit goes ahead)."""
+    if any(cools_down_quickly(c.lrs[: int(c.steps[-1]) + 1]) for c in curves):
+        return []
+    return ["no fitted curve cools down quickly (its LR falling from 80% to 20% of the peak "
+            "within a quarter of its steps), so predictions for WSD cooldowns extrapolate how "
+            "fast the loss follows an LR drop. One short cooldown branched from a constant run "
+            "(over 10-20% of its steps) is a cheap pilot curve that measures it: on Schaipp et "
+            "al. 2025's 124M runs at peak LR 5e-4, adding one to a constant + cosine fit set cut "
+            "the largest error on the other schedules from 0.31% to 0.24-0.29%, and the pairs "
+            "in the wrong order from 2 of 95 to 0-4 of 87-88; at 2e-3 it made no difference "
+            "(docs/run.md, table F)"]
+
+
 def fit_law(law: str, curves: list[Curve], opts: FitOptions = FitOptions()) -> FitResult:
     """Fit ``law`` ("multipower", "tissue" or "valley") to ``curves`` sharing one peak LR.
 

@@ -88,8 +88,10 @@ def fit_cmd(source, out, law_choice, run_ids, loss_col, extra, plot_path):
         cands = CANDIDATES
     else:
         cands = [(law_choice, FitOptions())]
-    from advisor.schedule.fitting import check_identifiable
+    from advisor.schedule.fitting import check_identifiable, fit_set_notes
     check_identifiable(curves)
+    for n in fit_set_notes(curves):
+        _echo_err(f"note: {n}")
     _echo_err(f"fitting {len(curves)} curve(s): {', '.join(c.name for c in curves)}")
     fit, rows = select_and_fit(curves, cands, progress=_echo_err)
     if rows:
