@@ -44,10 +44,10 @@ from advisor.schedule.fitting import predict_curve
 from advisor.schedule.select import select_and_fit
 from bench import bench_run_forecast as brf
 
-FORMS = ("valley", "valley rho0.6", "multipower", "multipower rho0.6", "tissue")
+FORMS = brf.ENS_FORMS_B                    # the five base forms of tables A and B
 GOAL_MAX, GOAL_WRONG = 0.003, 0.05
 #: fit sets of table F (the first is table C's); every other curve of the LR is predicted
-FIT_SETS = (("const_50000", "cos10_50000"),
+FIT_SETS = (brf.FIT_SET,
             ("const_50000", "cos10_50000", "lin0.1_50000"),
             ("const_50000", "cos10_50000", "lin0.2_50000"),
             ("const_50000", "cos10_50000", "lin0.1_25000"),

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-FIT_SET = ("const_50000", "cos10_50000")
+from bench.bench_run_forecast import FIT_SET      # the fit set of table C
+
 LAWS = "auto,valley,multipower,tissue"
 
 
